@@ -1,0 +1,1 @@
+"""sfemu: a local Salesforce emulator speaking Salesforce wire formats."""
