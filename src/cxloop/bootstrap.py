@@ -1,0 +1,65 @@
+"""The composition root: builds the real things once, from settings, and wires them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from huey import Huey
+
+from cxloop.db import migrate
+from cxloop.db.engine import create_database_engine
+from cxloop.db.uow import Database
+from cxloop.engine.jobs import periodic_jobs
+from cxloop.engine.queue import create_huey
+from cxloop.engine.scheduler import PeriodicJob, Scheduler
+from cxloop.engine.tasks import QueueTasks, register_tasks
+from cxloop.security import SecretBox
+from cxloop.settings import Settings
+
+
+@dataclass
+class Container:
+    """Everything a process of cxloop needs, built once."""
+
+    settings: Settings
+    db: Database
+    huey: Huey
+    tasks: QueueTasks
+    secret_box: SecretBox
+    jobs: list[PeriodicJob] = field(default_factory=list)
+
+    def scheduler(self) -> Scheduler:
+        return Scheduler(
+            self.db,
+            self.jobs,
+            lambda name, slot: self.tasks.run_periodic_job(name, slot),
+            tick_s=self.settings.periodic_tick_s,
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Container:
+    """Build the container. With `upgrade_sqlite`, an SQLite database is migrated to the newest
+    schema (a laptop install should just work); PostgreSQL is migrated explicitly
+    (`cxloop db upgrade`), as operators expect."""
+    settings = settings.with_secrets()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_database_engine(
+        settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+    if upgrade_sqlite and settings.is_sqlite:
+        migrate.upgrade(engine)
+    db = Database(engine)
+    huey = create_huey(settings.effective_queue_url)
+    jobs = periodic_jobs(settings, db)
+    tasks = register_tasks(huey, db, jobs)
+    return Container(
+        settings=settings,
+        db=db,
+        huey=huey,
+        tasks=tasks,
+        secret_box=SecretBox(settings.fernet_keys()),
+        jobs=jobs,
+    )

@@ -1,0 +1,85 @@
+"""The unit of work: one SQLAlchemy session per use case, and what to do after it commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cxloop.db.engine import READ_ONLY
+
+
+class UnitOfWork:
+    """A transaction of one use case.
+
+    `with uow:` opens a session; leaving the block without `commit()` rolls back. Callbacks
+    registered with `after_commit` (typically: send ids to the queue) run only once the commit
+    has succeeded, so a worker never sees an id whose row is not there yet.
+    """
+
+    def __init__(self, session_factory: sessionmaker[Session], *, read_only: bool = False) -> None:
+        self._session_factory = session_factory
+        self._read_only = read_only
+        self._after_commit: list[Callable[[], None]] = []
+        self._session: Session | None = None
+        self._committed = False
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use `with uow:`")
+        return self._session
+
+    def __enter__(self) -> UnitOfWork:
+        self._session = self._session_factory()
+        if self._read_only:
+            self._session.connection(execution_options=READ_ONLY)
+        self._after_commit = []
+        self._committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            self._session.rollback()  # a no-op after commit(); undoes everything otherwise
+        finally:
+            self._session.close()
+            self._session = None
+        if exc_type is None and self._committed:
+            callbacks, self._after_commit = self._after_commit, []
+            for callback in callbacks:
+                callback()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._committed = True
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` after this unit of work has committed (never if it rolls back)."""
+        self._after_commit.append(callback)
+
+
+class Database:
+    """An engine and its session factory; hands out units of work."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session_factory = sessionmaker(engine, expire_on_commit=False)
+
+    def uow(self) -> UnitOfWork:
+        """A unit of work that may write."""
+        return UnitOfWork(self.session_factory)
+
+    def reader(self) -> UnitOfWork:
+        """A unit of work that only reads (cheaper on SQLite: no write lock)."""
+        return UnitOfWork(self.session_factory, read_only=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,67 @@
+"""Structured logs: console lines on a TTY, JSON lines otherwise; secrets never printed."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(
+    r"(password|secret|token|authorization|access_token|refresh_token|cookie|api_key|key)s?$",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=!-]+")
+_REDACTED = "**********"
+
+
+def redact_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor masking values whose key names a secret, and bearer tokens in text."""
+    for key, value in list(event.items()):
+        if key != "event" and _SECRET_KEYS.search(key) and value is not None:
+            event[key] = _REDACTED
+        elif isinstance(value, str) and "Bearer" in value:
+            event[key] = _BEARER.sub(r"\1" + _REDACTED, value)
+    return event
+
+
+def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
+    """Set up structlog and the standard library's logging to print the same way."""
+    as_json = (not sys.stderr.isatty()) if json is None else json
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info if as_json else (lambda _l, _m, e: e),
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's access log duplicates ours (which carries the request id).
+    logging.getLogger("uvicorn.access").handlers[:] = []
+    logging.getLogger("uvicorn.access").propagate = False
+    for noisy in ("huey", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))

@@ -1,0 +1,17 @@
+"""Prometheus metrics, defined once; `/metrics` serves them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "cxloop_http_requests_total", "HTTP requests served", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "cxloop_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_DEPTH = Gauge("cxloop_queue_depth", "Messages waiting in the queue")
+PERIODIC_RUNS = Counter("cxloop_periodic_runs_total", "Periodic job executions", ["job"])

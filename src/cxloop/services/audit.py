@@ -1,0 +1,54 @@
+"""The audit log: who did what to which object, written in the caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cxloop.db.models import AuditEntry
+from cxloop.db.uow import Database
+
+
+def record(
+    session: Session,
+    actor_id: str | None,
+    action: str,
+    object_type: str,
+    object_id: str,
+    **details: Any,
+) -> None:
+    """Add an audit entry to the session; it commits (or not) with the change it describes."""
+    session.add(
+        AuditEntry(
+            actor_id=actor_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=details,
+        )
+    )
+
+
+def list_entries(
+    db: Database,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> tuple[list[AuditEntry], int | None]:
+    """Audit entries, newest first, and the id to pass as `before_id` for the next page."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    if object_type:
+        query = query.where(AuditEntry.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEntry.object_id == object_id)
+    if before_id:
+        query = query.where(AuditEntry.id < before_id)
+    with db.reader() as uow:
+        rows = list(uow.session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].id if more else None

@@ -1,0 +1,243 @@
+"""Use cases for surveys as projects: owner, collaborators, transfer of ownership."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from cxloop.db.models import COLLABORATOR_ROLES, SURVEY_STATUSES, Survey, SurveyCollaborator, User
+from cxloop.db.uow import Database
+from cxloop.errors import Conflict, InvalidInput, NotFound
+from cxloop.services import audit
+from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
+from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+from cxloop.services.users import normalize_email
+
+EDITABLE_FIELDS = ("name", "description", "status", "language")
+
+
+def create_survey(
+    db: Database, actor: Actor, name: str, description: str = "", language: str = "en"
+) -> Survey:
+    """A new draft survey owned by the actor."""
+    with db.uow() as uow:
+        survey = Survey(
+            name=_check_name(name), description=description, language=language, owner_id=actor.id
+        )
+        uow.session.add(survey)
+        uow.session.flush()
+        audit.record(uow.session, actor.id, "survey.create", "survey", survey.id, name=survey.name)
+        uow.commit()
+        return _reload(db, survey.id)
+
+
+def list_surveys(
+    db: Database,
+    actor: Actor,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    status: str | None = None,
+    name_contains: str | None = None,
+) -> Page[Survey]:
+    """The surveys the actor can see, oldest first, one page at a time."""
+    check_limit(limit)
+    if status is not None:
+        _check_status(status)
+    query = select(Survey).order_by(Survey.created_at, Survey.id).limit(limit + 1)
+    if not actor.is_admin:
+        shared = select(SurveyCollaborator.survey_id).where(SurveyCollaborator.user_id == actor.id)
+        query = query.where(or_(Survey.owner_id == actor.id, Survey.id.in_(shared)))
+    if status is not None:
+        query = query.where(Survey.status == status)
+    if name_contains:
+        query = query.where(Survey.name.ilike(f"%{_escape_like(name_contains)}%", escape="\\"))
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Survey.created_at > created_at,
+                and_(Survey.created_at == created_at, Survey.id > str(last_id)),
+            )
+        )
+    with db.reader() as uow:
+        rows = list(uow.session.scalars(query))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+def get_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
+    with db.reader() as uow:
+        return get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
+
+
+def update_survey(db: Database, actor: Actor, survey_id: str, changes: dict[str, Any]) -> Survey:
+    """Change name, description, status or language (owner and editors)."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        if "name" in changes:
+            changes["name"] = _check_name(changes["name"])
+        if "status" in changes:
+            _check_status(changes["status"])
+        before = {field: getattr(survey, field) for field in changes}
+        for field, value in changes.items():
+            setattr(survey, field, value)
+        audit.record(
+            uow.session, actor.id, "survey.update", "survey", survey.id,
+            before=before, after=changes,
+        )  # fmt: skip
+        uow.commit()
+    return _reload(db, survey_id)
+
+
+def delete_survey(db: Database, actor: Actor, survey_id: str) -> None:
+    """Delete a survey and everything in it (owner or admin)."""
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.OWN)
+        audit.record(uow.session, actor.id, "survey.delete", "survey", survey.id, name=survey.name)
+        uow.session.delete(survey)
+        uow.commit()
+
+
+def add_collaborator(
+    db: Database, actor: Actor, survey_id: str, email: str, role: str
+) -> SurveyCollaborator:
+    """Share a survey with another user as editor or viewer (owner or admin)."""
+    _check_role(role)
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.OWN)
+        user = _user_by_email(uow.session, email)
+        if user.id == survey.owner_id:
+            raise Conflict(f"{user.email} owns this survey already.", code="already_owner")
+        if any(c.user_id == user.id for c in survey.collaborators):
+            raise Conflict(
+                f"{user.email} is a collaborator already: change their role instead.",
+                code="already_collaborator",
+            )
+        collaborator = SurveyCollaborator(user_id=user.id, role=role)
+        survey.collaborators.append(collaborator)
+        audit.record(
+            uow.session, actor.id, "survey.collaborator.add", "survey", survey.id,
+            user=user.email, role=role,
+        )  # fmt: skip
+        uow.commit()
+        collaborator.user  # noqa: B018  (load it before the session closes)
+        return collaborator
+
+
+def change_collaborator_role(
+    db: Database, actor: Actor, survey_id: str, user_id: str, role: str
+) -> SurveyCollaborator:
+    _check_role(role)
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.OWN)
+        collaborator = _collaborator(survey, user_id)
+        audit.record(
+            uow.session, actor.id, "survey.collaborator.role", "survey", survey.id,
+            user=collaborator.user.email, before=collaborator.role, after=role,
+        )  # fmt: skip
+        collaborator.role = role
+        uow.commit()
+        return collaborator
+
+
+def remove_collaborator(db: Database, actor: Actor, survey_id: str, user_id: str) -> None:
+    """Stop sharing a survey with someone (owner or admin; anyone may remove themselves)."""
+    needed = SurveyAccess.VIEW if user_id == actor.id else SurveyAccess.OWN
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, needed)
+        collaborator = _collaborator(survey, user_id)
+        survey.collaborators.remove(collaborator)
+        audit.record(
+            uow.session, actor.id, "survey.collaborator.remove", "survey", survey.id,
+            user=collaborator.user.email,
+        )  # fmt: skip
+        uow.commit()
+
+
+def transfer_ownership(
+    db: Database, actor: Actor, survey_id: str, new_owner_email: str, *, keep_as_editor: bool = True
+) -> Survey:
+    """Make another user the owner (owner or admin). The old owner stays on as editor by default."""
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.OWN)
+        new_owner = _user_by_email(uow.session, new_owner_email)
+        if not new_owner.is_active:
+            raise InvalidInput(f"{new_owner.email} is deactivated and cannot own a survey.")
+        if new_owner.id == survey.owner_id:
+            raise Conflict(f"{new_owner.email} owns this survey already.", code="already_owner")
+        previous_owner = survey.owner
+        survey.collaborators = [c for c in survey.collaborators if c.user_id != new_owner.id]
+        uow.session.flush()
+        if keep_as_editor:
+            survey.collaborators.append(SurveyCollaborator(user_id=previous_owner.id, role="editor"))
+        survey.owner_id = new_owner.id
+        audit.record(
+            uow.session, actor.id, "survey.transfer", "survey", survey.id,
+            before=previous_owner.email, after=new_owner.email,
+        )  # fmt: skip
+        uow.commit()
+    return _reload(db, survey_id)
+
+
+def survey_access(survey: Survey, actor: Actor) -> str:
+    """The actor's role on a survey as a word: owner, editor, viewer (admins count as owner)."""
+    return {SurveyAccess.OWN: "owner", SurveyAccess.EDIT: "editor", SurveyAccess.VIEW: "viewer"}[
+        access_to(survey, actor)
+    ]
+
+
+def _reload(db: Database, survey_id: str) -> Survey:
+    with db.reader() as uow:
+        survey = uow.session.get(Survey, survey_id)
+        assert survey is not None
+        return survey
+
+
+def _user_by_email(session: Any, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(f"No user with email {email}: create the user first.", code="user_not_found")
+    return user
+
+
+def _collaborator(survey: Survey, user_id: str) -> SurveyCollaborator:
+    for collaborator in survey.collaborators:
+        if collaborator.user_id == user_id:
+            return collaborator
+    raise NotFound(f"User {user_id!r} is not a collaborator on this survey.")
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("The survey needs a name.", code="bad_name")
+    if len(name) > 200:
+        raise InvalidInput("The survey name is too long: at most 200 characters.", code="bad_name")
+    return name
+
+
+def _check_status(status: str) -> None:
+    if status not in SURVEY_STATUSES:
+        raise InvalidInput(
+            f"Unknown status {status!r}: use one of {', '.join(SURVEY_STATUSES)}.", code="bad_status"
+        )
+
+
+def _check_role(role: str) -> None:
+    if role not in COLLABORATOR_ROLES:
+        raise InvalidInput(
+            f"Unknown role {role!r}: use one of {', '.join(COLLABORATOR_ROLES)}.", code="bad_role"
+        )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+

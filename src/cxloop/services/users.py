@@ -1,0 +1,207 @@
+"""Use cases for users and their API tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from cxloop import security
+from cxloop.db.base import utcnow
+from cxloop.db.models import ApiToken, User
+from cxloop.db.uow import Database
+from cxloop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from cxloop.services import audit
+from cxloop.services.access import Actor
+
+# Touching last_used_at on every request would turn every read into a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def normalize_email(email: str) -> str:
+    """The canonical form of an email address, or InvalidInput saying what is wrong with it."""
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"{email!r} is not a valid email address: {exc}", code="bad_email")
+
+
+def create_user(
+    db: Database,
+    email: str,
+    password: str | None,
+    *,
+    is_admin: bool = False,
+    name: str = "",
+    actor: Actor | None = None,
+) -> User:
+    """Create a user. A password, when given, must be strong enough; emails are unique."""
+    email = normalize_email(email)
+    if password is not None:
+        security.check_password_strength(password)
+    if actor is not None and not actor.is_admin:
+        raise Forbidden("Only an admin can create users.")
+    with db.uow() as uow:
+        if uow.session.scalar(select(User.id).where(User.email == email)):
+            raise Conflict(f"A user with email {email} already exists.", code="email_taken")
+        user = User(
+            email=email,
+            name=name.strip(),
+            is_admin=is_admin,
+            password_hash=security.hash_password(password) if password else None,
+        )
+        uow.session.add(user)
+        uow.session.flush()
+        audit.record(
+            uow.session, actor.id if actor else None, "user.create", "user", user.id,
+            email=email, is_admin=is_admin,
+        )  # fmt: skip
+        try:
+            uow.commit()
+        except IntegrityError as exc:  # a concurrent create won the race
+            raise Conflict(f"A user with email {email} already exists.", code="email_taken") from exc
+        return user
+
+
+def list_users(db: Database) -> list[User]:
+    with db.reader() as uow:
+        return list(uow.session.scalars(select(User).order_by(User.created_at, User.id)))
+
+
+def get_user_by_email(db: Database, email: str) -> User:
+    with db.reader() as uow:
+        user = uow.session.scalar(select(User).where(User.email == normalize_email(email)))
+        if user is None:
+            raise NotFound(f"No user with email {email}.", code="user_not_found")
+        return user
+
+
+def count_admins(db: Database) -> int:
+    with db.reader() as uow:
+        return uow.session.scalar(select(func.count()).select_from(User).where(User.is_admin)) or 0
+
+
+def authenticate_password(db: Database, email: str, password: str) -> User:
+    """The user with this email and password; Unauthenticated otherwise (same message for both)."""
+    refused = Unauthenticated("Wrong email or password.", code="bad_credentials")
+    try:
+        email = normalize_email(email)
+    except InvalidInput:
+        raise refused from None
+    with db.uow() as uow:
+        user = uow.session.scalar(select(User).where(User.email == email))
+        if user is None or not user.is_active:
+            security.hash_password(password)  # spend the same time as a real check
+            raise refused
+        if not security.verify_password(user.password_hash, password):
+            raise refused
+        user.last_login_at = utcnow()
+        uow.commit()
+        return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token as created: the only time its secret value exists outside the caller's hands."""
+
+    token: str
+    record: ApiToken
+
+
+def create_token(
+    db: Database,
+    user_email: str,
+    name: str = "",
+    *,
+    expires_in: timedelta | None = None,
+    actor: Actor | None = None,
+) -> IssuedToken:
+    """Issue an API token for a user. Only its hash is stored."""
+    token = security.new_api_token()
+    with db.uow() as uow:
+        user = uow.session.scalar(select(User).where(User.email == normalize_email(user_email)))
+        if user is None:
+            raise NotFound(f"No user with email {user_email}.", code="user_not_found")
+        if actor is not None and not actor.is_admin and actor.id != user.id:
+            raise Forbidden("You can only create tokens for yourself.")
+        record = ApiToken(
+            user_id=user.id,
+            name=name.strip() or f"token {utcnow():%Y-%m-%d %H:%M}",
+            token_prefix=token[:12],
+            token_hash=security.hash_api_token(token),
+            expires_at=utcnow() + expires_in if expires_in else None,
+        )
+        uow.session.add(record)
+        uow.session.flush()
+        audit.record(
+            uow.session, actor.id if actor else None, "token.create", "api_token", str(record.id),
+            user=user.email, name=record.name,
+        )  # fmt: skip
+        uow.commit()
+        return IssuedToken(token=token, record=record)
+
+
+def list_tokens(db: Database, user_email: str | None = None) -> list[ApiToken]:
+    with db.reader() as uow:
+        query = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
+        if user_email:
+            query = query.join(ApiToken.user).where(User.email == normalize_email(user_email))
+        return list(uow.session.scalars(query))
+
+
+def revoke_token(db: Database, token_id: int, *, actor: Actor | None = None) -> ApiToken:
+    """Revoke a token for good; revoking twice is harmless."""
+    with db.uow() as uow:
+        record = uow.session.get(ApiToken, token_id)
+        if record is None or (actor and not actor.is_admin and record.user_id != actor.id):
+            raise NotFound(f"No API token {token_id}.", code="token_not_found")
+        if record.revoked_at is None:
+            record.revoked_at = utcnow()
+            audit.record(
+                uow.session, actor.id if actor else None, "token.revoke", "api_token",
+                str(record.id),
+            )  # fmt: skip
+            uow.commit()
+        return record
+
+
+def authenticate_token(db: Database, token: str) -> User:
+    """The active user a bearer token belongs to; Unauthenticated with the reason otherwise."""
+    if not token.startswith(security.API_TOKEN_PREFIX) or len(token) > 200:
+        raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
+    digest = security.hash_api_token(token)
+    with db.reader() as uow:
+        record = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        now = utcnow()
+        if record is None:
+            raise Unauthenticated("Unknown API token.", code="bad_token")
+        if record.revoked_at is not None:
+            raise Unauthenticated("This API token was revoked.", code="token_revoked")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise Unauthenticated("This API token has expired.", code="token_expired")
+        if not record.user.is_active:
+            raise Unauthenticated("The user of this API token is deactivated.", code="user_inactive")
+        user, needs_touch = record.user, _is_stale(record.last_used_at, now)
+    if needs_touch:
+        _touch_token(db, record.id, now)
+    return user
+
+
+def _is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or now - last_used_at > _LAST_USED_RESOLUTION
+
+
+def _touch_token(db: Database, token_id: int, now: datetime) -> None:
+    with db.uow() as uow:
+        record = uow.session.get(ApiToken, token_id)
+        if record is not None:
+            record.last_used_at = now
+            uow.commit()
+
+
+def get_user(db: Database, user_id: str) -> User | None:
+    with db.reader() as uow:
+        return uow.session.get(User, user_id)

@@ -1,0 +1,188 @@
+"""Every setting of cxloop, typed, in one place.
+
+Values come from (highest first): arguments, `CXLOOP_*` environment variables, an optional
+TOML file (`CXLOOP_CONFIG`, else `./cxloop.toml`), then the defaults below. The secret key and the
+encryption keys, when not given, are generated once into the data directory (mode 0600) so that a
+laptop install needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SECRET_KEY_FILE = "secret_key"
+ENCRYPTION_KEYS_FILE = "encryption_keys"
+REDACTED = "**********"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("CXLOOP_CONFIG", "cxloop.toml"))
+
+
+class Settings(BaseSettings):
+    """cxloop's configuration. Field `x` is set by the environment variable `CXLOOP_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="CXLOOP_", extra="forbid", validate_default=True)
+
+    # --- where things live
+    data_dir: Path = Field(default=Path("./cxloop-data"), description="Files: SQLite, keys.")
+    database_url: str = Field(default="", description="Default: SQLite in the data directory.")
+    queue_url: str = Field(
+        default="", description="Default: SQLite in the data directory; redis://... for Redis."
+    )
+    base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL of the server.")
+
+    # --- secrets (generated into the data directory when not given; never logged)
+    secret_key: SecretStr | None = None
+    encryption_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated Fernet keys, newest first."
+    )
+
+    # --- HTTP
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    # --- background work
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    periodic_tick_s: float = Field(default=1.0, gt=0, description="How often the scheduler looks.")
+    heartbeat_period_s: int = Field(default=60, ge=1, description="Scheduler heartbeat period.")
+
+    # --- mail
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    mail_from: str = "cxloop <cxloop@localhost>"
+
+    # --- accounts
+    max_connections_per_user: int = Field(default=5, ge=1)
+
+    # --- logging
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="Default: JSON unless on a TTY.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    # --- derived values: the defaults that depend on the data directory
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, SQLite in the data directory unless one was set."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'cxloop.db'}"
+
+    @property
+    def effective_queue_url(self) -> str:
+        """The queue URL, SQLite in the data directory unless one was set."""
+        return self.queue_url or f"sqlite:///{self.data_dir / 'queue.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as plain values, every secret replaced by a fixed mask."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = REDACTED
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        shown["database_url"] = redact_url(self.effective_database_url)
+        shown["queue_url"] = redact_url(self.effective_queue_url)
+        return shown
+
+    # --- secrets
+
+    def with_secrets(self) -> Settings:
+        """These settings with the secret key and encryption keys filled in.
+
+        Missing ones are read from, or generated once into, the data directory with mode 0600.
+        """
+        updates: dict[str, Any] = {}
+        if self.secret_key is None:
+            updates["secret_key"] = SecretStr(
+                _read_or_create_secret(self.data_dir / SECRET_KEY_FILE, secrets.token_urlsafe(48))
+            )
+        if self.encryption_keys is None:
+            updates["encryption_keys"] = SecretStr(
+                _read_or_create_secret(
+                    self.data_dir / ENCRYPTION_KEYS_FILE, Fernet.generate_key().decode()
+                )
+            )
+        return self.model_copy(update=updates) if updates else self
+
+    def fernet_keys(self) -> list[str]:
+        """The encryption keys, newest (the one that encrypts) first."""
+        if self.encryption_keys is None:
+            raise RuntimeError("encryption keys not loaded: call Settings.with_secrets() first")
+        return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
+def redact_url(url: str) -> str:
+    """A URL with its password masked: `postgresql://u:****@h/db`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':' + REDACTED if has_password else ''}@{host}"
+
+
+def _read_or_create_secret(path: Path, new_value: str) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two processes starting together must not write two different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(new_value + "\n")
+    return new_value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and config file, with secrets loaded or generated."""
+    return Settings(**overrides).with_secrets()

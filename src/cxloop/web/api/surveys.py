@@ -1,0 +1,155 @@
+"""/api/v1/surveys: surveys as projects, their collaborators and ownership."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import Field
+
+from cxloop.db.models import Survey, SurveyCollaborator
+from cxloop.services import surveys
+from cxloop.services.access import Actor
+from cxloop.web.api.schemas import PageOut, Reply, RequestBody
+from cxloop.web.deps import ApiActor, Db
+
+router = APIRouter(prefix="/api/v1/surveys", tags=["surveys"])
+
+Status = Literal["draft", "active", "closed"]
+Role = Literal["editor", "viewer"]
+
+
+class SurveyCreate(RequestBody):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    language: str = Field(default="en", min_length=2, max_length=16)
+
+
+class SurveyUpdate(RequestBody):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=20_000)
+    status: Status | None = None
+    language: str | None = Field(default=None, min_length=2, max_length=16)
+
+
+class CollaboratorIn(RequestBody):
+    email: str = Field(max_length=320)
+    role: Role
+
+
+class RoleIn(RequestBody):
+    role: Role
+
+
+class TransferIn(RequestBody):
+    new_owner_email: str = Field(max_length=320)
+    keep_previous_owner_as_editor: bool = True
+
+
+class UserRef(Reply):
+    id: str
+    email: str
+    name: str
+
+
+class CollaboratorOut(Reply):
+    user: UserRef
+    role: str
+    added_at: datetime
+
+
+class SurveyOut(Reply):
+    id: str
+    name: str
+    description: str
+    status: str
+    language: str
+    owner: UserRef
+    collaborators: list[CollaboratorOut]
+    your_role: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def _out(survey: Survey, actor: Actor) -> SurveyOut:
+    return SurveyOut(
+        id=survey.id,
+        name=survey.name,
+        description=survey.description,
+        status=survey.status,
+        language=survey.language,
+        owner=UserRef.model_validate(survey.owner),
+        collaborators=[CollaboratorOut.model_validate(c) for c in survey.collaborators],
+        your_role=surveys.survey_access(survey, actor),
+        created_at=survey.created_at,
+        updated_at=survey.updated_at,
+    )
+
+
+@router.post("", status_code=201, response_model=SurveyOut)
+def create_survey(body: SurveyCreate, actor: ApiActor, db: Db) -> SurveyOut:
+    survey = surveys.create_survey(db, actor, body.name, body.description, body.language)
+    return _out(survey, actor)
+
+
+@router.get("", response_model=PageOut[SurveyOut])
+def list_surveys(
+    actor: ApiActor,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    status: Status | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
+) -> PageOut[SurveyOut]:
+    page = surveys.list_surveys(
+        db, actor, limit=limit, cursor=cursor, status=status, name_contains=q
+    )
+    return PageOut(items=[_out(s, actor) for s in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{survey_id}", response_model=SurveyOut)
+def get_survey(survey_id: str, actor: ApiActor, db: Db) -> SurveyOut:
+    return _out(surveys.get_survey(db, actor, survey_id), actor)
+
+
+@router.patch("/{survey_id}", response_model=SurveyOut)
+def update_survey(survey_id: str, body: SurveyUpdate, actor: ApiActor, db: Db) -> SurveyOut:
+    changes = body.model_dump(exclude_unset=True)
+    survey = surveys.update_survey(db, actor, survey_id, changes)
+    return _out(survey, actor)
+
+
+@router.delete("/{survey_id}", status_code=204)
+def delete_survey(survey_id: str, actor: ApiActor, db: Db) -> Response:
+    surveys.delete_survey(db, actor, survey_id)
+    return Response(status_code=204)
+
+
+@router.post("/{survey_id}/collaborators", status_code=201, response_model=CollaboratorOut)
+def add_collaborator(
+    survey_id: str, body: CollaboratorIn, actor: ApiActor, db: Db
+) -> SurveyCollaborator:
+    return surveys.add_collaborator(db, actor, survey_id, body.email, body.role)
+
+
+@router.patch("/{survey_id}/collaborators/{user_id}", response_model=CollaboratorOut)
+def change_collaborator_role(
+    survey_id: str, user_id: str, body: RoleIn, actor: ApiActor, db: Db
+) -> SurveyCollaborator:
+    return surveys.change_collaborator_role(db, actor, survey_id, user_id, body.role)
+
+
+@router.delete("/{survey_id}/collaborators/{user_id}", status_code=204)
+def remove_collaborator(survey_id: str, user_id: str, actor: ApiActor, db: Db) -> Response:
+    surveys.remove_collaborator(db, actor, survey_id, user_id)
+    return Response(status_code=204)
+
+
+@router.post("/{survey_id}/transfer", response_model=SurveyOut)
+def transfer_ownership(survey_id: str, body: TransferIn, actor: ApiActor, db: Db) -> SurveyOut:
+    survey = surveys.transfer_ownership(
+        db, actor, survey_id, body.new_owner_email,
+        keep_as_editor=body.keep_previous_owner_as_editor,
+    )  # fmt: skip
+    return _out(survey, actor)

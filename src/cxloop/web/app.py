@@ -1,0 +1,93 @@
+"""The ASGI app: API, pages, health; optionally the embedded worker and scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import structlog
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from cxloop import __version__
+from cxloop.bootstrap import Container
+from cxloop.engine.queue import EmbeddedConsumer
+from cxloop.web import health, pages
+from cxloop.web.api import audit, surveys, users
+from cxloop.web.errors import install_error_handlers
+from cxloop.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+
+log = structlog.get_logger(__name__)
+
+API_DESCRIPTION = """
+cxloop's REST API. Every `/api/v1` endpoint needs `Authorization: Bearer <token>`
+(`cxloop tokens create --user EMAIL`). Errors always have the shape
+`{"error": {"code": "...", "message": "...", "details": ...}}`.
+"""
+
+
+class EmbeddedWorker:
+    """The Huey consumer and the periodic scheduler, run inside the web server's process."""
+
+    def __init__(self, container: Container) -> None:
+        self._consumer = EmbeddedConsumer(
+            container.huey,
+            workers=container.settings.worker_threads,
+            periodic=False,  # cxloop's own scheduler claims periods in the database
+            worker_type="thread",
+            check_worker_health=False,
+        )
+        self._scheduler = container.scheduler()
+
+    def start(self) -> None:
+        self._consumer.start()
+        self._scheduler.start_thread()
+        log.info("worker.embedded_started")
+
+    def stop(self) -> None:
+        """Stop claiming new work and let what is running finish."""
+        self._scheduler.stop()
+        self._consumer.stop(graceful=True)
+        log.info("worker.embedded_stopped")
+
+
+def create_app(container: Container, *, embedded_worker: bool = False) -> FastAPI:
+    """The cxloop web application around `container`."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = EmbeddedWorker(container) if embedded_worker else None
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.stop()
+
+    app = FastAPI(
+        title="cxloop",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    settings = container.settings
+    assert settings.secret_key is not None
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie="cxloop_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, users.router, surveys.router, audit.router, pages.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    return app

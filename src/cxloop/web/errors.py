@@ -1,0 +1,108 @@
+"""One JSON error shape for the whole API: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cxloop.errors import CxloopError
+
+log = structlog.get_logger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _describe_location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Every problem pydantic found, as {field, problem} a person can read."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        kind = error.get("type", "")
+        field = _describe_location(loc)
+        if kind == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        elif kind == "missing":
+            message = "this field is required"
+        else:
+            message = str(error.get("msg", "is not valid"))
+        problems.append({"field": field, "problem": message, "type": kind})
+    return problems
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, expected or not, leave in the one shape, never with a stack trace."""
+
+    @app.exception_handler(CxloopError)
+    async def _cxloop_error(_request: Request, exc: CxloopError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return error_response(exc.http_status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = validation_problems(exc)
+        if any(p["type"] == "json_invalid" for p in problems):
+            return error_response(
+                400,
+                "malformed_json",
+                "The request body is not valid JSON.",
+                [{"field": p["field"], "problem": p["problem"]} for p in problems],
+            )
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        return error_response(
+            422,
+            "invalid_input",
+            f"The request is not valid: {summary}.",
+            [{"field": p["field"], "problem": p["problem"]} for p in problems],
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404 and message == "Not Found":
+            message = "There is nothing at this address."
+        elif exc.status_code == 405:
+            message = "This address does not accept that method."
+        elif exc.status_code == 400 and message == "There was an error parsing the body":
+            code, message = "malformed_body", "The request body could not be read."
+        return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("http.unexpected_error", path=request.url.path)
+        return error_response(
+            500,
+            "internal_error",
+            "Something went wrong on our side; the error was logged with this request's id.",
+        )
