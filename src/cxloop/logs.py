@@ -63,5 +63,4 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     # uvicorn's access log duplicates ours (which carries the request id).
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
-    for noisy in ("huey", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))
+    logging.getLogger("alembic").setLevel(logging.WARNING)

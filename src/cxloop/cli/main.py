@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from cxloop.cli import config, db, serve, users
+
 app = typer.Typer(
     name="cxloop",
     help="cxloop: closed-loop customer feedback linked to Salesforce.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
+app.command()(serve.serve)
+app.command()(serve.worker)
+app.command()(serve.scheduler)
+app.add_typer(config.app, name="config")
+app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+app.add_typer(users.tokens_app, name="tokens")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -33,9 +34,16 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def head_revision(engine: Engine) -> str | None:
-    """The newest revision this code knows."""
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+@functools.cache
+def _head() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def head_revision(engine: Engine | None = None) -> str | None:
+    """The newest revision this code knows (read once: it cannot change while running)."""
+    return _head()
 
 
 def is_up_to_date(engine: Engine) -> bool:

@@ -30,7 +30,7 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """A bearer token for /api/v1. Only its SHA-256 is kept; the prefix lets people tell them apart."""
+    """A bearer token for /api/v1. Only its SHA-256 is kept; the prefix tells tokens apart."""
 
     __tablename__ = "api_tokens"
 

@@ -47,11 +47,10 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._session is not None
-        try:
-            self._session.rollback()  # a no-op after commit(); undoes everything otherwise
-        finally:
-            self._session.close()
-            self._session = None
+        # close() rolls back whatever was not committed and detaches the loaded objects
+        # without expiring them (rollback() would), so callers can still read what they got.
+        self._session.close()
+        self._session = None
         if exc_type is None and self._committed:
             callbacks, self._after_commit = self._after_commit, []
             for callback in callbacks:

@@ -105,7 +105,9 @@ class Scheduler:
         log.info("scheduler.stopped")
 
     def start_thread(self) -> None:
-        self._thread = threading.Thread(target=self.run_forever, name="cxloop-scheduler", daemon=True)
+        self._thread = threading.Thread(
+            target=self.run_forever, name="cxloop-scheduler", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

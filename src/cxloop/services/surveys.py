@@ -176,7 +176,9 @@ def transfer_ownership(
         survey.collaborators = [c for c in survey.collaborators if c.user_id != new_owner.id]
         uow.session.flush()
         if keep_as_editor:
-            survey.collaborators.append(SurveyCollaborator(user_id=previous_owner.id, role="editor"))
+            survey.collaborators.append(
+                SurveyCollaborator(user_id=previous_owner.id, role="editor")
+            )
         survey.owner_id = new_owner.id
         audit.record(
             uow.session, actor.id, "survey.transfer", "survey", survey.id,
@@ -226,7 +228,8 @@ def _check_name(name: str) -> str:
 def _check_status(status: str) -> None:
     if status not in SURVEY_STATUSES:
         raise InvalidInput(
-            f"Unknown status {status!r}: use one of {', '.join(SURVEY_STATUSES)}.", code="bad_status"
+            f"Unknown status {status!r}: use one of {', '.join(SURVEY_STATUSES)}.",
+            code="bad_status",
         )
 
 
@@ -239,5 +242,3 @@ def _check_role(role: str) -> None:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-

@@ -26,7 +26,8 @@ def normalize_email(email: str) -> str:
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise InvalidInput(f"{email!r} is not a valid email address: {exc}", code="bad_email")
+        message = f"{email!r} is not a valid email address: {exc}"
+        raise InvalidInput(message, code="bad_email") from None
 
 
 def create_user(
@@ -62,7 +63,9 @@ def create_user(
         try:
             uow.commit()
         except IntegrityError as exc:  # a concurrent create won the race
-            raise Conflict(f"A user with email {email} already exists.", code="email_taken") from exc
+            raise Conflict(
+                f"A user with email {email} already exists.", code="email_taken"
+            ) from exc
         return user
 
 
@@ -79,9 +82,9 @@ def get_user_by_email(db: Database, email: str) -> User:
         return user
 
 
-def count_admins(db: Database) -> int:
+def count_users(db: Database) -> int:
     with db.reader() as uow:
-        return uow.session.scalar(select(func.count()).select_from(User).where(User.is_admin)) or 0
+        return uow.session.scalar(select(func.count()).select_from(User)) or 0
 
 
 def authenticate_password(db: Database, email: str, password: str) -> User:
@@ -132,7 +135,7 @@ def create_token(
             name=name.strip() or f"token {utcnow():%Y-%m-%d %H:%M}",
             token_prefix=token[:12],
             token_hash=security.hash_api_token(token),
-            expires_at=utcnow() + expires_in if expires_in else None,
+            expires_at=utcnow() + expires_in if expires_in is not None else None,
         )
         uow.session.add(record)
         uow.session.flush()
@@ -183,7 +186,9 @@ def authenticate_token(db: Database, token: str) -> User:
         if record.expires_at is not None and record.expires_at <= now:
             raise Unauthenticated("This API token has expired.", code="token_expired")
         if not record.user.is_active:
-            raise Unauthenticated("The user of this API token is deactivated.", code="user_inactive")
+            raise Unauthenticated(
+                "The user of this API token is deactivated.", code="user_inactive"
+            )
         user, needs_touch = record.user, _is_stale(record.last_used_at, now)
     if needs_touch:
         _touch_token(db, record.id, now)

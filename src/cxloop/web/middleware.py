@@ -23,6 +23,12 @@ def _error_body(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
 
 
+def _has_nul(scope: Scope) -> bool:
+    # No database stores NUL in text (PostgreSQL refuses it outright): stop it at the door.
+    raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+    return b"%00" in raw or b"\x00" in raw or "\x00" in scope["path"]
+
+
 class RequestContextMiddleware:
     """Gives each request an id (kept from X-Request-ID when sane), logs and measures it."""
 
@@ -32,6 +38,17 @@ class RequestContextMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if _has_nul(scope):
+            body = _error_body("bad_request", "The address contains a NUL character (%00).")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+
 from cxloop.services import audit
 from cxloop.web.api.schemas import Reply
 from cxloop.web.deps import AdminActor, Db

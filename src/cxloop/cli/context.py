@@ -1,0 +1,62 @@
+"""What every command needs: settings and the container, and errors printed as one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from cxloop.bootstrap import Container, build_container
+from cxloop.db import migrate
+from cxloop.engine.queue import QueueConfigError
+from cxloop.errors import CxloopError
+from cxloop.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, exit_code: int = 1) -> NoReturn:
+    """Print a one-line reason and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(exit_code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CXLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"the configuration is not valid: {problems}")
+
+
+def container(*, upgrade_sqlite: bool = True, require_schema: bool = True) -> Container:
+    """The container; an SQLite database is migrated by itself, PostgreSQL must be upgraded."""
+    try:
+        built = build_container(settings(), upgrade_sqlite=upgrade_sqlite)
+    except (QueueConfigError, ValueError) as exc:
+        fail(str(exc))
+    if require_schema and not migrate.is_up_to_date(built.db.engine):
+        fail("the database schema is not the newest: run `cxloop db upgrade` first")
+    return built
+
+
+def one_line_errors(func: F) -> F:
+    """Turn the errors cxloop raises on purpose into a one-line reason and exit code 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CxloopError as exc:
+            fail(exc.message)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,94 @@
+"""`cxloop serve`, `cxloop worker`, `cxloop scheduler`: the processes of cxloop."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import typer
+import uvicorn
+from huey.consumer import Consumer
+
+from cxloop.cli.context import console, container, fail
+from cxloop.engine.queue import is_process_local
+from cxloop.logs import configure_logging
+from cxloop.services import users
+from cxloop.web.app import create_app
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Serve HTTP only; separate `cxloop worker`s do the work."
+    ),
+) -> None:
+    """Run the web server, with the worker and scheduler inside unless --no-worker."""
+    built = container(upgrade_sqlite=True)
+    configure_logging(built.settings.log_level, built.settings.log_json)
+    if no_worker and is_process_local(built.huey):
+        fail(
+            "--no-worker needs a queue other processes can reach, but CXLOOP_QUEUE_URL is "
+            "memory://: set it to sqlite:///PATH or redis://HOST:PORT/DB"
+        )
+    app = create_app(built, embedded_worker=not no_worker)
+    if users.count_users(built.db) == 0:
+        console.print(
+            "No users yet. In another terminal create one and an API token:\n"
+            "  .venv/bin/cxloop users create you@example.com --admin\n"
+            "  .venv/bin/cxloop tokens create --user you@example.com",
+            highlight=False,
+        )
+    console.print(
+        f"cxloop on http://{host}:{port}  (API docs: /docs, health: /readyz)", highlight=False
+    )
+    # uvicorn finishes in-flight requests on SIGTERM/SIGINT, then the lifespan stops the worker.
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+
+
+def worker(
+    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker threads."),
+    no_periodic: bool = typer.Option(
+        False, "--no-periodic", help="Do not schedule periodic jobs (run `cxloop scheduler`)."
+    ),
+) -> None:
+    """Run a worker: executes queued work; stops gracefully on SIGTERM or SIGINT."""
+    built = container()
+    configure_logging(built.settings.log_level, built.settings.log_json)
+    if is_process_local(built.huey):
+        fail(
+            "a separate worker cannot share an in-memory queue (CXLOOP_QUEUE_URL=memory://): "
+            "set it to sqlite:///PATH or redis://HOST:PORT/DB"
+        )
+    scheduler = None if no_periodic else built.scheduler()
+    if scheduler:
+        scheduler.start_thread()
+    consumer = Consumer(
+        built.huey,
+        workers=workers,
+        periodic=False,
+        worker_type="thread",
+        graceful_signal="TERM",  # a deployment's stop (SIGTERM) lets running tasks finish
+        shutdown_timeout=60,
+    )
+    try:
+        consumer.run()
+    finally:
+        if scheduler:
+            scheduler.stop()
+        built.close()
+
+
+def scheduler() -> None:
+    """Run the periodic scheduler alone (one per deployment is enough; more are harmless)."""
+    built = container()
+    configure_logging(built.settings.log_level, built.settings.log_json)
+    sched = built.scheduler()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        sched.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sched.run_forever()
+    built.close()

@@ -1,0 +1,101 @@
+"""`cxloop users` and `cxloop tokens`: people and their API tokens."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.table import Table
+
+from cxloop.cli.context import console, container, fail, one_line_errors
+from cxloop.services import users as user_service
+
+app = typer.Typer(help="Users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for a password: pass it with --password-stdin")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@app.command("create")
+@one_line_errors
+def create(
+    email: str,
+    admin: bool = typer.Option(False, "--admin", help="Make the user an admin."),
+    name: str = typer.Option("", help="Display name."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
+) -> None:
+    """Create a user (asks for a password, or reads it with --password-stdin)."""
+    db = container().db
+    user_service.normalize_email(email)  # say so before asking for a password
+    password = _read_password(password_stdin)
+    user = user_service.create_user(db, email, password, is_admin=admin, name=name)
+    console.print(f"Created {'admin' if user.is_admin else 'user'} {user.email} ({user.id}).")
+
+
+@app.command("list")
+@one_line_errors
+def list_() -> None:
+    """List users."""
+    table = Table("id", "email", "name", "admin", "active", "last login")
+    for user in user_service.list_users(container().db):
+        table.add_row(
+            user.id,
+            user.email,
+            user.name,
+            "yes" if user.is_admin else "",
+            "yes" if user.is_active else "no",
+            f"{user.last_login_at:%Y-%m-%d %H:%M}" if user.last_login_at else "",
+        )
+    console.print(table)
+
+
+@tokens_app.command("create")
+@one_line_errors
+def create_token(
+    user: str = typer.Option(..., "--user", help="Email of the token's user."),
+    name: str = typer.Option("", "--name", help="A name to recognise the token by."),
+) -> None:
+    """Create an API token and print it (it is shown only this once)."""
+    issued = user_service.create_token(container().db, user, name)
+    console.print(
+        f"Token {issued.record.id} ({issued.record.name}) for {user}; it is shown only once:",
+        highlight=False,
+    )
+    typer.echo(issued.token)
+
+
+@tokens_app.command("list")
+@one_line_errors
+def list_tokens(user: str | None = typer.Option(None, "--user", help="Only this user's.")) -> None:
+    """List API tokens (never their values)."""
+    table = Table("id", "user", "name", "prefix", "created", "last used", "state")
+    for record in user_service.list_tokens(container().db, user):
+        table.add_row(
+            str(record.id),
+            record.user.email,
+            record.name,
+            record.token_prefix + "…",
+            f"{record.created_at:%Y-%m-%d %H:%M}",
+            f"{record.last_used_at:%Y-%m-%d %H:%M}" if record.last_used_at else "never",
+            "revoked" if record.revoked_at else "active",
+        )
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+@one_line_errors
+def revoke_token(token_id: int) -> None:
+    """Revoke an API token by its id (see `cxloop tokens list`)."""
+    record = user_service.revoke_token(container().db, token_id)
+    console.print(f"Token {record.id} ({record.name}) is revoked.")

@@ -1,0 +1,187 @@
+"""Fixtures shared by every test: databases (SQLite, PostgreSQL), queues (SQLite, Redis), the app.
+
+`database_url` is parametrised over SQLite and PostgreSQL, `queue_url` over SQLite and Redis, so
+every test that uses them (directly or through `container` / `client`) runs on both. Without a
+PostgreSQL or Redis server the second variant skips with the reason; under CI=true it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from cxloop.bootstrap import Container, build_container
+from cxloop.db import migrate
+from cxloop.db.base import Base
+from cxloop.db.engine import create_database_engine
+from cxloop.services import users
+from cxloop.settings import Settings
+from cxloop.web.app import create_app
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CXLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("CXLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+# The developer's own settings must not leak into tests.
+for _name in [n for n in os.environ if n.startswith("CXLOOP_") and not n.startswith("CXLOOP_TEST")]:
+    del os.environ[_name]
+os.environ["CXLOOP_CONFIG"] = "/nonexistent/cxloop.toml"
+
+
+def unavailable(service: str, reason: str) -> None:
+    """Skip a test whose service is missing; under CI that is a failure, not a skip."""
+    message = f"{service} is not reachable ({reason}); start it to run this variant"
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+# --- PostgreSQL: one fresh database per test session, migrated once, emptied between tests
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url() -> Iterator[str]:
+    name = f"cxloop_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        admin = create_engine(
+            POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        unavailable("PostgreSQL", f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    engine = create_database_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_database_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite in a temp dir, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'cxloop.db'}"
+        engine = create_database_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        return url
+    url = request.getfixturevalue("postgres_session_url")
+    _empty_postgres(url)
+    return url
+
+
+# --- queues
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A queue: SQLite in a temp dir, or Redis (its keys are removed afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'queue.db'}"
+        return
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception as exc:
+        unavailable("Redis", f"{type(exc).__name__}")
+    yield REDIS_URL
+    for key in client.scan_iter("huey*"):
+        client.delete(key)
+    client.close()
+
+
+# --- the app
+
+
+def make_settings(
+    tmp_path: Path, database_url: str, queue_url: str, **overrides: object
+) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        queue_url=queue_url,
+        **overrides,
+    ).with_secrets()
+
+
+@pytest.fixture
+def container(tmp_path: Path, database_url: str) -> Iterator[Container]:
+    """The composition root on a fresh database (both engines) and an SQLite queue."""
+    built = build_container(
+        make_settings(tmp_path, database_url, f"sqlite:///{tmp_path / 'queue.db'}")
+    )
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@dataclass
+class Person:
+    """A user with an API token, for tests."""
+
+    id: str
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_person(container: Container) -> Callable[..., Person]:
+    def make(email: str, *, admin: bool = False) -> Person:
+        user = users.create_user(container.db, email, "a long enough passphrase", is_admin=admin)
+        issued = users.create_token(container.db, email, "test")
+        return Person(id=user.id, email=user.email, token=issued.token)
+
+    return make
+
+
+@pytest.fixture
+def admin(make_person: Callable[..., Person]) -> Person:
+    return make_person("admin@example.com", admin=True)
+
+
+@pytest.fixture
+def alice(make_person: Callable[..., Person]) -> Person:
+    return make_person("alice@example.com")
+
+
+@pytest.fixture
+def bob(make_person: Callable[..., Person]) -> Person:
+    return make_person("bob@example.com")
+
+
+@pytest.fixture
+def carol(make_person: Callable[..., Person]) -> Person:
+    return make_person("carol@example.com")

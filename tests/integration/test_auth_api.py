@@ -1,0 +1,125 @@
+"""Every /api/v1 endpoint needs a token: no or bad credentials → 401, with one error shape."""
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cxloop.bootstrap import Container
+from cxloop.services import users
+from tests.conftest import Person
+
+PROTECTED = [
+    ("GET", "/api/v1/surveys"),
+    ("POST", "/api/v1/surveys"),
+    ("GET", "/api/v1/surveys/SV_x"),
+    ("PATCH", "/api/v1/surveys/SV_x"),
+    ("DELETE", "/api/v1/surveys/SV_x"),
+    ("POST", "/api/v1/surveys/SV_x/collaborators"),
+    ("POST", "/api/v1/surveys/SV_x/transfer"),
+    ("GET", "/api/v1/users/me"),
+    ("GET", "/api/v1/users"),
+    ("GET", "/api/v1/tokens"),
+    ("GET", "/api/v1/audit"),
+]
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_every_api_endpoint_refuses_a_request_without_token(
+    client: TestClient, method: str, path: str
+) -> None:
+    error = assert_error(client.request(method, path, json={}), 401, "unauthenticated")
+    assert "Bearer" in error["message"]
+
+
+def test_openapi_marks_no_api_route_as_public(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    api_paths = [p for p in paths if p.startswith("/api/v1")]
+    assert api_paths
+    for path in api_paths:
+        for method in paths[path]:
+            response = client.request(method.upper(), path.replace("{", "").replace("}", ""))
+            assert response.status_code == 401, f"{method} {path} answered without a token"
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ("Bearer cxl_thisdoesnotexist", "bad_token"),
+        ("Bearer not-even-ours", "bad_token"),
+        ("Basic YWxpY2U6cGFzcw==", "bad_token"),
+        ("Bearer ", "bad_token"),
+    ],
+)
+def test_bad_credentials_get_401(client: TestClient, header: str, code: str) -> None:
+    response = client.get("/api/v1/users/me", headers={"Authorization": header})
+    assert_error(response, 401, code)
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_valid_token_identifies_its_user(client: TestClient, alice: Person) -> None:
+    response = client.get("/api/v1/users/me", headers=alice.headers)
+    assert response.status_code == 200
+    assert response.json()["email"] == "alice@example.com"
+    assert "password_hash" not in response.json()
+
+
+def test_revoked_token_is_refused(client: TestClient, container: Container, alice: Person) -> None:
+    token_id = users.list_tokens(container.db, alice.email)[0].id
+    users.revoke_token(container.db, token_id)
+    assert_error(client.get("/api/v1/users/me", headers=alice.headers), 401, "token_revoked")
+
+
+def test_expired_token_is_refused(client: TestClient, container: Container, alice: Person) -> None:
+    issued = users.create_token(container.db, alice.email, "short", expires_in=timedelta(0))
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    assert_error(client.get("/api/v1/users/me", headers=headers), 401, "token_expired")
+
+
+def test_tokens_api_creates_shows_once_and_revokes(client: TestClient, alice: Person) -> None:
+    created = client.post("/api/v1/tokens", json={"name": "ci"}, headers=alice.headers)
+    assert created.status_code == 201
+    token = created.json()["token"]
+    listed = client.get("/api/v1/tokens", headers=alice.headers).json()
+    assert {t["name"] for t in listed} == {"test", "ci"}
+    assert all("token" not in t and "token_hash" not in t for t in listed)
+    new_headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/users/me", headers=new_headers).status_code == 200
+    revoked = client.delete(f"/api/v1/tokens/{created.json()['id']}", headers=alice.headers)
+    assert revoked.status_code == 204
+    assert_error(client.get("/api/v1/users/me", headers=new_headers), 401, "token_revoked")
+
+
+def test_nobody_revokes_someone_elses_token(
+    client: TestClient, container: Container, alice: Person, bob: Person
+) -> None:
+    bobs_token = users.list_tokens(container.db, bob.email)[0].id
+    assert_error(client.delete(f"/api/v1/tokens/{bobs_token}", headers=alice.headers), 404)
+    assert client.get("/api/v1/users/me", headers=bob.headers).status_code == 200
+
+
+def test_user_administration_is_for_admins(
+    client: TestClient, admin: Person, alice: Person
+) -> None:
+    new_user = {"email": "dave@example.com", "password": "a long enough passphrase"}
+    assert_error(client.get("/api/v1/users", headers=alice.headers), 403, "forbidden")
+    assert_error(client.post("/api/v1/users", json=new_user, headers=alice.headers), 403)
+    assert_error(client.get("/api/v1/audit", headers=alice.headers), 403)
+    created = client.post("/api/v1/users", json=new_user, headers=admin.headers)
+    assert created.status_code == 201 and created.json()["is_admin"] is False
+    emails = {u["email"] for u in client.get("/api/v1/users", headers=admin.headers).json()}
+    assert emails == {"admin@example.com", "alice@example.com", "dave@example.com"}
+    audit = client.get("/api/v1/audit", headers=admin.headers).json()["items"]
+    assert any(e["action"] == "user.create" and e["details"]["email"] == "dave@example.com"
+               for e in audit)  # fmt: skip
