@@ -8,11 +8,13 @@ from huey import Huey
 
 from cxloop.db import migrate
 from cxloop.db.engine import create_database_engine
+from cxloop.db.types import use_secret_box
 from cxloop.db.uow import Database
 from cxloop.engine.jobs import periodic_jobs
 from cxloop.engine.queue import create_huey
 from cxloop.engine.scheduler import PeriodicJob, Scheduler
 from cxloop.engine.tasks import QueueTasks, register_tasks
+from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
 from cxloop.settings import Settings
 
@@ -26,6 +28,7 @@ class Container:
     huey: Huey
     tasks: QueueTasks
     secret_box: SecretBox
+    describe_cache: DescribeCache
     jobs: list[PeriodicJob] = field(default_factory=list)
 
     def scheduler(self) -> Scheduler:
@@ -54,12 +57,15 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     db = Database(engine)
     huey = create_huey(settings.effective_queue_url)
     jobs = periodic_jobs(settings, db)
+    secret_box = SecretBox(settings.fernet_keys())
+    use_secret_box(secret_box)
     tasks = register_tasks(huey, db, jobs)
     return Container(
         settings=settings,
         db=db,
         huey=huey,
         tasks=tasks,
-        secret_box=SecretBox(settings.fernet_keys()),
+        secret_box=secret_box,
+        describe_cache=DescribeCache(settings.salesforce_describe_ttl_s),
         jobs=jobs,
     )

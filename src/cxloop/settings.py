@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +29,15 @@ REDACTED = "**********"
 
 def _config_file() -> Path:
     return Path(os.environ.get("CXLOOP_CONFIG", "cxloop.toml"))
+
+
+class SalesforceApp(BaseModel):
+    """A connected app's credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str
+    client_secret: SecretStr
 
 
 class Settings(BaseSettings):
@@ -70,8 +79,23 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(default=10.0, gt=0)
     mail_from: str = "cxloop <cxloop@localhost>"
 
-    # --- accounts
+    # --- Salesforce
     max_connections_per_user: int = Field(default=5, ge=1)
+    salesforce_client_id: str = Field(default="", description="The connected app's consumer key.")
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_apps: dict[str, SalesforceApp] = Field(
+        default_factory=dict,
+        description="Per login host, another connected app: {host: {client_id, client_secret}}.",
+    )
+    salesforce_extra_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (host or host:port) allowed besides Salesforce's own, for custom and "
+        "emulator connections.",
+    )
+    salesforce_api_version: str = Field(default="62.0", pattern=r"^\d{2,3}\.0$")
+    salesforce_timeout_s: float = Field(default=30.0, gt=0)
+    salesforce_describe_ttl_s: int = Field(default=3600, ge=0)
+    oauth_attempt_ttl_s: int = Field(default=900, ge=60)
 
     # --- logging
     log_level: str = "INFO"
@@ -125,6 +149,9 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = REDACTED
+            elif name == "salesforce_apps":
+                value = {host: {"client_id": app.client_id, "client_secret": REDACTED}
+                         for host, app in value.items()}  # fmt: skip
             elif isinstance(value, Path):
                 value = str(value)
             shown[name] = value
@@ -151,6 +178,21 @@ class Settings(BaseSettings):
                 )
             )
         return self.model_copy(update=updates) if updates else self
+
+    @property
+    def oauth_callback_url(self) -> str:
+        """The redirect URI to register in the connected app."""
+        return self.base_url.rstrip("/") + "/oauth/salesforce/callback"
+
+    def salesforce_app_for(self, login_host: str) -> SalesforceApp | None:
+        """The connected app for a login host: a per-host one, else the default, else None."""
+        if login_host in self.salesforce_apps:
+            return self.salesforce_apps[login_host]
+        if self.salesforce_client_id and self.salesforce_client_secret is not None:
+            return SalesforceApp(
+                client_id=self.salesforce_client_id, client_secret=self.salesforce_client_secret
+            )
+        return None
 
     def fernet_keys(self) -> list[str]:
         """The encryption keys, newest (the one that encrypts) first."""

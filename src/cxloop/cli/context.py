@@ -14,6 +14,9 @@ from cxloop.bootstrap import Container, build_container
 from cxloop.db import migrate
 from cxloop.engine.queue import QueueConfigError
 from cxloop.errors import CxloopError
+from cxloop.salesforce.errors import SalesforceError
+from cxloop.services import users
+from cxloop.services.access import Actor
 from cxloop.settings import Settings, load_settings
 
 console = Console()
@@ -49,6 +52,18 @@ def container(*, upgrade_sqlite: bool = True, require_schema: bool = True) -> Co
     return built
 
 
+def actor_for(built: Container, email: str | None) -> Actor:
+    """The user a command acts as: --user EMAIL, else the only user there is."""
+    if email:
+        return Actor.of(users.get_user_by_email(built.db, email))
+    everyone = users.list_users(built.db)
+    if len(everyone) == 1:
+        return Actor.of(everyone[0])
+    if not everyone:
+        fail("there is no user yet: create one with `cxloop users create EMAIL --admin`")
+    fail("there are several users: say which with --user EMAIL")
+
+
 def one_line_errors(func: F) -> F:
     """Turn the errors cxloop raises on purpose into a one-line reason and exit code 1."""
 
@@ -58,5 +73,7 @@ def one_line_errors(func: F) -> F:
             return func(*args, **kwargs)
         except CxloopError as exc:
             fail(exc.message)
+        except SalesforceError as exc:
+            fail(f"Salesforce: {exc}")
 
     return wrapper  # type: ignore[return-value]

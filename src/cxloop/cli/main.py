@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cxloop.cli import config, db, serve, users
+from cxloop.cli import config, connections, db, emulator, keys, serve, users
 
 app = typer.Typer(
     name="cxloop",
@@ -20,3 +20,6 @@ app.add_typer(config.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
+app.add_typer(connections.app, name="connections")
+app.add_typer(keys.app, name="keys")
+app.add_typer(emulator.app, name="emulator")

@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
+from cxloop.db.types import EncryptedText
 
 SURVEY_STATUSES = ("draft", "active", "closed")
 COLLABORATOR_ROLES = ("editor", "viewer")
@@ -116,3 +127,78 @@ class PeriodicSlot(Base):
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     executions: Mapped[int] = mapped_column(Integer, default=0)
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+CONNECTION_TYPES = ("production", "sandbox", "custom", "emulator")
+CONNECTION_STATUSES = ("active", "needs_reauth", "revoked")
+
+
+class Connection(Base):
+    """A linked Salesforce account. Belongs to one user; its tokens never leave encrypted."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("CN_"))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))
+    login_url: Mapped[str] = mapped_column(String(300))
+    instance_url: Mapped[str] = mapped_column(String(300))
+    org_id: Mapped[str] = mapped_column(String(18), index=True)
+    sf_user_id: Mapped[str] = mapped_column(String(18))
+    username: Mapped[str] = mapped_column(String(320))
+    identity_url: Mapped[str] = mapped_column(String(400))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    access_token: Mapped[str | None] = mapped_column(EncryptedText)
+    refresh_token: Mapped[str | None] = mapped_column(EncryptedText)
+    token_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped on every token change: a refresher compares it to know whether someone else
+    # refreshed while it waited for the lock.
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship(lazy="joined")
+
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+
+class OAuthAttempt(Base):
+    """One trip to Salesforce's login page: to link a new connection or refresh an existing one.
+
+    The state in the URL is random; only its hash is stored. Nothing becomes a connection until
+    the callback has checked everything, so a failed attempt leaves no half-made connection.
+    """
+
+    __tablename__ = "oauth_attempts"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("OA_"))
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[str | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))
+    login_url: Mapped[str] = mapped_column(String(300))
+    code_verifier: Mapped[str] = mapped_column(EncryptedText)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|completed|failed
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OrgApiUsage(Base):
+    """The last API usage Salesforce reported for an org (Sforce-Limit-Info)."""
+
+    __tablename__ = "org_api_usage"
+
+    org_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer)
+    allocation: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

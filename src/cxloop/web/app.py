@@ -14,8 +14,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from cxloop import __version__
 from cxloop.bootstrap import Container
 from cxloop.engine.queue import EmbeddedConsumer
-from cxloop.web import health, pages
-from cxloop.web.api import audit, surveys, users
+from cxloop.web import health, oauth, pages
+from cxloop.web.api import audit, connections, surveys, users
 from cxloop.web.errors import install_error_handlers
 from cxloop.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 
@@ -87,7 +87,16 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for router in (health.router, users.router, surveys.router, audit.router, pages.router):
+    routers = (
+        health.router,
+        users.router,
+        surveys.router,
+        connections.router,
+        audit.router,
+        oauth.router,
+        pages.router,
+    )
+    for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

@@ -62,3 +62,4 @@ def session_actor(request: Request) -> Actor | None:
 ApiActor = Annotated[Actor, Depends(api_actor)]
 AdminActor = Annotated[Actor, Depends(admin_actor)]
 Db = Annotated[Database, Depends(get_db)]
+AppContainer = Annotated[Container, Depends(get_container)]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import cxloop.db.base
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -23,7 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("at", cxloop.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor_id", sa.String(length=20), nullable=True),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("object_type", sa.String(length=32), nullable=False),
@@ -40,9 +38,9 @@ def upgrade() -> None:
         "periodic_slots",
         sa.Column("job", sa.String(length=64), nullable=False),
         sa.Column("slot", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("scheduled_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("executions", sa.Integer(), nullable=False),
-        sa.Column("last_run_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("job", "slot", name=op.f("pk_periodic_slots")),
     )
     op.create_table(
@@ -53,8 +51,8 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=True),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -65,10 +63,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("token_prefix", sa.String(length=16), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("expires_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users"), ondelete="CASCADE"
         ),
@@ -86,8 +84,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("language", sa.String(length=16), nullable=False),
         sa.Column("owner_id", sa.String(length=20), nullable=False),
-        sa.Column("created_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_surveys_owner_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys")),
     )
@@ -100,7 +98,7 @@ def upgrade() -> None:
         sa.Column("survey_id", sa.String(length=20), nullable=False),
         sa.Column("user_id", sa.String(length=20), nullable=False),
         sa.Column("role", sa.String(length=10), nullable=False),
-        sa.Column("added_at", cxloop.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["survey_id"],
             ["surveys.id"],

@@ -1,0 +1,156 @@
+"""`cxloop connections`: link Salesforce accounts, and check them with the doctor."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.table import Table
+
+from cxloop.bootstrap import Container
+from cxloop.cli.context import actor_for, console, container, fail, one_line_errors
+from cxloop.domain.salesforce_task import SalesforceTaskSpec
+from cxloop.services import connections as service
+from cxloop.services import doctor as doctor_service
+from cxloop.services.access import Actor
+
+app = typer.Typer(help="Linked Salesforce accounts.", no_args_is_help=True)
+
+UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
+_LEVEL_STYLE = {"error": "[red]✘ error[/]", "warning": "[yellow]! warning[/]", "ok": "[green]✔[/]"}
+
+
+@app.command("list")
+@one_line_errors
+def list_(user: str | None = UserOption) -> None:
+    """List your connections and their state (never their tokens)."""
+    built = container()
+    table = Table("name", "type", "org", "username", "status", "last used", "last error")
+    for c in service.list_connections(built.db, actor_for(built, user)):
+        status = c.status if c.status == "active" else f"{c.status}: {c.status_reason}"
+        table.add_row(
+            c.name, c.type, c.org_id, c.username, status,
+            f"{c.last_used_at:%Y-%m-%d %H:%M}" if c.last_used_at else "never", c.last_error[:60],
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def add(
+    name: str,
+    type_: str = typer.Option(
+        "production", "--type", help="production, sandbox, custom (My Domain) or emulator."
+    ),
+    login_url: str | None = typer.Option(None, "--login-url", help="For custom and emulator."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the login is done."),
+    user: str | None = UserOption,
+) -> None:
+    """Link a Salesforce account: open the printed URL, log in, and allow access."""
+    built = container()
+    actor = actor_for(built, user)
+    started = service.start_linking(built.db, built.settings, actor, name, type_, login_url)
+    console.print("Open this URL in a browser and log in to Salesforce:", highlight=False)
+    typer.echo(started.authorize_url)
+    if wait:
+        _wait_for(built, actor, started.attempt_id)
+
+
+@app.command()
+@one_line_errors
+def refresh(
+    name: str,
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the login is done."),
+    user: str | None = UserOption,
+) -> None:
+    """Log in again for a connection (same connection, so its workflows keep working)."""
+    built = container()
+    actor = actor_for(built, user)
+    connection = service.find_connection(built.db, actor, name)
+    started = service.start_refresh(built.db, built.settings, actor, connection.id)
+    console.print("Open this URL in a browser and log in to Salesforce:", highlight=False)
+    typer.echo(started.authorize_url)
+    if wait:
+        _wait_for(built, actor, started.attempt_id)
+
+
+@app.command()
+@one_line_errors
+def rename(name: str, new_name: str, user: str | None = UserOption) -> None:
+    """Rename a connection."""
+    built = container()
+    actor = actor_for(built, user)
+    connection = service.find_connection(built.db, actor, name)
+    service.rename_connection(built.db, actor, connection.id, new_name)
+    console.print(f"Renamed {name!r} to {new_name!r}.", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def remove(name: str, user: str | None = UserOption) -> None:
+    """Revoke a connection's access at Salesforce and remove it."""
+    built = container()
+    actor = actor_for(built, user)
+    connection = service.find_connection(built.db, actor, name)
+    result = service.remove_connection(built.db, built.settings, actor, connection.id)
+    console.print(result.message, highlight=False)
+
+
+@app.command()
+@one_line_errors
+def doctor(
+    name: str,
+    survey: str | None = typer.Option(None, "--survey", help="Also check this survey's tasks."),
+    task: list[Path] = typer.Option(
+        [], "--task", help="Also check a Salesforce task described in a YAML or JSON file."
+    ),
+    user: str | None = UserOption,
+) -> None:
+    """Check the Salesforce side; exit 1 when anything is wrong."""
+    built = container()
+    actor = actor_for(built, user)
+    connection = service.find_connection(built.db, actor, name)
+    specs = [_load_task(path) for path in task]
+    report = doctor_service.run(built, actor, connection.id, survey_id=survey, tasks=specs)
+    for finding in report.findings:
+        console.print(f"{_LEVEL_STYLE[finding.level]} {finding.message}", highlight=False)
+        if finding.fix and finding.level != "ok":
+            console.print(f"    [dim]fix:[/] {finding.fix}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _load_task(path: Path) -> SalesforceTaskSpec:
+    try:
+        return SalesforceTaskSpec.model_validate(yaml.safe_load(path.read_text()))
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    except yaml.YAMLError as exc:
+        fail(f"{path} is not valid YAML or JSON: {str(exc).splitlines()[0]}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "task"
+        fail(f"{path}: {where}: {first['msg']}")
+
+
+def _wait_for(built: Container, actor: Actor, attempt_id: str) -> None:
+    console.print("Waiting for the login to finish (Ctrl-C to stop waiting)…", highlight=False)
+    try:
+        while True:
+            attempt = service.attempt_status(built.db, actor, attempt_id)
+            if attempt.status == "completed" and attempt.connection_id:
+                connection = service.get_connection(built.db, actor, attempt.connection_id)
+                console.print(
+                    f"Connected {connection.name}: {connection.username} in org "
+                    f"{connection.org_id} ({connection.instance_url}).",
+                    highlight=False,
+                )
+                return
+            if attempt.status in ("failed", "expired"):
+                fail(attempt.error or f"linking {attempt.status}")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        fail("stopped waiting; the login link stays valid until it expires", exit_code=130)

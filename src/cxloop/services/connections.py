@@ -1,0 +1,636 @@
+"""Use cases for Salesforce connections: link, refresh, rename, remove, and token care.
+
+Linking is two steps. `start_linking` stores an OAuth attempt (state hash, PKCE verifier) and
+returns the URL of Salesforce's login page; `complete_linking`, called by the OAuth callback,
+checks everything (state, expiry, token signature, hosts, identity, limits) and only then writes
+the connection. A failed attempt leaves no connection behind, only the attempt's reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cxloop.db.base import utcnow
+from cxloop.db.models import CONNECTION_TYPES, Connection, OAuthAttempt, OrgApiUsage
+from cxloop.db.uow import Database
+from cxloop.errors import Conflict, CxloopError, InvalidInput, LimitReached, NotFound
+from cxloop.salesforce import hosts, oauth
+from cxloop.salesforce.errors import HostNotAllowed, SalesforceError
+from cxloop.services import audit
+from cxloop.services.access import Actor
+from cxloop.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+MAX_NAME_LENGTH = 100
+
+
+class LinkingFailed(CxloopError):
+    """The OAuth callback could not finish linking; the message says why and what to do."""
+
+    code = "linking_failed"
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class LinkingStarted:
+    attempt_id: str
+    authorize_url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    revoked_at_salesforce: bool
+    message: str
+
+
+# --- linking
+
+
+def start_linking(
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    name: str,
+    connection_type: str,
+    login_url: str | None = None,
+) -> LinkingStarted:
+    """Begin linking a new connection: returns the Salesforce URL the browser must open."""
+    name = _check_name(name)
+    if connection_type not in CONNECTION_TYPES:
+        raise InvalidInput(
+            f"Unknown connection type {connection_type!r}: "
+            f"use one of {', '.join(CONNECTION_TYPES)}.",
+            code="bad_connection_type",
+        )
+    if connection_type in ("production", "sandbox") and login_url:
+        raise InvalidInput(
+            f"A {connection_type} connection logs in at "
+            f"{hosts.login_url_for(connection_type, None, ())}; login_url is only for custom and "
+            "emulator connections.",
+            code="bad_login_url",
+        )
+    try:
+        resolved_login_url = hosts.login_url_for(
+            connection_type, login_url, settings.salesforce_extra_hosts
+        )
+    except HostNotAllowed as exc:
+        raise InvalidInput(exc.message, code="bad_login_url") from exc
+    app = _client_app(settings, resolved_login_url)
+    with db.uow() as uow:
+        _check_room_for_another(uow.session, settings, actor.id, name)
+        started = _new_attempt(
+            uow.session, settings, app, actor.id, name, connection_type, resolved_login_url, None
+        )
+        uow.commit()
+    return started
+
+
+def start_refresh(
+    db: Database, settings: Settings, actor: Actor, connection_id: str
+) -> LinkingStarted:
+    """Re-run the OAuth flow for an existing connection (same id, so workflows keep working)."""
+    with db.uow() as uow:
+        connection = _own_connection(uow.session, actor, connection_id)
+        app = _client_app(settings, connection.login_url)
+        started = _new_attempt(
+            uow.session, settings, app, actor.id, connection.name, connection.type,
+            connection.login_url, connection.id,
+        )  # fmt: skip
+        uow.commit()
+    return started
+
+
+def complete_linking(
+    db: Database,
+    settings: Settings,
+    *,
+    state: str,
+    code: str | None,
+    error: str | None = None,
+    error_description: str | None = None,
+    browser_user_id: str | None = None,
+) -> Connection:
+    """Finish an attempt from the OAuth callback's parameters; LinkingFailed says why not."""
+    attempt = _claim_attempt(db, state, browser_user_id)
+    try:
+        if error:
+            if error == "access_denied":
+                raise LinkingFailed(
+                    "Access was not granted at Salesforce (you chose Deny, or an admin must "
+                    "approve this app). Nothing was linked; start again when ready.",
+                    code="access_denied",
+                )
+            raise LinkingFailed(
+                f"Salesforce refused the login: {error}: {error_description or 'no details'}.",
+                code="salesforce_refused",
+            )
+        if not code:
+            raise LinkingFailed("The callback carried no authorization code.", code="no_code")
+        app = _client_app(settings, attempt.login_url)
+        token = _exchange(settings, attempt, app, code)
+        try:
+            connection = _save_connection(db, settings, attempt, token)
+        except CxloopError:
+            _revoke_quietly(attempt.login_url, app, token.refresh_token or token.access_token)
+            raise
+    except CxloopError as exc:
+        _finish_attempt(db, attempt.id, "failed", exc.message)
+        raise
+    _finish_attempt(db, attempt.id, "completed", "", connection.id)
+    log.info("connection.linked", connection_id=connection.id, org_id=connection.org_id)
+    return connection
+
+
+def attempt_status(db: Database, actor: Actor, attempt_id: str) -> OAuthAttempt:
+    """An attempt's state (pending, completed, failed, expired), for whoever started it."""
+    with db.reader() as uow:
+        attempt = uow.session.get(OAuthAttempt, attempt_id)
+        if attempt is None or attempt.user_id != actor.id:
+            raise NotFound(f"No linking attempt {attempt_id!r}.")
+        if attempt.status == "pending" and attempt.expires_at <= utcnow():
+            attempt.status = "expired"
+            attempt.error = "The login link expired before it was used; start again."
+        return attempt
+
+
+def _new_attempt(
+    session: Session,
+    settings: Settings,
+    app: oauth.ClientApp,
+    user_id: str,
+    name: str,
+    connection_type: str,
+    login_url: str,
+    connection_id: str | None,
+) -> LinkingStarted:
+    state = secrets.token_urlsafe(32)
+    code_verifier = secrets.token_urlsafe(64)
+    attempt = OAuthAttempt(
+        state_hash=_hash_state(state),
+        user_id=user_id,
+        connection_id=connection_id,
+        name=name,
+        type=connection_type,
+        login_url=login_url,
+        code_verifier=code_verifier,
+        expires_at=utcnow() + timedelta(seconds=settings.oauth_attempt_ttl_s),
+    )
+    session.add(attempt)
+    session.flush()
+    # prompt=login consent: on refresh, let the person pick the right Salesforce user again.
+    url = oauth.authorization_url(
+        login_url, app, state, code_verifier, prompt="login consent" if connection_id else None
+    )
+    return LinkingStarted(attempt_id=attempt.id, authorize_url=url, expires_at=attempt.expires_at)
+
+
+def _claim_attempt(db: Database, state: str, browser_user_id: str | None) -> OAuthAttempt:
+    """The pending attempt for `state`, marked as used so that a replay finds nothing to use."""
+    if not state or len(state) > 200:
+        raise LinkingFailed("The callback carried no valid state.", code="bad_state")
+    with db.uow() as uow:
+        attempt = uow.session.scalar(
+            select(OAuthAttempt).where(OAuthAttempt.state_hash == _hash_state(state))
+        )
+        if attempt is None:
+            raise LinkingFailed(
+                "This login link is unknown to cxloop: start linking again from cxloop.",
+                code="bad_state",
+            )
+        if attempt.status != "pending":
+            raise LinkingFailed(
+                "This login link was already used. Start linking again from cxloop.",
+                code="state_replayed",
+            )
+        if attempt.expires_at <= utcnow():
+            attempt.status, attempt.error = "failed", "The login link expired before it was used."
+            uow.commit()
+            raise LinkingFailed(
+                "This login link expired before it was used. Start linking again from cxloop.",
+                code="state_expired",
+            )
+        if browser_user_id is not None and browser_user_id != attempt.user_id:
+            raise LinkingFailed(
+                "This login link was started by another cxloop user than the one logged in "
+                "in this browser. Log out of cxloop here, or start linking as yourself.",
+                code="wrong_user",
+            )
+        attempt.status = "exchanging"
+        uow.commit()
+        return attempt
+
+
+def _exchange(
+    settings: Settings, attempt: OAuthAttempt, app: oauth.ClientApp, code: str
+) -> oauth.TokenResponse:
+    try:
+        token = oauth.exchange_code(
+            attempt.login_url, app, code, attempt.code_verifier,
+            timeout=settings.salesforce_timeout_s,
+        )  # fmt: skip
+    except SalesforceError as exc:
+        raise LinkingFailed(_explain_token_error(exc), code="token_exchange_failed") from exc
+    try:
+        hosts.check_url(token.instance_url, settings.salesforce_extra_hosts, what="instance_url")
+        hosts.check_url(
+            _origin(token.identity_url), settings.salesforce_extra_hosts, what="identity URL"
+        )
+    except HostNotAllowed as exc:
+        _revoke_quietly(attempt.login_url, app, token.refresh_token or token.access_token)
+        raise LinkingFailed(
+            f"Salesforce sent this org's API to a host cxloop does not trust: {exc.message}",
+            code="host_not_allowed",
+        ) from exc
+    return token
+
+
+def _save_connection(
+    db: Database, settings: Settings, attempt: OAuthAttempt, token: oauth.TokenResponse
+) -> Connection:
+    try:
+        identity = oauth.fetch_identity(
+            token.identity_url, token.access_token, timeout=settings.salesforce_timeout_s
+        )
+    except SalesforceError as exc:
+        raise LinkingFailed(
+            f"Linked at Salesforce, but its identity service failed ({exc}); nothing was saved. "
+            "Try again in a moment.",
+            code="identity_failed",
+        ) from exc
+    if token.refresh_token is None and attempt.connection_id is None:
+        raise LinkingFailed(
+            "Salesforce gave no refresh token: add the `refresh_token offline_access` scope to "
+            "the connected app (see docs/salesforce-setup.md).",
+            code="no_refresh_token",
+        )
+    with db.uow() as uow:
+        now = utcnow()
+        if attempt.connection_id is not None:
+            connection = uow.session.get(Connection, attempt.connection_id)
+            if connection is None:
+                raise LinkingFailed("The connection was removed while you were logging in.")
+            if connection.org_id[:15] != identity.org_id[:15]:
+                raise LinkingFailed(
+                    f"You logged in to another Salesforce org ({identity.org_id}) than this "
+                    f"connection's ({connection.org_id}). Refreshing must land in the same org "
+                    "so that its workflows keep writing where they did; to use the other org, "
+                    "add a new connection.",
+                    code="other_org",
+                )
+            action = "connection.refresh"
+        else:
+            _check_room_for_another(uow.session, settings, attempt.user_id, attempt.name)
+            connection = Connection(owner_id=attempt.user_id, name=attempt.name, type=attempt.type)
+            uow.session.add(connection)
+            action = "connection.create"
+        connection.login_url = attempt.login_url
+        connection.instance_url = token.instance_url
+        connection.identity_url = token.identity_url
+        connection.org_id = identity.org_id
+        connection.sf_user_id = identity.user_id
+        connection.username = identity.username
+        connection.access_token = token.access_token
+        if token.refresh_token:
+            connection.refresh_token = token.refresh_token
+        connection.token_issued_at = now
+        connection.token_version = (connection.token_version or 0) + 1
+        connection.status, connection.status_reason = "active", ""
+        connection.last_error, connection.last_error_at = "", None
+        uow.session.flush()
+        audit.record(
+            uow.session, attempt.user_id, action, "connection", connection.id,
+            name=connection.name, org_id=connection.org_id, username=connection.username,
+        )  # fmt: skip
+        try:
+            uow.commit()
+        except IntegrityError as exc:
+            raise LinkingFailed(f"You already have a connection named {attempt.name!r}.") from exc
+        return connection
+
+
+def _finish_attempt(
+    db: Database, attempt_id: str, status: str, error: str, connection_id: str | None = None
+) -> None:
+    with db.uow() as uow:
+        attempt = uow.session.get(OAuthAttempt, attempt_id)
+        if attempt is not None:
+            attempt.status, attempt.error, attempt.finished_at = status, error, utcnow()
+            if connection_id:
+                attempt.connection_id = connection_id
+            uow.commit()
+
+
+# --- reading and changing
+
+
+def list_connections(db: Database, actor: Actor) -> list[Connection]:
+    with db.reader() as uow:
+        query = select(Connection).where(Connection.owner_id == actor.id)
+        return list(uow.session.scalars(query.order_by(Connection.created_at, Connection.id)))
+
+
+def get_connection(db: Database, actor: Actor, connection_id: str) -> Connection:
+    with db.reader() as uow:
+        return _own_connection(uow.session, actor, connection_id)
+
+
+def find_connection(db: Database, actor: Actor, id_or_name: str) -> Connection:
+    """One of the actor's connections, by id or by name (for the CLI)."""
+    with db.reader() as uow:
+        query = select(Connection).where(
+            Connection.owner_id == actor.id,
+            (Connection.id == id_or_name) | (Connection.name == id_or_name),
+        )
+        connection = uow.session.scalar(query)
+        if connection is None:
+            raise NotFound(f"You have no connection named {id_or_name!r}.")
+        return connection
+
+
+def rename_connection(db: Database, actor: Actor, connection_id: str, name: str) -> Connection:
+    name = _check_name(name)
+    with db.uow() as uow:
+        connection = _own_connection(uow.session, actor, connection_id)
+        if name != connection.name:
+            _check_name_free(uow.session, actor.id, name)
+            audit.record(
+                uow.session, actor.id, "connection.rename", "connection", connection.id,
+                before=connection.name, after=name,
+            )  # fmt: skip
+            connection.name = name
+            try:
+                uow.commit()
+            except IntegrityError as exc:
+                raise _name_taken(name) from exc
+        return connection
+
+
+def remove_connection(
+    db: Database, settings: Settings, actor: Actor, connection_id: str
+) -> RemovalResult:
+    """Revoke the connection's token at Salesforce, then remove it here in any case."""
+    with db.reader() as uow:
+        connection = _own_connection(uow.session, actor, connection_id)
+    token = connection.refresh_token or connection.access_token
+    revoked, why = False, "it had no token to revoke"
+    if token and connection.status != "revoked":
+        try:
+            oauth.revoke(connection.login_url, _client_app(settings, connection.login_url), token)
+            revoked, why = True, ""
+        except (SalesforceError, CxloopError) as exc:
+            why = f"Salesforce could not be reached to revoke its token ({exc})"
+    with db.uow() as uow:
+        current = uow.session.get(Connection, connection_id)
+        if current is not None:
+            audit.record(
+                uow.session, actor.id, "connection.remove", "connection", connection_id,
+                name=connection.name, revoked_at_salesforce=revoked,
+            )  # fmt: skip
+            uow.session.delete(current)
+            uow.commit()
+    if revoked:
+        return RemovalResult(True, f"Removed {connection.name!r} and revoked its access.")
+    return RemovalResult(
+        False,
+        f"Removed {connection.name!r} from cxloop, but {why}. To be sure, revoke it in "
+        "Salesforce: Setup > Connected Apps OAuth Usage, or the user's Connections.",
+    )
+
+
+# --- tokens, for the REST client
+
+
+@dataclass(frozen=True)
+class ConnectionTokens:
+    connection_id: str
+    org_id: str
+    instance_url: str
+    login_url: str
+    access_token: str
+    token_version: int
+    status: str
+    status_reason: str
+
+
+def tokens_for(db: Database, connection_id: str) -> ConnectionTokens:
+    """The current tokens of a connection (for the engine and the doctor, never for the API)."""
+    with db.reader() as uow:
+        connection = uow.session.get(Connection, connection_id)
+        if connection is None:
+            raise NotFound(f"No connection {connection_id!r}.")
+        return _tokens(connection)
+
+
+def refresh_access_token(
+    db: Database, settings: Settings, connection_id: str, stale_version: int
+) -> ConnectionTokens:
+    """A fresh access token, refreshing at most once across every process.
+
+    The connection row is locked (FOR UPDATE on PostgreSQL; SQLite's writers are serial anyway).
+    If someone else refreshed while we waited (the token version moved), their token is used.
+    A refused refresh (`invalid_grant`) marks the connection needs_reauth, with the reason.
+    """
+    with db.uow() as uow:
+        connection = uow.session.scalar(
+            select(Connection).where(Connection.id == connection_id).with_for_update(of=Connection)
+        )
+        if connection is None:
+            raise NotFound(f"No connection {connection_id!r}.")
+        if connection.token_version != stale_version or connection.status != "active":
+            return _tokens(connection)
+        if not connection.refresh_token:
+            raise NotFound("The connection has no refresh token.")
+        app = _client_app(settings, connection.login_url)
+        try:
+            token = oauth.refresh(
+                connection.login_url, app, connection.refresh_token,
+                timeout=settings.salesforce_timeout_s,
+            )  # fmt: skip
+        except SalesforceError as exc:
+            if exc.kind == "reauth":
+                connection.status = "needs_reauth"
+                connection.status_reason = (
+                    f"Salesforce refused to refresh the access ({exc.message}): the token was "
+                    "revoked, expired under the connected app's policy, or the user lost access. "
+                    "Reconnect with `cxloop connections refresh`."
+                )
+                connection.last_error, connection.last_error_at = str(exc), utcnow()
+                audit.record(
+                    uow.session, None, "connection.needs_reauth", "connection", connection.id,
+                    reason=exc.message,
+                )  # fmt: skip
+                uow.commit()
+            raise
+        connection.access_token = token.access_token
+        if token.refresh_token:  # rotation: the old refresh token is dead now
+            connection.refresh_token = token.refresh_token
+        connection.token_issued_at = utcnow()
+        connection.token_version += 1
+        uow.commit()
+        return _tokens(connection)
+
+
+def record_outcome(db: Database, connection_id: str, error: str | None = None) -> None:
+    """Note that a connection was used, and the error if the use failed."""
+    with db.uow() as uow:
+        connection = uow.session.get(Connection, connection_id)
+        if connection is None:
+            return
+        now = utcnow()
+        connection.last_used_at = now
+        if error:
+            connection.last_error, connection.last_error_at = error[:2000], now
+        uow.commit()
+
+
+def record_api_usage(db: Database, org_id: str, used: int, allocation: int) -> None:
+    """Remember the org's API usage from the latest Sforce-Limit-Info header."""
+    with db.uow() as uow:
+        usage = uow.session.get(OrgApiUsage, org_id)
+        if usage is None:
+            uow.session.add(OrgApiUsage(org_id=org_id, used=used, allocation=allocation))
+        else:
+            usage.used, usage.allocation, usage.updated_at = used, allocation, utcnow()
+        # another process may have recorded the same org first; the next reply updates it
+        with contextlib.suppress(IntegrityError):
+            uow.commit()
+
+
+def api_usage(db: Database, org_id: str) -> OrgApiUsage | None:
+    with db.reader() as uow:
+        return uow.session.get(OrgApiUsage, org_id)
+
+
+# --- helpers
+
+
+def _tokens(connection: Connection) -> ConnectionTokens:
+    return ConnectionTokens(
+        connection_id=connection.id,
+        org_id=connection.org_id,
+        instance_url=connection.instance_url,
+        login_url=connection.login_url,
+        access_token=connection.access_token or "",
+        token_version=connection.token_version,
+        status=connection.status,
+        status_reason=connection.status_reason,
+    )
+
+
+def client_app(settings: Settings, login_url: str) -> oauth.ClientApp:
+    """The connected app cxloop uses at this login URL."""
+    return _client_app(settings, login_url)
+
+
+def _client_app(settings: Settings, login_url: str) -> oauth.ClientApp:
+    host = hosts.host_of(login_url)
+    app = settings.salesforce_app_for(host)
+    if app is None:
+        raise InvalidInput(
+            f"No connected app is configured for {host}: set CXLOOP_SALESFORCE_CLIENT_ID and "
+            "CXLOOP_SALESFORCE_CLIENT_SECRET (or CXLOOP_SALESFORCE_APPS for this host); "
+            "docs/salesforce-setup.md shows how to create the app.",
+            code="no_connected_app",
+        )
+    return oauth.ClientApp(
+        client_id=app.client_id,
+        client_secret=app.client_secret.get_secret_value(),
+        redirect_uri=settings.oauth_callback_url,
+    )
+
+
+def _own_connection(session: Session, actor: Actor, connection_id: str) -> Connection:
+    connection = session.get(Connection, connection_id)
+    if connection is None or connection.owner_id != actor.id:
+        raise NotFound(f"No connection {connection_id!r}.")
+    return connection
+
+
+def _check_room_for_another(session: Session, settings: Settings, user_id: str, name: str) -> None:
+    count = session.scalar(
+        select(func.count()).select_from(Connection).where(Connection.owner_id == user_id)
+    )
+    limit = settings.max_connections_per_user
+    if count >= limit:
+        raise LimitReached(
+            f"You already have {count} Salesforce connections, the most allowed ({limit}). "
+            "Remove one you no longer use, or ask your admin to raise "
+            "CXLOOP_MAX_CONNECTIONS_PER_USER.",
+            code="too_many_connections",
+        )
+    _check_name_free(session, user_id, name)
+
+
+def _check_name_free(session: Session, user_id: str, name: str) -> None:
+    taken = session.scalar(
+        select(Connection.id).where(Connection.owner_id == user_id, Connection.name == name)
+    )
+    if taken:
+        raise _name_taken(name)
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"You already have a connection named {name!r}: pick another name.", code="name_taken"
+    )
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("The connection needs a name.", code="bad_name")
+    if len(name) > MAX_NAME_LENGTH or any(ch in name for ch in "\r\n\t"):
+        raise InvalidInput(
+            f"A connection name is one line of at most {MAX_NAME_LENGTH} characters.",
+            code="bad_name",
+        )
+    return name
+
+
+def _hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _revoke_quietly(login_url: str, app: oauth.ClientApp, token: str) -> None:
+    try:
+        oauth.revoke(login_url, app, token)
+    except SalesforceError as exc:
+        log.warning("connection.revoke_failed", error=str(exc))
+
+
+def _explain_token_error(exc: SalesforceError) -> str:
+    if exc.error_code == "invalid_grant":
+        return (
+            "Salesforce refused the authorization code (it was used already, expired, or the "
+            f"PKCE check failed: {exc.message}). Start linking again."
+        )
+    if exc.error_code in ("invalid_client_id", "invalid_client", "invalid_client_credentials"):
+        return (
+            f"Salesforce does not accept cxloop's connected app ({exc.error_code}): check the "
+            "client id and secret configured for this login host."
+        )
+    if exc.error_code == "redirect_uri_mismatch":
+        return (
+            "The connected app's callback URL does not match cxloop's "
+            "(CXLOOP_BASE_URL + /oauth/salesforce/callback)."
+        )
+    if exc.kind == "transient":
+        return f"Salesforce could not be reached to finish linking ({exc}). Try again."
+    return f"Salesforce refused to finish linking: {exc}."

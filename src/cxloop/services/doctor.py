@@ -1,0 +1,166 @@
+"""The doctor: checks the Salesforce side of a connection and of the tasks that use it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cxloop.domain.salesforce_task import SalesforceTaskSpec
+from cxloop.salesforce.client import SalesforceClient
+from cxloop.salesforce.doctor import Finding, check_task
+from cxloop.salesforce.errors import ApiDisabled, SalesforceError
+from cxloop.services import connections, surveys
+from cxloop.services.access import Actor
+from cxloop.services.salesforce_clients import client_for
+
+if TYPE_CHECKING:
+    from cxloop.bootstrap import Container
+
+LOW_API_REQUESTS = 0.10  # warn when less than this share of the daily allocation is left
+
+
+@dataclass
+class DoctorReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.level == "error" for f in self.findings)
+
+
+def run(
+    container: Container,
+    actor: Actor,
+    connection_id: str,
+    *,
+    survey_id: str | None = None,
+    tasks: Sequence[SalesforceTaskSpec] = (),
+) -> DoctorReport:
+    """Check a connection, then each task (given, or of the survey) against its org."""
+    db, settings = container.db, container.settings
+    connection = connections.get_connection(db, actor, connection_id)
+    report = DoctorReport()
+    if connection.status != "active":
+        report.findings.append(
+            Finding(
+                "error",
+                "connection_status",
+                f"The connection is {connection.status}: {connection.status_reason}",
+                f"Reconnect it: `cxloop connections refresh {connection.name}`.",
+            )
+        )
+        return report
+    if not _check_refresh(container, connection_id, connection.token_version, report):
+        return report
+    with client_for(db, settings, connection_id, container.describe_cache) as client:
+        if not _check_api(client, report):
+            return report
+        task_specs = list(tasks)
+        if survey_id is not None:
+            task_specs += survey_tasks(container, actor, survey_id, connection_id, report)
+        for spec in task_specs:
+            report.findings += _check_one_task(client, spec)
+    return report
+
+
+def survey_tasks(
+    container: Container, actor: Actor, survey_id: str, connection_id: str, report: DoctorReport
+) -> list[SalesforceTaskSpec]:
+    """The Salesforce tasks of a survey's workflows that use this connection."""
+    surveys.get_survey(container.db, actor, survey_id)  # 404 unless the actor may see it
+    report.findings.append(
+        Finding(
+            "ok",
+            "survey_tasks",
+            f"Survey {survey_id} has no workflow tasks that use this connection yet.",
+        )
+    )
+    return []
+
+
+def _check_refresh(
+    container: Container, connection_id: str, version: int, report: DoctorReport
+) -> bool:
+    try:
+        connections.refresh_access_token(container.db, container.settings, connection_id, version)
+    except SalesforceError as exc:
+        fix = (
+            "Reconnect with `cxloop connections refresh`, and in Setup > App Manager > (the "
+            "connected app) > Manage > Edit Policies set 'Refresh Token Policy' to 'Refresh "
+            "token is valid until revoked'."
+            if exc.kind == "reauth"
+            else "Check that Salesforce is reachable from this server, then run the doctor again."
+        )
+        report.findings.append(
+            Finding("error", "refresh", f"Refreshing the access token failed: {exc}", fix)
+        )
+        return False
+    report.findings.append(Finding("ok", "refresh", "The refresh token works."))
+    return True
+
+
+def _check_api(client: SalesforceClient, report: DoctorReport) -> bool:
+    try:
+        limits = client.limits()
+    except ApiDisabled as exc:
+        fix = (
+            "This Salesforce edition has no API access; use Enterprise, Unlimited, Developer or "
+            "Performance edition, or ask Salesforce to enable the API."
+            if exc.error_code == "API_DISABLED_FOR_ORG"
+            else "In Setup > Profiles (or a permission set) of the connection's user, tick "
+            "'API Enabled' under Administrative Permissions."
+        )
+        report.findings.append(Finding("error", "api_access", f"API access is off: {exc}", fix))
+        return False
+    except SalesforceError as exc:
+        report.findings.append(
+            Finding("error", "api_access", f"The API call failed: {exc}", "Run the doctor again.")
+        )
+        return False
+    report.findings.append(Finding("ok", "api_access", "The user has API access."))
+    daily = limits.get("DailyApiRequests") or {}
+    maximum, remaining = int(daily.get("Max") or 0), int(daily.get("Remaining") or 0)
+    if maximum and remaining == 0:
+        report.findings.append(
+            Finding(
+                "error",
+                "api_requests",
+                f"The org has used all {maximum} of its daily API requests.",
+                "Wait for the rolling 24-hour window to free requests, or buy more from "
+                "Salesforce; cxloop holds its work meanwhile.",
+            )
+        )
+    elif maximum and remaining < maximum * LOW_API_REQUESTS:
+        report.findings.append(
+            Finding(
+                "warning",
+                "api_requests",
+                f"Only {remaining} of {maximum} daily API requests are left.",
+                "Find what else uses the org's API (Setup > System Overview), or raise the limit.",
+            )
+        )
+    else:
+        report.findings.append(
+            Finding("ok", "api_requests", f"{remaining} of {maximum} daily API requests left.")
+        )
+    return True
+
+
+def _check_one_task(client: SalesforceClient, spec: SalesforceTaskSpec) -> list[Finding]:
+    try:
+        describe = client.describe(spec.object, fresh=True)
+    except SalesforceError as exc:
+        if exc.error_code in ("NOT_FOUND", "INVALID_TYPE") or exc.status == 404:
+            return [
+                Finding(
+                    "error",
+                    "object_missing",
+                    f"task '{spec.name}': the object {spec.object} does not exist, or the "
+                    "connection's user cannot see it.",
+                    f"Check the API name (custom objects end in __c); if it exists, give the "
+                    f"user's profile Read access to {spec.object}.",
+                )
+            ]
+        return [Finding("error", "describe", f"task '{spec.name}': describe failed: {exc}")]
+    return check_task(spec, describe)

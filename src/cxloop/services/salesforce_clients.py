@@ -1,0 +1,79 @@
+"""REST clients bound to stored connections: tokens from the database, refresh coordinated."""
+
+from __future__ import annotations
+
+from cxloop.db.uow import Database
+from cxloop.errors import CxloopError
+from cxloop.salesforce import hosts
+from cxloop.salesforce.client import ApiUsage, DescribeCache, SalesforceClient
+from cxloop.salesforce.errors import HostNotAllowed, NeedsReauth
+from cxloop.services import connections
+from cxloop.settings import Settings
+
+
+class ConnectionUnusable(CxloopError):
+    """The connection cannot make calls now (needs reauth, revoked); the message says why."""
+
+    code = "connection_unusable"
+    http_status = 409
+
+
+class ConnectionTokenSource:
+    """Tokens of one stored connection; refreshes go through the row lock."""
+
+    def __init__(self, db: Database, settings: Settings, connection_id: str) -> None:
+        self._db = db
+        self._settings = settings
+        self._current = connections.tokens_for(db, connection_id)
+        if self._current.status != "active":
+            raise ConnectionUnusable(
+                f"The connection is {self._current.status}: {self._current.status_reason}"
+            )
+        hosts.check_url(
+            self._current.instance_url, settings.salesforce_extra_hosts, what="instance_url"
+        )
+
+    @property
+    def instance_url(self) -> str:
+        return self._current.instance_url
+
+    @property
+    def org_id(self) -> str:
+        return self._current.org_id
+
+    def access_token(self) -> str:
+        return self._current.access_token
+
+    def refresh(self, stale_token: str) -> str:
+        fresh = connections.refresh_access_token(
+            self._db, self._settings, self._current.connection_id, self._current.token_version
+        )
+        if fresh.status != "active":
+            raise NeedsReauth(fresh.status_reason or "the connection needs to be reconnected")
+        self._current = fresh
+        return fresh.access_token
+
+
+def client_for(
+    db: Database,
+    settings: Settings,
+    connection_id: str,
+    describe_cache: DescribeCache | None = None,
+) -> SalesforceClient:
+    """A REST client for a stored connection, recording the org's API usage as it goes."""
+    try:
+        tokens = ConnectionTokenSource(db, settings, connection_id)
+    except HostNotAllowed as exc:
+        raise ConnectionUnusable(exc.message) from exc
+
+    def on_usage(usage: ApiUsage) -> None:
+        connections.record_api_usage(db, tokens.org_id, usage.used, usage.allocation)
+
+    return SalesforceClient(
+        tokens,
+        api_version=settings.salesforce_api_version,
+        timeout=settings.salesforce_timeout_s,
+        cache_key=connection_id,
+        describe_cache=describe_cache,
+        on_usage=on_usage,
+    )

@@ -1,0 +1,108 @@
+"""Fixtures for tests that talk to a Salesforce emulator over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from cxloop.bootstrap import Container, build_container
+from cxloop.services import users
+from cxloop.services.access import Actor
+from cxloop.web.app import create_app
+from sfemu.testing import EmulatorServer, run_in_thread
+from tests.conftest import Person, make_settings
+
+CALLBACK = "http://127.0.0.1:8000/oauth/salesforce/callback"
+
+
+@pytest.fixture(scope="session")
+def sf() -> Iterator[EmulatorServer]:
+    with run_in_thread(auto_login="admin@example.com") as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(sf: EmulatorServer) -> Iterator[EmulatorServer]:
+    sf.control.post("/reset").raise_for_status()
+    sf.control.patch("/settings", json={"auto_login": "admin@example.com"}).raise_for_status()
+    yield sf
+
+
+@pytest.fixture
+def linked(tmp_path: Path, database_url: str, emulator: EmulatorServer) -> Iterator[Container]:
+    """A container whose settings trust the emulator and carry its connected app."""
+    app = emulator.info()["connected_apps"][0]
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        f"sqlite:///{tmp_path / 'queue.db'}",
+        base_url="http://127.0.0.1:8000",
+        salesforce_client_id=app["client_id"],
+        salesforce_client_secret=app["client_secret"],
+        salesforce_extra_hosts=[urlsplit(emulator.base_url).netloc],
+    )
+    built = build_container(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def web(linked: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(linked), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def owner(linked: Container, make_person_in: Callable[[Container, str], Person]) -> Person:
+    return make_person_in(linked, "owner@example.com")
+
+
+@pytest.fixture
+def make_person_in() -> Callable[[Container, str], Person]:
+    def make(container: Container, email: str) -> Person:
+        user = users.create_user(container.db, email, "a long enough passphrase")
+        issued = users.create_token(container.db, email, "test")
+        return Person(id=user.id, email=user.email, token=issued.token)
+
+    return make
+
+
+def follow_login(authorize_url: str) -> str:
+    """What the browser does: go to Salesforce, come back with ?code&state (auto-login)."""
+    reply = httpx.get(authorize_url, follow_redirects=False)
+    assert reply.status_code in (302, 303), reply.text
+    location = reply.headers["location"]
+    assert location.startswith(CALLBACK), location
+    return urlsplit(location).query
+
+
+def link(client: TestClient, person: Person, name: str, login_url: str) -> dict:
+    started = client.post(
+        "/api/v1/connections",
+        json={"name": name, "type": "emulator", "login_url": login_url},
+        headers=person.headers,
+    )
+    assert started.status_code == 201, started.text
+    query = follow_login(started.json()["authorize_url"])
+    finished = client.get(f"/oauth/salesforce/callback?{query}")
+    assert finished.status_code == 200, finished.text
+    attempt = client.get(
+        f"/api/v1/connections/attempts/{started.json()['attempt_id']}", headers=person.headers
+    ).json()
+    assert attempt["status"] == "completed", attempt
+    return client.get(
+        f"/api/v1/connections/{attempt['connection_id']}", headers=person.headers
+    ).json()
+
+
+def org(emulator: EmulatorServer, alias: str) -> dict:
+    return next(o for o in emulator.info()["orgs"] if o["alias"] == alias)
+
+
+def actor(person: Person) -> Actor:
+    return Actor(id=person.id, email=person.email, is_admin=False)
