@@ -335,3 +335,39 @@ def test_a_non_salesforce_instance_url_is_refused(
         page = callback_error(web, urlsplit(reply.headers["location"]).query)
     assert "does not trust" in page
     assert web.get("/api/v1/connections", headers=owner.headers).json() == []
+
+
+def test_a_refresh_that_lands_in_another_org_is_refused(
+    web: TestClient, owner: Person, linked: Container, tmp_path: Path
+) -> None:
+    # Two production orgs behind one login host: logging in as a user of the other org is
+    # exactly what happens when someone refreshes with the wrong Salesforce account.
+    import importlib.resources
+
+    import yaml
+
+    default = yaml.safe_load(
+        importlib.resources.files("sfemu").joinpath("default_org.yaml").read_text()
+    )
+    acme = next(o for o in default["orgs"] if o["alias"] == "acme")
+    other = yaml.safe_load(yaml.safe_dump(acme))
+    other.update(alias="globex", name="Globex", id="00D5g00000GLoBXEAV", records=[])
+    other.pop("outbound_messages", None)
+    for user in other["users"]:
+        user["username"] = user["username"].replace("example.com", "globex.example.com")
+    default["orgs"] = [acme, other]
+    org_file = tmp_path / "orgs.yaml"
+    org_file.write_text(yaml.safe_dump(default))
+    port = free_port()
+    with run_in_thread(port=port, org_file=str(org_file), auto_login="admin@example.com") as two:
+        login_url = f"http://127.0.0.1:{port}"
+        web.app.state.container.settings.salesforce_extra_hosts.append(f"127.0.0.1:{port}")
+        connection = link(web, owner, "Acme", login_url)
+        two.control.patch("/settings", json={"auto_login": "admin@globex.example.com"})
+        started = web.post(
+            f"/api/v1/connections/{connection['id']}/refresh", headers=owner.headers
+        ).json()
+        page = callback_error(web, follow_login(started["authorize_url"]))
+    assert "another Salesforce org (00D5g00000G" in page, page
+    kept = web.get(f"/api/v1/connections/{connection['id']}", headers=owner.headers).json()
+    assert kept["org_id"] == connection["org_id"] and kept["status"] == "active"

@@ -1,0 +1,863 @@
+"""Survey content: the questions, their pages and display logic, and the embedded data fields.
+
+The whole content of a survey is one document that round-trips exactly through JSON and YAML::
+
+    format_version: 1
+    embedded_data:
+      - name: CaseId                      # filled from the personal link
+      - name: Channel
+        default: email
+    questions:
+      - qid: QID1
+        type: nps
+        text: How likely are you to recommend us?
+        required: true
+      - qid: QID2
+        type: text_entry
+        page: 2                           # page numbers never go down; equal numbers share a page
+        text: What should we improve?
+        multiline: true
+        show_if: {field: QID1, operator: less_or_equal, value: 6}
+
+Question types: ``nps`` (0-10), ``rating`` (``scale_min``..``scale_max``), ``single_choice``,
+``multiple_choice``, ``text_entry`` (single or multi line; validation none, email or number),
+``matrix`` (rows x scale points, one or several scale points per row) and ``descriptive`` (text,
+no answer). Question and choice texts are kept as written (they may hold HTML from an import);
+``plain_text()`` gives the text a person reads, and the web layer escapes whatever it shows.
+
+Display logic (``show_if``) is a condition tree from :mod:`cxloop.domain.conditions` whose fields
+name answers to questions on **earlier pages** (the page-by-page form decides what to show from
+answers it already has):
+
+=========================  ==================================================================
+``QID1``                   the answer itself (see :mod:`cxloop.domain.answers` for its shape):
+                           a number, a choice id, a list of choice ids or the text typed
+``QID1/recode``            recode of the selected choice (a list for multiple choice); the
+                           number itself for NPS and rating
+``QID1/text/4``            the text typed into choice 4's "other, please specify" box
+``QID5/row/2``             matrix: the scale point id chosen in row 2 (a list if several)
+``QID5/row/2/recode``      matrix: the recode of that scale point
+=========================  ==================================================================
+
+``SurveyContent.from_document()`` reports every problem of a document at once, each with a path
+such as ``questions[2].choices[1].recode``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from cxloop.domain.conditions import (
+    CONDITION_TAGS,
+    Condition,
+    ConditionGroup,
+    ConditionNode,
+)
+
+FORMAT_VERSION = 1
+MAX_DOCUMENT_CHARS = 5_000_000
+MAX_QUESTIONS = 2_000
+MAX_CHOICES = 1_000
+MAX_SCALE_POINTS = 100
+MAX_TEXT = 20_000
+MAX_CHOICE_TEXT = 5_000
+MAX_PAGE = 10_000
+
+QID_PATTERN = r"^QID[1-9][0-9]{0,8}$"
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# Embedded data names appear in piped text (${e://Field/Name}) and URL parameters: no slashes,
+# braces or control characters, which would make those ambiguous.
+FIELD_NAME_PATTERN = r"^[^\x00-\x1f\x7f/{}$?&=#%]{1,200}$"
+
+QID_RE = re.compile(QID_PATTERN)
+ID_RE = re.compile(ID_PATTERN)
+
+QuestionType = Literal[
+    "nps", "rating", "single_choice", "multiple_choice", "text_entry", "matrix", "descriptive"
+]
+QUESTION_TYPES: tuple[str, ...] = QuestionType.__args__  # type: ignore[attr-defined]
+
+
+def _check_recode(value: Any) -> int | float:
+    # A plain validator instead of `int | float` so a bad recode gives one clear message, not
+    # one per union member.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("a recode must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a recode must be a finite number")
+    if isinstance(value, int) and abs(value) > 2**53:
+        # Larger whole numbers do not survive a trip through JavaScript (JSON in a browser).
+        raise ValueError("a recode must be between -2^53 and 2^53")
+    return value
+
+
+Recode = Annotated[int | float, PlainValidator(_check_recode)]
+Qid = Annotated[str, Field(pattern=QID_PATTERN)]
+ChoiceId = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Choice(_Model):
+    """One option of a single or multiple choice question."""
+
+    id: ChoiceId
+    text: str = Field(max_length=MAX_CHOICE_TEXT)
+    recode: Recode | None = None
+    allow_text_entry: bool = False
+    exclusive: bool = False
+
+    @property
+    def effective_recode(self) -> int | float | None:
+        """The recode; without one, the choice id when it is a number (the reference's rule)."""
+        return self.recode if self.recode is not None else _id_as_number(self.id)
+
+    def plain_text(self) -> str:
+        """The choice text without markup."""
+        return plain_text(self.text)
+
+
+class MatrixRow(_Model):
+    """A statement in a matrix; rows are answered on the matrix's scale."""
+
+    id: ChoiceId
+    text: str = Field(max_length=MAX_CHOICE_TEXT)
+    allow_text_entry: bool = False
+
+    def plain_text(self) -> str:
+        """The row text without markup."""
+        return plain_text(self.text)
+
+
+class ScalePoint(_Model):
+    """A column of a matrix scale ("Agree"), with its recode."""
+
+    id: ChoiceId
+    text: str = Field(max_length=MAX_CHOICE_TEXT)
+    recode: Recode | None = None
+
+    @property
+    def effective_recode(self) -> int | float | None:
+        """The recode; without one, the scale point id when it is a number."""
+        return self.recode if self.recode is not None else _id_as_number(self.id)
+
+    def plain_text(self) -> str:
+        """The scale point text without markup."""
+        return plain_text(self.text)
+
+
+class _QuestionBase(_Model):
+    qid: Qid
+    text: str = Field(default="", max_length=MAX_TEXT)
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    show_if: ConditionNode | None = None
+
+    def plain_text(self) -> str:
+        """The question text without markup, as a person reads it."""
+        return plain_text(self.text)
+
+
+class _AnswerableBase(_QuestionBase):
+    required: bool = False
+
+
+class NpsQuestion(_AnswerableBase):
+    """Net Promoter Score: how likely, from 0 to 10."""
+
+    type: Literal["nps"]
+
+
+class RatingQuestion(_AnswerableBase):
+    """A whole number on a scale from ``scale_min`` (0 or 1) to ``scale_max``."""
+
+    type: Literal["rating"]
+    scale_min: int = Field(default=1, ge=0, le=1)  # an int field: strict refuses True and 1.0
+    scale_max: int = Field(ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _scale_is_a_range(self) -> RatingQuestion:
+        if self.scale_max <= self.scale_min:
+            raise ValueError("scale_max must be greater than scale_min")
+        return self
+
+
+class SingleChoiceQuestion(_AnswerableBase):
+    """Pick one choice."""
+
+    type: Literal["single_choice"]
+    layout: Literal["vertical", "horizontal", "dropdown"] = "vertical"
+    choices: list[Choice] = Field(min_length=1, max_length=MAX_CHOICES)
+
+    def choice(self, choice_id: str) -> Choice | None:
+        """The choice with this id, or None."""
+        return next((c for c in self.choices if c.id == choice_id), None)
+
+
+class MultipleChoiceQuestion(_AnswerableBase):
+    """Pick any number of choices; an ``exclusive`` choice ("None of these") stands alone."""
+
+    type: Literal["multiple_choice"]
+    layout: Literal["vertical", "horizontal"] = "vertical"
+    choices: list[Choice] = Field(min_length=1, max_length=MAX_CHOICES)
+
+    def choice(self, choice_id: str) -> Choice | None:
+        """The choice with this id, or None."""
+        return next((c for c in self.choices if c.id == choice_id), None)
+
+
+class TextEntryQuestion(_AnswerableBase):
+    """Free text, one line or several; optionally checked as an email address or a number."""
+
+    type: Literal["text_entry"]
+    multiline: bool = False
+    validation: Literal["none", "email", "number"] = "none"
+
+
+class MatrixQuestion(_AnswerableBase):
+    """Likert grid: each row is answered with one scale point (or several)."""
+
+    type: Literal["matrix"]
+    multiple_answers: bool = False
+    rows: list[MatrixRow] = Field(min_length=1, max_length=MAX_CHOICES)
+    scale: list[ScalePoint] = Field(min_length=1, max_length=MAX_SCALE_POINTS)
+
+    def row(self, row_id: str) -> MatrixRow | None:
+        """The row with this id, or None."""
+        return next((r for r in self.rows if r.id == row_id), None)
+
+    def scale_point(self, scale_id: str) -> ScalePoint | None:
+        """The scale point with this id, or None."""
+        return next((s for s in self.scale if s.id == scale_id), None)
+
+
+class DescriptiveQuestion(_QuestionBase):
+    """Text shown to the respondent; takes no answer."""
+
+    type: Literal["descriptive"]
+
+
+Question = Annotated[
+    NpsQuestion
+    | RatingQuestion
+    | SingleChoiceQuestion
+    | MultipleChoiceQuestion
+    | TextEntryQuestion
+    | MatrixQuestion
+    | DescriptiveQuestion,
+    Field(discriminator="type"),
+]
+ChoiceQuestion = SingleChoiceQuestion | MultipleChoiceQuestion
+QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
+
+
+class EmbeddedDataField(_Model):
+    """A named value carried by each response (``CaseId``); ``default`` when nothing sets it."""
+
+    name: str = Field(pattern=FIELD_NAME_PATTERN)
+    default: str | None = Field(default=None, max_length=MAX_TEXT)
+    description: str = Field(default="", max_length=1_000)
+
+
+class SurveyContent(_Model):
+    """Everything a respondent sees and a response carries: questions and embedded data."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    embedded_data: list[EmbeddedDataField] = Field(default_factory=list, max_length=1_000)
+    questions: list[Question] = Field(default_factory=list, max_length=MAX_QUESTIONS)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SurveyContent:
+        problems = find_problems(list(enumerate(self.questions)), self.embedded_data)
+        if problems:
+            raise ValueError("; ".join(str(p) for p in problems[:20]))
+        return self
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def question(self, qid: str) -> Question | None:
+        """The question with this QID, or None."""
+        return next((q for q in self.questions if q.qid == qid), None)
+
+    def questions_by_qid(self) -> dict[str, Question]:
+        """All questions keyed by QID (build once when looking up many)."""
+        return {q.qid: q for q in self.questions}
+
+    def embedded_data_field(self, name: str) -> EmbeddedDataField | None:
+        """The declared embedded data field with this name, or None."""
+        return next((f for f in self.embedded_data if f.name == name), None)
+
+    def page_numbers(self) -> list[int]:
+        """The page numbers in use, in order."""
+        return sorted({q.page for q in self.questions})
+
+    def pages(self) -> list[list[Question]]:
+        """The questions grouped by page, in order."""
+        grouped: dict[int, list[Question]] = {}
+        for q in self.questions:
+            grouped.setdefault(q.page, []).append(q)
+        return [grouped[number] for number in sorted(grouped)]
+
+    def questions_on_page(self, page: int) -> list[Question]:
+        """The questions of one page, in order (display logic not applied)."""
+        return [q for q in self.questions if q.page == page]
+
+    # -- documents -------------------------------------------------------------------------
+
+    def to_document(self) -> dict[str, Any]:
+        """The content as a plain JSON/YAML-ready dict; defaults are left out to keep it tidy."""
+        body = self.model_dump(mode="json", exclude_defaults=True, exclude={"format_version"})
+        if "questions" in body:
+            # qid and type first: that is how a person scans a YAML file of questions.
+            body["questions"] = [
+                {"qid": q["qid"], "type": q["type"], **q} for q in body["questions"]
+            ]
+        return {"format_version": FORMAT_VERSION, **body}
+
+    @classmethod
+    def from_document(cls, document: Any) -> SurveyContent:
+        """Build content from a document; raises ``SurveyContentError`` with every problem."""
+        problems = check_document(document)
+        if problems:
+            raise SurveyContentError(problems)
+        try:
+            return cls.model_validate(document, strict=True)
+        except ValidationError as exc:  # pragma: no cover - check_document found nothing
+            raise SurveyContentError(problems_from_validation(exc)) from None
+
+    def to_json(self) -> str:
+        """The document as JSON text."""
+        return json.dumps(self.to_document(), ensure_ascii=False, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SurveyContent:
+        """Parse JSON text into content; raises ``SurveyContentError``."""
+        if len(text) > MAX_DOCUMENT_CHARS:
+            raise SurveyContentError([_too_big()])
+        try:
+            document = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise SurveyContentError([ContentProblem("", f"not valid JSON: {exc}")]) from None
+        return cls.from_document(document)
+
+    def to_yaml(self) -> str:
+        """The document as YAML text."""
+        return yaml.dump(
+            self.to_document(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+        )
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes) -> SurveyContent:
+        """Parse YAML text into content; raises ``SurveyContentError``."""
+        if len(text) > MAX_DOCUMENT_CHARS:
+            raise SurveyContentError([_too_big()])
+        try:
+            document = yaml.load(text, Loader=_NoAliasLoader)
+        except (yaml.YAMLError, RecursionError, ValueError) as exc:
+            raise SurveyContentError([ContentProblem("", f"not valid YAML: {exc}")]) from None
+        return cls.from_document(document)
+
+
+@dataclass(frozen=True)
+class ContentProblem:
+    """One thing wrong with a content document, at a path like ``questions[2].choices[1].id``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SurveyContentError(ValueError):
+    """A survey content document has problems; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[ContentProblem]) -> None:
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        super().__init__(f"the survey content has {len(problems)} problem(s): {shown}{more}")
+
+
+# -- answer fields (display logic) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerField:
+    """A parsed display-logic field: which part of which question's answer it names."""
+
+    qid: str
+    part: Literal["value", "recode", "text", "row", "row_recode"]
+    item: str | None = None  # choice id for "text", row id for "row"/"row_recode"
+
+
+_FIELD_RE = re.compile(
+    r"^(?P<qid>QID[1-9][0-9]{0,8})"
+    r"(?:(?P<recode>/recode)"
+    r"|/text/(?P<text>[A-Za-z0-9_-]{1,64})"
+    r"|/row/(?P<row>[A-Za-z0-9_-]{1,64})(?P<row_recode>/recode)?)?$"
+)
+
+
+def parse_answer_field(field: str) -> AnswerField | None:
+    """Parse a display-logic field such as ``QID5/row/2/recode``; None if it is not one."""
+    match = _FIELD_RE.match(field) if isinstance(field, str) else None
+    if not match:
+        return None
+    qid = match["qid"]
+    if match["recode"]:
+        return AnswerField(qid, "recode")
+    if match["text"]:
+        return AnswerField(qid, "text", match["text"])
+    if match["row"]:
+        return AnswerField(qid, "row_recode" if match["row_recode"] else "row", match["row"])
+    return AnswerField(qid, "value")
+
+
+# -- checking a document ----------------------------------------------------------------------
+
+
+_SHELL_KEYS = ("format_version", "embedded_data", "questions")
+
+
+def check_document(document: Any) -> list[ContentProblem]:
+    """Every problem of a content document at once; an empty list means it is valid."""
+    if not isinstance(document, Mapping):
+        return [ContentProblem("", "the survey content must be a mapping (an object)")]
+    problems: list[ContentProblem] = []
+    if "format_version" not in document:
+        problems.append(ContentProblem("format_version", f"is missing; use {FORMAT_VERSION}"))
+    elif not (type(document["format_version"]) is int and document["format_version"] == 1):
+        problems.append(
+            ContentProblem(
+                "format_version",
+                f"{_short(document['format_version'])} is not a format this version of cxloop "
+                f"reads (it reads {FORMAT_VERSION})",
+            )
+        )
+    for key in document:
+        if key not in _SHELL_KEYS:
+            problems.append(ContentProblem(_path((key,)), "unknown field"))
+
+    embedded: list[EmbeddedDataField] = []
+    raw_embedded = document.get("embedded_data", [])
+    if not isinstance(raw_embedded, list):
+        problems.append(ContentProblem("embedded_data", "must be a list"))
+    else:
+        if len(raw_embedded) > 1_000:
+            problems.append(ContentProblem("embedded_data", "at most 1000 fields are allowed"))
+        for index, raw in enumerate(raw_embedded[:1_000]):
+            try:
+                embedded.append(EmbeddedDataField.model_validate(raw, strict=True))
+            except ValidationError as exc:
+                problems.extend(problems_from_validation(exc, ("embedded_data", index)))
+
+    questions: list[tuple[int, Question]] = []
+    unparsed: list[tuple[int, Any]] = []
+    raw_questions = document.get("questions", [])
+    if not isinstance(raw_questions, list):
+        problems.append(ContentProblem("questions", "must be a list"))
+    else:
+        if len(raw_questions) > MAX_QUESTIONS:
+            problems.append(
+                ContentProblem("questions", f"at most {MAX_QUESTIONS} questions are allowed")
+            )
+        # Each question on its own, so one broken question does not hide the others' problems
+        # and the cross-question checks still run on everything that parsed.
+        for index, raw in enumerate(raw_questions[:MAX_QUESTIONS]):
+            try:
+                questions.append((index, QUESTION_ADAPTER.validate_python(raw, strict=True)))
+            except ValidationError as exc:
+                problems.extend(problems_from_validation(exc, ("questions", index)))
+                unparsed.append((index, raw))
+    problems.extend(find_problems(questions, embedded, unparsed))
+    return problems
+
+
+def find_problems(
+    questions: list[tuple[int, Question]],
+    embedded_data: Iterable[EmbeddedDataField],
+    unparsed: Iterable[tuple[int, Any]] = (),
+) -> list[ContentProblem]:
+    """Problems across fields and questions: duplicates, page order, display logic references.
+
+    ``unparsed`` holds (index, raw document) of questions whose own problems were reported
+    already; their QIDs still count, so nothing else is reported twice or wrongly.
+    """
+    problems: list[ContentProblem] = []
+    seen_names: dict[str, int] = {}
+    for index, item in enumerate(embedded_data):
+        if item.name in seen_names:
+            problems.append(
+                ContentProblem(
+                    f"embedded_data[{index}].name",
+                    f"'{item.name}' is declared twice "
+                    f"(also embedded_data[{seen_names[item.name]}])",
+                )
+            )
+        else:
+            seen_names[item.name] = index
+
+    seen_qids: dict[str, int] = {}
+    page_of: dict[str, int] = {}
+    unparsed_qids: dict[str, int] = {}
+    for index, raw in unparsed:
+        qid = raw.get("qid") if isinstance(raw, Mapping) else None
+        if isinstance(qid, str):
+            unparsed_qids.setdefault(qid, index)
+            page = raw.get("page", 1)
+            if type(page) is int:
+                page_of.setdefault(qid, page)
+    for _, question in reversed(questions):
+        page_of[question.qid] = question.page
+    previous_page = 0
+    earlier: dict[str, Question] = {}  # QID -> question, for questions on earlier pages
+    current_page: list[Question] = []
+    for index, question in questions:
+        where = f"questions[{index}]"
+        first = seen_qids.get(question.qid, unparsed_qids.get(question.qid, index))
+        if first != index:
+            problems.append(
+                ContentProblem(
+                    f"{where}.qid",
+                    f"{question.qid} is used twice (also questions[{first}])",
+                )
+            )
+        seen_qids.setdefault(question.qid, index)
+        if question.page < previous_page:
+            problems.append(
+                ContentProblem(
+                    f"{where}.page",
+                    f"page {question.page} comes after page {previous_page}; questions must be "
+                    "listed in page order",
+                )
+            )
+        elif question.page > previous_page:
+            for q in current_page:
+                earlier.setdefault(q.qid, q)
+            current_page = []
+            previous_page = question.page
+        current_page.append(question)
+        problems.extend(_item_problems(question, where))
+        if question.show_if is not None:
+            problems.extend(
+                _display_logic_problems(question, where, earlier, page_of, set(unparsed_qids))
+            )
+    return problems
+
+
+def _item_problems(question: Question, where: str) -> list[ContentProblem]:
+    problems: list[ContentProblem] = []
+    groups: list[tuple[str, list[Any]]] = []
+    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+        groups.append(("choices", question.choices))
+    if isinstance(question, MatrixQuestion):
+        groups += [("rows", question.rows), ("scale", question.scale)]
+    for name, items in groups:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if item.id in seen:
+                problems.append(
+                    ContentProblem(
+                        f"{where}.{name}[{index}].id",
+                        f"'{item.id}' is used twice in this question "
+                        f"(also {name}[{seen[item.id]}])",
+                    )
+                )
+            else:
+                seen[item.id] = index
+    if isinstance(question, SingleChoiceQuestion):
+        for index, choice in enumerate(question.choices):
+            if choice.exclusive:
+                problems.append(
+                    ContentProblem(
+                        f"{where}.choices[{index}].exclusive",
+                        "only a multiple choice question can have an exclusive choice",
+                    )
+                )
+    return problems
+
+
+def _display_logic_problems(
+    question: Question,
+    where: str,
+    earlier: Mapping[str, Question],
+    page_of: Mapping[str, int],
+    unparsed_qids: set[str],
+) -> list[ContentProblem]:
+    problems: list[ContentProblem] = []
+    assert question.show_if is not None
+    for path, condition in _conditions_with_paths(question.show_if, f"{where}.show_if"):
+        if (field := parse_answer_field(condition.field)) and field.qid in unparsed_qids:
+            continue  # that question's own problems are reported; guessing here would mislead
+        message = _field_problem(condition, question, earlier, page_of)
+        if message:
+            problems.append(ContentProblem(f"{path}.field", message))
+    return problems
+
+
+def _conditions_with_paths(
+    node: Condition | ConditionGroup, path: str
+) -> Iterator[tuple[str, Condition]]:
+    if isinstance(node, Condition):
+        yield path, node
+        return
+    for index, child in enumerate(node.conditions):
+        yield from _conditions_with_paths(child, f"{path}.conditions[{index}]")
+
+
+def _field_problem(
+    condition: Condition,
+    question: Question,
+    earlier: Mapping[str, Question],
+    page_of: Mapping[str, int],
+) -> str | None:
+    field = parse_answer_field(condition.field)
+    if field is None:
+        return (
+            f"'{_short(condition.field)}' is not an answer field; use QID1, QID1/recode, "
+            "QID1/text/<choice id>, QID1/row/<row id> or QID1/row/<row id>/recode"
+        )
+    target = earlier.get(field.qid)
+    if target is None:
+        if field.qid == question.qid:
+            return f"display logic of {question.qid} refers to its own answer"
+        if field.qid not in page_of:
+            return f"{field.qid} does not exist in this survey"
+        if page_of[field.qid] == question.page:
+            return (
+                f"{field.qid} is on the same page; display logic can only use answers from "
+                "earlier pages"
+            )
+        return f"{field.qid} comes later; display logic can only use answers from earlier pages"
+    kind = field.part
+    if isinstance(target, DescriptiveQuestion):
+        return f"{field.qid} is descriptive text and has no answer"
+    if isinstance(target, MatrixQuestion):
+        if kind not in ("row", "row_recode", "text"):
+            return f"{field.qid} is a matrix; name a row, such as {field.qid}/row/<row id>"
+        if kind == "text":
+            row = target.row(field.item or "")
+            if row is None or not row.allow_text_entry:
+                return f"row '{field.item}' of {field.qid} has no text box"
+            return None
+        if target.row(field.item or "") is None:
+            return f"{field.qid} has no row '{field.item}'"
+        if kind == "row" and condition.operator not in ("is_empty", "is_not_empty"):
+            return _ids_problem(condition, {s.id for s in target.scale}, field.qid, "scale point")
+        return None
+    if kind in ("row", "row_recode"):
+        return f"{field.qid} is not a matrix and has no rows"
+    if kind == "text":
+        if not isinstance(target, SingleChoiceQuestion | MultipleChoiceQuestion):
+            return f"{field.qid} has no choices with a text box; use {field.qid} for its text"
+        choice = target.choice(field.item or "")
+        if choice is None or not choice.allow_text_entry:
+            return f"choice '{field.item}' of {field.qid} has no text box"
+        return None
+    if kind == "recode":
+        if isinstance(target, TextEntryQuestion):
+            return f"{field.qid} is a text entry question and has no recode"
+        return None
+    if isinstance(target, SingleChoiceQuestion | MultipleChoiceQuestion):
+        if condition.operator in ("is_empty", "is_not_empty"):
+            return None
+        return _ids_problem(condition, {c.id for c in target.choices}, field.qid, "choice")
+    return None
+
+
+def _ids_problem(condition: Condition, ids: set[str], qid: str, what: str) -> str | None:
+    values = condition.value if isinstance(condition.value, list) else [condition.value]
+    for value in values:
+        if isinstance(value, bool) or str(value) not in ids:
+            return f"{qid} has no {what} '{_short(value)}'"
+    return None
+
+
+# -- error formatting -------------------------------------------------------------------------
+
+_TAGS = frozenset(QUESTION_TYPES) | CONDITION_TAGS
+
+_FRIENDLY = {
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "model_type": "must be a mapping (an object)",
+    "model_attributes_type": "must be a mapping (an object)",
+    "dict_type": "must be a mapping (an object)",
+}
+
+
+def problems_from_validation(
+    exc: ValidationError, prefix: tuple[Any, ...] = ()
+) -> list[ContentProblem]:
+    """pydantic's errors as content problems with document paths and plain messages."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = prefix + tuple(error["loc"])
+        kind = error["type"]
+        if kind == "union_tag_invalid":
+            tag = error.get("ctx", {}).get("tag", "")
+            message = (
+                f"unknown question type '{_short(tag)}'; use one of: {', '.join(QUESTION_TYPES)}"
+            )
+        elif kind == "union_tag_not_found":
+            message = "'type' is missing; use one of: " + ", ".join(QUESTION_TYPES)
+            loc = (*loc, "type")
+        elif kind == "string_pattern_mismatch":
+            message = _pattern_message(loc, error.get("input"))
+        elif kind in _FRIENDLY:
+            message = _FRIENDLY[kind]
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(ContentProblem(_path(loc, keep_last=kind == "extra_forbidden"), message))
+    return problems
+
+
+def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:
+    last = loc[-1] if loc else ""
+    if last == "qid":
+        return f"'{_short(value)}' is not a QID; use QID followed by a number, such as QID1"
+    if last == "name":
+        return (
+            f"'{_short(value)}' is not a usable field name: 1-200 characters without "
+            "/ { } $ ? & = # % or control characters"
+        )
+    return f"'{_short(value)}' is not a usable id: 1-64 letters, digits, '-' or '_'"
+
+
+def _path(loc: Iterable[Any], keep_last: bool = False) -> str:
+    items = list(loc)
+    parts: list[str] = []
+    for position, item in enumerate(items):
+        previous = items[position - 1] if position else None
+        is_kept = keep_last and position == len(items) - 1  # an unknown key the user wrote
+        # pydantic names the union member it tried ("single_choice", "group") right after a list
+        # index or show_if; the document has no such key, so the path leaves it out.
+        if item in _TAGS and not is_kept and (isinstance(previous, int) or previous == "show_if"):
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # e.g. an int too long to print; the message must still be made
+            text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _too_big() -> ContentProblem:
+    return ContentProblem("", f"the document is larger than {MAX_DOCUMENT_CHARS} characters")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _id_as_number(identifier: str) -> int | None:
+    return int(identifier) if identifier.isdecimal() and len(identifier) <= 15 else None
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML that writes line-break-like characters escaped, so they survive a reload."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # YAML 1.1 reads NEL, LS and PS as line breaks and a BOM as noise; only the double-quoted
+    # style writes them as escapes (\N, \L, \P, \uFEFF) that load back unchanged.
+    awkward = any(char in data for char in "\x85\u2028\u2029\ufeff")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"' if awkward else None)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases, which only serve to blow up a hostile document."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+# -- plain text -------------------------------------------------------------------------------
+
+
+class _TextExtractor(HTMLParser):
+    _BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+    _HIDDEN = frozenset({"script", "style", "template", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self._HIDDEN:
+            self._hidden_depth += 1
+        elif tag in self._BREAKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self._hidden_depth = max(0, self._hidden_depth - 1)
+        elif tag in self._BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden_depth:
+            self.parts.append(data)
+
+
+def plain_text(text: str) -> str:
+    """Text without HTML markup: tags dropped, entities decoded, whitespace tidied.
+
+    Not a sanitiser: the result is plain text that still needs escaping wherever it is shown.
+    """
+    if not isinstance(text, str):
+        return ""
+    if "<" not in text and "&" not in text:
+        return " ".join(text.split())
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(text)
+        extractor.close()
+        raw = "".join(extractor.parts)
+    except Exception:  # HTMLParser is lenient; this only guards against the unforeseen
+        raw = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    lines = (" ".join(line.replace("\xa0", " ").split()) for line in raw.split("\n"))
+    return "\n".join(line for line in lines if line)
