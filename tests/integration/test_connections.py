@@ -372,3 +372,43 @@ def test_a_refresh_that_lands_in_another_org_is_refused(
     assert "another Salesforce org (00D5g00000G" in page, page
     kept = web.get(f"/api/v1/connections/{connection['id']}", headers=owner.headers).json()
     assert kept["org_id"] == connection["org_id"] and kept["status"] == "active"
+
+
+def test_revoke_keeps_the_connection_and_refresh_heals_it(
+    web: TestClient, linked: Container, emulator: EmulatorServer, owner: Person
+) -> None:
+    connection = link(web, owner, "Acme", org(emulator, "acme")["login_url"])
+    token = connections.tokens_for(linked.db, connection["id"]).access_token
+    reply = web.post(f"/api/v1/connections/{connection['id']}/revoke", headers=owner.headers)
+    assert reply.json()["revoked_at_salesforce"] is True
+    revoked = web.get(f"/api/v1/connections/{connection['id']}", headers=owner.headers).json()
+    assert revoked["status"] == "revoked" and "owner@example.com" in revoked["status_reason"]
+    assert connections.tokens_for(linked.db, connection["id"]).access_token == ""
+    limits_url = f"{emulator.base_url}/services/data/v62.0/limits/"
+    assert httpx.get(limits_url, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    started = web.post(
+        f"/api/v1/connections/{connection['id']}/refresh", headers=owner.headers
+    ).json()
+    web.get(f"/oauth/salesforce/callback?{follow_login(started['authorize_url'])}")
+    healed = web.get(f"/api/v1/connections/{connection['id']}", headers=owner.headers).json()
+    assert healed["status"] == "active"
+
+
+def test_stale_linking_attempts_are_forgotten(
+    web: TestClient, linked: Container, emulator: EmulatorServer, owner: Person
+) -> None:
+    from datetime import timedelta
+
+    from cxloop.db.base import utcnow
+    from cxloop.db.models import OAuthAttempt
+
+    started = web.post(
+        "/api/v1/connections",
+        json={"name": "Acme", "type": "emulator", "login_url": org(emulator, "acme")["login_url"]},
+        headers=owner.headers,
+    ).json()
+    assert connections.delete_stale_attempts(linked.db) == 0
+    with linked.db.uow() as uow:
+        uow.session.get(OAuthAttempt, started["attempt_id"]).expires_at = utcnow() - timedelta(2)
+        uow.commit()
+    assert connections.delete_stale_attempts(linked.db) == 1

@@ -39,22 +39,24 @@ def wait_for(condition, timeout: float = 10.0) -> None:
 def test_two_schedulers_in_the_same_period_enqueue_once(queued: Container) -> None:
     now = time.time()
     first, second = queued.scheduler(), queued.scheduler()
-    assert first.tick(now) == [("heartbeat", int(now // 60))]
+    enqueued = first.tick(now)
+    assert ("heartbeat", int(now // 60)) in enqueued
+    assert len(enqueued) == len(queued.jobs)
     assert second.tick(now) == []
-    assert queued.huey.pending_count() == 1
+    assert queued.huey.pending_count() == len(queued.jobs)
 
 
 def test_enqueued_work_waits_for_a_worker_and_runs_once(queued: Container) -> None:
     queued.scheduler().tick(time.time())
-    assert queued.huey.pending_count() == 1
+    assert queued.huey.pending_count() == len(queued.jobs)
     worker = EmbeddedWorker(queued)
     worker.start()
     try:
-        wait_for(lambda: slots(queued)[0].executions == 1)
+        wait_for(lambda: all(s.executions == 1 for s in slots(queued)))
     finally:
         worker.stop()
     assert queued.huey.pending_count() == 0
-    assert [s.executions for s in slots(queued)] == [1]
+    assert [s.executions for s in slots(queued)] == [1] * len(queued.jobs)
 
 
 def test_scheduler_survives_a_failing_enqueue(queued: Container) -> None:

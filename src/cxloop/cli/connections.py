@@ -101,6 +101,17 @@ def remove(name: str, user: str | None = UserOption) -> None:
 
 @app.command()
 @one_line_errors
+def revoke(name: str, user: str | None = UserOption) -> None:
+    """Revoke a connection's access at Salesforce but keep it; `refresh` reconnects it."""
+    built = container()
+    actor = actor_for(built, user)
+    connection = service.find_connection(built.db, actor, name)
+    result = service.revoke_connection(built.db, built.settings, actor, connection.id)
+    console.print(result.message, highlight=False)
+
+
+@app.command()
+@one_line_errors
 def doctor(
     name: str,
     survey: str | None = typer.Option(None, "--survey", help="Also check this survey's tasks."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cxloop.db.uow import Database
 from cxloop.engine.scheduler import PeriodicJob
+from cxloop.services.connections import delete_stale_attempts
 from cxloop.settings import Settings
 
 
@@ -13,4 +14,7 @@ def heartbeat() -> None:
 
 def periodic_jobs(settings: Settings, db: Database) -> list[PeriodicJob]:
     """Every periodic job, by name. Names are stable: they key `periodic_slots`."""
-    return [PeriodicJob("heartbeat", settings.heartbeat_period_s, heartbeat)]
+    return [
+        PeriodicJob("heartbeat", settings.heartbeat_period_s, heartbeat),
+        PeriodicJob("forget_stale_oauth_attempts", 3600, lambda: delete_stale_attempts(db)),
+    ]

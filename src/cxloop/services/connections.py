@@ -409,6 +409,61 @@ def remove_connection(
     )
 
 
+def revoke_connection(
+    db: Database, settings: Settings, actor: Actor, connection_id: str
+) -> RemovalResult:
+    """Cut a connection's access at Salesforce but keep it (and the workflows that name it).
+
+    Its status becomes `revoked`, its tokens are erased, and work that needs it pauses with
+    that reason until the owner reconnects (`refresh`).
+    """
+    with db.reader() as uow:
+        connection = _own_connection(uow.session, actor, connection_id)
+    token = connection.refresh_token or connection.access_token
+    revoked, why = False, "it had no token to revoke"
+    if token:
+        try:
+            oauth.revoke(connection.login_url, _client_app(settings, connection.login_url), token)
+            revoked, why = True, ""
+        except (SalesforceError, CxloopError) as exc:
+            why = f"Salesforce could not be reached ({exc})"
+    with db.uow() as uow:
+        current = _own_connection(uow.session, actor, connection_id)
+        current.access_token = current.refresh_token = None
+        current.token_version += 1
+        current.status = "revoked"
+        current.status_reason = (
+            f"Access revoked in cxloop by {actor.email} on {utcnow():%Y-%m-%d %H:%M} UTC; "
+            "reconnect with `cxloop connections refresh` to use it again."
+        )
+        audit.record(
+            uow.session, actor.id, "connection.revoke", "connection", connection_id,
+            revoked_at_salesforce=revoked,
+        )  # fmt: skip
+        uow.commit()
+    if revoked:
+        return RemovalResult(True, f"Revoked the access of {connection.name!r}.")
+    return RemovalResult(
+        False,
+        f"Erased the tokens of {connection.name!r} here, but {why}. To be sure, revoke it in "
+        "Salesforce: Setup > Connected Apps OAuth Usage, or the user's Connections.",
+    )
+
+
+def delete_stale_attempts(db: Database, older_than: timedelta = timedelta(days=1)) -> int:
+    """Forget linking attempts that finished or expired long ago (a periodic job)."""
+    with db.uow() as uow:
+        stale = list(
+            uow.session.scalars(
+                select(OAuthAttempt).where(OAuthAttempt.expires_at < utcnow() - older_than)
+            )
+        )
+        for attempt in stale:
+            uow.session.delete(attempt)
+        uow.commit()
+    return len(stale)
+
+
 # --- tokens, for the REST client
 
 

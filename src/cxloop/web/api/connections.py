@@ -123,6 +123,16 @@ def remove_connection(connection_id: str, actor: ApiActor, container: AppContain
     )
 
 
+@router.post("/{connection_id}/revoke", response_model=RemovalOut)
+def revoke_connection(connection_id: str, actor: ApiActor, container: AppContainer) -> RemovalOut:
+    """Revoke the access at Salesforce but keep the connection (status `revoked`) so that the
+    workflows using it pause with a reason; `refresh` reconnects it."""
+    result = connections.revoke_connection(container.db, container.settings, actor, connection_id)
+    return RemovalOut(
+        removed=False, revoked_at_salesforce=result.revoked_at_salesforce, message=result.message
+    )
+
+
 @router.post("/{connection_id}/refresh", response_model=LinkingOut)
 def refresh_connection(connection_id: str, actor: ApiActor, container: AppContainer) -> LinkingOut:
     """Re-run the OAuth flow for this connection (it keeps its id; it must stay in its org)."""
