@@ -71,6 +71,10 @@ class Survey(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The SurveyContent document (questions, pages, embedded data); deferred so that lists of
+    # surveys do not load every document. content_version goes up by one on every change.
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+    content_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     owner: Mapped[User] = relationship(lazy="joined")
     collaborators: Mapped[list[SurveyCollaborator]] = relationship(
@@ -202,3 +206,60 @@ class OrgApiUsage(Base):
     used: Mapped[int] = mapped_column(Integer)
     allocation: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+RESPONSE_SOURCES = ("web", "api", "import")
+
+
+class Response(Base):
+    """One respondent's answers (`values`, keyed by QID), embedded data and metadata.
+
+    A response answered page by page on the web exists from its first page on with
+    finished=False; one that is never finished stays "incomplete".
+    """
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("R_"))
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    embedded_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(10))  # one of RESPONSE_SOURCES
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    # Foreign keys to the directory's contacts and distributions come with the directory.
+    distribution_id: Mapped[str | None] = mapped_column(String(20))
+    contact_id: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # Lists, filters and exports walk one survey's responses in (created_at, id) order.
+    __table_args__ = (Index("ix_responses_survey_created", "survey_id", "created_at", "id"),)
+
+
+class PersonalLink(Base):
+    """A single-use survey link bound to a contact and embedded data; only its hash is kept.
+
+    `response_id` is set when the respondent submits the first page, `used_at` when they finish.
+    """
+
+    __tablename__ = "personal_links"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("PL_"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[str | None] = mapped_column(String(20))
+    distribution_id: Mapped[str | None] = mapped_column(String(20))
+    embedded_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    response_id: Mapped[str | None] = mapped_column(ForeignKey("responses.id", ondelete="SET NULL"))
+
+
+# Larger areas keep their tables in their own modules; importing them here registers them with
+# the metadata wherever the models are imported (the app, Alembic).
+from cxloop.db import run_models, workflow_models  # noqa: E402, F401

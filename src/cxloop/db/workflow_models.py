@@ -1,0 +1,3 @@
+"""Tables of workflows and their revisions."""
+
+from __future__ import annotations
