@@ -1,2 +1,3 @@
 """cxloop: closed-loop customer feedback linked to Salesforce."""
+
 __version__ = "0.1.0"

@@ -148,21 +148,29 @@ def _check_constant(
     mapping: FieldMapping, field: dict[str, Any], obj: str, label: str
 ) -> list[Finding]:
     field_type, value, name = str(field.get("type")), mapping.value, mapping.field
-    if field_type in ("picklist", "multipicklist") and field.get("restrictedPicklist", True):
+    if field_type in ("picklist", "multipicklist"):
         allowed = [p["value"] for p in field.get("picklistValues", []) if p.get("active", True)]
         chosen = value.split(";") if field_type == "multipicklist" else [value]
-        bad = [v for v in chosen if v not in allowed]
+        bad = [v for v in chosen if v not in allowed and "${" not in v]
         if bad:
+            restricted = bool(field.get("restrictedPicklist"))
+            consequence = (
+                "Salesforce will refuse the record"
+                if restricted
+                else "Salesforce stores it, but as a value reports and filters do not offer"
+            )
             return [
                 Finding(
-                    "error",
+                    "error" if restricted else "warning",
                     "bad_picklist_value",
                     f"{label}: {', '.join(repr(b) for b in bad)} is not a value of the "
-                    f"picklist {obj}.{name} (values: {', '.join(allowed) or 'none'}).",
+                    f"picklist {obj}.{name} (values: {', '.join(allowed) or 'none'}); "
+                    f"{consequence}.",
                     f"Use one of the picklist's values, or add the value in Setup > Object "
                     f"Manager > {obj} > Fields > {name} > Values.",
                 )
             ]
+        return []
     if not _parses_as(field_type, value):
         return [
             Finding(
