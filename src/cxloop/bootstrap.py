@@ -16,6 +16,7 @@ from cxloop.engine.scheduler import PeriodicJob, Scheduler
 from cxloop.engine.tasks import QueueTasks, register_tasks
 from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
+from cxloop.services import response_events, runs
 from cxloop.settings import Settings
 
 
@@ -26,9 +27,9 @@ class Container:
     settings: Settings
     db: Database
     huey: Huey
-    tasks: QueueTasks
     secret_box: SecretBox
     describe_cache: DescribeCache
+    tasks: QueueTasks = field(init=False)
     jobs: list[PeriodicJob] = field(default_factory=list)
 
     def scheduler(self) -> Scheduler:
@@ -55,17 +56,19 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     if upgrade_sqlite and settings.is_sqlite:
         migrate.upgrade(engine)
     db = Database(engine)
-    huey = create_huey(settings.effective_queue_url)
-    jobs = periodic_jobs(settings, db)
     secret_box = SecretBox(settings.fernet_keys())
     use_secret_box(secret_box)
-    tasks = register_tasks(huey, db, jobs)
-    return Container(
+    container = Container(
         settings=settings,
         db=db,
-        huey=huey,
-        tasks=tasks,
+        huey=create_huey(settings.effective_queue_url),
         secret_box=secret_box,
         describe_cache=DescribeCache(settings.salesforce_describe_ttl_s),
-        jobs=jobs,
     )
+    container.jobs = periodic_jobs(container)
+    container.tasks = register_tasks(container.huey, container)
+    # Process-wide wiring: the last container built is the one this process serves.
+    runs.use_dispatcher(lambda keys: [container.tasks.dispatch(key) for key in keys])
+    if runs.match_response not in response_events.registered_hooks():
+        response_events.register_hook(runs.match_response)
+    return container

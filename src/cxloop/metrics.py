@@ -15,3 +15,15 @@ HTTP_LATENCY = Histogram(
 )
 QUEUE_DEPTH = Gauge("cxloop_queue_depth", "Messages waiting in the queue")
 PERIODIC_RUNS = Counter("cxloop_periodic_runs_total", "Periodic job executions", ["job"])
+TASK_RUNS = Counter(
+    "cxloop_task_runs_total", "Task run attempts by task type and outcome", ["type", "outcome"]
+)
+RECORD_LATENCY = Histogram(
+    "cxloop_submit_to_record_seconds",
+    "From the event (a response stored) to its effect done (a record written, a mail sent)",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
+SALESFORCE_CALLS = Counter("cxloop_salesforce_calls_total", "Salesforce API calls", ["org_id"])
+SALESFORCE_API_USAGE = Gauge(
+    "cxloop_salesforce_api_usage_ratio", "Share of the org's daily API allocation used", ["org_id"]
+)

@@ -69,6 +69,26 @@ class Settings(BaseSettings):
     periodic_tick_s: float = Field(default=1.0, gt=0, description="How often the scheduler looks.")
     heartbeat_period_s: int = Field(default=60, ge=1, description="Scheduler heartbeat period.")
 
+    # --- the ledger: retries, batching, leases
+    retry_horizon_s: int = Field(
+        default=24 * 3600, ge=0, description="How long transient errors are retried."
+    )
+    retry_base_s: float = Field(default=2.0, gt=0, description="First retry delay; doubles.")
+    retry_cap_s: float = Field(default=3600.0, gt=0, description="Longest delay between tries.")
+    lease_s: int = Field(default=120, ge=5, description="How long a claimed task run is held.")
+    batch_size: int = Field(default=200, ge=1, le=200, description="Records per Collections call.")
+    batch_linger_s: float = Field(
+        default=0.2, ge=0, description="How long a lone record waits for others to share a call."
+    )
+    sweeper_period_s: int = Field(default=5, ge=1, description="How often stuck work is re-queued.")
+    api_usage_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="Slow down an org above this share of its API limit."
+    )
+    limit_backoff_s: float = Field(
+        default=300.0, gt=0, description="Pause for an org that answered REQUEST_LIMIT_EXCEEDED."
+    )
+    run_retention_days: int = Field(default=365, ge=1, description="Run history kept this long.")
+
     # --- mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)

@@ -1,3 +1,146 @@
-"""Tables of the ledger: runs, task runs and their attempts."""
+"""Tables of the ledger: runs, task runs and their attempts.
+
+A task run row is the truth about one effect (a Salesforce write, an email). It is written in the
+same transaction as its cause, claimed by a worker with a lease, and carries its outcome. The
+queue only carries batch keys and ids.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
+
+RUN_STATUSES = ("pending", "running", "succeeded", "failed", "paused", "skipped")
+TASK_RUN_STATUSES = (
+    "blocked",  # waits for the tasks whose output it uses
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "waiting_retry",
+    "paused",
+    "skipped",
+)
+READY_STATUSES = ("pending", "waiting_retry")
+OPEN_STATUSES = ("blocked", "pending", "running", "waiting_retry", "paused")
+
+
+class Run(Base):
+    """One workflow started by one event."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("RN_"))
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    # Run history outlives a deleted workflow: the id goes, the name and revision stay.
+    workflow_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="SET NULL"), index=True
+    )
+    workflow_name: Mapped[str] = mapped_column(String(200))
+    workflow_revision: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(40))
+    # What deduplicates events: ("response", R_x, "created") or the outbound notification.
+    event_key: Mapped[str] = mapped_column(String(200))
+    response_id: Mapped[str | None] = mapped_column(String(20), index=True)
+    event_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    task_runs: Mapped[list[TaskRun]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="TaskRun.task_index"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "event_key"),
+        Index("ix_runs_survey_created", "survey_id", "created_at"),
+        Index("ix_runs_status_created", "status", "created_at"),
+    )
+
+
+class TaskRun(Base):
+    """One task of one run: its state, attempts, payload, result and error."""
+
+    __tablename__ = "task_runs"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("TR_"))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(40))
+    task_index: Mapped[int] = mapped_column(Integer)
+    task_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    # Ready task runs with the same batch key go to Salesforce in one Collections call.
+    batch_key: Mapped[str] = mapped_column(String(250))
+    connection_id: Mapped[str | None] = mapped_column(String(20), index=True)
+    depends_on: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    # The last attempt may have reached Salesforce without us seeing the answer.
+    ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
+    record_id: Mapped[str | None] = mapped_column(String(18))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    run: Mapped[Run] = relationship(back_populates="task_runs")
+    attempt_log: Mapped[list[TaskRunAttempt]] = relationship(
+        back_populates="task_run", cascade="all, delete-orphan", order_by="TaskRunAttempt.number"
+    )
+
+    __table_args__ = (
+        Index("ix_task_runs_ready", "batch_key", "status", "next_attempt_at"),
+        Index("ix_task_runs_status_next", "status", "next_attempt_at"),
+    )
+
+
+class TaskRunAttempt(Base):
+    """One try of a task run: when, what was sent, what came back."""
+
+    __tablename__ = "task_run_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    task_run_id: Mapped[str] = mapped_column(
+        ForeignKey("task_runs.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))
+    batch_size: Mapped[int] = mapped_column(Integer, default=1)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reply: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    task_run: Mapped[TaskRun] = relationship(back_populates="attempt_log")
+
+
+class OrgThrottle(Base):
+    """An org cxloop holds back from until `until` (API limit reached or nearly so)."""
+
+    __tablename__ = "org_throttles"
+
+    org_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    strikes: Mapped[int] = mapped_column(Integer, default=0)

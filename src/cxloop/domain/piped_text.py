@@ -264,6 +264,23 @@ def render(template: str, context: PipedTextContext, *, html: bool = False) -> s
     return "".join(out)
 
 
+def render_value(template: str, context: PipedTextContext) -> Any:
+    """Like `render`, but a template that is exactly one reference gives its raw value.
+
+    A multiple-choice answer stays a list (so it can become a multi-select picklist `A;B`
+    without splitting choice texts on commas), a number stays a number. Never raises.
+    """
+    if not isinstance(template, str):
+        return None
+    segments = parse(template.strip()) if "${" in template else []
+    if len(segments) == 1 and isinstance(segments[0], Reference) and segments[0].namespace != "l":
+        try:
+            return _Renderer(context, html=False)._value(segments[0])
+        except Exception:
+            return None
+    return render(template, context)
+
+
 class _Renderer:
     def __init__(self, context: PipedTextContext, html: bool) -> None:
         self.context = context if isinstance(context, PipedTextContext) else PipedTextContext()

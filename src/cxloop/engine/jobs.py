@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from cxloop.db.uow import Database
+from typing import TYPE_CHECKING
+
+from cxloop.engine import ledger, worker
 from cxloop.engine.scheduler import PeriodicJob
 from cxloop.services.connections import delete_stale_attempts
-from cxloop.settings import Settings
+
+if TYPE_CHECKING:
+    from cxloop.bootstrap import Container
 
 
 def heartbeat() -> None:
     """Proof of life of the scheduler and workers; `/readyz` can tell how long ago it ran."""
 
 
-def periodic_jobs(settings: Settings, db: Database) -> list[PeriodicJob]:
+def periodic_jobs(container: Container) -> list[PeriodicJob]:
     """Every periodic job, by name. Names are stable: they key `periodic_slots`."""
+    settings, db = container.settings, container.db
     return [
         PeriodicJob("heartbeat", settings.heartbeat_period_s, heartbeat),
+        PeriodicJob("sweep_ledger", settings.sweeper_period_s, lambda: worker.sweep(container)),
+        PeriodicJob(
+            "forget_old_runs",
+            3600,
+            lambda: ledger.delete_old_runs(db, settings.run_retention_days),
+        ),
         PeriodicJob("forget_stale_oauth_attempts", 3600, lambda: delete_stale_attempts(db)),
     ]

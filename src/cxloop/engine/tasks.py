@@ -1,15 +1,19 @@
-"""Huey tasks. Messages carry names and ids only; the work reads the truth from the database."""
+"""Huey tasks. Messages carry names and batch keys only; the work reads the truth from the
+database."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from huey import Huey
 
-from cxloop.db.uow import Database
-from cxloop.engine.scheduler import PeriodicJob, record_execution
+from cxloop.engine import worker
+from cxloop.engine.scheduler import record_execution
+
+if TYPE_CHECKING:
+    from cxloop.bootstrap import Container
 
 log = structlog.get_logger(__name__)
 
@@ -19,20 +23,24 @@ class QueueTasks:
     """The task handles bound to one Huey instance; calling one enqueues it."""
 
     run_periodic_job: Any
+    dispatch: Any
 
 
-def register_tasks(huey: Huey, db: Database, jobs: list[PeriodicJob]) -> QueueTasks:
+def register_tasks(huey: Huey, container: Container) -> QueueTasks:
     """Register cxloop's tasks on `huey` (names fixed, so every process agrees on them)."""
-    by_name = {job.name: job for job in jobs}
 
     @huey.task(name="cxloop.run_periodic_job")
     def run_periodic_job(job_name: str, slot: int) -> None:
-        job = by_name.get(job_name)
+        job = next((j for j in container.jobs if j.name == job_name), None)
         if job is None:
             log.warning("periodic.unknown_job", job=job_name)
             return
         job.run()
-        record_execution(db, job_name, slot)
+        record_execution(container.db, job_name, slot)
         log.debug("periodic.ran", job=job_name, slot=slot)
 
-    return QueueTasks(run_periodic_job=run_periodic_job)
+    @huey.task(name="cxloop.dispatch")
+    def dispatch(batch_key: str) -> None:
+        worker.process(container, batch_key)
+
+    return QueueTasks(run_periodic_job=run_periodic_job, dispatch=dispatch)

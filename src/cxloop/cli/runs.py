@@ -1,0 +1,100 @@
+"""`cxloop runs`: run history and replay."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import typer
+from rich.table import Table
+
+from cxloop.cli.context import actor_for, console, container, one_line_errors
+from cxloop.services import runs as service
+
+app = typer.Typer(help="Run history: what workflows did, and replaying what failed.")
+
+UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
+
+
+@app.command("list")
+@one_line_errors
+def list_(
+    survey: str | None = typer.Option(None, "--survey", help="Only this survey's runs."),
+    workflow: str | None = typer.Option(None, "--workflow", help="Only this workflow's runs."),
+    status: str | None = typer.Option(None, "--status", help="pending, running, succeeded, ..."),
+    since: datetime | None = typer.Option(None, "--since", help="Started at or after (ISO)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=500),
+    user: str | None = UserOption,
+) -> None:
+    """List runs, newest first."""
+    built = container()
+    page = service.list_runs(
+        built.db,
+        actor_for(built, user),
+        service.RunFilter(survey, workflow, status, since, None),
+        limit=limit,
+    )
+    table = Table("run", "started", "workflow", "status", "tasks", "response")
+    for run in page.items:
+        tasks = ", ".join(f"{t.task_id}:{t.status}" for t in run.task_runs)
+        table.add_row(
+            run.id,
+            f"{run.created_at:%Y-%m-%d %H:%M:%S}",
+            run.workflow_name,
+            run.status,
+            tasks,
+            run.response_id or "",
+        )
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def show(run_id: str, user: str | None = UserOption) -> None:
+    """Show a run: each task run's attempts, payload, Salesforce's reply, the record Id."""
+    built = container()
+    run = service.get_run(built.db, actor_for(built, user), run_id)
+    console.print(
+        f"[bold]{run.id}[/] {run.workflow_name} (revision {run.workflow_revision}) "
+        f"— {run.status}; event {run.event_key}",
+        highlight=False,
+    )
+    for task_run in run.task_runs:
+        console.print(
+            f"  [bold]{task_run.task_id}[/] ({task_run.task_type}): {task_run.status} "
+            f"after {task_run.attempts} attempt(s)"
+            + (f"; record {task_run.record_id}" if task_run.record_id else "")
+            + (f" — {task_run.status_reason}" if task_run.status_reason else ""),
+            highlight=False,
+        )
+        for attempt in task_run.attempt_log:
+            console.print(
+                f"    #{attempt.number} {attempt.started_at:%H:%M:%S} {attempt.outcome} "
+                f"(batch of {attempt.batch_size})",
+                highlight=False,
+            )
+            if attempt.payload:
+                console.print(f"      sent: {json.dumps(attempt.payload)}", highlight=False)
+            if attempt.error:
+                console.print(f"      error: {json.dumps(attempt.error)}", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def retry(
+    run_id: str | None = typer.Argument(None, help="The run to replay."),
+    failed_of: str | None = typer.Option(
+        None, "--failed-of", help="Replay every failed run of this workflow instead."
+    ),
+    user: str | None = UserOption,
+) -> None:
+    """Replay a run's failed task runs, or every failed run of a workflow."""
+    built = container()
+    actor = actor_for(built, user)
+    if failed_of:
+        count = service.retry_failed_runs(built.db, actor, failed_of)
+    elif run_id:
+        count = service.retry_run(built.db, actor, run_id)
+    else:
+        raise typer.BadParameter("give a RUN_ID or --failed-of WORKFLOW_ID")
+    console.print(f"Queued {count} task run(s) again.", highlight=False)

@@ -1,0 +1,136 @@
+"""The dry run: what a workflow would do with a response, shown exactly, nothing sent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cxloop.db.models import Response
+from cxloop.db.workflow_models import Workflow
+from cxloop.domain.conditions import evaluate
+from cxloop.domain.piped_text import PipedTextContext, render
+from cxloop.domain.workflow import EmailTask, SalesforceTask, SurveyResponseEvent
+from cxloop.engine.render import render_record
+from cxloop.errors import NotFound
+from cxloop.salesforce.errors import SalesforceError
+from cxloop.services.access import Actor, SurveyAccess, get_survey_for
+from cxloop.services.runs import (
+    resolve_owner_connection,
+    response_field_resolver,
+    response_metadata,
+    survey_content_of,
+    workflow_document,
+)
+from cxloop.services.salesforce_clients import ConnectionUnusable, client_for
+
+if TYPE_CHECKING:
+    from cxloop.bootstrap import Container
+
+
+def dry_run(
+    container: Container, actor: Actor, workflow_id: str, response_id: str
+) -> dict[str, Any]:
+    """Evaluate the event and conditions, and render every task's record or mail."""
+    with container.db.reader() as uow:
+        workflow = uow.session.get(Workflow, workflow_id)
+        if workflow is None:
+            raise NotFound(f"No workflow {workflow_id!r}.")
+        survey = get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.VIEW)
+        response = uow.session.get(Response, response_id)
+        if response is None or response.survey_id != survey.id:
+            raise NotFound(f"No response {response_id!r} in this workflow's survey.")
+        document = workflow_document(workflow.id, workflow.revision, workflow.document)
+        content = survey_content_of(survey)
+        connections = {
+            t.id: resolve_owner_connection(uow.session, survey, t.connection)
+            for t in document.tasks
+            if isinstance(t, SalesforceTask)
+        }
+        owner_email = survey.owner.email
+    notes = _event_notes(document.event, response)
+    matched = not notes
+    if document.conditions is not None:
+        conditions_hold = evaluate(document.conditions, response_field_resolver(content, response))
+        if not conditions_hold:
+            notes.append("the conditions do not hold for this response")
+        matched = matched and conditions_hold
+    context = PipedTextContext(
+        survey_content=content,
+        answers=response.values or {},
+        embedded_data=response.embedded_data or {},
+        metadata=response_metadata(response),
+        task_outputs={t.id: {"Id": f"<Id from task {t.id}>"} for t in document.tasks},
+    )
+    tasks = []
+    for task in document.tasks:
+        if isinstance(task, EmailTask):
+            tasks.append(
+                {
+                    "id": task.id,
+                    "type": "email",
+                    "to": render(task.to, context),
+                    "cc": render(task.cc, context),
+                    "subject": render(task.subject, context),
+                    "body": render(task.body, context),
+                }
+            )
+        else:
+            tasks.append(
+                _salesforce_preview(container, task, context, connections[task.id], owner_email)
+            )
+    return {
+        "workflow_id": workflow_id,
+        "response_id": response_id,
+        "would_run": matched,
+        "why_not": notes,
+        "tasks": tasks,
+    }
+
+
+def _event_notes(event: Any, response: Response) -> list[str]:
+    notes = []
+    if isinstance(event, SurveyResponseEvent):
+        if response.source == "import" and not event.include_imported:
+            notes.append("the response was imported and the workflow leaves imported ones out")
+        if not response.finished and not event.include_incomplete:
+            notes.append("the response is incomplete and the workflow leaves those out")
+    else:
+        notes.append("the workflow starts on Salesforce outbound messages, not on responses")
+    return notes
+
+
+def _salesforce_preview(
+    container: Container,
+    task: SalesforceTask,
+    context: PipedTextContext,
+    connection: Any,
+    owner_email: str,
+) -> dict[str, Any]:
+    preview: dict[str, Any] = {
+        "id": task.id,
+        "type": "salesforce",
+        "object": task.object,
+        "action": task.action,
+        "key_field": task.key_field,
+    }
+    if connection is None:
+        preview["problems"] = [f"{task.connection!r} is not one of {owner_email}'s connections"]
+        return preview
+    try:
+        with client_for(
+            container.db, container.settings, connection.id, container.describe_cache
+        ) as client:
+            describe = client.describe(task.object)
+    except (ConnectionUnusable, SalesforceError) as exc:
+        preview["problems"] = [f"cannot read {task.object}'s fields from Salesforce: {exc}"]
+        return preview
+    record = render_record(task, context, describe)
+    preview.update(
+        record={"attributes": {"type": task.object}, **record.fields},
+        key_value=record.key_value,
+        lookups=[
+            {"field": f, "query": f"SELECT Id FROM {o} WHERE {m} = '{v}'", "when_missing": w}
+            for f, (o, m, v, w) in record.lookups.items()
+        ],
+        problems=record.problems,
+    )
+    return preview

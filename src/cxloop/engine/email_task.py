@@ -1,0 +1,71 @@
+"""Execute an email task run: render to, subject and body, send through SMTP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cxloop.db.run_models import TaskRun
+from cxloop.domain.piped_text import render
+from cxloop.domain.workflow import EmailTask
+from cxloop.engine import ledger
+from cxloop.engine.ledger import Outcome
+from cxloop.engine.render import RunGone, run_context, run_document
+from cxloop.mail.sender import MailError, build_message, parse_addresses, send
+
+if TYPE_CHECKING:
+    from cxloop.bootstrap import Container
+
+
+def execute(container: Container, task_run: TaskRun) -> Outcome:
+    """Send the mail; transient SMTP trouble is retried through the ledger."""
+    settings = container.settings
+    with container.db.reader() as uow:
+        try:
+            document = run_document(uow.session, task_run.run)
+        except RunGone as exc:
+            return _failed(task_run, "WORKFLOW_DELETED", str(exc))
+        context = run_context(uow.session, task_run.run)
+    task = document.task(task_run.task_id)
+    assert isinstance(task, EmailTask)
+    to = parse_addresses(render(task.to, context))
+    cc = parse_addresses(render(task.cc, context)) if task.cc else []
+    payload = {"to": to, "cc": cc, "subject": render(task.subject, context)}
+    if not to:
+        return _failed(task_run, "NO_RECIPIENT", f"'{task.to}' gives no email address here")
+    message = build_message(
+        settings, to=to, cc=cc, subject=payload["subject"], body=render(task.body, context)
+    )
+    try:
+        send(settings, message)
+    except MailError as exc:
+        error = {"kind": "permanent" if exc.permanent else "transient", "message": str(exc)}
+        if exc.permanent:
+            return Outcome(task_run.id, "failed", reason=str(exc), error=error, payload=payload)
+        at = ledger.retry_or_give_up(
+            task_run.first_attempt_at,
+            task_run.attempts,
+            horizon_s=settings.retry_horizon_s,
+            base_s=settings.retry_base_s,
+            cap_s=settings.retry_cap_s,
+        )
+        if at is None:
+            return Outcome(task_run.id, "failed", reason=f"Gave up: {exc}", error=error)
+        return Outcome(
+            task_run.id, "waiting_retry", reason=str(exc), error=error, payload=payload, retry_at=at
+        )
+    return Outcome(
+        task_run.id,
+        "succeeded",
+        result={"message_id": message["Message-ID"]},
+        payload=payload,
+        reply={"accepted": True},
+    )
+
+
+def _failed(task_run: TaskRun, code: str, message: str) -> Outcome:
+    return Outcome(
+        task_run.id,
+        "failed",
+        reason=message,
+        error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
+    )

@@ -1,0 +1,137 @@
+"""Render what a task run sends: the piped-text context of its run, then the record or mail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cxloop.db.base import utcnow
+from cxloop.db.models import Response, Survey
+from cxloop.db.run_models import Run, TaskRun
+from cxloop.db.workflow_models import WorkflowRevision
+from cxloop.domain.piped_text import PipedTextContext, render, render_value
+from cxloop.domain.salesforce_values import ValueProblem, to_field_value
+from cxloop.domain.workflow import SalesforceTask, WorkflowDocument
+from cxloop.services.runs import response_metadata, survey_content_of, workflow_document
+
+
+class RunGone(Exception):
+    """The run's workflow revision no longer exists (the workflow was deleted)."""
+
+
+def run_document(session: Session, run: Run) -> WorkflowDocument:
+    """The workflow document the run was started with (its revision, not today's)."""
+    revision = session.scalar(
+        select(WorkflowRevision).where(
+            WorkflowRevision.workflow_id == run.workflow_id,
+            WorkflowRevision.revision == run.workflow_revision,
+        )
+    )
+    if revision is None:
+        raise RunGone(
+            f"The workflow {run.workflow_name!r} (revision {run.workflow_revision}) was deleted."
+        )
+    return workflow_document(revision.workflow_id, revision.revision, revision.document)
+
+
+def run_context(session: Session, run: Run) -> PipedTextContext:
+    """Everything piped text may read for this run: the response, event fields, task outputs."""
+    outputs = {
+        t.task_id: {"Id": t.record_id or "", **(t.result or {})}
+        for t in session.scalars(
+            select(TaskRun).where(TaskRun.run_id == run.id, TaskRun.status == "succeeded")
+        )
+    }
+    survey = session.get(Survey, run.survey_id)
+    content = survey_content_of(survey) if survey is not None else None
+    response = session.get(Response, run.response_id) if run.response_id else None
+    if response is None:
+        return PipedTextContext(
+            survey_content=content,
+            event_fields=run.event_data or {},
+            task_outputs=outputs,
+            metadata={"SurveyID": run.survey_id},
+            now=utcnow(),
+        )
+    return PipedTextContext(
+        survey_content=content,
+        answers=response.values or {},
+        embedded_data=response.embedded_data or {},
+        metadata=response_metadata(response),
+        event_fields=run.event_data or {},
+        task_outputs=outputs,
+        now=utcnow(),
+    )
+
+
+@dataclass
+class RenderedRecord:
+    """A Salesforce record as it will be sent, or the problems that stop it."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    key_value: str | None = None
+    lookups: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def render_record(
+    task: SalesforceTask, context: PipedTextContext, describe: dict[str, Any]
+) -> RenderedRecord:
+    """The record a Salesforce task sends for this context, values converted to field types.
+
+    Lookups are left as (object, match field, value, when missing) for the batch to resolve in
+    one query per lookup.
+    """
+    by_name = {f["name"].lower(): f for f in describe.get("fields", [])}
+    record = RenderedRecord()
+    for mapping in task.mappings:
+        field_describe = by_name.get(mapping.field.lower())
+        if field_describe is None:
+            record.problems.append(
+                f"{describe.get('name', task.object)} has no field {mapping.field}"
+            )
+            continue
+        raw = mapping.value if mapping.constant else render_value(mapping.value, context)
+        try:
+            record.fields[field_describe["name"]] = to_field_value(raw, field_describe)
+        except ValueProblem as exc:
+            record.problems.append(str(exc))
+    if task.key_value:
+        record.key_value = render(task.key_value, context).strip() or None
+    elif task.key_field and task.action == "upsert":
+        value = record.fields.get(task.key_field)
+        record.key_value = None if value is None else str(value)
+    if task.action in ("update", "upsert", "delete") and not record.key_value:
+        record.problems.append(
+            f"the key {task.key_field} is empty for this response, so there is no record to "
+            f"{task.action}"
+        )
+    for lookup in task.lookups:
+        value = render(lookup.value, context).strip()
+        record.lookups[lookup.field] = (
+            lookup.object,
+            lookup.match_field,
+            value,
+            lookup.when_missing,
+        )
+    if task.record_type:
+        record_type_id = _record_type_id(describe, task.record_type)
+        if record_type_id is None:
+            record.problems.append(f"{task.object} has no record type {task.record_type!r}")
+        else:
+            record.fields["RecordTypeId"] = record_type_id
+    return record
+
+
+def _record_type_id(describe: dict[str, Any], wanted: str) -> str | None:
+    for info in describe.get("recordTypeInfos", []):
+        if wanted in (info.get("recordTypeId"), info.get("developerName"), info.get("name")):
+            return info.get("recordTypeId")
+    return None
+
+
+def task_run_label(task_run: TaskRun) -> str:
+    return f"task '{task_run.task_id}'"

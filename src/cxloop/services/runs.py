@@ -1,0 +1,447 @@
+"""Runs: the workflow matcher that writes them, and the run history people read and replay.
+
+The matcher is a response-event hook: inside the response's own transaction it finds the
+survey's enabled workflows whose event and conditions match, and writes one run with its task
+runs for each. After the commit the ready task runs' batch keys go to the queue. So a response is
+never stored without its runs, and a run never exists without its response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from cxloop.db.base import new_id, utcnow
+from cxloop.db.models import Connection, Response, Survey
+from cxloop.db.run_models import READY_STATUSES, Run, TaskRun
+from cxloop.db.uow import Database, UnitOfWork
+from cxloop.db.workflow_models import Workflow
+from cxloop.domain.answers import resolve_answer_field
+from cxloop.domain.conditions import evaluate
+from cxloop.domain.survey_content import SurveyContent
+from cxloop.domain.workflow import (
+    EmailTask,
+    SalesforceTask,
+    SurveyResponseEvent,
+    WorkflowDocument,
+    parse_document,
+    task_references,
+)
+from cxloop.errors import NotFound
+from cxloop.services.access import Actor, SurveyAccess, get_survey_for
+from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+
+Dispatcher = Callable[[Iterable[str]], None]
+
+_dispatcher: Dispatcher | None = None
+
+
+def use_dispatcher(dispatcher: Dispatcher) -> None:
+    """How batch keys reach the queue in this process (set once by bootstrap)."""
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def dispatch(batch_keys: Iterable[str]) -> None:
+    """Send batch keys to the queue; without a queue (tests, tools) the sweeper finds them."""
+    keys = sorted(set(batch_keys))
+    if keys and _dispatcher is not None:
+        _dispatcher(keys)
+
+
+# --- the matcher
+
+
+def match_response(session: Session, response: Response, event: str, uow: UnitOfWork) -> None:
+    """Write a run for every enabled workflow of the survey that this response event matches."""
+    workflows = session.scalars(
+        select(Workflow).where(
+            Workflow.survey_id == response.survey_id,
+            Workflow.enabled.is_(True),
+            Workflow.event_type == "survey_response",
+        )
+    ).all()
+    if not workflows:
+        return
+    survey = session.get(Survey, response.survey_id)
+    assert survey is not None
+    content = survey_content_of(survey)
+    ready_keys: list[str] = []
+    for workflow in workflows:
+        document = workflow_document(workflow.id, workflow.revision, workflow.document)
+        event_spec = document.event
+        assert isinstance(event_spec, SurveyResponseEvent)
+        if event not in event_spec.when:
+            continue
+        if response.source == "import" and not event_spec.include_imported:
+            continue
+        if not response.finished and not event_spec.include_incomplete:
+            continue
+        if document.conditions is not None and not evaluate(
+            document.conditions, response_field_resolver(content, response)
+        ):
+            continue
+        suffix = event if event == "created" else f"updated:{response.updated_at.isoformat()}"
+        ready_keys += add_run(
+            session,
+            survey,
+            workflow,
+            document,
+            event_type="survey_response",
+            event_key=f"response:{response.id}:{suffix}",
+            response_id=response.id,
+        )
+    if ready_keys:
+        uow.after_commit(lambda: dispatch(ready_keys))
+
+
+def add_run(
+    session: Session,
+    survey: Survey,
+    workflow: Workflow,
+    document: WorkflowDocument,
+    *,
+    event_type: str,
+    event_key: str,
+    response_id: str | None = None,
+    event_data: dict[str, Any] | None = None,
+) -> list[str]:
+    """Add a run and its task runs to the session; returns the batch keys ready to go."""
+    run = Run(
+        id=new_id("RN_"),
+        survey_id=survey.id,
+        workflow_id=workflow.id,
+        workflow_name=document.name,
+        workflow_revision=workflow.revision,
+        event_type=event_type,
+        event_key=event_key,
+        response_id=response_id,
+        event_data=event_data or {},
+        status="pending",
+    )
+    session.add(run)
+    ready: list[str] = []
+    for index, task in enumerate(document.tasks):
+        task_run = new_task_run(session, survey, run, index, task)
+        run.task_runs.append(task_run)
+        if task_run.status == "pending":
+            ready.append(task_run.batch_key)
+    return ready
+
+
+def new_task_run(
+    session: Session, survey: Survey, run: Run, index: int, task: SalesforceTask | EmailTask
+) -> TaskRun:
+    """A task run, ready (pending), waiting for earlier tasks (blocked), or paused."""
+    task_run_id = new_id("TR_")
+    depends_on = sorted(task_references(task))
+    status, reason, connection_id = ("blocked" if depends_on else "pending"), "", None
+    if isinstance(task, SalesforceTask):
+        connection = resolve_owner_connection(session, survey, task.connection)
+        if connection is None:
+            status = "paused"
+            reason = (
+                f"The connection {task.connection!r} is not one of the survey owner's "
+                f"({survey.owner.email}) connections; pick one of theirs in the workflow."
+            )
+        else:
+            connection_id = connection.id
+        batch_key = salesforce_batch_key(connection_id or "-", task)
+    else:
+        batch_key = f"email|{task_run_id}"
+    return TaskRun(
+        id=task_run_id,
+        task_id=task.id,
+        task_index=index,
+        task_type=task.type,
+        status=status,
+        status_reason=reason,
+        batch_key=batch_key,
+        connection_id=connection_id,
+        depends_on=depends_on,
+        next_attempt_at=utcnow(),
+    )
+
+
+def salesforce_batch_key(connection_id: str, task: SalesforceTask) -> str:
+    """What task runs must share to go out in one sObject Collections call."""
+    return f"sf|{connection_id}|{task.object}|{task.action}|{task.key_field or ''}"
+
+
+def resolve_owner_connection(
+    session: Session, survey: Survey, name_or_id: str
+) -> Connection | None:
+    """The survey owner's connection with this id or name (editors use the owner's)."""
+    return session.scalar(
+        select(Connection).where(
+            Connection.owner_id == survey.owner_id,
+            or_(Connection.id == name_or_id, Connection.name == name_or_id),
+        )
+    )
+
+
+def response_field_resolver(
+    content: SurveyContent | None, response: Response
+) -> Callable[[str], Any]:
+    """How workflow conditions read a response: `q://QID1...`, `e://Field/X`, `m://X`."""
+    metadata = response_metadata(response)
+
+    def resolve(field: str) -> Any:
+        if field.startswith("q://"):
+            if content is None:
+                return None
+            return resolve_answer_field(content, response.values or {}, field[4:])
+        if field.startswith("e://Field/"):
+            name = field[len("e://Field/") :]
+            return metadata.get(name, (response.embedded_data or {}).get(name))
+        if field.startswith("m://"):
+            return metadata.get(field[4:])
+        return None
+
+    return resolve
+
+
+def response_metadata(response: Response) -> dict[str, Any]:
+    """The response's metadata under the names piped text and conditions use."""
+    return {
+        "ResponseID": response.id,
+        "SurveyID": response.survey_id,
+        "StartDate": response.started_at,
+        "EndDate": response.ended_at,
+        "Finished": response.finished,
+        "Duration": response.duration_s,
+        "Source": response.source,
+        "Language": response.language,
+        "DistributionID": response.distribution_id,
+        "ContactID": response.contact_id,
+    }
+
+
+def survey_content_of(survey: Survey) -> SurveyContent | None:
+    """The survey's content, parsed once per content version per process."""
+    if not survey.content:
+        return None
+    return _cached(
+        _CONTENTS, (survey.id, survey.content_version or 0),
+        lambda: SurveyContent.from_document(survey.content),
+    )  # fmt: skip
+
+
+def workflow_document(workflow_id: str, revision: int, document: Any) -> WorkflowDocument:
+    """The parsed document of a workflow revision, parsed once per process."""
+    return _cached(_DOCUMENTS, (workflow_id, revision), lambda: parse_document(document))
+
+
+_CONTENTS: dict[tuple[str, int], Any] = {}
+_DOCUMENTS: dict[tuple[str, int], Any] = {}
+
+
+def _cached(
+    cache: dict[tuple[str, int], Any], key: tuple[str, int], build: Callable[[], Any]
+) -> Any:
+    value = cache.get(key)
+    if value is None:
+        value = build()
+        if len(cache) >= 1024:  # revisions are immutable; forgetting is only about memory
+            cache.clear()
+        cache[key] = value
+    return value
+
+
+# --- run history
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    survey_id: str | None = None
+    workflow_id: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_runs(
+    db: Database, actor: Actor, run_filter: RunFilter, *, limit: int = 50, cursor: str | None = None
+) -> Page[Run]:
+    """Runs the actor may see (surveys they can view), newest first."""
+    check_limit(limit)
+    query = (
+        select(Run)
+        .options(selectinload(Run.task_runs))
+        .order_by(Run.created_at.desc(), Run.id.desc())
+        .limit(limit + 1)
+    )
+    with db.reader() as uow:
+        if run_filter.survey_id:
+            get_survey_for(uow.session, run_filter.survey_id, actor, SurveyAccess.VIEW)
+            query = query.where(Run.survey_id == run_filter.survey_id)
+        elif not actor.is_admin:
+            query = query.where(Run.survey_id.in_(_visible_surveys(actor)))
+        if run_filter.workflow_id:
+            query = query.where(Run.workflow_id == run_filter.workflow_id)
+        if run_filter.status:
+            query = query.where(Run.status == run_filter.status)
+        if run_filter.since:
+            query = query.where(Run.created_at >= run_filter.since)
+        if run_filter.until:
+            query = query.where(Run.created_at < run_filter.until)
+        if cursor:
+            created_at, last_id = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    Run.created_at < created_at,
+                    and_(Run.created_at == created_at, Run.id < str(last_id)),
+                )
+            )
+        rows = list(uow.session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def get_run(db: Database, actor: Actor, run_id: str) -> Run:
+    """A run with its task runs and their attempts."""
+    with db.reader() as uow:
+        run = uow.session.scalar(
+            select(Run)
+            .where(Run.id == run_id)
+            .options(selectinload(Run.task_runs).selectinload(TaskRun.attempt_log))
+        )
+        if run is None:
+            raise NotFound(f"No run {run_id!r}.")
+        try:
+            get_survey_for(uow.session, run.survey_id, actor, SurveyAccess.VIEW)
+        except NotFound:
+            raise NotFound(f"No run {run_id!r}.") from None
+        return run
+
+
+def retry_run(db: Database, actor: Actor, run_id: str) -> int:
+    """Replay a run's failed, skipped and paused task runs; returns how many were queued."""
+    with db.uow() as uow:
+        run = uow.session.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"No run {run_id!r}.")
+        get_survey_for(uow.session, run.survey_id, actor, SurveyAccess.EDIT)
+        keys = _requeue(uow.session, [run.id])
+        uow.commit()
+    dispatch(keys)
+    return len(keys)
+
+
+def retry_failed_runs(
+    db: Database, actor: Actor, workflow_id: str, survey_id: str | None = None
+) -> int:
+    """Replay every failed run of a workflow; returns how many task runs were queued."""
+    with db.uow() as uow:
+        workflow = uow.session.get(Workflow, workflow_id)
+        if workflow is None or (survey_id is not None and workflow.survey_id != survey_id):
+            raise NotFound(f"No workflow {workflow_id!r}.")
+        get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.EDIT)
+        run_ids = list(
+            uow.session.scalars(
+                select(Run.id).where(Run.workflow_id == workflow_id, Run.status == "failed")
+            )
+        )
+        keys = _requeue(uow.session, run_ids)
+        uow.commit()
+    dispatch(keys)
+    return len(keys)
+
+
+def _requeue(session: Session, run_ids: list[str]) -> list[str]:
+    if not run_ids:
+        return []
+    rows = list(
+        session.scalars(
+            select(TaskRun).where(
+                TaskRun.run_id.in_(run_ids),
+                TaskRun.status.in_(("failed", "skipped", "paused")),
+            )
+        )
+    )
+    now = utcnow()
+    for row in rows:
+        row.status = "blocked" if row.depends_on else "pending"
+        row.status_reason = "replayed"
+        # A replay starts a fresh retry horizon; the attempt log keeps the history.
+        row.first_attempt_at = None
+        row.next_attempt_at = now
+        row.error = None
+    session.execute(
+        update(Run).where(Run.id.in_(run_ids)).values(status="pending", finished_at=None)
+    )
+    session.flush()
+    freed = release_blocked(session, run_ids)
+    return [row.batch_key for row in rows if row.status in READY_STATUSES] + freed
+
+
+def release_blocked(session: Session, run_ids: Iterable[str]) -> list[str]:
+    """Settle the blocked task runs of these runs; returns the batch keys that became ready.
+
+    A blocked task run becomes pending once every task it depends on succeeded. When one of
+    them failed or was skipped it is skipped if the workflow stops dependent tasks on failure,
+    and runs anyway (with that output empty) if the workflow continues.
+    """
+    freed: list[str] = []
+    for run in session.scalars(select(Run).where(Run.id.in_(list(run_ids)))):
+        by_task = {t.task_id: t for t in run.task_runs}
+        document = _document_of_run(session, run)
+        for task_run in run.task_runs:
+            if task_run.status != "blocked":
+                continue
+            upstream = [by_task[d] for d in task_run.depends_on if d in by_task]
+            if any(u.status not in ("succeeded", "failed", "skipped") for u in upstream):
+                continue
+            broken = [u.task_id for u in upstream if u.status != "succeeded"]
+            if broken and (document is None or document.on_task_failure == "stop"):
+                task_run.status = "skipped"
+                task_run.status_reason = (
+                    f"Not run: it uses the output of {', '.join(broken)}, which did not succeed."
+                )
+                task_run.finished_at = utcnow()
+            else:
+                task_run.status = "pending"
+                task_run.next_attempt_at = utcnow()
+                freed.append(task_run.batch_key)
+        settle_run_status(run)
+    return freed
+
+
+def settle_run_status(run: Run) -> None:
+    """A run's status from its task runs: open work first, then failures, then success."""
+    statuses = {t.status for t in run.task_runs}
+    if statuses & {"pending", "running", "waiting_retry", "blocked"}:
+        run.status = "running" if statuses - {"pending", "blocked"} else "pending"
+        run.finished_at = None
+        return
+    if "paused" in statuses:
+        run.status, run.finished_at = "paused", None
+        return
+    run.status = (
+        "failed"
+        if "failed" in statuses
+        else ("skipped" if statuses == {"skipped"} else "succeeded")
+    )
+    run.finished_at = run.finished_at or utcnow()
+
+
+def _document_of_run(session: Session, run: Run) -> WorkflowDocument | None:
+    if run.workflow_id is None:
+        return None
+    workflow = session.get(Workflow, run.workflow_id)
+    if workflow is None:
+        return None
+    return workflow_document(workflow.id, workflow.revision, workflow.document)
+
+
+def _visible_surveys(actor: Actor) -> Any:
+    from cxloop.db.models import SurveyCollaborator
+
+    shared = select(SurveyCollaborator.survey_id).where(SurveyCollaborator.user_id == actor.id)
+    return select(Survey.id).where(or_(Survey.owner_id == actor.id, Survey.id.in_(shared)))
