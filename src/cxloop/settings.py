@@ -78,7 +78,9 @@ class Settings(BaseSettings):
     lease_s: int = Field(default=120, ge=5, description="How long a claimed task run is held.")
     batch_size: int = Field(default=200, ge=1, le=200, description="Records per Collections call.")
     batch_linger_s: float = Field(
-        default=0.2, ge=0, description="How long a lone record waits for others to share a call."
+        default=0.5,
+        ge=0,
+        description="Under load, how long a record may wait for others to fill its batch.",
     )
     sweeper_period_s: int = Field(default=5, ge=1, description="How often stuck work is re-queued.")
     api_usage_threshold: float = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container, build_container
-from cxloop.services import users
+from cxloop.services import survey_content, surveys, users
 from cxloop.services.access import Actor
 from cxloop.web.app import create_app
 from sfemu.testing import EmulatorServer, run_in_thread
@@ -106,3 +107,28 @@ def org(emulator: EmulatorServer, alias: str) -> dict:
 
 def actor(person: Person) -> Actor:
     return Actor(id=person.id, email=person.email, is_admin=False)
+
+
+CONTENT = {
+    "format_version": 1,
+    "embedded_data": [{"name": "CaseId"}, {"name": "Email"}],
+    "questions": [
+        {"qid": "QID1", "type": "nps", "text": "How likely...?", "required": True},
+        {"qid": "QID2", "type": "text_entry", "text": "Why?"},
+    ],
+}
+
+
+@pytest.fixture
+def setup(  # a survey with content, an active status and a linked connection
+    linked: Container, web: TestClient, emulator: EmulatorServer, owner: Person
+) -> Iterator[dict[str, Any]]:
+    linked.settings.batch_linger_s = 0
+    linked.settings.retry_base_s = 0.05
+    linked.settings.retry_cap_s = 0.2
+    connection = link(web, owner, "Acme", org(emulator, "acme")["login_url"])
+    actor = Actor(id=owner.id, email=owner.email, is_admin=False)
+    survey = surveys.create_survey(linked.db, actor, "Support NPS")
+    survey_content.put_content(linked.db, actor, survey.id, CONTENT)
+    surveys.update_survey(linked.db, actor, survey.id, {"status": "active"})
+    yield {"actor": actor, "survey_id": survey.id, "connection": connection}

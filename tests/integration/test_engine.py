@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,20 +14,10 @@ from cxloop.db.run_models import TaskRun
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.workflow import parse_document
 from cxloop.engine import ledger, worker
-from cxloop.services import responses, survey_content, surveys
-from cxloop.services.access import Actor
+from cxloop.services import responses
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
-from tests.integration.conftest import follow_login, link, org
-
-CONTENT = {
-    "format_version": 1,
-    "embedded_data": [{"name": "CaseId"}, {"name": "Email"}],
-    "questions": [
-        {"qid": "QID1", "type": "nps", "text": "How likely...?", "required": True},
-        {"qid": "QID2", "type": "text_entry", "text": "Why?"},
-    ],
-}
+from tests.integration.conftest import follow_login
 
 
 def upsert_workflow(connection: str, **overrides: Any) -> dict[str, Any]:
@@ -53,21 +42,6 @@ def upsert_workflow(connection: str, **overrides: Any) -> dict[str, Any]:
     }
     document.update(overrides)
     return document
-
-
-@pytest.fixture
-def setup(
-    linked: Container, web: TestClient, emulator: EmulatorServer, owner: Person
-) -> Iterator[dict[str, Any]]:
-    linked.settings.batch_linger_s = 0
-    linked.settings.retry_base_s = 0.05
-    linked.settings.retry_cap_s = 0.2
-    connection = link(web, owner, "Acme", org(emulator, "acme")["login_url"])
-    actor = Actor(id=owner.id, email=owner.email, is_admin=False)
-    survey = surveys.create_survey(linked.db, actor, "Support NPS")
-    survey_content.put_content(linked.db, actor, survey.id, CONTENT)
-    surveys.update_survey(linked.db, actor, survey.id, {"status": "active"})
-    yield {"actor": actor, "survey_id": survey.id, "connection": connection}
 
 
 def add_workflow(container: Container, setup: dict[str, Any], document: dict[str, Any]) -> str:
@@ -307,3 +281,35 @@ def test_dry_run_shows_the_exact_record_without_sending(
         "Comment__c": "Great",
     }
     assert sf_records(emulator, "Survey_Response__c") == []
+
+
+def test_dry_run_over_the_api_and_cli(
+    linked: Container, setup: dict[str, Any], web: TestClient, owner: Person,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import json
+
+    from typer.testing import CliRunner
+
+    from cxloop.cli.main import app as cli
+
+    workflow_id = add_workflow(linked, setup, upsert_workflow("Acme"))
+    response_id = submit(linked, setup, 2, "Slow")
+    path = f"/api/v1/surveys/{setup['survey_id']}/workflows/{workflow_id}/test"
+    reply = web.post(path, json={"response_id": response_id}, headers=owner.headers)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["tasks"][0]["record"]["NPS_Score__c"] == 2
+    missing = web.post(path, json={"response_id": "R_nope"}, headers=owner.headers)
+    assert missing.status_code == 404
+    settings = linked.settings
+    for name, value in {
+        "CXLOOP_DATA_DIR": str(settings.data_dir),
+        "CXLOOP_DATABASE_URL": settings.effective_database_url,
+        "CXLOOP_SALESFORCE_CLIENT_ID": settings.salesforce_client_id,
+        "CXLOOP_SALESFORCE_CLIENT_SECRET": settings.salesforce_client_secret.get_secret_value(),
+        "CXLOOP_SALESFORCE_EXTRA_HOSTS": json.dumps(settings.salesforce_extra_hosts),
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["workflows", "test", workflow_id, "--response", response_id])
+    assert result.exit_code == 0, result.output
+    assert '"NPS_Score__c": 2' in result.output

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from cxloop.cli import config, connections, db, emulator, keys, serve, users
+from cxloop.cli import (
+    config,
+    connections,
+    db,
+    emulator,
+    keys,
+    responses,
+    runs,
+    serve,
+    surveys,
+    users,
+    workflows,
+)
 
 app = typer.Typer(
     name="cxloop",
@@ -21,5 +33,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(connections.app, name="connections")
+app.add_typer(workflows.app, name="workflows")
 app.add_typer(keys.app, name="keys")
+app.add_typer(runs.app, name="runs")
 app.add_typer(emulator.app, name="emulator")
+app.add_typer(surveys.app, name="surveys")
+app.add_typer(responses.app, name="responses")

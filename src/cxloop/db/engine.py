@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 READ_ONLY = {"cxloop_read_only": True}
 
@@ -32,23 +33,26 @@ def create_database_engine(url: str, *, sqlite_busy_timeout_ms: int = 30_000) ->
 
 def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
-    if parsed.database:
-        from pathlib import Path
-
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 0}}
     if not parsed.database or parsed.database == ":memory:":
         raise ValueError("an in-memory SQLite database cannot be shared: give a file path")
-    # One connection per checkout: SQLite connections are cheap and this avoids cross-thread reuse.
-    kwargs["poolclass"] = NullPool
-    engine = create_engine(url, **kwargs)
+    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    timeout_s = busy_timeout_ms / 1000
+    # A small pool of connections, each used by one thread at a time; opening a connection per
+    # unit of work would cost more than the work.
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": timeout_s},
+        pool_size=8,
+        max_overflow=16,
+        pool_timeout=max(timeout_s, 1),
+    )
+    _use_wal(parsed.database, timeout_s)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take over transaction control from pysqlite so that BEGIN IMMEDIATE can be used.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -65,3 +69,12 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(path: str, timeout_s: float) -> None:
+    """Switch the file to WAL once (the mode is stored in the file; later opens keep it)."""
+    connection = sqlite3.connect(path, timeout=timeout_s)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -19,9 +21,16 @@ class UnitOfWork:
     has succeeded, so a worker never sees an id whose row is not there yet.
     """
 
-    def __init__(self, session_factory: sessionmaker[Session], *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        read_only: bool = False,
+        write_lock: AbstractContextManager[object] | None = None,
+    ) -> None:
         self._session_factory = session_factory
         self._read_only = read_only
+        self._write_lock = write_lock or nullcontext()
         self._after_commit: list[Callable[[], None]] = []
         self._session: Session | None = None
         self._committed = False
@@ -33,7 +42,12 @@ class UnitOfWork:
         return self._session
 
     def __enter__(self) -> UnitOfWork:
-        self._session = self._session_factory()
+        self._write_lock.__enter__()
+        try:
+            self._session = self._session_factory()
+        except BaseException:
+            self._write_lock.__exit__(None, None, None)
+            raise
         if self._read_only:
             self._session.connection(execution_options=READ_ONLY)
         self._after_commit = []
@@ -47,10 +61,13 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._session is not None
-        # close() rolls back whatever was not committed and detaches the loaded objects
-        # without expiring them (rollback() would), so callers can still read what they got.
-        self._session.close()
-        self._session = None
+        try:
+            # close() rolls back whatever was not committed and detaches the loaded objects
+            # without expiring them (rollback() would), so callers can still read what they got.
+            self._session.close()
+        finally:
+            self._session = None
+            self._write_lock.__exit__(None, None, None)
         if exc_type is None and self._committed:
             callbacks, self._after_commit = self._after_commit, []
             for callback in callbacks:
@@ -71,10 +88,15 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.session_factory = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Writers of this process queue on this lock, which
+        # wakes the next one as soon as the last commits; left to SQLite's busy handler they
+        # would poll with sleeps of up to 100 ms, and throughput would collapse under load.
+        # (Re-entrant, so a nested writer behaves as before: it waits on SQLite.)
+        self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     def uow(self) -> UnitOfWork:
         """A unit of work that may write."""
-        return UnitOfWork(self.session_factory)
+        return UnitOfWork(self.session_factory, write_lock=self._write_lock)
 
     def reader(self) -> UnitOfWork:
         """A unit of work that only reads (cheaper on SQLite: no write lock)."""

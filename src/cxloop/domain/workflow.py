@@ -33,26 +33,90 @@ what `apply` reads back, so it round-trips exactly. Example::
 
 Condition fields name what they test: `q://QID1` (the answer: choice ids, numbers, text),
 `q://QID1/recode` (recode values of the selected choices), `q://QID1/text` (text entered),
-`q://QID5/row/1` (a matrix row), `e://Field/Name` (embedded data) and `m://Name` (metadata:
-Finished, Source, Duration, Language...).
+`q://QID1/text/4` (text typed into choice 4's box), `q://QID5/row/1` (a matrix row: the scale
+point chosen), `q://QID5/row/1/recode` (its recode), `e://Field/Name` (embedded data or a
+response field such as ResponseID) and `m://Name` (metadata: see RESPONSE_METADATA_FIELDS).
+Outbound message workflows test `event://Field/Name` (a field of the message) and `e://`.
+
+Besides the schema, this module holds the pure checks a save runs (`check_document`,
+`survey_problems`) and the exact YAML/JSON text form (`load_text`, `dump_yaml`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from cxloop.domain.conditions import ConditionGroup
+from cxloop.domain import piped_text
+from cxloop.domain.conditions import (
+    EMPTINESS_OPERATORS,
+    NUMERIC_OPERATORS,
+    Condition,
+    ConditionGroup,
+)
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
+from cxloop.domain.survey_content import (
+    DescriptiveQuestion,
+    MatrixQuestion,
+    MultipleChoiceQuestion,
+    SingleChoiceQuestion,
+    SurveyContent,
+    TextEntryQuestion,
+)
 
 TASK_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 TASK_REFERENCE = re.compile(r"\$\{task://([^/}]+)/[^}]*\}")
+API_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
 
 EventType = Literal["survey_response", "salesforce_outbound_message"]
 ResponseEventKind = Literal["created", "updated"]
 OnTaskFailure = Literal["continue", "stop"]
+
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+TASK_TYPES = ("salesforce", "email")
+# The piped-text namespaces a task may use, by event: a response has answers, embedded data and
+# a contact; an outbound message has its record's fields and no answers yet.
+PIPED_TEXT_NAMESPACES: dict[str, tuple[str, ...]] = {
+    "survey_response": ("q", "e", "m", "date", "task"),
+    "salesforce_outbound_message": ("event", "e", "date", "task"),
+}
+CONDITION_NAMESPACES: dict[str, tuple[str, ...]] = {
+    "survey_response": ("q", "e", "m"),
+    "salesforce_outbound_message": ("event", "e"),
+}
+# What `m://Name` names in a condition: the response's own metadata (as the engine reads it).
+RESPONSE_METADATA_FIELDS = (
+    "ResponseID",
+    "SurveyID",
+    "Finished",
+    "Source",
+    "Duration",
+    "Language",
+    "StartDate",
+    "EndDate",
+    "DistributionID",
+    "ContactID",
+)
+MAX_DOCUMENT_BYTES = 1_000_000
+_DEFER_TASK_ORDER = "defer_task_order"
+MAX_DEPTH = 40  # conditions nest at most 8 groups, each 2 levels; tasks sit 4 levels deep
 
 
 class _Model(BaseModel):
@@ -74,7 +138,7 @@ class OutboundMessageEvent(_Model):
 
     type: Literal["salesforce_outbound_message"] = "salesforce_outbound_message"
     connection: str = Field(min_length=1, max_length=100)
-    object: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+    object: str = Field(pattern=API_NAME)
 
 
 Event = Annotated[
@@ -87,9 +151,9 @@ Event = Annotated[
 class Lookup(_Model):
     """Set a reference field to the Id that a query finds, e.g. Contact by Email."""
 
-    field: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
-    object: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
-    match_field: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+    field: str = Field(pattern=API_NAME)
+    object: str = Field(pattern=API_NAME)
+    match_field: str = Field(pattern=API_NAME)
     value: str = Field(max_length=2000, description="Piped text: what match_field must equal.")
     when_missing: Literal["leave_empty", "fail"] = "leave_empty"
 
@@ -109,7 +173,7 @@ class SalesforceTask(SalesforceTaskSpec):
     lookups: list[Lookup] = Field(default_factory=list, max_length=10)
     dedupe_field: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$",
+        pattern=API_NAME,
         description="insert only: a field holding a unique value (e.g. Response_ID__c) that is "
         "looked up before re-sending after an ambiguous failure.",
     )
@@ -160,25 +224,39 @@ class WorkflowDocument(_Model):
     on_task_failure: OnTaskFailure = "stop"
     tasks: list[Task] = Field(min_length=1, max_length=50)
 
+    @field_validator("name")
+    @classmethod
+    def _one_line_name(cls, name: str) -> str:
+        # The name is how `apply` finds the workflow again: a blank or multi-line name would
+        # make that (and every list that shows it) ambiguous.
+        if not name.strip():
+            raise ValueError("the workflow needs a name that is not blank")
+        if any(char in name for char in "\r\n\t\x00"):
+            raise ValueError("the workflow name must be one line")
+        return name
+
     @model_validator(mode="after")
-    def _check_tasks(self) -> WorkflowDocument:
-        seen: list[str] = []
-        for task in self.tasks:
-            if task.id in seen:
-                raise ValueError(f"two tasks have the id {task.id!r}; task ids must be unique")
-            for referenced in sorted(task_references(task)):
-                if referenced == task.id:
-                    raise ValueError(f"task {task.id!r} refers to its own output")
-                if referenced not in seen:
-                    raise ValueError(
-                        f"task {task.id!r} uses the output of {referenced!r}, which is not an "
-                        "earlier task"
-                    )
-            seen.append(task.id)
+    def _check_tasks(self, info: ValidationInfo) -> WorkflowDocument:
+        if info.context and info.context.get(_DEFER_TASK_ORDER):
+            return self  # check_document reports these itself, with the survey's problems
+        problems = task_order_problems(self.tasks)
+        if problems:
+            # One error carrying every problem with its path; problems_from_validation unpacks it.
+            raise PydanticCustomError(
+                "task_order",
+                "{summary}",
+                {
+                    "summary": "; ".join(p.message for p in problems),
+                    "problems": [(p.path, p.message) for p in problems],
+                },
+            )
         return self
 
     def task(self, task_id: str) -> SalesforceTask | EmailTask:
         return next(t for t in self.tasks if t.id == task_id)
+
+
+# -- what a task holds --------------------------------------------------------------------------
 
 
 def task_texts(task: SalesforceTask | EmailTask) -> list[tuple[str, str]]:
@@ -192,6 +270,22 @@ def task_texts(task: SalesforceTask | EmailTask) -> list[tuple[str, str]]:
     return texts
 
 
+def task_templates(task: SalesforceTask | EmailTask) -> list[tuple[str, str]]:
+    """The same templates as `task_texts`, each with its path in the task (`mappings[2].value`),
+    so a form or an editor can point at the very input."""
+    if isinstance(task, EmailTask):
+        return [("to", task.to), ("cc", task.cc), ("subject", task.subject), ("body", task.body)]
+    texts = [
+        (f"mappings[{index}].value", m.value)
+        for index, m in enumerate(task.mappings)
+        if not m.constant
+    ]
+    texts += [(f"lookups[{index}].value", item.value) for index, item in enumerate(task.lookups)]
+    if task.key_value:
+        texts.append(("key_value", task.key_value))
+    return texts
+
+
 def task_references(task: SalesforceTask | EmailTask) -> set[str]:
     """Ids of the earlier tasks whose output this task uses (`${task://ID/...}`)."""
     found: set[str] = set()
@@ -200,11 +294,529 @@ def task_references(task: SalesforceTask | EmailTask) -> set[str]:
     return found
 
 
+def duplicate_id_problems(tasks: list[SalesforceTask | EmailTask]) -> list[DocumentProblem]:
+    """Tasks whose id an earlier task has already."""
+    problems: list[DocumentProblem] = []
+    seen: set[str] = set()
+    for index, task in enumerate(tasks):
+        if task.id in seen:
+            problems.append(
+                DocumentProblem(
+                    f"tasks[{index}].id",
+                    f"two tasks have the id {task.id!r}; task ids must be unique",
+                )
+            )
+        seen.add(task.id)
+    return problems
+
+
+def task_order_problems(tasks: list[SalesforceTask | EmailTask]) -> list[DocumentProblem]:
+    """Duplicate task ids, and tasks that use the output of themselves or of a later task."""
+    problems = duplicate_id_problems(tasks)
+    seen: list[str] = []
+    for index, task in enumerate(tasks):
+        for where, text in task_templates(task):
+            for referenced in sorted({m.group(1) for m in TASK_REFERENCE.finditer(text)}):
+                if referenced == task.id:
+                    message = f"task {task.id!r} refers to its own output"
+                elif referenced not in seen:
+                    message = (
+                        f"task {task.id!r} uses the output of {referenced!r}, which is not an "
+                        "earlier task"
+                    )
+                else:
+                    continue
+                problems.append(DocumentProblem(f"tasks[{index}].{where}", message))
+        seen.append(task.id)
+    return problems
+
+
+# -- documents ----------------------------------------------------------------------------------
+
+
 def parse_document(data: Any) -> WorkflowDocument:
-    """A workflow document from parsed JSON/YAML (raises pydantic.ValidationError)."""
-    return WorkflowDocument.model_validate(data)
+    """A workflow document from parsed JSON/YAML (raises pydantic.ValidationError).
+
+    Strict: `"yes"` is not a boolean and `"3"` not a number, so what is stored is what was meant.
+    """
+    return WorkflowDocument.model_validate(data, strict=True)
 
 
 def to_document(workflow: WorkflowDocument) -> dict[str, Any]:
     """The document as plain data, leaving out what was not set, so exports stay as written."""
     return workflow.model_dump(mode="json", exclude_unset=True, by_alias=True)
+
+
+@dataclass(frozen=True)
+class DocumentProblem:
+    """One thing wrong with a workflow document, at a path such as `tasks[1].subject`.
+
+    `character` (1-based) says where in a piped-text template the problem starts.
+    """
+
+    path: str
+    message: str
+    character: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The problem as an error detail: `{path, message}`, plus `character` when known."""
+        detail: dict[str, Any] = {"path": self.path, "message": self.message}
+        if self.character is not None:
+            detail["character"] = self.character
+        return detail
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class WorkflowDocumentError(ValueError):
+    """A workflow document has problems; `problems` lists every one.
+
+    `document` is the parsed document when only checks beyond the schema failed, so that a
+    caller can add what it checks itself (connections) and still report everything at once.
+    """
+
+    def __init__(
+        self, problems: list[DocumentProblem], document: WorkflowDocument | None = None
+    ) -> None:
+        self.problems = problems
+        self.document = document
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"The workflow has {len(problems)} {noun}: {shown}{more}")
+
+
+def check_document(data: Any, content: SurveyContent | None = None) -> WorkflowDocument:
+    """The document, checked; raises `WorkflowDocumentError` listing every problem with its path.
+
+    The schema first (nothing else can be checked on a document that does not fit it); then
+    duplicate task ids and, with the survey's `content`, every piped-text reference (including
+    `${task://...}` to a task that does not run earlier, with its character) and condition
+    field. Without `content`, task references are checked on their own.
+    """
+    if not isinstance(data, Mapping):
+        raise WorkflowDocumentError(
+            [DocumentProblem("", "the workflow document must be a mapping (an object)")]
+        )
+    shape = _shape_problem(data)
+    if shape is not None:
+        raise WorkflowDocumentError([shape])
+    if document_size(data) > MAX_DOCUMENT_BYTES:
+        raise WorkflowDocumentError([too_large_problem()])
+    try:
+        document = WorkflowDocument.model_validate(
+            data, strict=True, context={_DEFER_TASK_ORDER: True}
+        )
+    except ValidationError as exc:
+        raise WorkflowDocumentError(problems_from_validation(exc)) from None
+    if content is None:
+        problems = task_order_problems(document.tasks)
+    else:
+        problems = duplicate_id_problems(document.tasks) + survey_problems(document, content)
+    if problems:
+        raise WorkflowDocumentError(problems, document)
+    return document
+
+
+_TAGS = frozenset({*EVENT_TYPES, *TASK_TYPES, "condition", "group"})
+_FRIENDLY = {
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "model_type": "must be a mapping (an object)",
+    "model_attributes_type": "must be a mapping (an object)",
+    "dict_type": "must be a mapping (an object)",
+}
+
+
+def problems_from_validation(exc: ValidationError) -> list[DocumentProblem]:
+    """pydantic's errors as problems with document paths (`tasks[0].mappings[1].field`) and
+    messages a person can act on."""
+    problems: list[DocumentProblem] = []
+    for error in exc.errors(include_url=False):
+        loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx") or {}
+        if kind == "task_order":
+            problems += [DocumentProblem(path, message) for path, message in ctx["problems"]]
+            continue
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            choices = ", ".join(TASK_TYPES if loc and isinstance(loc[-1], int) else EVENT_TYPES)
+            what = "task" if loc and isinstance(loc[-1], int) else "event"
+            if kind == "union_tag_invalid":
+                message = f"unknown {what} type {_short(ctx.get('tag'))}; use one of: {choices}"
+            else:
+                message, loc = f"'type' is missing; use one of: {choices}", (*loc, "type")
+        elif kind == "string_pattern_mismatch":
+            message = _pattern_message(loc, error.get("input"))
+        elif kind in _FRIENDLY:
+            message = _FRIENDLY[kind]
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        path = _path(loc, keep_last=kind == "extra_forbidden")
+        problems.append(DocumentProblem(path, message))
+    return problems
+
+
+def _path(loc: tuple[Any, ...], keep_last: bool = False) -> str:
+    parts: list[str] = []
+    for position, item in enumerate(loc):
+        previous = loc[position - 1] if position else None
+        is_kept = keep_last and position == len(loc) - 1  # an unknown key the user wrote
+        # pydantic names the union member it tried ("email", "condition") after a list index or
+        # after `event`; the document has no such key, so the path leaves it out.
+        if item in _TAGS and not is_kept and (isinstance(previous, int) or previous == "event"):
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:
+    if loc and loc[-1] == "id":
+        return (
+            f"{_short(value)} is not a usable task id: a letter, then up to 39 letters, digits, "
+            "'_' or '-'"
+        )
+    return (
+        f"{_short(value)} is not a Salesforce API name: a letter, then letters, digits or '_' "
+        "(at most 80)"
+    )
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shape_problem(data: Any) -> DocumentProblem | None:
+    """Text with NUL characters (no database stores them), or nesting deeper than any workflow
+    needs (which would only exhaust the stack further on). Iterative, for the same reason."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        value, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            return DocumentProblem(_path(loc[:MAX_DEPTH]), "the document is nested too deeply")
+        if isinstance(value, str) and "\x00" in value:
+            return DocumentProblem(_path(loc), "text must not contain NUL characters")
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                stack += [(key, (*loc, key)), (item, (*loc, key))]
+        elif isinstance(value, list):
+            stack += [(item, (*loc, index)) for index, item in enumerate(value)]
+    return None
+
+
+# -- checks against the survey ------------------------------------------------------------------
+
+
+def survey_problems(document: WorkflowDocument, content: SurveyContent) -> list[DocumentProblem]:
+    """Every piped-text reference and condition field that the survey cannot satisfy."""
+    return piped_text_problems(document, content) + condition_problems(document, content)
+
+
+def piped_text_problems(
+    document: WorkflowDocument, content: SurveyContent
+) -> list[DocumentProblem]:
+    """Piped text of every task, checked against the survey, the event and the earlier tasks."""
+    allowed = PIPED_TEXT_NAMESPACES[document.event.type]
+    problems: list[DocumentProblem] = []
+    earlier: list[str] = []
+    for index, task in enumerate(document.tasks):
+        for where, template in task_templates(task):
+            for found in piped_text.validate(template, content, allowed, known_task_ids=earlier):
+                character = found.position + 1
+                problems.append(
+                    DocumentProblem(
+                        f"tasks[{index}].{where}",
+                        f"task {task.id!r}, {where}, character {character}: "
+                        f"{found.reference}: {found.message}",
+                        character,
+                    )
+                )
+        earlier.append(task.id)
+    return problems
+
+
+@dataclass(frozen=True)
+class ConditionField:
+    """A parsed condition field: `q://QID5/row/2/recode` is ("q", "QID5", "row_recode", "2")."""
+
+    namespace: Literal["q", "e", "m", "event"]
+    name: str
+    part: Literal["value", "recode", "text", "row", "row_recode"] = "value"
+    item: str | None = None  # choice id for "text", row id for "row" / "row_recode"
+
+
+_Q_FIELD_RE = re.compile(
+    r"^q://(?P<qid>QID[1-9][0-9]{0,8})"
+    r"(?:(?P<recode>/recode)"
+    r"|(?P<text>/text(?:/(?P<choice>[A-Za-z0-9_-]{1,64}))?)"
+    r"|/row/(?P<row>[A-Za-z0-9_-]{1,64})(?P<row_recode>/recode)?)?$"
+)
+_NAMED_FIELD_RE = re.compile(r"^(?P<ns>e|event)://Field/(?P<name>[^/{}$\x00-\x1f]{1,200})$")
+_METADATA_FIELD_RE = re.compile(r"^m://(?P<name>[A-Za-z][A-Za-z0-9_]{0,79})$")
+
+
+def parse_condition_field(field: str) -> ConditionField | None:
+    """Parse a condition field (see the module docstring); None if it is not one."""
+    if not isinstance(field, str):
+        return None
+    if match := _Q_FIELD_RE.match(field):
+        qid = match["qid"]
+        if match["recode"]:
+            return ConditionField("q", qid, "recode")
+        if match["text"]:
+            return ConditionField("q", qid, "text", match["choice"])
+        if match["row"]:
+            part = "row_recode" if match["row_recode"] else "row"
+            return ConditionField("q", qid, part, match["row"])
+        return ConditionField("q", qid)
+    if match := _NAMED_FIELD_RE.match(field):
+        return ConditionField("e" if match["ns"] == "e" else "event", match["name"])
+    if match := _METADATA_FIELD_RE.match(field):
+        return ConditionField("m", match["name"])
+    return None
+
+
+def condition_problems(document: WorkflowDocument, content: SurveyContent) -> list[DocumentProblem]:
+    """Condition fields that name no question, embedded data or field this workflow has."""
+    if document.conditions is None:
+        return []
+    event_type = document.event.type
+    return [
+        DocumentProblem(f"{path}.field", message)
+        for path, condition in _conditions_with_paths(document.conditions, "conditions")
+        if (message := condition_field_problem(condition, content, event_type))
+    ]
+
+
+def condition_field_problem(
+    condition: Condition, content: SurveyContent, event_type: str
+) -> str | None:
+    """Why a condition's field (and, for choices, its value) does not fit the survey, or None."""
+    field = parse_condition_field(condition.field)
+    allowed = CONDITION_NAMESPACES.get(event_type, ())
+    if field is None:
+        return (
+            f"{_short(condition.field)} is not a condition field; use q://QID1, q://QID1/recode, "
+            "q://QID1/text, q://QID1/text/<choice id>, q://QID1/row/<row id>, "
+            "e://Field/<name>, m://<name> or event://Field/<name>"
+        )
+    if field.namespace not in allowed:
+        usable = ", ".join(f"{n}://" for n in allowed)
+        return f"a {event_type} workflow cannot test {field.namespace}:// fields; use {usable}"
+    if field.namespace == "event":
+        return None  # the message's fields are known only when Salesforce sends one
+    if field.namespace == "m":
+        if field.name in RESPONSE_METADATA_FIELDS:
+            return None
+        return f"'{field.name}' is not response metadata; use one of: " + ", ".join(
+            RESPONSE_METADATA_FIELDS
+        )
+    if field.namespace == "e":
+        if field.name in piped_text.METADATA_FIELDS or content.embedded_data_field(field.name):
+            return None
+        return f"embedded data field '{field.name}' is not declared in this survey"
+    return _question_field_problem(field, condition, content)
+
+
+def _question_field_problem(
+    field: ConditionField, condition: Condition, content: SurveyContent
+) -> str | None:
+    qid = field.name
+    question = content.question(qid)
+    if question is None:
+        return f"{qid} does not exist in this survey"
+    if isinstance(question, DescriptiveQuestion):
+        return f"{qid} is descriptive text and has no answer"
+    is_choice = isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion)
+    if isinstance(question, MatrixQuestion):
+        if field.part == "text" and field.item:
+            row = question.row(field.item)
+            if row is None or not row.allow_text_entry:
+                return f"row '{field.item}' of {qid} has no text box"
+            return None
+        if field.part not in ("row", "row_recode"):
+            return f"{qid} is a matrix; name a row, such as q://{qid}/row/<row id>"
+        if question.row(field.item or "") is None:
+            return f"{qid} has no row '{field.item}'"
+        if field.part == "row":
+            return _ids_problem(condition, {s.id for s in question.scale}, qid, "scale point")
+        return None
+    if field.part in ("row", "row_recode"):
+        return f"{qid} is not a matrix and has no rows"
+    if field.part == "text":
+        if isinstance(question, TextEntryQuestion) and field.item is None:
+            return None
+        if not is_choice:
+            return f"{qid} has no choices with a text box; use q://{qid}"
+        if field.item is None:
+            if any(c.allow_text_entry for c in question.choices):
+                return None
+            return f"no choice of {qid} has a text box"
+        choice = question.choice(field.item)
+        if choice is None or not choice.allow_text_entry:
+            return f"choice '{field.item}' of {qid} has no text box"
+        return None
+    if field.part == "recode" and isinstance(question, TextEntryQuestion):
+        return f"{qid} is a text entry question and has no recode"
+    if field.part == "value" and is_choice:
+        return _ids_problem(condition, {c.id for c in question.choices}, qid, "choice")
+    return None
+
+
+def _ids_problem(condition: Condition, ids: set[str], qid: str, what: str) -> str | None:
+    # Only where the value names an item: emptiness has no value, and numeric comparisons of
+    # ids are unusual but meaningful.
+    if condition.operator in EMPTINESS_OPERATORS or condition.operator in NUMERIC_OPERATORS:
+        return None
+    values = condition.value if isinstance(condition.value, list) else [condition.value]
+    for value in values:
+        if isinstance(value, bool) or str(value) not in ids:
+            listed = ", ".join(sorted(ids)[:20])
+            return f"{qid} has no {what} {_short(value)} (compare with {what} ids: {listed})"
+    return None
+
+
+def _conditions_with_paths(
+    node: Condition | ConditionGroup, path: str
+) -> Iterator[tuple[str, Condition]]:
+    if isinstance(node, Condition):
+        yield path, node
+        return
+    for index, child in enumerate(node.conditions):
+        yield from _conditions_with_paths(child, f"{path}.conditions[{index}]")
+
+
+# -- text: YAML and JSON ------------------------------------------------------------------------
+
+
+class DocumentTextError(WorkflowDocumentError):
+    """The text is no document at all: not YAML or JSON, not UTF-8, or empty."""
+
+
+def load_text(text: str | bytes, syntax: Literal["auto", "json", "yaml"] = "auto") -> Any:
+    """Parse a document written as YAML or JSON (`auto`: JSON if it parses as JSON, else YAML).
+
+    Raises `DocumentTextError` when the text is not a document, `WorkflowDocumentError` when it
+    is too large. Safe YAML without anchors/aliases (which only serve to blow up a hostile
+    document) and without duplicate keys (the second would silently win); JSON without NaN,
+    Infinity or duplicate keys.
+    """
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise WorkflowDocumentError([too_large_problem()])
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise DocumentTextError(
+                [DocumentProblem("", "the document is not UTF-8 text")]
+            ) from None
+    if not text.strip():
+        raise DocumentTextError([DocumentProblem("", "the document is empty")])
+    if syntax == "json" or (syntax == "auto" and text.lstrip().startswith("{")):
+        try:
+            return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        except (ValueError, RecursionError) as exc:
+            if syntax == "json":
+                raise DocumentTextError(
+                    [DocumentProblem("", f"the document is not valid JSON: {exc}")]
+                ) from None
+            # perhaps YAML's flow style ({name: x}); YAML says what is wrong if not
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise DocumentTextError(
+            [DocumentProblem("", f"the document is not valid YAML or JSON: {_yaml_reason(exc)}")]
+        ) from None
+
+
+def _yaml_reason(exc: Exception) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = ", ".join(part for part in (exc.context, exc.problem) if part)
+        return f"{what} (line {mark.line + 1}, column {mark.column + 1})"[:300]
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    return " ".join(str(exc).split())[:300]
+
+
+def dump_yaml(document: Mapping[str, Any]) -> str:
+    """The document as YAML, keys in the order stored; `load_text` gives the same data back."""
+    return yaml.dump(dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def document_size(document: Any) -> int:
+    """How many bytes the document takes as compact JSON (what a size limit is measured on)."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return len(text.encode())
+
+
+def too_large_problem() -> DocumentProblem:
+    """The problem reported for a document over MAX_DOCUMENT_BYTES."""
+    return DocumentProblem(
+        "", f"the document is larger than {MAX_DOCUMENT_BYTES // 1000} kB; split the workflow"
+    )
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"the key {key!r} appears twice")
+        result[key] = value
+    return result
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without aliases and without duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # a complex key; the schema refuses it with a path
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, multi-line text as literal blocks, awkward characters escaped."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # YAML 1.1 reads NEL, LS and PS as line breaks and a BOM as noise; only the double-quoted
+    # style writes them as escapes that load back unchanged. Multi-line text (an email body)
+    # reads and diffs best as a literal block; PyYAML falls back to quoting when it cannot.
+    if any(char in data for char in "\x85\u2028\u2029\ufeff"):
+        style: str | None = '"'
+    elif "\n" in data:
+        style = "|"
+    else:
+        style = None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)

@@ -14,13 +14,13 @@ from cxloop.errors import NotFound
 from cxloop.salesforce.errors import SalesforceError
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.runs import (
-    resolve_owner_connection,
     response_field_resolver,
     response_metadata,
     survey_content_of,
     workflow_document,
 )
 from cxloop.services.salesforce_clients import ConnectionUnusable, client_for
+from cxloop.services.workflows import resolve_connection
 
 if TYPE_CHECKING:
     from cxloop.bootstrap import Container
@@ -41,7 +41,7 @@ def dry_run(
         document = workflow_document(workflow.id, workflow.revision, workflow.document)
         content = survey_content_of(survey)
         connections = {
-            t.id: resolve_owner_connection(uow.session, survey, t.connection)
+            t.id: resolve_connection(uow.session, survey, t.connection)
             for t in document.tasks
             if isinstance(t, SalesforceTask)
         }

@@ -22,6 +22,7 @@ from cxloop.db.models import Connection
 from cxloop.db.run_models import READY_STATUSES, OrgThrottle, Run, TaskRun, TaskRunAttempt
 from cxloop.db.uow import Database
 from cxloop.services.runs import release_blocked, settle_run_status
+from cxloop.services.workflows import resolve_owner_connection
 
 
 def claim_batch(
@@ -190,6 +191,32 @@ def retry_or_give_up(
 
 
 # --- per-org slow-down
+
+
+def use_owner_connection(
+    db: Database, owner_id: str, name_or_id: str, task_runs: Iterable[TaskRun]
+) -> str | None:
+    """The owner's connection for a batch (by id, else name), noted on its task runs so that
+    pausing and resuming by connection finds them; None when the owner has no such one."""
+    connection_id = _owner_connection_id(db, owner_id, name_or_id)
+    ids = [t.id for t in task_runs if t.connection_id != connection_id]
+    if connection_id is not None and ids:
+        with db.uow() as uow:
+            uow.session.execute(
+                update(TaskRun).where(TaskRun.id.in_(ids)).values(connection_id=connection_id)
+            )
+            uow.commit()
+    return connection_id
+
+
+def _owner_connection_id(db: Database, owner_id: str, name_or_id: str) -> str | None:
+    connection = resolve_owner_connection(db, owner_id, name_or_id)
+    return connection.id if connection else None
+
+
+def org_of_owner_connection(db: Database, owner_id: str, name_or_id: str) -> str | None:
+    connection_id = _owner_connection_id(db, owner_id, name_or_id)
+    return org_of_connection(db, connection_id) if connection_id else None
 
 
 def org_of_connection(db: Database, connection_id: str) -> str | None:

@@ -22,6 +22,7 @@ from cxloop.engine.ledger import Outcome
 from cxloop.engine.render import RenderedRecord, RunGone, render_record, run_context, run_document
 from cxloop.salesforce.client import RecordResult, SalesforceClient
 from cxloop.salesforce.errors import SalesforceError, SalesforceUnreachable
+from cxloop.services.runs import SalesforceBatchKey
 from cxloop.services.salesforce_clients import ConnectionUnusable, client_for
 
 if TYPE_CHECKING:
@@ -39,14 +40,17 @@ class _Item:
 
 def execute(container: Container, task_runs: Sequence[TaskRun]) -> list[Outcome]:
     """Do the batch; returns one outcome per task run."""
-    first = task_runs[0]
     items = [_Item(t) for t in task_runs]
-    connection_id = first.connection_id
+    key = SalesforceBatchKey.parse(task_runs[0].batch_key)
+    connection_id = ledger.use_owner_connection(
+        container.db, key.owner_id, key.connection, task_runs
+    )
     if connection_id is None:
-        return [
-            _paused(i.task_run, "the workflow's connection is not the survey owner's")
-            for i in items
-        ]
+        reason = (
+            f"The workflow's connection {key.connection!r} is not one of the survey owner's "
+            "connections; pick one of theirs in the workflow, then retry the run."
+        )
+        return [_paused(i.task_run, reason) for i in items]
     try:
         client = client_for(
             container.db, container.settings, connection_id, container.describe_cache

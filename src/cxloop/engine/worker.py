@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 MAX_ROUNDS = 20  # batches one message may take before leaving the rest to other messages
 
+_BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
+_POLL_S = 0.05
+_last_batch_at: dict[str, float] = {}
 _lingering: set[str] = set()
 _lingering_lock = threading.Lock()
 
@@ -37,7 +40,8 @@ def process(container: Container, batch_key: str) -> None:
     if batch_key.startswith("sf|") and not _wait_for_company(container, batch_key):
         return
     if batch_key.startswith("sf|"):
-        org_id = ledger.org_of_connection(container.db, batch_key.split("|")[1])
+        key = runs.SalesforceBatchKey.parse(batch_key)
+        org_id = ledger.org_of_owner_connection(container.db, key.owner_id, key.connection)
         held_until = ledger.throttled_until(container.db, org_id) if org_id else None
         if held_until is not None:
             schedule(container, batch_key, held_until)
@@ -54,6 +58,7 @@ def process(container: Container, batch_key: str) -> None:
         if not claimed:
             return
         started_at = utcnow()
+        _last_batch_at[batch_key] = time.monotonic()
         task_runs = ledger.task_runs_by_id(container.db, claimed)
         try:
             if batch_key.startswith("sf|"):
@@ -75,22 +80,34 @@ def process(container: Container, batch_key: str) -> None:
 
 
 def _wait_for_company(container: Container, batch_key: str) -> bool:
-    """Linger briefly when few records are ready; False when another message already does."""
-    linger = container.settings.batch_linger_s
+    """Wait while a batch is filling; False when another message of this process already waits.
+
+    A record goes at once when traffic is light (nothing else ready, no batch of this key in
+    the last moments). Under load it waits, up to `batch_linger_s`, until a full batch is ready,
+    so that records share Collections calls instead of spending one call each.
+    """
+    settings = container.settings
     count, oldest = ledger.ready_summary(container.db, batch_key)
     if count == 0:
         return False
-    if linger <= 0 or count >= container.settings.batch_size or oldest is None:
+    if count >= settings.batch_size or oldest is None or settings.batch_linger_s <= 0:
         return True
-    waited = (utcnow() - oldest).total_seconds()
-    if waited >= linger:
+    recently_busy = time.monotonic() - _last_batch_at.get(batch_key, -1e9) < _BUSY_WINDOW_S
+    if count == 1 and not recently_busy:
         return True
     with _lingering_lock:
         if batch_key in _lingering:
-            return False  # the lingering message will take these rows too
+            return False  # the waiting message will take these rows too
         _lingering.add(batch_key)
     try:
-        time.sleep(linger - waited)
+        while True:
+            waited = (utcnow() - oldest).total_seconds()
+            if waited >= settings.batch_linger_s:
+                break
+            time.sleep(min(_POLL_S, settings.batch_linger_s - waited))
+            count, oldest = ledger.ready_summary(container.db, batch_key)
+            if count >= settings.batch_size or oldest is None:
+                break
     finally:
         # Cleared before claiming: a message arriving from now on claims for itself.
         with _lingering_lock:

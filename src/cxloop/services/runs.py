@@ -17,18 +17,20 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from cxloop.db.base import new_id, utcnow
-from cxloop.db.models import Connection, Response, Survey
+from cxloop.db.models import Response, Survey
 from cxloop.db.run_models import READY_STATUSES, Run, TaskRun
 from cxloop.db.uow import Database, UnitOfWork
 from cxloop.db.workflow_models import Workflow
 from cxloop.domain.answers import resolve_answer_field
 from cxloop.domain.conditions import evaluate
+from cxloop.domain.piped_text import PipedTextContext, render_value
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
     EmailTask,
     SalesforceTask,
     SurveyResponseEvent,
     WorkflowDocument,
+    parse_condition_field,
     parse_document,
     task_references,
 )
@@ -68,6 +70,7 @@ def match_response(session: Session, response: Response, event: str, uow: UnitOf
     ).all()
     if not workflows:
         return
+    session.autoflush = False  # nothing below reads what it adds; flushing once at commit is enough
     survey = session.get(Survey, response.survey_id)
     assert survey is not None
     content = survey_content_of(survey)
@@ -137,21 +140,15 @@ def add_run(
 def new_task_run(
     session: Session, survey: Survey, run: Run, index: int, task: SalesforceTask | EmailTask
 ) -> TaskRun:
-    """A task run, ready (pending), waiting for earlier tasks (blocked), or paused."""
+    """A task run, ready (pending) or waiting for earlier tasks (blocked).
+
+    Which connection a Salesforce task uses is settled when it runs (the survey owner's
+    connection of that name or id), so writing a response costs no lookup.
+    """
     task_run_id = new_id("TR_")
     depends_on = sorted(task_references(task))
-    status, reason, connection_id = ("blocked" if depends_on else "pending"), "", None
     if isinstance(task, SalesforceTask):
-        connection = resolve_owner_connection(session, survey, task.connection)
-        if connection is None:
-            status = "paused"
-            reason = (
-                f"The connection {task.connection!r} is not one of the survey owner's "
-                f"({survey.owner.email}) connections; pick one of theirs in the workflow."
-            )
-        else:
-            connection_id = connection.id
-        batch_key = salesforce_batch_key(connection_id or "-", task)
+        batch_key = salesforce_batch_key(survey.owner_id, task)
     else:
         batch_key = f"email|{task_run_id}"
     return TaskRun(
@@ -159,51 +156,79 @@ def new_task_run(
         task_id=task.id,
         task_index=index,
         task_type=task.type,
-        status=status,
-        status_reason=reason,
+        status="blocked" if depends_on else "pending",
+        status_reason="",
         batch_key=batch_key,
-        connection_id=connection_id,
         depends_on=depends_on,
         next_attempt_at=utcnow(),
     )
 
 
-def salesforce_batch_key(connection_id: str, task: SalesforceTask) -> str:
+def salesforce_batch_key(owner_id: str, task: SalesforceTask) -> str:
     """What task runs must share to go out in one sObject Collections call."""
-    return f"sf|{connection_id}|{task.object}|{task.action}|{task.key_field or ''}"
+    return f"sf|{owner_id}|{task.connection}|{task.object}|{task.action}|{task.key_field or ''}"
 
 
-def resolve_owner_connection(
-    session: Session, survey: Survey, name_or_id: str
-) -> Connection | None:
-    """The survey owner's connection with this id or name (editors use the owner's)."""
-    return session.scalar(
-        select(Connection).where(
-            Connection.owner_id == survey.owner_id,
-            or_(Connection.id == name_or_id, Connection.name == name_or_id),
-        )
-    )
+@dataclass(frozen=True)
+class SalesforceBatchKey:
+    owner_id: str
+    connection: str
+    sobject: str
+    action: str
+    key_field: str
+
+    @classmethod
+    def parse(cls, batch_key: str) -> SalesforceBatchKey:
+        parts = batch_key.split("|")
+        # The connection's name may itself hold "|"; everything else cannot.
+        return cls(parts[1], "|".join(parts[2:-3]), parts[-3], parts[-2], parts[-1])
 
 
 def response_field_resolver(
     content: SurveyContent | None, response: Response
 ) -> Callable[[str], Any]:
-    """How workflow conditions read a response: `q://QID1...`, `e://Field/X`, `m://X`."""
+    """How workflow conditions read a response (field syntax in domain/workflow.py)."""
     metadata = response_metadata(response)
+    answers = response.values or {}
+    context = PipedTextContext(
+        survey_content=content,
+        answers=answers,
+        embedded_data=response.embedded_data or {},
+        metadata=metadata,
+    )
 
     def resolve(field: str) -> Any:
-        if field.startswith("q://"):
-            if content is None:
-                return None
-            return resolve_answer_field(content, response.values or {}, field[4:])
-        if field.startswith("e://Field/"):
-            name = field[len("e://Field/") :]
-            return metadata.get(name, (response.embedded_data or {}).get(name))
-        if field.startswith("m://"):
-            return metadata.get(field[4:])
-        return None
+        parsed = parse_condition_field(field)
+        if parsed is None:
+            return None
+        if parsed.namespace == "m":
+            return metadata.get(parsed.name)
+        if parsed.namespace == "e":
+            # The same names piped text knows: embedded data, ResponseID, RecordedDate, ...
+            return render_value(f"${{e://Field/{parsed.name}}}", context)
+        if parsed.namespace != "q" or content is None:
+            return None
+        if parsed.part == "text" and parsed.item is None:
+            return _entered_text(content, answers, parsed.name)
+        suffix = {
+            "value": "",
+            "recode": "/recode",
+            "text": f"/text/{parsed.item}",
+            "row": f"/row/{parsed.item}",
+            "row_recode": f"/row/{parsed.item}/recode",
+        }[parsed.part]
+        return resolve_answer_field(content, answers, parsed.name + suffix)
 
     return resolve
+
+
+def _entered_text(content: SurveyContent, answers: dict[str, Any], qid: str) -> Any:
+    """`q://QIDn/text`: a text entry's answer, or the "other, please specify" texts."""
+    question = content.question(qid)
+    if question is not None and question.type == "text_entry":
+        return answers.get(qid)
+    texts = [v for k, v in answers.items() if k.startswith(f"{qid}_") and k.endswith("_TEXT")]
+    return texts or None
 
 
 def response_metadata(response: Response) -> dict[str, Any]:

@@ -14,8 +14,17 @@ from starlette.middleware.sessions import SessionMiddleware
 from cxloop import __version__
 from cxloop.bootstrap import Container
 from cxloop.engine.queue import EmbeddedConsumer
-from cxloop.web import health, oauth, pages
-from cxloop.web.api import audit, connections, surveys, users
+from cxloop.web import health, oauth, pages, respond
+from cxloop.web.api import (
+    audit,
+    connections,
+    questions,
+    responses,
+    runs,
+    surveys,
+    users,
+    workflows,
+)
 from cxloop.web.errors import install_error_handlers
 from cxloop.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 
@@ -92,9 +101,14 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
         users.router,
         surveys.router,
         connections.router,
+        workflows.router,
+        runs.router,
         audit.router,
         oauth.router,
         pages.router,
+        questions.router,
+        responses.router,
+        respond.router,
     )
     for router in routers:
         app.include_router(router)

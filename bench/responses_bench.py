@@ -1,0 +1,264 @@
+"""Benchmark: responses accepted per second, one per request and in bulk.
+
+Starts `cxloop serve` as a subprocess on a free port (SQLite in a temporary data directory by
+default; with `--database-url postgresql://...` a fresh `test_bench_<random>` database that is
+dropped afterwards), creates an admin, an API token and an active survey, then:
+
+1. single: `--clients` threads (httpx, keep-alive) POST one response per request to
+   `/api/v1/surveys/{id}/responses` for `--seconds`; responses/s and p50/p99 latency;
+2. import: `--import-rows` responses through the bulk import service (`import_responses`, the
+   code behind `cxloop responses import`), in this process against the same database;
+3. import over HTTP: the same number of rows POSTed as JSON arrays of `--array-size`.
+
+It prints one JSON object. Run, for example:
+
+    .venv/bin/python bench/responses_bench.py --seconds 20
+    .venv/bin/python bench/responses_bench.py \
+        --database-url postgresql://postgres@127.0.0.1:5432/test_bench_x --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PYTHON = sys.executable
+CONTENT = {
+    "format_version": 1,
+    "embedded_data": [{"name": "CaseId"}],
+    "questions": [
+        {"qid": "QID1", "type": "nps", "text": "How likely are you to recommend us?",
+         "required": True},
+        {"qid": "QID2", "type": "single_choice", "text": "How did you contact us?",
+         "choices": [{"id": "1", "text": "Phone"}, {"id": "2", "text": "Chat"},
+                     {"id": "3", "text": "Email"}]},
+        {"qid": "QID3", "type": "text_entry", "text": "Why?", "multiline": True},
+    ],
+}  # fmt: skip
+
+
+def response_body(n: int) -> dict[str, Any]:
+    return {
+        "values": {"QID1": n % 11, "QID2": str(n % 3 + 1), "QID3": f"Answer number {n}"},
+        "embedded_data": {"CaseId": f"5003{n:011d}"},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+# -- the database --------------------------------------------------------------------------
+
+
+@contextmanager
+def database(url: str | None, data_dir: Path) -> Iterator[str]:
+    """SQLite in the data directory, or a fresh PostgreSQL database dropped afterwards."""
+    if not url:
+        yield f"sqlite:///{data_dir / 'cxloop.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    from cxloop.db.engine import normalize_database_url
+
+    base, _, name = normalize_database_url(url).rpartition("/")
+    name = name if name.startswith("test_bench_") else f"test_bench_{secrets.token_hex(4)}"
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def prepare(env: dict[str, str]) -> tuple[Any, str]:
+    """Migrate, create the admin and its token (in this process, with the server's settings)."""
+    os.environ.update(env)
+    from cxloop.bootstrap import build_container
+    from cxloop.db import migrate
+    from cxloop.services import users
+    from cxloop.settings import load_settings
+
+    container = build_container(load_settings())
+    migrate.upgrade(container.db.engine)
+    users.create_user(container.db, "bench@example.com", None, is_admin=True)
+    token = users.create_token(container.db, "bench@example.com", "bench").token
+    return container, token
+
+
+@contextmanager
+def server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "cxloop", "serve", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/livez", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError(f"cxloop serve did not start; see {log}")
+            yield base
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+# -- the load ------------------------------------------------------------------------------
+
+
+def single_load(base: str, headers: dict[str, str], path: str, clients: int, seconds: float):
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    lock = threading.Lock()
+    start_gate = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(number: int) -> None:
+        mine: list[float] = []
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            start_gate.wait()
+            n = number * 10_000_000
+            while time.monotonic() < stop_at[0]:
+                n += 1
+                began = time.perf_counter()
+                try:
+                    reply = http.post(path, json=response_body(n))
+                    status = str(reply.status_code)
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                elapsed = time.perf_counter() - began
+                if status == "201":
+                    mine.append(elapsed)
+                else:
+                    with lock:
+                        errors[status] = errors.get(status, 0) + 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.monotonic() + seconds
+    began = time.monotonic()
+    start_gate.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    return {
+        "responses_per_s_single": round(len(latencies) / elapsed, 1),
+        "single_accepted": len(latencies),
+        "single_errors": errors,
+        "latency_ms_p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "latency_ms_p99": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+    }
+
+
+def service_import(container: Any, survey_id: str, rows: int) -> dict[str, Any]:
+    from cxloop.services import responses
+    from cxloop.services.access import Actor
+    from cxloop.services.users import get_user_by_email
+
+    actor = Actor.of(get_user_by_email(container.db, "bench@example.com"))
+    source = (responses.SourceRow(n, response_body(n)) for n in range(rows))
+    began = time.perf_counter()
+    result = responses.import_responses(container.db, actor, survey_id, source)
+    elapsed = time.perf_counter() - began
+    assert result.failed == 0, result.bad_rows[:3]
+    return {"responses_per_s_import": round(result.stored / elapsed, 1), "import_rows": rows}
+
+
+def http_import(base: str, headers: dict[str, str], path: str, rows: int, size: int) -> dict:
+    stored = 0
+    began = time.perf_counter()
+    with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
+        for start in range(0, rows, size):
+            batch = [response_body(n) for n in range(start, min(rows, start + size))]
+            reply = http.post(path, json=batch)
+            assert reply.status_code == 201, reply.text[:300]
+            stored += reply.json()["stored"]
+    elapsed = time.perf_counter() - began
+    return {"responses_per_s_import_http": round(stored / elapsed, 1), "array_size": size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default="", help="postgresql://... (default SQLite)")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--import-rows", type=int, default=100_000)
+    parser.add_argument("--array-size", type=int, default=5_000)
+    parser.add_argument("--http-import-rows", type=int, default=20_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="cxloop-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        with database(args.database_url or None, data_dir) as url:
+            env = os.environ | {
+                "CXLOOP_DATA_DIR": str(data_dir),
+                "CXLOOP_DATABASE_URL": url,
+                "CXLOOP_QUEUE_URL": f"sqlite:///{Path(tmp) / 'queue.db'}",
+                "CXLOOP_LOG_LEVEL": "WARNING",  # one log line per request is not what we measure
+            }
+            container, token = prepare(env)
+            headers = {"Authorization": f"Bearer {token}"}
+            with server(env, free_port(), Path(tmp) / "server.log") as base:
+                survey = httpx.post(f"{base}/api/v1/surveys", json={"name": "Bench"},
+                                    headers=headers).json()  # fmt: skip
+                survey_id = survey["id"]
+                api = f"/api/v1/surveys/{survey_id}"
+                httpx.put(f"{base}{api}/content", json=CONTENT, headers=headers).raise_for_status()
+                httpx.patch(f"{base}{api}", json={"status": "active"},
+                            headers=headers).raise_for_status()  # fmt: skip
+                path = f"{api}/responses"
+                result: dict[str, Any] = {
+                    "database": "postgresql" if url.startswith("postgres") else "sqlite",
+                    "cpus": os.cpu_count(),
+                }
+                result |= single_load(base, headers, path, args.clients, args.seconds)
+                result |= service_import(container, survey_id, args.import_rows)
+                result |= http_import(base, headers, path, args.http_import_rows, args.array_size)
+            container.close()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""End-to-end benchmark of response → Salesforce, against a naive one-call-per-response script.
+
+Starts the Salesforce emulator and `cxloop serve` (SQLite, embedded worker) as separate
+processes, links a connection over OAuth, creates a survey whose workflow upserts one
+Survey_Response__c per response, then:
+
+1. full load: N responses POSTed over HTTP by concurrent clients; measures records/s until the
+   last record is in Salesforce, and API calls per 1,000 responses (the emulator's counter);
+2. half load: responses paced at half the full-load record rate; submit-to-record latency
+   p50/p99 from cxloop's own histogram (`cxloop_submit_to_record_seconds`);
+3. naive: simple-salesforce upserting one record per response from the same number of threads.
+
+It prints one JSON object. Run: `make bench` or
+`.venv/bin/python bench/workflow_bench.py --responses 5000 --clients 16`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+CONTENT = {
+    "format_version": 1,
+    "embedded_data": [{"name": "CaseId"}],
+    "questions": [
+        {"qid": "QID1", "type": "nps", "text": "How likely are you to recommend us?"},
+        {"qid": "QID2", "type": "text_entry", "text": "Why?"},
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(url: str, timeout: float = 60.0, **kwargs: Any) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2, **kwargs).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def cxloop(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [PYTHON, "-m", "cxloop", *args], env=env, input=stdin, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cxloop {' '.join(args)} failed: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def set_up(base: str, sf: str, env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """An admin with a token, a linked connection, an active survey with the workflow."""
+    cxloop(env, "users", "create", "bench@example.com", "--admin", "--password-stdin",
+           stdin="bench passphrase 1\n")  # fmt: skip
+    token = cxloop(env, "tokens", "create", "--user", "bench@example.com").strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    api = httpx.Client(base_url=base, headers=headers, timeout=60)
+    started = api.post(
+        "/api/v1/connections", json={"name": "Emulator", "type": "emulator", "login_url": sf}
+    ).raise_for_status().json()
+    back = httpx.get(started["authorize_url"], follow_redirects=False)
+    httpx.get(back.headers["location"], timeout=60).raise_for_status()
+    survey = api.post("/api/v1/surveys", json={"name": "Bench NPS"}).raise_for_status().json()
+    api.put(f"/api/v1/surveys/{survey['id']}/content", json=CONTENT).raise_for_status()
+    api.patch(f"/api/v1/surveys/{survey['id']}", json={"status": "active"}).raise_for_status()
+    workflow = {
+        "name": "Upsert response",
+        "event": {"type": "survey_response", "when": ["created"]},
+        "tasks": [
+            {
+                "id": "response",
+                "type": "salesforce",
+                "connection": "Emulator",
+                "object": "Survey_Response__c",
+                "action": "upsert",
+                "key_field": "Response_ID__c",
+                "mappings": [
+                    {"field": "Response_ID__c", "value": "${e://Field/ResponseID}"},
+                    {"field": "NPS_Score__c", "value": "${q://QID1/ChoiceGroup/SelectedChoices}"},
+                    {"field": "Comment__c", "value": "${q://QID2/ChoiceTextEntryValue}"},
+                ],
+            }
+        ],
+    }
+    api.post(f"/api/v1/surveys/{survey['id']}/workflows", json=workflow).raise_for_status()
+    return headers, survey["id"]
+
+
+def api_calls(control: httpx.Client) -> int:
+    usage = control.get("/api_usage").raise_for_status().json()
+    return sum(int(org.get("calls", org.get("used", 0))) for org in _orgs(usage))
+
+
+def _orgs(usage: Any) -> list[dict[str, Any]]:
+    if isinstance(usage, dict) and "orgs" in usage:
+        return list(usage["orgs"])
+    if isinstance(usage, dict):
+        return [v for v in usage.values() if isinstance(v, dict)]
+    return list(usage)
+
+
+def sf_count(sf_client: httpx.Client, soql: str) -> int:
+    return sf_client.get("/services/data/v62.0/query/", params={"q": soql}).json()["totalSize"]
+
+
+def response_ids_in_salesforce(sf_client: httpx.Client) -> list[str]:
+    values: list[str] = []
+    url: str | None = "/services/data/v62.0/query/"
+    params: dict[str, str] | None = {"q": "SELECT Response_ID__c FROM Survey_Response__c"}
+    while url:
+        page = sf_client.get(url, params=params).json()
+        values += [r["Response_ID__c"] for r in page["records"]]
+        url, params = page.get("nextRecordsUrl"), None
+    return values
+
+
+def submit_all(
+    base: str, headers: dict[str, str], survey_id: str, count: int, clients: int, rate: float = 0
+) -> tuple[list[str], float]:
+    """POST `count` responses from `clients` threads (paced to `rate`/s when given)."""
+    ids: list[str] = []
+    lock = threading.Lock()
+    started = time.monotonic()
+    per_client = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
+
+    def client_loop(index: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            for n in range(per_client[index]):
+                if rate:
+                    due = started + (n * clients + index) / rate
+                    time.sleep(max(0.0, due - time.monotonic()))
+                body = {"values": {"QID1": n % 11, "QID2": f"client {index} #{n}"}}
+                reply = http.post(f"/api/v1/surveys/{survey_id}/responses", json=body)
+                reply.raise_for_status()
+                with lock:
+                    ids.append(reply.json()["id"])
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client_loop, range(clients)))
+    return ids, time.monotonic() - started
+
+
+def wait_for_records(sf_client: httpx.Client, expected: int, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if sf_count(sf_client, "SELECT COUNT() FROM Survey_Response__c") >= expected:
+            return time.monotonic()
+        time.sleep(0.1)
+    raise RuntimeError(f"only part of the {expected} records arrived within {timeout}s")
+
+
+def latency_quantiles(metrics_text: str) -> tuple[dict[float, int], int]:
+    buckets: dict[float, int] = {}
+    for match in re.finditer(
+        r'cxloop_submit_to_record_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)', metrics_text
+    ):
+        le = float("inf") if match.group(1) == "+Inf" else float(match.group(1))
+        buckets[le] = int(float(match.group(2)))
+    return buckets, buckets.get(float("inf"), 0)
+
+
+def quantile(before: dict[float, int], after: dict[float, int], q: float) -> float | None:
+    """A quantile of the observations between two scrapes, interpolated inside its bucket."""
+    edges = sorted(after)
+    counts = [after[e] - before.get(e, 0) for e in edges]
+    total = counts[-1] if counts else 0
+    if not total:
+        return None
+    target, lower_edge, lower_count = q * total, 0.0, 0
+    for edge, cumulative in zip(edges, counts, strict=True):
+        if cumulative >= target:
+            if edge == float("inf"):
+                return lower_edge
+            share = (target - lower_count) / max(cumulative - lower_count, 1)
+            return round(lower_edge + (edge - lower_edge) * share, 3)
+        lower_edge, lower_count = edge, cumulative
+    return None
+
+
+def naive(sf: str, ca_file: str | None, token: str, count: int, threads: int) -> dict[str, Any]:
+    """What most home-grown integrations do: one simple-salesforce upsert per response."""
+    import requests
+    from simple_salesforce import Salesforce
+
+    def worker(index: int) -> None:
+        session = requests.Session()
+        session.verify = ca_file or True
+        client = Salesforce(
+            instance_url=sf, session_id=token, session=session, version="62.0"
+        )
+        for n in range(index, count, threads):
+            client.Survey_Response__c.upsert(
+                f"Response_ID__c/NAIVE_{n}", {"NPS_Score__c": n % 11, "Comment__c": "naive"}
+            )
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+    elapsed = time.monotonic() - started
+    return {"naive_records_per_s": round(count / elapsed, 1), "naive_seconds": round(elapsed, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--responses", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--naive-responses", type=int, default=1000)
+    parser.add_argument("--half-load-seconds", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    options = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="cxloop-bench-"))
+    sf_port, cx_port, tls_port = free_port(), free_port(), free_port()
+    sf, base = f"http://127.0.0.1:{sf_port}", f"http://127.0.0.1:{cx_port}"
+    env = os.environ | {
+        "CXLOOP_DATA_DIR": str(workdir / "data"),
+        "CXLOOP_BASE_URL": base,
+        "CXLOOP_SALESFORCE_EXTRA_HOSTS": json.dumps([f"127.0.0.1:{sf_port}"]),
+        "CXLOOP_LOG_LEVEL": "WARNING",
+        "CXLOOP_WORKER_THREADS": "2",
+        "COLUMNS": "1000",  # keep Rich from wrapping the emulator's CA path
+    }
+    emulator_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(sf_port),
+                     "--auto-login", "admin@example.com"]  # fmt: skip
+    with process(emulator_args, env, workdir / "emulator.log"):
+        wait_until(f"{sf}/__emulator__/info")
+        control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=60)
+        app = control.get("/info").json()["connected_apps"][0]
+        control.patch(
+            f"/apps/{app['name']}",
+            json={"add_callback_urls": [f"{base}/oauth/salesforce/callback"]},
+        ).raise_for_status()
+        env |= {
+            "CXLOOP_SALESFORCE_CLIENT_ID": app["client_id"],
+            "CXLOOP_SALESFORCE_CLIENT_SECRET": app["client_secret"],
+        }
+        cxloop(env, "db", "upgrade")
+        with process(
+            [PYTHON, "-m", "cxloop", "serve", "--port", str(cx_port)], env, workdir / "serve.log"
+        ):
+            wait_until(f"{base}/readyz")
+            headers, survey_id = set_up(base, sf, env)
+            token = control.post("/tokens", json={"username": "admin@example.com"}).json()[
+                "access_token"
+            ]
+            sf_client = httpx.Client(
+                base_url=sf, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            )
+            calls_before = api_calls(control)
+
+            # 1. full load
+            first_submit = time.monotonic()
+            ids, submit_s = submit_all(base, headers, survey_id, options.responses, options.clients)
+            landed_at = wait_for_records(sf_client, len(ids), timeout=600)
+            elapsed = landed_at - first_submit
+            calls = api_calls(control) - calls_before - 2  # our own two COUNT polls per check
+            in_salesforce = response_ids_in_salesforce(sf_client)
+            lost = len(set(ids) - set(in_salesforce))
+            duplicates = len(in_salesforce) - len(set(in_salesforce))
+            records_per_s = len(ids) / elapsed
+
+            # 2. half load, for latency
+            before, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
+            half_rate = records_per_s / 2
+            half_count = int(half_rate * options.half_load_seconds)
+            half_ids, _ = submit_all(
+                base, headers, survey_id, half_count, options.clients, rate=half_rate
+            )
+            wait_for_records(sf_client, len(ids) + len(half_ids), timeout=600)
+            time.sleep(0.5)
+            after, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
+
+    result: dict[str, Any] = {
+        "responses": len(ids),
+        "clients": options.clients,
+        "database": "sqlite",
+        "submit_seconds": round(submit_s, 2),
+        "responses_per_s": round(len(ids) / submit_s, 1),
+        "records_per_s": round(records_per_s, 1),
+        "api_calls_per_1000": round(max(calls, 0) * 1000 / len(ids), 2),
+        "half_load_responses_per_s": round(half_rate, 1),
+        "p50_s": quantile(before, after, 0.5),
+        "p99_s": quantile(before, after, 0.99),
+        "lost": lost,
+        "duplicates": duplicates,
+    }
+    # 3. the naive integration, over HTTPS (simple-salesforce insists on https)
+    tls_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(tls_port), "--tls"]
+    with process(tls_args, env, workdir / "emulator-tls.log") as _tls:
+        time.sleep(0.5)
+        ca_file = _ca_file(workdir / "emulator-tls.log")
+        wait_until(f"https://127.0.0.1:{tls_port}/__emulator__/info", verify=ca_file)
+        tls_control = httpx.Client(
+            base_url=f"https://127.0.0.1:{tls_port}/__emulator__", verify=ca_file, timeout=60
+        )
+        token = tls_control.post("/tokens", json={"username": "admin@example.com"}).json()[
+            "access_token"
+        ]
+        before_calls = api_calls(tls_control)
+        result |= naive(
+            f"127.0.0.1:{tls_port}", ca_file, token, options.naive_responses, options.clients
+        )
+        naive_calls = api_calls(tls_control) - before_calls
+        result["naive_api_calls_per_1000"] = round(naive_calls * 1000 / options.naive_responses, 1)
+    print(json.dumps(result))
+    if not options.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ca_file(log: Path) -> str | None:
+    for _ in range(100):
+        match = re.search(r"trust the CA certificate (\S+)", log.read_text(errors="replace"))
+        if match:
+            return match.group(1)
+        time.sleep(0.1)
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""`cxloop responses`: import responses from a CSV or JSON-lines file, export them."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cxloop.cli.context import console, container, err_console, fail, one_line_errors
+from cxloop.cli.surveys import admin_actor
+from cxloop.services import responses as response_service
+from cxloop.services.responses import IMPORT_FORMATS, ImportResult
+
+app = typer.Typer(help="Responses: import from CSV or JSON lines, export.", no_args_is_help=True)
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary file that counts the bytes read, for the progress bar."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)
+        self.bytes_read += count or 0
+        return count
+
+
+@app.command("import")
+@one_line_errors
+def import_(
+    survey_id: str,
+    file: Path = typer.Argument(..., help="A .csv (the reference product's layout) or .jsonl."),
+    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+    batch_size: int = typer.Option(500, "--batch-size", min=1, max=10_000, hidden=True),
+) -> None:
+    """Import responses (source=import); bad lines are listed and exit 1, good ones are kept."""
+    fmt = IMPORT_FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        fail(f"cannot tell the format of {file.name}: name it .csv or .jsonl")
+    if not file.is_file():
+        fail(f"no file {file}")
+    built = container()
+    actor = admin_actor(built, user)
+    size = file.stat().st_size
+    columns = (
+        TextColumn("importing"), BarColumn(), DownloadColumn(),
+        TextColumn("{task.fields[rows]} rows"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with (
+        file.open("rb") as raw,
+        Progress(*columns, console=err_console, transient=True) as progress,
+    ):
+        counter = _CountingReader(raw)
+        text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8-sig", newline="")
+        task = progress.add_task("import", total=size, rows=0)
+
+        def show(result: ImportResult) -> None:
+            progress.update(task, completed=counter.bytes_read, rows=result.total)
+
+        try:
+            result = response_service.import_file(
+                built.db, actor, survey_id, text, fmt, batch_size=batch_size, on_progress=show
+            )
+        except UnicodeDecodeError as exc:
+            fail(f"{file.name} is not UTF-8 text (byte {exc.start} of a block cannot be read)")
+    _report(result)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _report(result: ImportResult) -> None:
+    console.print(
+        f"Read {result.total} row(s): {result.stored} stored, {result.failed} refused.",
+        highlight=False,
+    )
+    for warning in result.warnings:
+        console.print(f"note: {warning}", highlight=False)
+    for row in result.bad_rows:
+        reasons = "; ".join(
+            f"{p['qid']}: {p['message']}" if p.get("qid") else p["message"] for p in row.problems
+        )
+        console.print(f"line {row.position}: {reasons}", highlight=False, soft_wrap=True)
+    if result.failed > len(result.bad_rows):
+        console.print(f"... and {result.failed - len(result.bad_rows)} more refused line(s).")
+
+
+@app.command("export")
+@one_line_errors
+def export(
+    survey_id: str,
+    format: str = typer.Option("csv", "--format", help="csv, json or jsonl."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+) -> None:
+    """Write a survey's responses as CSV (the reference product's layout), JSON or JSON lines."""
+    built = container()
+    chunks = response_service.export_responses(
+        built.db, admin_actor(built, user), survey_id, format
+    )
+    if output is None:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+    console.print(f"Wrote the responses of {survey_id} to {output}.")

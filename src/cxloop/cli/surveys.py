@@ -1,0 +1,109 @@
+"""`cxloop surveys`: list, import from a file (.json, .yaml, .qsf), export the content."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cxloop.bootstrap import Container
+from cxloop.cli.context import console, container, fail, one_line_errors
+from cxloop.domain.qsf import DEFAULT_MAX_BYTES
+from cxloop.services import survey_content, users
+from cxloop.services import surveys as survey_service
+from cxloop.services.access import Actor
+
+app = typer.Typer(
+    help="Surveys: list, import from a file, export the content.", no_args_is_help=True
+)
+
+
+def admin_actor(built: Container, email: str | None = None, *, only: bool = False) -> Actor:
+    """The user a command acts as: --owner/--user EMAIL, else an admin (with `only`, the only
+    admin: a new survey's owner must not be picked at random)."""
+    if email:
+        return Actor.of(users.get_user_by_email(built.db, email))
+    admins = [u for u in users.list_users(built.db) if u.is_admin and u.is_active]
+    if not admins:
+        fail("there is no admin yet: create one with `cxloop users create EMAIL --admin`")
+    if only and len(admins) > 1:
+        fail("there are several admins: say who owns the survey with --owner EMAIL")
+    return Actor.of(admins[0])
+
+
+@app.command("import")
+@one_line_errors
+def import_(
+    file: Path = typer.Argument(..., help="A .qsf export, or a .json / .yaml content document."),
+    owner: str | None = typer.Option(
+        None, "--owner", help="Email of the new survey's owner (default: the only admin)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Survey name (default: from the file)."),
+) -> None:
+    """Create a draft survey with the questions of FILE and print what was imported."""
+    if not file.is_file():
+        fail(f"no file {file}")
+    if file.stat().st_size > DEFAULT_MAX_BYTES:
+        fail(f"{file} is larger than {DEFAULT_MAX_BYTES // (1024 * 1024)} MB")
+    built = container()
+    actor = admin_actor(built, owner, only=True)
+    survey, report = survey_content.create_survey_from_file(
+        built.db, actor, file.name, file.read_bytes(), name=name
+    )
+    counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report["imported"].items())) or "none"
+    console.print(
+        f"Created survey {survey.id} ({survey.name!r}, draft) owned by {actor.email}: "
+        f"{report['imported_total']} questions ({counts}) on {report['pages']} page(s), "
+        f"{report['embedded_data_fields']} embedded data field(s).",
+        highlight=False,
+    )
+    for skipped in report["skipped"]:
+        console.print(
+            f"  skipped {skipped['element']} ({skipped['kind']}): {skipped['reason']}",
+            highlight=False,
+        )
+    for warning in report["warnings"]:
+        console.print(f"  note: {warning}", highlight=False)
+
+
+@app.command("export")
+@one_line_errors
+def export(
+    survey_id: str,
+    format: str = typer.Option("json", "--format", help="json or yaml."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+) -> None:
+    """Print (or write) a survey's content document, to edit and import again."""
+    if format not in ("json", "yaml"):
+        fail(f"unknown format {format!r}: use json or yaml")
+    built = container()
+    state = survey_content.get_content(built.db, admin_actor(built), survey_id)
+    text = state.content.to_json() + "\n" if format == "json" else state.content.to_yaml()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"Wrote {survey_id} (content version {state.version}) to {output}.")
+
+
+@app.command("list")
+@one_line_errors
+def list_() -> None:
+    """List all surveys."""
+    built = container()
+    actor = admin_actor(built)
+    table = Table("id", "name", "status", "owner", "created")
+    cursor = None
+    while True:
+        page = survey_service.list_surveys(built.db, actor, limit=500, cursor=cursor)
+        for survey in page.items:
+            table.add_row(
+                survey.id, survey.name, survey.status, survey.owner.email,
+                f"{survey.created_at:%Y-%m-%d %H:%M}",
+            )  # fmt: skip
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    console.print(table)

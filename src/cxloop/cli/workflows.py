@@ -1,0 +1,156 @@
+"""`cxloop workflows`: list, show, export and apply workflow documents; revisions and diffs.
+
+`export` writes exactly what `apply` reads, so a workflow can live in git: export it, review the
+change as a diff, apply it (to this survey or, say, from a sandbox survey to production).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Column, Table
+
+from cxloop.cli.context import actor_for, console, container, err_console, fail, one_line_errors
+from cxloop.domain.workflow import DocumentProblem
+from cxloop.engine.dry_run import dry_run
+from cxloop.services import workflows as service
+
+app = typer.Typer(help="Workflows: documents with revisions, kept as YAML.", no_args_is_help=True)
+
+UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
+
+
+@app.command("list")
+@one_line_errors
+def list_(survey_id: str, user: str | None = UserOption) -> None:
+    """List a survey's workflows."""
+    built = container()
+    rows = service.list_workflows(built.db, actor_for(built, user), survey_id)
+    table = Table("name", "event", "enabled", "revision", "updated")
+    table.columns.insert(0, Column("id", no_wrap=True))  # ids are copied into other commands
+    for w in rows:
+        table.add_row(
+            w.id, w.name, w.event_type, "yes" if w.enabled else "no", str(w.revision),
+            f"{w.updated_at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def show(
+    workflow_id: str,
+    revision: int | None = typer.Option(None, "--revision", help="Show this revision instead."),
+    user: str | None = UserOption,
+) -> None:
+    """Show a workflow (or one of its revisions): what it is, then its document as YAML."""
+    built = container()
+    actor = actor_for(built, user)
+    if revision is not None:
+        found = service.get_revision(built.db, actor, workflow_id, revision)
+        typer.echo(
+            f"# {workflow_id} revision {found.revision} by {found.author.email} on "
+            f"{found.created_at:%Y-%m-%d %H:%M} UTC: {found.summary}"
+        )
+        typer.echo(
+            service.export_workflow(built.db, actor, workflow_id, revision=revision), nl=False
+        )
+        return
+    view = service.get_workflow(built.db, actor, workflow_id)
+    w = view.workflow
+    state = "enabled" if w.enabled else "disabled"
+    typer.echo(
+        f"# {w.id} {w.name!r} of survey {w.survey_id}: {w.event_type}, {state}, revision "
+        f"{w.revision}, updated {w.updated_at:%Y-%m-%d %H:%M} UTC"
+    )
+    _warn(view.warnings)
+    typer.echo(service.export_workflow(built.db, actor, workflow_id), nl=False)
+
+
+@app.command()
+@one_line_errors
+def export(
+    workflow_id: str,
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
+    revision: int | None = typer.Option(None, "--revision", help="Export this revision."),
+    user: str | None = UserOption,
+) -> None:
+    """Write the document as YAML, exactly what `apply` reads back."""
+    built = container()
+    text = service.export_workflow(built.db, actor_for(built, user), workflow_id, revision=revision)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    err_console.print(f"Wrote {output}.", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def apply(
+    survey_id: str,
+    file: Path = typer.Argument(..., help="A YAML or JSON document; - reads standard input."),
+    user: str | None = UserOption,
+) -> None:
+    """Create or update the survey's workflow named in FILE; unchanged documents store nothing."""
+    built = container()
+    actor = actor_for(built, user)
+    try:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    view = service.apply_workflow(built.db, actor, survey_id, service.parse_text(raw))
+    w = view.workflow
+    _warn(view.warnings)
+    console.print(f"{view.outcome}: {w.id} {w.name!r}, revision {w.revision}.", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def revisions(workflow_id: str, user: str | None = UserOption) -> None:
+    """List a workflow's revisions: who changed what, when."""
+    built = container()
+    table = Table("revision", "when (UTC)", "author", "enabled", "summary")
+    for r in service.list_revisions(built.db, actor_for(built, user), workflow_id):
+        table.add_row(
+            str(r.revision), f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.author.email,
+            "yes" if r.enabled else "no", r.summary,
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def diff(workflow_id: str, a: int, b: int, user: str | None = UserOption) -> None:
+    """Show what changed from revision A to revision B, as a unified diff of their YAML."""
+    built = container()
+    text = service.diff_revisions(built.db, actor_for(built, user), workflow_id, a, b)
+    if not text:
+        err_console.print(f"Revisions {a} and {b} have the same document.", highlight=False)
+    typer.echo(text, nl=False)
+
+
+@app.command()
+@one_line_errors
+def test(
+    workflow_id: str,
+    response: str = typer.Option(..., "--response", help="The response to try it on (R_...)."),
+    user: str | None = UserOption,
+) -> None:
+    """Dry run: show what the workflow would send for a response, without sending anything."""
+    built = container()
+    preview = dry_run(built, actor_for(built, user), workflow_id, response)
+    typer.echo(json.dumps(preview, indent=2, default=str))
+    if not preview["would_run"]:
+        err_console.print(f"It would not run: {'; '.join(preview['why_not'])}.", highlight=False)
+
+
+def _warn(warnings: list[DocumentProblem]) -> None:
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

@@ -1,0 +1,613 @@
+"""Use cases for workflows: documents checked against their survey, saved with a revision each time.
+
+A save (create, update, apply) checks the whole document and reports every problem at once:
+the schema, piped text and condition fields against the survey's content, and each connection
+against the survey OWNER's connections, whoever saves. Editors thereby pick among the owner's
+connections and never bring their own. A connection that needs a new login is no reason to
+refuse a save: the reply carries a warning, and the engine pauses the tasks until it is fixed.
+
+Every change is a revision (who, when, the whole document, what changed); an unchanged document
+stores none, so `apply` from git is idempotent. Reading needs the viewer role, changing the
+editor role; anyone else is told the workflow does not exist.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, load_only
+
+from cxloop.db.base import new_id
+from cxloop.db.models import Connection, Survey
+from cxloop.db.uow import Database
+from cxloop.db.workflow_models import Workflow, WorkflowRevision
+from cxloop.domain.survey_content import SurveyContent, SurveyContentError
+from cxloop.domain.workflow import (
+    DocumentProblem,
+    DocumentTextError,
+    OutboundMessageEvent,
+    SalesforceTask,
+    WorkflowDocument,
+    WorkflowDocumentError,
+    check_document,
+    dump_yaml,
+    load_text,
+    too_large_problem,
+)
+from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
+from cxloop.services import audit
+from cxloop.services.access import Actor, SurveyAccess, get_survey_for
+
+Outcome = Literal["created", "updated", "unchanged"]
+MAX_SUMMARY = 500
+
+
+class MalformedDocument(CxloopError):
+    """The text is not YAML or JSON at all (so there is no document to check)."""
+
+    code = "malformed_document"
+    http_status = 400
+
+
+class DocumentTooLarge(CxloopError):
+    """The workflow document is larger than a workflow may be."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
+@dataclass(frozen=True)
+class WorkflowView:
+    """A workflow and what its reader should know now.
+
+    `warnings` are problems that do not stop a save (a connection that needs a new login) or
+    that arose after it (a question deleted since). `outcome` says what a save did.
+    """
+
+    workflow: Workflow
+    warnings: list[DocumentProblem]
+    outcome: Outcome | None = None
+
+
+# --- reading
+
+
+def list_workflows(db: Database, actor: Actor, survey_id: str) -> list[Workflow]:
+    """The survey's workflows, oldest first (viewers and up)."""
+    with db.reader() as uow:
+        get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
+        query = (
+            select(Workflow)
+            .where(Workflow.survey_id == survey_id)
+            .order_by(Workflow.created_at, Workflow.id)
+        )
+        return list(uow.session.scalars(query))
+
+
+def get_workflow(
+    db: Database, actor: Actor, workflow_id: str, *, survey_id: str | None = None
+) -> WorkflowView:
+    """A workflow with warnings about what would stop it working now (viewers and up)."""
+    with db.reader() as uow:
+        workflow, survey = _workflow_for(
+            uow.session, actor, workflow_id, SurveyAccess.VIEW, survey_id
+        )
+        return WorkflowView(workflow, current_warnings(uow.session, survey, workflow.document))
+
+
+def list_revisions(
+    db: Database, actor: Actor, workflow_id: str, *, survey_id: str | None = None
+) -> list[WorkflowRevision]:
+    """Every revision of a workflow, oldest first, with its author."""
+    with db.reader() as uow:
+        _workflow_for(uow.session, actor, workflow_id, SurveyAccess.VIEW, survey_id)
+        query = (
+            select(WorkflowRevision)
+            .where(WorkflowRevision.workflow_id == workflow_id)
+            .order_by(WorkflowRevision.revision)
+        )
+        return list(uow.session.scalars(query))
+
+
+def get_revision(
+    db: Database, actor: Actor, workflow_id: str, revision: int, *, survey_id: str | None = None
+) -> WorkflowRevision:
+    """One revision of a workflow: its document, author, time and summary."""
+    with db.reader() as uow:
+        workflow, _ = _workflow_for(uow.session, actor, workflow_id, SurveyAccess.VIEW, survey_id)
+        return _revision(uow.session, workflow, revision)
+
+
+def diff_revisions(
+    db: Database,
+    actor: Actor,
+    workflow_id: str,
+    from_revision: int | None = None,
+    to_revision: int | None = None,
+    *,
+    survey_id: str | None = None,
+) -> str:
+    """A unified diff of two revisions' YAML (default: the previous revision to the current).
+
+    Empty when the documents are the same (an enable or disable changes no document).
+    """
+    with db.reader() as uow:
+        workflow, _ = _workflow_for(uow.session, actor, workflow_id, SurveyAccess.VIEW, survey_id)
+        to_number = workflow.revision if to_revision is None else to_revision
+        from_number = max(to_number - 1, 1) if from_revision is None else from_revision
+        before = _revision(uow.session, workflow, from_number)
+        after = _revision(uow.session, workflow, to_number)
+    return "".join(
+        difflib.unified_diff(
+            dump_yaml(before.document).splitlines(keepends=True),
+            dump_yaml(after.document).splitlines(keepends=True),
+            fromfile=f"{workflow_id} revision {from_number}",
+            tofile=f"{workflow_id} revision {to_number}",
+        )
+    )
+
+
+def export_workflow(
+    db: Database,
+    actor: Actor,
+    workflow_id: str,
+    *,
+    revision: int | None = None,
+    survey_id: str | None = None,
+) -> str:
+    """The document as YAML, exactly as saved (of the current revision, or of `revision`).
+
+    `apply` of this text changes nothing, and exporting again gives the same bytes.
+    """
+    with db.reader() as uow:
+        workflow, _ = _workflow_for(uow.session, actor, workflow_id, SurveyAccess.VIEW, survey_id)
+        if revision is None:
+            return dump_yaml(workflow.document)
+        return dump_yaml(_revision(uow.session, workflow, revision).document)
+
+
+def owner_connections(db: Database, actor: Actor, survey_id: str) -> list[Connection]:
+    """The connections the survey's tasks may use: its owner's (viewers and up may list them,
+    since workflow documents name them; tokens never leave the connection)."""
+    with db.reader() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
+        return _owner_connections(uow.session, survey)
+
+
+def resolve_connection(
+    session_or_db: Session | Database, survey: Survey, name_or_id: str
+) -> Connection | None:
+    """The survey owner's connection with this id (first) or name, or None.
+
+    Only the owner's connections count, whoever edited the workflow: that is what lets an
+    editor choose a connection without ever holding, or invalidating, its tokens.
+    """
+    return resolve_owner_connection(session_or_db, survey.owner_id, name_or_id)
+
+
+def resolve_owner_connection(
+    session_or_db: Session | Database, owner_id: str, name_or_id: str
+) -> Connection | None:
+    """A user's connection with this id (first) or name, or None."""
+    if isinstance(session_or_db, Database):
+        with session_or_db.reader() as uow:
+            return resolve_owner_connection(uow.session, owner_id, name_or_id)
+    found = session_or_db.scalars(
+        select(Connection).where(
+            Connection.owner_id == owner_id,
+            or_(Connection.id == name_or_id, Connection.name == name_or_id),
+        )
+    ).all()
+    return _match(found, name_or_id)
+
+
+# --- changing
+
+
+def create_workflow(db: Database, actor: Actor, survey_id: str, document: Any) -> WorkflowView:
+    """A new workflow from a document (data, or YAML/JSON text), enabled, at revision 1."""
+    data = _data_of(document)
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        parsed, warnings = _checked(uow.session, survey, data)
+        workflow = _create(uow.session, actor, survey, parsed, data)
+        _commit(uow, parsed.name)
+    return WorkflowView(workflow, warnings, "created")
+
+
+def update_workflow(
+    db: Database,
+    actor: Actor,
+    workflow_id: str,
+    document: Any,
+    *,
+    survey_id: str | None = None,
+    expected_revision: int | None = None,
+) -> WorkflowView:
+    """Replace a workflow's document; a new revision unless nothing changed.
+
+    With `expected_revision`, refuse (409) if someone saved another revision meanwhile, so that
+    two editors do not overwrite each other unknowingly.
+    """
+    data = _data_of(document)
+    with db.uow() as uow:
+        workflow, survey = _workflow_for(
+            uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id, lock=True
+        )
+        if expected_revision is not None and expected_revision != workflow.revision:
+            raise Conflict(
+                f"Workflow {workflow_id} is at revision {workflow.revision} now, not "
+                f"{expected_revision}: someone saved it meanwhile. Look at the changes "
+                f"(diff {expected_revision} to {workflow.revision}) and save again.",
+                code="revision_changed",
+            )
+        parsed, warnings = _checked(uow.session, survey, data)
+        outcome = _update(uow.session, actor, workflow, parsed, data)
+        _commit(uow, parsed.name)
+    return WorkflowView(workflow, warnings, outcome)
+
+
+def apply_workflow(db: Database, actor: Actor, survey_id: str, document: Any) -> WorkflowView:
+    """Create or update the survey's workflow with the document's name (workflows as code).
+
+    The outcome is `created`, `updated` or `unchanged`; applying the same text twice stores
+    one revision.
+    """
+    data = _data_of(document)
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        parsed, warnings = _checked(uow.session, survey, data)
+        existing = uow.session.scalar(
+            select(Workflow)
+            .where(Workflow.survey_id == survey.id, Workflow.name == parsed.name)
+            .with_for_update()
+        )
+        if existing is None:
+            workflow, outcome = _create(uow.session, actor, survey, parsed, data), "created"
+        else:
+            workflow, outcome = existing, _update(uow.session, actor, existing, parsed, data)
+        _commit(uow, parsed.name)
+    return WorkflowView(workflow, warnings, outcome)
+
+
+def set_enabled(
+    db: Database, actor: Actor, workflow_id: str, enabled: bool, *, survey_id: str | None = None
+) -> WorkflowView:
+    """Enable or disable a workflow; a revision too (unless it already was)."""
+    with db.uow() as uow:
+        workflow, survey = _workflow_for(
+            uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id, lock=True
+        )
+        outcome: Outcome = "unchanged"
+        if workflow.enabled != enabled:
+            workflow.enabled = enabled
+            action = "enabled" if enabled else "disabled"
+            _add_revision(uow.session, actor, workflow, workflow.document, action)
+            audit.record(
+                uow.session, actor.id, f"workflow.{action.removesuffix('d')}", "workflow",
+                workflow.id, survey_id=survey.id, revision=workflow.revision,
+            )  # fmt: skip
+            outcome = "updated"
+        warnings = current_warnings(uow.session, survey, workflow.document)
+        uow.commit()
+    return WorkflowView(workflow, warnings, outcome)
+
+
+def delete_workflow(
+    db: Database, actor: Actor, workflow_id: str, *, survey_id: str | None = None
+) -> None:
+    """Delete a workflow and its revisions (editors and up).
+
+    The audit log keeps the last document, so a deletion can be undone by applying it again;
+    run history keeps the workflow's name and revision.
+    """
+    with db.uow() as uow:
+        workflow, survey = _workflow_for(
+            uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id, lock=True
+        )
+        audit.record(
+            uow.session, actor.id, "workflow.delete", "workflow", workflow.id,
+            survey_id=survey.id, name=workflow.name, revision=workflow.revision,
+            document=workflow.document,
+        )  # fmt: skip
+        uow.session.delete(workflow)
+        uow.commit()
+
+
+# --- checks
+
+
+def parse_text(text: str | bytes, syntax: Literal["auto", "json", "yaml"] = "auto") -> Any:
+    """A document from YAML or JSON text (`auto`: either); MalformedDocument if it is neither,
+    DocumentTooLarge if it is too large."""
+    try:
+        return load_text(text, syntax)
+    except DocumentTextError as exc:
+        reason = exc.problems[0].message
+        raise MalformedDocument(
+            f"{reason[:1].upper()}{reason[1:]}.",
+            code="malformed_json" if syntax == "json" else "malformed_yaml",
+        ) from None
+    except WorkflowDocumentError as exc:
+        raise _refusal(exc.problems) from None
+
+
+def current_warnings(session: Session, survey: Survey, document: Any) -> list[DocumentProblem]:
+    """What would stop a stored document working now: connections the owner no longer has or
+    must log in to again, and references to questions or fields removed since it was saved."""
+    try:
+        parsed, problems = check_document(document, _content_of(survey)), []
+    except WorkflowDocumentError as exc:
+        parsed, problems = exc.document, exc.problems
+    if parsed is None:  # saved under other rules (an older cxloop): say so, do not fail
+        return problems
+    errors, warnings = _connection_findings(session, survey, parsed)
+    return problems + errors + warnings
+
+
+def _checked(
+    session: Session, survey: Survey, data: Any
+) -> tuple[WorkflowDocument, list[DocumentProblem]]:
+    """The parsed document and its warnings, or InvalidInput listing every problem."""
+    try:
+        parsed, problems = check_document(data, _content_of(survey)), []
+    except WorkflowDocumentError as exc:
+        parsed, problems = exc.document, exc.problems
+    if parsed is None:
+        raise _refusal(problems)
+    errors, warnings = _connection_findings(session, survey, parsed)
+    if problems or errors:
+        raise _refusal(problems + errors)
+    return parsed, warnings
+
+
+def _connection_findings(
+    session: Session, survey: Survey, document: WorkflowDocument
+) -> tuple[list[DocumentProblem], list[DocumentProblem]]:
+    """Errors for connections that are not the owner's; warnings for those that need care."""
+    places: list[tuple[str, str]] = []
+    if isinstance(document.event, OutboundMessageEvent):
+        places.append(("event.connection", document.event.connection))
+    places += [
+        (f"tasks[{index}].connection", task.connection)
+        for index, task in enumerate(document.tasks)
+        if isinstance(task, SalesforceTask)
+    ]
+    if not places:
+        return [], []
+    owned = _owner_connections(session, survey)
+    owner = survey.owner.email
+    errors: list[DocumentProblem] = []
+    warnings: list[DocumentProblem] = []
+    for path, reference in places:
+        connection = _match(owned, reference)
+        if connection is None:
+            names = ", ".join(repr(c.name) for c in owned)
+            usable = f"use one of: {names}" if owned else "they have not linked any yet"
+            errors.append(
+                DocumentProblem(
+                    path,
+                    f"connection {reference!r} is not one of the survey owner's ({owner}) "
+                    f"connections; {usable}",
+                )
+            )
+        elif connection.status != "active":
+            state = "was revoked" if connection.status == "revoked" else "needs a new login"
+            reason = connection.status_reason or "no reason given"
+            warnings.append(
+                DocumentProblem(
+                    path,
+                    f"connection {connection.name!r} {state} ({reason}); its tasks pause "
+                    f"until the owner ({owner}) reconnects it",
+                )
+            )
+    return errors, warnings
+
+
+def _owner_connections(session: Session, survey: Survey) -> list[Connection]:
+    # Only what choosing needs: the tokens are not even decrypted here.
+    query = (
+        select(Connection)
+        .options(
+            load_only(
+                Connection.id, Connection.name, Connection.type, Connection.status,
+                Connection.status_reason, Connection.created_at,
+            )
+        )
+        .where(Connection.owner_id == survey.owner_id)
+        .order_by(Connection.created_at, Connection.id)
+    )  # fmt: skip
+    return list(session.scalars(query))
+
+
+def _match(connections: Iterable[Connection], name_or_id: str) -> Connection | None:
+    # An id wins over a name: a connection could be named like another one's id.
+    candidates = list(connections)
+    by_id = next((c for c in candidates if c.id == name_or_id), None)
+    return by_id or next((c for c in candidates if c.name == name_or_id), None)
+
+
+def _content_of(survey: Survey) -> SurveyContent:
+    if not survey.content:
+        return SurveyContent()  # no questions yet: every q:// reference is reported
+    try:
+        return SurveyContent.from_document(survey.content)
+    except SurveyContentError:  # stored content is checked on save; this is only a guard
+        return SurveyContent()
+
+
+def _refusal(problems: list[DocumentProblem]) -> CxloopError:
+    error = WorkflowDocumentError(problems)
+    details = [p.as_dict() for p in problems]
+    if problems == [too_large_problem()]:
+        return DocumentTooLarge(str(error), details=details)
+    return InvalidInput(str(error), details=details)
+
+
+def _data_of(document: Any) -> Any:
+    return parse_text(document) if isinstance(document, str | bytes) else document
+
+
+# --- storing
+
+
+def _create(
+    session: Session, actor: Actor, survey: Survey, parsed: WorkflowDocument, data: Any
+) -> Workflow:
+    _check_name_free(session, survey.id, parsed.name)
+    workflow = Workflow(
+        id=new_id("WF_"),
+        survey_id=survey.id,
+        name=parsed.name,
+        enabled=True,
+        event_type=parsed.event.type,
+        document=data,
+        revision=0,
+        created_by=actor.id,
+    )
+    session.add(workflow)
+    _add_revision(session, actor, workflow, data, "created")
+    audit.record(
+        session, actor.id, "workflow.create", "workflow", workflow.id,
+        survey_id=survey.id, name=parsed.name,
+    )  # fmt: skip
+    return workflow
+
+
+def _update(
+    session: Session, actor: Actor, workflow: Workflow, parsed: WorkflowDocument, data: Any
+) -> Outcome:
+    if _same(workflow.document, data):
+        return "unchanged"
+    if parsed.name != workflow.name:
+        _check_name_free(session, workflow.survey_id, parsed.name)
+    summary = summarize_change(workflow.document, data)
+    workflow.name, workflow.event_type, workflow.document = parsed.name, parsed.event.type, data
+    _add_revision(session, actor, workflow, data, summary)
+    audit.record(
+        session, actor.id, "workflow.update", "workflow", workflow.id,
+        survey_id=workflow.survey_id, revision=workflow.revision, summary=summary,
+    )  # fmt: skip
+    return "updated"
+
+
+def _add_revision(
+    session: Session, actor: Actor, workflow: Workflow, document: Any, summary: str
+) -> None:
+    workflow.revision += 1
+    session.add(
+        WorkflowRevision(
+            workflow_id=workflow.id,
+            revision=workflow.revision,
+            document=document,
+            enabled=workflow.enabled,
+            summary=summary[:MAX_SUMMARY],
+            author_id=actor.id,
+        )
+    )
+
+
+def _commit(uow: Any, name: str) -> None:
+    try:
+        uow.commit()
+    except IntegrityError as exc:
+        # Two saves raced: the same name created twice, or the same revision number written
+        # twice (the row lock prevents that on PostgreSQL; this is the last line of defence).
+        raise Conflict(
+            f"Someone else saved a workflow named {name!r} at the same moment; reload and "
+            "try again.",
+            code="concurrent_change",
+        ) from exc
+
+
+def _check_name_free(session: Session, survey_id: str, name: str) -> None:
+    taken = session.scalar(
+        select(Workflow.id).where(Workflow.survey_id == survey_id, Workflow.name == name)
+    )
+    if taken:
+        raise Conflict(
+            f"This survey already has a workflow named {name!r} ({taken}): pick another name, "
+            "or update that one.",
+            code="name_taken",
+        )
+
+
+def summarize_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """A short line saying what changed between two documents, for the revision list."""
+    parts = [
+        key
+        for key in dict.fromkeys([*before, *after])
+        if key != "tasks" and not _same(before.get(key), after.get(key))
+    ]
+    old_tasks = _tasks_by_id(before.get("tasks"))
+    new_tasks = _tasks_by_id(after.get("tasks"))
+    added = [task_id for task_id in new_tasks if task_id not in old_tasks]
+    removed = [task_id for task_id in old_tasks if task_id not in new_tasks]
+    changed = [
+        task_id
+        for task_id in new_tasks
+        if task_id in old_tasks and not _same(old_tasks[task_id], new_tasks[task_id])
+    ]
+    kept_order = [t for t in old_tasks if t in new_tasks] == [
+        t for t in new_tasks if t in old_tasks
+    ]
+    phrases = ["changed " + ", ".join(parts)] if parts else []
+    for verb, task_ids in (("added", added), ("removed", removed), ("changed", changed)):
+        if task_ids:
+            phrases.append(f"{verb} task {', '.join(task_ids)}")
+    if not kept_order:
+        phrases.append("reordered tasks")
+    return "; ".join(phrases) or "changed formatting"
+
+
+def _tasks_by_id(tasks: Any) -> dict[str, Any]:
+    if not isinstance(tasks, list):
+        return {}
+    return {str(t.get("id")): t for t in tasks if isinstance(t, dict)}
+
+
+def _same(left: Any, right: Any) -> bool:
+    # JSON text, not ==: Python says True == 1 and 6 == 6.0, a document does not.
+    return json.dumps(left, sort_keys=True) == json.dumps(right, sort_keys=True)
+
+
+# --- finding
+
+
+def _workflow_for(
+    session: Session,
+    actor: Actor,
+    workflow_id: str,
+    needed: SurveyAccess,
+    survey_id: str | None,
+    *,
+    lock: bool = False,
+) -> tuple[Workflow, Survey]:
+    """The workflow and its survey, if the actor has `needed` access; 404 for anyone with none,
+    so that workflow ids cannot be probed."""
+    workflow = session.get(Workflow, workflow_id, with_for_update=True if lock else None)
+    if workflow is None or (survey_id is not None and workflow.survey_id != survey_id):
+        raise NotFound(f"No workflow {workflow_id!r}.")
+    try:
+        survey = get_survey_for(session, workflow.survey_id, actor, needed)
+    except NotFound:
+        raise NotFound(f"No workflow {workflow_id!r}.") from None
+    return workflow, survey
+
+
+def _revision(session: Session, workflow: Workflow, number: int) -> WorkflowRevision:
+    in_range = 1 <= number <= workflow.revision  # also keeps huge numbers away from the database
+    revision = session.get(WorkflowRevision, (workflow.id, number)) if in_range else None
+    if revision is None:
+        raise NotFound(
+            f"Workflow {workflow.id} has no revision {number}: it has revisions 1 to "
+            f"{workflow.revision}.",
+            code="no_such_revision",
+        )
+    return revision

@@ -1,0 +1,176 @@
+"""/api/v1/surveys/{id}/content, /questions and /import: a survey's questions and embedded data.
+
+The content is one document (JSON, or YAML with `?format=yaml` / a YAML content type). Every
+reply carries the content version in `ETag`; send it back in `If-Match` to refuse a change when
+someone else changed the content in between.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, File, Header, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cxloop.domain.survey_content import MAX_DOCUMENT_CHARS, SurveyContent, SurveyContentError
+from cxloop.errors import CxloopError, InvalidInput
+from cxloop.services import survey_content
+from cxloop.services.survey_content import ContentState, question_document
+from cxloop.web.deps import ApiActor, Db
+
+router = APIRouter(prefix="/api/v1/surveys/{survey_id}", tags=["survey content"])
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+QuestionBody = Annotated[dict[str, Any], Body(description="A question of the content document.")]
+
+
+class MalformedBody(CxloopError):
+    code = "malformed_body"
+    http_status = 400
+
+
+def _version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdecimal() or len(text) > 12:
+        raise InvalidInput(
+            'If-Match must be a content version from an ETag, such as "3".', code="bad_if_match"
+        )
+    return int(text)
+
+
+def _etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+def _content_reply(state: ContentState, fmt: str = "json") -> Response:
+    if fmt == "yaml":
+        return Response(
+            state.content.to_yaml(), media_type="application/yaml", headers=_etag(state.version)
+        )
+    return JSONResponse(state.content.to_document(), headers=_etag(state.version))
+
+
+@router.get("/content", summary="The content document")
+def get_content(
+    survey_id: str,
+    actor: ApiActor,
+    db: Db,
+    format: Annotated[Literal["json", "yaml"], Query()] = "json",
+) -> Response:
+    return _content_reply(survey_content.get_content(db, actor, survey_id), format)
+
+
+@router.put("/content", summary="Replace the content document (JSON or YAML)")
+async def put_content(
+    request: Request,
+    survey_id: str,
+    actor: ApiActor,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    expected = _version(if_match)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    document = _parse_body(await request.body(), is_yaml=media_type in YAML_TYPES)
+    state = await run_in_threadpool(
+        survey_content.put_content, db, actor, survey_id, document, expected_version=expected
+    )
+    return _content_reply(state, "yaml" if media_type in YAML_TYPES else "json")
+
+
+def _parse_body(raw: bytes, *, is_yaml: bool) -> Any:
+    if len(raw) > MAX_DOCUMENT_CHARS:
+        raise InvalidInput(
+            f"The document is larger than {MAX_DOCUMENT_CHARS:,} bytes.", code="too_large"
+        )
+    if not is_yaml:
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            raise MalformedBody(
+                "The request body is not valid JSON.", code="malformed_json"
+            ) from None
+    try:
+        # The domain's YAML reader (safe, no aliases); the document is checked again on save.
+        return SurveyContent.from_yaml(raw).to_document()
+    except SurveyContentError as exc:
+        first = exc.problems[0].message if exc.problems else ""
+        if first.startswith("not valid YAML"):
+            raise MalformedBody(f"The request body is {first}.", code="malformed_yaml") from None
+        raise survey_content.content_error(exc) from None
+
+
+@router.get("/questions", summary="The questions, in order")
+def list_questions(survey_id: str, actor: ApiActor, db: Db) -> JSONResponse:
+    state = survey_content.get_content(db, actor, survey_id)
+    items = [question_document(q) for q in state.content.questions]
+    return JSONResponse({"version": state.version, "items": items}, headers=_etag(state.version))
+
+
+@router.post("/questions", status_code=201, summary="Add a question")
+def add_question(
+    survey_id: str,
+    body: QuestionBody,
+    actor: ApiActor,
+    db: Db,
+    before: Annotated[
+        str | None, Query(max_length=20, description="Insert before this QID")
+    ] = None,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    question, state = survey_content.add_question(
+        db, actor, survey_id, body, before=before, expected_version=_version(if_match)
+    )
+    return JSONResponse(question_document(question), 201, headers=_etag(state.version))
+
+
+@router.get("/questions/{qid}", summary="One question")
+def get_question(survey_id: str, qid: str, actor: ApiActor, db: Db) -> JSONResponse:
+    question, version = survey_content.get_question(db, actor, survey_id, qid)
+    return JSONResponse(question_document(question), headers=_etag(version))
+
+
+@router.put("/questions/{qid}", summary="Replace a question")
+def replace_question(
+    survey_id: str,
+    qid: str,
+    body: QuestionBody,
+    actor: ApiActor,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    question, state = survey_content.replace_question(
+        db, actor, survey_id, qid, body, expected_version=_version(if_match)
+    )
+    return JSONResponse(question_document(question), headers=_etag(state.version))
+
+
+@router.delete("/questions/{qid}", status_code=204, summary="Delete a question")
+def delete_question(
+    survey_id: str,
+    qid: str,
+    actor: ApiActor,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    state = survey_content.delete_question(
+        db, actor, survey_id, qid, expected_version=_version(if_match)
+    )
+    return Response(status_code=204, headers=_etag(state.version))
+
+
+@router.post("/import", summary="Replace the content with a file: .qsf, .json or .yaml")
+async def import_content(
+    survey_id: str,
+    actor: ApiActor,
+    db: Db,
+    file: Annotated[UploadFile, File(description="A .qsf export, or a .json/.yaml document")],
+) -> JSONResponse:
+    data = await file.read()
+    state, report = await run_in_threadpool(
+        survey_content.import_content, db, actor, survey_id, file.filename or "", data
+    )
+    return JSONResponse(report, headers=_etag(state.version))

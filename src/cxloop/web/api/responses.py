@@ -1,0 +1,176 @@
+"""/api/v1/surveys/{id}/responses: submit (one, or a bulk array), read, list, update, delete,
+and export (CSV, JSON, JSON lines) streamed.
+
+Reading needs the viewer role, writing the editor role. A refused response is a 422 whose
+details list every problem as {qid, code, message, field}.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
+from cxloop.errors import InvalidInput
+from cxloop.services import responses
+from cxloop.services.responses import ResponseFilter, response_document
+from cxloop.web.deps import ApiActor, Db
+
+router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
+
+SourceParam = Literal["web", "api", "import"]
+_MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+}
+
+
+class ResponseOut(BaseModel):
+    """A stored response."""
+
+    id: str
+    survey_id: str
+    values: dict[str, Any]
+    embedded_data: dict[str, Any]
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: int | None
+    finished: bool
+    source: str
+    language: str
+    distribution_id: str | None
+    contact_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ResponsePage(BaseModel):
+    items: list[ResponseOut]
+    next_cursor: str | None
+
+
+def _filters(
+    finished: bool | None,
+    source: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> ResponseFilter:
+    return ResponseFilter(finished=finished, source=source, since=since, until=until)
+
+
+Finished = Annotated[bool | None, Query(description="Only finished (true) or incomplete (false)")]
+Since = Annotated[datetime | None, Query(description="Recorded at or after (ISO 8601 with zone)")]
+Until = Annotated[datetime | None, Query(description="Recorded before (ISO 8601 with zone)")]
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Submit a response, or a JSON array of them (bulk)",
+    responses={
+        201: {"model": ResponseOut, "description": "Stored (all of them, for an array)"},
+        207: {"description": "Bulk: some items were stored, some refused (per-item results)"},
+        422: {"description": "Refused, with every problem listed"},
+    },
+)
+def create_response(
+    survey_id: str,
+    actor: ApiActor,
+    db: Db,
+    payload: Annotated[Any, Body(description="A response object, or an array of them")],
+) -> JSONResponse:
+    if isinstance(payload, list):
+        return _bulk(db, actor, survey_id, payload)
+    response = responses.submit_response(db, actor, survey_id, payload)
+    return JSONResponse(response_document(response), status_code=201)
+
+
+def _bulk(db: Any, actor: Any, survey_id: str, items: list[Any]) -> JSONResponse:
+    if not items:
+        raise InvalidInput("The array is empty: send at least one response.", code="empty")
+    result, stored = responses.submit_many(db, actor, survey_id, items)
+    refused = {row.position: row.problems for row in result.bad_rows}
+    results = [
+        {"index": index, "status": "stored", "id": stored[index]}
+        if index in stored
+        else {"index": index, "status": "refused", "problems": refused.get(index, [])}
+        for index in range(len(items))
+    ]
+    body = {"stored": result.stored, "refused": result.failed, "results": results}
+    return JSONResponse(body, status_code=201 if result.failed == 0 else 207)
+
+
+@router.get("", response_model=ResponsePage, summary="List responses, oldest first")
+def list_responses(
+    survey_id: str,
+    actor: ApiActor,
+    db: Db,
+    finished: Finished = None,
+    source: SourceParam | None = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> JSONResponse:
+    page = responses.list_responses(
+        db, actor, survey_id, filters=_filters(finished, source, since, until),
+        limit=limit, cursor=cursor,
+    )  # fmt: skip
+    return JSONResponse(
+        {"items": [response_document(r) for r in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get("/export", summary="Export responses as CSV, a JSON array or JSON lines (streamed)")
+def export_responses(
+    survey_id: str,
+    actor: ApiActor,
+    db: Db,
+    format: Literal["csv", "json", "jsonl"] = "csv",
+    finished: Finished = None,
+    source: SourceParam | None = None,
+    since: Since = None,
+    until: Until = None,
+) -> StreamingResponse:
+    chunks = responses.export_responses(
+        db, actor, survey_id, format, filters=_filters(finished, source, since, until)
+    )
+    filename = f"{survey_id}-responses.{format}"
+    return StreamingResponse(
+        chunks,
+        media_type=_MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/{response_id}", response_model=ResponseOut, summary="One response")
+def get_response(survey_id: str, response_id: str, actor: ApiActor, db: Db) -> JSONResponse:
+    return JSONResponse(
+        response_document(responses.get_response(db, actor, survey_id, response_id))
+    )
+
+
+@router.patch(
+    "/{response_id}",
+    response_model=ResponseOut,
+    summary="Change a response: values and embedded_data are merged (null removes a key)",
+)
+def update_response(
+    survey_id: str,
+    response_id: str,
+    actor: ApiActor,
+    db: Db,
+    changes: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    response = responses.update_response(db, actor, survey_id, response_id, changes)
+    return JSONResponse(response_document(response))
+
+
+@router.delete("/{response_id}", status_code=204, summary="Delete a response")
+def delete_response(survey_id: str, response_id: str, actor: ApiActor, db: Db) -> Response:
+    responses.delete_response(db, actor, survey_id, response_id)
+    return Response(status_code=204)

@@ -1,0 +1,258 @@
+"""/api/v1/surveys/{survey_id}/workflows: workflow documents, their revisions, export and apply.
+
+A body is the workflow document itself (docs/workflows.md), as JSON or as YAML (send a YAML
+content type). Replies that describe one workflow carry its revision in `ETag`; send it back in
+`If-Match` with PUT to refuse the save if someone else saved in between.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from cxloop.db.workflow_models import Workflow, WorkflowRevision
+from cxloop.engine.dry_run import dry_run
+from cxloop.errors import CxloopError, InvalidInput
+from cxloop.services import workflows
+from cxloop.services.workflows import WorkflowView
+from cxloop.web.api.schemas import Reply, RequestBody
+from cxloop.web.deps import ApiActor, AppContainer, Db
+
+router = APIRouter(prefix="/api/v1/surveys/{survey_id}/workflows", tags=["workflows"])
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+JSON_TYPES = ("application/json", "")
+MAX_REVISION = 2**31 - 1
+
+
+class UnsupportedMediaType(CxloopError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class ProblemOut(Reply):
+    path: str
+    message: str
+    character: int | None = None
+
+
+class WorkflowSummaryOut(Reply):
+    id: str
+    survey_id: str
+    name: str
+    event_type: str
+    enabled: bool
+    revision: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowOut(WorkflowSummaryOut):
+    document: dict[str, Any]
+    warnings: list[ProblemOut]
+    outcome: Literal["created", "updated", "unchanged"] | None = None
+
+
+class AuthorOut(Reply):
+    id: str
+    email: str
+    name: str
+
+
+class RevisionOut(Reply):
+    revision: int
+    author: AuthorOut
+    created_at: datetime
+    summary: str
+    enabled: bool
+
+
+class RevisionDetailOut(RevisionOut):
+    workflow_id: str
+    document: dict[str, Any]
+
+
+class ConnectionChoiceOut(Reply):
+    id: str
+    name: str
+    type: str
+    status: str
+    status_reason: str
+
+
+def _reply(view: WorkflowView, status: int = 200) -> JSONResponse:
+    body = WorkflowOut(
+        **WorkflowSummaryOut.model_validate(view.workflow).model_dump(),
+        document=view.workflow.document,
+        warnings=[ProblemOut(**w.as_dict()) for w in view.warnings],
+        outcome=view.outcome,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"), status, headers={"ETag": f'"{view.workflow.revision}"'}
+    )
+
+
+async def _document(request: Request) -> Any:
+    """The body as data: JSON by default, YAML when the content type says so."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = media_type in JSON_TYPES or media_type.endswith("+json")
+    syntax = "yaml" if media_type in YAML_TYPES else "json" if is_json else None
+    if syntax is None:
+        raise UnsupportedMediaType(
+            f"Send the workflow document as JSON (application/json) or YAML "
+            f"(application/yaml), not {media_type[:100]}."
+        )
+    raw = await request.body()
+    return await run_in_threadpool(workflows.parse_text, raw, syntax)
+
+
+def _expected_revision(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdecimal() or len(text) > 9:
+        raise InvalidInput(
+            'If-Match must be a workflow revision from an ETag, such as "3".', code="bad_if_match"
+        )
+    return int(text)
+
+
+@router.post("", status_code=201, summary="Create a workflow from a document (JSON or YAML)")
+async def create_workflow(
+    request: Request, survey_id: str, actor: ApiActor, db: Db
+) -> JSONResponse:
+    document = await _document(request)
+    view = await run_in_threadpool(workflows.create_workflow, db, actor, survey_id, document)
+    return _reply(view, 201)
+
+
+@router.get("", response_model=list[WorkflowSummaryOut], summary="The survey's workflows")
+def list_workflows(survey_id: str, actor: ApiActor, db: Db) -> list[Workflow]:
+    return workflows.list_workflows(db, actor, survey_id)
+
+
+@router.post("/apply", summary="Create or update the workflow with the document's name")
+async def apply_workflow(request: Request, survey_id: str, actor: ApiActor, db: Db) -> JSONResponse:
+    """Workflows as code: `outcome` says `created` (201), `updated` or `unchanged` (200)."""
+    document = await _document(request)
+    view = await run_in_threadpool(workflows.apply_workflow, db, actor, survey_id, document)
+    return _reply(view, 201 if view.outcome == "created" else 200)
+
+
+@router.get(
+    "/connections",
+    response_model=list[ConnectionChoiceOut],
+    summary="The connections this survey's tasks may use: its owner's",
+)
+def list_connection_choices(survey_id: str, actor: ApiActor, db: Db) -> list[Any]:
+    return workflows.owner_connections(db, actor, survey_id)
+
+
+@router.get("/{workflow_id}", summary="A workflow: document, revision, state and warnings")
+def get_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
+    return _reply(workflows.get_workflow(db, actor, workflow_id, survey_id=survey_id))
+
+
+@router.put("/{workflow_id}", summary="Replace the document (a new revision if it changed)")
+async def update_workflow(
+    request: Request,
+    survey_id: str,
+    workflow_id: str,
+    actor: ApiActor,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    expected = _expected_revision(if_match)
+    document = await _document(request)
+    view = await run_in_threadpool(
+        workflows.update_workflow, db, actor, workflow_id, document,
+        survey_id=survey_id, expected_revision=expected,
+    )  # fmt: skip
+    return _reply(view)
+
+
+@router.delete("/{workflow_id}", status_code=204, summary="Delete a workflow and its revisions")
+def delete_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> Response:
+    workflows.delete_workflow(db, actor, workflow_id, survey_id=survey_id)
+    return Response(status_code=204)
+
+
+@router.post("/{workflow_id}/enable", summary="Enable a workflow")
+def enable_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
+    return _reply(workflows.set_enabled(db, actor, workflow_id, True, survey_id=survey_id))
+
+
+@router.post("/{workflow_id}/disable", summary="Disable a workflow")
+def disable_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
+    return _reply(workflows.set_enabled(db, actor, workflow_id, False, survey_id=survey_id))
+
+
+@router.get("/{workflow_id}/revisions", response_model=list[RevisionOut], summary="Every revision")
+def list_revisions(
+    survey_id: str, workflow_id: str, actor: ApiActor, db: Db
+) -> list[WorkflowRevision]:
+    return workflows.list_revisions(db, actor, workflow_id, survey_id=survey_id)
+
+
+@router.get(
+    "/{workflow_id}/revisions/{revision}",
+    response_model=RevisionDetailOut,
+    summary="One revision, with its document",
+)
+def get_revision(
+    survey_id: str,
+    workflow_id: str,
+    revision: Annotated[int, Path(ge=1, le=MAX_REVISION)],
+    actor: ApiActor,
+    db: Db,
+) -> WorkflowRevision:
+    return workflows.get_revision(db, actor, workflow_id, revision, survey_id=survey_id)
+
+
+@router.get("/{workflow_id}/diff", summary="Unified diff of two revisions' YAML")
+def diff_revisions(
+    survey_id: str,
+    workflow_id: str,
+    actor: ApiActor,
+    db: Db,
+    from_revision: Annotated[int | None, Query(alias="from", ge=1, le=MAX_REVISION)] = None,
+    to_revision: Annotated[int | None, Query(alias="to", ge=1, le=MAX_REVISION)] = None,
+) -> PlainTextResponse:
+    """`from` defaults to the revision before `to`, `to` to the current one. An empty body
+    means the documents are the same."""
+    diff = workflows.diff_revisions(
+        db, actor, workflow_id, from_revision, to_revision, survey_id=survey_id
+    )
+    return PlainTextResponse(diff, media_type="text/x-diff; charset=utf-8")
+
+
+@router.get("/{workflow_id}/export", summary="The document as YAML, exactly as saved")
+def export_workflow(
+    survey_id: str,
+    workflow_id: str,
+    actor: ApiActor,
+    db: Db,
+    revision: Annotated[int | None, Query(ge=1, le=MAX_REVISION)] = None,
+) -> PlainTextResponse:
+    text = workflows.export_workflow(db, actor, workflow_id, revision=revision, survey_id=survey_id)
+    return PlainTextResponse(text, media_type="text/yaml; charset=utf-8")
+
+
+class DryRunIn(RequestBody):
+    response_id: str = Field(min_length=1, max_length=40)
+
+
+@router.post("/{workflow_id}/test", summary="Dry run: what this workflow would send for a response")
+def test_workflow(
+    survey_id: str, workflow_id: str, body: DryRunIn, actor: ApiActor, container: AppContainer
+) -> dict[str, Any]:
+    """Evaluate the event options and conditions, and show the exact records (and mails) the
+    workflow would send for the response. Nothing is sent; no run is recorded."""
+    workflows.get_workflow(container.db, actor, workflow_id, survey_id=survey_id)
+    return dry_run(container, actor, workflow_id, body.response_id)

@@ -1,0 +1,400 @@
+"""The respondent's pages, `/s/{survey_id}`: plain HTML forms, no JavaScript, no login.
+
+GET shows the first page (embedded data from declared query parameters; `?t=` is a personal
+link's token); each POST saves one page and shows the next. Between pages the respondent's
+browser carries a signed `_state` field (itsdangerous, with the app's secret key) naming the
+response in progress, so nothing can be forged and no cookie is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from cxloop.db.base import utcnow
+from cxloop.domain.answers import next_page, previous_page, shown_questions, text_key
+from cxloop.domain.piped_text import PipedTextContext, render
+from cxloop.domain.survey_content import (
+    MatrixQuestion,
+    MultipleChoiceQuestion,
+    NpsQuestion,
+    Question,
+    RatingQuestion,
+    SingleChoiceQuestion,
+    SurveyContent,
+    TextEntryQuestion,
+    plain_text,
+)
+from cxloop.errors import CxloopError
+from cxloop.services import respondent
+from cxloop.services.respondent import RespondentState, Screen
+from cxloop.web.deps import get_container, get_db
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.trim_blocks = True
+templates.env.lstrip_blocks = True
+router = APIRouter(include_in_schema=False)
+
+STATE_SALT = "cxloop.respondent.v1"
+STATE_MAX_AGE_S = 30 * 24 * 3600  # a respondent may leave a tab open for a while
+MAX_FORM_FIELDS = 5_000
+_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+
+# What a respondent is told, per error code: (status, title, message).
+_MESSAGES: dict[str, tuple[int, str, str]] = {
+    "survey_not_found": (404, "Survey not found", "There is no survey at this address."),
+    "survey_not_open": (
+        404, "Not open yet", "This survey is not open yet. Please try again later.",
+    ),
+    "survey_closed": (
+        410, "Survey closed", "This survey is closed and no longer takes responses. Thank you!",
+    ),
+    "link_invalid": (
+        404, "Link not valid", "This survey link is not valid. Check that it was copied whole.",
+    ),
+    "link_expired": (410, "Link expired", "This survey link has expired."),
+    "already_answered": (
+        409, "Already answered", "You have already answered this survey. Thank you!",
+    ),
+    "state_invalid": (
+        400, "Page expired",
+        "This page has expired or was changed. Please open the survey link again.",
+    ),
+}  # fmt: skip
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+@router.get("/s/{survey_id}", response_class=HTMLResponse)
+async def show_survey(request: Request, survey_id: str) -> Response:
+    params = {k: v for k, v in request.query_params.items() if k != "t"}
+    token = request.query_params.get("t")
+    try:
+        screen = await run_in_threadpool(
+            respondent.open_survey, get_db(request), survey_id, token=token, params=params
+        )
+    except CxloopError as exc:
+        return _message(request, exc.code, survey_id)
+    return _show(request, screen)
+
+
+@router.post("/s/{survey_id}", response_class=HTMLResponse)
+async def submit_page(request: Request, survey_id: str) -> Response:
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    state = _load_state(request, _field(form, "_state"))
+    page = _page_number(_field(form, "_page"))
+    if state is None or state.survey_id != survey_id or page is None:
+        return _message(request, "state_invalid", survey_id)
+    action = "back" if _field(form, "_action") == "back" else "next"
+    fields = {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
+    try:
+        screen = await run_in_threadpool(
+            respondent.submit_page, get_db(request), state,
+            page, _FormAnswers(page, fields), action,
+        )  # fmt: skip
+    except CxloopError as exc:
+        return _message(request, exc.code, survey_id)
+    return _show(request, screen)
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+def _serializer(request: Request) -> URLSafeTimedSerializer:
+    secret = get_container(request).settings.secret_key
+    assert secret is not None
+    return URLSafeTimedSerializer(secret.get_secret_value(), salt=STATE_SALT)
+
+
+def _dump_state(request: Request, state: RespondentState) -> str:
+    return _serializer(request).dumps(
+        {
+            "s": state.survey_id,
+            "t": state.started_at.timestamp(),
+            "r": state.response_id,
+            "l": state.link_id,
+            "e": state.embedded_data,
+        }
+    )
+
+
+def _load_state(request: Request, signed: str) -> RespondentState | None:
+    if not signed or len(signed) > 500_000:
+        return None
+    try:
+        raw = _serializer(request).loads(signed, max_age=STATE_MAX_AGE_S)
+        return RespondentState(
+            survey_id=str(raw["s"]),
+            started_at=datetime.fromtimestamp(float(raw["t"]), UTC),
+            response_id=raw["r"],
+            link_id=raw["l"],
+            embedded_data=dict(raw["e"]),
+        )
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _page_number(text: str) -> int | None:
+    return int(text) if text.isdecimal() and len(text) <= 6 else None
+
+
+# -- form fields → answers -------------------------------------------------------------------
+
+
+def matrix_field(qid: str, row_id: str) -> str:
+    """The form field of one matrix row (kept apart from the `QID5_1_TEXT` text boxes)."""
+    return f"{qid}[{row_id}]"
+
+
+@dataclass
+class _FormAnswers:
+    """Turns a page's form fields into answers of the canonical shapes (see domain.answers).
+
+    What does not fit a shape is passed on as it came, so that validation says what is wrong.
+    """
+
+    page: int
+    fields: Mapping[str, list[str]]
+
+    def __call__(self, content: SurveyContent) -> dict[str, Any]:
+        answers: dict[str, Any] = {}
+        for question in content.questions_on_page(self.page):
+            value = self._value(question)
+            if value is not None:
+                answers[question.qid] = value
+            for box in _text_box_ids(question):
+                text = self._one(text_key(question.qid, box))
+                # A browser keeps what was typed into "other" after another choice is picked;
+                # that text is dropped rather than reported as a problem.
+                if text is not None and _is_picked(value, box):
+                    answers[text_key(question.qid, box)] = text
+        return answers
+
+    def _all(self, name: str) -> list[str]:
+        return [v for v in self.fields.get(name, []) if v.strip()]
+
+    def _one(self, name: str) -> Any:
+        values = self._all(name)
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    def _value(self, question: Question) -> Any:
+        qid = question.qid
+        if isinstance(question, NpsQuestion | RatingQuestion):
+            value = self._one(qid)
+            text = value.strip() if isinstance(value, str) else ""
+            return int(text) if text.isdecimal() and len(text) <= 6 else value
+        if isinstance(question, MultipleChoiceQuestion):
+            return self._all(qid) or None
+        if isinstance(question, SingleChoiceQuestion | TextEntryQuestion):
+            return self._one(qid)
+        if isinstance(question, MatrixQuestion):
+            rows: dict[str, Any] = {}
+            for row in question.rows:
+                name = matrix_field(qid, row.id)
+                chosen = self._all(name) if question.multiple_answers else self._one(name)
+                if chosen:
+                    rows[row.id] = chosen
+            return rows or None
+        return None
+
+
+def _is_picked(value: Any, box: str) -> bool:
+    if isinstance(value, dict):  # a matrix: the row is answered
+        return bool(value.get(box))
+    return value == box or (isinstance(value, list) and box in value)
+
+
+def _text_box_ids(question: Question) -> list[str]:
+    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+        return [c.id for c in question.choices if c.allow_text_entry]
+    if isinstance(question, MatrixQuestion):
+        return [r.id for r in question.rows if r.allow_text_entry]
+    return []
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Option:
+    value: str
+    text: str
+    checked: bool = False
+    box: dict[str, str] | None = None  # {"name", "value", "label"} of a text box
+
+
+@dataclass
+class _QuestionView:
+    qid: str
+    type: str
+    text: str
+    required: bool = False
+    error: str | None = None
+    options: list[_Option] = field(default_factory=list)
+    value: str = ""
+    layout: str = "vertical"
+    input_type: str = "text"
+    multiline: bool = False
+    low_label: str = ""
+    high_label: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    multiple: bool = False
+
+
+def _show(request: Request, screen: Screen) -> Response:
+    if screen.finished:
+        return _message(request, "finished", screen.survey_id, screen)
+    if screen.page is None:
+        return _message(request, "empty", screen.survey_id, screen)
+    content, answers, page = screen.content, screen.answers, screen.page
+    pipe = _piper(screen)
+    errors: dict[str, list[str]] = {}
+    for problem in screen.problems:
+        errors.setdefault(problem.qid or "", []).append(problem.message)
+    questions = [
+        _view(q, answers, pipe, " ".join(errors.get(q.qid, [])) or None)
+        for q in shown_questions(content, page, answers)
+    ]
+    shown_pages = [p for p in content.page_numbers() if shown_questions(content, p, answers)]
+    position = shown_pages.index(page) + 1 if page in shown_pages else 1
+    context = {
+        "title": screen.survey_name,
+        "language": screen.language,
+        "survey_id": screen.survey_id,
+        "state": _dump_state(request, screen.state),
+        "page": page,
+        "position": position,
+        "total": max(len(shown_pages), position),
+        "questions": questions,
+        "summary": [{"qid": q.qid, "text": q.text, "error": q.error} for q in questions if q.error]
+        + [{"qid": "", "text": "", "error": m} for m in errors.get("", [])],
+        "has_previous": previous_page(content, answers, page) is not None,
+        "is_last": next_page(content, answers, after=page) is None,
+    }
+    status = 422 if screen.problems else 200
+    return templates.TemplateResponse(
+        request, "survey/page.html", context, status_code=status, headers=_HEADERS
+    )
+
+
+def _message(request: Request, code: str, survey_id: str, screen: Screen | None = None) -> Response:
+    if code == "finished":
+        status, title, text = 200, "Thank you!", "Your response has been recorded."
+    elif code == "empty":
+        status, title, text = 200, "Nothing to answer", "This survey has no questions yet."
+    else:
+        status, title, text = _MESSAGES.get(
+            code, (400, "Something is not right", "This survey cannot be answered right now.")
+        )
+    context = {
+        "title": title,
+        "message": text,
+        "language": screen.language if screen else "en",
+        "survey_name": screen.survey_name if screen else "",
+        "restart": f"/s/{survey_id}" if code == "state_invalid" else None,
+    }
+    return templates.TemplateResponse(
+        request, "survey/message.html", context, status_code=status, headers=_HEADERS
+    )
+
+
+def _piper(screen: Screen) -> Any:
+    context = PipedTextContext(
+        survey_content=screen.content,
+        answers=screen.answers,
+        embedded_data=screen.state.embedded_data,
+        metadata={
+            "ResponseID": screen.state.response_id or "",
+            "SurveyID": screen.survey_id,
+            "StartDate": screen.state.started_at.isoformat(),
+            "UserLanguage": screen.language,
+        },
+        now=utcnow(),
+    )
+
+    def pipe(text: str) -> str:
+        # The template is the survey's HTML; values piped into it arrive escaped. Showing the
+        # result as plain text (escaped again by Jinja) keeps markup from any source inert.
+        return plain_text(render(text, context, html=True))
+
+    return pipe
+
+
+def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str | None) -> Any:
+    qid = question.qid
+    value = answers.get(qid)
+    view = _QuestionView(
+        qid=qid,
+        type=question.type,
+        text=pipe(question.text) or qid,
+        required=getattr(question, "required", False),
+        error=error,
+    )
+    if isinstance(question, NpsQuestion | RatingQuestion):
+        low, high = (0, 10) if isinstance(question, NpsQuestion) else (
+            question.scale_min, question.scale_max,
+        )  # fmt: skip
+        view.options = [_Option(str(n), str(n), value == n) for n in range(low, high + 1)]
+        if isinstance(question, NpsQuestion):
+            view.low_label, view.high_label = "Not at all likely", "Extremely likely"
+        view.layout = "dropdown" if high - low > 11 else "scale"
+    elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+        selected = value if isinstance(value, list) else [value]
+        view.multiple = isinstance(question, MultipleChoiceQuestion)
+        view.layout = question.layout
+        for choice in question.choices:
+            option = _Option(choice.id, pipe(choice.text) or choice.id, choice.id in selected)
+            if choice.allow_text_entry:
+                key = text_key(qid, choice.id)
+                option.box = {
+                    "name": key,
+                    "value": _text(answers.get(key)),
+                    "label": f"{option.text}: please specify",
+                }
+            view.options.append(option)
+    elif isinstance(question, TextEntryQuestion):
+        view.value = _text(value)
+        view.multiline = question.multiline
+        view.input_type = {"email": "email", "number": "number"}.get(question.validation, "text")
+    elif isinstance(question, MatrixQuestion):
+        chosen_rows = value if isinstance(value, Mapping) else {}
+        view.multiple = question.multiple_answers
+        points = [(p.id, pipe(p.text) or p.id) for p in question.scale]
+        for row in question.rows:
+            chosen = chosen_rows.get(row.id)
+            chosen_list = chosen if isinstance(chosen, list) else [chosen]
+            key = text_key(qid, row.id)
+            view.rows.append(
+                {
+                    "id": row.id,
+                    "name": matrix_field(qid, row.id),
+                    "text": pipe(row.text) or row.id,
+                    "options": [_Option(pid, text, pid in chosen_list) for pid, text in points],
+                    "box": {"name": key, "value": _text(answers.get(key))}
+                    if row.allow_text_entry
+                    else None,
+                }
+            )
+    return view
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

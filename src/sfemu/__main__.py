@@ -1,0 +1,7 @@
+"""``python -m sfemu serve``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
