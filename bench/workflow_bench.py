@@ -325,6 +325,7 @@ def main() -> None:
         "lost": lost,
         "duplicates": duplicates,
     }
+    print(json.dumps(result), file=sys.stderr, flush=True)  # the cxloop half, in case of trouble
     # 3. the naive integration, over HTTPS (simple-salesforce insists on https)
     tls_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(tls_port), "--tls"]
     with process(tls_args, env, workdir / "emulator-tls.log") as _tls:
@@ -339,11 +340,11 @@ def main() -> None:
         ]
         before_calls = api_calls(tls_control)
         result |= naive(
-            f"127.0.0.1:{tls_port}", ca_file, token, options.naive_responses, options.clients
+            f"https://127.0.0.1:{tls_port}", ca_file, token, options.naive_responses, options.clients
         )
         naive_calls = api_calls(tls_control) - before_calls
         result["naive_api_calls_per_1000"] = round(naive_calls * 1000 / options.naive_responses, 1)
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
     if not options.keep:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -36,18 +36,14 @@ _lingering_lock = threading.Lock()
 
 
 def process(container: Container, batch_key: str) -> None:
-    """Handle one dispatch message for `batch_key`."""
-    if batch_key.startswith("sf|") and not _wait_for_company(container, batch_key):
+    """Handle one dispatch message for `batch_key`: batches until nothing of it is ready."""
+    is_salesforce = batch_key.startswith("sf|")
+    if is_salesforce and _held_back(container, batch_key):
         return
-    if batch_key.startswith("sf|"):
-        key = runs.SalesforceBatchKey.parse(batch_key)
-        org_id = ledger.org_of_owner_connection(container.db, key.owner_id, key.connection)
-        held_until = ledger.throttled_until(container.db, org_id) if org_id else None
-        if held_until is not None:
-            schedule(container, batch_key, held_until)
-            return
     worker = f"{WORKER_ID}:{threading.get_ident()}"
     for _ in range(MAX_ROUNDS):
+        if is_salesforce and not _wait_for_company(container, batch_key):
+            return
         claimed = ledger.claim_batch(
             container.db,
             batch_key,
@@ -75,8 +71,17 @@ def process(container: Container, batch_key: str) -> None:
         runs.dispatch(settled.ready_keys)
         for key, at in settled.retries:
             schedule(container, key, at)
-        if len(claimed) < container.settings.batch_size:
-            return
+
+
+def _held_back(container: Container, batch_key: str) -> bool:
+    """Whether the batch's org is being held back (API limit); if so, come back later."""
+    key = runs.SalesforceBatchKey.parse(batch_key)
+    org_id = ledger.org_of_owner_connection(container.db, key.owner_id, key.connection)
+    held_until = ledger.throttled_until(container.db, org_id) if org_id else None
+    if held_until is None:
+        return False
+    schedule(container, batch_key, held_until)
+    return True
 
 
 def _wait_for_company(container: Container, batch_key: str) -> bool:
@@ -126,7 +131,7 @@ def sweep(container: Container) -> None:
     resume. Runs periodically in the scheduler's rhythm."""
     keys = set(ledger.expire_leases(container.db))
     keys |= set(ledger.resume_paused(container.db))
-    keys |= set(ledger.overdue_keys(container.db, grace_s=container.settings.sweeper_period_s))
+    keys |= set(ledger.overdue_keys(container.db, grace_s=1.0))
     if keys:
         log.info("sweeper.requeued", batch_keys=len(keys))
         runs.dispatch(keys)

@@ -8,6 +8,8 @@ never stored without its runs, and a run never exists without its response.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,10 +52,29 @@ def use_dispatcher(dispatcher: Dispatcher) -> None:
 
 
 def dispatch(batch_keys: Iterable[str]) -> None:
-    """Send batch keys to the queue; without a queue (tests, tools) the sweeper finds them."""
-    keys = sorted(set(batch_keys))
+    """Send batch keys to the queue; without a queue (tests, tools) the sweeper finds them.
+
+    A key sent moments ago is not sent again: the message already on its way claims every row
+    of that key that is ready when it runs, and a worker that has finished a batch looks again
+    before it leaves. This keeps the queue at a few messages a second per key under load,
+    instead of one per response. What slips through that window is found by the sweeper.
+    """
+    now = time.monotonic()
+    keys = []
+    with _recent_lock:
+        for key in set(batch_keys):
+            if now - _recently_sent.get(key, -1e9) >= COALESCE_S:
+                _recently_sent[key] = now
+                keys.append(key)
+        if len(_recently_sent) > 10_000:
+            _recently_sent.clear()
     if keys and _dispatcher is not None:
-        _dispatcher(keys)
+        _dispatcher(sorted(keys))
+
+
+COALESCE_S = 0.1
+_recently_sent: dict[str, float] = {}
+_recent_lock = threading.Lock()
 
 
 # --- the matcher
@@ -248,13 +269,17 @@ def response_metadata(response: Response) -> dict[str, Any]:
 
 
 def survey_content_of(survey: Survey) -> SurveyContent | None:
-    """The survey's content, parsed once per content version per process."""
+    """The survey's content, parsed once per content version per process.
+
+    The version is checked first: the document itself is a deferred column, loaded (one more
+    query) only when this process has not parsed that version yet.
+    """
+    key = (survey.id, survey.content_version or 0)
+    if key in _CONTENTS:
+        return _CONTENTS[key]
     if not survey.content:
         return None
-    return _cached(
-        _CONTENTS, (survey.id, survey.content_version or 0),
-        lambda: SurveyContent.from_document(survey.content),
-    )  # fmt: skip
+    return _cached(_CONTENTS, key, lambda: SurveyContent.from_document(survey.content))
 
 
 def workflow_document(workflow_id: str, revision: int, document: Any) -> WorkflowDocument:
