@@ -31,7 +31,7 @@ format: install
 	$(BIN)/ruff format src tests bench
 
 bench: install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/workflow_bench.py
 
 clean:
 	rm -rf $(VENV) cxloop-data .pytest_cache .ruff_cache .hypothesis

@@ -4,7 +4,9 @@ before the first request."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -108,6 +110,11 @@ def essentials(plan: ServerPlan) -> dict[str, Any]:
 def serve_forever(plan: ServerPlan, log_level: str = "info") -> None:
     """Run in the foreground until interrupted."""
     server = uvicorn.Server(uvicorn_config(plan, log_level=log_level, access_log=True))
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; with the default
+    # handler that would end the process before the cleanup below (state saved, certificates
+    # removed), so make it an ordinary exit instead.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     try:
         server.run(sockets=[plan.sock])
     finally:
@@ -146,7 +153,9 @@ class BackgroundServer:
         """Stop the server and the emulator, remove generated certificates."""
         self.server.should_exit = True
         self.thread.join(10)
-        self.plan.emulator.close()
-        self.plan.sock.close()
-        if self.plan.tls_dir is not None:
-            self.plan.tls_dir.cleanup()
+        try:
+            self.plan.emulator.close()
+        finally:
+            self.plan.sock.close()
+            if self.plan.tls_dir is not None:
+                self.plan.tls_dir.cleanup()
