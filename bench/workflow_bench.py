@@ -226,6 +226,7 @@ def naive(sf: str, ca_file: str | None, token: str, count: int, threads: int) ->
     def worker(index: int) -> None:
         session = requests.Session()
         session.verify = ca_file or True
+        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
         client = Salesforce(
             instance_url=sf, session_id=token, session=session, version="62.0"
         )
