@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -313,3 +314,74 @@ def test_dry_run_over_the_api_and_cli(
     result = CliRunner().invoke(cli, ["workflows", "test", workflow_id, "--response", response_id])
     assert result.exit_code == 0, result.output
     assert '"NPS_Score__c": 2' in result.output
+
+
+@pytest.fixture
+def mailbox(linked: Container) -> Iterator[list[Any]]:
+    from aiosmtpd.controller import Controller
+
+    from tests.e2e.test_processes import free_port
+
+    caught: list[Any] = []
+
+    class Catcher:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            import email
+
+            caught.append(email.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
+    controller.start()
+    linked.settings.smtp_host, linked.settings.smtp_port = "127.0.0.1", port
+    yield caught
+    controller.stop()
+
+
+def test_an_email_task_uses_an_earlier_tasks_record_id(
+    linked: Container, setup: dict[str, Any], emulator: EmulatorServer, mailbox: list[Any]
+) -> None:
+    document = upsert_workflow("Acme")
+    document["tasks"].append(
+        {
+            "id": "alert",
+            "type": "email",
+            "to": "am@example.com",
+            "subject": "Detractor on case ${e://Field/CaseId}",
+            "body": "Score ${q://QID1/ChoiceGroup/SelectedChoices}, record ${task://response/Id}",
+        }
+    )
+    add_workflow(linked, setup, document)
+    responses.submit_response(
+        linked.db, setup["actor"], setup["survey_id"],
+        {"values": {"QID1": 2}, "embedded_data": {"CaseId": "00001\r\nBcc: victim@example.com"}},
+    )  # fmt: skip
+    drain(linked)
+    (record,) = sf_records(emulator, "Survey_Response__c")
+    (mail,) = mailbox
+    assert mail["To"] == "am@example.com" and mail["Bcc"] is None
+    assert mail["Subject"] == "Detractor on case 00001 Bcc: victim@example.com"
+    assert f"record {record['Id']}" in mail.get_payload()
+    statuses = {t.task_id: t.status for t in task_runs(linked)}
+    assert statuses == {"response": "succeeded", "alert": "succeeded"}
+
+
+def test_mail_server_down_is_retried_then_delivered(
+    linked: Container, setup: dict[str, Any], mailbox: list[Any]
+) -> None:
+    document = upsert_workflow("Acme")
+    document["tasks"] = [
+        {"id": "alert", "type": "email", "to": "am@example.com", "subject": "Hi", "body": "x"}
+    ]
+    add_workflow(linked, setup, document)
+    real_port = linked.settings.smtp_port
+    linked.settings.smtp_port = 9  # nothing listens here
+    submit(linked, setup, 5)
+    worker.process(linked, ledger.overdue_keys(linked.db, grace_s=0)[0])
+    (task_run,) = task_runs(linked)
+    assert task_run.status == "waiting_retry" and "could not be reached" in task_run.status_reason
+    linked.settings.smtp_port = real_port
+    drain(linked)
+    (task_run,) = task_runs(linked)
+    assert len(mailbox) == 1 and task_run.status == "succeeded" and task_run.attempts >= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ class MailError(Exception):
 
 def one_line(text: str) -> str:
     """Header text with line breaks removed: no header injection through piped values."""
-    return " ".join(text.replace("\r", "\n").split("\n")).strip()
+    return re.sub(r"[\r\n]+", " ", text).strip()
 
 
 def parse_addresses(text: str) -> list[str]:
