@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -162,6 +163,7 @@ def revoke_token(db: Database, token_id: int, *, actor: Actor | None = None) -> 
         if record is None or (actor and not actor.is_admin and record.user_id != actor.id):
             raise NotFound(f"No API token {token_id}.", code="token_not_found")
         if record.revoked_at is None:
+            forget_cached_tokens()
             record.revoked_at = utcnow()
             audit.record(
                 uow.session, actor.id if actor else None, "token.revoke", "api_token",
@@ -172,10 +174,22 @@ def revoke_token(db: Database, token_id: int, *, actor: Actor | None = None) -> 
 
 
 def authenticate_token(db: Database, token: str) -> User:
-    """The active user a bearer token belongs to; Unauthenticated with the reason otherwise."""
+    """The active user a bearer token belongs to; Unauthenticated with the reason otherwise.
+
+    A token seen in the last few seconds is answered from memory (two queries saved on every
+    API call); revoking it here forgets it at once, and other processes within `_CACHE_TTL_S`.
+    """
     if not token.startswith(security.API_TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
     digest = security.hash_api_token(token)
+    cached = _token_cache.get(digest)
+    now_mono = time.monotonic()
+    if (
+        cached is not None
+        and now_mono - cached[1] < _CACHE_TTL_S
+        and (cached[2] is None or cached[2] > utcnow())
+    ):
+        return cached[0]
     with db.reader() as uow:
         record = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         now = utcnow()
@@ -192,7 +206,19 @@ def authenticate_token(db: Database, token: str) -> User:
         user, needs_touch = record.user, _is_stale(record.last_used_at, now)
     if needs_touch:
         _touch_token(db, record.id, now)
+    if len(_token_cache) > 10_000:
+        _token_cache.clear()
+    _token_cache[digest] = (user, now_mono, record.expires_at)
     return user
+
+
+_CACHE_TTL_S = 10.0
+_token_cache: dict[str, tuple[User, float, datetime | None]] = {}
+
+
+def forget_cached_tokens() -> None:
+    """Drop every remembered token (after a revocation, or a user deactivated)."""
+    _token_cache.clear()
 
 
 def _is_stale(last_used_at: datetime | None, now: datetime) -> bool:
