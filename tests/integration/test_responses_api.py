@@ -32,7 +32,7 @@ def count_responses(container: Container) -> int:
 def hooks() -> Any:
     """Register response hooks for one test, and remove them afterwards."""
     undo: list[Any] = []
-    yield lambda hook: undo.append(response_events.register_hook(hook))
+    yield lambda hook, **options: undo.append(response_events.register_hook(hook, **options))
     for unregister in undo:
         unregister()
 
@@ -102,6 +102,7 @@ MALFORMED = [
     ('{"values": {}, "surprise": 1}', 422, "invalid_response"),
     ('{"values": {}, "started_at": "2026-01-01T00:00:00"}', 422, "invalid_response"),
     ("[]", 422, "empty"),
+    ('{"values": {"QID8": "a\\u0000b"}}', 422, "invalid_response"),
 ]
 
 
@@ -191,8 +192,11 @@ def test_list_filters_and_pages_with_a_cursor(client: TestClient, container: Con
         headers=alice.headers,
     )  # fmt: skip
     assert len(later.json()["items"]) == 8
-    for params in ({"limit": 0}, {"cursor": "junk"}, {"source": "fax"}, {"since": "yesterday"},
-                   {"since": "2026-01-01T00:00:00"}, {"finished": "perhaps"}):  # fmt: skip
+    naive_cursor = "WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgIlJfeCJd"  # a timestamp without a zone
+    for params in (
+        {"limit": 0}, {"cursor": "junk"}, {"cursor": naive_cursor}, {"source": "fax"},
+        {"since": "yesterday"}, {"since": "2026-01-01T00:00:00"}, {"finished": "perhaps"},
+    ):  # fmt: skip
         assert_error(client.get(path(survey_id), params=params, headers=alice.headers), 422)
 
 
@@ -309,6 +313,15 @@ def test_a_hook_runs_inside_the_transaction_and_its_failure_rolls_back(
     assert [r["status"] for r in bulk["results"]] == ["stored", "refused", "stored"]
     assert bulk["results"][1]["problems"][0]["code"] == "not_stored"
     assert count_responses(container) == 3
+    # a hook with a batch variant sees an import batch in one call
+    batches: list[int] = []
+    hooks(
+        lambda *args: pytest.fail("called per response"),
+        for_many=lambda session, responses, event, uow: batches.append(len(responses)),
+    )
+    two = [{"values": GOOD_VALUES | {"QID1": n}} for n in (9, 10)]
+    assert client.post(path(survey_id), json=two, headers=alice.headers).status_code == 201
+    assert batches == [2]
     with container.db.reader() as uow:
         assert (
             uow.session.scalar(
@@ -316,7 +329,7 @@ def test_a_hook_runs_inside_the_transaction_and_its_failure_rolls_back(
                 .select_from(AuditEntry)
                 .where(AuditEntry.action == "hook.created")
             )
-            == 3
+            == 5
         )
 
 

@@ -81,16 +81,20 @@ def _report(result: ImportResult) -> None:
     console.print(
         f"Read {result.total} row(s): {result.stored} stored, {result.failed} refused.",
         highlight=False,
+        soft_wrap=True,
     )
     for warning in result.warnings:
-        console.print(f"note: {warning}", highlight=False)
+        console.print(f"note: {warning}", highlight=False, soft_wrap=True)
     for row in result.bad_rows:
-        reasons = "; ".join(
-            f"{p['qid']}: {p['message']}" if p.get("qid") else p["message"] for p in row.problems
-        )
+        reasons = "; ".join(_reason(problem) for problem in row.problems)
         console.print(f"line {row.position}: {reasons}", highlight=False, soft_wrap=True)
     if result.failed > len(result.bad_rows):
         console.print(f"... and {result.failed - len(result.bad_rows)} more refused line(s).")
+
+
+def _reason(problem: dict[str, Any]) -> str:
+    qid, message = problem.get("qid"), problem["message"]
+    return f"{qid}: {message}" if qid and not message.startswith(qid) else message
 
 
 @app.command("export")

@@ -58,14 +58,16 @@ def import_(
         f"{report['imported_total']} questions ({counts}) on {report['pages']} page(s), "
         f"{report['embedded_data_fields']} embedded data field(s).",
         highlight=False,
+        soft_wrap=True,
     )
     for skipped in report["skipped"]:
         console.print(
             f"  skipped {skipped['element']} ({skipped['kind']}): {skipped['reason']}",
             highlight=False,
+            soft_wrap=True,
         )
     for warning in report["warnings"]:
-        console.print(f"  note: {warning}", highlight=False)
+        console.print(f"  note: {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command("export")

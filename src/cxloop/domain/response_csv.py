@@ -85,6 +85,8 @@ class Column:
     label: str
     import_id: str
     is_date: bool = False
+    # An embedded data field whose name is also another column's: row 3 says which it is.
+    is_embedded_data: bool = False
 
 
 # Metadata columns: (name, label, ImportId, is_date)
@@ -197,12 +199,14 @@ class ResponseTable:
     def __init__(self, content: SurveyContent) -> None:
         self.content = content
         self._cells: list[_Cell] = [_Cell(c, "meta", key=c.import_id) for c in METADATA_COLUMNS]
+        questions = [cell for q in content.questions for cell in _question_cells(q)]
+        taken = {
+            key for c in self._cells + questions for key in (c.column.name, c.column.import_id)
+        }
         for item in content.embedded_data:
-            self._cells.append(
-                _Cell(Column(item.name, item.name, item.name), "embedded", key=item.name)
-            )
-        for question in content.questions:
-            self._cells.extend(_question_cells(question))
+            column = Column(item.name, item.name, item.name, is_embedded_data=item.name in taken)
+            self._cells.append(_Cell(column, "embedded", key=item.name))
+        self._cells.extend(questions)
 
     @property
     def columns(self) -> list[Column]:
@@ -269,9 +273,11 @@ def _question_cells(question: Question) -> list[_Cell]:
 
 
 def _import_id_json(column: Column) -> str:
-    body: dict[str, str] = {"ImportId": column.import_id}
+    body: dict[str, Any] = {"ImportId": column.import_id}
     if column.is_date:
         body["timeZone"] = "UTC"
+    if column.is_embedded_data:
+        body["embeddedData"] = True
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -370,10 +376,11 @@ class RowReader:
 
     def __post_init__(self) -> None:
         names = [_clean_header(n) for n in (self.header_rows[0] if self.header_rows else [])]
-        import_ids: list[tuple[str | None, str | None]] = [(None, None)] * len(names)
+        import_ids: list[tuple[str | None, str | None, bool]] = [(None, None, False)] * len(names)
         if len(self.header_rows) >= 2:  # the last header row holds the ImportIds
             import_ids = [_parse_import_id(c) for c in self.header_rows[-1]]
-            import_ids += [(None, None)] * (len(names) - len(import_ids))
+            import_ids += [(None, None, False)] * (len(names) - len(import_ids))
+        embedded = {c.key: c for c in self.table._cells if c.kind == "embedded"}
         by_key: dict[str, _Cell] = {}
         for cell in self.table._cells:
             if cell.kind == "embedded":
@@ -383,19 +390,22 @@ class RowReader:
         for cell in self.table._cells:  # embedded data last: a question or metadata name wins
             if cell.kind == "embedded":
                 by_key.setdefault(cell.column.name, cell)
-        used: set[int] = set()
+        placed: dict[int, tuple[int, str, _Cell, ZoneInfo | None]] = {}  # id(cell) -> column
         unmapped: list[tuple[int, str, ZoneInfo | None]] = []
         for index, name in enumerate(names):
-            import_id, zone_name = import_ids[index]
+            import_id, zone_name, is_embedded_data = import_ids[index]
             key = import_id or name
             zone = _zone(zone_name)
-            cell = by_key.get(key) or by_key.get(name)
-            if cell is None or id(cell) in used:
+            cell = embedded.get(key) if is_embedded_data else by_key.get(key) or by_key.get(name)
+            if cell is None:
                 unmapped.append((index, key, zone))
                 continue
-            used.add(id(cell))
-            self._plan.append((index, cell, zone))
-        self._alias_sliders(unmapped, used)
+            if id(cell) in placed:  # a name used twice: the last column is read
+                earlier, earlier_key, _, earlier_zone = placed[id(cell)]
+                unmapped.append((earlier, earlier_key, earlier_zone))
+            placed[id(cell)] = (index, key, cell, zone)
+        self._plan = [(index, cell, zone) for index, _, cell, zone in placed.values()]
+        self._alias_sliders(sorted(unmapped), set(placed))
 
     def _alias_sliders(
         self, unmapped: list[tuple[int, str, ZoneInfo | None]], used: set[int]
@@ -546,18 +556,20 @@ def _clean_header(name: str) -> str:
     return name.lstrip("\ufeff").strip()
 
 
-def _parse_import_id(cell: str) -> tuple[str | None, str | None]:
+def _parse_import_id(cell: str) -> tuple[str | None, str | None, bool]:
+    """(ImportId, timeZone, whether it is marked as embedded data) of a row-3 cell."""
     text = cell.strip()
     if not text.startswith("{") or len(text) > 1000:
-        return None, None
+        return None, None, False
     try:
         body = json.loads(text)
     except ValueError:
-        return None, None
+        return None, None, False
     if not isinstance(body, dict) or not isinstance(body.get("ImportId"), str):
-        return None, None
+        return None, None, False
     zone = body.get("timeZone")
-    return body["ImportId"], zone if isinstance(zone, str) else None
+    is_embedded = body.get("embeddedData") is True
+    return body["ImportId"], zone if isinstance(zone, str) else None, is_embedded
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

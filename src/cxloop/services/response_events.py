@@ -1,14 +1,19 @@
 """Response events: what runs when a response is created or updated, inside its transaction.
 
 Creating, updating or importing a response calls `on_response_event` before the commit, with
-the session the response was written in. Hooks (the workflow matcher, once the engine is there)
-register here; whatever they add to the session commits with the response, and an exception in a
-hook rolls the response back too, so a response is never stored without its consequences.
+the session the response was written in. Hooks (the workflow matcher) register here; whatever
+they add to the session commits with the response, and an exception in a hook rolls the
+response back too, so a response is never stored without its consequences.
+
+An import writes responses in batches of hundreds per transaction and calls
+`on_response_events` once per batch. A hook registered with a `for_many` variant gets the whole
+batch in one call (one query for the survey's workflows instead of one per response); any other
+hook is called once per response, as usual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.orm import Session
@@ -19,23 +24,40 @@ if TYPE_CHECKING:
 
 ResponseEvent = Literal["created", "updated"]
 ResponseHook = Callable[[Session, "Response", ResponseEvent, "UnitOfWork"], None]
+ResponsesHook = Callable[[Session, Sequence["Response"], ResponseEvent, "UnitOfWork"], None]
 
 _hooks: list[ResponseHook] = []
+_for_many: dict[ResponseHook, ResponsesHook] = {}
 
 
-def register_hook(hook: ResponseHook) -> Callable[[], None]:
-    """Call `hook(session, response, event, uow)` on every response event; returns an undo."""
+def register_hook(
+    hook: ResponseHook, *, for_many: ResponsesHook | None = None
+) -> Callable[[], None]:
+    """Call `hook(session, response, event, uow)` on every response event; returns an undo.
+
+    `for_many(session, responses, event, uow)`, when given, is called instead for a batch of
+    responses written together; it must do what calling `hook` for each would do.
+    """
     _hooks.append(hook)
+    if for_many is not None:
+        _for_many[hook] = for_many
 
     def unregister() -> None:
         if hook in _hooks:
             _hooks.remove(hook)
+        if hook not in _hooks:
+            _for_many.pop(hook, None)
 
     return unregister
 
 
+def registered_hooks() -> tuple[ResponseHook, ...]:
+    """The registered hooks, in the order they run."""
+    return tuple(_hooks)
+
+
 def has_hooks() -> bool:
-    """Whether any hook is registered (bulk imports skip building per-row events without)."""
+    """Whether any hook is registered (bulk imports skip building response objects without)."""
     return bool(_hooks)
 
 
@@ -51,5 +73,16 @@ def on_response_event(
         hook(session, response, event, uow)
 
 
-def registered_hooks() -> tuple[ResponseHook, ...]:
-    return tuple(_hooks)
+def on_response_events(
+    session: Session, responses: Sequence[Response], event: ResponseEvent, uow: UnitOfWork
+) -> None:
+    """The same event for many responses of one transaction (an import batch)."""
+    if not responses:
+        return
+    for hook in tuple(_hooks):
+        many = _for_many.get(hook)
+        if many is not None:
+            many(session, responses, event, uow)
+        else:
+            for response in responses:
+                hook(session, response, event, uow)

@@ -154,14 +154,35 @@ def _parse(model: type[M], raw: Any) -> M:
             details=[_problem(None, "wrong_type", "A response must be an object.")],
         )
     try:
-        return model.model_validate(raw)
+        parsed = model.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
             where = ".".join(str(p) for p in error["loc"]) or "body"
-            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown field"
+            elif error["type"] == "string_pattern_mismatch" and where == "id":
+                message = "a ResponseId is R_ followed by 15 letters and digits"
+            else:
+                message = error["msg"]
             problems.append(_problem(None, "invalid_field", f"{where}: {message}", where))
         raise _invalid(problems) from None
+    for name in ("values", "embedded_data"):
+        if _has_nul(getattr(parsed, name, None)):
+            # No database keeps NUL in text, and nothing downstream expects one.
+            message = f"{name}: text must not contain NUL characters"
+            raise _invalid([_problem(None, "nul_character", message, name)])
+    return parsed
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _problem(qid: str | None, code: str, message: str, field: str | None = None) -> dict:
@@ -392,6 +413,8 @@ def list_responses(
     check_limit(limit)
     filters = (filters or ResponseFilter()).check()
     after = decode_cursor(cursor) if cursor else None
+    if after is not None and after[0].tzinfo is None:
+        raise InvalidInput("The cursor is not one this server handed out.", code="bad_cursor")
     with db.reader() as uow:
         get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
         rows = _chunk(uow.session, survey_id, filters, after, limit + 1)
@@ -640,8 +663,7 @@ def _insert(
             seen.add(response_id)
         if stored:
             responses = _insert_rows(session, [values for _, values in stored])
-            for response in responses:
-                response_events.on_response_event(session, response, "created", uow)
+            response_events.on_response_events(session, responses, "created", uow)
         uow.commit()
     return stored, taken
 

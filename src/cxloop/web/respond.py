@@ -97,7 +97,11 @@ async def submit_page(request: Request, survey_id: str) -> Response:
     if state is None or state.survey_id != survey_id or page is None:
         return _message(request, "state_invalid", survey_id)
     action = "back" if _field(form, "_action") == "back" else "next"
-    fields = {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
+    # NUL has no business in an answer and no database keeps it in text: it is dropped.
+    fields = {
+        key: [v.replace("\x00", "") for v in form.getlist(key) if isinstance(v, str)]
+        for key in form
+    }
     try:
         screen = await run_in_threadpool(
             respondent.submit_page, get_db(request), state,
