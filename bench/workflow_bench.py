@@ -96,9 +96,13 @@ def set_up(base: str, sf: str, env: dict[str, str]) -> tuple[dict[str, str], str
     token = cxloop(env, "tokens", "create", "--user", "bench@example.com").strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {token}"}
     api = httpx.Client(base_url=base, headers=headers, timeout=60)
-    started = api.post(
-        "/api/v1/connections", json={"name": "Emulator", "type": "emulator", "login_url": sf}
-    ).raise_for_status().json()
+    started = (
+        api.post(
+            "/api/v1/connections", json={"name": "Emulator", "type": "emulator", "login_url": sf}
+        )
+        .raise_for_status()
+        .json()
+    )
     back = httpx.get(started["authorize_url"], follow_redirects=False)
     httpx.get(back.headers["location"], timeout=60).raise_for_status()
     survey = api.post("/api/v1/surveys", json={"name": "Bench NPS"}).raise_for_status().json()
@@ -227,9 +231,7 @@ def naive(sf: str, ca_file: str | None, token: str, count: int, threads: int) ->
         session = requests.Session()
         session.verify = ca_file or True
         session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        client = Salesforce(
-            instance_url=sf, session_id=token, session=session, version="62.0"
-        )
+        client = Salesforce(instance_url=sf, session_id=token, session=session, version="62.0")
         for n in range(index, count, threads):
             client.Survey_Response__c.upsert(
                 f"Response_ID__c/NAIVE_{n}", {"NPS_Score__c": n % 11, "Comment__c": "naive"}
@@ -341,7 +343,11 @@ def main() -> None:
         ]
         before_calls = api_calls(tls_control)
         result |= naive(
-            f"https://127.0.0.1:{tls_port}", ca_file, token, options.naive_responses, options.clients
+            f"https://127.0.0.1:{tls_port}",
+            ca_file,
+            token,
+            options.naive_responses,
+            options.clients,
         )
         naive_calls = api_calls(tls_control) - before_calls
         result["naive_api_calls_per_1000"] = round(naive_calls * 1000 / options.naive_responses, 1)

@@ -8,6 +8,7 @@ PostgreSQL or Redis server the second variant skips with the reason; under CI=tr
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,15 +79,23 @@ def _empty_postgres(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated once; each test gets a copy (migrating costs ~1 s a time)."""
+    path = tmp_path_factory.mktemp("template") / "cxloop.db"
+    engine = create_database_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: SQLite in a temp dir, or the session's PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cxloop.db'}"
-        engine = create_database_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        return url
+        target = tmp_path / "cxloop.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
     url = request.getfixturevalue("postgres_session_url")
     _empty_postgres(url)
     return url
