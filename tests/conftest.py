@@ -13,11 +13,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from cxloop import security
 from cxloop.bootstrap import Container, build_container
 from cxloop.db import migrate
 from cxloop.db.base import Base
@@ -37,6 +40,10 @@ SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 for _name in [n for n in os.environ if n.startswith("CXLOOP_") and not n.startswith("CXLOOP_TEST")]:
     del os.environ[_name]
 os.environ["CXLOOP_CONFIG"] = "/nonexistent/cxloop.toml"
+
+# argon2 with production parameters costs ~0.5 s a hash on this kind of machine, and tests make
+# hundreds of users; hashes made with these parameters still verify the same way.
+security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def unavailable(service: str, reason: str) -> None:
@@ -71,12 +78,16 @@ def postgres_session_url() -> Iterator[str]:
     admin.dispose()
 
 
+_truncators: dict[str, Any] = {}
+
+
 def _empty_postgres(url: str) -> None:
-    engine = create_database_engine(url)
+    engine = _truncators.get(url)
+    if engine is None:  # one engine for the session: a connection per test is slow enough
+        engine = _truncators[url] = create_database_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
