@@ -71,6 +71,7 @@ from cxloop.domain.conditions import (
     ConditionGroup,
     ConditionNode,
 )
+from cxloop.domain.document_paths import document_path
 
 FORMAT_VERSION = 1
 MAX_DOCUMENT_CHARS = 5_000_000
@@ -749,20 +750,7 @@ def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:
 
 
 def _path(loc: Iterable[Any], keep_last: bool = False) -> str:
-    items = list(loc)
-    parts: list[str] = []
-    for position, item in enumerate(items):
-        previous = items[position - 1] if position else None
-        is_kept = keep_last and position == len(items) - 1  # an unknown key the user wrote
-        # pydantic names the union member it tried ("single_choice", "group") right after a list
-        # index or show_if; the document has no such key, so the path leaves it out.
-        if item in _TAGS and not is_kept and (isinstance(previous, int) or previous == "show_if"):
-            continue
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(f".{item}" if parts else str(item))
-    return "".join(parts)
+    return document_path(loc, union_tags=_TAGS, tagged_after="show_if", keep_last=keep_last)
 
 
 def _short(value: Any, limit: int = 40) -> str:

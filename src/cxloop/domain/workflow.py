@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -71,6 +71,7 @@ from cxloop.domain.conditions import (
     Condition,
     ConditionGroup,
 )
+from cxloop.domain.document_paths import document_path
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.survey_content import (
     DescriptiveQuestion,
@@ -460,20 +461,8 @@ def problems_from_validation(exc: ValidationError) -> list[DocumentProblem]:
     return problems
 
 
-def _path(loc: tuple[Any, ...], keep_last: bool = False) -> str:
-    parts: list[str] = []
-    for position, item in enumerate(loc):
-        previous = loc[position - 1] if position else None
-        is_kept = keep_last and position == len(loc) - 1  # an unknown key the user wrote
-        # pydantic names the union member it tried ("email", "condition") after a list index or
-        # after `event`; the document has no such key, so the path leaves it out.
-        if item in _TAGS and not is_kept and (isinstance(previous, int) or previous == "event"):
-            continue
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(f".{item}" if parts else str(item))
-    return "".join(parts)
+def _path(loc: Iterable[Any], keep_last: bool = False) -> str:
+    return document_path(loc, union_tags=_TAGS, tagged_after="event", keep_last=keep_last)
 
 
 def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:

@@ -383,14 +383,7 @@ def remove_connection(
     """Revoke the connection's token at Salesforce, then remove it here in any case."""
     with db.reader() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
-    token = connection.refresh_token or connection.access_token
-    revoked, why = False, "it had no token to revoke"
-    if token and connection.status != "revoked":
-        try:
-            oauth.revoke(connection.login_url, _client_app(settings, connection.login_url), token)
-            revoked, why = True, ""
-        except (SalesforceError, CxloopError) as exc:
-            why = f"Salesforce could not be reached to revoke its token ({exc})"
+    revoked, why = _revoke_at_salesforce(settings, connection)
     with db.uow() as uow:
         current = uow.session.get(Connection, connection_id)
         if current is not None:
@@ -419,14 +412,7 @@ def revoke_connection(
     """
     with db.reader() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
-    token = connection.refresh_token or connection.access_token
-    revoked, why = False, "it had no token to revoke"
-    if token:
-        try:
-            oauth.revoke(connection.login_url, _client_app(settings, connection.login_url), token)
-            revoked, why = True, ""
-        except (SalesforceError, CxloopError) as exc:
-            why = f"Salesforce could not be reached ({exc})"
+    revoked, why = _revoke_at_salesforce(settings, connection)
     with db.uow() as uow:
         current = _own_connection(uow.session, actor, connection_id)
         current.access_token = current.refresh_token = None
@@ -448,6 +434,18 @@ def revoke_connection(
         f"Erased the tokens of {connection.name!r} here, but {why}. To be sure, revoke it in "
         "Salesforce: Setup > Connected Apps OAuth Usage, or the user's Connections.",
     )
+
+
+def _revoke_at_salesforce(settings: Settings, connection: Connection) -> tuple[bool, str]:
+    """Revoke the connection's token at Salesforce: (done, why not)."""
+    token = connection.refresh_token or connection.access_token
+    if not token:
+        return False, "it had no token to revoke"
+    try:
+        oauth.revoke(connection.login_url, _client_app(settings, connection.login_url), token)
+    except (SalesforceError, CxloopError) as exc:
+        return False, f"Salesforce could not be reached to revoke its token ({exc})"
+    return True, ""
 
 
 def delete_stale_attempts(db: Database, older_than: timedelta = timedelta(days=1)) -> int:
