@@ -64,3 +64,5 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Huey logs every task it runs; the sweeper alone would fill the log every few seconds.
+    logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
