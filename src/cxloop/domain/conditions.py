@@ -173,6 +173,17 @@ def iter_conditions(node: Condition | ConditionGroup) -> Iterator[Condition]:
         yield from iter_conditions(child)
 
 
+def conditions_with_paths(
+    node: Condition | ConditionGroup, path: str
+) -> Iterator[tuple[str, Condition]]:
+    """Every condition in a tree with its document path (`show_if.conditions[1]`)."""
+    if isinstance(node, Condition):
+        yield path, node
+        return
+    for index, child in enumerate(node.conditions):
+        yield from conditions_with_paths(child, f"{path}.conditions[{index}]")
+
+
 def depth(node: Condition | ConditionGroup) -> int:
     """How many groups deep the tree goes (a lone condition is 0)."""
     if isinstance(node, Condition):

@@ -49,7 +49,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Annotated, Any, Literal
@@ -68,8 +68,9 @@ from pydantic import (
 from cxloop.domain.conditions import (
     CONDITION_TAGS,
     Condition,
-    ConditionGroup,
+    ConditionGroup,  # noqa: F401  (pydantic resolves the annotations at run time)
     ConditionNode,
+    conditions_with_paths,
 )
 from cxloop.domain.document_paths import document_path
 
@@ -607,23 +608,13 @@ def _display_logic_problems(
 ) -> list[ContentProblem]:
     problems: list[ContentProblem] = []
     assert question.show_if is not None
-    for path, condition in _conditions_with_paths(question.show_if, f"{where}.show_if"):
+    for path, condition in conditions_with_paths(question.show_if, f"{where}.show_if"):
         if (field := parse_answer_field(condition.field)) and field.qid in unparsed_qids:
             continue  # that question's own problems are reported; guessing here would mislead
         message = _field_problem(condition, question, earlier, page_of)
         if message:
             problems.append(ContentProblem(f"{path}.field", message))
     return problems
-
-
-def _conditions_with_paths(
-    node: Condition | ConditionGroup, path: str
-) -> Iterator[tuple[str, Condition]]:
-    if isinstance(node, Condition):
-        yield path, node
-        return
-    for index, child in enumerate(node.conditions):
-        yield from _conditions_with_paths(child, f"{path}.conditions[{index}]")
 
 
 def _field_problem(

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -70,6 +70,7 @@ from cxloop.domain.conditions import (
     NUMERIC_OPERATORS,
     Condition,
     ConditionGroup,
+    conditions_with_paths,
 )
 from cxloop.domain.document_paths import document_path
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
@@ -579,7 +580,7 @@ def condition_problems(document: WorkflowDocument, content: SurveyContent) -> li
     event_type = document.event.type
     return [
         DocumentProblem(f"{path}.field", message)
-        for path, condition in _conditions_with_paths(document.conditions, "conditions")
+        for path, condition in conditions_with_paths(document.conditions, "conditions")
         if (message := condition_field_problem(condition, content, event_type))
     ]
 
@@ -670,16 +671,6 @@ def _ids_problem(condition: Condition, ids: set[str], qid: str, what: str) -> st
             listed = ", ".join(sorted(ids)[:20])
             return f"{qid} has no {what} {_short(value)} (compare with {what} ids: {listed})"
     return None
-
-
-def _conditions_with_paths(
-    node: Condition | ConditionGroup, path: str
-) -> Iterator[tuple[str, Condition]]:
-    if isinstance(node, Condition):
-        yield path, node
-        return
-    for index, child in enumerate(node.conditions):
-        yield from _conditions_with_paths(child, f"{path}.conditions[{index}]")
 
 
 # -- text: YAML and JSON ------------------------------------------------------------------------
