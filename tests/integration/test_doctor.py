@@ -165,3 +165,37 @@ def test_cli_doctor_exits_1_on_errors_and_0_when_fine(
     garbage.write_text("object: [unclosed")
     refused = runner.invoke(cli, ["connections", "doctor", "Acme", "--task", str(garbage)])
     assert refused.exit_code == 1 and "not valid YAML" in refused.output
+
+
+def test_with_a_survey_the_doctor_checks_its_workflow_tasks(
+    linked: Container, owner: Person, integration: dict, web: TestClient
+) -> None:
+    from cxloop.services import survey_content, surveys, workflows
+
+    actor = Actor(id=owner.id, email=owner.email, is_admin=False)
+    survey = surveys.create_survey(linked.db, actor, "NPS")
+    survey_content.put_content(
+        linked.db, actor, survey.id,
+        {"format_version": 1, "embedded_data": [{"name": "Email"}],
+         "questions": [{"qid": "QID1", "type": "nps", "text": "Score?"}]},
+    )  # fmt: skip
+    document = {
+        "name": "New contact",
+        "event": {"type": "survey_response", "when": ["created"]},
+        "tasks": [
+            {"id": "contact", "type": "salesforce", "connection": "Acme", "object": "Contact",
+             "action": "insert", "mappings": [{"field": "Email", "value": "${e://Field/Email}"}]},
+        ],
+    }  # fmt: skip
+    workflows.create_workflow(linked.db, actor, survey.id, document)
+    report = doctor.run(linked, actor, integration["id"], survey_id=survey.id)
+    found = errors(report)
+    assert set(found) == {"required_field_unmapped"}
+    assert "New contact" in found["required_field_unmapped"]
+    assert "LastName" in found["required_field_unmapped"]
+    reply = web.get(
+        f"/api/v1/connections/{integration['id']}/doctor",
+        params={"survey_id": survey.id},
+        headers=owner.headers,
+    )
+    assert reply.status_code == 200 and reply.json()["ok"] is False

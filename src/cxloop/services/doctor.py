@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
+from cxloop.domain.workflow import SalesforceTask
 from cxloop.salesforce.client import SalesforceClient
 from cxloop.salesforce.doctor import Finding, check_task
 from cxloop.salesforce.errors import ApiDisabled, SalesforceError
-from cxloop.services import connections, surveys
+from cxloop.services import connections, runs, surveys, workflows
 from cxloop.services.access import Actor
 from cxloop.services.salesforce_clients import client_for
 
@@ -68,15 +69,25 @@ def survey_tasks(
     container: Container, actor: Actor, survey_id: str, connection_id: str, report: DoctorReport
 ) -> list[SalesforceTaskSpec]:
     """The Salesforce tasks of a survey's workflows that use this connection."""
-    surveys.get_survey(container.db, actor, survey_id)  # 404 unless the actor may see it
-    report.findings.append(
-        Finding(
-            "ok",
-            "survey_tasks",
-            f"Survey {survey_id} has no workflow tasks that use this connection yet.",
+    survey = surveys.get_survey(container.db, actor, survey_id)  # 404 unless the actor may see it
+    found: list[SalesforceTaskSpec] = []
+    for workflow in workflows.list_workflows(container.db, actor, survey_id):
+        document = runs.workflow_document(workflow.id, workflow.revision, workflow.document)
+        for task in document.tasks:
+            if not isinstance(task, SalesforceTask):
+                continue
+            connection = workflows.resolve_connection(container.db, survey, task.connection)
+            if connection is not None and connection.id == connection_id:
+                found.append(task.model_copy(update={"name": f"{workflow.name} / {task.name}"}))
+    if not found:
+        report.findings.append(
+            Finding(
+                "ok",
+                "survey_tasks",
+                f"Survey {survey_id} has no workflow tasks that use this connection.",
+            )
         )
-    )
-    return []
+    return found
 
 
 def _check_refresh(
