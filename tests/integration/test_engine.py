@@ -385,3 +385,43 @@ def test_mail_server_down_is_retried_then_delivered(
     drain(linked)
     (task_run,) = task_runs(linked)
     assert len(mailbox) == 1 and task_run.status == "succeeded" and task_run.attempts >= 2
+
+
+def test_the_request_limit_holds_back_only_that_org_then_work_resumes(
+    linked: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    from cxloop.db.run_models import OrgThrottle
+
+    linked.settings.limit_backoff_s = 0.5
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    emulator.control.post(
+        "/faults", json={"error": "REQUEST_LIMIT_EXCEEDED", "count": 1}
+    ).raise_for_status()
+    submit(linked, setup, 8)
+    key = ledger.overdue_keys(linked.db, grace_s=0)[0]
+    worker.process(linked, key)
+    (task_run,) = task_runs(linked)
+    assert task_run.status == "waiting_retry" and "API limit" in task_run.status_reason
+    with linked.db.reader() as uow:
+        (throttle,) = uow.session.query(OrgThrottle).all()
+    assert throttle.org_id == setup["connection"]["org_id"] and throttle.strikes == 1
+    assert ledger.throttled_until(linked.db, throttle.org_id) is not None
+    drain(linked)
+    assert task_runs(linked)[0].status == "succeeded"
+
+
+def test_an_org_near_its_daily_allocation_is_slowed_down(
+    linked: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    emulator.control.delete("/api_usage").raise_for_status()
+    # describe + one Collections call: 2 of 2 calls used, past the 90% threshold
+    emulator.control.patch("/orgs/acme", json={"daily_api_limit": 2}).raise_for_status()
+    submit(linked, setup, 9)
+    drain(linked)
+    org_id = setup["connection"]["org_id"]
+    with linked.db.reader() as uow:
+        from cxloop.db.run_models import OrgThrottle
+
+        throttle = uow.session.get(OrgThrottle, org_id)
+    assert throttle is not None and "daily API requests" in throttle.reason
