@@ -230,6 +230,17 @@ def test_custom_my_domain_gets_an_authorize_url_at_that_domain(
     assert params["scope"] == ["api refresh_token offline_access"]
 
 
+def start_linking(web: TestClient, owner: Person, emulator: EmulatorServer) -> dict:
+    """Start linking a connection named Acme to the production-like org; the attempt."""
+    reply = web.post(
+        "/api/v1/connections",
+        json={"name": "Acme", "type": "emulator", "login_url": org(emulator, "acme")["login_url"]},
+        headers=owner.headers,
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
 def callback_error(web: TestClient, query: str) -> str:
     reply = web.get(f"/oauth/salesforce/callback?{query}")
     assert reply.status_code == 400, reply.text
@@ -244,11 +255,7 @@ def test_callback_with_unknown_state_is_refused(web: TestClient) -> None:
 def test_callback_replayed_is_refused_and_changes_nothing(
     web: TestClient, emulator: EmulatorServer, owner: Person
 ) -> None:
-    started = web.post(
-        "/api/v1/connections",
-        json={"name": "Acme", "type": "emulator", "login_url": org(emulator, "acme")["login_url"]},
-        headers=owner.headers,
-    ).json()
+    started = start_linking(web, owner, emulator)
     query = follow_login(started["authorize_url"])
     assert web.get(f"/oauth/salesforce/callback?{query}").status_code == 200
     assert "already used" in callback_error(web, query)
@@ -258,11 +265,7 @@ def test_callback_replayed_is_refused_and_changes_nothing(
 def test_callback_after_expiry_is_refused(
     web: TestClient, linked: Container, emulator: EmulatorServer, owner: Person
 ) -> None:
-    started = web.post(
-        "/api/v1/connections",
-        json={"name": "Acme", "type": "emulator", "login_url": org(emulator, "acme")["login_url"]},
-        headers=owner.headers,
-    ).json()
+    started = start_linking(web, owner, emulator)
     from datetime import timedelta
 
     from cxloop.db.base import utcnow
@@ -282,11 +285,7 @@ def test_callback_after_expiry_is_refused(
 def test_access_denied_is_explained_and_nothing_is_stored(
     web: TestClient, emulator: EmulatorServer, owner: Person
 ) -> None:
-    started = web.post(
-        "/api/v1/connections",
-        json={"name": "Acme", "type": "emulator", "login_url": org(emulator, "acme")["login_url"]},
-        headers=owner.headers,
-    ).json()
+    started = start_linking(web, owner, emulator)
     state = parse_qs(urlsplit(started["authorize_url"]).query)["state"][0]
     page = callback_error(
         web, f"error=access_denied&error_description=end-user+denied+authorization&state={state}"
@@ -302,11 +301,7 @@ def test_access_denied_is_explained_and_nothing_is_stored(
 def test_salesforce_down_during_linking_stores_nothing(
     web: TestClient, emulator: EmulatorServer, owner: Person, linked: Container
 ) -> None:
-    started = web.post(
-        "/api/v1/connections",
-        json={"name": "Acme", "type": "emulator", "login_url": org(emulator, "acme")["login_url"]},
-        headers=owner.headers,
-    ).json()
+    started = start_linking(web, owner, emulator)
     query = follow_login(started["authorize_url"])
     emulator.control.post(
         "/faults", json={"target": "oauth", "error": "503", "count": 5}
@@ -402,11 +397,7 @@ def test_stale_linking_attempts_are_forgotten(
     from cxloop.db.base import utcnow
     from cxloop.db.models import OAuthAttempt
 
-    started = web.post(
-        "/api/v1/connections",
-        json={"name": "Acme", "type": "emulator", "login_url": org(emulator, "acme")["login_url"]},
-        headers=owner.headers,
-    ).json()
+    started = start_linking(web, owner, emulator)
     assert connections.delete_stale_attempts(linked.db) == 0
     with linked.db.uow() as uow:
         uow.session.get(OAuthAttempt, started["attempt_id"]).expires_at = utcnow() - timedelta(2)

@@ -1,9 +1,23 @@
-"""Where in a JSON/YAML document a problem is: pydantic's error locations as readable paths."""
+"""Document problems a person can read: pydantic's error locations as paths, its error
+kinds as plain messages."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+# pydantic error kinds → what a person reads next to the path.
+FRIENDLY_MESSAGES = {
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "model_type": "must be a mapping (an object)",
+    "model_attributes_type": "must be a mapping (an object)",
+    "dict_type": "must be a mapping (an object)",
+}
 
 
 def document_path(

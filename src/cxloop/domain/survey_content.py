@@ -72,7 +72,7 @@ from cxloop.domain.conditions import (
     ConditionNode,
     conditions_with_paths,
 )
-from cxloop.domain.document_paths import document_path
+from cxloop.domain.document_paths import FRIENDLY_MESSAGES, document_path
 
 FORMAT_VERSION = 1
 MAX_DOCUMENT_CHARS = 5_000_000
@@ -689,17 +689,7 @@ def _ids_problem(condition: Condition, ids: set[str], qid: str, what: str) -> st
 
 _TAGS = frozenset(QUESTION_TYPES) | CONDITION_TAGS
 
-_FRIENDLY = {
-    "string_type": "must be text",
-    "int_type": "must be a whole number",
-    "bool_type": "must be true or false",
-    "list_type": "must be a list",
-    "missing": "is required",
-    "extra_forbidden": "unknown field",
-    "model_type": "must be a mapping (an object)",
-    "model_attributes_type": "must be a mapping (an object)",
-    "dict_type": "must be a mapping (an object)",
-}
+_FRIENDLY = FRIENDLY_MESSAGES
 
 
 def problems_from_validation(

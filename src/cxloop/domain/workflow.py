@@ -72,7 +72,7 @@ from cxloop.domain.conditions import (
     ConditionGroup,
     conditions_with_paths,
 )
-from cxloop.domain.document_paths import document_path
+from cxloop.domain.document_paths import FRIENDLY_MESSAGES, document_path
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.survey_content import (
     DescriptiveQuestion,
@@ -422,17 +422,7 @@ def check_document(data: Any, content: SurveyContent | None = None) -> WorkflowD
 
 
 _TAGS = frozenset({*EVENT_TYPES, *TASK_TYPES, "condition", "group"})
-_FRIENDLY = {
-    "string_type": "must be text",
-    "int_type": "must be a whole number",
-    "bool_type": "must be true or false",
-    "list_type": "must be a list",
-    "missing": "is required",
-    "extra_forbidden": "unknown field",
-    "model_type": "must be a mapping (an object)",
-    "model_attributes_type": "must be a mapping (an object)",
-    "dict_type": "must be a mapping (an object)",
-}
+_FRIENDLY = FRIENDLY_MESSAGES
 
 
 def problems_from_validation(exc: ValidationError) -> list[DocumentProblem]:

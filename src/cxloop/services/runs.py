@@ -39,6 +39,7 @@ from cxloop.domain.workflow import (
 from cxloop.errors import NotFound
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+from cxloop.services.surveys import visible_survey_ids
 
 Dispatcher = Callable[[Iterable[str]], None]
 
@@ -331,7 +332,7 @@ def list_runs(
             get_survey_for(uow.session, run_filter.survey_id, actor, SurveyAccess.VIEW)
             query = query.where(Run.survey_id == run_filter.survey_id)
         elif not actor.is_admin:
-            query = query.where(Run.survey_id.in_(_visible_surveys(actor)))
+            query = query.where(Run.survey_id.in_(visible_survey_ids(actor)))
         if run_filter.workflow_id:
             query = query.where(Run.workflow_id == run_filter.workflow_id)
         if run_filter.status:
@@ -488,10 +489,3 @@ def _document_of_run(session: Session, run: Run) -> WorkflowDocument | None:
     if workflow is None:
         return None
     return workflow_document(workflow.id, workflow.revision, workflow.document)
-
-
-def _visible_surveys(actor: Actor) -> Any:
-    from cxloop.db.models import SurveyCollaborator
-
-    shared = select(SurveyCollaborator.survey_id).where(SurveyCollaborator.user_id == actor.id)
-    return select(Survey.id).where(or_(Survey.owner_id == actor.id, Survey.id.in_(shared)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 
 from cxloop.db.models import COLLABORATOR_ROLES, SURVEY_STATUSES, Survey, SurveyCollaborator, User
 from cxloop.db.uow import Database
@@ -47,8 +47,7 @@ def list_surveys(
         _check_status(status)
     query = select(Survey).order_by(Survey.created_at, Survey.id).limit(limit + 1)
     if not actor.is_admin:
-        shared = select(SurveyCollaborator.survey_id).where(SurveyCollaborator.user_id == actor.id)
-        query = query.where(or_(Survey.owner_id == actor.id, Survey.id.in_(shared)))
+        query = query.where(Survey.id.in_(visible_survey_ids(actor)))
     if status is not None:
         query = query.where(Survey.status == status)
     if name_contains:
@@ -67,6 +66,12 @@ def list_surveys(
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None
     return Page(items=rows, next_cursor=next_cursor)
+
+
+def visible_survey_ids(actor: Actor) -> Select[tuple[str]]:
+    """A subquery of the ids of the surveys a (non-admin) actor owns or collaborates on."""
+    shared = select(SurveyCollaborator.survey_id).where(SurveyCollaborator.user_id == actor.id)
+    return select(Survey.id).where(or_(Survey.owner_id == actor.id, Survey.id.in_(shared)))
 
 
 def get_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
