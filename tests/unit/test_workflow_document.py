@@ -158,8 +158,8 @@ def test_schema_problems_are_all_reported_with_readable_paths() -> None:
          "'Response ID' is not a Salesforce API name: a letter, then letters, digits or '_' "
          "(at most 80)"),
         ("tasks[1].subject", "must be text"),
-        ("tasks[2]", "unknown task type 'fax'; use one of: salesforce, email"),
-        ("tasks[3].type", "'type' is missing; use one of: salesforce, email"),
+        ("tasks[2]", "unknown task type 'fax'; use one of: salesforce, email, directory"),
+        ("tasks[3].type", "'type' is missing; use one of: salesforce, email, directory"),
         ("colour", "unknown field"),
     ]  # fmt: skip
 

@@ -144,3 +144,27 @@ class OrgThrottle(Base):
     until: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
     strikes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboundNotification(Base):
+    """The inbox of Salesforce outbound messages: one row per notification received.
+
+    Salesforce delivers at least once; the unique (org, notification id) makes a redelivery a
+    no-op. The org id is kept in its 15-character form, as Salesforce compares ids.
+    """
+
+    __tablename__ = "outbound_notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(15))
+    notification_id: Mapped[str] = mapped_column(String(18))
+    workflow_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="SET NULL"), index=True
+    )
+    action_id: Mapped[str] = mapped_column(String(18), default="")
+    sobject: Mapped[str] = mapped_column(String(80))
+    record_id: Mapped[str | None] = mapped_column(String(18))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("org_id", "notification_id"),)

@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
+from cxloop.db.types import EncryptedText
 
 if TYPE_CHECKING:
     from cxloop.db.models import User
@@ -33,6 +34,8 @@ class Workflow(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     # SHA-256 of the token in this workflow's outbound-message URL (outbound events only).
     outbound_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The token itself, encrypted, so that editors can see the URL again to set Salesforce up.
+    outbound_token: Mapped[str | None] = mapped_column(EncryptedText)
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

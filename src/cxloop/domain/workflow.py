@@ -44,6 +44,7 @@ Besides the schema, this module holds the pure checks a save runs (`check_docume
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -92,7 +93,7 @@ ResponseEventKind = Literal["created", "updated"]
 OnTaskFailure = Literal["continue", "stop"]
 
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
-TASK_TYPES = ("salesforce", "email")
+TASK_TYPES = ("salesforce", "email", "directory")
 # The piped-text namespaces a task may use, by event: a response has answers, embedded data and
 # a contact; an outbound message has its record's fields and no answers yet.
 PIPED_TEXT_NAMESPACES: dict[str, tuple[str, ...]] = {
@@ -136,11 +137,31 @@ class SurveyResponseEvent(_Model):
 
 
 class OutboundMessageEvent(_Model):
-    """Salesforce sent an Outbound Message (a record-triggered Flow) to this workflow's URL."""
+    """Salesforce sent an Outbound Message (a record-triggered Flow) to this workflow's URL.
+
+    The message must come from the org of `connection` (a connection of the survey's owner) and
+    carry `object` records. `verify_session_id` asks Salesforce whether the session id the
+    message carries belongs to that org; `allowed_ips` (CIDRs) limits where it may come from.
+    """
 
     type: Literal["salesforce_outbound_message"] = "salesforce_outbound_message"
     connection: str = Field(min_length=1, max_length=100)
     object: str = Field(pattern=API_NAME)
+    verify_session_id: bool = False
+    allowed_ips: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{_short(value)} is not an IP address or network (use CIDRs such as "
+                    "13.108.0.0/14)"
+                ) from None
+        return values
 
 
 Event = Annotated[
@@ -209,10 +230,73 @@ class EmailTask(_Model):
     body: str = Field(min_length=1, max_length=100_000)
 
 
+class ContactMapping(_Model):
+    """The contact a directory task adds or updates: each field in piped text."""
+
+    email: str = Field(min_length=1, max_length=2000)
+    first_name: str = Field(default="", max_length=2000)
+    last_name: str = Field(default="", max_length=2000)
+    phone: str = Field(default="", max_length=2000)
+    language: str = Field(default="", max_length=2000)
+    external_ref: str = Field(default="", max_length=2000)
+
+
+class Distribute(_Model):
+    """Email the contact a personal link to the survey."""
+
+    subject: str = Field(min_length=1, max_length=998)
+    body: str = Field(min_length=1, max_length=100_000)
+    from_name: str = Field(default="", max_length=200)
+    from_address: str = Field(default="", max_length=320)
+    reply_to: str = Field(default="", max_length=320)
+    link_expiry_days: int = Field(default=30, ge=1, le=3650)
+    # The personal link's embedded data (names declared in the survey), e.g.
+    # {CaseId: "${event://Field/Id}"}: the response carries it back.
+    embedded_data: dict[str, str] = Field(default_factory=dict, max_length=100)
+
+
+class FrequencyRule(_Model):
+    """At most `max_invitations` invitations per contact per `days`, across the directory."""
+
+    max_invitations: int = Field(ge=1, le=1000)
+    days: int = Field(ge=1, le=3650)
+
+
+class DirectoryTask(_Model):
+    """Add or update a contact in a directory, optionally on a mailing list, and invite them."""
+
+    type: Literal["directory"] = "directory"
+    id: str = Field(pattern=TASK_ID)
+    name: str = Field(default="Directory", max_length=200)
+    directory: str = Field(
+        default="Default",
+        min_length=1,
+        max_length=100,
+        description="A directory of the survey's owner, by name or id (made when missing).",
+    )
+    match_on: Literal["email", "external_ref"] = "email"
+    contact: ContactMapping
+    embedded_data: dict[str, str] = Field(default_factory=dict, max_length=100)
+    mailing_list: str | None = Field(default=None, min_length=1, max_length=100)
+    distribute: Distribute | None = None
+    frequency: FrequencyRule | None = Field(
+        default=None, description="Overrides the directory's own frequency rule."
+    )
+
+    @model_validator(mode="after")
+    def _check_match(self) -> DirectoryTask:
+        if self.match_on == "external_ref" and not self.contact.external_ref:
+            raise ValueError("match_on external_ref needs contact.external_ref")
+        return self
+
+
 Task = Annotated[
-    Annotated[SalesforceTask, Tag("salesforce")] | Annotated[EmailTask, Tag("email")],
+    Annotated[SalesforceTask, Tag("salesforce")]
+    | Annotated[EmailTask, Tag("email")]
+    | Annotated[DirectoryTask, Tag("directory")],
     Discriminator(lambda v: v.get("type") if isinstance(v, dict) else getattr(v, "type", None)),
 ]
+AnyTask = SalesforceTask | EmailTask | DirectoryTask
 
 
 class WorkflowDocument(_Model):
@@ -254,17 +338,17 @@ class WorkflowDocument(_Model):
             )
         return self
 
-    def task(self, task_id: str) -> SalesforceTask | EmailTask:
+    def task(self, task_id: str) -> AnyTask:
         return next(t for t in self.tasks if t.id == task_id)
 
 
 # -- what a task holds --------------------------------------------------------------------------
 
 
-def task_texts(task: SalesforceTask | EmailTask) -> list[tuple[str, str]]:
+def task_texts(task: AnyTask) -> list[tuple[str, str]]:
     """Every piped-text template of a task, with where it is (for validation messages)."""
-    if isinstance(task, EmailTask):
-        return [("to", task.to), ("cc", task.cc), ("subject", task.subject), ("body", task.body)]
+    if isinstance(task, EmailTask | DirectoryTask):
+        return task_templates(task)
     texts = [(f"mappings[{m.field}]", m.value) for m in task.mappings if not m.constant]
     texts += [(f"lookups[{lookup.field}]", lookup.value) for lookup in task.lookups]
     if task.key_value:
@@ -272,11 +356,13 @@ def task_texts(task: SalesforceTask | EmailTask) -> list[tuple[str, str]]:
     return texts
 
 
-def task_templates(task: SalesforceTask | EmailTask) -> list[tuple[str, str]]:
+def task_templates(task: AnyTask) -> list[tuple[str, str]]:
     """The same templates as `task_texts`, each with its path in the task (`mappings[2].value`),
     so a form or an editor can point at the very input."""
     if isinstance(task, EmailTask):
         return [("to", task.to), ("cc", task.cc), ("subject", task.subject), ("body", task.body)]
+    if isinstance(task, DirectoryTask):
+        return directory_task_templates(task)
     texts = [
         (f"mappings[{index}].value", m.value)
         for index, m in enumerate(task.mappings)
@@ -288,7 +374,29 @@ def task_templates(task: SalesforceTask | EmailTask) -> list[tuple[str, str]]:
     return texts
 
 
-def task_references(task: SalesforceTask | EmailTask) -> set[str]:
+def directory_task_templates(task: DirectoryTask) -> list[tuple[str, str]]:
+    """The piped text of a directory task: contact fields, embedded data, the invitation."""
+    texts = [
+        (f"contact.{name}", value) for name, value in task.contact.model_dump().items() if value
+    ]
+    texts += [(f"embedded_data.{name}", value) for name, value in task.embedded_data.items()]
+    if task.distribute is not None:
+        texts += [
+            ("distribute.subject", task.distribute.subject),
+            ("distribute.body", task.distribute.body),
+        ]
+        texts += [
+            (f"distribute.embedded_data.{name}", value)
+            for name, value in task.distribute.embedded_data.items()
+        ]
+    return texts
+
+
+# Where a directory task's invitation may also use the recipient (m://) and links (l://).
+INVITATION_TEMPLATE_PATHS = ("distribute.subject", "distribute.body")
+
+
+def task_references(task: AnyTask) -> set[str]:
     """Ids of the earlier tasks whose output this task uses (`${task://ID/...}`)."""
     found: set[str] = set()
     for _where, text in task_texts(task):
@@ -296,7 +404,7 @@ def task_references(task: SalesforceTask | EmailTask) -> set[str]:
     return found
 
 
-def duplicate_id_problems(tasks: list[SalesforceTask | EmailTask]) -> list[DocumentProblem]:
+def duplicate_id_problems(tasks: list[AnyTask]) -> list[DocumentProblem]:
     """Tasks whose id an earlier task has already."""
     problems: list[DocumentProblem] = []
     seen: set[str] = set()
@@ -312,7 +420,7 @@ def duplicate_id_problems(tasks: list[SalesforceTask | EmailTask]) -> list[Docum
     return problems
 
 
-def task_order_problems(tasks: list[SalesforceTask | EmailTask]) -> list[DocumentProblem]:
+def task_order_problems(tasks: list[AnyTask]) -> list[DocumentProblem]:
     """Duplicate task ids, and tasks that use the output of themselves or of a later task."""
     problems = duplicate_id_problems(tasks)
     seen: list[str] = []
@@ -508,7 +616,8 @@ def piped_text_problems(
     earlier: list[str] = []
     for index, task in enumerate(document.tasks):
         for where, template in task_templates(task):
-            for found in piped_text.validate(template, content, allowed, known_task_ids=earlier):
+            usable = (*allowed, "m", "l") if where in INVITATION_TEMPLATE_PATHS else allowed
+            for found in piped_text.validate(template, content, usable, known_task_ids=earlier):
                 character = found.position + 1
                 problems.append(
                     DocumentProblem(

@@ -28,7 +28,7 @@ from cxloop.domain.conditions import evaluate
 from cxloop.domain.piped_text import PipedTextContext, render_value
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
-    EmailTask,
+    AnyTask,
     SalesforceTask,
     SurveyResponseEvent,
     WorkflowDocument,
@@ -160,7 +160,7 @@ def add_run(
 
 
 def new_task_run(
-    session: Session, survey: Survey, run: Run, index: int, task: SalesforceTask | EmailTask
+    session: Session, survey: Survey, run: Run, index: int, task: AnyTask
 ) -> TaskRun:
     """A task run, ready (pending) or waiting for earlier tasks (blocked).
 
