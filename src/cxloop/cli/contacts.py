@@ -1,0 +1,218 @@
+"""`cxloop contacts`: import contacts into a directory from CSV or JSON lines, list them, show one
+with its history, opt one out (or back in)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cxloop.bootstrap import Container
+from cxloop.cli.context import console, container, err_console, fail, one_line_errors
+from cxloop.services import directory as service
+from cxloop.services import users
+from cxloop.services.access import Actor
+from cxloop.services.directory import DEFAULT_DIRECTORY, IMPORT_FORMATS, ContactImportResult
+
+app = typer.Typer(
+    help="Contacts of a directory: import, list, show, opt out.", no_args_is_help=True
+)
+
+DirectoryOption = typer.Option(
+    DEFAULT_DIRECTORY, "--directory", "-d", help="Directory name or id (default: Default)."
+)
+OwnerOption = typer.Option(
+    None, "--owner", help="Email of the directory's owner (default: the only admin)."
+)
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary file that counts the bytes read, for the progress bar."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)
+        self.bytes_read += count or 0
+        return count
+
+
+def owner_actor(built: Container, email: str | None) -> Actor:
+    """--owner EMAIL, else the only admin (a directory's owner is never picked at random)."""
+    if email:
+        return Actor.of(users.get_user_by_email(built.db, email))
+    admins = [u for u in users.list_users(built.db) if u.is_admin and u.is_active]
+    if not admins:
+        fail("there is no admin yet: create one with `cxloop users create EMAIL --admin`")
+    if len(admins) > 1:
+        fail("there are several admins: say whose directory this is with --owner EMAIL")
+    return Actor.of(admins[0])
+
+
+@app.command("import")
+@one_line_errors
+def import_(
+    file: Path = typer.Argument(..., help="A .csv (header row) or .jsonl file."),
+    directory: str = typer.Option(
+        DEFAULT_DIRECTORY, "--directory", "-d", help="Directory name (made when missing) or id."
+    ),
+    owner: str | None = OwnerOption,
+    list_name: str | None = typer.Option(
+        None, "--list", help="Also put every imported contact on this mailing list."
+    ),
+    match_on: str = typer.Option(
+        "email", "--match-on", help="Update the contact with the same email or external_ref."
+    ),
+    chunk_size: int = typer.Option(500, "--chunk-size", min=1, max=10_000, hidden=True),
+) -> None:
+    """Add or update contacts from FILE; bad lines are listed, the good ones are stored."""
+    fmt = IMPORT_FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        fail(f"cannot tell the format of {file.name}: name it .csv or .jsonl")
+    if not file.is_file():
+        fail(f"no file {file}")
+    if match_on not in service.MATCH_ON:
+        fail(f"--match-on must be email or external_ref, not {match_on!r}")
+    built = container()
+    actor = owner_actor(built, owner)
+    target = service.find_directory(built.db, actor, directory, create_missing=True)
+    size = file.stat().st_size
+    columns = (
+        TextColumn("importing"), BarColumn(), DownloadColumn(),
+        TextColumn("{task.fields[rows]} rows"), TimeRemainingColumn(),
+    )  # fmt: skip
+    try:
+        raw = file.open("rb")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    with raw, Progress(*columns, console=err_console, transient=True) as progress:
+        counter = _CountingReader(raw)
+        # Bytes that are not UTF-8 reach the parser as lone surrogates: their lines are refused.
+        text = io.TextIOWrapper(
+            io.BufferedReader(counter), encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+        task = progress.add_task("import", total=size, rows=0)
+
+        def show(result: ContactImportResult) -> None:
+            progress.update(task, completed=counter.bytes_read, rows=result.total)
+
+        result = service.import_contacts(
+            built.db, actor, target.id, text, fmt, match_on=match_on, mailing_list=list_name,
+            chunk_size=chunk_size, on_progress=show,
+        )  # fmt: skip
+    _report(result, target.name, list_name)
+    if result.failed and not (result.created or result.updated):
+        raise typer.Exit(1)
+
+
+def _report(result: ContactImportResult, directory_name: str, list_name: str | None) -> None:
+    on_list = f", on list {list_name!r}" if list_name and result.mailing_list_id else ""
+    console.print(
+        f"Read {result.total} row(s) into directory {directory_name!r}{on_list}: "
+        f"{result.created} created, {result.updated} updated, {result.failed} refused.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for warning in result.warnings:
+        console.print(f"note: {warning}", highlight=False, soft_wrap=True)
+    for problem in result.problems:
+        console.print(f"line {problem.line}: {problem.message}", highlight=False, soft_wrap=True)
+    if result.failed > len(result.problems):
+        console.print(f"... and {result.failed - len(result.problems)} more refused line(s).")
+
+
+@app.command("list")
+@one_line_errors
+def list_(
+    directory: str = DirectoryOption,
+    owner: str | None = OwnerOption,
+    opted_out: bool | None = typer.Option(
+        None, "--opted-out/--not-opted-out", help="Only contacts who opted out (or who did not)."
+    ),
+    email_contains: str | None = typer.Option(None, "--email", help="Email contains this."),
+    limit: int = typer.Option(50, "--limit", min=1, max=500),
+) -> None:
+    """List a directory's contacts, oldest first."""
+    built = container()
+    actor = owner_actor(built, owner)
+    target = service.find_directory(built.db, actor, directory)
+    page = service.list_contacts(
+        built.db, actor, target.id, limit=limit, opted_out=opted_out, email_contains=email_contains
+    )
+    table = Table(title=target.name)
+    table.add_column("id", no_wrap=True)
+    table.add_column("email", no_wrap=True)
+    for heading in ("name", "external ref", "opted out"):
+        table.add_column(heading, overflow="fold")
+    for c in page.items:
+        table.add_row(
+            c.id, c.email, f"{c.first_name} {c.last_name}".strip(), c.external_ref or "",
+            f"{c.opted_out_at:%Y-%m-%d}" if c.opted_out and c.opted_out_at else
+            ("yes" if c.opted_out else ""),
+        )  # fmt: skip
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"(more than {limit}: raise --limit, or filter with --email)")
+
+
+@app.command("show")
+@one_line_errors
+def show(
+    email_or_id: str = typer.Argument(..., metavar="EMAIL_OR_ID"),
+    directory: str = DirectoryOption,
+    owner: str | None = OwnerOption,
+) -> None:
+    """A contact's fields, mailing lists, invitations and responses."""
+    built = container()
+    actor = owner_actor(built, owner)
+    found = service.find_contact_for(built.db, actor, email_or_id, directory)
+    details = service.contact_details(built.db, actor, found.id)
+    c = details.contact
+    rows = [
+        ("id", c.id), ("email", c.email), ("first name", c.first_name),
+        ("last name", c.last_name), ("phone", c.phone), ("language", c.language),
+        ("external ref", c.external_ref or ""),
+        ("opted out", f"yes, {c.opted_out_at:%Y-%m-%d %H:%M} UTC" if c.opted_out_at else "no"),
+        ("mailing lists", ", ".join(m.name for m in details.mailing_lists) or "none"),
+    ]  # fmt: skip
+    rows += [(f"embedded {name}", str(value)) for name, value in c.embedded_data.items()]
+    for label, value in rows:
+        console.print(f"{label + ':':<16} {value}", highlight=False, soft_wrap=True)
+    invitations = Table("sent", "survey", "subject", "status", title="Invitations")
+    for i in details.invitations:
+        when = i.sent_at or i.created_at
+        status = f"{i.status}: {i.status_reason}" if i.status_reason else i.status
+        invitations.add_row(f"{when:%Y-%m-%d %H:%M}", i.survey_id, i.subject[:60], status)
+    responses = Table("recorded", "survey", "response", "finished", title="Responses")
+    for r in details.responses:
+        responses.add_row(
+            f"{r.created_at:%Y-%m-%d %H:%M}", r.survey_id, r.id, "yes" if r.finished else "no"
+        )
+    console.print(invitations if details.invitations else "No invitations yet.")
+    console.print(responses if details.responses else "No responses yet.")
+
+
+@app.command("opt-out")
+@one_line_errors
+def opt_out(
+    email_or_id: str = typer.Argument(..., metavar="EMAIL_OR_ID"),
+    directory: str = DirectoryOption,
+    owner: str | None = OwnerOption,
+    undo: bool = typer.Option(False, "--undo", help="Opt the contact back in."),
+) -> None:
+    """Stop invitations to a contact (or, with --undo, allow them again)."""
+    built = container()
+    actor = owner_actor(built, owner)
+    found = service.find_contact_for(built.db, actor, email_or_id, directory)
+    contact = service.set_contact_opt_out(built.db, actor, found.id, not undo)
+    state = "opted out: no more invitations" if contact.opted_out else "opted in again"
+    console.print(f"{contact.email} is {state}.", highlight=False, soft_wrap=True)
