@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -132,3 +133,39 @@ def setup(  # a survey with content, an active status and a linked connection
     survey_content.put_content(linked.db, actor, survey.id, CONTENT)
     surveys.update_survey(linked.db, actor, survey.id, {"status": "active"})
     yield {"actor": actor, "survey_id": survey.id, "connection": connection}
+
+
+# --- a real SMTP catcher
+
+
+@contextmanager
+def smtp_catcher(container: Container) -> Iterator[list[Any]]:
+    """An SMTP server on a free port that keeps every mail (parsed); the container sends to it."""
+    import email
+
+    from aiosmtpd.controller import Controller
+
+    from tests.e2e.test_processes import free_port
+
+    caught: list[Any] = []
+
+    class Catcher:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            caught.append(email.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
+    controller.start()
+    container.settings.smtp_host, container.settings.smtp_port = "127.0.0.1", port
+    try:
+        yield caught
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mailbox(linked: Container) -> Iterator[list[Any]]:
+    """Mail the `linked` container sends, as it arrives."""
+    with smtp_catcher(linked) as caught:
+        yield caught

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -314,29 +313,6 @@ def test_dry_run_over_the_api_and_cli(
     result = CliRunner().invoke(cli, ["workflows", "test", workflow_id, "--response", response_id])
     assert result.exit_code == 0, result.output
     assert '"NPS_Score__c": 2' in result.output
-
-
-@pytest.fixture
-def mailbox(linked: Container) -> Iterator[list[Any]]:
-    from aiosmtpd.controller import Controller
-
-    from tests.e2e.test_processes import free_port
-
-    caught: list[Any] = []
-
-    class Catcher:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            import email
-
-            caught.append(email.message_from_bytes(envelope.content))
-            return "250 OK"
-
-    port = free_port()
-    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
-    controller.start()
-    linked.settings.smtp_host, linked.settings.smtp_port = "127.0.0.1", port
-    yield caught
-    controller.stop()
 
 
 def test_an_email_task_uses_an_earlier_tasks_record_id(

@@ -382,7 +382,10 @@ def test_malformed_wrong_unknown_and_oversized_documents_are_4xx(
     assert replies["wrong types"].json()["error"]["details"] == [
         {"path": "event.include_imported", "message": "must be true or false"},
         {"path": "tasks[0].colour", "message": "unknown field"},
-        {"path": "tasks[1]", "message": "unknown task type 'fax'; use one of: salesforce, email"},
+        {
+            "path": "tasks[1]",
+            "message": "unknown task type 'fax'; use one of: salesforce, email, directory",
+        },
     ]
     assert replies["later task"].json()["error"]["details"] == [
         {"path": "tasks[1].id",

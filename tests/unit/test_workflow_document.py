@@ -337,3 +337,51 @@ def test_json_is_strict_json() -> None:
         load_text('{"a": 1, "a": 2}', "json")
     with pytest.raises(WorkflowDocumentError, match="larger than"):
         load_text("x" * (MAX_DOCUMENT_BYTES + 1))
+
+
+OUTBOUND_DIRECTORY: dict[str, Any] = {
+    "name": "Closed case survey",
+    "event": {"type": "salesforce_outbound_message", "connection": "Acme", "object": "Case"},
+    "tasks": [
+        {
+            "id": "invite",
+            "type": "directory",
+            "contact": {"email": "${event://Field/SuppliedEmail}"},
+            "distribute": {
+                "subject": "How did we do, ${m://FirstName}?",
+                "body": "Tell us: ${l://SurveyLink}\nUnsubscribe: ${l://OptOutLink}",
+                "embedded_data": {"CaseId": "${event://Field/Id}"},
+            },
+        }
+    ],
+}
+
+
+def directory_document(**changes: Any) -> dict[str, Any]:
+    document = copy.deepcopy(OUTBOUND_DIRECTORY)
+    document["tasks"][0].update(changes)
+    return document
+
+
+def test_a_directory_task_with_declared_link_embedded_data_is_accepted() -> None:
+    parsed = check_document(directory_document(), CONTENT)
+    assert parsed.tasks[0].distribute.embedded_data == {"CaseId": "${event://Field/Id}"}
+
+
+def test_link_embedded_data_the_survey_does_not_declare_is_refused_with_its_path() -> None:
+    document = directory_document()
+    document["tasks"][0]["distribute"]["embedded_data"]["Region"] = "${event://Field/Region}"
+    [(path, message)] = problems_of(document)
+    assert path == "tasks[0].distribute.embedded_data.Region"
+    assert "embedded data field 'Region' is not declared in this survey" in message
+
+
+def test_a_blank_contact_email_is_refused() -> None:
+    problems = problems_of(directory_document(contact={"email": "   "}), None)
+    assert problems == [
+        (
+            "tasks[0].contact.email",
+            "the contact's email is empty: give an address or piped text such as "
+            "${event://Field/SuppliedEmail}",
+        )
+    ]

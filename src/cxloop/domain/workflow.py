@@ -240,6 +240,16 @@ class ContactMapping(_Model):
     language: str = Field(default="", max_length=2000)
     external_ref: str = Field(default="", max_length=2000)
 
+    @field_validator("email")
+    @classmethod
+    def _email_not_blank(cls, email: str) -> str:
+        if not email.strip():
+            raise ValueError(
+                "the contact's email is empty: give an address or piped text such as "
+                "${event://Field/SuppliedEmail}"
+            )
+        return email
+
 
 class Distribute(_Model):
     """Email the contact a personal link to the survey."""
@@ -604,7 +614,33 @@ def _shape_problem(data: Any) -> DocumentProblem | None:
 
 def survey_problems(document: WorkflowDocument, content: SurveyContent) -> list[DocumentProblem]:
     """Every piped-text reference and condition field that the survey cannot satisfy."""
-    return piped_text_problems(document, content) + condition_problems(document, content)
+    return (
+        piped_text_problems(document, content)
+        + condition_problems(document, content)
+        + link_embedded_data_problems(document, content)
+    )
+
+
+def link_embedded_data_problems(
+    document: WorkflowDocument, content: SurveyContent
+) -> list[DocumentProblem]:
+    """Personal-link embedded data of directory tasks that the survey does not declare (a
+    response could not carry it back)."""
+    problems: list[DocumentProblem] = []
+    for index, task in enumerate(document.tasks):
+        if not isinstance(task, DirectoryTask) or task.distribute is None:
+            continue
+        for name in task.distribute.embedded_data:
+            if content.embedded_data_field(name) is None:
+                problems.append(
+                    DocumentProblem(
+                        f"tasks[{index}].distribute.embedded_data.{name}",
+                        f"task {task.id!r}: embedded data field {name!r} is not declared in "
+                        "this survey; declare it in the survey's embedded data so that the "
+                        "response can carry it back",
+                    )
+                )
+    return problems
 
 
 def piped_text_problems(

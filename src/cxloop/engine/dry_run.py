@@ -8,11 +8,19 @@ from cxloop.db.models import Response
 from cxloop.db.workflow_models import Workflow
 from cxloop.domain.conditions import evaluate
 from cxloop.domain.piped_text import PipedTextContext, render
-from cxloop.domain.workflow import EmailTask, SalesforceTask, SurveyResponseEvent
+from cxloop.domain.workflow import DirectoryTask, EmailTask, SalesforceTask, SurveyResponseEvent
+from cxloop.engine.directory_task import (
+    contact_fields,
+    invitation_context,
+    link_embedded_data,
+    render_invitation,
+)
 from cxloop.engine.render import render_record
-from cxloop.errors import NotFound
+from cxloop.errors import InvalidInput, NotFound
 from cxloop.salesforce.errors import SalesforceError
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
+from cxloop.services.directory import clean_contact_fields
+from cxloop.services.personal_links import link_url
 from cxloop.services.runs import (
     response_field_resolver,
     response_metadata,
@@ -73,6 +81,8 @@ def dry_run(
                     "body": render(task.body, context),
                 }
             )
+        elif isinstance(task, DirectoryTask):
+            tasks.append(directory_preview(container, task, context, survey.id))
         else:
             tasks.append(
                 _salesforce_preview(container, task, context, connections[task.id], owner_email)
@@ -133,4 +143,52 @@ def _salesforce_preview(
         ],
         problems=record.problems,
     )
+    return preview
+
+
+def directory_preview(
+    container: Container, task: DirectoryTask, context: PipedTextContext, survey_id: str
+) -> dict[str, Any]:
+    """The contact the task would upsert and the invitation it would send, with placeholder
+    links; nothing is stored or sent (opt-out and the frequency rule are decided when it runs)."""
+    fields = contact_fields(task, context)
+    preview: dict[str, Any] = {
+        "id": task.id,
+        "type": "directory",
+        "directory": task.directory,
+        "match_on": task.match_on,
+        "mailing_list": task.mailing_list,
+        "problems": [],
+    }
+    try:
+        contact = clean_contact_fields(fields)
+    except InvalidInput as exc:
+        preview["contact"] = {"email": fields.email}
+        preview["problems"].append(str(exc))
+        return preview
+    preview["contact"] = contact
+    if task.distribute is None:
+        return preview
+    base_url = container.settings.base_url
+    survey_link = link_url(survey_id, "PERSONAL-LINK", base_url)
+    opt_out = f"{base_url.rstrip('/')}/optout/OPT-OUT-LINK"
+    recipient = {
+        "FirstName": contact["first_name"],
+        "LastName": contact["last_name"],
+        "Email": contact["email"],
+        "ExternalDataReference": contact["external_ref"] or "",
+        "Language": contact["language"],
+    }
+    subject, body, _html = render_invitation(
+        task, invitation_context(context, recipient, survey_link, opt_out)
+    )
+    preview["invitation"] = {
+        "to": contact["email"],
+        "from": task.distribute.from_address or container.settings.mail_from,
+        "reply_to": task.distribute.reply_to,
+        "subject": subject,
+        "body": body,
+        "link_embedded_data": link_embedded_data(task, context),
+        "link_expiry_days": task.distribute.link_expiry_days,
+    }
     return preview

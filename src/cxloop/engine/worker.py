@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cxloop.db.base import utcnow
-from cxloop.engine import email_task, ledger, salesforce_batch
+from cxloop.engine import directory_task, email_task, ledger, salesforce_batch
 from cxloop.services import runs
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ def process(container: Container, batch_key: str) -> None:
         try:
             if batch_key.startswith("sf|"):
                 outcomes = salesforce_batch.execute(container, task_runs)
+            elif batch_key.startswith("directory|"):
+                outcomes = [directory_task.execute(container, t) for t in task_runs]
             else:
                 outcomes = [email_task.execute(container, t) for t in task_runs]
         except Exception:

@@ -1,7 +1,8 @@
 """Personal links: single-use survey links bound to a contact and embedded data.
 
-The directory's distributions call `create_personal_link` and put the link in their email. The
-token in the link is random; only its SHA-256 is stored, so a database dump opens no survey.
+The directory task calls `add_personal_link` inside its own transaction and puts the link in
+its email; `create_personal_link` is the same in a transaction of its own. The token in the
+link is random; only its SHA-256 is stored, so a database dump opens no survey.
 """
 
 from __future__ import annotations
@@ -48,6 +49,35 @@ def create_personal_link(
     `embedded_data` may only name the survey's declared embedded data fields. Without
     `base_url` the URL is a path (`/s/SV_...?t=...`). The token is shown only here.
     """
+    with db.uow() as uow:
+        survey = uow.session.get(Survey, survey_id)
+        if survey is None:
+            raise NotFound(f"No survey {survey_id!r}.")
+        token, _link = add_personal_link(
+            uow.session,
+            survey,
+            embedded_data,
+            contact_id=contact_id,
+            distribution_id=distribution_id,
+            expires_at=expires_at,
+        )
+        uow.commit()
+    return token, link_url(survey_id, token, base_url)
+
+
+def add_personal_link(
+    session: Session,
+    survey: Survey,
+    embedded_data: Mapping[str, Any],
+    *,
+    contact_id: str | None = None,
+    distribution_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[str, PersonalLink]:
+    """Add a new personal link to the caller's transaction: returns (token, link row).
+
+    The same checks as `create_personal_link`; raises InvalidInput naming the problem.
+    """
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise InvalidInput("expires_at must carry a time zone.", code="bad_expiry")
@@ -56,32 +86,26 @@ def create_personal_link(
     for name, value in (("contact_id", contact_id), ("distribution_id", distribution_id)):
         if value is not None and not 1 <= len(value) <= 20:
             raise InvalidInput(f"{name} must be 1 to 20 characters.", code="bad_id")
-    token = secrets.token_urlsafe(24)
-    with db.uow() as uow:
-        survey = uow.session.get(Survey, survey_id)
-        if survey is None:
-            raise NotFound(f"No survey {survey_id!r}.")
-        problems = validate_response(content_of(survey), {}, dict(embedded_data))
-        problems = [p for p in problems if p.qid is None]  # only embedded data is checked here
-        if problems:
-            raise InvalidInput(
-                "The link's embedded data is not valid: "
-                + "; ".join(p.message for p in problems[:5]),
-                code="invalid_embedded_data",
-                details=[p.as_dict() for p in problems],
-            )
-        uow.session.add(
-            PersonalLink(
-                token_hash=hash_token(token),
-                survey_id=survey_id,
-                contact_id=contact_id,
-                distribution_id=distribution_id,
-                embedded_data=dict(embedded_data),
-                expires_at=expires_at,
-            )
+    problems = validate_response(content_of(survey), {}, dict(embedded_data))
+    problems = [p for p in problems if p.qid is None]  # only embedded data is checked here
+    if problems:
+        raise InvalidInput(
+            "The link's embedded data is not valid: " + "; ".join(p.message for p in problems[:5]),
+            code="invalid_embedded_data",
+            details=[p.as_dict() for p in problems],
         )
-        uow.commit()
-    return token, link_url(survey_id, token, base_url)
+    token = secrets.token_urlsafe(24)
+    link = PersonalLink(
+        token_hash=hash_token(token),
+        survey_id=survey.id,
+        contact_id=contact_id,
+        distribution_id=distribution_id,
+        embedded_data=dict(embedded_data),
+        expires_at=expires_at,
+    )
+    session.add(link)
+    session.flush()
+    return token, link
 
 
 def link_url(survey_id: str, token: str | None = None, base_url: str | None = None) -> str:
