@@ -27,3 +27,18 @@ SALESFORCE_CALLS = Counter("cxloop_salesforce_calls_total", "Salesforce API call
 SALESFORCE_API_USAGE = Gauge(
     "cxloop_salesforce_api_usage_ratio", "Share of the org's daily API allocation used", ["org_id"]
 )
+OUTBOUND_NOTIFICATIONS = Counter(
+    "cxloop_outbound_notifications_total",
+    "Salesforce outbound-message notifications received, by outcome (accepted, duplicate)",
+    ["outcome"],
+)
+OUTBOUND_REJECTED = Counter(
+    "cxloop_outbound_messages_rejected_total",
+    "Salesforce outbound messages answered with a SOAP fault, by reason",
+    ["reason"],
+)
+OUTBOUND_ACK_LATENCY = Histogram(
+    "cxloop_outbound_ack_seconds",
+    "Time from receiving an outbound message's body to its answer (Ack or fault)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)

@@ -154,3 +154,29 @@ def test(
 def _warn(warnings: list[DocumentProblem]) -> None:
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+@app.command("outbound-url")
+@one_line_errors
+def outbound_url(
+    workflow_id: str,
+    survey: str | None = typer.Option(
+        None, "--survey", help="The workflow's survey (checked when given)."
+    ),
+    rotate: bool = typer.Option(
+        False, "--rotate", help="Make a new URL; the old one stops working at once."
+    ),
+    user: str | None = UserOption,
+) -> None:
+    """Print the URL Salesforce sends this workflow's outbound messages to, and the setup steps."""
+    built = container()
+    actor = actor_for(built, user)
+    call = service.rotate_outbound_token if rotate else service.outbound_endpoint
+    endpoint = call(built.db, actor, survey, workflow_id, base_url=built.settings.base_url)
+    if rotate:
+        err_console.print("New URL: the old one no longer works. Update Salesforce now.")
+    typer.echo(endpoint.url)
+    typer.echo("")
+    typer.echo("Set up Salesforce:")
+    for number, step in enumerate(endpoint.steps, 1):
+        typer.echo(f"{number}. {step}")

@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from cxloop import metrics
 from cxloop.db.base import utcnow
 from cxloop.db.models import Connection
-from cxloop.db.run_models import READY_STATUSES, OrgThrottle, Run, TaskRun, TaskRunAttempt
+from cxloop.db.run_models import (
+    READY_STATUSES,
+    OrgThrottle,
+    OutboundNotification,
+    Run,
+    TaskRun,
+    TaskRunAttempt,
+)
 from cxloop.db.uow import Database
 from cxloop.services.runs import release_blocked, settle_run_status
 from cxloop.services.workflows import resolve_owner_connection
@@ -81,7 +88,7 @@ class Outcome:
     """What happened to one claimed task run in one attempt."""
 
     task_run_id: str
-    status: str  # succeeded | failed | waiting_retry | paused
+    status: str  # succeeded | failed | waiting_retry | paused | skipped
     reason: str = ""
     record_id: str | None = None
     result: dict[str, Any] | None = None
@@ -167,6 +174,10 @@ def _apply(row: TaskRun, outcome: Outcome, now: datetime) -> None:
         row.next_attempt_at = outcome.retry_at or now
     elif outcome.status == "paused":
         row.error = outcome.error
+    elif outcome.status == "skipped":  # nothing to do, on purpose (status_reason says why)
+        row.result = outcome.result
+        row.error = None
+        row.finished_at = now
 
 
 def retry_delay(attempts: int, base_s: float, cap_s: float) -> float:
@@ -338,6 +349,10 @@ def delete_old_runs(db: Database, older_than_days: int) -> int:
         )
         for run in uow.session.scalars(select(Run).where(Run.id.in_(ids))):
             uow.session.delete(run)
+        # The inbox only needs to outlive Salesforce's retries (24 hours): it goes with the runs.
+        uow.session.execute(
+            delete(OutboundNotification).where(OutboundNotification.received_at < cutoff)
+        )
         uow.commit()
     return len(ids)
 

@@ -8,6 +8,8 @@ never stored without its runs, and a run never exists without its response.
 
 from __future__ import annotations
 
+import secrets
+import string
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, selectinload
 
 from cxloop.db.base import new_id, utcnow
@@ -29,6 +32,7 @@ from cxloop.domain.piped_text import PipedTextContext, render_value
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
     AnyTask,
+    DirectoryTask,
     SalesforceTask,
     SurveyResponseEvent,
     WorkflowDocument,
@@ -159,9 +163,98 @@ def add_run(
     return ready
 
 
-def new_task_run(
-    session: Session, survey: Survey, run: Run, index: int, task: AnyTask
-) -> TaskRun:
+def add_runs_bulk(
+    session: Session,
+    survey: Survey,
+    workflow_id: str,
+    revision: int,
+    document: WorkflowDocument,
+    events: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    event_type: str,
+) -> list[str]:
+    """`add_run` for many events of one workflow revision, written with two Core INSERTs.
+
+    The rows are those `add_run` writes, without the ORM's per-object work: the outbound
+    message listener writes up to 100 runs per message and must answer quickly. Each task's
+    row comes from `new_task_run` once per call (its row depends on the task, not on the event)
+    and is copied for each event with fresh ids; a batch key that names its own task run
+    (`email|TR_...`) names the copy's. `events` are (event_key, event_data) pairs. Returns the
+    batch keys ready to go.
+    """
+    events = list(events)
+    if not events:
+        return []
+    now = utcnow()
+    probe = Run(id=new_id("RN_"), survey_id=survey.id, workflow_id=workflow_id)
+    templates = [
+        _column_values(new_task_run(session, survey, probe, index, task))
+        for index, task in enumerate(document.tasks)
+    ]
+    run_ids = _new_ids("RN_", len(events))
+    task_run_ids = iter(_new_ids("TR_", len(events) * len(templates)))
+    run_rows: list[dict[str, Any]] = []
+    task_rows: list[dict[str, Any]] = []
+    ready: list[str] = []
+    for run_id, (event_key, event_data) in zip(run_ids, events, strict=True):
+        run_rows.append(
+            {
+                "id": run_id,
+                "survey_id": survey.id,
+                "workflow_id": workflow_id,
+                "workflow_name": document.name,
+                "workflow_revision": revision,
+                "event_type": event_type,
+                "event_key": event_key,
+                "response_id": None,
+                "event_data": event_data or {},
+                "status": "pending",
+                "created_at": now,
+            }
+        )
+        for template in templates:
+            task_run_id = next(task_run_ids)
+            row = {
+                **template,
+                "id": task_run_id,
+                "run_id": run_id,
+                "batch_key": template["batch_key"].replace(template["id"], task_run_id),
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            task_rows.append(row)
+            if row["status"] == "pending":
+                ready.append(row["batch_key"])
+    session.execute(insert(Run.__table__), run_rows)
+    if task_rows:
+        session.execute(insert(TaskRun.__table__), task_rows)
+    return ready
+
+
+def _column_values(instance: Any) -> dict[str, Any]:
+    """The column values set on a transient ORM object (defaults apply to the rest)."""
+    state = sa_inspect(instance)
+    columns = state.mapper.columns
+    return {key: value for key, value in state.dict.items() if key in columns}
+
+
+_ID_CHARS = string.ascii_letters + string.digits
+# Bytes 0-247 map onto the 62 characters evenly (4 times each); 248-255 are dropped.
+_ID_TABLE = bytes(ord(_ID_CHARS[b % 62]) for b in range(248)) + bytes(8)
+_ID_DROP = bytes(range(248, 256))
+
+
+def _new_ids(prefix: str, count: int, length: int = 15) -> list[str]:
+    """`count` ids like `new_id(prefix)` (uniform over letters and digits), made in C."""
+    needed = count * length
+    chars = b""
+    while len(chars) < needed:
+        chars += secrets.token_bytes(needed - len(chars) + 16).translate(_ID_TABLE, _ID_DROP)
+    text = chars[:needed].decode("ascii")
+    return [prefix + text[i : i + length] for i in range(0, needed, length)]
+
+
+def new_task_run(session: Session, survey: Survey, run: Run, index: int, task: AnyTask) -> TaskRun:
     """A task run, ready (pending) or waiting for earlier tasks (blocked).
 
     Which connection a Salesforce task uses is settled when it runs (the survey owner's
@@ -171,6 +264,8 @@ def new_task_run(
     depends_on = sorted(task_references(task))
     if isinstance(task, SalesforceTask):
         batch_key = salesforce_batch_key(survey.owner_id, task)
+    elif isinstance(task, DirectoryTask):
+        batch_key = f"directory|{task_run_id}"
     else:
         batch_key = f"email|{task_run_id}"
     return TaskRun(
@@ -240,6 +335,28 @@ def response_field_resolver(
             "row_recode": f"/row/{parsed.item}/recode",
         }[parsed.part]
         return resolve_answer_field(content, answers, parsed.name + suffix)
+
+    return resolve
+
+
+def event_field_resolver(survey_id: str, fields: dict[str, Any]) -> Callable[[str], Any]:
+    """How workflow conditions read an outbound message's record.
+
+    `event://Field/X` is the record's field X. `e://Field/X` reads what piped text's
+    `${e://Field/X}` gives for such a run (the engine's run context: the record's fields are
+    `event`, and there is no embedded data yet), so a condition and a template agree.
+    """
+    context = PipedTextContext(event_fields=fields, metadata={"SurveyID": survey_id})
+
+    def resolve(field: str) -> Any:
+        parsed = parse_condition_field(field)
+        if parsed is None:
+            return None
+        if parsed.namespace == "event":
+            return fields.get(parsed.name)
+        if parsed.namespace == "e":
+            return render_value(f"${{e://Field/{parsed.name}}}", context)
+        return None
 
     return resolve
 

@@ -14,7 +14,9 @@ editor role; anyone else is told the workflow does not exist.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +29,8 @@ from cxloop.db.base import new_id
 from cxloop.db.models import Connection, Survey
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
+from cxloop.domain import piped_text
+from cxloop.domain.conditions import iter_conditions
 from cxloop.domain.survey_content import SurveyContent, SurveyContentError
 from cxloop.domain.workflow import (
     DocumentProblem,
@@ -38,6 +42,9 @@ from cxloop.domain.workflow import (
     check_document,
     dump_yaml,
     load_text,
+    parse_condition_field,
+    parse_document,
+    task_texts,
     too_large_problem,
 )
 from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
@@ -471,6 +478,7 @@ def _create(
         revision=0,
         created_by=actor.id,
     )
+    _sync_outbound_token(workflow, parsed)
     session.add(workflow)
     _add_revision(session, actor, workflow, data, "created")
     audit.record(
@@ -489,6 +497,7 @@ def _update(
         _check_name_free(session, workflow.survey_id, parsed.name)
     summary = summarize_change(workflow.document, data)
     workflow.name, workflow.event_type, workflow.document = parsed.name, parsed.event.type, data
+    _sync_outbound_token(workflow, parsed)
     _add_revision(session, actor, workflow, data, summary)
     audit.record(
         session, actor.id, "workflow.update", "workflow", workflow.id,
@@ -611,3 +620,161 @@ def _revision(session: Session, workflow: Workflow, number: int) -> WorkflowRevi
             code="no_such_revision",
         )
     return revision
+
+
+# --- the outbound-message endpoint
+
+OUTBOUND_HOOK_PATH = "/hooks/salesforce/outbound/"
+
+
+@dataclass(frozen=True)
+class OutboundEndpoint:
+    """Where Salesforce sends this workflow's outbound messages, and how to set that up."""
+
+    workflow_id: str
+    url: str
+    object: str
+    fields: list[str]
+    verify_session_id: bool
+    allowed_ips: list[str]
+    steps: list[str]
+
+
+def outbound_endpoint(
+    db: Database, actor: Actor, survey_id: str | None, workflow_id: str, *, base_url: str
+) -> OutboundEndpoint:
+    """The workflow's endpoint URL and the Salesforce setup steps (editors and up: the URL is
+    the only secret between Salesforce and cxloop)."""
+    with db.uow() as uow:
+        workflow, _ = _workflow_for(
+            uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id, lock=True
+        )
+        parsed = _outbound_document(workflow)
+        if workflow.outbound_token is None:  # saved before tokens existed
+            _new_outbound_token(workflow)
+            audit.record(
+                uow.session, actor.id, "workflow.outbound_token_created", "workflow",
+                workflow.id, survey_id=workflow.survey_id,
+            )  # fmt: skip
+        token = workflow.outbound_token
+        uow.commit()
+    assert token is not None
+    return _endpoint(workflow.id, parsed, base_url, token)
+
+
+def rotate_outbound_token(
+    db: Database, actor: Actor, survey_id: str | None, workflow_id: str, *, base_url: str
+) -> OutboundEndpoint:
+    """A new endpoint URL for the workflow; the old one stops working at once (editors and up).
+
+    The document does not change, so no revision is added; the audit log records who rotated.
+    """
+    with db.uow() as uow:
+        workflow, _ = _workflow_for(
+            uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id, lock=True
+        )
+        parsed = _outbound_document(workflow)
+        token = _new_outbound_token(workflow)
+        audit.record(
+            uow.session, actor.id, "workflow.outbound_token_rotated", "workflow", workflow.id,
+            survey_id=workflow.survey_id,
+        )  # fmt: skip
+        uow.commit()
+    return _endpoint(workflow.id, parsed, base_url, token)
+
+
+def outbound_fields(document: WorkflowDocument) -> list[str]:
+    """The record fields the workflow reads (`event://Field/X` in templates and conditions),
+    Id first: what the Outbound Message in Salesforce must send."""
+    names: dict[str, None] = {"Id": None}
+    for task in document.tasks:
+        for _where, text in task_texts(task):
+            for segment in piped_text.parse(text):
+                if (
+                    isinstance(segment, piped_text.Reference)
+                    and segment.namespace == "event"
+                    and len(segment.parts) == 2
+                ):
+                    names.setdefault(segment.parts[1], None)
+    if document.conditions is not None:
+        for condition in iter_conditions(document.conditions):
+            field = parse_condition_field(condition.field)
+            if field is not None and field.namespace == "event":
+                names.setdefault(field.name, None)
+    return list(names)
+
+
+def _outbound_document(workflow: Workflow) -> WorkflowDocument:
+    parsed = parse_document(workflow.document)
+    if not isinstance(parsed.event, OutboundMessageEvent):
+        raise InvalidInput(
+            f"Workflow {workflow.id} starts on {parsed.event.type}, not on Salesforce outbound "
+            "messages, so it has no endpoint URL.",
+            code="not_an_outbound_workflow",
+        )
+    return parsed
+
+
+def _sync_outbound_token(workflow: Workflow, parsed: WorkflowDocument) -> None:
+    """An outbound workflow keeps its token across saves; another event has none."""
+    if isinstance(parsed.event, OutboundMessageEvent):
+        if workflow.outbound_token is None:
+            _new_outbound_token(workflow)
+    else:
+        workflow.outbound_token = None
+        workflow.outbound_token_hash = None
+
+
+def _new_outbound_token(workflow: Workflow) -> str:
+    token = secrets.token_urlsafe(32)
+    workflow.outbound_token = token
+    workflow.outbound_token_hash = hashlib.sha256(token.encode()).hexdigest()
+    return token
+
+
+def _endpoint(
+    workflow_id: str, parsed: WorkflowDocument, base_url: str, token: str
+) -> OutboundEndpoint:
+    event = parsed.event
+    assert isinstance(event, OutboundMessageEvent)
+    url = base_url.rstrip("/") + OUTBOUND_HOOK_PATH + token
+    fields = outbound_fields(parsed)
+    session_step = (
+        "Tick 'Send Session ID': this workflow asks Salesforce to confirm the session id of "
+        "each message (verify_session_id)."
+        if event.verify_session_id
+        else "'Send Session ID' is optional (set verify_session_id: true in the workflow's "
+        "event to have cxloop confirm each message with Salesforce)."
+    )
+    ips = (
+        f"cxloop accepts messages only from {', '.join(event.allowed_ips)} (allowed_ips); "
+        "keep that list in line with Salesforce's published IP ranges."
+        if event.allowed_ips
+        else "Optionally limit where messages may come from: list Salesforce's IP ranges "
+        "(CIDRs) in the event's allowed_ips."
+    )
+    steps = [
+        f"In Salesforce Setup, open Process Automation > Outbound Messages and create a new "
+        f"Outbound Message on the object {event.object}.",
+        f"Endpoint URL: {url}",
+        f"Fields to send: {', '.join(fields)}.",
+        session_step,
+        "User to send as: a user who can see these records (an integration user), in the org "
+        f"of the connection {event.connection!r}.",
+        f"Save. Then create a record-triggered Flow on {event.object} (for example: when a "
+        "record is updated and Status becomes Closed), and add an Action that calls this "
+        "Outbound Message.",
+        ips,
+        "Messages from another org, or for another object, are refused; a message sent twice "
+        "starts the workflow once. Keep the URL secret; rotate it if it leaks "
+        f"(cxloop workflows outbound-url {workflow_id} --rotate).",
+    ]
+    return OutboundEndpoint(
+        workflow_id=workflow_id,
+        url=url,
+        object=event.object,
+        fields=fields,
+        verify_session_id=event.verify_session_id,
+        allowed_ips=list(event.allowed_ips),
+        steps=steps,
+    )

@@ -256,3 +256,39 @@ def test_workflow(
     workflow would send for the response. Nothing is sent; no run is recorded."""
     workflows.get_workflow(container.db, actor, workflow_id, survey_id=survey_id)
     return dry_run(container, actor, workflow_id, body.response_id)
+
+
+class OutboundEndpointOut(Reply):
+    workflow_id: str
+    url: str
+    object: str
+    fields: list[str]
+    verify_session_id: bool
+    allowed_ips: list[str]
+    steps: list[str]
+
+
+@router.get(
+    "/{workflow_id}/outbound",
+    response_model=OutboundEndpointOut,
+    summary="The outbound-message URL and the Salesforce setup steps (editors and up)",
+)
+def get_outbound_endpoint(
+    survey_id: str, workflow_id: str, actor: ApiActor, container: AppContainer
+) -> workflows.OutboundEndpoint:
+    return workflows.outbound_endpoint(
+        container.db, actor, survey_id, workflow_id, base_url=container.settings.base_url
+    )
+
+
+@router.post(
+    "/{workflow_id}/outbound/rotate",
+    response_model=OutboundEndpointOut,
+    summary="A new outbound-message URL; the old one stops working at once (editors and up)",
+)
+def rotate_outbound_token(
+    survey_id: str, workflow_id: str, actor: ApiActor, container: AppContainer
+) -> workflows.OutboundEndpoint:
+    return workflows.rotate_outbound_token(
+        container.db, actor, survey_id, workflow_id, base_url=container.settings.base_url
+    )

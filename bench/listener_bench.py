@@ -1,0 +1,271 @@
+"""Ack latency of the outbound-message listener under load, for messages of 100 notifications.
+
+Starts the Salesforce emulator and `cxloop serve` (SQLite, embedded worker unless --no-worker)
+as separate processes, links a connection, creates a survey whose workflow starts on Case
+outbound messages and upserts one Survey_Response__c per record (so the worker has real work
+meanwhile), then has N concurrent clients POST `messages` distinct outbound messages of 100
+notifications each to the workflow's URL, as Salesforce would. Each POST's round trip is timed
+on the client. Every message must be acknowledged and every notification must start one run.
+
+It prints one JSON object. Run:
+`.venv/bin/python bench/listener_bench.py --messages 300 --clients 4`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workflow_bench import CONTENT, PYTHON, cxloop, free_port, process, quantile, wait_until
+
+NOTIFICATIONS = 100
+
+
+def set_up(base: str, sf: str, env: dict[str, str]) -> str:
+    """An admin, a linked connection, a survey with an outbound workflow; returns its URL."""
+    cxloop(env, "users", "create", "bench@example.com", "--admin", "--password-stdin",
+           stdin="bench passphrase 1\n")  # fmt: skip
+    token = cxloop(env, "tokens", "create", "--user", "bench@example.com").strip().splitlines()[-1]
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    started = (
+        api.post(
+            "/api/v1/connections", json={"name": "Emulator", "type": "emulator", "login_url": sf}
+        )
+        .raise_for_status()
+        .json()
+    )
+    back = httpx.get(started["authorize_url"], follow_redirects=False)
+    httpx.get(back.headers["location"], timeout=60).raise_for_status()
+    survey = api.post("/api/v1/surveys", json={"name": "Bench CSAT"}).raise_for_status().json()
+    api.put(f"/api/v1/surveys/{survey['id']}/content", json=CONTENT).raise_for_status()
+    api.patch(f"/api/v1/surveys/{survey['id']}", json={"status": "active"}).raise_for_status()
+    workflow = {
+        "name": "Closed cases",
+        "event": {
+            "type": "salesforce_outbound_message",
+            "connection": "Emulator",
+            "object": "Case",
+        },
+        "conditions": {
+            "join": "and",
+            "conditions": [
+                {"field": "event://Field/Status", "operator": "equals", "value": "Closed"}
+            ],
+        },
+        "tasks": [
+            {
+                "id": "response",
+                "type": "salesforce",
+                "connection": "Emulator",
+                "object": "Survey_Response__c",
+                "action": "upsert",
+                "key_field": "Response_ID__c",
+                "mappings": [
+                    {"field": "Response_ID__c", "value": "${event://Field/Id}"},
+                    {"field": "Comment__c", "value": "${event://Field/Subject}"},
+                ],
+            }
+        ],
+    }
+    created = api.post(f"/api/v1/surveys/{survey['id']}/workflows", json=workflow)
+    workflow_id = created.raise_for_status().json()["id"]
+    endpoint = api.get(f"/api/v1/surveys/{survey['id']}/workflows/{workflow_id}/outbound")
+    return endpoint.raise_for_status().json()["url"]
+
+
+def message(org_id: str, number: int) -> bytes:
+    """An outbound message of 100 Case notifications, laid out as Salesforce's."""
+    items = []
+    for n in range(NOTIFICATIONS):
+        serial = number * NOTIFICATIONS + n
+        items.append(
+            "   <Notification>\n"
+            f"    <Id>04l5g{serial:013d}</Id>\n"
+            '    <sObject xsi:type="sf:Case" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">\n'
+            f"     <sf:Id>5005g{serial:013d}</sf:Id>\n"
+            f"     <sf:CaseNumber>{serial:08d}</sf:CaseNumber>\n"
+            "     <sf:Status>Closed</sf:Status>\n"
+            f"     <sf:Subject>Printer number {serial} on fire</sf:Subject>\n"
+            f"     <sf:SuppliedEmail>customer{serial}@example.com</sf:SuppliedEmail>\n"
+            "    </sObject>\n"
+            "   </Notification>\n"
+        )
+    return (
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n <soapenv:Body>\n'
+        '  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">\n'
+        f"   <OrganizationId>{org_id}</OrganizationId>\n"
+        "   <ActionId>04k5g0000000001AAA</ActionId>\n"
+        '   <SessionId xsi:nil="true"/>\n'
+        "   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/62.0</EnterpriseUrl>\n"
+        "   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/62.0</PartnerUrl>\n"
+        + "".join(items)
+        + "  </notifications>\n </soapenv:Body>\n</soapenv:Envelope>\n"
+    ).encode()
+
+
+def send_all(url: str, bodies: list[bytes], clients: int) -> tuple[list[float], float, int]:
+    """POST every body from `clients` threads; (latencies in s, elapsed s, refused)."""
+    latencies: list[float] = []
+    refused = 0
+    lock = threading.Lock()
+    queue = list(enumerate(bodies))
+
+    def client_loop(_index: int) -> None:
+        nonlocal refused
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+        with httpx.Client(timeout=60) as http:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    _, body = queue.pop()
+                started = time.perf_counter()
+                reply = http.post(url, content=body, headers=headers)
+                took = time.perf_counter() - started
+                with lock:
+                    latencies.append(took)
+                    if reply.status_code != 200 or b"<Ack>true</Ack>" not in reply.content:
+                        refused += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client_loop, range(clients)))
+    return latencies, time.monotonic() - started, refused
+
+
+def ack_buckets(base: str) -> dict[float, int]:
+    """cxloop's own histogram of the listener's time per message (body read to answer)."""
+    buckets: dict[float, int] = {}
+    for match in re.finditer(
+        r'cxloop_outbound_ack_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)',
+        httpx.get(f"{base}/metrics").text,
+    ):
+        le = float("inf") if match.group(1) == "+Inf" else float(match.group(1))
+        buckets[le] = int(float(match.group(2)))
+    return buckets
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=10, help="Messages sent first, not timed.")
+    parser.add_argument(
+        "--no-worker", action="store_true", help="Serve without the embedded worker."
+    )
+    parser.add_argument(
+        "--separate-worker",
+        action="store_true",
+        help="Serve without the embedded worker and run `cxloop worker` as its own process.",
+    )
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    options = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="cxloop-listener-bench-"))
+    sf_port, cx_port = free_port(), free_port()
+    sf, base = f"http://127.0.0.1:{sf_port}", f"http://127.0.0.1:{cx_port}"
+    env = os.environ | {
+        "CXLOOP_DATA_DIR": str(workdir / "data"),
+        "CXLOOP_BASE_URL": base,
+        "CXLOOP_SALESFORCE_EXTRA_HOSTS": json.dumps([f"127.0.0.1:{sf_port}"]),
+        "CXLOOP_LOG_LEVEL": "WARNING",
+        "CXLOOP_WORKER_THREADS": "2",
+        "COLUMNS": "1000",
+    }
+    emulator_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(sf_port),
+                     "--auto-login", "admin@example.com"]  # fmt: skip
+    serve_args = [PYTHON, "-m", "cxloop", "serve", "--port", str(cx_port)]
+    if options.no_worker or options.separate_worker:
+        serve_args.append("--no-worker")
+    with process(emulator_args, env, workdir / "emulator.log"):
+        wait_until(f"{sf}/__emulator__/info")
+        control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=60)
+        info = control.get("/info").json()
+        app = info["connected_apps"][0]
+        org_id = next(o["id"] for o in info["orgs"] if o["alias"] == "acme")
+        control.patch(
+            f"/apps/{app['name']}",
+            json={"add_callback_urls": [f"{base}/oauth/salesforce/callback"]},
+        ).raise_for_status()
+        env |= {
+            "CXLOOP_SALESFORCE_CLIENT_ID": app["client_id"],
+            "CXLOOP_SALESFORCE_CLIENT_SECRET": app["client_secret"],
+        }
+        cxloop(env, "db", "upgrade")
+        with ExitStack() as processes:
+            processes.enter_context(process(serve_args, env, workdir / "serve.log"))
+            if options.separate_worker:
+                worker_args = [PYTHON, "-m", "cxloop", "worker"]
+                processes.enter_context(process(worker_args, env, workdir / "worker.log"))
+            wait_until(f"{base}/readyz")
+            url = set_up(base, sf, env)
+            total = options.warmup + options.messages
+            bodies = [message(org_id, n) for n in range(total)]
+            send_all(url, bodies[: options.warmup], options.clients)
+            before = ack_buckets(base)
+            latencies, elapsed, refused = send_all(url, bodies[options.warmup :], options.clients)
+            after = ack_buckets(base)
+            replayed, _, replay_refused = send_all(url, bodies[:20], options.clients)
+    database = sqlite3.connect(workdir / "data" / "cxloop.db")
+    runs = database.execute(
+        "SELECT COUNT(*) FROM runs WHERE event_type = 'salesforce_outbound_message'"
+    ).fetchone()[0]
+    inbox = database.execute("SELECT COUNT(*) FROM outbound_notifications").fetchone()[0]
+    database.close()
+    result: dict[str, Any] = {
+        "messages": options.messages,
+        "notifications": options.messages * NOTIFICATIONS,
+        "clients": options.clients,
+        "database": "sqlite",
+        "worker": "separate"
+        if options.separate_worker
+        else ("none" if options.no_worker else "embedded"),
+        "cpus": os.cpu_count(),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+        "acks_per_s": round(options.messages / elapsed, 1),
+        "notifications_per_s": round(options.messages * NOTIFICATIONS / elapsed, 1),
+        "server_p50_ms": _ms(quantile(before, after, 0.5)),
+        "server_p99_ms": _ms(quantile(before, after, 0.99)),
+        "refused": refused + replay_refused,
+        "replay_p50_ms": round(percentile(replayed, 0.5) * 1000, 1),
+        "runs": runs,
+        "inbox": inbox,
+        "runs_as_expected": runs == inbox == total * NOTIFICATIONS,
+    }
+    print(json.dumps(result), flush=True)
+    if not options.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+if __name__ == "__main__":
+    main()
