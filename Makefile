@@ -1,4 +1,5 @@
-# `make run` and `make test` do all set-up on a fresh machine: virtualenv, install, migrate, run.
+# `make run` and `make test` do all set-up on a fresh machine: virtualenv, install, run.
+# `make run` is `cxloop demo`: cxloop, a Salesforce emulator and a mail catcher (docs/demo.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,8 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/cxloop db upgrade
-	$(BIN)/cxloop serve
+	$(BIN)/cxloop demo
 
 test: install
 	$(BIN)/ruff check src tests bench

@@ -7,7 +7,9 @@ import typer
 from cxloop.cli import (
     config,
     connections,
+    contacts,
     db,
+    demo,
     emulator,
     keys,
     responses,
@@ -28,6 +30,7 @@ app = typer.Typer(
 app.command()(serve.serve)
 app.command()(serve.worker)
 app.command()(serve.scheduler)
+app.command()(demo.demo)
 app.add_typer(config.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
@@ -39,3 +42,4 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(surveys.app, name="surveys")
 app.add_typer(responses.app, name="responses")
+app.add_typer(contacts.app, name="contacts")

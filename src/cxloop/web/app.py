@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from cxloop import __version__
 from cxloop.bootstrap import Container
 from cxloop.engine.queue import EmbeddedConsumer
-from cxloop.web import health, oauth, pages, respond
+from cxloop.web import health, hooks, oauth, optout, pages, respond
 from cxloop.web.api import (
     audit,
     connections,
@@ -25,6 +25,8 @@ from cxloop.web.api import (
     users,
     workflows,
 )
+from cxloop.web.api import directories as directories_api
+from cxloop.web.api import distributions as distributions_api
 from cxloop.web.errors import install_error_handlers
 from cxloop.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 
@@ -109,8 +111,12 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
         questions.router,
         responses.router,
         respond.router,
+        hooks.router,
     )
     for router in routers:
         app.include_router(router)
+    app.include_router(distributions_api.router)
+    app.include_router(directories_api.router)
+    app.include_router(optout.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
