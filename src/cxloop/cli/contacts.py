@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cxloop.bootstrap import Container
-from cxloop.cli.context import console, container, err_console, fail, one_line_errors
+from cxloop.cli.context import (
+    CountingReader,
+    admin_actor,
+    console,
+    container,
+    err_console,
+    fail,
+    one_line_errors,
+)
 from cxloop.services import directory as service
-from cxloop.services import users
-from cxloop.services.access import Actor
 from cxloop.services.directory import DEFAULT_DIRECTORY, IMPORT_FORMATS, ContactImportResult
 
 app = typer.Typer(
@@ -28,34 +32,6 @@ DirectoryOption = typer.Option(
 OwnerOption = typer.Option(
     None, "--owner", help="Email of the directory's owner (default: the only admin)."
 )
-
-
-class _CountingReader(io.RawIOBase):
-    """A binary file that counts the bytes read, for the progress bar."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._raw.readinto(buffer)
-        self.bytes_read += count or 0
-        return count
-
-
-def owner_actor(built: Container, email: str | None) -> Actor:
-    """--owner EMAIL, else the only admin (a directory's owner is never picked at random)."""
-    if email:
-        return Actor.of(users.get_user_by_email(built.db, email))
-    admins = [u for u in users.list_users(built.db) if u.is_admin and u.is_active]
-    if not admins:
-        fail("there is no admin yet: create one with `cxloop users create EMAIL --admin`")
-    if len(admins) > 1:
-        fail("there are several admins: say whose directory this is with --owner EMAIL")
-    return Actor.of(admins[0])
 
 
 @app.command("import")
@@ -83,7 +59,7 @@ def import_(
     if match_on not in service.MATCH_ON:
         fail(f"--match-on must be email or external_ref, not {match_on!r}")
     built = container()
-    actor = owner_actor(built, owner)
+    actor = admin_actor(built, owner, only_for="the directory")
     target = service.find_directory(built.db, actor, directory, create_missing=True)
     size = file.stat().st_size
     columns = (
@@ -95,7 +71,7 @@ def import_(
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
     with raw, Progress(*columns, console=err_console, transient=True) as progress:
-        counter = _CountingReader(raw)
+        counter = CountingReader(raw)
         # Bytes that are not UTF-8 reach the parser as lone surrogates: their lines are refused.
         text = io.TextIOWrapper(
             io.BufferedReader(counter), encoding="utf-8-sig", errors="surrogateescape", newline=""
@@ -143,7 +119,7 @@ def list_(
 ) -> None:
     """List a directory's contacts, oldest first."""
     built = container()
-    actor = owner_actor(built, owner)
+    actor = admin_actor(built, owner, only_for="the directory")
     target = service.find_directory(built.db, actor, directory)
     page = service.list_contacts(
         built.db, actor, target.id, limit=limit, opted_out=opted_out, email_contains=email_contains
@@ -173,7 +149,7 @@ def show(
 ) -> None:
     """A contact's fields, mailing lists, invitations and responses."""
     built = container()
-    actor = owner_actor(built, owner)
+    actor = admin_actor(built, owner, only_for="the directory")
     found = service.find_contact_for(built.db, actor, email_or_id, directory)
     details = service.contact_details(built.db, actor, found.id)
     c = details.contact
@@ -211,7 +187,7 @@ def opt_out(
 ) -> None:
     """Stop invitations to a contact (or, with --undo, allow them again)."""
     built = container()
-    actor = owner_actor(built, owner)
+    actor = admin_actor(built, owner, only_for="the directory")
     found = service.find_contact_for(built.db, actor, email_or_id, directory)
     contact = service.set_contact_opt_out(built.db, actor, found.id, not undo)
     state = "opted out: no more invitations" if contact.opted_out else "opted in again"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -77,3 +78,34 @@ def one_line_errors(func: F) -> F:
             fail(f"Salesforce: {exc}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def admin_actor(
+    built: Container, email: str | None = None, *, only_for: str | None = None
+) -> Actor:
+    """The user a command acts as: --owner EMAIL, else an admin. With `only_for` (what is being
+    owned, e.g. "the survey") it must be the only admin: an owner is never picked at random."""
+    if email:
+        return Actor.of(users.get_user_by_email(built.db, email))
+    admins = [u for u in users.list_users(built.db) if u.is_admin and u.is_active]
+    if not admins:
+        fail("there is no admin yet: create one with `cxloop users create EMAIL --admin`")
+    if only_for and len(admins) > 1:
+        fail(f"there are several admins: say who owns {only_for} with --owner EMAIL")
+    return Actor.of(admins[0])
+
+
+class CountingReader(io.RawIOBase):
+    """A binary file that counts the bytes read, for a progress bar."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)
+        self.bytes_read += count or 0
+        return count

@@ -10,28 +10,19 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cxloop.cli.context import console, container, err_console, fail, one_line_errors
-from cxloop.cli.surveys import admin_actor
+from cxloop.cli.context import (
+    CountingReader,
+    admin_actor,
+    console,
+    container,
+    err_console,
+    fail,
+    one_line_errors,
+)
 from cxloop.services import responses as response_service
 from cxloop.services.responses import IMPORT_FORMATS, ImportResult
 
 app = typer.Typer(help="Responses: import from CSV or JSON lines, export.", no_args_is_help=True)
-
-
-class _CountingReader(io.RawIOBase):
-    """A binary file that counts the bytes read, for the progress bar."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._raw.readinto(buffer)
-        self.bytes_read += count or 0
-        return count
 
 
 @app.command("import")
@@ -59,7 +50,7 @@ def import_(
         file.open("rb") as raw,
         Progress(*columns, console=err_console, transient=True) as progress,
     ):
-        counter = _CountingReader(raw)
+        counter = CountingReader(raw)
         text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8-sig", newline="")
         task = progress.add_task("import", total=size, rows=0)
 

@@ -8,29 +8,20 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cxloop.bootstrap import Container
-from cxloop.cli.context import console, container, fail, one_line_errors
+from cxloop.cli.context import (
+    admin_actor,
+    console,
+    container,
+    fail,
+    one_line_errors,
+)
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES
-from cxloop.services import survey_content, users
+from cxloop.services import survey_content
 from cxloop.services import surveys as survey_service
-from cxloop.services.access import Actor
 
 app = typer.Typer(
     help="Surveys: list, import from a file, export the content.", no_args_is_help=True
 )
-
-
-def admin_actor(built: Container, email: str | None = None, *, only: bool = False) -> Actor:
-    """The user a command acts as: --owner/--user EMAIL, else an admin (with `only`, the only
-    admin: a new survey's owner must not be picked at random)."""
-    if email:
-        return Actor.of(users.get_user_by_email(built.db, email))
-    admins = [u for u in users.list_users(built.db) if u.is_admin and u.is_active]
-    if not admins:
-        fail("there is no admin yet: create one with `cxloop users create EMAIL --admin`")
-    if only and len(admins) > 1:
-        fail("there are several admins: say who owns the survey with --owner EMAIL")
-    return Actor.of(admins[0])
 
 
 @app.command("import")
@@ -48,7 +39,7 @@ def import_(
     if file.stat().st_size > DEFAULT_MAX_BYTES:
         fail(f"{file} is larger than {DEFAULT_MAX_BYTES // (1024 * 1024)} MB")
     built = container()
-    actor = admin_actor(built, owner, only=True)
+    actor = admin_actor(built, owner, only_for="the survey")
     survey, report = survey_content.create_survey_from_file(
         built.db, actor, file.name, file.read_bytes(), name=name
     )
