@@ -205,13 +205,7 @@ def _mail_failed(
     error = {"kind": "permanent" if exc.permanent else "transient", "message": str(exc)}
     at = None
     if not exc.permanent:
-        at = ledger.retry_or_give_up(
-            task_run.first_attempt_at,
-            task_run.attempts,
-            horizon_s=settings.retry_horizon_s,
-            base_s=settings.retry_base_s,
-            cap_s=settings.retry_cap_s,
-        )
+        at = ledger.next_retry_at(settings, task_run)
         if at is not None:
             return Outcome(
                 task_run.id,
@@ -232,13 +226,7 @@ def _mail_failed(
 
 def _retry_soon(container: Container, task_run: TaskRun, reason: str) -> Outcome:
     settings = container.settings
-    at = ledger.retry_or_give_up(
-        task_run.first_attempt_at,
-        task_run.attempts,
-        horizon_s=settings.retry_horizon_s,
-        base_s=settings.retry_base_s,
-        cap_s=settings.retry_cap_s,
-    )
+    at = ledger.next_retry_at(settings, task_run)
     error = {"kind": "transient", "message": reason}
     if at is None:
         return Outcome(task_run.id, "failed", reason=f"Gave up: {reason}", error=error)

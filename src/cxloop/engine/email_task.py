@@ -41,13 +41,7 @@ def execute(container: Container, task_run: TaskRun) -> Outcome:
         error = {"kind": "permanent" if exc.permanent else "transient", "message": str(exc)}
         if exc.permanent:
             return Outcome(task_run.id, "failed", reason=str(exc), error=error, payload=payload)
-        at = ledger.retry_or_give_up(
-            task_run.first_attempt_at,
-            task_run.attempts,
-            horizon_s=settings.retry_horizon_s,
-            base_s=settings.retry_base_s,
-            cap_s=settings.retry_cap_s,
-        )
+        at = ledger.next_retry_at(settings, task_run)
         if at is None:
             return Outcome(task_run.id, "failed", reason=f"Gave up: {exc}", error=error)
         return Outcome(

@@ -12,7 +12,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
@@ -30,6 +30,9 @@ from cxloop.db.run_models import (
 from cxloop.db.uow import Database
 from cxloop.services.runs import release_blocked, settle_run_status
 from cxloop.services.workflows import resolve_owner_connection
+
+if TYPE_CHECKING:
+    from cxloop.settings import Settings
 
 
 def claim_batch(
@@ -127,8 +130,11 @@ def record_outcomes(
             if row is None or row.status != "running" or row.claimed_by != worker:
                 continue
             _apply(row, outcome, now)
-            row.attempt_log.append(
+            # Added to the session, not to row.attempt_log: appending would load every
+            # earlier attempt of every row, one query each, while holding the write lock.
+            uow.session.add(
                 TaskRunAttempt(
+                    task_run_id=row.id,
                     number=row.attempts,
                     started_at=started_at,
                     finished_at=now,
@@ -146,9 +152,8 @@ def record_outcomes(
                 settled.retries.append((row.batch_key, outcome.retry_at))
             run_ids.add(row.run_id)
         uow.session.flush()
+        # Settles every run's status too, blocked task runs or not.
         settled.ready_keys = release_blocked(uow.session, run_ids)
-        for run in uow.session.scalars(select(Run).where(Run.id.in_(run_ids))):
-            settle_run_status(run)
         uow.commit()
     return settled
 
@@ -199,6 +204,18 @@ def retry_or_give_up(
     at = now + timedelta(seconds=retry_delay(attempts, base_s, cap_s))
     first = row_first_attempt or now
     return at if at <= first + timedelta(seconds=horizon_s) else None
+
+
+def next_retry_at(settings: Settings, task_run: TaskRun) -> datetime | None:
+    """When this task run tries again after a transient error, or None when its retry horizon
+    is spent (the settings' backoff)."""
+    return retry_or_give_up(
+        task_run.first_attempt_at,
+        task_run.attempts,
+        horizon_s=settings.retry_horizon_s,
+        base_s=settings.retry_base_s,
+        cap_s=settings.retry_cap_s,
+    )
 
 
 # --- per-org slow-down

@@ -219,13 +219,7 @@ def _retry(
     ambiguous: bool = False,
 ) -> Outcome:
     settings = container.settings
-    at = ledger.retry_or_give_up(
-        task_run.first_attempt_at,
-        task_run.attempts,
-        horizon_s=settings.retry_horizon_s,
-        base_s=settings.retry_base_s,
-        cap_s=settings.retry_cap_s,
-    )
+    at = ledger.next_retry_at(settings, task_run)
     if at is None:
         return Outcome(
             task_run.id,

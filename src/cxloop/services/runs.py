@@ -557,9 +557,11 @@ def release_blocked(session: Session, run_ids: Iterable[str]) -> list[str]:
     and runs anyway (with that output empty) if the workflow continues.
     """
     freed: list[str] = []
-    for run in session.scalars(select(Run).where(Run.id.in_(list(run_ids)))):
+    runs = session.scalars(
+        select(Run).where(Run.id.in_(list(run_ids))).options(selectinload(Run.task_runs))
+    )
+    for run in runs:
         by_task = {t.task_id: t for t in run.task_runs}
-        document = _document_of_run(session, run)
         for task_run in run.task_runs:
             if task_run.status != "blocked":
                 continue
@@ -567,6 +569,7 @@ def release_blocked(session: Session, run_ids: Iterable[str]) -> list[str]:
             if any(u.status not in ("succeeded", "failed", "skipped") for u in upstream):
                 continue
             broken = [u.task_id for u in upstream if u.status != "succeeded"]
+            document = _document_of_run(session, run) if broken else None
             if broken and (document is None or document.on_task_failure == "stop"):
                 task_run.status = "skipped"
                 task_run.status_reason = (
