@@ -18,18 +18,19 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workflow_bench import CONTENT, PYTHON, cxloop, free_port, process, quantile, wait_until
@@ -181,8 +182,38 @@ def main() -> None:
         action="store_true",
         help="Serve without the embedded worker and run `cxloop worker` as its own process.",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="Use a fresh PostgreSQL database made through this server URL "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) instead of SQLite.",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     options = parser.parse_args()
+    with fresh_database(options.postgres) as database_url:
+        run(options, database_url)
+
+
+@contextmanager
+def fresh_database(admin_url: str | None) -> Iterator[str | None]:
+    """None (SQLite in the data directory), or a new PostgreSQL database dropped afterwards."""
+    if admin_url is None:
+        yield None
+        return
+    name = f"cxloop_bench_{os.getpid()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run(options: argparse.Namespace, database_url: str | None) -> None:
+    """Start the processes, send the messages, print the figures."""
 
     workdir = Path(tempfile.mkdtemp(prefix="cxloop-listener-bench-"))
     sf_port, cx_port = free_port(), free_port()
@@ -195,6 +226,8 @@ def main() -> None:
         "CXLOOP_WORKER_THREADS": "2",
         "COLUMNS": "1000",
     }
+    if database_url:
+        env["CXLOOP_DATABASE_URL"] = database_url
     emulator_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(sf_port),
                      "--auto-login", "admin@example.com"]  # fmt: skip
     serve_args = [PYTHON, "-m", "cxloop", "serve", "--port", str(cx_port)]
@@ -229,17 +262,18 @@ def main() -> None:
             latencies, elapsed, refused = send_all(url, bodies[options.warmup :], options.clients)
             after = ack_buckets(base)
             replayed, _, replay_refused = send_all(url, bodies[:20], options.clients)
-    database = sqlite3.connect(workdir / "data" / "cxloop.db")
-    runs = database.execute(
-        "SELECT COUNT(*) FROM runs WHERE event_type = 'salesforce_outbound_message'"
-    ).fetchone()[0]
-    inbox = database.execute("SELECT COUNT(*) FROM outbound_notifications").fetchone()[0]
-    database.close()
+    database = create_engine(database_url or f"sqlite:///{workdir / 'data' / 'cxloop.db'}")
+    with database.connect() as connection:
+        runs = connection.execute(
+            text("SELECT COUNT(*) FROM runs WHERE event_type = 'salesforce_outbound_message'")
+        ).scalar_one()
+        inbox = connection.execute(text("SELECT COUNT(*) FROM outbound_notifications")).scalar_one()
+    database.dispose()
     result: dict[str, Any] = {
         "messages": options.messages,
         "notifications": options.messages * NOTIFICATIONS,
         "clients": options.clients,
-        "database": "sqlite",
+        "database": "postgresql" if database_url else "sqlite",
         "worker": "separate"
         if options.separate_worker
         else ("none" if options.no_worker else "embedded"),

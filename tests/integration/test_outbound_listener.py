@@ -205,6 +205,10 @@ def test_hostile_and_foreign_messages_are_faults_that_store_nothing(
     # Without a Content-Length (chunked), the body is read only up to the limit.
     chunked = web.post(f"/hooks/salesforce/outbound/{token}", content=iter([b"x" * 1_000_000] * 7))
     assert chunked.status_code == 500 and "5 MB" in faultstring(chunked.content)
+    # Beyond the server's general body limit too, it is a SOAP fault, not the API's 413.
+    huge = web.post(f"/hooks/salesforce/outbound/{token}", content=b"x" * 12_000_000)
+    assert huge.status_code == 500 and huge.headers["content-type"] == SOAP
+    assert "5 MB" in faultstring(huge.content)
     assert counts(linked) == (0, 0, 0)
     # The one good message after all that still goes through.
     assert web.post(f"/hooks/salesforce/outbound/{token}", content=good).status_code == 200

@@ -84,20 +84,24 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses bodies over `max_bytes` with 413, whether or not Content-Length was sent."""
+    """Refuses bodies over `max_bytes` with 413, whether or not Content-Length was sent.
+
+    Not on `/hooks/`: the outbound-message listener reads at most its own, smaller limit and
+    answers a SOAP fault, the only refusal Salesforce's delivery log shows in words.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith("/hooks/"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, send)
+            await self._refuse(send)
             return
         received = 0
         response_started = False
@@ -124,18 +128,16 @@ class BodySizeLimitMiddleware:
         except HTTPException as exc:  # raised where no handler runs (e.g. outside a route)
             if exc.status_code != 413 or response_started:
                 raise
-            await self._refuse(scope, send)
+            await self._refuse(send)
 
     def _message(self) -> str:
         limit_mib = self.max_bytes / (1024 * 1024)
         return f"The request body is larger than this server accepts ({limit_mib:g} MiB)."
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        is_soap = scope["path"].startswith("/hooks/")
-        message = self._message()
-        body = _error_body("body_too_large", message) if not is_soap else message.encode()
+    async def _refuse(self, send: Send) -> None:
+        body = _error_body("body_too_large", self._message())
         headers: list[Any] = [
-            (b"content-type", b"application/json" if not is_soap else b"text/plain"),
+            (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
