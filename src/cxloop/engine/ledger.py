@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from cxloop import metrics
 from cxloop.db.base import utcnow
@@ -113,37 +113,52 @@ class Settled:
 def record_outcomes(
     db: Database, outcomes: Sequence[Outcome], *, started_at: datetime, worker: str
 ) -> Settled:
-    """Store each task run's outcome and attempt, settle dependents and run statuses."""
+    """Store each task run's outcome and attempt, settle dependents and run statuses.
+
+    Written with bulk statements (one UPDATE by primary key and one INSERT for the whole
+    batch), not object by object: on SQLite this transaction holds the only write lock, and
+    the listener and the response API wait for it.
+    """
     settled = Settled()
     now = utcnow()
     with db.uow() as uow:
+        session = uow.session
         rows = {
             row.id: row
-            for row in uow.session.scalars(
-                select(TaskRun).where(TaskRun.id.in_([o.task_run_id for o in outcomes]))
+            for row in session.execute(
+                select(
+                    TaskRun.id,
+                    TaskRun.status,
+                    TaskRun.claimed_by,
+                    TaskRun.attempts,
+                    TaskRun.run_id,
+                    TaskRun.task_type,
+                    TaskRun.batch_key,
+                    TaskRun.created_at,
+                ).where(TaskRun.id.in_([o.task_run_id for o in outcomes]))
             )
         }
+        changes: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
         run_ids: set[str] = set()
         for outcome in outcomes:
             row = rows.get(outcome.task_run_id)
             # A row someone else holds now (our lease ran out) is theirs to finish.
             if row is None or row.status != "running" or row.claimed_by != worker:
                 continue
-            _apply(row, outcome, now)
-            # Added to the session, not to row.attempt_log: appending would load every
-            # earlier attempt of every row, one query each, while holding the write lock.
-            uow.session.add(
-                TaskRunAttempt(
-                    task_run_id=row.id,
-                    number=row.attempts,
-                    started_at=started_at,
-                    finished_at=now,
-                    outcome=outcome.status if not outcome.ambiguous else "ambiguous",
-                    batch_size=len(outcomes),
-                    payload=outcome.payload,
-                    reply=outcome.reply,
-                    error=outcome.error,
-                )
+            changes.append({"id": row.id, **outcome_columns(outcome, now)})
+            attempts.append(
+                {
+                    "task_run_id": row.id,
+                    "number": row.attempts,
+                    "started_at": started_at,
+                    "finished_at": now,
+                    "outcome": outcome.status if not outcome.ambiguous else "ambiguous",
+                    "batch_size": len(outcomes),
+                    "payload": outcome.payload,
+                    "reply": outcome.reply,
+                    "error": outcome.error,
+                }
             )
             metrics.TASK_RUNS.labels(row.task_type, outcome.status).inc()
             if outcome.status == "succeeded":
@@ -151,38 +166,42 @@ def record_outcomes(
             if outcome.status == "waiting_retry" and outcome.retry_at is not None:
                 settled.retries.append((row.batch_key, outcome.retry_at))
             run_ids.add(row.run_id)
-        uow.session.flush()
+        if changes:
+            session.execute(update(TaskRun), changes)
+            session.execute(insert(TaskRunAttempt), attempts)
         # Settles every run's status too, blocked task runs or not.
-        settled.ready_keys = release_blocked(uow.session, run_ids)
+        settled.ready_keys = release_blocked(session, run_ids)
         uow.commit()
     return settled
 
 
-def _apply(row: TaskRun, outcome: Outcome, now: datetime) -> None:
-    row.status = outcome.status
-    row.status_reason = outcome.reason
-    row.lease_expires_at = None
-    row.claimed_by = None
-    row.ambiguous = outcome.ambiguous
+def outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    """The columns an outcome sets on its task run."""
+    columns: dict[str, Any] = {
+        "status": outcome.status,
+        "status_reason": outcome.reason,
+        "lease_expires_at": None,
+        "claimed_by": None,
+        "ambiguous": outcome.ambiguous,
+    }
     if outcome.payload is not None:
-        row.payload = outcome.payload
+        columns["payload"] = outcome.payload
     if outcome.status == "succeeded":
-        row.record_id = outcome.record_id
-        row.result = outcome.result
-        row.error = None
-        row.finished_at = now
+        columns |= {
+            "record_id": outcome.record_id,
+            "result": outcome.result,
+            "error": None,
+            "finished_at": now,
+        }
     elif outcome.status == "failed":
-        row.error = outcome.error
-        row.finished_at = now
+        columns |= {"error": outcome.error, "finished_at": now}
     elif outcome.status == "waiting_retry":
-        row.error = outcome.error
-        row.next_attempt_at = outcome.retry_at or now
+        columns |= {"error": outcome.error, "next_attempt_at": outcome.retry_at or now}
     elif outcome.status == "paused":
-        row.error = outcome.error
+        columns["error"] = outcome.error
     elif outcome.status == "skipped":  # nothing to do, on purpose (status_reason says why)
-        row.result = outcome.result
-        row.error = None
-        row.finished_at = now
+        columns |= {"result": outcome.result, "error": None, "finished_at": now}
+    return columns
 
 
 def retry_delay(attempts: int, base_s: float, cap_s: float) -> float:
