@@ -206,6 +206,30 @@ def test_an_ambiguous_insert_with_a_dedupe_field_is_not_duplicated(
     assert task_run.status == "succeeded" and "already inserted" in task_run.status_reason
 
 
+def test_an_insert_stays_suspect_until_its_dedupe_lookup_gets_an_answer(
+    linked: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    # Attempt 1 reaches Salesforce unseen; attempt 2 fails at its dedupe lookup (503) before
+    # it can settle anything; attempt 3 must still look first instead of inserting blindly.
+    document = upsert_workflow("Acme")
+    task = document["tasks"][0]
+    task.update(action="insert", dedupe_field="Response_ID__c")
+    del task["key_field"]
+    add_workflow(linked, setup, document)
+    emulator.control.post(
+        "/faults", json={"mode": "commit_then_drop", "count": 1, "method": "POST"}
+    ).raise_for_status()
+    emulator.control.post(
+        "/faults", json={"error": "503", "count": 1, "method": "GET", "path": "/query"}
+    ).raise_for_status()
+    submit(linked, setup, 5)
+    drain(linked)
+    assert len(sf_records(emulator, "Survey_Response__c")) == 1
+    (task_run,) = task_runs(linked)
+    assert task_run.status == "succeeded" and task_run.attempts == 3
+    assert "already inserted" in task_run.status_reason
+
+
 def test_a_revoked_connection_pauses_work_until_reconnected(
     linked: Container, setup: dict[str, Any], emulator: EmulatorServer, web: TestClient,
     owner: Person,

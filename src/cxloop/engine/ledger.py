@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
 from cxloop.db.base import utcnow
@@ -131,6 +132,7 @@ def record_outcomes(
                     TaskRun.status,
                     TaskRun.claimed_by,
                     TaskRun.attempts,
+                    TaskRun.ambiguous,
                     TaskRun.run_id,
                     TaskRun.task_type,
                     TaskRun.batch_key,
@@ -146,7 +148,13 @@ def record_outcomes(
             # A row someone else holds now (our lease ran out) is theirs to finish.
             if row is None or row.status != "running" or row.claimed_by != worker:
                 continue
-            changes.append({"id": row.id, **outcome_columns(outcome, now)})
+            columns = outcome_columns(outcome, now)
+            if outcome.status in ("waiting_retry", "paused") and row.ambiguous:
+                # Once an attempt may have reached Salesforce unseen, the row stays suspect
+                # until an answer settles it: a later failure that never got as far as the
+                # dedupe lookup must not make the next attempt insert blindly.
+                columns["ambiguous"] = True
+            changes.append({"id": row.id, **columns})
             attempts.append(
                 {
                     "task_run_id": row.id,
@@ -399,8 +407,8 @@ def task_runs_by_id(db: Database, ids: Iterable[str]) -> list[TaskRun]:
     with db.reader() as uow:
         rows = {
             row.id: row
-            for row in uow.session.scalars(select(TaskRun).where(TaskRun.id.in_(wanted)))
+            for row in uow.session.scalars(
+                select(TaskRun).where(TaskRun.id.in_(wanted)).options(selectinload(TaskRun.run))
+            )
         }
-        for row in rows.values():
-            row.run  # noqa: B018  (load it before the session closes)
     return [rows[i] for i in wanted if i in rows]

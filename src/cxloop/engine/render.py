@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +17,12 @@ from cxloop.db.workflow_models import WorkflowRevision
 from cxloop.domain.piped_text import PipedTextContext, render, render_value
 from cxloop.domain.salesforce_values import ValueProblem, to_field_value
 from cxloop.domain.workflow import SalesforceTask, WorkflowDocument
-from cxloop.services.runs import response_metadata, survey_content_of, workflow_document
+from cxloop.services.runs import (
+    parsed_workflow_document,
+    response_metadata,
+    survey_content_of,
+    workflow_document,
+)
 
 
 class RunGone(Exception):
@@ -24,6 +31,15 @@ class RunGone(Exception):
 
 def run_document(session: Session, run: Run) -> WorkflowDocument:
     """The workflow document the run was started with (its revision, not today's)."""
+    gone = RunGone(
+        f"The workflow {run.workflow_name!r} (revision {run.workflow_revision}) was deleted."
+    )
+    if run.workflow_id is None:  # the workflow was deleted (and its revisions with it)
+        raise gone
+    # Revisions never change: a revision this process has parsed needs no query.
+    parsed = parsed_workflow_document(run.workflow_id, run.workflow_revision)
+    if parsed is not None:
+        return parsed
     revision = session.scalar(
         select(WorkflowRevision).where(
             WorkflowRevision.workflow_id == run.workflow_id,
@@ -31,40 +47,65 @@ def run_document(session: Session, run: Run) -> WorkflowDocument:
         )
     )
     if revision is None:
-        raise RunGone(
-            f"The workflow {run.workflow_name!r} (revision {run.workflow_revision}) was deleted."
-        )
+        raise gone
     return workflow_document(revision.workflow_id, revision.revision, revision.document)
 
 
 def run_context(session: Session, run: Run) -> PipedTextContext:
     """Everything piped text may read for this run: the response, event fields, task outputs."""
-    outputs = {
-        t.task_id: {"Id": t.record_id or "", **(t.result or {})}
-        for t in session.scalars(
-            select(TaskRun).where(TaskRun.run_id == run.id, TaskRun.status == "succeeded")
+    return run_contexts(session, [run])[run.id]
+
+
+def run_contexts(session: Session, runs: Sequence[Run]) -> dict[str, PipedTextContext]:
+    """`run_context` of each run (by run id), read with three queries for the whole batch."""
+    run_ids = list({run.id for run in runs})
+    outputs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for run_id, task_id, record_id, result in session.execute(
+        select(TaskRun.run_id, TaskRun.task_id, TaskRun.record_id, TaskRun.result).where(
+            TaskRun.run_id.in_(run_ids), TaskRun.status == "succeeded"
+        )
+    ):
+        outputs[run_id][task_id] = {"Id": record_id or "", **(result or {})}
+    surveys = {
+        survey.id: survey
+        for survey in session.scalars(
+            select(Survey).where(Survey.id.in_({run.survey_id for run in runs}))
         )
     }
-    survey = session.get(Survey, run.survey_id)
-    content = survey_content_of(survey) if survey is not None else None
-    response = session.get(Response, run.response_id) if run.response_id else None
-    if response is None:
-        return PipedTextContext(
-            survey_content=content,
-            event_fields=run.event_data or {},
-            task_outputs=outputs,
-            metadata={"SurveyID": run.survey_id},
-            now=utcnow(),
-        )
-    return PipedTextContext(
-        survey_content=content,
-        answers=response.values or {},
-        embedded_data=response.embedded_data or {},
-        metadata=response_metadata(response),
-        event_fields=run.event_data or {},
-        task_outputs=outputs,
-        now=utcnow(),
+    response_ids = {run.response_id for run in runs if run.response_id}
+    responses = (
+        {
+            response.id: response
+            for response in session.scalars(select(Response).where(Response.id.in_(response_ids)))
+        }
+        if response_ids
+        else {}
     )
+    now = utcnow()
+    contexts: dict[str, PipedTextContext] = {}
+    for run in runs:
+        survey = surveys.get(run.survey_id)
+        content = survey_content_of(survey) if survey is not None else None
+        response = responses.get(run.response_id) if run.response_id else None
+        if response is None:
+            contexts[run.id] = PipedTextContext(
+                survey_content=content,
+                event_fields=run.event_data or {},
+                task_outputs=outputs[run.id],
+                metadata={"SurveyID": run.survey_id},
+                now=now,
+            )
+        else:
+            contexts[run.id] = PipedTextContext(
+                survey_content=content,
+                answers=response.values or {},
+                embedded_data=response.embedded_data or {},
+                metadata=response_metadata(response),
+                event_fields=run.event_data or {},
+                task_outputs=outputs[run.id],
+                now=now,
+            )
+    return contexts
 
 
 @dataclass

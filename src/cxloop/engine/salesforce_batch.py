@@ -19,7 +19,7 @@ from cxloop.domain.piped_text import PipedTextContext
 from cxloop.domain.workflow import SalesforceTask
 from cxloop.engine import ledger
 from cxloop.engine.ledger import Outcome
-from cxloop.engine.render import RenderedRecord, RunGone, render_record, run_context, run_document
+from cxloop.engine.render import RenderedRecord, RunGone, render_record, run_contexts, run_document
 from cxloop.salesforce.client import RecordResult, SalesforceClient
 from cxloop.salesforce.errors import SalesforceError, SalesforceUnreachable
 from cxloop.services.runs import SalesforceBatchKey
@@ -74,6 +74,7 @@ def execute(container: Container, task_runs: Sequence[TaskRun]) -> list[Outcome]
 def _execute(container: Container, client: SalesforceClient, items: list[_Item]) -> list[Outcome]:
     db = container.db
     with db.reader() as uow:
+        contexts = run_contexts(uow.session, [item.task_run.run for item in items])
         for item in items:
             try:
                 document = run_document(uow.session, item.task_run.run)
@@ -83,7 +84,7 @@ def _execute(container: Container, client: SalesforceClient, items: list[_Item])
             task = document.task(item.task_run.task_id)
             assert isinstance(task, SalesforceTask)
             item.task = task
-            item.context = run_context(uow.session, item.task_run.run)
+            item.context = contexts[item.task_run.run_id]
     live = [i for i in items if i.outcome is None]
     if not live:
         return [i.outcome for i in items]  # type: ignore[misc]

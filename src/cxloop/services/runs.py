@@ -405,6 +405,11 @@ def workflow_document(workflow_id: str, revision: int, document: Any) -> Workflo
     return _cached(_DOCUMENTS, (workflow_id, revision), lambda: parse_document(document))
 
 
+def parsed_workflow_document(workflow_id: str, revision: int) -> WorkflowDocument | None:
+    """The document of a workflow revision if this process has parsed it already."""
+    return _DOCUMENTS.get((workflow_id, revision))
+
+
 _CONTENTS: dict[tuple[str, int], Any] = {}
 _DOCUMENTS: dict[tuple[str, int], Any] = {}
 
