@@ -166,18 +166,14 @@ def test_a_rotated_refresh_token_is_kept(
         client.limits()
 
 
-def test_one_retry_only_after_a_refresh(
-    rest: SalesforceClient, emulator: EmulatorServer
-) -> None:
+def test_one_retry_only_after_a_refresh(rest: SalesforceClient, emulator: EmulatorServer) -> None:
     emulator.control.post("/faults", json={"error": "INVALID_SESSION_ID", "count": 2})
     with pytest.raises(InvalidSession):
         rest.limits()
     assert rest.calls == 2
 
 
-def test_hosts_that_are_not_salesforce_are_refused(
-    linked: Container, acme: dict
-) -> None:
+def test_hosts_that_are_not_salesforce_are_refused(linked: Container, acme: dict) -> None:
     with linked.db.uow() as uow:
         uow.session.get(Connection, acme["id"]).instance_url = "https://evil.example.com"
         uow.commit()

@@ -89,7 +89,7 @@ SURVEY_CONTENT: dict[str, Any] = {
 INVITATION_BODY = """Hello ${event://Field/SuppliedName},
 
 your case ${event://Field/CaseNumber} ("${event://Field/Subject}") is closed.
-How did we do? Two questions, one minute:
+How did we do? Three quick questions, one minute:
 
 ${l://SurveyLink}
 

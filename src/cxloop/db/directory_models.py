@@ -125,9 +125,7 @@ class Invitation(Base):
     __tablename__ = "invitations"
 
     id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("IV_"))
-    distribution_id: Mapped[str] = mapped_column(
-        ForeignKey("distributions.id", ondelete="CASCADE")
-    )
+    distribution_id: Mapped[str] = mapped_column(ForeignKey("distributions.id", ondelete="CASCADE"))
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     personal_link_id: Mapped[str | None] = mapped_column(
         ForeignKey("personal_links.id", ondelete="SET NULL")
