@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from cxloop.bootstrap import Container
-from cxloop.db.run_models import TaskRun
+from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.workflow import parse_document
 from cxloop.engine import ledger, worker
@@ -228,6 +229,30 @@ def test_an_insert_stays_suspect_until_its_dedupe_lookup_gets_an_answer(
     (task_run,) = task_runs(linked)
     assert task_run.status == "succeeded" and task_run.attempts == 3
     assert "already inserted" in task_run.status_reason
+
+
+def test_an_import_starts_only_the_workflows_that_include_imported_responses(
+    linked: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    included = upsert_workflow("Acme", name="Imported too")
+    included["event"]["include_imported"] = True
+    included["conditions"] = {
+        "join": "and",
+        "conditions": [{"field": "q://QID1", "operator": "less_or_equal", "value": 6}],
+    }
+    add_workflow(linked, setup, included)
+    add_workflow(linked, setup, upsert_workflow("Acme", name="Live only"))
+    rows = [
+        responses.SourceRow(n, {"values": {"QID1": score}, "embedded_data": {"CaseId": ""}})
+        for n, score in enumerate([2, 9, 5, 10], start=1)
+    ]
+    result = responses.import_responses(linked.db, setup["actor"], setup["survey_id"], rows)
+    assert result.stored == 4, result.bad_rows
+    with linked.db.reader() as uow:
+        started = uow.session.scalars(select(Run.workflow_name)).all()
+    assert started == ["Imported too", "Imported too"]  # the two detractors, once each
+    drain(linked)
+    assert sorted(r["NPS_Score__c"] for r in sf_records(emulator, "Survey_Response__c")) == [2, 5]
 
 
 def test_a_revoked_connection_pauses_work_until_reconnected(

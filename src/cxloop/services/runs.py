@@ -12,7 +12,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,46 +87,70 @@ _recent_lock = threading.Lock()
 
 def match_response(session: Session, response: Response, event: str, uow: UnitOfWork) -> None:
     """Write a run for every enabled workflow of the survey that this response event matches."""
-    workflows = session.scalars(
-        select(Workflow).where(
-            Workflow.survey_id == response.survey_id,
-            Workflow.enabled.is_(True),
-            Workflow.event_type == "survey_response",
-        )
-    ).all()
-    if not workflows:
-        return
-    session.autoflush = False  # nothing below reads what it adds; flushing once at commit is enough
-    survey = session.get(Survey, response.survey_id)
-    assert survey is not None
-    content = survey_content_of(survey)
+    match_responses(session, [response], event, uow)
+
+
+def match_responses(
+    session: Session, responses: Sequence[Response], event: str, uow: UnitOfWork
+) -> None:
+    """`match_response` for a batch written together (an import): one query for the workflows
+    of each survey in the batch, not one per response."""
+    by_survey: dict[str, list[Response]] = {}
+    for response in responses:
+        by_survey.setdefault(response.survey_id, []).append(response)
     ready_keys: list[str] = []
-    for workflow in workflows:
-        document = workflow_document(workflow.id, workflow.revision, workflow.document)
-        event_spec = document.event
-        assert isinstance(event_spec, SurveyResponseEvent)
-        if event not in event_spec.when:
+    for survey_id, survey_responses in by_survey.items():
+        workflows = session.scalars(
+            select(Workflow).where(
+                Workflow.survey_id == survey_id,
+                Workflow.enabled.is_(True),
+                Workflow.event_type == "survey_response",
+            )
+        ).all()
+        if not workflows:
             continue
-        if response.source == "import" and not event_spec.include_imported:
-            continue
-        if not response.finished and not event_spec.include_incomplete:
-            continue
-        if document.conditions is not None and not evaluate(
-            document.conditions, response_field_resolver(content, response)
-        ):
-            continue
-        suffix = event if event == "created" else f"updated:{response.updated_at.isoformat()}"
-        ready_keys += add_run(
-            session,
-            survey,
-            workflow,
-            document,
-            event_type="survey_response",
-            event_key=f"response:{response.id}:{suffix}",
-            response_id=response.id,
-        )
+        session.autoflush = False  # nothing below reads what it adds; one flush at commit
+        survey = session.get(Survey, survey_id)
+        assert survey is not None
+        content = survey_content_of(survey)
+        for workflow in workflows:
+            document = workflow_document(workflow.id, workflow.revision, workflow.document)
+            for response in survey_responses:
+                if _response_starts(document, content, response, event):
+                    ready_keys += add_run(
+                        session,
+                        survey,
+                        workflow,
+                        document,
+                        event_type="survey_response",
+                        event_key=_response_event_key(response, event),
+                        response_id=response.id,
+                    )
     if ready_keys:
         uow.after_commit(lambda: dispatch(ready_keys))
+
+
+def _response_event_key(response: Response, event: str) -> str:
+    """What deduplicates a response event's runs: each update is an event of its own."""
+    suffix = event if event == "created" else f"updated:{response.updated_at.isoformat()}"
+    return f"response:{response.id}:{suffix}"
+
+
+def _response_starts(
+    document: WorkflowDocument, content: SurveyContent | None, response: Response, event: str
+) -> bool:
+    """Whether this response event starts the workflow: its event options, then conditions."""
+    event_spec = document.event
+    assert isinstance(event_spec, SurveyResponseEvent)
+    if event not in event_spec.when:
+        return False
+    if response.source == "import" and not event_spec.include_imported:
+        return False
+    if not response.finished and not event_spec.include_incomplete:
+        return False
+    return document.conditions is None or evaluate(
+        document.conditions, response_field_resolver(content, response)
+    )
 
 
 def add_run(
