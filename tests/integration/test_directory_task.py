@@ -449,3 +449,34 @@ def test_the_dry_run_shows_the_contact_and_the_invitation_and_stores_nothing(
     assert "/s/" in invitation["body"] and "t=PERSONAL-LINK" in invitation["body"]
     assert invitation["link_embedded_data"] == {"CaseId": "500A"}
     assert count(container, Contact) == 0 and count(container, Invitation) == 0
+
+
+def test_an_outbound_workflow_is_tried_on_a_records_fields_over_the_api(
+    container: Container, setup: dict[str, Any], client: TestClient
+) -> None:
+    document = outbound()
+    document["conditions"] = {
+        "join": "and",
+        "conditions": [{"field": "event://Field/Subject", "operator": "is_not_empty"}],
+    }
+    workflow_id = add_workflow(container, setup, document)
+    url = f"/api/v1/surveys/{setup['survey_id']}/workflows/{workflow_id}/test"
+    reply = client.post(url, json={"event_fields": case(7)}, headers=setup["headers"])
+    assert reply.status_code == 200, reply.text
+    preview = reply.json()
+    assert preview["would_run"] is True and preview["event_fields"]["Id"] == case(7)["Id"]
+    (task,) = preview["tasks"]
+    assert task["contact"]["email"] == "jeraldine@example.com"
+    assert task["invitation"]["subject"] == "How did we do on Broken login, Jeraldine?"
+    assert task["invitation"]["link_embedded_data"] == {"CaseId": case(7)["Id"]}
+    quiet = client.post(
+        url, json={"event_fields": case(8, Subject=None)}, headers=setup["headers"]
+    ).json()
+    assert quiet["would_run"] is False
+    assert quiet["why_not"] == ["the conditions do not hold for this record"]
+    for bad in ({}, {"response_id": "R_x", "event_fields": case(1)}, {"event_fields": {}},
+                {"event_fields": {"Id": {"nested": 1}}}, {"event_fields": ["Id"]}):  # fmt: skip
+        refused = client.post(url, json=bad, headers=setup["headers"])
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"]["message"]
+    assert count(container, Contact) == 0 and count(container, Run) == 0

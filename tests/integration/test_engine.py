@@ -362,6 +362,12 @@ def test_dry_run_over_the_api_and_cli(
     result = CliRunner().invoke(cli, ["workflows", "test", workflow_id, "--response", response_id])
     assert result.exit_code == 0, result.output
     assert '"NPS_Score__c": 2' in result.output
+    # A record's fields try it as an outbound message would; this workflow is not one.
+    result = CliRunner().invoke(cli, ["workflows", "test", workflow_id, "--field", "Id=500x"])
+    assert result.exit_code == 0 and "starts on responses, not on Salesforce" in result.output
+    for bad in ([], ["--field", "Id"], ["--response", response_id, "--field", "Id=500x"]):
+        result = CliRunner().invoke(cli, ["workflows", "test", workflow_id, *bad])
+        assert result.exit_code != 0 and "error:" in result.output, (bad, result.output)
 
 
 def test_an_email_task_uses_an_earlier_tasks_record_id(

@@ -140,12 +140,30 @@ def diff(workflow_id: str, a: int, b: int, user: str | None = UserOption) -> Non
 @one_line_errors
 def test(
     workflow_id: str,
-    response: str = typer.Option(..., "--response", help="The response to try it on (R_...)."),
+    response: str | None = typer.Option(
+        None, "--response", help="The response to try it on (R_...)."
+    ),
+    field: list[str] = typer.Option(
+        [],
+        "--field",
+        help="For an outbound message workflow: a field of the record, NAME=VALUE (repeat).",
+    ),
     user: str | None = UserOption,
 ) -> None:
-    """Dry run: show what the workflow would send for a response, without sending anything."""
+    """Dry run: show what the workflow would send for a response, or for an outbound message's
+    record (--field Id=500... --field SuppliedEmail=...), without sending anything."""
+    event_fields = None
+    if field:
+        pairs = [item.partition("=") for item in field]
+        if any(not name or not sep for name, sep, _ in pairs):
+            fail("--field takes NAME=VALUE, e.g. --field SuppliedEmail=ann@example.com")
+        event_fields = {name: value for name, _, value in pairs}
+    if (response is None) == (event_fields is None):
+        fail("give --response R_... (a survey_response workflow) or --field NAME=VALUE ...")
     built = container()
-    preview = dry_run(built, actor_for(built, user), workflow_id, response)
+    preview = dry_run(
+        built, actor_for(built, user), workflow_id, response, event_fields=event_fields
+    )
     typer.echo(json.dumps(preview, indent=2, default=str))
     if not preview["would_run"]:
         err_console.print(f"It would not run: {'; '.join(preview['why_not'])}.", highlight=False)

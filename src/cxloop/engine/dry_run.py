@@ -22,6 +22,7 @@ from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.directory import clean_contact_fields
 from cxloop.services.personal_links import link_url
 from cxloop.services.runs import (
+    event_field_resolver,
     response_field_resolver,
     response_metadata,
     survey_content_of,
@@ -34,18 +35,41 @@ if TYPE_CHECKING:
     from cxloop.bootstrap import Container
 
 
+MAX_EVENT_FIELDS = 200
+
+
 def dry_run(
-    container: Container, actor: Actor, workflow_id: str, response_id: str
+    container: Container,
+    actor: Actor,
+    workflow_id: str,
+    response_id: str | None = None,
+    *,
+    event_fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the event and conditions, and render every task's record or mail."""
+    """Evaluate the event and conditions, and render every task's record or mail.
+
+    A `survey_response` workflow is tried on a stored response (`response_id`); an outbound
+    message workflow on a record's fields as Salesforce would send them (`event_fields`, e.g.
+    {"Id": "500...", "SuppliedEmail": "..."}).
+    """
+    if (response_id is None) == (event_fields is None):
+        raise InvalidInput(
+            "Give either a response (for a survey_response workflow) or the record's fields of "
+            "an outbound message (for a salesforce_outbound_message workflow).",
+            code="dry_run_input",
+        )
+    if event_fields is not None:
+        event_fields = _checked_event_fields(event_fields)
     with container.db.reader() as uow:
         workflow = uow.session.get(Workflow, workflow_id)
         if workflow is None:
             raise NotFound(f"No workflow {workflow_id!r}.")
         survey = get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.VIEW)
-        response = uow.session.get(Response, response_id)
-        if response is None or response.survey_id != survey.id:
-            raise NotFound(f"No response {response_id!r} in this workflow's survey.")
+        response = None
+        if response_id is not None:
+            response = uow.session.get(Response, response_id)
+            if response is None or response.survey_id != survey.id:
+                raise NotFound(f"No response {response_id!r} in this workflow's survey.")
         document = workflow_document(workflow.id, workflow.revision, workflow.document)
         content = survey_content_of(survey)
         connections = {
@@ -54,20 +78,36 @@ def dry_run(
             if isinstance(t, SalesforceTask)
         }
         owner_email = survey.owner.email
-    notes = _event_notes(document.event, response)
+    placeholders = {t.id: {"Id": f"<Id from task {t.id}>"} for t in document.tasks}
+    if response is not None:
+        notes = _event_notes(document.event, response)
+        resolver = response_field_resolver(content, response)
+        context = PipedTextContext(
+            survey_content=content,
+            answers=response.values or {},
+            embedded_data=response.embedded_data or {},
+            metadata=response_metadata(response),
+            task_outputs=placeholders,
+        )
+    else:
+        assert event_fields is not None
+        notes = []
+        if isinstance(document.event, SurveyResponseEvent):
+            notes.append("the workflow starts on responses, not on Salesforce outbound messages")
+        resolver = event_field_resolver(survey.id, event_fields)
+        context = PipedTextContext(
+            survey_content=content,
+            event_fields=event_fields,
+            metadata={"SurveyID": survey.id},
+            task_outputs=placeholders,
+        )
     matched = not notes
     if document.conditions is not None:
-        conditions_hold = evaluate(document.conditions, response_field_resolver(content, response))
+        conditions_hold = evaluate(document.conditions, resolver)
         if not conditions_hold:
-            notes.append("the conditions do not hold for this response")
+            what = "response" if response is not None else "record"
+            notes.append(f"the conditions do not hold for this {what}")
         matched = matched and conditions_hold
-    context = PipedTextContext(
-        survey_content=content,
-        answers=response.values or {},
-        embedded_data=response.embedded_data or {},
-        metadata=response_metadata(response),
-        task_outputs={t.id: {"Id": f"<Id from task {t.id}>"} for t in document.tasks},
-    )
     tasks = []
     for task in document.tasks:
         if isinstance(task, EmailTask):
@@ -87,13 +127,36 @@ def dry_run(
             tasks.append(
                 _salesforce_preview(container, task, context, connections[task.id], owner_email)
             )
-    return {
-        "workflow_id": workflow_id,
-        "response_id": response_id,
-        "would_run": matched,
-        "why_not": notes,
-        "tasks": tasks,
-    }
+    preview: dict[str, Any] = {"workflow_id": workflow_id}
+    if response_id is not None:
+        preview["response_id"] = response_id
+    else:
+        preview["event_fields"] = event_fields
+    return preview | {"would_run": matched, "why_not": notes, "tasks": tasks}
+
+
+def _checked_event_fields(fields: Any) -> dict[str, Any]:
+    """A record's fields as an outbound message carries them: names to text (or null)."""
+    if not isinstance(fields, dict) or not fields:
+        raise InvalidInput(
+            'The record\'s fields must be a non-empty object, e.g. {"Id": "500..."}.',
+            code="dry_run_input",
+        )
+    if len(fields) > MAX_EVENT_FIELDS:
+        raise InvalidInput(
+            f"A record has at most {MAX_EVENT_FIELDS} fields here.", code="dry_run_input"
+        )
+    for name, value in fields.items():
+        if not isinstance(name, str) or not name or len(name) > 80:
+            raise InvalidInput(
+                "Field names must be Salesforce API names (1 to 80 characters).",
+                code="dry_run_input",
+            )
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise InvalidInput(
+                f"The field {name!r} must hold text, a number or a boolean.", code="dry_run_input"
+            )
+    return {name: None if value is None else str(value) for name, value in fields.items()}
 
 
 def _event_notes(event: Any, response: Response) -> list[str]:
@@ -104,7 +167,10 @@ def _event_notes(event: Any, response: Response) -> list[str]:
         if not response.finished and not event.include_incomplete:
             notes.append("the response is incomplete and the workflow leaves those out")
     else:
-        notes.append("the workflow starts on Salesforce outbound messages, not on responses")
+        notes.append(
+            "the workflow starts on Salesforce outbound messages, not on responses: try it on "
+            "a record's fields instead"
+        )
     return notes
 
 

@@ -245,17 +245,26 @@ def export_workflow(
 
 
 class DryRunIn(RequestBody):
-    response_id: str = Field(min_length=1, max_length=40)
+    response_id: str | None = Field(default=None, min_length=1, max_length=40)
+    event_fields: dict[str, str | int | float | bool | None] | None = Field(
+        default=None,
+        description="For an outbound message workflow: the record's fields as Salesforce would "
+        'send them, e.g. {"Id": "500...", "SuppliedEmail": "..."}.',
+    )
 
 
-@router.post("/{workflow_id}/test", summary="Dry run: what this workflow would send for a response")
+@router.post(
+    "/{workflow_id}/test",
+    summary="Dry run: what this workflow would send for a response or an outbound record",
+)
 def test_workflow(
     survey_id: str, workflow_id: str, body: DryRunIn, actor: ApiActor, container: AppContainer
 ) -> dict[str, Any]:
     """Evaluate the event options and conditions, and show the exact records (and mails) the
-    workflow would send for the response. Nothing is sent; no run is recorded."""
+    workflow would send for the response (`response_id`) or, for an outbound message workflow,
+    for a record's fields (`event_fields`). Nothing is sent or stored; no run is recorded."""
     workflows.get_workflow(container.db, actor, workflow_id, survey_id=survey_id)
-    return dry_run(container, actor, workflow_id, body.response_id)
+    return dry_run(container, actor, workflow_id, body.response_id, event_fields=body.event_fields)
 
 
 class OutboundEndpointOut(Reply):
