@@ -22,12 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.e2e.conftest import CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests-artifacts"
 DEMO = [sys.executable, "-m", "cxloop", "demo"]
 FREE_PORTS = ["--port", "0", "--emulator-port", "0", "--smtp-port", "0", "--mail-port", "0"]
@@ -36,16 +32,6 @@ READY = "Ctrl-C stops everything"
 NPS, CSAT, COMMENT = "9", "5", "Quick and friendly. Thank you!"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    return str(CHROMIUM)
 
 
 @pytest.fixture

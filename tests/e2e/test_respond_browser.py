@@ -6,7 +6,6 @@ fails). Screenshots go to tests-artifacts/ (ignored by git) for a person to look
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from sqlalchemy import select
+from tests.e2e.conftest import CHROMIUM_ARGS
 
 from cxloop.bootstrap import Container
 from cxloop.db.models import Response
@@ -24,11 +24,6 @@ from cxloop.services.access import Actor
 from cxloop.services.users import create_user
 from cxloop.web.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests-artifacts"
 PHONE = {"width": 390, "height": 844}
 CONTENT = {
@@ -48,16 +43,6 @@ CONTENT = {
 }  # fmt: skip
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    return str(CHROMIUM)
 
 
 @pytest.fixture
