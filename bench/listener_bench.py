@@ -33,29 +33,14 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workflow_bench import CONTENT, PYTHON, cxloop, free_port, process, quantile, wait_until
+from workflow_bench import PYTHON, cxloop, free_port, linked_survey, process, quantile, wait_until
 
 NOTIFICATIONS = 100
 
 
 def set_up(base: str, sf: str, env: dict[str, str]) -> str:
     """An admin, a linked connection, a survey with an outbound workflow; returns its URL."""
-    cxloop(env, "users", "create", "bench@example.com", "--admin", "--password-stdin",
-           stdin="bench passphrase 1\n")  # fmt: skip
-    token = cxloop(env, "tokens", "create", "--user", "bench@example.com").strip().splitlines()[-1]
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    started = (
-        api.post(
-            "/api/v1/connections", json={"name": "Emulator", "type": "emulator", "login_url": sf}
-        )
-        .raise_for_status()
-        .json()
-    )
-    back = httpx.get(started["authorize_url"], follow_redirects=False)
-    httpx.get(back.headers["location"], timeout=60).raise_for_status()
-    survey = api.post("/api/v1/surveys", json={"name": "Bench CSAT"}).raise_for_status().json()
-    api.put(f"/api/v1/surveys/{survey['id']}/content", json=CONTENT).raise_for_status()
-    api.patch(f"/api/v1/surveys/{survey['id']}", json={"status": "active"}).raise_for_status()
+    api, survey = linked_survey(base, sf, env, "Bench CSAT")
     workflow = {
         "name": "Closed cases",
         "event": {

@@ -89,8 +89,11 @@ def cxloop(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def set_up(base: str, sf: str, env: dict[str, str]) -> tuple[dict[str, str], str]:
-    """An admin with a token, a linked connection, an active survey with the workflow."""
+def linked_survey(
+    base: str, sf: str, env: dict[str, str], name: str
+) -> tuple[httpx.Client, dict[str, Any]]:
+    """An admin with a token (the API client), a connection "Emulator" linked over OAuth, and
+    an active survey of CONTENT named `name`."""
     cxloop(env, "users", "create", "bench@example.com", "--admin", "--password-stdin",
            stdin="bench passphrase 1\n")  # fmt: skip
     token = cxloop(env, "tokens", "create", "--user", "bench@example.com").strip().splitlines()[-1]
@@ -105,9 +108,16 @@ def set_up(base: str, sf: str, env: dict[str, str]) -> tuple[dict[str, str], str
     )
     back = httpx.get(started["authorize_url"], follow_redirects=False)
     httpx.get(back.headers["location"], timeout=60).raise_for_status()
-    survey = api.post("/api/v1/surveys", json={"name": "Bench NPS"}).raise_for_status().json()
+    survey = api.post("/api/v1/surveys", json={"name": name}).raise_for_status().json()
     api.put(f"/api/v1/surveys/{survey['id']}/content", json=CONTENT).raise_for_status()
     api.patch(f"/api/v1/surveys/{survey['id']}", json={"status": "active"}).raise_for_status()
+    return api, survey
+
+
+def set_up(base: str, sf: str, env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """An admin with a token, a linked connection, an active survey with the workflow."""
+    api, survey = linked_survey(base, sf, env, "Bench NPS")
+    headers = {"Authorization": api.headers["Authorization"]}
     workflow = {
         "name": "Upsert response",
         "event": {"type": "survey_response", "when": ["created"]},
