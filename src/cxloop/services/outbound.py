@@ -36,12 +36,11 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import load_only
 
 from cxloop import metrics
-from cxloop.db.models import Connection, Survey
+from cxloop.db.models import Survey
 from cxloop.db.run_models import OutboundNotification
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
@@ -59,7 +58,14 @@ from cxloop.domain.outbound_message import (
 from cxloop.domain.workflow import OutboundMessageEvent, WorkflowDocument
 from cxloop.salesforce import hosts
 from cxloop.salesforce.errors import HostNotAllowed
-from cxloop.services.runs import add_runs_bulk, dispatch, event_field_resolver, workflow_document
+from cxloop.services.runs import (
+    RunEvent,
+    add_runs_bulk,
+    dispatch,
+    event_field_resolver,
+    workflow_document,
+)
+from cxloop.services.workflows import outbound_token_hash, resolve_owner_connection
 
 log = structlog.get_logger(__name__)
 
@@ -113,11 +119,6 @@ class _Target:
 
 class _Stale(Exception):
     """The workflow changed (a new revision) between the first look and the write."""
-
-
-def hash_token(token: str) -> str:
-    """What `workflows.outbound_token_hash` stores for a token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def receive(
@@ -207,7 +208,7 @@ def _receive_for(
 def _token_hash(token: str) -> str:
     if not _TOKEN.match(token or ""):
         raise _unknown_token()
-    return hash_token(token)
+    return outbound_token_hash(token)
 
 
 def _unknown_token() -> Refused:
@@ -264,7 +265,9 @@ def _target(session: Any, token_hash: str) -> _Target:
             "workflow_disabled",
         )
     survey = session.get(Survey, workflow.survey_id)
-    connection = _owner_connection(session, survey.owner_id, event.connection) if survey else None
+    connection = (
+        resolve_owner_connection(session, survey.owner_id, event.connection) if survey else None
+    )
     if connection is None:
         raise Refused(
             f"The cxloop workflow {workflow.name!r} names the connection {event.connection!r}, "
@@ -282,22 +285,6 @@ def _target(session: Any, token_hash: str) -> _Target:
         org_id=connection.org_id,
         instance_url=connection.instance_url,
     )
-
-
-def _owner_connection(session: Any, owner_id: str, name_or_id: str) -> Connection | None:
-    """The owner's connection with this id (first) or name; its tokens are not even loaded."""
-    found = session.scalars(
-        select(Connection)
-        .options(
-            load_only(Connection.id, Connection.name, Connection.org_id, Connection.instance_url)
-        )
-        .where(
-            Connection.owner_id == owner_id,
-            or_(Connection.id == name_or_id, Connection.name == name_or_id),
-        )
-    ).all()
-    by_id = [c for c in found if c.id == name_or_id]
-    return (by_id or found or [None])[0]
 
 
 def _check_source(target: _Target, client_ip: str | None) -> None:
@@ -464,7 +451,7 @@ def _store(
             survey = session.get(Survey, target.survey_id)
             assert survey is not None
             starting = [
-                (f"outbound:{org15}:{n.notification_id}", dict(n.fields))
+                RunEvent(f"outbound:{org15}:{n.notification_id}", dict(n.fields))
                 for n in fresh
                 if starts[n.notification_id]
             ]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy import inspect as sa_inspect
@@ -153,6 +153,15 @@ def _response_starts(
     )
 
 
+class RunEvent(NamedTuple):
+    """One event that starts a run: what deduplicates it, its data (an outbound message's
+    record fields), and the response it came from, if any."""
+
+    event_key: str
+    event_data: dict[str, Any] | None = None
+    response_id: str | None = None
+
+
 def add_run(
     session: Session,
     survey: Survey,
@@ -164,27 +173,17 @@ def add_run(
     response_id: str | None = None,
     event_data: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Add a run and its task runs to the session; returns the batch keys ready to go."""
-    run = Run(
-        id=new_id("RN_"),
-        survey_id=survey.id,
-        workflow_id=workflow.id,
-        workflow_name=document.name,
-        workflow_revision=workflow.revision,
+    """Write a run and its task runs in the session's transaction; returns the batch keys
+    ready to go."""
+    return add_runs_bulk(
+        session,
+        survey,
+        workflow.id,
+        workflow.revision,
+        document,
+        [RunEvent(event_key, event_data, response_id)],
         event_type=event_type,
-        event_key=event_key,
-        response_id=response_id,
-        event_data=event_data or {},
-        status="pending",
     )
-    session.add(run)
-    ready: list[str] = []
-    for index, task in enumerate(document.tasks):
-        task_run = new_task_run(session, survey, run, index, task)
-        run.task_runs.append(task_run)
-        if task_run.status == "pending":
-            ready.append(task_run.batch_key)
-    return ready
 
 
 def add_runs_bulk(
@@ -193,18 +192,17 @@ def add_runs_bulk(
     workflow_id: str,
     revision: int,
     document: WorkflowDocument,
-    events: Iterable[tuple[str, dict[str, Any]]],
+    events: Iterable[RunEvent],
     *,
     event_type: str,
 ) -> list[str]:
-    """`add_run` for many events of one workflow revision, written with two Core INSERTs.
+    """Write the runs of many events of one workflow revision, with two Core INSERTs.
 
-    The rows are those `add_run` writes, without the ORM's per-object work: the outbound
-    message listener writes up to 100 runs per message and must answer quickly. Each task's
-    row comes from `new_task_run` once per call (its row depends on the task, not on the event)
-    and is copied for each event with fresh ids; a batch key that names its own task run
-    (`email|TR_...`) names the copy's. `events` are (event_key, event_data) pairs. Returns the
-    batch keys ready to go.
+    No per-object ORM work: the outbound message listener writes up to 100 runs per message
+    and must answer quickly, and a response's transaction holds SQLite's write lock. Each
+    task's row comes from `new_task_run` once per call (its row depends on the task, not on
+    the event) and is copied for each event with fresh ids; a batch key that names its own
+    task run (`email|TR_...`) names the copy's. Returns the batch keys ready to go.
     """
     events = list(events)
     if not events:
@@ -220,7 +218,7 @@ def add_runs_bulk(
     run_rows: list[dict[str, Any]] = []
     task_rows: list[dict[str, Any]] = []
     ready: list[str] = []
-    for run_id, (event_key, event_data) in zip(run_ids, events, strict=True):
+    for run_id, event in zip(run_ids, events, strict=True):
         run_rows.append(
             {
                 "id": run_id,
@@ -229,9 +227,9 @@ def add_runs_bulk(
                 "workflow_name": document.name,
                 "workflow_revision": revision,
                 "event_type": event_type,
-                "event_key": event_key,
-                "response_id": None,
-                "event_data": event_data or {},
+                "event_key": event.event_key,
+                "response_id": event.response_id,
+                "event_data": event.event_data or {},
                 "status": "pending",
                 "created_at": now,
             }

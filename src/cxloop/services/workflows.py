@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, defer, load_only
 
 from cxloop.db.base import new_id
 from cxloop.db.models import Connection, Survey
@@ -205,8 +205,12 @@ def resolve_owner_connection(
     if isinstance(session_or_db, Database):
         with session_or_db.reader() as uow:
             return resolve_owner_connection(uow.session, owner_id, name_or_id)
+    # Callers need which connection (id, org, instance), not its tokens: leaving them out saves
+    # decrypting them on the worker's and the listener's hot paths.
     found = session_or_db.scalars(
-        select(Connection).where(
+        select(Connection)
+        .options(defer(Connection.access_token), defer(Connection.refresh_token))
+        .where(
             Connection.owner_id == owner_id,
             or_(Connection.id == name_or_id, Connection.name == name_or_id),
         )
@@ -728,8 +732,13 @@ def _sync_outbound_token(workflow: Workflow, parsed: WorkflowDocument) -> None:
 def _new_outbound_token(workflow: Workflow) -> str:
     token = secrets.token_urlsafe(32)
     workflow.outbound_token = token
-    workflow.outbound_token_hash = hashlib.sha256(token.encode()).hexdigest()
+    workflow.outbound_token_hash = outbound_token_hash(token)
     return token
+
+
+def outbound_token_hash(token: str) -> str:
+    """What `Workflow.outbound_token_hash` stores for a token: the listener looks it up."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _endpoint(
