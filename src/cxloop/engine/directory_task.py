@@ -11,6 +11,7 @@ invitation was marked sent leaves it pending; the retry then sends it once more.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from email.utils import formataddr
 from typing import TYPE_CHECKING, Any
@@ -127,17 +128,8 @@ def invitation_context(
     context: PipedTextContext, recipient: dict[str, Any], survey_link: str, opt_out_link: str
 ) -> PipedTextContext:
     """The run's context plus the recipient (`${m://...}`) and the links (`${l://...}`)."""
-    return PipedTextContext(
-        survey_content=context.survey_content,
-        answers=context.answers,
-        embedded_data=context.embedded_data,
-        metadata=context.metadata,
-        recipient=recipient,
-        links={"SurveyLink": survey_link, "OptOutLink": opt_out_link},
-        event_fields=context.event_fields,
-        task_outputs=context.task_outputs,
-        now=context.now,
-    )
+    links = {"SurveyLink": survey_link, "OptOutLink": opt_out_link}
+    return dataclasses.replace(context, recipient=recipient, links=links)
 
 
 def render_invitation(task: DirectoryTask, context: PipedTextContext) -> tuple[str, str, str]:

@@ -20,6 +20,7 @@ from cxloop.errors import InvalidInput, NotFound
 from cxloop.salesforce.errors import SalesforceError
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.directory import clean_contact_fields
+from cxloop.services.distributions import recipient_fields
 from cxloop.services.personal_links import link_url
 from cxloop.services.runs import (
     event_field_resolver,
@@ -238,13 +239,13 @@ def directory_preview(
     base_url = container.settings.base_url
     survey_link = link_url(survey_id, "PERSONAL-LINK", base_url)
     opt_out = f"{base_url.rstrip('/')}/optout/OPT-OUT-LINK"
-    recipient = {
-        "FirstName": contact["first_name"],
-        "LastName": contact["last_name"],
-        "Email": contact["email"],
-        "ExternalDataReference": contact["external_ref"] or "",
-        "Language": contact["language"],
-    }
+    recipient = recipient_fields(
+        contact["email"],
+        contact["first_name"],
+        contact["last_name"],
+        contact["external_ref"] or "",
+        contact["language"],
+    )
     subject, body, _html = render_invitation(
         task, invitation_context(context, recipient, survey_link, opt_out)
     )

@@ -66,13 +66,9 @@ class PreparedInvitation:
     @property
     def recipient(self) -> dict[str, Any]:
         """The contact as `${m://...}` reads it."""
-        return {
-            "FirstName": self.first_name,
-            "LastName": self.last_name,
-            "Email": self.email,
-            "ExternalDataReference": self.external_ref,
-            "Language": self.language,
-        }
+        return recipient_fields(
+            self.email, self.first_name, self.last_name, self.external_ref, self.language
+        )
 
     @property
     def output(self) -> dict[str, Any]:
@@ -84,6 +80,19 @@ class PreparedInvitation:
             "DistributionID": self.distribution_id or "",
             "InvitationID": self.invitation_id or "",
         }
+
+
+def recipient_fields(
+    email: str, first_name: str, last_name: str, external_ref: str, language: str
+) -> dict[str, Any]:
+    """A contact under the names `${m://...}` reads (the reference product's recipient)."""
+    return {
+        "FirstName": first_name,
+        "LastName": last_name,
+        "Email": email,
+        "ExternalDataReference": external_ref,
+        "Language": language,
+    }
 
 
 def prepare_invitation(
