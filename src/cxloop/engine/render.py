@@ -172,7 +172,3 @@ def _record_type_id(describe: dict[str, Any], wanted: str) -> str | None:
         if wanted in (info.get("recordTypeId"), info.get("developerName"), info.get("name")):
             return info.get("recordTypeId")
     return None
-
-
-def task_run_label(task_run: TaskRun) -> str:
-    return f"task '{task_run.task_id}'"
