@@ -4,8 +4,8 @@ Starts `cxloop serve` as a subprocess on a free port (SQLite in a temporary data
 default; with `--database-url postgresql://...` a fresh `test_bench_<random>` database that is
 dropped afterwards), creates an admin, an API token and an active survey, then:
 
-1. single: `--clients` threads (httpx, keep-alive) POST one response per request to
-   `/api/v1/surveys/{id}/responses` for `--seconds`; responses/s and p50/p99 latency;
+1. single: `--clients` concurrent keep-alive connections (`http_load`) POST one response per
+   request to `/api/v1/surveys/{id}/responses` for `--seconds`; responses/s, p50/p99 latency;
 2. import: `--import-rows` responses through the bulk import service (`import_responses`, the
    code behind `cxloop responses import`), in this process against the same database;
 3. import over HTTP: the same number of rows POSTed as JSON arrays of `--array-size`.
@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from http_load import post_json_requests, run_load
 
 PYTHON = sys.executable
 CONTENT = {
@@ -144,51 +144,18 @@ def server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
 
 
 def single_load(base: str, headers: dict[str, str], path: str, clients: int, seconds: float):
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    lock = threading.Lock()
-    start_gate = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def client(number: int) -> None:
-        mine: list[float] = []
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-            start_gate.wait()
-            n = number * 10_000_000
-            while time.monotonic() < stop_at[0]:
-                n += 1
-                began = time.perf_counter()
-                try:
-                    reply = http.post(path, json=response_body(n))
-                    status = str(reply.status_code)
-                except httpx.HTTPError as exc:
-                    status = type(exc).__name__
-                elapsed = time.perf_counter() - began
-                if status == "201":
-                    mine.append(elapsed)
-                else:
-                    with lock:
-                        errors[status] = errors.get(status, 0) + 1
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    stop_at[0] = time.monotonic() + seconds
-    began = time.monotonic()
-    start_gate.wait()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
+    """`clients` keep-alive connections POST one response per request for `seconds`."""
+    request_for = post_json_requests(base, path, headers, response_body)
+    load = run_load(base, request_for, clients=clients, seconds=seconds)
+    latencies = load.latencies
     return {
-        "responses_per_s_single": round(len(latencies) / elapsed, 1),
+        "responses_per_s_single": round(len(latencies) / load.seconds, 1),
         "single_accepted": len(latencies),
-        "single_errors": errors,
+        "single_errors": load.errors,
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "latency_ms_p99": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
         "clients": clients,
-        "seconds": round(elapsed, 1),
+        "seconds": round(load.seconds, 1),
     }
 
 

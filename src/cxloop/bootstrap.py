@@ -17,6 +17,7 @@ from cxloop.engine.tasks import QueueTasks, register_tasks
 from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
 from cxloop.services import response_events, runs
+from cxloop.services.response_intake import ResponseIntake
 from cxloop.settings import Settings
 
 
@@ -30,6 +31,7 @@ class Container:
     secret_box: SecretBox
     describe_cache: DescribeCache
     tasks: QueueTasks = field(init=False)
+    response_intake: ResponseIntake = field(init=False)
     jobs: list[PeriodicJob] = field(default_factory=list)
 
     def scheduler(self) -> Scheduler:
@@ -41,6 +43,7 @@ class Container:
         )
 
     def close(self) -> None:
+        self.response_intake.close()
         self.db.dispose()
 
 
@@ -66,6 +69,7 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
         describe_cache=DescribeCache(settings.salesforce_describe_ttl_s),
     )
     container.jobs = periodic_jobs(container)
+    container.response_intake = ResponseIntake(db)
     container.tasks = register_tasks(container.huey, container)
     # Process-wide wiring: the last container built is the one this process serves.
     runs.use_dispatcher(lambda keys: [container.tasks.dispatch(key) for key in keys])

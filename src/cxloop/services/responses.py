@@ -14,7 +14,7 @@ import itertools
 import json
 import secrets
 import string
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO, TypeVar
@@ -263,26 +263,92 @@ def duration(started: datetime | None, ended: datetime | None) -> int | None:
 # -- one response ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One response submitted whole by `actor` (the API's single POST)."""
+
+    actor: Actor
+    survey_id: str
+    document: Any
+    source: Source = "api"
+
+
 def submit_response(
     db: Database, actor: Actor, survey_id: str, document: Any, *, source: Source = "api"
 ) -> Response:
     """Store one response submitted whole (editors and up; the survey must be active)."""
+    [outcome] = submit_responses(db, [Submission(actor, survey_id, document, source)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def submit_responses(db: Database, submissions: Sequence[Submission]) -> list[Response | Exception]:
+    """Store responses submitted one by one, together in one transaction (group commit).
+
+    Each submission is checked on its own and gets its own outcome, in order: the stored
+    response, or the error that refused or failed it. The accepted ones commit together, each
+    with its runs. Should that transaction fail, each is stored again in a transaction of its
+    own, so that one culprit never costs the others their response.
+    """
+    try:
+        return _submit_together(db, submissions)
+    except Exception as exc:
+        if len(submissions) == 1:
+            return [exc]
+    return [submit_responses(db, [one])[0] for one in submissions]
+
+
+def _submit_together(db: Database, submissions: Sequence[Submission]) -> list[Response | Exception]:
     with db.uow() as uow:
-        survey = survey_ref(uow.session, survey_id, actor, SurveyAccess.EDIT)
-        doc = _parse(ResponseDocument, document)
-        check_accepting(survey)
-        content = content_for(uow.session, survey)
-        problems = check_document(content, doc)
-        if problems:
-            raise _invalid(problems)
-        row = _row(
-            survey.id, content, doc, source=source, default_language=survey.language,
-            now=utcnow(),
-        )  # fmt: skip
-        [response] = _insert_rows(uow.session, [row])
-        response_events.on_response_event(uow.session, response, "created", uow)
+        outcomes = _check_submissions(uow.session, submissions)
+        rows = [outcome for outcome in outcomes if isinstance(outcome, dict)]
+        if not rows:
+            return [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        # Without hooks a batch INSERT builds no objects; the caller still needs them.
+        stored = iter(_insert_rows(uow.session, rows) or [Response(**row) for row in rows])
+        responses = [next(stored) if isinstance(o, dict) else o for o in outcomes]
+        response_events.on_response_events(
+            uow.session, [r for r in responses if isinstance(r, Response)], "created", uow
+        )
         uow.commit()
-    return response
+    return responses
+
+
+def _check_submissions(
+    session: Session, submissions: Sequence[Submission]
+) -> list[dict[str, Any] | Exception]:
+    """The row to insert for each submission, or the error that refuses it."""
+    surveys: dict[tuple[str, str], SurveyRef | CxloopError] = {}
+    now = utcnow()
+    outcomes: list[dict[str, Any] | Exception] = []
+    for submission in submissions:
+        key = (submission.survey_id, submission.actor.id)
+        try:
+            if key not in surveys:
+                try:
+                    surveys[key] = survey_ref(
+                        session, submission.survey_id, submission.actor, SurveyAccess.EDIT
+                    )
+                except CxloopError as exc:
+                    surveys[key] = exc
+            survey = surveys[key]
+            if isinstance(survey, CxloopError):
+                raise survey
+            doc = _parse(ResponseDocument, submission.document)
+            check_accepting(survey)
+            content = content_for(session, survey)
+            problems = check_document(content, doc)
+            if problems:
+                raise _invalid(problems)
+            row = _row(
+                survey.id, content, doc, source=submission.source,
+                default_language=survey.language, now=now,
+            )  # fmt: skip
+            outcomes.append(row)
+        except CxloopError as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def get_response(db: Database, actor: Actor, survey_id: str, response_id: str) -> Response:

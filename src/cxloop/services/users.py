@@ -179,17 +179,11 @@ def authenticate_token(db: Database, token: str) -> User:
     A token seen in the last few seconds is answered from memory (two queries saved on every
     API call); revoking it here forgets it at once, and other processes within `_CACHE_TTL_S`.
     """
-    if not token.startswith(security.API_TOKEN_PREFIX) or len(token) > 200:
-        raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
+    user = recently_authenticated(token)
+    if user is not None:
+        return user
     digest = security.hash_api_token(token)
-    cached = _token_cache.get(digest)
     now_mono = time.monotonic()
-    if (
-        cached is not None
-        and now_mono - cached[1] < _CACHE_TTL_S
-        and (cached[2] is None or cached[2] > utcnow())
-    ):
-        return cached[0]
     with db.reader() as uow:
         record = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         now = utcnow()
@@ -210,6 +204,21 @@ def authenticate_token(db: Database, token: str) -> User:
         _token_cache.clear()
     _token_cache[digest] = (user, now_mono, record.expires_at)
     return user
+
+
+def recently_authenticated(token: str) -> User | None:
+    """The user of a token `authenticate_token` accepted in the last few seconds, from memory
+    (no database: the API's async path answers from here without a thread); None otherwise."""
+    if not token.startswith(security.API_TOKEN_PREFIX) or len(token) > 200:
+        raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
+    cached = _token_cache.get(security.hash_api_token(token))
+    if (
+        cached is not None
+        and time.monotonic() - cached[1] < _CACHE_TTL_S
+        and (cached[2] is None or cached[2] > utcnow())
+    ):
+        return cached[0]
+    return None
 
 
 _CACHE_TTL_S = 10.0

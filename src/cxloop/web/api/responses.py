@@ -7,17 +7,19 @@ details list every problem as {qid, code, message, field}.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from cxloop.errors import InvalidInput
 from cxloop.services import responses
 from cxloop.services.responses import ResponseFilter, response_document
-from cxloop.web.deps import ApiActor, Db
+from cxloop.web.deps import ApiActor, Db, Intake
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
 
@@ -77,15 +79,17 @@ Until = Annotated[datetime | None, Query(description="Recorded before (ISO 8601 
         422: {"description": "Refused, with every problem listed"},
     },
 )
-def create_response(
+async def create_response(
     survey_id: str,
     actor: ApiActor,
     db: Db,
+    intake: Intake,
     payload: Annotated[Any, Body(description="A response object, or an array of them")],
 ) -> JSONResponse:
     if isinstance(payload, list):
-        return _bulk(db, actor, survey_id, payload)
-    response = responses.submit_response(db, actor, survey_id, payload)
+        return await run_in_threadpool(_bulk, db, actor, survey_id, payload)
+    # One response: the intake stores it with whatever else arrived meanwhile (group commit).
+    response = await asyncio.wrap_future(intake.submit(actor, survey_id, payload))
     return JSONResponse(response_document(response), status_code=201)
 
 

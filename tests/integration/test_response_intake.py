@@ -1,0 +1,168 @@
+"""Group commit of single submissions: `responses.submit_responses` and the `ResponseIntake`
+writer thread behind `POST .../responses`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from cxloop.bootstrap import Container
+from cxloop.db.models import Response
+from cxloop.errors import Forbidden, InvalidInput, NotFound
+from cxloop.services import response_events
+from cxloop.services.access import Actor
+from cxloop.services.response_intake import ResponseIntake
+from cxloop.services.responses import Submission, SurveyNotAccepting, submit_responses
+from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person, share
+
+
+def stored_ids(container: Container) -> set[str]:
+    with container.db.reader() as uow:
+        return set(uow.session.scalars(select(Response.id)))
+
+
+def actor_of(person: Any) -> Actor:
+    return Actor(id=person.id, email=person.email, is_admin=False)
+
+
+@pytest.fixture
+def batches() -> Any:
+    """The sizes of the batches the response hooks are called with."""
+    sizes: list[int] = []
+    gate: dict[str, threading.Event] = {}
+
+    def for_many(session: Any, responses: Any, event: str, uow: Any) -> None:
+        sizes.append(len(responses))
+        if "hold" in gate:
+            gate["entered"].set()
+            gate.pop("hold").wait(10)  # hold the writer inside its transaction once
+
+    unregister = response_events.register_hook(lambda *args: None, for_many=for_many)
+    yield sizes, gate
+    unregister()
+
+
+def test_each_submission_of_a_batch_gets_its_own_outcome(
+    client: TestClient, container: Container, batches: Any
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    viewer = quick_person(container, "vera@example.com")
+    survey_id = make_survey(client, alice)
+    draft_id = make_survey(client, alice, status="draft", name="Not yet")
+    share(client, alice, survey_id, viewer, "viewer")
+    sizes, _ = batches
+    good = {"values": GOOD_VALUES}
+    outcomes = submit_responses(
+        container.db,
+        [
+            Submission(actor_of(alice), survey_id, good),
+            Submission(actor_of(alice), survey_id, {"values": GOOD_VALUES | {"QID1": 11}}),
+            Submission(actor_of(alice), "S_nosuchsurvey00", good),
+            Submission(actor_of(viewer), survey_id, good),
+            Submission(actor_of(alice), draft_id, good),
+            Submission(actor_of(alice), survey_id, "not an object"),
+            Submission(actor_of(alice), survey_id, good),
+        ],
+    )
+    kinds = [type(outcome) for outcome in outcomes]
+    assert kinds == [
+        Response, InvalidInput, NotFound, Forbidden, SurveyNotAccepting, InvalidInput, Response,
+    ]  # fmt: skip
+    assert outcomes[1].details[0]["qid"] == "QID1"  # type: ignore[union-attr]
+    assert stored_ids(container) == {outcomes[0].id, outcomes[6].id}  # type: ignore[union-attr]
+    assert sizes == [2]  # one transaction, the hooks told of both stored responses at once
+
+
+def test_a_hook_failing_for_one_submission_costs_the_others_nothing(
+    client: TestClient, container: Container, batches: Any
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice)
+
+    def explode(session: Any, response: Response, event: str, uow: Any) -> None:
+        if response.values.get("QID1") == 0:
+            raise RuntimeError("the matcher broke")
+
+    unregister = response_events.register_hook(explode)
+    try:
+        outcomes = submit_responses(
+            container.db,
+            [
+                Submission(actor_of(alice), survey_id, {"values": GOOD_VALUES | {"QID1": n}})
+                for n in (7, 0, 8)
+            ],
+        )
+    finally:
+        unregister()
+    assert [type(o) for o in outcomes] == [Response, RuntimeError, Response]
+    assert stored_ids(container) == {outcomes[0].id, outcomes[2].id}  # type: ignore[union-attr]
+    sizes, _ = batches
+    assert sizes == [3, 1, 1, 1]  # the shared transaction, then one each to find the culprit
+
+
+def test_what_arrives_while_a_transaction_runs_goes_in_the_next_one(
+    client: TestClient, container: Container, batches: Any
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice)
+    sizes, gate = batches
+    gate["hold"], gate["entered"] = threading.Event(), threading.Event()
+    release = gate["hold"]
+    intake = ResponseIntake(container.db, max_batch=10)
+    try:
+        first = intake.submit(actor_of(alice), survey_id, {"values": GOOD_VALUES})
+        assert gate["entered"].wait(10)
+        more = [
+            intake.submit(actor_of(alice), survey_id, {"values": GOOD_VALUES | {"QID1": n % 11}})
+            for n in range(24)
+        ]
+        bad = intake.submit(actor_of(alice), survey_id, {"values": {"QID404": 1}})
+        release.set()
+        responses = [future.result(10) for future in [first, *more]]
+        with pytest.raises(InvalidInput):
+            bad.result(10)
+    finally:
+        intake.close()
+    assert sizes == [1, 10, 10, 4]  # at most max_batch a transaction; the bad one in the last
+    assert stored_ids(container) == {response.id for response in responses}
+
+
+def test_a_closed_intake_stores_what_was_queued_and_refuses_more(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice)
+    intake = ResponseIntake(container.db)
+    queued = [intake.submit(actor_of(alice), survey_id, {"values": GOOD_VALUES}) for _ in range(5)]
+    intake.close()
+    assert all(future.done() for future in queued)
+    assert stored_ids(container) == {future.result().id for future in queued}
+    with pytest.raises(RuntimeError, match="closed"):
+        intake.submit(actor_of(alice), survey_id, {"values": GOOD_VALUES})
+
+
+def test_concurrent_posts_are_each_stored_once(client: TestClient, container: Container) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice)
+    replies: list[Any] = []
+
+    def post(n: int) -> None:
+        body = {"values": GOOD_VALUES | {"QID1": n % 11}, "embedded_data": {"CaseId": str(n)}}
+        replies.append(client.post(f"/api/v1/surveys/{survey_id}/responses", json=body,
+                                   headers=alice.headers))  # fmt: skip
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.status_code for r in replies) == [201] * 40
+    by_id = {r.json()["id"]: r.json()["embedded_data"]["CaseId"] for r in replies}
+    assert len(by_id) == 40 and sorted(by_id.values(), key=int) == [str(n) for n in range(40)]
+    assert stored_ids(container) == set(by_id)
+    with container.db.reader() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Response)) == 40
