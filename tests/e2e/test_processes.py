@@ -1,12 +1,14 @@
 """Whole processes: `cxloop serve`, and workers + a scheduler sharing one database and queue."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -122,3 +124,68 @@ def test_periodic_job_runs_exactly_once_per_period_with_two_workers_and_a_schedu
     # every period ran exactly once; the last may have been claimed just before the stop
     assert all(count == 1 for count in executions[:-1]), executions
     assert executions[-1] in (0, 1)
+
+
+def wait_ready(base: str, server: subprocess.Popen, processes: Processes) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, processes.logs()
+        assert time.monotonic() < deadline, processes.logs()
+        time.sleep(0.2)
+
+
+def test_serve_with_two_processes_stores_every_response_once(
+    env: dict[str, str], processes: Processes
+) -> None:
+    env = env | {"CXLOOP_QUEUE_URL": f"sqlite:///{processes.tmp_path / 'queue.db'}"}
+    subprocess.run([*CXLOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*CXLOOP, "users", "create", "ann@example.com", "--admin", "--password-stdin"],
+                   input="a long enough passphrase\n", env=env, check=True, capture_output=True,
+                   text=True)  # fmt: skip
+    issued = subprocess.run([*CXLOOP, "tokens", "create", "--user", "ann@example.com"],
+                            env=env, check=True, capture_output=True, text=True)  # fmt: skip
+    token = re.search(r"cxl_\S+", issued.stdout)
+    assert token, issued.stdout
+    headers = {"Authorization": f"Bearer {token.group(0)}"}
+    port = free_port()
+    server = processes.start(env, "serve", "--port", str(port), "--processes", "2")
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, server, processes)
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        survey_id = http.post("/api/v1/surveys", json={"name": "Two"}).json()["id"]
+        question = {"qid": "QID1", "type": "nps", "text": "Recommend us?"}
+        content = {"format_version": 1, "questions": [question]}
+        http.put(f"/api/v1/surveys/{survey_id}/content", json=content).raise_for_status()
+        http.patch(f"/api/v1/surveys/{survey_id}", json={"status": "active"}).raise_for_status()
+
+    def post(n: int) -> str:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            reply = http.post(f"/api/v1/surveys/{survey_id}/responses",
+                              json={"values": {"QID1": n % 11}})  # fmt: skip
+            assert reply.status_code == 201, reply.text
+            return reply.json()["id"]
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(post, range(80)))
+    listed = httpx.get(f"{base}/api/v1/surveys/{survey_id}/responses?limit=200",
+                       headers=headers).json()["items"]  # fmt: skip
+    assert len(set(ids)) == 80 and {item["id"] for item in listed} == set(ids)
+    assert processes.stop_all() in ([0], [-signal.SIGTERM]), processes.logs()
+    logs = processes.logs()
+    assert logs.count("Started server process") == 2, logs
+    assert "worker.embedded_stopped" in logs  # the worker ran in the supervising process
+
+
+def test_serve_refuses_several_processes_on_an_in_memory_queue(env: dict[str, str]) -> None:
+    refused = subprocess.run(
+        [*CXLOOP, "serve", "--processes", "2"],
+        env=env | {"CXLOOP_QUEUE_URL": "memory://"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "--processes above 1 needs a queue other processes can reach" in refused.stderr
+    assert "Traceback" not in refused.stderr

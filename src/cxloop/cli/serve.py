@@ -13,7 +13,7 @@ from cxloop.cli.context import console, container, fail
 from cxloop.engine.queue import is_process_local
 from cxloop.logs import configure_logging
 from cxloop.services import users
-from cxloop.web.app import create_app
+from cxloop.web.app import EmbeddedWorker, create_app, served_app
 
 
 def serve(
@@ -22,16 +22,24 @@ def serve(
     no_worker: bool = typer.Option(
         False, "--no-worker", help="Serve HTTP only; separate `cxloop worker`s do the work."
     ),
+    processes: int = typer.Option(
+        1,
+        "--processes",
+        min=1,
+        max=64,
+        help="HTTP server processes on the one port (one per core). With more than one, the "
+        "worker and scheduler run in this supervising process.",
+    ),
 ) -> None:
     """Run the web server, with the worker and scheduler inside unless --no-worker."""
     built = container(upgrade_sqlite=True)
     configure_logging(built.settings.log_level, built.settings.log_json)
-    if no_worker and is_process_local(built.huey):
+    if (no_worker or processes > 1) and is_process_local(built.huey):
+        why = "--no-worker" if no_worker else "--processes above 1"
         fail(
-            "--no-worker needs a queue other processes can reach, but CXLOOP_QUEUE_URL is "
+            f"{why} needs a queue other processes can reach, but CXLOOP_QUEUE_URL is "
             "memory://: set it to sqlite:///PATH or redis://HOST:PORT/DB"
         )
-    app = create_app(built, embedded_worker=not no_worker)
     if users.count_users(built.db) == 0:
         console.print(
             "No users yet. In another terminal create one and an API token:\n"
@@ -43,7 +51,22 @@ def serve(
         f"cxloop on http://{host}:{port}  (API docs: /docs, health: /readyz)", highlight=False
     )
     # uvicorn finishes in-flight requests on SIGTERM/SIGINT, then the lifespan stops the worker.
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+    options = {"host": host, "port": port, "log_config": None, "timeout_graceful_shutdown": 30}
+    if processes == 1:
+        uvicorn.run(create_app(built, embedded_worker=not no_worker), **options)
+        return
+    # Several processes: each builds its own app (`served_app`) from the same settings; the
+    # worker and scheduler run here, where they compete with no request for the GIL.
+    worker = None if no_worker else EmbeddedWorker(built)
+    if worker:
+        worker.start()
+    try:
+        uvicorn.run(f"{served_app.__module__}:served_app", factory=True, workers=processes,
+                    **options)  # fmt: skip
+    finally:
+        if worker:
+            worker.stop()
+        built.close()
 
 
 def worker(

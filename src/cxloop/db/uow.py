@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
@@ -11,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cxloop.db.engine import READ_ONLY
+from cxloop.db.write_lock import sqlite_write_lock
 
 
 class UnitOfWork:
@@ -88,11 +88,11 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.session_factory = sessionmaker(engine, expire_on_commit=False)
-        # SQLite has one writer at a time. Writers of this process queue on this lock, which
-        # wakes the next one as soon as the last commits; left to SQLite's busy handler they
-        # would poll with sleeps of up to 100 ms, and throughput would collapse under load.
-        # (Re-entrant, so a nested writer behaves as before: it waits on SQLite.)
-        self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
+        # SQLite has one writer at a time: writers queue on a lock that wakes the next one as
+        # soon as the last commits, rather than in SQLite's polling busy handler.
+        self._write_lock = (
+            sqlite_write_lock(engine.url.database) if engine.dialect.name == "sqlite" else None
+        )
 
     def uow(self) -> UnitOfWork:
         """A unit of work that may write."""

@@ -9,11 +9,12 @@ from pathlib import Path
 import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 
 from cxloop import __version__
-from cxloop.bootstrap import Container
+from cxloop.bootstrap import Container, build_container
 from cxloop.engine.queue import EmbeddedConsumer
+from cxloop.logs import configure_logging
+from cxloop.settings import load_settings
 from cxloop.web import health, hooks, oauth, optout, pages, respond
 from cxloop.web.api import (
     audit,
@@ -28,7 +29,11 @@ from cxloop.web.api import (
 from cxloop.web.api import directories as directories_api
 from cxloop.web.api import distributions as distributions_api
 from cxloop.web.errors import install_error_handlers
-from cxloop.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from cxloop.web.middleware import (
+    BodySizeLimitMiddleware,
+    PageSessionMiddleware,
+    RequestContextMiddleware,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +69,10 @@ class EmbeddedWorker:
         log.info("worker.embedded_stopped")
 
 
-def create_app(container: Container, *, embedded_worker: bool = False) -> FastAPI:
-    """The cxloop web application around `container`."""
+def create_app(
+    container: Container, *, embedded_worker: bool = False, owns_container: bool = False
+) -> FastAPI:
+    """The cxloop web application around `container` (closed on shutdown if it `owns` it)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +84,8 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
         finally:
             if worker:
                 worker.stop()
+            if owns_container:
+                container.close()
 
     app = FastAPI(
         title="cxloop",
@@ -88,7 +97,7 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
     settings = container.settings
     assert settings.secret_key is not None
     app.add_middleware(
-        SessionMiddleware,
+        PageSessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),
         session_cookie="cxloop_session",
         max_age=settings.session_max_age_s,
@@ -98,7 +107,9 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
+    # Routes are matched in this order: the busiest endpoint (responses) is looked at first.
     routers = (
+        responses.router,
         health.router,
         users.router,
         surveys.router,
@@ -109,7 +120,6 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
         oauth.router,
         pages.router,
         questions.router,
-        responses.router,
         respond.router,
         hooks.router,
     )
@@ -120,3 +130,11 @@ def create_app(container: Container, *, embedded_worker: bool = False) -> FastAP
     app.include_router(optout.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
+
+
+def served_app() -> FastAPI:
+    """The app of one of `cxloop serve --processes N`'s server processes (a uvicorn factory):
+    its own container, from the same settings as the supervising process, and no worker."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(build_container(settings), owns_container=True)

@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids and access logs, metrics, and a limit on body size."""
+"""ASGI middleware: request ids and access logs, metrics, a limit on body size, page sessions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxloop import metrics
@@ -143,3 +144,14 @@ class BodySizeLimitMiddleware:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class PageSessionMiddleware(SessionMiddleware):
+    """Signed-cookie sessions for the web pages. The API (bearer tokens) and the listener never
+    use one, and skip its cookie parsing and signing on every request."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(("/api/", "/hooks/")):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
