@@ -114,11 +114,11 @@ def prepare(env: dict[str, str]) -> tuple[Any, str]:
 
 
 @contextmanager
-def server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+def server(env: dict[str, str], port: int, log: Path, processes: int) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [PYTHON, "-m", "cxloop", "serve", "--port", str(port)],
+            [PYTHON, "-m", "cxloop", "serve", "--port", str(port), "--processes", str(processes)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
@@ -191,6 +191,8 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="postgresql://... (default SQLite)")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="cxloop serve --processes (default: one per core)")  # fmt: skip
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--array-size", type=int, default=5_000)
     parser.add_argument("--http-import-rows", type=int, default=20_000)
@@ -207,7 +209,7 @@ def main() -> None:
             }
             container, token = prepare(env)
             headers = {"Authorization": f"Bearer {token}"}
-            with server(env, free_port(), Path(tmp) / "server.log") as base:
+            with server(env, free_port(), Path(tmp) / "server.log", args.processes) as base:
                 survey = httpx.post(f"{base}/api/v1/surveys", json={"name": "Bench"},
                                     headers=headers).json()  # fmt: skip
                 survey_id = survey["id"]
@@ -219,6 +221,7 @@ def main() -> None:
                 result: dict[str, Any] = {
                     "database": "postgresql" if url.startswith("postgres") else "sqlite",
                     "cpus": os.cpu_count(),
+                    "server_processes": args.processes,
                 }
                 result |= single_load(base, headers, path, args.clients, args.seconds)
                 result |= service_import(container, survey_id, args.import_rows)
