@@ -12,22 +12,41 @@ import csv
 import io
 import itertools
 import json
+import operator
+import re
 import secrets
 import string
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO, TypeVar
+from typing import Any, Literal, NamedTuple, TextIO, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+)
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 
 from cxloop.db.base import utcnow
 from cxloop.db.models import RESPONSE_SOURCES, Response, Survey
 from cxloop.db.uow import Database
-from cxloop.domain.answers import AnswerProblem, validate_response, visible_answers
+from cxloop.domain.answers import (
+    AnswerProblem,
+    ResponseRules,
+    validate_response,
+    visible_answers,
+)
 from cxloop.domain.response_csv import ResponseTable, header_row_count
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.errors import CxloopError, InvalidInput, NotFound
@@ -645,29 +664,16 @@ def import_responses(
     """
     with db.reader() as uow:
         survey = survey_ref(uow.session, survey_id, actor, SurveyAccess.EDIT)
-        content = content_for(uow.session, survey)
-        language = survey.language
+        plan = _ImportPlan.of(survey_id, content_for(uow.session, survey), survey.language)
     result = ImportResult()
-    pending: list[tuple[int, dict[str, Any]]] = []
+    pending: list[_Pending] = []
     for row in rows:
         result.total += 1
-        if row.problems:
-            result.refuse(row.position, row.problems, max_reported)
-            continue
-        try:
-            doc = _parse(ImportedDocument, row.document)
-        except InvalidInput as exc:
-            result.refuse(row.position, exc.details, max_reported)
-            continue
-        problems = check_document(content, doc)
-        if problems:
+        values, problems, id_given = _checked_row(plan, row)
+        if values is None:
             result.refuse(row.position, problems, max_reported)
             continue
-        values = _row(
-            survey_id, content, doc, source="import", default_language=language,
-            now=utcnow(), response_id=doc.id,
-        )  # fmt: skip
-        pending.append((row.position, values))
+        pending.append((row.position, values, id_given))
         if len(pending) >= batch_size:
             _store_batch(db, pending, result, on_stored, max_reported)
             pending = []
@@ -686,9 +692,185 @@ def import_responses(
     return result
 
 
+# A row waiting to be stored: its position, its column values, and whether its ResponseId came
+# with it (only such ids can clash with stored responses; new ones are 89 random bits).
+_Pending = tuple[int, dict[str, Any], bool]
+
+
+@dataclass(frozen=True)
+class _ImportPlan:
+    """What checking and storing an import's rows needs, prepared once per import."""
+
+    survey_id: str
+    language: str
+    rules: ResponseRules
+    defaults: tuple[tuple[str, str], ...]  # (name, default) of embedded data with a default
+
+    @classmethod
+    def of(cls, survey_id: str, content: SurveyContent, language: str) -> _ImportPlan:
+        defaults = tuple(
+            (f.name, f.default) for f in content.embedded_data if f.default is not None
+        )
+        return cls(survey_id, language, ResponseRules(content), defaults)
+
+
+def _checked_row(
+    plan: _ImportPlan, row: SourceRow
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], bool]:
+    """(column values, [], whether its ResponseId came with it) for a good row; (None, its
+    problems, False) for a bad one.
+
+    Exactly what `_parse`, `check_document` and `_row` make of the row, in a fraction of the
+    time: the document is read by `_read_document` and checked by the content's prepared rules.
+    """
+    if row.problems:
+        return None, row.problems, False
+    try:
+        doc = _read_document(row.document)
+    except InvalidInput as exc:
+        return None, exc.details, False
+    rules = plan.rules
+    # check_document(), with the prepared rules
+    problems = rules.check(doc.values, doc.embedded_data, include_required=doc.finished)
+    found = [p.as_dict() for p in problems]
+    if doc.started_at and doc.ended_at and doc.ended_at < doc.started_at:
+        found.append(_problem(None, "bad_dates", "ended_at is before started_at.", "ended_at"))
+    if found:
+        return None, found, False
+    # _row(), with the prepared rules
+    now = utcnow()
+    ended = _utc(doc.ended_at) or (now if doc.finished else None)
+    started = _utc(doc.started_at) or ended or now
+    embedded = dict(doc.embedded_data)
+    for name, default in plan.defaults:
+        if embedded.get(name) in (None, ""):
+            embedded[name] = default
+    values = {
+        "id": doc.id or new_response_id(),
+        "survey_id": plan.survey_id,
+        "values": rules.visible_answers(doc.values),
+        "embedded_data": embedded,
+        "started_at": started,
+        "ended_at": ended,
+        "duration_s": duration(started, ended),
+        "finished": doc.finished,
+        "source": "import",
+        "language": doc.language or plan.language,
+        "distribution_id": doc.distribution_id,
+        "contact_id": doc.contact_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return values, [], doc.id is not None
+
+
+class _PlainDocument(NamedTuple):
+    """An imported document read without pydantic (see `_read_document`): the fields of
+    `ImportedDocument` that checking and storing it look at, under the same names."""
+
+    values: dict[str, Any]
+    embedded_data: dict[str, Any]
+    finished: bool
+    started_at: datetime | None
+    ended_at: datetime | None
+    language: str | None
+    distribution_id: str | None
+    contact_id: str | None
+    id: str | None
+
+
+def _length_limits(field_info: Any) -> tuple[int, int]:
+    """(min_length, max_length) of a text field of a pydantic model."""
+    shortest, longest = 0, 1 << 62
+    for constraint in field_info.metadata:
+        shortest = getattr(constraint, "min_length", shortest)
+        longest = getattr(constraint, "max_length", longest)
+    return shortest, longest
+
+
+_IMPORTED_FIELDS = frozenset(ImportedDocument.model_fields)
+_SCALARS = (int, float, bool)
+_SHORT_TEXT_FIELDS = tuple(
+    (name, *_length_limits(ImportedDocument.model_fields[name]))
+    for name in ("language", "distribution_id", "contact_id")
+)
+_RESPONSE_ID = re.compile(RESPONSE_ID_PATTERN.removeprefix("^").removesuffix("$"))
+_AWARE_DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _read_document(raw: Any) -> ImportedDocument | _PlainDocument:
+    """`_parse(ImportedDocument, raw)`, the short way for the usual document.
+
+    A document whose every field is plainly what the model accepts (exact types, lengths and
+    patterns checked here) is read without building the pydantic model; anything else, odd or
+    wrong, goes through `_parse`, so a refusal reads exactly as it always did.
+    """
+    if type(raw) is dict and raw.keys() <= _IMPORTED_FIELDS:
+        doc = _plain_document(raw)
+        if doc is not None:
+            return doc
+    return _parse(ImportedDocument, raw)
+
+
+def _plain_document(raw: dict[str, Any]) -> _PlainDocument | None:
+    """The document, if `_parse` would accept it as it is; None when unsure."""
+    values = raw.get("values", {})
+    embedded = raw.get("embedded_data", {})
+    finished = raw.get("finished", True)
+    if type(finished) is not bool or not (_plain_mapping(values) and _plain_mapping(embedded)):
+        return None
+    for name, shortest, longest in _SHORT_TEXT_FIELDS:
+        text = raw.get(name)
+        # ASCII only: pydantic refuses text with lone surrogates, which JSON can carry.
+        if text is not None and not (
+            type(text) is str and text.isascii() and shortest <= len(text) <= longest
+        ):
+            return None
+    response_id = raw.get("id")
+    if response_id is not None and not (
+        type(response_id) is str and _RESPONSE_ID.fullmatch(response_id)
+    ):
+        return None
+    try:
+        started = raw.get("started_at")
+        started = None if started is None else _AWARE_DATETIME.validate_python(started)
+        ended = raw.get("ended_at")
+        ended = None if ended is None else _AWARE_DATETIME.validate_python(ended)
+    except ValidationError:
+        return None
+    return _PlainDocument(
+        values,
+        embedded,
+        finished,
+        started,
+        ended,
+        raw.get("language"),
+        raw.get("distribution_id"),
+        raw.get("contact_id"),
+        response_id,
+    )
+
+
+def _plain_mapping(mapping: Any) -> bool:
+    """Whether `mapping` is a dict with text keys and no NUL in any text it holds: what `_parse`
+    accepts for `values` and `embedded_data`."""
+    if type(mapping) is not dict:
+        return False
+    for key, value in mapping.items():
+        if type(key) is not str or "\x00" in key:
+            return False
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value:
+                return False
+        elif value is not None and kind not in _SCALARS and _has_nul(value):
+            return False
+    return True
+
+
 def _store_batch(
     db: Database,
-    batch: list[tuple[int, dict[str, Any]]],
+    batch: list[_Pending],
     result: ImportResult,
     on_stored: Callable[[int, str], None] | None,
     max_reported: int,
@@ -702,7 +884,7 @@ def _store_batch(
         for item in batch:  # find the culprit(s): one row per transaction
             _store_batch(db, [item], result, on_stored, max_reported)
         return
-    for position, _ in taken:
+    for position, _, _ in taken:
         result.refuse(
             position,
             [_problem(None, "duplicate_id", "A response with this ResponseId exists already.")],
@@ -710,26 +892,30 @@ def _store_batch(
         )
     result.stored += len(stored)
     if on_stored:
-        for position, values in stored:
+        for position, values, _ in stored:
             on_stored(position, values["id"])
 
 
-def _insert(
-    db: Database, batch: list[tuple[int, dict[str, Any]]]
-) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
+def _insert(db: Database, batch: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
     """Insert a batch in one transaction; returns (stored, refused because the id was taken)."""
     with db.uow() as uow:
         session = uow.session
-        ids = [values["id"] for _, values in batch]
-        existing = set(session.scalars(select(Response.id).where(Response.id.in_(ids))))
-        stored, taken, seen = [], [], set()
-        for item in batch:
-            response_id = item[1]["id"]
-            (taken if response_id in existing or response_id in seen else stored).append(item)
-            seen.add(response_id)
+        given = [values["id"] for _, values, id_given in batch if id_given]
+        if given:
+            existing = set(session.scalars(select(Response.id).where(Response.id.in_(given))))
+            stored, taken, seen = [], [], set()
+            for item in batch:
+                response_id = item[1]["id"]
+                (taken if response_id in existing or response_id in seen else stored).append(item)
+                seen.add(response_id)
+        else:
+            stored, taken = batch, []
         if stored:
-            responses = _insert_rows(session, [values for _, values in stored])
-            response_events.on_response_events(session, responses, "created", uow)
+            rows = [values for _, values, _ in stored]
+            _execute_insert(session, rows)
+            if response_events.has_hooks():
+                responses = _persistent_responses(session, rows)
+                response_events.on_response_events(session, responses, "created", uow)
         uow.commit()
     return stored, taken
 
@@ -751,6 +937,142 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[Response]
         response = Response(**row)
         make_transient_to_detached(response)
         session.add(response)
+        responses.append(response)
+    return responses
+
+
+class _DriverInsert:
+    """The INSERT of response rows in the driver's own terms, prepared once per dialect.
+
+    For an executemany SQLAlchemy converts each value of each row through its column type
+    (timestamps, JSON, booleans). Done here, a value given to several columns of one type is
+    converted once: an imported row's four timestamps are usually one and the same datetime.
+    The statement and the converters are SQLAlchemy's own (the compiled INSERT, each type's
+    bind processor).
+
+    psycopg (PostgreSQL) sends an executemany as one statement per row; it takes the same rows
+    as one COPY FROM STDIN in a third less time here, and less on the server too. Its errors are
+    raised as SQLAlchemy's, as the INSERT's would be.
+    """
+
+    def __init__(self, dialect: Any) -> None:
+        compiled = _INSERT.compile(dialect=dialect)
+        self.dialect = dialect
+        self.sql = str(compiled)
+        self.positional = compiled.positiontup is not None
+        names = compiled.positiontup if self.positional else list(compiled.binds)
+        self.usable = (
+            len(names) > 1 and not compiled.escaped_bind_names and set(names) == set(compiled.binds)
+        )
+        self.names = tuple(names)
+        self.pick = operator.itemgetter(*names)  # a row's values, in the statement's order
+        converters = []
+        for index, name in enumerate(names):
+            column_type = compiled.binds[name].type
+            convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+            if convert is not None:
+                converters.append((index, type(column_type), convert))
+        # Columns of one type side by side: a value repeated among them is converted once.
+        self.converters = tuple(sorted(converters, key=lambda c: c[1].__qualname__))
+        self.copy_sql: str | None = None
+        if dialect.driver == "psycopg":
+            quote = dialect.identifier_preparer.quote
+            table = dialect.identifier_preparer.format_table(Response.__table__)
+            self.copy_sql = f"COPY {table} ({', '.join(map(quote, names))}) FROM STDIN"
+
+    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert the rows on this connection, in its transaction."""
+        converted = self.values(rows)
+        if self.copy_sql is None:
+            if not self.positional:
+                converted = [dict(zip(self.names, v, strict=True)) for v in converted]
+            connection.exec_driver_sql(self.sql, converted)
+            return
+        dbapi = self.dialect.loaded_dbapi
+        try:
+            with connection.connection.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
+                for values in converted:
+                    copy.write_row(values)
+        except dbapi.Error as exc:
+            # What SQLAlchemy does with a statement's error: a lost connection leaves the pool.
+            lost = self.dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+            if lost:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                self.copy_sql,
+                None,
+                exc,
+                dbapi.Error,
+                connection_invalidated=lost,
+                dialect=self.dialect,
+            ) from exc
+
+    def values(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each row's values as the driver takes them, in the statement's order."""
+        pick, converters = self.pick, self.converters
+        converted: list[tuple[Any, ...]] = []
+        for row in rows:
+            values = list(pick(row))
+            last_type = last_value = last_converted = None
+            for index, column_type, convert in converters:
+                value = values[index]
+                if value is None:
+                    continue
+                if value is last_value and column_type is last_type:
+                    values[index] = last_converted
+                else:
+                    last_type, last_value = column_type, value
+                    values[index] = last_converted = convert(value)
+            converted.append(tuple(values))  # SQLAlchemy takes tuples (or dicts) only
+        return converted
+
+
+_DRIVER_INSERTS: weakref.WeakKeyDictionary[Any, _DriverInsert] = weakref.WeakKeyDictionary()
+
+
+def _execute_insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """`session.execute(_INSERT, rows)`, the rows handed to the driver by `_DriverInsert`."""
+    connection = session.connection()
+    dialect = connection.dialect
+    insert = _DRIVER_INSERTS.get(dialect)
+    if insert is None:
+        insert = _DRIVER_INSERTS.setdefault(dialect, _DriverInsert(dialect))
+    if insert.usable:
+        insert.execute(connection, rows)
+    else:
+        session.execute(_INSERT, rows)
+
+
+_RESPONSE_MAPPER = sa_inspect(Response)
+
+
+def _persistent_responses(session: Session, rows: list[dict[str, Any]]) -> list[Response]:
+    """Responses for rows just INSERTed, in the session as persistent objects.
+
+    What `_insert_rows` makes with `Response(**row)`, `make_transient_to_detached` and
+    `session.add`, for a fifth of the cost: each object is made the way SQLAlchemy's loader
+    makes one for a row it has read (`orm/loading.py`), its values put in place as loaded and
+    its state put in the session's identity map.
+    """
+    new_instance = _RESPONSE_MAPPER.class_manager.new_instance
+    identity_key = _RESPONSE_MAPPER.identity_key_from_primary_key
+    identity_map = session.identity_map
+    session_key = session.hash_key
+    responses = []
+    for row in rows:
+        key = identity_key([row["id"]])
+        if key in identity_map:  # never in an import's own session; the long way is exact
+            response = Response(**row)
+            make_transient_to_detached(response)
+            session.add(response)
+        else:
+            response = new_instance()
+            state = instance_state(response)
+            response.__dict__.update(row)
+            state.key = key
+            state.identity_token = key[2]
+            state.session_id = session_key
+            identity_map._add_unpresent(state, key)
         responses.append(response)
     return responses
 

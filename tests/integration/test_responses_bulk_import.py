@@ -1,0 +1,171 @@
+"""Bulk import's storing shortcuts, on both databases: rows converted for the driver are stored
+as SQLAlchemy stores them, hooks get real persistent responses, and only ResponseIds that came
+with the rows are looked up for clashes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from cxloop.bootstrap import Container
+from cxloop.db.models import Response
+from cxloop.services import response_events
+from cxloop.services import responses as response_service
+from cxloop.services.access import Actor
+from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person
+
+
+@pytest.fixture
+def hooks() -> Any:
+    """Register response hooks for one test, and remove them afterwards."""
+    undo: list[Any] = []
+    yield lambda hook, **options: undo.append(response_events.register_hook(hook, **options))
+    for unregister in undo:
+        unregister()
+
+
+def setup(client: TestClient, container: Container) -> tuple[Actor, str]:
+    alice = quick_person(container, "alice@example.com")
+    return Actor(id=alice.id, email=alice.email, is_admin=False), make_survey(client, alice)
+
+
+def stored_as_is(container: Container, response_id: str) -> dict[str, Any]:
+    """A response's columns as the database keeps them (no type conversion on the way out)."""
+    with container.db.reader() as uow:
+        row = uow.session.execute(
+            text("SELECT * FROM responses WHERE id = :id"), {"id": response_id}
+        ).one()
+    return {k: v for k, v in row._mapping.items() if k != "id"}
+
+
+def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
+    client: TestClient, container: Container
+) -> None:
+    _, survey_id = setup(client, container)
+    now = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    row: dict[str, Any] = {
+        "survey_id": survey_id,
+        # What a driver may have to escape: tabs, newlines, backslashes, COPY's \N and \.
+        "values": {"QID1": 9, "QID8": 'Ünïcödé «q»\n\t\\N \\. \r"x"', "QID4": ["1", "2"]},
+        "embedded_data": {"CaseId": "500A", "Channel": None, "n": 1.5, "b": True},
+        "started_at": now.astimezone(UTC) - timedelta(minutes=3),
+        "ended_at": now,
+        "duration_s": 180,
+        "finished": True,
+        "source": "import",
+        "language": "de",
+        "distribution_id": None,
+        "contact_id": "C\t1\\N\\.\n",
+        "created_at": now,
+        "updated_at": now,
+    }
+    with container.db.uow() as uow:
+        uow.session.execute(response_service._INSERT, [row | {"id": "R_sqlalchemy00001"}])
+        response_service._execute_insert(
+            uow.session,
+            [
+                row | {"id": "R_driver000000001"},
+                row | {"id": "R_driver000000002", "ended_at": None},
+            ],
+        )
+        uow.commit()
+    assert stored_as_is(container, "R_driver000000001") == stored_as_is(
+        container, "R_sqlalchemy00001"
+    )
+    assert stored_as_is(container, "R_driver000000002")["ended_at"] is None
+    with container.db.reader() as uow:
+        read = uow.session.get(Response, "R_driver000000001")
+        assert read is not None
+        assert {k: getattr(read, k) for k in row} == row
+    # A clash is SQLAlchemy's IntegrityError, as with the INSERT (the import words it so).
+    with container.db.uow() as uow, pytest.raises(IntegrityError):
+        response_service._execute_insert(
+            uow.session, [row | {"id": "R_driver000000003"}, row | {"id": "R_driver000000001"}]
+        )
+
+
+def test_hooks_get_persistent_responses_whose_changes_are_stored(
+    client: TestClient, container: Container, hooks: Any
+) -> None:
+    actor, survey_id = setup(client, container)
+    seen: list[tuple[str, int]] = []
+
+    def one(session: Any, response: Response, event: str, uow: Any) -> None:
+        assert inspect(response).persistent and session.get(Response, response.id) is response
+        assert response.source == "import" and response.values["QID1"] == response.duration_s
+
+    def many(session: Any, batch: Any, event: str, uow: Any) -> None:
+        for response in batch:
+            assert inspect(response).persistent and not inspect(response).modified
+            assert session.get(Response, response.id) is response
+            response.language = f"x{response.values['QID1']}"  # flushed with the batch
+        seen.append((event, len(batch)))
+
+    hooks(one)
+    hooks(lambda *args: pytest.fail("called per response"), for_many=many)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        response_service.SourceRow(
+            n,
+            {
+                "values": GOOD_VALUES | {"QID1": n},
+                "started_at": start.isoformat(),
+                "ended_at": (start + timedelta(seconds=n)).isoformat(),
+            },
+        )
+        for n in range(7)
+    ]
+    result = response_service.import_responses(container.db, actor, survey_id, rows, batch_size=3)
+    assert (result.stored, result.failed) == (7, 0)
+    assert seen == [("created", 3), ("created", 3), ("created", 1)]
+    with container.db.reader() as uow:
+        languages = uow.session.scalars(select(Response.language).order_by(Response.duration_s))
+        assert list(languages) == [f"x{n}" for n in range(7)]
+
+
+def test_only_ids_that_came_with_rows_can_clash_and_they_are_refused_where_they_are(
+    client: TestClient, container: Container
+) -> None:
+    actor, survey_id = setup(client, container)
+    first = response_service.import_responses(
+        container.db,
+        actor,
+        survey_id,
+        [response_service.SourceRow(1, {"values": GOOD_VALUES, "id": "R_takenAlready001"})],
+    )
+    assert first.stored == 1
+    documents = [
+        {"values": GOOD_VALUES},
+        {"values": GOOD_VALUES, "id": "R_takenAlready001"},  # stored before
+        {"values": GOOD_VALUES, "id": "R_givenWithRow001"},
+        {"values": GOOD_VALUES},
+        {"values": GOOD_VALUES, "id": "R_givenWithRow001"},  # earlier in the same batch
+        {"values": GOOD_VALUES, "id": "R_givenWithRow002"},
+        {"values": {"QID1": 11}},
+        {"values": GOOD_VALUES, "id": "R_givenWithRow002"},  # in an earlier batch
+    ]
+    stored: dict[int, str] = {}
+    result = response_service.import_responses(
+        container.db,
+        actor,
+        survey_id,
+        [response_service.SourceRow(10 + n, doc) for n, doc in enumerate(documents)],
+        batch_size=5,
+        on_stored=stored.__setitem__,
+    )
+    assert (result.total, result.stored, result.failed) == (8, 4, 4)
+    refused = {row.position: [p["code"] for p in row.problems] for row in result.bad_rows}
+    assert refused == {
+        11: ["duplicate_id"],
+        14: ["duplicate_id"],
+        16: ["out_of_range", "required", "required"],
+        17: ["duplicate_id"],
+    }
+    assert sorted(stored) == [10, 12, 13, 15]
+    assert stored[12] == "R_givenWithRow001" and stored[15] == "R_givenWithRow002"
+    assert stored[10].startswith("R_") and stored[10] != stored[13]
