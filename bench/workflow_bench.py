@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from http_load import post_json_requests, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -141,6 +142,20 @@ def set_up(base: str, sf: str, env: dict[str, str]) -> tuple[dict[str, str], str
     return headers, survey["id"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its children (`serve --processes N`);
+    Linux /proc, 0 where there is none."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def api_calls(control: httpx.Client) -> int:
     usage = control.get("/api_usage").raise_for_status().json()
     return sum(int(org.get("calls", org.get("used", 0))) for org in _orgs(usage))
@@ -169,10 +184,24 @@ def response_ids_in_salesforce(sf_client: httpx.Client) -> list[str]:
     return values
 
 
+def response_body(n: int) -> dict[str, Any]:
+    return {"values": {"QID1": n % 11, "QID2": f"response #{n}"}}
+
+
 def submit_all(
     base: str, headers: dict[str, str], survey_id: str, count: int, clients: int, rate: float = 0
 ) -> tuple[list[str], float]:
-    """POST `count` responses from `clients` threads (paced to `rate`/s when given)."""
+    """POST `count` responses from `clients` concurrent clients (threads paced to `rate`/s
+    when given; else the lean keep-alive clients of `http_load`, which leave the CPU to the
+    server)."""
+    if not rate:
+        request_for = post_json_requests(
+            base, f"/api/v1/surveys/{survey_id}/responses", headers, response_body
+        )
+        load = run_load(base, request_for, clients=clients, total=count, keep_bodies=True)
+        if load.errors:
+            raise RuntimeError(f"some responses were refused: {load.errors}")
+        return [json.loads(body)["id"] for body in load.bodies], load.seconds
     ids: list[str] = []
     lock = threading.Lock()
     started = time.monotonic()
@@ -184,7 +213,7 @@ def submit_all(
                 if rate:
                     due = started + (n * clients + index) / rate
                     time.sleep(max(0.0, due - time.monotonic()))
-                body = {"values": {"QID1": n % 11, "QID2": f"client {index} #{n}"}}
+                body = response_body(n * clients + index)
                 reply = http.post(f"/api/v1/surveys/{survey_id}/responses", json=body)
                 reply.raise_for_status()
                 with lock:
@@ -260,6 +289,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--naive-responses", type=int, default=1000)
     parser.add_argument("--half-load-seconds", type=float, default=10.0)
+    parser.add_argument("--processes", type=int, default=1, help="cxloop serve --processes")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     options = parser.parse_args()
 
@@ -290,24 +320,36 @@ def main() -> None:
         }
         cxloop(env, "db", "upgrade")
         with process(
-            [PYTHON, "-m", "cxloop", "serve", "--port", str(cx_port)], env, workdir / "serve.log"
-        ):
+            [PYTHON, "-m", "cxloop", "serve", "--port", str(cx_port),
+             "--processes", str(options.processes)],
+            env, workdir / "serve.log",
+        ) as server:  # fmt: skip
             wait_until(f"{base}/readyz")
             headers, survey_id = set_up(base, sf, env)
             token = control.post("/tokens", json={"username": "admin@example.com"}).json()[
                 "access_token"
             ]
+            own_calls = [0]  # this script's own API calls (polls), kept out of cxloop's count
+
+            def count_own(_request: httpx.Request) -> None:
+                own_calls[0] += 1
+
             sf_client = httpx.Client(
-                base_url=sf, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                base_url=sf,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+                event_hooks={"request": [count_own]},
             )
             calls_before = api_calls(control)
 
             # 1. full load
             first_submit = time.monotonic()
+            cpu_before = cpu_seconds(server.pid)
             ids, submit_s = submit_all(base, headers, survey_id, options.responses, options.clients)
             landed_at = wait_for_records(sf_client, len(ids), timeout=600)
+            server_cpu = cpu_seconds(server.pid) - cpu_before
             elapsed = landed_at - first_submit
-            calls = api_calls(control) - calls_before - 2  # our own two COUNT polls per check
+            calls = api_calls(control) - calls_before - own_calls[0]
             in_salesforce = response_ids_in_salesforce(sf_client)
             lost = len(set(ids) - set(in_salesforce))
             duplicates = len(in_salesforce) - len(set(in_salesforce))
@@ -327,11 +369,15 @@ def main() -> None:
     result: dict[str, Any] = {
         "responses": len(ids),
         "clients": options.clients,
+        "server_processes": options.processes,
         "database": "sqlite",
         "submit_seconds": round(submit_s, 2),
         "responses_per_s": round(len(ids) / submit_s, 1),
         "records_per_s": round(records_per_s, 1),
         "api_calls_per_1000": round(max(calls, 0) * 1000 / len(ids), 2),
+        # CPU the server process (web + embedded worker) spent per response at full load: on a
+        # shared machine a steadier figure than the rates above.
+        "server_cpu_ms_per_response": round(server_cpu * 1000 / len(ids), 3),
         "half_load_responses_per_s": round(half_rate, 1),
         "p50_s": quantile(before, after, 0.5),
         "p99_s": quantile(before, after, 0.99),

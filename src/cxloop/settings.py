@@ -80,7 +80,14 @@ class Settings(BaseSettings):
     batch_linger_s: float = Field(
         default=0.5,
         ge=0,
-        description="Under load, how long a record may wait for others to fill its batch.",
+        description="Under load, how long a record may wait for others to fill its batch "
+        "(half as long again once the batch is two thirds full).",
+    )
+    batch_quiet_s: float = Field(
+        default=0.15,
+        ge=0,
+        description="A filling batch goes early once no record has joined it for this long "
+        "(0: never early).",
     )
     sweeper_period_s: int = Field(default=5, ge=1, description="How often stuck work is re-queued.")
     api_usage_threshold: float = Field(

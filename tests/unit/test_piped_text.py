@@ -13,11 +13,13 @@ from cxloop.domain.piped_text import (
     NAMESPACES,
     Malformed,
     PipedTextContext,
+    PipedTextRenderer,
     Reference,
     Text,
     format_date,
     parse,
     render,
+    render_value,
     shift_date,
     to_text,
     validate,
@@ -456,3 +458,36 @@ def test_hostile_context_values_render_empty() -> None:
     )
     template = "${q://QID2/ChoiceGroup/SelectedChoices}|${q://QID1/ChoiceGroup/SelectedChoices}|${e://Field/ResponseID}|${task://T1/Id}"
     assert render(template, context) == "|||"
+
+
+# -- one renderer for many templates (what workers use per record) ----------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_templates, min_size=1, max_size=6), st.booleans())
+def test_one_renderer_renders_many_templates_as_separate_calls_would(
+    templates: list[str], html: bool
+) -> None:
+    renderer = PipedTextRenderer(CONTEXT, html=html)
+    for template in templates:
+        assert renderer.text(template) == render(template, CONTEXT, html=html)
+        if not html:
+            assert renderer.value(template) == render_value(template, CONTEXT)
+            segments = parse(template.strip())
+            if not (len(segments) == 1 and isinstance(segments[0], Reference)):
+                assert renderer.value(template) == render(template, CONTEXT)
+
+
+def test_a_renderer_gives_raw_values_for_a_lone_reference_and_text_otherwise() -> None:
+    renderer = PipedTextRenderer(CONTEXT)
+    assert renderer.value(" ${q://QID2/ChoiceGroup/SelectedChoices} ") == ["Speed", "Other"]
+    assert renderer.value("${q://QID1/ChoiceGroup/SelectedChoices}") == 9
+    assert renderer.value("Score ${q://QID1/ChoiceGroup/SelectedChoices}") == "Score 9"
+    assert renderer.value("${q://QID7/ChoiceTextEntryValue}") is None  # hidden question
+    assert renderer.text("${q://QID7/ChoiceTextEntryValue}") == ""
+
+
+def test_long_templates_render_the_same_without_being_remembered() -> None:
+    long_template = "x" * 5000 + " ${e://Field/CaseId} " + "y" * 5000
+    assert render(long_template, CONTEXT) == "x" * 5000 + " 500AB " + "y" * 5000
+    assert PipedTextRenderer(CONTEXT).value(long_template) == render(long_template, CONTEXT)

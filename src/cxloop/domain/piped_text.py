@@ -48,6 +48,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -249,19 +250,7 @@ def render(template: str, context: PipedTextContext, *, html: bool = False) -> s
         return ""
     if "${" not in template:
         return template
-    renderer = _Renderer(context, html)
-    out: list[str] = []
-    for segment in parse(template):
-        if isinstance(segment, Reference):
-            try:
-                out.append(renderer.render(segment))
-            except Exception:
-                # A response or an email must never fail over one value we could not make
-                # sense of (odd stored data, a context built by hand): it renders empty.
-                out.append("")
-        else:
-            out.append(segment.raw)
-    return "".join(out)
+    return PipedTextRenderer(context, html=html).text(template)
 
 
 def render_value(template: str, context: PipedTextContext) -> Any:
@@ -272,13 +261,70 @@ def render_value(template: str, context: PipedTextContext) -> Any:
     """
     if not isinstance(template, str):
         return None
-    segments = parse(template.strip()) if "${" in template else []
-    if len(segments) == 1 and isinstance(segments[0], Reference) and segments[0].namespace != "l":
-        try:
-            return _Renderer(context, html=False)._value(segments[0])
-        except Exception:
+    return PipedTextRenderer(context).value(template)
+
+
+def _segments(template: str) -> tuple[Segment, ...]:
+    """`parse`, remembered for short templates: the same ones (a workflow's mappings, an
+    email's subject) are rendered for every response, and segments are immutable. Long ones
+    (mail bodies, question texts) are parsed each time, so the cache stays small."""
+    if len(template) > _CACHED_TEMPLATE_CHARS:
+        return tuple(parse(template))
+    return _cached_segments(template)
+
+
+_CACHED_TEMPLATE_CHARS = 2000
+
+
+@lru_cache(maxsize=4096)
+def _cached_segments(template: str) -> tuple[Segment, ...]:
+    return tuple(parse(template))
+
+
+class PipedTextRenderer:
+    """Renders any number of templates against one context (`render` and `render_value` for
+    each of them), doing once what they share: the visible answers, the parsed templates."""
+
+    def __init__(self, context: PipedTextContext, *, html: bool = False) -> None:
+        self._renderer = _Renderer(context, html)
+
+    def text(self, template: str) -> str:
+        """`render(template, context)`."""
+        if not isinstance(template, str):
+            return ""
+        if "${" not in template:
+            return template
+        renderer = self._renderer
+        out: list[str] = []
+        for segment in _segments(template):
+            if isinstance(segment, Reference):
+                try:
+                    out.append(renderer.render(segment))
+                except Exception:
+                    # A response or an email must never fail over one value we could not make
+                    # sense of (odd stored data, a context built by hand): it renders empty.
+                    out.append("")
+            else:
+                out.append(segment.raw)
+        return "".join(out)
+
+    def value(self, template: str) -> Any:
+        """`render_value(template, context)`."""
+        if not isinstance(template, str):
             return None
-    return render(template, context)
+        if "${" not in template:
+            return template
+        segments = _segments(template.strip())
+        if (
+            len(segments) == 1
+            and isinstance(segments[0], Reference)
+            and segments[0].namespace != "l"
+        ):
+            try:
+                return self._renderer._value(segments[0])
+            except Exception:
+                return None
+        return self.text(template)
 
 
 class _Renderer:

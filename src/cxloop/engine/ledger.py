@@ -12,9 +12,9 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
@@ -29,62 +29,120 @@ from cxloop.db.run_models import (
     TaskRunAttempt,
 )
 from cxloop.db.uow import Database
-from cxloop.services.runs import release_blocked, settle_run_status
-from cxloop.services.workflows import resolve_owner_connection
+from cxloop.services.runs import release_blocked, settle_run_status, update_rows
 
 if TYPE_CHECKING:
     from cxloop.settings import Settings
+
+
+class ClaimedTaskRun(NamedTuple):
+    """A task run as its claim left it: what executing and recording it needs, read back by
+    the claim itself (no second query, no ORM object)."""
+
+    id: str
+    run_id: str
+    task_id: str
+    task_type: str
+    batch_key: str
+    attempts: int  # this attempt's number
+    first_attempt_at: datetime | None
+    ambiguous: bool
+    created_at: datetime
+
+
+_t = TaskRun.__table__.c
+_CLAIMED_COLUMNS = (
+    _t.id, _t.run_id, _t.task_id, _t.task_type, _t.batch_key, _t.attempts, _t.first_attempt_at,
+    _t.ambiguous, _t.created_at,
+)  # fmt: skip
 
 
 def claim_batch(
     db: Database, batch_key: str, *, limit: int, lease_s: int, worker: str
 ) -> list[str]:
     """Claim up to `limit` ready task runs of one batch key; returns their ids."""
+    claimed = claim_task_runs(db, batch_key, limit=limit, lease_s=lease_s, worker=worker)
+    return [task_run.id for task_run in claimed]
+
+
+def claim_task_runs(
+    db: Database,
+    batch_key: str,
+    *,
+    limit: int,
+    lease_s: int,
+    worker: str,
+    connection_id: str | None = None,
+) -> list[ClaimedTaskRun]:
+    """Claim up to `limit` ready task runs of one batch key, oldest first.
+
+    One UPDATE ... RETURNING: the rows come back as the claim left them. `connection_id`, when
+    given, is noted on them in the same statement, so that pausing and resuming by connection
+    finds them.
+    """
     now = utcnow()
     ready = (
-        select(TaskRun.id)
+        select(_t.id)
         .where(
-            TaskRun.batch_key == batch_key,
-            TaskRun.status.in_(READY_STATUSES),
-            TaskRun.next_attempt_at <= now,
+            _t.batch_key == batch_key,
+            _t.status.in_(READY_STATUSES),
+            _t.next_attempt_at <= now,
         )
-        .order_by(TaskRun.next_attempt_at, TaskRun.id)
+        .order_by(_t.next_attempt_at, _t.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    values: dict[str, Any] = {
+        "status": "running",
+        "claimed_by": worker,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "attempts": _t.attempts + 1,
+        "first_attempt_at": func.coalesce(_t.first_attempt_at, now),
+    }
+    if connection_id is not None:
+        values["connection_id"] = connection_id
     with db.uow() as uow:
-        claimed = list(
-            uow.session.execute(
-                update(TaskRun)
-                .where(TaskRun.id.in_(ready))
-                .values(
-                    status="running",
-                    claimed_by=worker,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    attempts=TaskRun.attempts + 1,
-                    first_attempt_at=func.coalesce(TaskRun.first_attempt_at, now),
-                )
-                .returning(TaskRun.id)
-                .execution_options(synchronize_session=False)
-            ).scalars()
-        )
+        claimed = [
+            ClaimedTaskRun(*row)
+            for row in uow.session.execute(
+                update(TaskRun.__table__)
+                .where(_t.id.in_(ready))
+                .values(values)
+                .returning(*_CLAIMED_COLUMNS)
+            )
+        ]
         uow.commit()
+    claimed.sort(key=lambda task_run: task_run.created_at)
     return claimed
 
 
-def ready_summary(db: Database, batch_key: str) -> tuple[int, datetime | None]:
-    """How many task runs of a batch key are ready now, and since when the oldest is."""
+class ReadySummary(NamedTuple):
+    """The task runs of a batch key that are ready now: how many, since when the oldest has
+    been ready, and since when the newest."""
+
+    count: int
+    oldest: datetime | None
+    newest: datetime | None
+
+
+def ready_summary(db: Database, batch_key: str) -> ReadySummary:
+    """How many task runs of a batch key are ready now, the oldest and the newest."""
     now = utcnow()
     with db.reader() as uow:
-        count, oldest = uow.session.execute(
-            select(func.count(), func.min(TaskRun.next_attempt_at)).where(
-                TaskRun.batch_key == batch_key,
-                TaskRun.status.in_(READY_STATUSES),
-                TaskRun.next_attempt_at <= now,
-            )
+        count, oldest, newest = uow.session.execute(
+            _READY_SUMMARY, {"key": batch_key, "now": now}
         ).one()
-    return int(count or 0), oldest
+    return ReadySummary(int(count or 0), oldest, newest)
+
+
+_READY_SUMMARY = select(
+    func.count(), func.min(_t.next_attempt_at), func.max(_t.next_attempt_at)
+).where(
+    _t.batch_key == bindparam("key"),
+    _t.status.in_(READY_STATUSES),
+    _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
+)
 
 
 @dataclass
@@ -116,33 +174,30 @@ def record_outcomes(
 ) -> Settled:
     """Store each task run's outcome and attempt, settle dependents and run statuses.
 
-    Written with bulk statements (one UPDATE by primary key and one INSERT for the whole
-    batch), not object by object: on SQLite this transaction holds the only write lock, and
-    the listener and the response API wait for it.
+    Written with Core statements for the whole batch (the claimed rows read and locked once,
+    `runs.update_rows` for the outcomes, one INSERT of attempts, the runs settled with two
+    queries and an UPDATE or two), never object by object: on SQLite this transaction holds the
+    only write lock, and the listener and the response API wait for it.
+
+    Only rows this worker still holds are written. They are read `FOR UPDATE` (PostgreSQL;
+    SQLite's writer holds the whole database): a sweeper that finds this batch's lease expired
+    at the same moment either skips the locked rows or has already handed them back, in which
+    case they are left alone here.
     """
     settled = Settled()
+    if not outcomes:
+        return settled
     now = utcnow()
     with db.uow() as uow:
         session = uow.session
         rows = {
             row.id: row
-            for row in session.execute(
-                select(
-                    TaskRun.id,
-                    TaskRun.status,
-                    TaskRun.claimed_by,
-                    TaskRun.attempts,
-                    TaskRun.ambiguous,
-                    TaskRun.run_id,
-                    TaskRun.task_type,
-                    TaskRun.batch_key,
-                    TaskRun.created_at,
-                ).where(TaskRun.id.in_([o.task_run_id for o in outcomes]))
-            )
+            for row in session.execute(_HELD_ROWS, {"ids": [o.task_run_id for o in outcomes]})
         }
         changes: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
         run_ids: set[str] = set()
+        counted: dict[tuple[str, str], int] = {}
         for outcome in outcomes:
             row = rows.get(outcome.task_run_id)
             # A row someone else holds now (our lease ran out) is theirs to finish.
@@ -154,7 +209,7 @@ def record_outcomes(
                 # until an answer settles it: a later failure that never got as far as the
                 # dedupe lookup must not make the next attempt insert blindly.
                 columns["ambiguous"] = True
-            changes.append({"id": row.id, **columns})
+            changes.append({"_id": row.id, **columns})
             attempts.append(
                 {
                     "task_run_id": row.id,
@@ -168,19 +223,32 @@ def record_outcomes(
                     "error": outcome.error,
                 }
             )
-            metrics.TASK_RUNS.labels(row.task_type, outcome.status).inc()
+            kind = (row.task_type, outcome.status)
+            counted[kind] = counted.get(kind, 0) + 1
             if outcome.status == "succeeded":
                 metrics.RECORD_LATENCY.observe((now - row.created_at).total_seconds())
             if outcome.status == "waiting_retry" and outcome.retry_at is not None:
                 settled.retries.append((row.batch_key, outcome.retry_at))
             run_ids.add(row.run_id)
-        if changes:
-            session.execute(update(TaskRun), changes)
-            session.execute(insert(TaskRunAttempt), attempts)
+        update_rows(session, TaskRun.__table__, changes)
+        if attempts:
+            session.execute(_INSERT_ATTEMPTS, attempts)
         # Settles every run's status too, blocked task runs or not.
         settled.ready_keys = release_blocked(session, run_ids)
         uow.commit()
+    for (task_type, status), count in counted.items():
+        metrics.TASK_RUNS.labels(task_type, status).inc(count)
     return settled
+
+
+_HELD_COLUMNS = (
+    _t.id, _t.status, _t.claimed_by, _t.attempts, _t.ambiguous, _t.run_id, _t.task_type,
+    _t.batch_key, _t.created_at,
+)  # fmt: skip
+_HELD_ROWS = (
+    select(*_HELD_COLUMNS).where(_t.id.in_(bindparam("ids", expanding=True))).with_for_update()
+)
+_INSERT_ATTEMPTS = insert(TaskRunAttempt.__table__)
 
 
 def outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
@@ -233,7 +301,7 @@ def retry_or_give_up(
     return at if at <= first + timedelta(seconds=horizon_s) else None
 
 
-def next_retry_at(settings: Settings, task_run: TaskRun) -> datetime | None:
+def next_retry_at(settings: Settings, task_run: TaskRun | ClaimedTaskRun) -> datetime | None:
     """When this task run tries again after a transient error, or None when its retry horizon
     is spent (the settings' backoff)."""
     return retry_or_give_up(
@@ -248,35 +316,37 @@ def next_retry_at(settings: Settings, task_run: TaskRun) -> datetime | None:
 # --- per-org slow-down
 
 
-def use_owner_connection(
-    db: Database, owner_id: str, name_or_id: str, task_runs: Iterable[TaskRun]
-) -> str | None:
-    """The owner's connection for a batch (by id, else name), noted on its task runs so that
-    pausing and resuming by connection finds them; None when the owner has no such one."""
-    connection_id = _owner_connection_id(db, owner_id, name_or_id)
-    ids = [t.id for t in task_runs if t.connection_id != connection_id]
-    if connection_id is not None and ids:
-        with db.uow() as uow:
-            uow.session.execute(
-                update(TaskRun).where(TaskRun.id.in_(ids)).values(connection_id=connection_id)
-            )
-            uow.commit()
-    return connection_id
+class BatchTarget(NamedTuple):
+    """Where a Salesforce batch key's records go now: the owner's connection (None when the
+    owner has none of that name or id), its org, and until when that org is held back."""
+
+    connection_id: str | None
+    org_id: str | None
+    held_until: datetime | None
 
 
-def _owner_connection_id(db: Database, owner_id: str, name_or_id: str) -> str | None:
-    connection = resolve_owner_connection(db, owner_id, name_or_id)
-    return connection.id if connection else None
-
-
-def org_of_owner_connection(db: Database, owner_id: str, name_or_id: str) -> str | None:
-    connection_id = _owner_connection_id(db, owner_id, name_or_id)
-    return org_of_connection(db, connection_id) if connection_id else None
-
-
-def org_of_connection(db: Database, connection_id: str) -> str | None:
+def batch_target(db: Database, owner_id: str, name_or_id: str) -> BatchTarget:
+    """The owner's connection for a batch (by id, else name) and its org's hold, one query."""
     with db.reader() as uow:
-        return uow.session.scalar(select(Connection.org_id).where(Connection.id == connection_id))
+        rows = uow.session.execute(_TARGET, {"owner_id": owner_id, "name_or_id": name_or_id}).all()
+    # An id wins over a name: a connection could be named like another one's id.
+    row = next((r for r in rows if r.id == name_or_id), None) or next(
+        (r for r in rows if r.name == name_or_id), None
+    )
+    if row is None:
+        return BatchTarget(None, None, None)
+    held = row.until if row.until is not None and row.until > utcnow() else None
+    return BatchTarget(row.id, row.org_id, held)
+
+
+_TARGET = (
+    select(Connection.id, Connection.name, Connection.org_id, OrgThrottle.until)
+    .outerjoin(OrgThrottle, OrgThrottle.org_id == Connection.org_id)
+    .where(
+        Connection.owner_id == bindparam("owner_id"),
+        or_(Connection.id == bindparam("name_or_id"), Connection.name == bindparam("name_or_id")),
+    )
+)
 
 
 def throttled_until(db: Database, org_id: str) -> datetime | None:

@@ -9,56 +9,68 @@ wrong → fail now, keeping its code, message and fields.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from cxloop import metrics
-from cxloop.db.run_models import TaskRun
 from cxloop.domain.piped_text import PipedTextContext
-from cxloop.domain.workflow import SalesforceTask
+from cxloop.domain.workflow import SalesforceTask, task_references
 from cxloop.engine import ledger
-from cxloop.engine.ledger import Outcome
-from cxloop.engine.render import RenderedRecord, RunGone, render_record, run_contexts, run_document
-from cxloop.salesforce.client import RecordResult, SalesforceClient
-from cxloop.salesforce.errors import SalesforceError, SalesforceUnreachable
+from cxloop.engine.ledger import BatchTarget, ClaimedTaskRun, Outcome
+from cxloop.engine.render import (
+    RenderedRecord,
+    RunGone,
+    batch_runs,
+    record_plan,
+    revision_document,
+    task_outputs_of,
+)
+from cxloop.salesforce.client import ApiUsage, RecordResult, SalesforceClient
+from cxloop.salesforce.errors import HostNotAllowed, SalesforceError, SalesforceUnreachable
+from cxloop.services import connections
 from cxloop.services.runs import SalesforceBatchKey
-from cxloop.services.salesforce_clients import ConnectionUnusable, client_for
+from cxloop.services.salesforce_clients import ConnectionTokenSource, ConnectionUnusable
 
 if TYPE_CHECKING:
     from cxloop.bootstrap import Container
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
-    task_run: TaskRun
+    task_run: ClaimedTaskRun
     task: SalesforceTask | None = None
     context: PipedTextContext | None = None
     record: RenderedRecord | None = None
+    payload: dict[str, Any] | None = None  # what this attempt sent
     outcome: Outcome | None = None
 
 
-def execute(container: Container, task_runs: Sequence[TaskRun]) -> list[Outcome]:
-    """Do the batch; returns one outcome per task run."""
+def execute(
+    container: Container, task_runs: Sequence[ClaimedTaskRun], target: BatchTarget
+) -> list[Outcome]:
+    """Do the batch (claimed for `target`, see `ledger.batch_target`); returns one outcome per
+    task run."""
     items = [_Item(t) for t in task_runs]
-    key = SalesforceBatchKey.parse(task_runs[0].batch_key)
-    connection_id = ledger.use_owner_connection(
-        container.db, key.owner_id, key.connection, task_runs
-    )
+    connection_id = target.connection_id
     if connection_id is None:
+        key = SalesforceBatchKey.parse(task_runs[0].batch_key)
         reason = (
             f"The workflow's connection {key.connection!r} is not one of the survey owner's "
             "connections; pick one of theirs in the workflow, then retry the run."
         )
-        return [_paused(i.task_run, reason) for i in items]
+        return [_paused(i, reason) for i in items]
     try:
-        client = client_for(
-            container.db, container.settings, connection_id, container.describe_cache
-        )
+        client = _client(container, connection_id)
     except ConnectionUnusable as exc:
         ledger.pause_connection_work(container.db, connection_id, exc.message)
-        return [_paused(i.task_run, exc.message) for i in items]
-    org_id = ledger.org_of_connection(container.db, connection_id) or "unknown"
+        return [_paused(i, exc.message) for i in items]
+    org_id = target.org_id or "unknown"
     with client:
         try:
             return _execute(container, client, items)
@@ -71,20 +83,82 @@ def execute(container: Container, task_runs: Sequence[TaskRun]) -> list[Outcome]
                 _slow_down_near_the_limit(container, org_id, client.last_usage.fraction)
 
 
+def _client(container: Container, connection_id: str) -> SalesforceClient:
+    """A REST client for a stored connection (as `salesforce_clients.client_for` makes them),
+    on this process's shared HTTP connection pool: a new pool per batch would cost a TLS
+    context (tens of milliseconds of CPU loading the CA bundle) and a new connection to
+    Salesforce every time."""
+    db, settings = container.db, container.settings
+    try:
+        tokens = ConnectionTokenSource(db, settings, connection_id)
+    except HostNotAllowed as exc:
+        raise ConnectionUnusable(exc.message) from exc
+
+    def on_usage(usage: ApiUsage) -> None:
+        connections.record_api_usage(db, tokens.org_id, usage.used, usage.allocation)
+
+    return SalesforceClient(
+        tokens,
+        api_version=settings.salesforce_api_version,
+        timeout=settings.salesforce_timeout_s,
+        cache_key=connection_id,
+        describe_cache=container.describe_cache,
+        on_usage=on_usage,
+        http=_shared_http(settings.salesforce_timeout_s),
+    )
+
+
+def _shared_http(timeout_s: float) -> httpx.Client:
+    """One pooled httpx client per timeout for the whole process (httpx clients may be shared
+    between threads; a forked child makes its own, never using its parent's connections)."""
+    key = (os.getpid(), timeout_s)
+    with _http_lock:
+        http = _http_clients.get(key)
+        if http is None or http.is_closed:
+            http = _http_clients[key] = httpx.Client(timeout=timeout_s, follow_redirects=False)
+        return http
+
+
+_http_clients: dict[tuple[int, float], httpx.Client] = {}
+_http_lock = threading.Lock()
+
+
 def _execute(container: Container, client: SalesforceClient, items: list[_Item]) -> list[Outcome]:
     db = container.db
     with db.reader() as uow:
-        contexts = run_contexts(uow.session, [item.task_run.run for item in items])
+        session = uow.session
+        runs = batch_runs(session, [item.task_run.run_id for item in items], task_outputs=False)
+        piping_outputs: set[str] = set()  # runs whose task pipes earlier tasks' outputs
+        uses_outputs: dict[int, bool] = {}
         for item in items:
-            try:
-                document = run_document(uow.session, item.task_run.run)
-            except RunGone as exc:
-                item.outcome = _failed(item.task_run, "WORKFLOW_DELETED", str(exc))
+            task_run = item.task_run
+            run = runs.get(task_run.run_id)
+            if run is None:
+                item.outcome = _failed(item, "RUN_DELETED", "The run was deleted.")
                 continue
-            task = document.task(item.task_run.task_id)
+            try:
+                document = revision_document(
+                    session, run.workflow_id, run.workflow_name, run.workflow_revision
+                )
+            except RunGone as exc:
+                item.outcome = _failed(item, "WORKFLOW_DELETED", str(exc))
+                continue
+            task = document.task(task_run.task_id)
             assert isinstance(task, SalesforceTask)
             item.task = task
-            item.context = contexts[item.task_run.run_id]
+            item.context = run.context
+            uses = uses_outputs.get(id(task))
+            if uses is None:
+                uses = uses_outputs[id(task)] = bool(task_references(task))
+            if uses:
+                piping_outputs.add(run.id)
+        if piping_outputs:
+            outputs = task_outputs_of(session, piping_outputs)
+            for item in items:
+                if item.context is not None and item.task_run.run_id in piping_outputs:
+                    item.context = dataclasses.replace(
+                        item.context, task_outputs=outputs.get(item.task_run.run_id, {})
+                    )
     live = [i for i in items if i.outcome is None]
     if not live:
         return [i.outcome for i in items]  # type: ignore[misc]
@@ -93,11 +167,9 @@ def _execute(container: Container, client: SalesforceClient, items: list[_Item])
     describe = client.describe(task.object)
     for item in live:
         assert item.task is not None and item.context is not None
-        item.record = render_record(item.task, item.context, describe)
+        item.record = record_plan(item.task, describe).render(item.context)
         if item.record.problems:
-            item.outcome = _failed(
-                item.task_run, "CXLOOP_BAD_VALUE", "; ".join(item.record.problems)
-            )
+            item.outcome = _failed(item, "CXLOOP_BAD_VALUE", "; ".join(item.record.problems))
     live = [i for i in live if i.outcome is None]
     _resolve_lookups(client, live)
     live = [i for i in live if i.outcome is None]
@@ -124,7 +196,7 @@ def _send(client: SalesforceClient, task: SalesforceTask, items: list[_Item]) ->
             body["Id"] = item.record.key_value
         if task.action == "upsert":
             body[task.key_field or ""] = item.record.key_value
-        item.task_run.payload = body
+        item.payload = body
         records.append(body)
     if task.action == "insert":
         return client.collection_create(records)
@@ -138,7 +210,7 @@ def _send(client: SalesforceClient, task: SalesforceTask, items: list[_Item]) ->
 
 def _from_result(container: Container, item: _Item, result: RecordResult) -> Outcome:
     task_run = item.task_run
-    payload = task_run.payload
+    payload = item.payload
     if result.success:
         return Outcome(
             task_run.id,
@@ -174,7 +246,7 @@ def _whole_batch_failed(
     if exc.kind == "reauth" or exc.kind == "auth":
         reason = f"The connection needs to be reconnected: {exc.message}"
         ledger.pause_connection_work(container.db, connection_id, reason)
-        return [i.outcome or _paused(i.task_run, reason, exc) for i in items]
+        return [i.outcome or _paused(i, reason, exc) for i in items]
     if exc.kind == "limit":
         until = ledger.throttle_org(
             container.db, org_id, settings.limit_backoff_s, str(exc), escalate=True
@@ -188,7 +260,7 @@ def _whole_batch_failed(
                     reason="Salesforce's API limit for the org was reached; held back until "
                     f"{until:%H:%M:%S} UTC",
                     error=exc.as_dict(),
-                    payload=item.task_run.payload,
+                    payload=item.payload,
                     retry_at=until,
                 )
             )
@@ -198,7 +270,7 @@ def _whole_batch_failed(
         if item.outcome is not None:
             outcomes.append(item.outcome)
         elif exc.kind == "transient":
-            outcomes.append(_retry(container, item.task_run, exc, item.task_run.payload, ambiguous))
+            outcomes.append(_retry(container, item.task_run, exc, item.payload, ambiguous))
         else:
             outcomes.append(
                 Outcome(
@@ -206,7 +278,7 @@ def _whole_batch_failed(
                     "failed",
                     reason=_explain(item.task_run, exc),
                     error=exc.as_dict(),
-                    payload=item.task_run.payload,
+                    payload=item.payload,
                 )
             )
     return outcomes
@@ -214,7 +286,7 @@ def _whole_batch_failed(
 
 def _retry(
     container: Container,
-    task_run: TaskRun,
+    task_run: ClaimedTaskRun,
     error: SalesforceError,
     payload: dict[str, Any] | None,
     ambiguous: bool = False,
@@ -260,7 +332,7 @@ def _resolve_lookups(client: SalesforceClient, items: list[_Item]) -> None:
                 item.record.fields[field_name] = record_id
             elif when_missing == "fail":
                 item.outcome = _failed(
-                    item.task_run,
+                    item,
                     "CXLOOP_LOOKUP_NOT_FOUND",
                     f"no {obj} has {match_field} = {value!r}, so {field_name} cannot be set",
                 )
@@ -299,7 +371,7 @@ def _resolve_keys_to_ids(
         record_id = ids.get(str(item.record.key_value))
         if record_id is None:
             item.outcome = _failed(
-                item.task_run,
+                item,
                 "NOT_FOUND",
                 f"no {task.object} has {key_field} = {item.record.key_value!r}",
             )
@@ -338,27 +410,27 @@ def _slow_down_near_the_limit(container: Container, org_id: str, fraction: float
         )
 
 
-def _failed(task_run: TaskRun, code: str, message: str) -> Outcome:
+def _failed(item: _Item, code: str, message: str) -> Outcome:
     return Outcome(
-        task_run.id,
+        item.task_run.id,
         "failed",
         reason=message,
         error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
-        payload=task_run.payload,
+        payload=item.payload,
     )
 
 
-def _paused(task_run: TaskRun, reason: str, exc: SalesforceError | None = None) -> Outcome:
+def _paused(item: _Item, reason: str, exc: SalesforceError | None = None) -> Outcome:
     return Outcome(
-        task_run.id,
+        item.task_run.id,
         "paused",
         reason=reason,
         error=exc.as_dict() if exc else None,
-        payload=task_run.payload,
+        payload=item.payload,
     )
 
 
-def _explain(task_run: TaskRun, error: SalesforceError) -> str:
+def _explain(task_run: ClaimedTaskRun, error: SalesforceError) -> str:
     fields = f" (fields: {', '.join(error.fields)})" if error.fields else ""
     return (
         f"Salesforce refused the record: {error.error_code} — {error.message}{fields}. "

@@ -1,8 +1,10 @@
 """What a worker does with a batch key: wait a moment for company, claim, execute, record.
 
-Under load, ready task runs pile up while a batch is in flight, so the next claim takes up to
-200 of them: batches fill by themselves. When traffic is light a record waits at most
-`batch_linger_s` for others to share its call, then goes alone.
+Under load, ready task runs pile up while a batch is in flight, and one message per key waits
+(up to `batch_linger_s`) for a full batch of 200: one Collections call carries them all. When
+traffic is light a record goes at once, and a batch stops waiting when nothing joins it for
+`batch_quiet_s`. One dispatch message works through batches while rows are ready, so the
+queue carries a few messages a second per key, not one per record.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -30,20 +34,21 @@ MAX_ROUNDS = 20  # batches one message may take before leaving the rest to other
 
 _BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
 _POLL_S = 0.05
+_NEARLY_FULL = 2 / 3  # of a batch: ...
+_NEARLY_FULL_LINGER = 1.5  # ... may wait this many times `batch_linger_s` to fill
 _last_batch_at: dict[str, float] = {}
 _lingering: set[str] = set()
+_in_flight: dict[str, int] = {}  # batches of a key being sent by this process now
 _lingering_lock = threading.Lock()
 
 
 def process(container: Container, batch_key: str) -> None:
     """Handle one dispatch message for `batch_key`: batches until nothing of it is ready."""
-    is_salesforce = batch_key.startswith("sf|")
-    if is_salesforce and _held_back(container, batch_key):
+    if batch_key.startswith("sf|"):
+        _process_salesforce(container, batch_key)
         return
     worker = f"{WORKER_ID}:{threading.get_ident()}"
     for _ in range(MAX_ROUNDS):
-        if is_salesforce and not _wait_for_company(container, batch_key):
-            return
         claimed = ledger.claim_batch(
             container.db,
             batch_key,
@@ -54,12 +59,9 @@ def process(container: Container, batch_key: str) -> None:
         if not claimed:
             return
         started_at = utcnow()
-        _last_batch_at[batch_key] = time.monotonic()
         task_runs = ledger.task_runs_by_id(container.db, claimed)
         try:
-            if batch_key.startswith("sf|"):
-                outcomes = salesforce_batch.execute(container, task_runs)
-            elif batch_key.startswith("directory|"):
+            if batch_key.startswith("directory|"):
                 outcomes = [directory_task.execute(container, t) for t in task_runs]
             else:
                 outcomes = [email_task.execute(container, t) for t in task_runs]
@@ -67,59 +69,137 @@ def process(container: Container, batch_key: str) -> None:
             # A bug must not strand the rows: their lease runs out and the sweeper retries.
             log.exception("worker.batch_crashed", batch_key=batch_key, size=len(task_runs))
             return
-        settled = ledger.record_outcomes(
-            container.db, outcomes, started_at=started_at, worker=worker
-        )
-        runs.dispatch(settled.ready_keys)
-        for key, at in settled.retries:
-            schedule(container, key, at)
+        _record(container, outcomes, started_at, worker)
 
 
-def _held_back(container: Container, batch_key: str) -> bool:
-    """Whether the batch's org is being held back (API limit); if so, come back later."""
+def _process_salesforce(container: Container, batch_key: str) -> None:
+    """Salesforce batches: each round looks up where the key's records go (the owner's
+    connection, its org's hold) in one query, waits for company, claims up to a batch with
+    one UPDATE that returns the rows, sends them in one Collections call and records every
+    outcome in one transaction."""
+    db, settings = container.db, container.settings
     key = runs.SalesforceBatchKey.parse(batch_key)
-    org_id = ledger.org_of_owner_connection(container.db, key.owner_id, key.connection)
-    held_until = ledger.throttled_until(container.db, org_id) if org_id else None
-    if held_until is None:
-        return False
-    schedule(container, batch_key, held_until)
-    return True
+    worker = f"{WORKER_ID}:{threading.get_ident()}"
+    for _ in range(MAX_ROUNDS):
+        target = ledger.batch_target(db, key.owner_id, key.connection)
+        if target.held_until is not None:
+            schedule(container, batch_key, target.held_until)  # come back when it may go
+            return
+        with _turn(container, batch_key) as waited:
+            if waited is None:
+                return
+            if waited > _POLL_S:  # the org may have been held back meanwhile
+                target = ledger.batch_target(db, key.owner_id, key.connection)
+                if target.held_until is not None:
+                    schedule(container, batch_key, target.held_until)
+                    return
+            claimed = ledger.claim_task_runs(
+                db,
+                batch_key,
+                limit=settings.batch_size,
+                lease_s=settings.lease_s,
+                worker=worker,
+                connection_id=target.connection_id,
+            )
+        if not claimed:
+            return
+        started_at = utcnow()
+        _last_batch_at[batch_key] = time.monotonic()
+        with _sending(batch_key):
+            try:
+                outcomes = salesforce_batch.execute(container, claimed, target)
+            except Exception:
+                # A bug must not strand the rows: their lease runs out and the sweeper retries.
+                log.exception("worker.batch_crashed", batch_key=batch_key, size=len(claimed))
+                return
+            _record(container, outcomes, started_at, worker)
 
 
-def _wait_for_company(container: Container, batch_key: str) -> bool:
-    """Wait while a batch is filling; False when another message of this process already waits.
+def _record(
+    container: Container, outcomes: list[ledger.Outcome], started_at: datetime, worker: str
+) -> None:
+    settled = ledger.record_outcomes(container.db, outcomes, started_at=started_at, worker=worker)
+    runs.dispatch(settled.ready_keys)
+    for key, at in settled.retries:
+        schedule(container, key, at)
+
+
+@contextmanager
+def _turn(container: Container, batch_key: str) -> Iterator[float | None]:
+    """Wait while a batch is filling, then claim inside the block; yields how long it waited,
+    or None when this message should leave (nothing ready, or another message of this
+    process is already waiting for this key and will take these rows).
 
     A record goes at once when traffic is light (nothing else ready, no batch of this key in
-    the last moments). Under load it waits, up to `batch_linger_s`, until a full batch is ready,
-    so that records share Collections calls instead of spending one call each.
+    the last moments). Under load one message per key and process waits, up to
+    `batch_linger_s`, until a full batch is ready, so that records share Collections calls
+    instead of spending one call each; it keeps that turn until its claim is made, so that two
+    threads never split one batch between them. A message that finds two full batches ready
+    claims the second one at once.
+
+    A batch that is nearly full (two thirds) may wait half as long again to fill: under steady
+    load a few more moments save a whole call, while a batch that is far from full at the
+    linger's end goes then, so latency at moderate load stays as it was.
+
+    The wait ends early once no record has joined for `batch_quiet_s` (the newest ready row is
+    that old): the traffic stopped, at the end of a burst, and waiting longer would only add
+    latency. Not while this process is sending a batch of the same key: that batch holds the
+    CPU and the database's write lock, so arrivals pause because of us, not because the
+    traffic stopped.
     """
     settings = container.settings
-    count, oldest = ledger.ready_summary(container.db, batch_key)
+    db = container.db
+    size = settings.batch_size
+    count, oldest, newest = ledger.ready_summary(db, batch_key)
     if count == 0:
-        return False
-    if count >= settings.batch_size or oldest is None or settings.batch_linger_s <= 0:
-        return True
+        yield None
+        return
     recently_busy = time.monotonic() - _last_batch_at.get(batch_key, -1e9) < _BUSY_WINDOW_S
-    if count == 1 and not recently_busy:
-        return True
+    if oldest is None or settings.batch_linger_s <= 0 or (count == 1 and not recently_busy):
+        yield 0.0
+        return
     with _lingering_lock:
-        if batch_key in _lingering:
-            return False  # the waiting message will take these rows too
-        _lingering.add(batch_key)
+        waiting = batch_key in _lingering
+        if not waiting:
+            _lingering.add(batch_key)
+    if waiting:
+        yield 0.0 if count >= 2 * size else None
+        return
+    started = time.monotonic()
     try:
-        while True:
+        while count < size:
             waited = (utcnow() - oldest).total_seconds()
-            if waited >= settings.batch_linger_s:
+            linger = settings.batch_linger_s
+            if count >= size * _NEARLY_FULL:
+                linger *= _NEARLY_FULL_LINGER
+            if waited >= linger:
                 break
-            time.sleep(min(_POLL_S, settings.batch_linger_s - waited))
-            count, oldest = ledger.ready_summary(container.db, batch_key)
-            if count >= settings.batch_size or oldest is None:
+            time.sleep(min(_POLL_S, linger - waited))
+            count, oldest, newest = ledger.ready_summary(db, batch_key)
+            if oldest is None or newest is None:
                 break
+            quiet_for = (utcnow() - newest).total_seconds()
+            if 0 < settings.batch_quiet_s <= quiet_for and not _in_flight.get(batch_key):
+                break
+        yield time.monotonic() - started
     finally:
-        # Cleared before claiming: a message arriving from now on claims for itself.
+        # Released once the claim is made: a message arriving from now on claims for itself.
         with _lingering_lock:
             _lingering.discard(batch_key)
-    return True
+
+
+@contextmanager
+def _sending(batch_key: str) -> Iterator[None]:
+    """Count the batches of a key this process is sending (see `_wait_for_company`)."""
+    with _lingering_lock:
+        _in_flight[batch_key] = _in_flight.get(batch_key, 0) + 1
+    try:
+        yield
+    finally:
+        with _lingering_lock:
+            _in_flight[batch_key] -= 1
+            if not _in_flight[batch_key]:
+                del _in_flight[batch_key]
 
 
 def schedule(container: Container, batch_key: str, at: datetime) -> None:

@@ -15,23 +15,21 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from cxloop.db.base import new_id, utcnow
+from cxloop.db.base import utcnow
 from cxloop.db.models import Response, Survey
 from cxloop.db.run_models import READY_STATUSES, Run, TaskRun
 from cxloop.db.uow import Database, UnitOfWork
-from cxloop.db.workflow_models import Workflow
+from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.answers import resolve_answer_field
 from cxloop.domain.conditions import evaluate
 from cxloop.domain.piped_text import PipedTextContext, render_value
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
-    AnyTask,
     DirectoryTask,
     SalesforceTask,
     SurveyResponseEvent,
@@ -93,41 +91,131 @@ def match_response(session: Session, response: Response, event: str, uow: UnitOf
 def match_responses(
     session: Session, responses: Sequence[Response], event: str, uow: UnitOfWork
 ) -> None:
-    """`match_response` for a batch written together (an import): one query for the workflows
-    of each survey in the batch, not one per response."""
+    """`match_response` for responses written together (an import batch, or concurrent POSTs
+    committed as one transaction).
+
+    This runs inside the response's write transaction (on SQLite: holding the only write
+    lock), once per batch, so it stays cheap: one light query for the surveys' enabled
+    workflows (id and revision; the owner and content version come along), parsed documents
+    and task-run rows cached per workflow revision, and Core INSERTs for runs and task runs.
+    A survey without workflows costs that one query and nothing else.
+    """
+    if not responses:
+        return
     by_survey: dict[str, list[Response]] = {}
     for response in responses:
         by_survey.setdefault(response.survey_id, []).append(response)
     ready_keys: list[str] = []
-    for survey_id, survey_responses in by_survey.items():
-        workflows = session.scalars(
-            select(Workflow).where(
-                Workflow.survey_id == survey_id,
-                Workflow.enabled.is_(True),
-                Workflow.event_type == "survey_response",
-            )
-        ).all()
-        if not workflows:
+    for survey in _surveys_with_workflows(session, list(by_survey)):
+        if not survey.workflows:
             continue
-        session.autoflush = False  # nothing below reads what it adds; one flush at commit
-        survey = session.get(Survey, survey_id)
-        assert survey is not None
-        content = survey_content_of(survey)
-        for workflow in workflows:
-            document = workflow_document(workflow.id, workflow.revision, workflow.document)
-            for response in survey_responses:
-                if _response_starts(document, content, response, event):
-                    ready_keys += add_run(
-                        session,
-                        survey,
-                        workflow,
-                        document,
-                        event_type="survey_response",
-                        event_key=_response_event_key(response, event),
-                        response_id=response.id,
-                    )
+        survey_responses = by_survey[survey.id]
+        content: list[SurveyContent | None] = []  # read on first need: conditions only
+        for workflow_id, revision in survey.workflows:
+            plan = _workflow_plan(session, workflow_id, revision, survey.owner_id)
+            if plan is None:
+                continue  # deleted meanwhile
+            document = plan.document
+            if document.conditions is not None and not content:
+                content.append(
+                    survey_content_by_version(session, survey.id, survey.content_version)
+                )
+            events = [
+                RunEvent(_response_event_key(response, event), None, response.id)
+                for response in survey_responses
+                if _response_starts(document, content[0] if content else None, response, event)
+            ]
+            ready_keys += _write_runs(session, survey.id, plan, events, "survey_response")
     if ready_keys:
         uow.after_commit(lambda: dispatch(ready_keys))
+
+
+@dataclass(frozen=True)
+class _SurveyWorkflows:
+    id: str
+    owner_id: str
+    content_version: int
+    workflows: tuple[tuple[str, int], ...]  # (workflow id, revision) of the enabled ones
+
+
+def _surveys_with_workflows(session: Session, survey_ids: list[str]) -> list[_SurveyWorkflows]:
+    """The surveys with their enabled response workflows, in one query."""
+    if len(survey_ids) == 1:
+        rows = session.execute(_SURVEY_WORKFLOWS_ONE, {"survey_id": survey_ids[0]})
+    else:
+        rows = session.execute(_SURVEY_WORKFLOWS_MANY, {"survey_ids": survey_ids})
+    found: dict[str, tuple[str, int, list[tuple[str, int]]]] = {}
+    for survey_id, owner_id, content_version, workflow_id, revision in rows:
+        entry = found.setdefault(survey_id, (owner_id, content_version or 0, []))
+        if workflow_id is not None:
+            entry[2].append((workflow_id, revision))
+    return [
+        _SurveyWorkflows(survey_id, owner_id, version, tuple(sorted(workflows)))
+        for survey_id, (owner_id, version, workflows) in found.items()
+    ]
+
+
+_SURVEY_WORKFLOWS = select(
+    Survey.id, Survey.owner_id, Survey.content_version, Workflow.id, Workflow.revision
+).outerjoin(
+    Workflow,
+    and_(
+        Workflow.survey_id == Survey.id,
+        Workflow.enabled.is_(True),
+        Workflow.event_type == "survey_response",
+    ),
+)
+# Built once: building a statement costs more than running it on this path.
+_SURVEY_WORKFLOWS_ONE = _SURVEY_WORKFLOWS.where(Survey.id == bindparam("survey_id"))
+_SURVEY_WORKFLOWS_MANY = _SURVEY_WORKFLOWS.where(
+    Survey.id.in_(bindparam("survey_ids", expanding=True))
+)
+_WORKFLOW_DOCUMENT = select(Workflow.document).where(
+    Workflow.id == bindparam("workflow_id"), Workflow.revision == bindparam("revision")
+)
+_REVISION_DOCUMENT = select(WorkflowRevision.document).where(
+    WorkflowRevision.workflow_id == bindparam("workflow_id"),
+    WorkflowRevision.revision == bindparam("revision"),
+)
+
+
+@dataclass(frozen=True)
+class _WorkflowPlan:
+    """What writing a run of one workflow revision for one survey owner needs, made once."""
+
+    workflow_id: str
+    revision: int
+    document: WorkflowDocument
+    task_rows: tuple[dict[str, Any], ...]  # a task run row per task, without ids and times
+
+
+def _workflow_plan(
+    session: Session, workflow_id: str, revision: int, owner_id: str
+) -> _WorkflowPlan | None:
+    """The plan of a workflow revision; its document is read (and parsed) only the first time
+    this process meets the revision. None if the revision is gone (saved again meanwhile)."""
+    key = (workflow_id, revision, owner_id)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    document = parsed_workflow_document(workflow_id, revision)
+    if document is None:
+        params = {"workflow_id": workflow_id, "revision": revision}
+        # The workflow row at that revision, or its revision row (a revision never changes).
+        data = session.scalar(_WORKFLOW_DOCUMENT, params)
+        if data is None:
+            data = session.scalar(_REVISION_DOCUMENT, params)
+        if data is None:
+            return None
+        document = workflow_document(workflow_id, revision, data)
+    plan = _WorkflowPlan(workflow_id, revision, document, task_run_rows(owner_id, document))
+    if len(_PLANS) >= 1024:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+_PLANS: dict[tuple[str, int, str], _WorkflowPlan] = {}
 
 
 def _response_event_key(response: Response, event: str) -> str:
@@ -162,9 +250,19 @@ class RunEvent(NamedTuple):
     response_id: str | None = None
 
 
+class SurveyOwner(Protocol):
+    """What writing runs needs of a survey: its id and its owner (a `Survey` will do)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def owner_id(self) -> str: ...
+
+
 def add_run(
     session: Session,
-    survey: Survey,
+    survey: SurveyOwner,
     workflow: Workflow,
     document: WorkflowDocument,
     *,
@@ -188,7 +286,7 @@ def add_run(
 
 def add_runs_bulk(
     session: Session,
-    survey: Survey,
+    survey: SurveyOwner,
     workflow_id: str,
     revision: int,
     document: WorkflowDocument,
@@ -200,32 +298,40 @@ def add_runs_bulk(
 
     No per-object ORM work: the outbound message listener writes up to 100 runs per message
     and must answer quickly, and a response's transaction holds SQLite's write lock. Each
-    task's row comes from `new_task_run` once per call (its row depends on the task, not on
-    the event) and is copied for each event with fresh ids; a batch key that names its own
-    task run (`email|TR_...`) names the copy's. Returns the batch keys ready to go.
+    task's row is made once per revision and owner (`task_run_rows`) and copied for each event
+    with fresh ids; a batch key that names its own task run (`email|TR_...`) names the copy's.
+    Returns the batch keys ready to go.
     """
+    plan = _WorkflowPlan(workflow_id, revision, document, task_run_rows(survey.owner_id, document))
+    return _write_runs(session, survey.id, plan, events, event_type)
+
+
+def _write_runs(
+    session: Session,
+    survey_id: str,
+    plan: _WorkflowPlan,
+    events: Iterable[RunEvent],
+    event_type: str,
+) -> list[str]:
     events = list(events)
     if not events:
         return []
     now = utcnow()
-    probe = Run(id=new_id("RN_"), survey_id=survey.id, workflow_id=workflow_id)
-    templates = [
-        _column_values(new_task_run(session, survey, probe, index, task))
-        for index, task in enumerate(document.tasks)
-    ]
+    templates = plan.task_rows
     run_ids = _new_ids("RN_", len(events))
     task_run_ids = iter(_new_ids("TR_", len(events) * len(templates)))
     run_rows: list[dict[str, Any]] = []
     task_rows: list[dict[str, Any]] = []
     ready: list[str] = []
+    name = plan.document.name
     for run_id, event in zip(run_ids, events, strict=True):
         run_rows.append(
             {
                 "id": run_id,
-                "survey_id": survey.id,
-                "workflow_id": workflow_id,
-                "workflow_name": document.name,
-                "workflow_revision": revision,
+                "survey_id": survey_id,
+                "workflow_id": plan.workflow_id,
+                "workflow_name": name,
+                "workflow_revision": plan.revision,
                 "event_type": event_type,
                 "event_key": event.event_key,
                 "response_id": event.response_id,
@@ -236,28 +342,60 @@ def add_runs_bulk(
         )
         for template in templates:
             task_run_id = next(task_run_ids)
+            batch_key = template["batch_key"]
             row = {
                 **template,
                 "id": task_run_id,
                 "run_id": run_id,
-                "batch_key": template["batch_key"].replace(template["id"], task_run_id),
+                "batch_key": batch_key + task_run_id if batch_key in _OWN_KEYS else batch_key,
+                "depends_on": list(template["depends_on"]),
                 "next_attempt_at": now,
                 "created_at": now,
             }
             task_rows.append(row)
             if row["status"] == "pending":
                 ready.append(row["batch_key"])
-    session.execute(insert(Run.__table__), run_rows)
+    session.execute(_INSERT_RUNS, run_rows)
     if task_rows:
-        session.execute(insert(TaskRun.__table__), task_rows)
+        session.execute(_INSERT_TASK_RUNS, task_rows)
     return ready
 
 
-def _column_values(instance: Any) -> dict[str, Any]:
-    """The column values set on a transient ORM object (defaults apply to the rest)."""
-    state = sa_inspect(instance)
-    columns = state.mapper.columns
-    return {key: value for key, value in state.dict.items() if key in columns}
+_OWN_KEYS = ("directory|", "email|")  # completed with the task run's id: these go alone
+_INSERT_RUNS = insert(Run.__table__)
+_INSERT_TASK_RUNS = insert(TaskRun.__table__)
+
+
+def task_run_rows(owner_id: str, document: WorkflowDocument) -> tuple[dict[str, Any], ...]:
+    """The row of each task's task run, without ids and times: ready (pending) or waiting for
+    earlier tasks (blocked).
+
+    Which connection a Salesforce task uses is settled when it runs (the survey owner's
+    connection of that name or id), so writing a response costs no lookup. The batch key of a
+    directory or email task (`directory|`, `email|`) is completed with the task run's own id:
+    those go alone.
+    """
+    rows = []
+    for index, task in enumerate(document.tasks):
+        depends_on = sorted(task_references(task))
+        if isinstance(task, SalesforceTask):
+            batch_key = salesforce_batch_key(owner_id, task)
+        elif isinstance(task, DirectoryTask):
+            batch_key = "directory|"
+        else:
+            batch_key = "email|"
+        rows.append(
+            {
+                "task_id": task.id,
+                "task_index": index,
+                "task_type": task.type,
+                "status": "blocked" if depends_on else "pending",
+                "status_reason": "",
+                "batch_key": batch_key,
+                "depends_on": depends_on,
+            }
+        )
+    return tuple(rows)
 
 
 _ID_CHARS = string.ascii_letters + string.digits
@@ -274,33 +412,6 @@ def _new_ids(prefix: str, count: int, length: int = 15) -> list[str]:
         chars += secrets.token_bytes(needed - len(chars) + 16).translate(_ID_TABLE, _ID_DROP)
     text = chars[:needed].decode("ascii")
     return [prefix + text[i : i + length] for i in range(0, needed, length)]
-
-
-def new_task_run(session: Session, survey: Survey, run: Run, index: int, task: AnyTask) -> TaskRun:
-    """A task run, ready (pending) or waiting for earlier tasks (blocked).
-
-    Which connection a Salesforce task uses is settled when it runs (the survey owner's
-    connection of that name or id), so writing a response costs no lookup.
-    """
-    task_run_id = new_id("TR_")
-    depends_on = sorted(task_references(task))
-    if isinstance(task, SalesforceTask):
-        batch_key = salesforce_batch_key(survey.owner_id, task)
-    elif isinstance(task, DirectoryTask):
-        batch_key = f"directory|{task_run_id}"
-    else:
-        batch_key = f"email|{task_run_id}"
-    return TaskRun(
-        id=task_run_id,
-        task_id=task.id,
-        task_index=index,
-        task_type=task.type,
-        status="blocked" if depends_on else "pending",
-        status_reason="",
-        batch_key=batch_key,
-        depends_on=depends_on,
-        next_attempt_at=utcnow(),
-    )
 
 
 def salesforce_batch_key(owner_id: str, task: SalesforceTask) -> str:
@@ -420,6 +531,32 @@ def survey_content_of(survey: Survey) -> SurveyContent | None:
     if not survey.content:
         return None
     return _cached(_CONTENTS, key, lambda: SurveyContent.from_document(survey.content))
+
+
+def survey_content_by_version(
+    session: Session, survey_id: str, content_version: int
+) -> SurveyContent | None:
+    """The survey's content at `content_version` (from the cache; else read and parsed once).
+
+    The version is read back with the document, so a change saved in between is cached under
+    its own version, never under the one asked for.
+    """
+    key = (survey_id, content_version or 0)
+    if key in _CONTENTS:
+        return _CONTENTS[key]
+    row = session.execute(_SURVEY_CONTENT, {"survey_id": survey_id}).first()
+    if row is None or not row.content:
+        return None
+    return _cached(
+        _CONTENTS,
+        (survey_id, row.content_version or 0),
+        lambda: SurveyContent.from_document(row.content),
+    )
+
+
+_SURVEY_CONTENT = select(Survey.content, Survey.content_version).where(
+    Survey.id == bindparam("survey_id")
+)
 
 
 def workflow_document(workflow_id: str, revision: int, document: Any) -> WorkflowDocument:
@@ -577,62 +714,167 @@ def _requeue(session: Session, run_ids: list[str]) -> list[str]:
 
 
 def release_blocked(session: Session, run_ids: Iterable[str]) -> list[str]:
-    """Settle the blocked task runs of these runs; returns the batch keys that became ready.
+    """Settle the blocked task runs of these runs and the runs' statuses; returns the batch
+    keys that became ready.
 
     A blocked task run becomes pending once every task it depends on succeeded. When one of
     them failed or was skipped it is skipped if the workflow stops dependent tasks on failure,
     and runs anyway (with that output empty) if the workflow continues.
+
+    Core statements only (two reads, an UPDATE per kind of change), since workers call this
+    for every batch inside their write transaction. The runs are locked first (`FOR UPDATE`,
+    in id order, on PostgreSQL): two workers finishing two tasks of one run at the same time
+    then settle it one after the other, the second seeing the first's outcome. Without the
+    lock each would see the other's task still running, and the run would stay `running`
+    (and a task waiting for both would stay blocked) for good.
     """
+    ids = sorted(set(run_ids))
+    if not ids:
+        return []
+    runs = {
+        row.id: row for row in session.execute(_LOCK_RUNS, {"ids": ids})
+    }  # the lock first: what is read next includes what others committed meanwhile
+    tasks_of: dict[str, list[_Settling]] = {}
+    for row in session.execute(_RUN_TASK_RUNS, {"ids": ids}):
+        tasks_of.setdefault(row.run_id, []).append(
+            _Settling(row.id, row.task_id, row.status, row.depends_on or [], row.batch_key)
+        )
+    now = utcnow()
     freed: list[str] = []
-    runs = session.scalars(
-        select(Run).where(Run.id.in_(list(run_ids))).options(selectinload(Run.task_runs))
-    )
-    for run in runs:
-        by_task = {t.task_id: t for t in run.task_runs}
-        for task_run in run.task_runs:
+    task_changes: list[dict[str, Any]] = []
+    run_changes: list[dict[str, Any]] = []
+    for run_id, run in runs.items():
+        task_runs = tasks_of.get(run_id, [])
+        by_task = {t.task_id: t for t in task_runs}
+        for task_run in task_runs:
             if task_run.status != "blocked":
                 continue
             upstream = [by_task[d] for d in task_run.depends_on if d in by_task]
             if any(u.status not in ("succeeded", "failed", "skipped") for u in upstream):
                 continue
             broken = [u.task_id for u in upstream if u.status != "succeeded"]
-            document = _document_of_run(session, run) if broken else None
+            document = _current_document(session, run.workflow_id) if broken else None
             if broken and (document is None or document.on_task_failure == "stop"):
                 task_run.status = "skipped"
-                task_run.status_reason = (
-                    f"Not run: it uses the output of {', '.join(broken)}, which did not succeed."
-                )
-                task_run.finished_at = utcnow()
+                change = {
+                    "_id": task_run.id,
+                    "status": "skipped",
+                    "status_reason": (
+                        f"Not run: it uses the output of {', '.join(broken)}, which did not "
+                        "succeed."
+                    ),
+                    "finished_at": now,
+                }
             else:
                 task_run.status = "pending"
-                task_run.next_attempt_at = utcnow()
+                change = {"_id": task_run.id, "status": "pending", "next_attempt_at": now}
                 freed.append(task_run.batch_key)
-        settle_run_status(run)
+            task_changes.append(change)
+        status, finished_at = run_status({t.status for t in task_runs}, run.finished_at, now)
+        if (status, finished_at) != (run.status, run.finished_at):
+            run_changes.append({"_id": run_id, "status": status, "finished_at": finished_at})
+    update_rows(session, TaskRun.__table__, task_changes)
+    update_rows(session, Run.__table__, run_changes)
     return freed
 
 
-def settle_run_status(run: Run) -> None:
-    """A run's status from its task runs: open work first, then failures, then success."""
-    statuses = {t.status for t in run.task_runs}
+def update_rows(session: Session, table: Table, changes: Sequence[dict[str, Any]]) -> None:
+    """Write many rows' changes (each a dict of "_id" and the columns to set) in few statements.
+
+    Rows that set the same columns form a group. A column that every row of a group sets to
+    the same plain value (a status, a time, null) goes into one `UPDATE ... WHERE id IN (...)`;
+    only the columns that differ (a payload, a record id) are sent row by row, in one
+    executemany. Per-row parameters are what such statements cost.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        groups.setdefault(tuple(change), []).append(change)
+    id_column = table.c.id
+    for keys, rows in groups.items():
+        first = rows[0]
+        columns = [k for k in keys if k != "_id"]
+        shared = {
+            k: first[k]
+            for k in columns
+            if isinstance(first[k], _PLAIN)
+            and all(type(r[k]) is type(first[k]) and r[k] == first[k] for r in rows)
+        }
+        if shared:
+            ids = [r["_id"] for r in rows]
+            session.execute(update(table).where(id_column.in_(ids)).values(shared))
+        varying = [k for k in columns if k not in shared]
+        if varying:
+            session.execute(
+                update(table).where(id_column == bindparam("_id")),
+                [{"_id": r["_id"], **{k: r[k] for k in varying}} for r in rows],
+            )
+
+
+_PLAIN = (str, int, float, bool, datetime, type(None))
+
+
+@dataclass
+class _Settling:
+    """A task run being settled: what deciding needs, its status as it changes."""
+
+    id: str
+    task_id: str
+    status: str
+    depends_on: list[str]
+    batch_key: str
+
+
+_LOCK_RUNS = (
+    select(Run.id, Run.status, Run.finished_at, Run.workflow_id)
+    .where(Run.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Run.id)
+    .with_for_update()
+)
+_RUN_TASK_RUNS = (
+    select(
+        TaskRun.run_id,
+        TaskRun.id,
+        TaskRun.task_id,
+        TaskRun.status,
+        TaskRun.depends_on,
+        TaskRun.batch_key,
+    )
+    .where(TaskRun.run_id.in_(bindparam("ids", expanding=True)))
+    .order_by(TaskRun.run_id, TaskRun.task_index)
+)
+
+
+def run_status(
+    statuses: set[str], finished_at: datetime | None, now: datetime
+) -> tuple[str, datetime | None]:
+    """A run's status and finish time from its task runs' statuses: open work first, then
+    pauses, then failures, then success. A finished run keeps its first finish time."""
     if statuses & {"pending", "running", "waiting_retry", "blocked"}:
-        run.status = "running" if statuses - {"pending", "blocked"} else "pending"
-        run.finished_at = None
-        return
+        return ("running" if statuses - {"pending", "blocked"} else "pending"), None
     if "paused" in statuses:
-        run.status, run.finished_at = "paused", None
-        return
-    run.status = (
+        return "paused", None
+    status = (
         "failed"
         if "failed" in statuses
         else ("skipped" if statuses == {"skipped"} else "succeeded")
     )
-    run.finished_at = run.finished_at or utcnow()
+    return status, finished_at or now
 
 
-def _document_of_run(session: Session, run: Run) -> WorkflowDocument | None:
-    if run.workflow_id is None:
+def settle_run_status(run: Run) -> None:
+    """A run's status from its (loaded) task runs, as `run_status` decides it."""
+    run.status, run.finished_at = run_status(
+        {t.status for t in run.task_runs}, run.finished_at, utcnow()
+    )
+
+
+def _current_document(session: Session, workflow_id: str | None) -> WorkflowDocument | None:
+    """The workflow's current document (None once the workflow is deleted)."""
+    if workflow_id is None:
         return None
-    workflow = session.get(Workflow, run.workflow_id)
-    if workflow is None:
+    row = session.execute(
+        select(Workflow.revision, Workflow.document).where(Workflow.id == workflow_id)
+    ).first()
+    if row is None:
         return None
-    return workflow_document(workflow.id, workflow.revision, workflow.document)
+    return workflow_document(workflow_id, row.revision, row.document)

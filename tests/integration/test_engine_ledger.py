@@ -1,0 +1,339 @@
+"""The ledger's moves under concurrency, the matcher's cost, and how batches fill.
+
+The races here are PostgreSQL's (READ COMMITTED, row locks); on SQLite the writers are serial
+and the same tests pass trivially, which is the point: both engines give the same answers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, update
+
+from cxloop.bootstrap import Container
+from cxloop.db.base import utcnow
+from cxloop.db.models import Response
+from cxloop.db.run_models import Run, TaskRun
+from cxloop.engine import ledger, worker
+from cxloop.engine.ledger import Outcome
+from cxloop.services import runs, workflows
+from cxloop.services.responses import new_response_id
+from tests.integration.test_engine import add_workflow, submit, task_runs, upsert_workflow
+
+
+def two_tasks_and_one_that_uses_both() -> dict[str, Any]:
+    document = upsert_workflow("Acme", name="Two and one")
+    document["tasks"] += [
+        {
+            "id": "contact",
+            "type": "salesforce",
+            "connection": "Acme",
+            "object": "Contact",
+            "action": "insert",
+            "mappings": [{"field": "LastName", "value": "Respondent"}],
+        },
+        {
+            "id": "both",
+            "type": "salesforce",
+            "connection": "Acme",
+            "object": "Case",
+            "action": "insert",
+            "mappings": [
+                {"field": "Subject", "value": "${task://response/Id} ${task://contact/Id}"}
+            ],
+        },
+    ]
+    return document
+
+
+def by_task(container: Container) -> dict[str, TaskRun]:
+    return {t.task_id: t for t in task_runs(container)}
+
+
+def succeeded(task_run_id: str, record_id: str) -> Outcome:
+    return Outcome(task_run_id, "succeeded", record_id=record_id, result={"Id": record_id})
+
+
+def test_two_tasks_of_a_run_finishing_together_free_the_task_that_waits_for_both(
+    linked: Container, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bug: each worker's transaction settled the run from what it saw. On PostgreSQL the
+    # second saw the first's task still running (not committed yet) and the first saw the
+    # second's: the task that waits for both stayed blocked for good, the run "running".
+    add_workflow(linked, setup, two_tasks_and_one_that_uses_both())
+    submit(linked, setup, 9)
+    rows = by_task(linked)
+    claimed_a = ledger.claim_task_runs(
+        linked.db, rows["response"].batch_key, limit=5, lease_s=60, worker="A"
+    )
+    claimed_b = ledger.claim_task_runs(
+        linked.db, rows["contact"].batch_key, limit=5, lease_s=60, worker="B"
+    )
+    assert len(claimed_a) == len(claimed_b) == 1
+    real_release = ledger.release_blocked
+    a_settled, a_may_commit = threading.Event(), threading.Event()
+
+    def release_then_hold(session: Any, run_ids: Any) -> list[str]:
+        freed = real_release(session, run_ids)
+        if threading.current_thread().name == "A":  # A holds its transaction open
+            a_settled.set()
+            assert a_may_commit.wait(10)
+        return freed
+
+    monkeypatch.setattr(ledger, "release_blocked", release_then_hold)
+    freed: dict[str, list[str]] = {}
+
+    def record(name: str, outcome: Outcome) -> None:
+        settled = ledger.record_outcomes(linked.db, [outcome], started_at=utcnow(), worker=name)
+        freed[name] = settled.ready_keys
+
+    a = threading.Thread(
+        target=record, args=("A", succeeded(claimed_a[0].id, "a0X000000000001AAA")), name="A"
+    )
+    b = threading.Thread(
+        target=record, args=("B", succeeded(claimed_b[0].id, "003000000000001AAA")), name="B"
+    )
+    a.start()
+    assert a_settled.wait(10)
+    b.start()
+    b.join(0.5)  # B runs as far as it can while A's transaction is open
+    a_may_commit.set()
+    a.join(10)
+    b.join(10)
+    rows = by_task(linked)
+    assert rows["both"].status == "pending"
+    assert freed["A"] + freed["B"] == [rows["both"].batch_key]
+    with linked.db.reader() as uow:
+        assert uow.session.scalar(select(Run.status)) == "running"
+
+
+def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
+    linked: Container, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bug: recording read the rows it held without locking them. A sweeper that found the
+    # lease expired in between handed the row to another worker, and the first worker's
+    # outcome then overwrote the second one's claim: the record went to Salesforce twice.
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    submit(linked, setup, 9)
+    (row,) = task_runs(linked)
+    (claimed,) = ledger.claim_task_runs(
+        linked.db, row.batch_key, limit=5, lease_s=60, worker="slow"
+    )
+    with linked.db.uow() as uow:  # the batch took longer than its lease
+        uow.session.execute(
+            update(TaskRun).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        uow.commit()
+    real_columns = ledger.outcome_columns
+    has_read, may_write = threading.Event(), threading.Event()
+
+    def columns_after_a_pause(outcome: Outcome, now: Any) -> dict[str, Any]:
+        has_read.set()
+        assert may_write.wait(10)
+        return real_columns(outcome, now)
+
+    monkeypatch.setattr(ledger, "outcome_columns", columns_after_a_pause)
+    recording = threading.Thread(
+        target=ledger.record_outcomes,
+        args=(linked.db, [succeeded(claimed.id, "a0X000000000001AAA")]),
+        kwargs={"started_at": utcnow(), "worker": "slow"},
+    )
+    recording.start()
+    assert has_read.wait(10)
+    taken_again: list[Any] = []
+
+    def sweep_then_claim() -> None:
+        ledger.expire_leases(linked.db)
+        taken_again.extend(
+            ledger.claim_task_runs(linked.db, row.batch_key, limit=5, lease_s=60, worker="other")
+        )
+
+    sweeper = threading.Thread(target=sweep_then_claim)
+    sweeper.start()
+    sweeper.join(1.0)  # as far as it gets while the outcome is being recorded
+    may_write.set()
+    recording.join(10)
+    sweeper.join(10)
+    assert taken_again == []
+    (row,) = task_runs(linked)
+    assert (row.status, row.claimed_by, row.attempts) == ("succeeded", None, 1)
+
+
+@pytest.fixture
+def statements(linked: Container) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.lstrip().split(None, 1)[0].upper())
+
+    event.listen(linked.db.engine, "before_cursor_execute", note)
+    yield seen
+    event.remove(linked.db.engine, "before_cursor_execute", note)
+
+
+def unsaved_responses(survey_id: str, count: int) -> list[Response]:
+    now = utcnow()
+    return [
+        Response(
+            id=new_response_id(),
+            survey_id=survey_id,
+            values={"QID1": n % 11},
+            embedded_data={},
+            started_at=now,
+            ended_at=now,
+            duration_s=0,
+            finished=True,
+            source="api",
+            language="en",
+            created_at=now,
+            updated_at=now,
+        )
+        for n in range(count)
+    ]
+
+
+class _NoCommit:
+    def after_commit(self, _callback: Any) -> None:
+        pass
+
+
+def test_matching_a_batch_costs_one_query_and_two_inserts(
+    linked: Container, setup: dict[str, Any], statements: list[str]
+) -> None:
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    add_workflow(linked, setup, upsert_workflow("Acme", name="Second"))
+    for _ in range(2):  # the first batch also reads the documents; later ones do not
+        statements.clear()
+        with linked.db.uow() as uow:
+            batch = unsaved_responses(setup["survey_id"], 30)
+            runs.match_responses(uow.session, batch, "created", _NoCommit())  # type: ignore[arg-type]
+            uow.commit()
+    assert statements.count("SELECT") == 1
+    assert statements.count("INSERT") == 4  # runs and task runs, for each workflow
+    with linked.db.reader() as uow:
+        assert len(uow.session.scalars(select(Run.id)).all()) == 2 * 2 * 30
+
+
+def test_a_survey_without_workflows_costs_one_query(
+    linked: Container, setup: dict[str, Any], statements: list[str]
+) -> None:
+    with linked.db.uow() as uow:
+        batch = unsaved_responses(setup["survey_id"], 10)
+        runs.match_responses(uow.session, batch, "created", _NoCommit())  # type: ignore[arg-type]
+    assert statements.count("SELECT") == 1
+    assert "INSERT" not in statements
+
+
+def test_a_saved_workflow_matches_with_its_new_revision_and_a_disabled_one_not_at_all(
+    linked: Container, setup: dict[str, Any]
+) -> None:
+    actor, survey_id = setup["actor"], setup["survey_id"]
+    created = workflows.create_workflow(linked.db, actor, survey_id, upsert_workflow("Acme"))
+    workflow_id = created.workflow.id
+    submit(linked, setup, 9)
+    workflows.update_workflow(
+        linked.db, actor, workflow_id, upsert_workflow("Acme", name="Renamed"), survey_id=survey_id
+    )
+    submit(linked, setup, 8)
+    workflows.set_enabled(linked.db, actor, workflow_id, False, survey_id=survey_id)
+    submit(linked, setup, 7)
+    with linked.db.reader() as uow:
+        started = uow.session.execute(
+            select(Run.workflow_name, Run.workflow_revision).order_by(Run.created_at)
+        ).all()
+    assert [tuple(r) for r in started] == [
+        ("Survey response to Salesforce", 1),
+        ("Renamed", 2),
+    ]
+
+
+@pytest.fixture
+def fresh_worker_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "_last_batch_at", {})
+    monkeypatch.setattr(worker, "_lingering", set())
+    monkeypatch.setattr(worker, "_in_flight", {})
+
+
+def ready_key(container: Container, setup: dict[str, Any], count: int) -> str:
+    add_workflow(container, setup, upsert_workflow("Acme"))
+    for number in range(count):
+        submit(container, setup, number % 11)
+    (key,) = ledger.overdue_keys(container.db, grace_s=0)
+    return key
+
+
+def test_a_filling_batch_goes_once_nothing_joins_it(
+    linked: Container, setup: dict[str, Any], fresh_worker_state: None
+) -> None:
+    linked.settings.batch_linger_s, linked.settings.batch_quiet_s = 5.0, 0.1
+    key = ready_key(linked, setup, 3)
+    worker._last_batch_at[key] = time.monotonic()  # under load: a batch went moments ago
+    started = time.monotonic()
+    with worker._turn(linked, key) as waited:
+        assert waited is not None
+    assert time.monotonic() - started < 2.0  # well before the 5 s linger
+
+
+def test_a_batch_of_this_process_in_flight_is_no_reason_to_stop_waiting(
+    linked: Container, setup: dict[str, Any], fresh_worker_state: None
+) -> None:
+    # While this process sends a batch, arrivals pause because of it: keep filling.
+    linked.settings.batch_linger_s, linked.settings.batch_quiet_s = 0.6, 0.05
+    key = ready_key(linked, setup, 3)
+    worker._last_batch_at[key] = time.monotonic()
+    with worker._sending(key), worker._turn(linked, key) as waited:
+        assert waited is not None and waited >= 0.3
+
+
+def test_two_messages_never_split_one_batch(
+    linked: Container, setup: dict[str, Any], fresh_worker_state: None
+) -> None:
+    linked.settings.batch_size, linked.settings.batch_linger_s = 2, 5.0
+    key = ready_key(linked, setup, 3)
+    worker._lingering.add(key)  # another thread of this process is filling this key's batch
+    with worker._turn(linked, key) as waited:
+        assert waited is None  # it will take these rows
+    submit(linked, setup, 5)  # now two full batches are ready: the second one is ours
+    with worker._turn(linked, key) as waited:
+        assert waited == 0.0
+
+
+def test_an_org_held_back_during_a_message_gets_no_more_batches_from_it(
+    linked: Container,
+    setup: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_worker_state: None,
+) -> None:
+    # Bug: the hold was looked at once per message; the rounds after it went on claiming.
+    linked.settings.batch_size = 1
+    key = ready_key(linked, setup, 2)
+    scheduled: list[str] = []
+    monkeypatch.setattr(worker, "schedule", lambda _c, batch_key, _at: scheduled.append(batch_key))
+    real_execute = worker.salesforce_batch.execute
+
+    def execute_then_hold_back(container: Container, claimed: Any, target: Any) -> Any:
+        outcomes = real_execute(container, claimed, target)
+        ledger.throttle_org(container.db, target.org_id, 60, "test", escalate=False)
+        return outcomes
+
+    monkeypatch.setattr(worker.salesforce_batch, "execute", execute_then_hold_back)
+    worker.process(linked, key)
+    statuses = sorted(t.status for t in task_runs(linked))
+    assert statuses == ["pending", "succeeded"] and scheduled == [key]
+    assert ledger.batch_target(linked.db, setup["actor"].id, "Acme").held_until is not None
+
+
+def test_a_nearly_full_batch_waits_half_as_long_again_to_fill(
+    linked: Container, setup: dict[str, Any], fresh_worker_state: None
+) -> None:
+    settings = linked.settings
+    settings.batch_size, settings.batch_linger_s, settings.batch_quiet_s = 3, 0.4, 0.0
+    key = ready_key(linked, setup, 2)  # two thirds of a batch
+    worker._last_batch_at[key] = time.monotonic()
+    with worker._turn(linked, key) as waited:
+        assert waited is not None and waited > 0.45  # more than the linger itself
