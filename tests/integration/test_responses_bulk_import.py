@@ -13,6 +13,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cxloop.bootstrap import Container
+from cxloop.db import response_rows
 from cxloop.db.models import Response
 from cxloop.services import response_events
 from cxloop.services import responses as response_service
@@ -65,8 +66,8 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
         "updated_at": now,
     }
     with container.db.uow() as uow:
-        uow.session.execute(response_service._INSERT, [row | {"id": "R_sqlalchemy00001"}])
-        response_service._execute_insert(
+        uow.session.execute(response_rows.RESPONSE_INSERT, [row | {"id": "R_sqlalchemy00001"}])
+        response_rows.insert_response_rows(
             uow.session,
             [
                 row | {"id": "R_driver000000001"},
@@ -84,7 +85,7 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
         assert {k: getattr(read, k) for k in row} == row
     # A clash is SQLAlchemy's IntegrityError, as with the INSERT (the import words it so).
     with container.db.uow() as uow, pytest.raises(IntegrityError):
-        response_service._execute_insert(
+        response_rows.insert_response_rows(
             uow.session, [row | {"id": "R_driver000000003"}, row | {"id": "R_driver000000001"}]
         )
 
