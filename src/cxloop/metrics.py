@@ -1,8 +1,34 @@
-"""Prometheus metrics, defined once; `/metrics` serves them."""
+"""Prometheus metrics, defined once; `/metrics` serves them.
+
+With several server processes (`cxloop serve --processes N`) every process writes its metrics
+to files in `PROMETHEUS_MULTIPROC_DIR` (prometheus_client's multiprocess mode, chosen when it is
+imported), and `/metrics`, whichever process answers, adds them all up.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def registry() -> CollectorRegistry:
+    """What `/metrics` serves: this process's metrics, or every process's in multiprocess mode."""
+    if not os.environ.get(MULTIPROCESS_DIR_ENV):
+        return REGISTRY
+    collected = CollectorRegistry()
+    multiprocess.MultiProcessCollector(collected)
+    return collected
+
 
 HTTP_REQUESTS = Counter(
     "cxloop_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -13,7 +39,10 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-QUEUE_DEPTH = Gauge("cxloop_queue_depth", "Messages waiting in the queue")
+# Gauges: the latest value any process set (the queue is one; an org's usage is the org's).
+QUEUE_DEPTH = Gauge(
+    "cxloop_queue_depth", "Messages waiting in the queue", multiprocess_mode="mostrecent"
+)
 PERIODIC_RUNS = Counter("cxloop_periodic_runs_total", "Periodic job executions", ["job"])
 TASK_RUNS = Counter(
     "cxloop_task_runs_total", "Task run attempts by task type and outcome", ["type", "outcome"]
@@ -25,7 +54,10 @@ RECORD_LATENCY = Histogram(
 )
 SALESFORCE_CALLS = Counter("cxloop_salesforce_calls_total", "Salesforce API calls", ["org_id"])
 SALESFORCE_API_USAGE = Gauge(
-    "cxloop_salesforce_api_usage_ratio", "Share of the org's daily API allocation used", ["org_id"]
+    "cxloop_salesforce_api_usage_ratio",
+    "Share of the org's daily API allocation used",
+    ["org_id"],
+    multiprocess_mode="mostrecent",
 )
 OUTBOUND_NOTIFICATIONS = Counter(
     "cxloop_outbound_notifications_total",

@@ -142,7 +142,11 @@ def wait_ready(base: str, server: subprocess.Popen, processes: Processes) -> Non
 def test_serve_with_two_processes_stores_every_response_once(
     env: dict[str, str], processes: Processes
 ) -> None:
-    env = env | {"CXLOOP_QUEUE_URL": f"sqlite:///{processes.tmp_path / 'queue.db'}"}
+    env = env | {
+        "CXLOOP_QUEUE_URL": f"sqlite:///{processes.tmp_path / 'queue.db'}",
+        "CXLOOP_HEARTBEAT_PERIOD_S": "1",
+        "CXLOOP_PERIODIC_TICK_S": "0.1",
+    }
     subprocess.run([*CXLOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([*CXLOOP, "users", "create", "ann@example.com", "--admin", "--password-stdin"],
                    input="a long enough passphrase\n", env=env, check=True, capture_output=True,
@@ -175,6 +179,21 @@ def test_serve_with_two_processes_stores_every_response_once(
     listed = httpx.get(f"{base}/api/v1/surveys/{survey_id}/responses?limit=200",
                        headers=headers).json()["items"]  # fmt: skip
     assert len(set(ids)) == 80 and {item["id"] for item in listed} == set(ids)
+    # /metrics adds up every process: the requests both servers took, and the periodic jobs
+    # only the supervising process runs
+    deadline = time.monotonic() + 30
+    while True:
+        text = httpx.get(f"{base}/metrics").text
+        if 'cxloop_periodic_runs_total{job="heartbeat"}' in text:
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.3)
+    posted = re.findall(
+        r'cxloop_http_requests_total\{method="POST",route="/api/v1/surveys/\{survey_id\}'
+        r'/responses",status="201"\} ([0-9.]+)',
+        text,
+    )
+    assert [float(n) for n in posted] == [80.0], text
     assert processes.stop_all() in ([0], [-signal.SIGTERM]), processes.logs()
     logs = processes.logs()
     assert logs.count("Started server process") == 2, logs

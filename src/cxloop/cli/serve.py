@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import sys
 from types import FrameType
+from typing import NoReturn
 
 import typer
 import uvicorn
 from huey.consumer import Consumer
 
+from cxloop import metrics
+from cxloop.bootstrap import Container
 from cxloop.cli.context import console, container, fail
 from cxloop.engine.queue import is_process_local
 from cxloop.logs import configure_logging
@@ -40,6 +46,8 @@ def serve(
             f"{why} needs a queue other processes can reach, but CXLOOP_QUEUE_URL is "
             "memory://: set it to sqlite:///PATH or redis://HOST:PORT/DB"
         )
+    if processes > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR_ENV):
+        _restart_with_shared_metrics(built, port)
     if users.count_users(built.db) == 0:
         console.print(
             "No users yet. In another terminal create one and an API token:\n"
@@ -67,6 +75,17 @@ def serve(
         if worker:
             worker.stop()
         built.close()
+
+
+def _restart_with_shared_metrics(built: Container, port: int) -> NoReturn:
+    """Start this command again with a fresh metrics directory for all its processes: the
+    Prometheus client reads it when first imported, which has happened here already."""
+    directory = built.settings.data_dir / f"metrics-{port}"
+    shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run are not ours
+    directory.mkdir(parents=True)
+    built.close()
+    os.environ[metrics.MULTIPROCESS_DIR_ENV] = str(directory)
+    os.execv(sys.executable, [sys.executable, "-m", "cxloop", *sys.argv[1:]])
 
 
 def worker(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from huey import Huey
 
+from cxloop import metrics
 from cxloop.engine import worker
 from cxloop.engine.scheduler import record_execution
 
@@ -37,6 +38,7 @@ def register_tasks(huey: Huey, container: Container) -> QueueTasks:
             return
         job.run()
         record_execution(container.db, job_name, slot)
+        metrics.PERIODIC_RUNS.labels(job_name).inc()
         log.debug("periodic.ran", job=job_name, slot=slot)
 
     @huey.task(name="cxloop.dispatch")

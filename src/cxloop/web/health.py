@@ -55,4 +55,4 @@ def prometheus_metrics(request: Request) -> Response:
         metrics.QUEUE_DEPTH.set(queue_depth(request.app.state.container.huey))
     except Exception:
         metrics.QUEUE_DEPTH.set(float("nan"))
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry()), media_type=CONTENT_TYPE_LATEST)
