@@ -289,7 +289,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--naive-responses", type=int, default=1000)
     parser.add_argument("--half-load-seconds", type=float, default=10.0)
-    parser.add_argument("--processes", type=int, default=1, help="cxloop serve --processes")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="cxloop serve --processes (default: one per core)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     options = parser.parse_args()
 

