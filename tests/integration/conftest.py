@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container, build_container
-from cxloop.services import survey_content, surveys, users
+from cxloop.services import response_events, survey_content, surveys, users
 from cxloop.services.access import Actor
 from cxloop.web.app import create_app
 from sfemu.testing import EmulatorServer, run_in_thread
@@ -169,3 +169,12 @@ def mailbox(linked: Container) -> Iterator[list[Any]]:
     """Mail the `linked` container sends, as it arrives."""
     with smtp_catcher(linked) as caught:
         yield caught
+
+
+@pytest.fixture
+def hooks() -> Any:
+    """Register response hooks for one test, and remove them afterwards."""
+    undo: list[Any] = []
+    yield lambda hook, **options: undo.append(response_events.register_hook(hook, **options))
+    for unregister in undo:
+        unregister()

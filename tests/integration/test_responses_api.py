@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from cxloop.bootstrap import Container
 from cxloop.db.models import AuditEntry, Response
 from cxloop.errors import InvalidInput
-from cxloop.services import response_events
 from cxloop.services import responses as response_service
 from cxloop.services.access import Actor
 from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person, share
@@ -26,15 +25,6 @@ def path(survey_id: str, rest: str = "") -> str:
 def count_responses(container: Container) -> int:
     with container.db.reader() as uow:
         return uow.session.scalar(select(func.count()).select_from(Response)) or 0
-
-
-@pytest.fixture
-def hooks() -> Any:
-    """Register response hooks for one test, and remove them afterwards."""
-    undo: list[Any] = []
-    yield lambda hook, **options: undo.append(response_events.register_hook(hook, **options))
-    for unregister in undo:
-        unregister()
 
 
 def test_every_question_type_through_the_api(client: TestClient, container: Container) -> None:

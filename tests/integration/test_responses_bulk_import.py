@@ -15,19 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from cxloop.bootstrap import Container
 from cxloop.db import response_rows
 from cxloop.db.models import Response
-from cxloop.services import response_events
 from cxloop.services import responses as response_service
 from cxloop.services.access import Actor
 from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person
-
-
-@pytest.fixture
-def hooks() -> Any:
-    """Register response hooks for one test, and remove them afterwards."""
-    undo: list[Any] = []
-    yield lambda hook, **options: undo.append(response_events.register_hook(hook, **options))
-    for unregister in undo:
-        unregister()
 
 
 def setup(client: TestClient, container: Container) -> tuple[Actor, str]:

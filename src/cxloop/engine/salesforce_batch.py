@@ -31,11 +31,11 @@ from cxloop.engine.render import (
     revision_document,
     task_outputs_of,
 )
-from cxloop.salesforce.client import ApiUsage, RecordResult, SalesforceClient
-from cxloop.salesforce.errors import HostNotAllowed, SalesforceError, SalesforceUnreachable
-from cxloop.services import connections
+from cxloop.salesforce.client import RecordResult, SalesforceClient
+from cxloop.salesforce.errors import SalesforceError, SalesforceUnreachable
+from cxloop.services import salesforce_clients
 from cxloop.services.runs import SalesforceBatchKey
-from cxloop.services.salesforce_clients import ConnectionTokenSource, ConnectionUnusable
+from cxloop.services.salesforce_clients import ConnectionUnusable
 
 if TYPE_CHECKING:
     from cxloop.bootstrap import Container
@@ -88,22 +88,12 @@ def _client(container: Container, connection_id: str) -> SalesforceClient:
     on this process's shared HTTP connection pool: a new pool per batch would cost a TLS
     context (tens of milliseconds of CPU loading the CA bundle) and a new connection to
     Salesforce every time."""
-    db, settings = container.db, container.settings
-    try:
-        tokens = ConnectionTokenSource(db, settings, connection_id)
-    except HostNotAllowed as exc:
-        raise ConnectionUnusable(exc.message) from exc
-
-    def on_usage(usage: ApiUsage) -> None:
-        connections.record_api_usage(db, tokens.org_id, usage.used, usage.allocation)
-
-    return SalesforceClient(
-        tokens,
-        api_version=settings.salesforce_api_version,
-        timeout=settings.salesforce_timeout_s,
-        cache_key=connection_id,
-        describe_cache=container.describe_cache,
-        on_usage=on_usage,
+    settings = container.settings
+    return salesforce_clients.client_for(
+        container.db,
+        settings,
+        connection_id,
+        container.describe_cache,
         http=_shared_http(settings.salesforce_timeout_s),
     )
 

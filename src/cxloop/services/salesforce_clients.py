@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+
 from cxloop.db.uow import Database
 from cxloop.errors import CxloopError
 from cxloop.salesforce import hosts
@@ -59,8 +61,11 @@ def client_for(
     settings: Settings,
     connection_id: str,
     describe_cache: DescribeCache | None = None,
+    *,
+    http: httpx.Client | None = None,
 ) -> SalesforceClient:
-    """A REST client for a stored connection, recording the org's API usage as it goes."""
+    """A REST client for a stored connection, recording the org's API usage as it goes
+    (on `http`, a shared connection pool, when given)."""
     try:
         tokens = ConnectionTokenSource(db, settings, connection_id)
     except HostNotAllowed as exc:
@@ -76,4 +81,5 @@ def client_for(
         cache_key=connection_id,
         describe_cache=describe_cache,
         on_usage=on_usage,
+        http=http,
     )
