@@ -79,5 +79,7 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     # Process-wide wiring: the last container built is the one this process serves.
     runs.use_dispatcher(lambda keys: [container.tasks.dispatch(key) for key in keys])
     if runs.match_response not in response_events.registered_hooks():
-        response_events.register_hook(runs.match_response, for_many=runs.match_responses)
+        response_events.register_hook(
+            runs.match_response, for_many=runs.match_responses, interested=runs.wants_responses
+        )
     return container

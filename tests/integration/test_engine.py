@@ -8,14 +8,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cxloop.bootstrap import Container
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.workflow import parse_document
 from cxloop.engine import ledger, worker
-from cxloop.services import responses
+from cxloop.services import responses, runs
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
 from tests.integration.conftest import follow_login
@@ -253,6 +253,28 @@ def test_an_import_starts_only_the_workflows_that_include_imported_responses(
     assert started == ["Imported too", "Imported too"]  # the two detractors, once each
     drain(linked)
     assert sorted(r["NPS_Score__c"] for r in sf_records(emulator, "Survey_Response__c")) == [2, 5]
+
+
+def test_the_matcher_says_which_new_responses_could_start_a_workflow(
+    linked: Container, setup: dict[str, Any]
+) -> None:
+    survey_ids = [setup["survey_id"]]
+
+    def wants(source: str) -> bool:
+        with linked.db.reader() as uow:
+            return runs.wants_responses(uow.session, survey_ids, source)
+
+    assert not wants("api") and not wants("import")  # no workflow yet
+    add_workflow(linked, setup, upsert_workflow("Acme", name="Live only"))
+    assert wants("api") and wants("web") and not wants("import")
+    included = upsert_workflow("Acme", name="Imported too")
+    included["event"]["include_imported"] = True
+    add_workflow(linked, setup, included)
+    assert wants("import")
+    with linked.db.uow() as uow:  # a disabled workflow starts nothing
+        uow.session.execute(update(Workflow).values(enabled=False))
+        uow.commit()
+    assert not wants("api") and not wants("import")
 
 
 def test_a_revoked_connection_pauses_work_until_reconnected(

@@ -160,3 +160,32 @@ def test_only_ids_that_came_with_rows_can_clash_and_they_are_refused_where_they_
     assert sorted(stored) == [10, 12, 13, 15]
     assert stored[12] == "R_givenWithRow001" and stored[15] == "R_givenWithRow002"
     assert stored[10].startswith("R_") and stored[10] != stored[13]
+
+
+def test_an_import_asks_the_hooks_whether_they_care_before_building_responses(
+    client: TestClient, container: Container, hooks: Any
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice)
+    actor = Actor(id=alice.id, email=alice.email, is_admin=False)
+    asked: list[tuple[list[str], str]] = []
+    seen: list[int] = []
+    caring = {"answer": False}
+
+    def interested(session: Any, survey_ids: Any, source: str) -> bool:
+        asked.append((list(survey_ids), source))
+        return caring["answer"]
+
+    hooks(
+        lambda *args: pytest.fail("called per response"),
+        for_many=lambda session, responses, event, uow: seen.append(len(responses)),
+        interested=interested,
+    )
+    rows = [response_service.SourceRow(n, {"values": GOOD_VALUES}) for n in range(5)]
+    result = response_service.import_responses(container.db, actor, survey_id, rows, batch_size=2)
+    assert result.stored == 5 and seen == []  # nobody cared: no objects, no hook calls
+    assert asked == [([survey_id], "import")] * 3  # once per batch
+    caring["answer"] = True
+    rows = [response_service.SourceRow(n, {"values": GOOD_VALUES}) for n in range(5)]
+    response_service.import_responses(container.db, actor, survey_id, rows, batch_size=2)
+    assert seen == [2, 2, 1]

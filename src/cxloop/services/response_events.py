@@ -26,27 +26,40 @@ ResponseEvent = Literal["created", "updated"]
 ResponseHook = Callable[[Session, "Response", ResponseEvent, "UnitOfWork"], None]
 ResponsesHook = Callable[[Session, Sequence["Response"], ResponseEvent, "UnitOfWork"], None]
 
+# (session, survey ids, source) -> whether new responses from that source could matter
+InterestCheck = Callable[[Session, Sequence[str], str], bool]
+
 _hooks: list[ResponseHook] = []
 _for_many: dict[ResponseHook, ResponsesHook] = {}
+_interest: dict[ResponseHook, InterestCheck] = {}
 
 
 def register_hook(
-    hook: ResponseHook, *, for_many: ResponsesHook | None = None
+    hook: ResponseHook,
+    *,
+    for_many: ResponsesHook | None = None,
+    interested: InterestCheck | None = None,
 ) -> Callable[[], None]:
     """Call `hook(session, response, event, uow)` on every response event; returns an undo.
 
     `for_many(session, responses, event, uow)`, when given, is called instead for a batch of
     responses written together; it must do what calling `hook` for each would do.
+    `interested(session, survey_ids, source)`, when given, says cheaply whether the hook could
+    do anything for new responses of those surveys from that source (an import asks once per
+    batch, and skips building response objects nobody wants).
     """
     _hooks.append(hook)
     if for_many is not None:
         _for_many[hook] = for_many
+    if interested is not None:
+        _interest[hook] = interested
 
     def unregister() -> None:
         if hook in _hooks:
             _hooks.remove(hook)
         if hook not in _hooks:
             _for_many.pop(hook, None)
+            _interest.pop(hook, None)
 
     return unregister
 
@@ -59,6 +72,16 @@ def registered_hooks() -> tuple[ResponseHook, ...]:
 def has_hooks() -> bool:
     """Whether any hook is registered (bulk imports skip building response objects without)."""
     return bool(_hooks)
+
+
+def any_hook_interested(session: Session, survey_ids: Sequence[str], source: str) -> bool:
+    """Whether a hook could do anything for new responses of these surveys from `source`
+    (a hook registered without an interest check always could)."""
+    for hook in tuple(_hooks):
+        interested = _interest.get(hook)
+        if interested is None or interested(session, survey_ids, source):
+            return True
+    return False
 
 
 def on_response_event(

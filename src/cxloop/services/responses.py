@@ -908,8 +908,12 @@ def _insert(db: Database, batch: list[_Pending]) -> tuple[list[_Pending], list[_
             stored, taken = batch, []
         if stored:
             rows = [values for _, values, _ in stored]
-            responses = _insert_rows(session, rows)
-            response_events.on_response_events(session, responses, "created", uow)
+            insert_response_rows(session, rows)
+            # Most imports start no workflow (only those that include imported responses):
+            # one question per batch then saves building a response object per row.
+            if response_events.any_hook_interested(session, [rows[0]["survey_id"]], "import"):
+                responses = persistent_responses(session, rows)
+                response_events.on_response_events(session, responses, "created", uow)
         uow.commit()
     return stored, taken
 

@@ -130,6 +130,23 @@ def match_responses(
         uow.after_commit(lambda: dispatch(ready_keys))
 
 
+def wants_responses(session: Session, survey_ids: Sequence[str], source: str) -> bool:
+    """Whether new responses of these surveys from `source` could start a workflow: any
+    enabled response workflow will do, except that imported responses only start workflows
+    that include them (the matcher's interest check, one light query)."""
+    for survey in _surveys_with_workflows(session, list(survey_ids)):
+        for workflow_id, revision in survey.workflows:
+            plan = _workflow_plan(session, workflow_id, revision, survey.owner_id)
+            if plan is None:
+                continue
+            event = plan.document.event
+            if source != "import" or (
+                isinstance(event, SurveyResponseEvent) and event.include_imported
+            ):
+                return True
+    return False
+
+
 @dataclass(frozen=True)
 class _SurveyWorkflows:
     id: str
