@@ -1,6 +1,7 @@
 """Benchmark: responses accepted per second, one per request and in bulk.
 
-Starts `cxloop serve` as a subprocess on a free port (SQLite in a temporary data directory by
+Starts `cxloop serve --processes N` (N: `--processes`, default one per core) as a subprocess
+on a free port (SQLite in a temporary data directory by
 default; with `--database-url postgresql://...` a fresh `test_bench_<random>` database that is
 dropped afterwards), creates an admin, an API token and an active survey, then:
 
@@ -8,7 +9,8 @@ dropped afterwards), creates an admin, an API token and an active survey, then:
    request to `/api/v1/surveys/{id}/responses` for `--seconds`; responses/s, p50/p99 latency;
 2. import: `--import-rows` responses through the bulk import service (`import_responses`, the
    code behind `cxloop responses import`), in this process against the same database;
-3. import over HTTP: the same number of rows POSTed as JSON arrays of `--array-size`.
+3. import over HTTP: `--http-import-rows` rows POSTed as JSON arrays of `--array-size`, one
+   upload per server process at a time.
 
 It prints one JSON object. Run, for example:
 
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -178,17 +181,31 @@ def service_import(container: Any, survey_id: str, rows: int) -> dict[str, Any]:
     }
 
 
-def http_import(base: str, headers: dict[str, str], path: str, rows: int, size: int) -> dict:
-    stored = 0
+def http_import(
+    base: str, headers: dict[str, str], path: str, rows: int, size: int, clients: int
+) -> dict:
+    """`rows` responses POSTed as JSON arrays of `size`, by `clients` uploads at a time (one
+    per server process: each process checks its array while the other's is written)."""
+    bodies = [
+        json.dumps([response_body(n) for n in range(start, min(rows, start + size))]).encode()
+        for start in range(0, rows, size)
+    ]  # encoded up front: the client's JSON encoding is not the server's time
+    post_headers = headers | {"Content-Type": "application/json"}
+
+    def upload(http: httpx.Client, body: bytes) -> int:
+        reply = http.post(path, content=body, headers=post_headers)
+        assert reply.status_code == 201, reply.text[:300]
+        return reply.json()["stored"]
+
     began = time.perf_counter()
-    with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
-        for start in range(0, rows, size):
-            batch = [response_body(n) for n in range(start, min(rows, start + size))]
-            reply = http.post(path, json=batch)
-            assert reply.status_code == 201, reply.text[:300]
-            stored += reply.json()["stored"]
+    with httpx.Client(base_url=base, timeout=300) as http, ThreadPoolExecutor(clients) as pool:
+        stored = sum(pool.map(lambda body: upload(http, body), bodies))
     elapsed = time.perf_counter() - began
-    return {"responses_per_s_import_http": round(stored / elapsed, 1), "array_size": size}
+    return {
+        "responses_per_s_import_http": round(stored / elapsed, 1),
+        "array_size": size,
+        "http_import_clients": clients,
+    }
 
 
 def main() -> None:
@@ -230,7 +247,9 @@ def main() -> None:
                 }
                 result |= single_load(base, headers, path, args.clients, args.seconds)
                 result |= service_import(container, survey_id, args.import_rows)
-                result |= http_import(base, headers, path, args.http_import_rows, args.array_size)
+                result |= http_import(
+                    base, headers, path, args.http_import_rows, args.array_size, args.processes
+                )
             container.close()
     print(json.dumps(result))
 
