@@ -16,7 +16,7 @@ from huey.consumer import Consumer
 from cxloop import metrics
 from cxloop.bootstrap import Container
 from cxloop.cli.context import console, container, fail
-from cxloop.engine.queue import is_process_local
+from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
 from cxloop.services import users
 from cxloop.web.app import EmbeddedWorker, create_app, served_app
@@ -112,6 +112,7 @@ def worker(
         worker_type="thread",
         graceful_signal="TERM",  # a deployment's stop (SIGTERM) lets running tasks finish
         shutdown_timeout=60,
+        max_delay=IDLE_POLL_MAX_S,
     )
     try:
         consumer.run()

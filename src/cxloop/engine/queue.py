@@ -14,6 +14,12 @@ from huey.consumer import Consumer
 QUEUE_NAME = "cxloop"
 
 
+# Huey's consumer backs off to polling a database queue (SQLite) every 10 s when idle, so the
+# first message after a quiet spell could wait that long; a second keeps light traffic prompt.
+# (A Redis queue blocks on its list and does not poll.)
+IDLE_POLL_MAX_S = 1.0
+
+
 class QueueConfigError(ValueError):
     """A queue URL cxloop cannot use, with what to set instead."""
 

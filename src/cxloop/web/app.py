@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cxloop import __version__
 from cxloop.bootstrap import Container, build_container
-from cxloop.engine.queue import EmbeddedConsumer
+from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
 from cxloop.settings import load_settings
 from cxloop.web import health, hooks, oauth, optout, pages, respond
@@ -54,6 +54,7 @@ class EmbeddedWorker:
             periodic=False,  # cxloop's own scheduler claims periods in the database
             worker_type="thread",
             check_worker_health=False,
+            max_delay=IDLE_POLL_MAX_S,
         )
         self._scheduler = container.scheduler()
 
