@@ -68,20 +68,24 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
             proc.wait()
 
 
-def test_serve_answers_ready_and_stops_gracefully(env: dict[str, str], processes) -> None:
-    port = free_port()
-    server = processes.start(env, "serve", "--port", str(port))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+def wait_ready(base: str, server: subprocess.Popen, processes: Processes) -> None:
+    deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
+                return
         except httpx.TransportError:
             pass
         assert server.poll() is None, processes.logs()
         assert time.monotonic() < deadline, processes.logs()
         time.sleep(0.2)
+
+
+def test_serve_answers_ready_and_stops_gracefully(env: dict[str, str], processes) -> None:
+    port = free_port()
+    server = processes.start(env, "serve", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, server, processes)
     assert "/api/v1/surveys" in httpx.get(f"{base}/openapi.json").json()["paths"]
     assert httpx.get(f"{base}/docs").status_code == 200
     # uvicorn finishes its graceful shutdown, then re-raises SIGTERM so the exit says why
@@ -124,19 +128,6 @@ def test_periodic_job_runs_exactly_once_per_period_with_two_workers_and_a_schedu
     # every period ran exactly once; the last may have been claimed just before the stop
     assert all(count == 1 for count in executions[:-1]), executions
     assert executions[-1] in (0, 1)
-
-
-def wait_ready(base: str, server: subprocess.Popen, processes: Processes) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert server.poll() is None, processes.logs()
-        assert time.monotonic() < deadline, processes.logs()
-        time.sleep(0.2)
 
 
 def test_serve_with_two_processes_stores_every_response_once(
