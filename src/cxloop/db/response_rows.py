@@ -132,8 +132,8 @@ _RESPONSE_MAPPER = sa_inspect(Response)
 def persistent_responses(session: Session, rows: list[dict[str, Any]]) -> list[Response]:
     """Responses for rows just INSERTed, in the session as persistent objects.
 
-    What `_insert_rows` makes with `Response(**row)`, `make_transient_to_detached` and
-    `session.add`, for a fifth of the cost: each object is made the way SQLAlchemy's loader
+    What `Response(**row)`, `make_transient_to_detached` and `session.add` would make, for a
+    fifth of the cost: each object is made the way SQLAlchemy's loader
     makes one for a row it has read (`orm/loading.py`), its values put in place as loaded and
     its state put in the session's identity map.
     """

@@ -69,11 +69,6 @@ def registered_hooks() -> tuple[ResponseHook, ...]:
     return tuple(_hooks)
 
 
-def has_hooks() -> bool:
-    """Whether any hook is registered (bulk imports skip building response objects without)."""
-    return bool(_hooks)
-
-
 def any_hook_interested(session: Session, survey_ids: Sequence[str], source: str) -> bool:
     """Whether a hook could do anything for new responses of these surveys from `source`
     (a hook registered without an interest check always could)."""

@@ -320,8 +320,8 @@ def _submit_together(db: Database, submissions: Sequence[Submission]) -> list[Re
         rows = [outcome for outcome in outcomes if isinstance(outcome, dict)]
         if not rows:
             return [outcome for outcome in outcomes if isinstance(outcome, Exception)]
-        # Without hooks a batch INSERT builds no objects; the caller still needs them.
-        stored = iter(_insert_rows(uow.session, rows) or [Response(**row) for row in rows])
+        insert_response_rows(uow.session, rows)
+        stored = iter(persistent_responses(uow.session, rows))
         responses = [next(stored) if isinstance(o, dict) else o for o in outcomes]
         response_events.on_response_events(
             uow.session, [r for r in responses if isinstance(r, Response)], "created", uow
@@ -916,15 +916,6 @@ def _insert(db: Database, batch: list[_Pending]) -> tuple[list[_Pending], list[_
                 response_events.on_response_events(session, responses, "created", uow)
         uow.commit()
     return stored, taken
-
-
-def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[Response]:
-    """INSERT rows in one statement and return them as responses attached to the session, so
-    that hooks get real responses they may read or change; none for a batch nobody reads."""
-    insert_response_rows(session, rows)
-    if not response_events.has_hooks() and len(rows) > 1:
-        return []
-    return persistent_responses(session, rows)
 
 
 def _storage_problem(exc: Exception) -> dict[str, Any]:
