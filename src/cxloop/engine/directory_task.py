@@ -24,7 +24,7 @@ from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.workflow import DirectoryTask
 from cxloop.engine import ledger
 from cxloop.engine.ledger import Outcome
-from cxloop.engine.render import RunGone, run_context, run_document
+from cxloop.engine.render import RunGone, task_and_context
 from cxloop.errors import InvalidInput, NotFound
 from cxloop.mail.sender import MailError, build_message, one_line, send
 from cxloop.services import distributions
@@ -49,13 +49,10 @@ _ERROR_CODES = {
 def execute(container: Container, task_run: TaskRun) -> Outcome:
     """Upsert the contact and send its invitation (unless skipped or sent before)."""
     settings = container.settings
-    with container.db.reader() as uow:
-        try:
-            document = run_document(uow.session, task_run.run)
-        except RunGone as exc:
-            return _failed(task_run, "WORKFLOW_DELETED", str(exc))
-        context = run_context(uow.session, task_run.run)
-    task = document.task(task_run.task_id)
+    try:
+        task, context = task_and_context(container.db, task_run)
+    except RunGone as exc:
+        return _failed(task_run, "WORKFLOW_DELETED", str(exc))
     assert isinstance(task, DirectoryTask)
     fields = contact_fields(task, context)
     link_data = link_embedded_data(task, context)

@@ -9,7 +9,7 @@ from cxloop.domain.piped_text import render
 from cxloop.domain.workflow import EmailTask
 from cxloop.engine import ledger
 from cxloop.engine.ledger import Outcome
-from cxloop.engine.render import RunGone, run_context, run_document
+from cxloop.engine.render import RunGone, task_and_context
 from cxloop.mail.sender import MailError, build_message, parse_addresses, send
 
 if TYPE_CHECKING:
@@ -19,13 +19,10 @@ if TYPE_CHECKING:
 def execute(container: Container, task_run: TaskRun) -> Outcome:
     """Send the mail; transient SMTP trouble is retried through the ledger."""
     settings = container.settings
-    with container.db.reader() as uow:
-        try:
-            document = run_document(uow.session, task_run.run)
-        except RunGone as exc:
-            return _failed(task_run, "WORKFLOW_DELETED", str(exc))
-        context = run_context(uow.session, task_run.run)
-    task = document.task(task_run.task_id)
+    try:
+        task, context = task_and_context(container.db, task_run)
+    except RunGone as exc:
+        return _failed(task_run, "WORKFLOW_DELETED", str(exc))
     assert isinstance(task, EmailTask)
     to = parse_addresses(render(task.to, context))
     cc = parse_addresses(render(task.cc, context)) if task.cc else []

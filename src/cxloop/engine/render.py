@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from cxloop.db.base import utcnow
 from cxloop.db.models import Response, Survey
 from cxloop.db.run_models import Run, TaskRun
+from cxloop.db.uow import Database
 from cxloop.db.workflow_models import WorkflowRevision
 from cxloop.domain.piped_text import PipedTextContext, PipedTextRenderer
 from cxloop.domain.salesforce_values import ValueProblem, to_field_value
-from cxloop.domain.workflow import SalesforceTask, WorkflowDocument
+from cxloop.domain.workflow import AnyTask, SalesforceTask, WorkflowDocument
 from cxloop.services.runs import (
     parsed_workflow_document,
     response_metadata,
@@ -168,6 +169,15 @@ def task_outputs_of(
     for run_id, task_id, record_id, result in session.execute(_OUTPUTS, {"run_ids": list(run_ids)}):
         outputs.setdefault(run_id, {})[task_id] = {"Id": record_id or "", **(result or {})}
     return outputs
+
+
+def task_and_context(db: Database, task_run: TaskRun) -> tuple[AnyTask, PipedTextContext]:
+    """A task run's task (in its run's revision) and its run's context, read in one short
+    transaction; RunGone once the workflow is deleted."""
+    with db.reader() as uow:
+        document = run_document(uow.session, task_run.run)
+        context = run_context(uow.session, task_run.run)
+    return document.task(task_run.task_id), context
 
 
 def run_context(session: Session, run: Run) -> PipedTextContext:
