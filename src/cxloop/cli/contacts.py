@@ -17,6 +17,7 @@ from cxloop.cli.context import (
     container,
     err_console,
     fail,
+    import_format,
     one_line_errors,
 )
 from cxloop.services import directory as service
@@ -51,11 +52,7 @@ def import_(
     chunk_size: int = typer.Option(500, "--chunk-size", min=1, max=10_000, hidden=True),
 ) -> None:
     """Add or update contacts from FILE; bad lines are listed, the good ones are stored."""
-    fmt = IMPORT_FORMATS.get(file.suffix.lower())
-    if fmt is None:
-        fail(f"cannot tell the format of {file.name}: name it .csv or .jsonl")
-    if not file.is_file():
-        fail(f"no file {file}")
+    fmt = import_format(file, IMPORT_FORMATS)
     if match_on not in service.MATCH_ON:
         fail(f"--match-on must be email or external_ref, not {match_on!r}")
     built = container()

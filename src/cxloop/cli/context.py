@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
@@ -51,6 +52,17 @@ def container(*, upgrade_sqlite: bool = True, require_schema: bool = True) -> Co
     if require_schema and not migrate.is_up_to_date(built.db.engine):
         fail("the database schema is not the newest: run `cxloop db upgrade` first")
     return built
+
+
+def import_format(file: Path, formats: Mapping[str, str]) -> str:
+    """The format of an import FILE (.csv, .jsonl), by its suffix; a one-line refusal when it
+    is unknown or the file is not there."""
+    fmt = formats.get(file.suffix.lower())
+    if fmt is None:
+        fail(f"cannot tell the format of {file.name}: name it .csv or .jsonl")
+    if not file.is_file():
+        fail(f"no file {file}")
+    return fmt
 
 
 def actor_for(built: Container, email: str | None) -> Actor:

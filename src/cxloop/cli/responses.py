@@ -17,6 +17,7 @@ from cxloop.cli.context import (
     container,
     err_console,
     fail,
+    import_format,
     one_line_errors,
 )
 from cxloop.services import responses as response_service
@@ -34,11 +35,7 @@ def import_(
     batch_size: int = typer.Option(500, "--batch-size", min=1, max=10_000, hidden=True),
 ) -> None:
     """Import responses (source=import); bad lines are listed and exit 1, good ones are kept."""
-    fmt = IMPORT_FORMATS.get(file.suffix.lower())
-    if fmt is None:
-        fail(f"cannot tell the format of {file.name}: name it .csv or .jsonl")
-    if not file.is_file():
-        fail(f"no file {file}")
+    fmt = import_format(file, IMPORT_FORMATS)
     built = container()
     actor = admin_actor(built, user)
     size = file.stat().st_size
