@@ -45,6 +45,15 @@ def upsert_workflow(connection: str, **overrides: Any) -> dict[str, Any]:
     return document
 
 
+def insert_with_dedupe_workflow(connection: str) -> dict[str, Any]:
+    """The upsert workflow, as an insert that looks for Response_ID__c before it re-sends."""
+    document = upsert_workflow(connection)
+    task = document["tasks"][0]
+    task.update(action="insert", dedupe_field="Response_ID__c")
+    del task["key_field"]
+    return document
+
+
 def add_workflow(container: Container, setup: dict[str, Any], document: dict[str, Any]) -> str:
     parse_document(document)
     with container.db.uow() as uow:
@@ -192,11 +201,7 @@ def test_transient_errors_are_retried_until_they_pass(
 def test_an_ambiguous_insert_with_a_dedupe_field_is_not_duplicated(
     linked: Container, setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    document = upsert_workflow("Acme")
-    task = document["tasks"][0]
-    task.update(action="insert", dedupe_field="Response_ID__c")
-    del task["key_field"]
-    add_workflow(linked, setup, document)
+    add_workflow(linked, setup, insert_with_dedupe_workflow("Acme"))
     emulator.control.post(
         "/faults", json={"mode": "commit_then_drop", "count": 1, "method": "POST"}
     ).raise_for_status()
@@ -212,11 +217,7 @@ def test_an_insert_stays_suspect_until_its_dedupe_lookup_gets_an_answer(
 ) -> None:
     # Attempt 1 reaches Salesforce unseen; attempt 2 fails at its dedupe lookup (503) before
     # it can settle anything; attempt 3 must still look first instead of inserting blindly.
-    document = upsert_workflow("Acme")
-    task = document["tasks"][0]
-    task.update(action="insert", dedupe_field="Response_ID__c")
-    del task["key_field"]
-    add_workflow(linked, setup, document)
+    add_workflow(linked, setup, insert_with_dedupe_workflow("Acme"))
     emulator.control.post(
         "/faults", json={"mode": "commit_then_drop", "count": 1, "method": "POST"}
     ).raise_for_status()

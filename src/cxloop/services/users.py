@@ -179,10 +179,11 @@ def authenticate_token(db: Database, token: str) -> User:
     A token seen in the last few seconds is answered from memory (two queries saved on every
     API call); revoking it here forgets it at once, and other processes within `_CACHE_TTL_S`.
     """
-    user = recently_authenticated(token)
+    _check_token_shape(token)
+    digest = security.hash_api_token(token)
+    user = _remembered(digest)
     if user is not None:
         return user
-    digest = security.hash_api_token(token)
     now_mono = time.monotonic()
     with db.reader() as uow:
         record = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
@@ -209,9 +210,17 @@ def authenticate_token(db: Database, token: str) -> User:
 def recently_authenticated(token: str) -> User | None:
     """The user of a token `authenticate_token` accepted in the last few seconds, from memory
     (no database: the API's async path answers from here without a thread); None otherwise."""
+    _check_token_shape(token)
+    return _remembered(security.hash_api_token(token))
+
+
+def _check_token_shape(token: str) -> None:
     if not token.startswith(security.API_TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
-    cached = _token_cache.get(security.hash_api_token(token))
+
+
+def _remembered(digest: str) -> User | None:
+    cached = _token_cache.get(digest)
     if (
         cached is not None
         and time.monotonic() - cached[1] < _CACHE_TTL_S
