@@ -9,14 +9,16 @@ laptop install needs no configuration at all.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -25,6 +27,8 @@ from pydantic_settings import (
 SECRET_KEY_FILE = "secret_key"
 ENCRYPTION_KEYS_FILE = "encryption_keys"
 REDACTED = "**********"
+# An origin a CSP `frame-ancestors` may name: scheme, host (a leading `*.` allowed), port.
+_ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
 
 
 def _config_file() -> Path:
@@ -63,6 +67,17 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (https://intranet.example.com, comma-separated) allowed to embed "
+        "the survey pages (/s/...) in a frame; no page can be framed by default.",
+    )
+    request_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for a request's headers, and between two parts of its body; "
+        "a slower client is disconnected.",
+    )
 
     # --- background work
     worker_threads: int = Field(default=2, ge=1, le=64)
@@ -146,6 +161,24 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("frame_ancestors", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        # The origins go into a response header verbatim: nothing but an origin may pass.
+        for origin in value:
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"frame_ancestors: {origin!r} is not an origin like https://intranet.example.com"
+                )
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -243,7 +276,7 @@ def redact_url(url: str) -> str:
 def _read_or_create_secret(path: Path, new_value: str) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # O_EXCL: two processes starting together must not write two different keys.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -20,6 +20,7 @@ from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
 from cxloop.services import users
 from cxloop.web.app import EmbeddedWorker, create_app, served_app
+from cxloop.web.protocol import READ_TIMEOUT_ENV, HeaderDeadlineProtocol
 
 
 def serve(
@@ -58,8 +59,16 @@ def serve(
     console.print(
         f"cxloop on http://{host}:{port}  (API docs: /docs, health: /readyz)", highlight=False
     )
+    # Every server process gives a request's headers the same time (web/protocol.py).
+    os.environ[READ_TIMEOUT_ENV] = str(built.settings.request_read_timeout_s)
     # uvicorn finishes in-flight requests on SIGTERM/SIGINT, then the lifespan stops the worker.
-    options = {"host": host, "port": port, "log_config": None, "timeout_graceful_shutdown": 30}
+    options = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "timeout_graceful_shutdown": 30,
+        "http": HeaderDeadlineProtocol,
+    }
     if processes == 1:
         uvicorn.run(create_app(built, embedded_worker=not no_worker), **options)
         return
@@ -82,7 +91,7 @@ def _restart_with_shared_metrics(built: Container, port: int) -> NoReturn:
     Prometheus client reads it when first imported, which has happened here already."""
     directory = built.settings.data_dir / f"metrics-{port}"
     shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run are not ours
-    directory.mkdir(parents=True)
+    directory.mkdir(mode=0o700, parents=True)
     built.close()
     os.environ[metrics.MULTIPROCESS_DIR_ENV] = str(directory)
     os.execv(sys.executable, [sys.executable, "-m", "cxloop", *sys.argv[1:]])

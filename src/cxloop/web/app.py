@@ -33,6 +33,8 @@ from cxloop.web.middleware import (
     BodySizeLimitMiddleware,
     PageSessionMiddleware,
     RequestContextMiddleware,
+    RequestReadTimeoutMiddleware,
+    SecurityHeadersMiddleware,
 )
 
 log = structlog.get_logger(__name__)
@@ -106,7 +108,14 @@ def create_app(
         https_only=settings.base_url.startswith("https://"),
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestReadTimeoutMiddleware, timeout_s=settings.request_read_timeout_s)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: even the refusals of the middleware above carry the headers.
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        frame_ancestors=settings.frame_ancestors,
+        https=settings.base_url.startswith("https://"),
+    )
     install_error_handlers(app)
     # Routes are matched in this order: the busiest endpoint (responses) is looked at first.
     routers = (

@@ -10,7 +10,12 @@ T = TypeVar("T")
 
 
 class RequestBody(BaseModel):
-    """Base of every request body: unknown fields and loose types are errors, not guesses."""
+    """Base of every request body: unknown fields and loose types are errors, not guesses.
+
+    A field a change may leave out but not clear is declared `name: str = Field(default=None)`:
+    the default (left out) is not validated, an explicit null is refused like any other value
+    of the wrong type, and the OpenAPI schema says `string`, not "string or null".
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
