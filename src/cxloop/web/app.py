@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from cxloop import __version__
@@ -28,6 +29,7 @@ from cxloop.web.api import (
 )
 from cxloop.web.api import directories as directories_api
 from cxloop.web.api import distributions as distributions_api
+from cxloop.web.api.schemas import API_ERRORS, error_responses
 from cxloop.web.errors import install_error_handlers
 from cxloop.web.middleware import (
     BodySizeLimitMiddleware,
@@ -133,13 +135,25 @@ def create_app(
         respond.router,
         hooks.router,
     )
-    for router in routers:
-        app.include_router(router)
-    app.include_router(distributions_api.router)
-    app.include_router(directories_api.router)
+    for router in (*routers, distributions_api.router, directories_api.router):
+        app.include_router(router, responses=_documented_errors(router))
     app.include_router(optout.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
+
+
+# Routers whose endpoints read a body in a format told by its Content-Type.
+_READS_TYPED_BODIES = frozenset({"workflows", "directory"})
+
+
+def _documented_errors(router: APIRouter) -> dict[int | str, dict[str, Any]] | None:
+    """The error statuses an API router's endpoints may answer, for the OpenAPI document."""
+    if not router.prefix.startswith("/api/"):
+        return None
+    statuses = API_ERRORS
+    if _READS_TYPED_BODIES & set(router.tags):
+        statuses = (*statuses, 415)
+    return error_responses(*statuses)
 
 
 def served_app() -> FastAPI:

@@ -44,3 +44,36 @@ class Reply(BaseModel):
 class PageOut(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """Every error of the API: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorBody
+
+
+_ERROR_MEANINGS = {
+    400: "Malformed: the body is not valid JSON, or a value cannot be read",
+    401: "No API token, or one that is unknown, expired or revoked",
+    403: "The token's user may not do this (e.g. admin only)",
+    404: "Not found, or not visible to the token's user",
+    409: "In conflict with what is stored (a name taken, a stale version, a limit reached)",
+    413: "The body is larger than the server accepts",
+    415: "The body's Content-Type is not one this endpoint reads",
+    422: "Invalid input; `details` lists every problem",
+    429: "Too many attempts; `Retry-After` says when to try again",
+}
+API_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with our error shape."""
+    return {
+        status: {"model": ErrorOut, "description": _ERROR_MEANINGS[status]} for status in statuses
+    }
