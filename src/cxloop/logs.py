@@ -21,8 +21,9 @@ REDACTED = "**********"
 _SECRET_TEXT = (
     (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=!-]+"), r"\1" + REDACTED),
     (re.compile(r"\bcxl_[A-Za-z0-9_-]+"), "cxl_" + REDACTED),
-    (re.compile(r"(/hooks/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/)[^/?#\s\"'<>]+"), r"\1" + REDACTED),
-    (re.compile(r"(/optout/)[^/?#\s\"'<>]+"), r"\1" + REDACTED),
+    # (A route's template, `/optout/{token}`, is left as it is.)
+    (re.compile(r"(/hooks/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/)(?!\{)[^/?#\s\"'<>]+"), r"\1" + REDACTED),
+    (re.compile(r"(/optout/)(?!\{)[^/?#\s\"'<>]+"), r"\1" + REDACTED),
     (
         re.compile(
             r"([?&;](?:t|token|code|state|access_token|refresh_token|id_token|password|"
@@ -98,8 +99,9 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request's full address at INFO, query string included (an outbound
-    # message's delivery, a token exchange): only its warnings are worth a line.
-    for chatty in ("httpx", "httpcore"):
+    # message's delivery, a token exchange), and aiosmtpd (the demo's mail catcher) every line
+    # of every mail at DEBUG, links and all: only their warnings are worth a line.
+    for chatty in ("httpx", "httpcore", "mail.log"):
         logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))
     # Huey logs every task it runs; the sweeper alone would fill the log every few seconds.
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
