@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.integration.survey_helpers import all_types
 
 from cxloop.bootstrap import Container
 from cxloop.services import directory, personal_links, survey_content, surveys
@@ -14,14 +15,13 @@ from cxloop.services.access import Actor
 from cxloop.services.users import create_user
 from cxloop.web.app import create_app
 from cxloop.web.background import BackgroundServer
-from tests.integration.survey_helpers import all_types
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a long enough passphrase"
 WATCH_CSP = """
 window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) =>
-  window.__violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(
+  `${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
 """
 
 

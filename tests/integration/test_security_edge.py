@@ -125,6 +125,20 @@ def test_patching_a_directory_name_to_null_is_422_but_its_rule_can_be_cleared(
     assert cleared.status_code == 200 and cleared.json()["frequency_limit"] is None
 
 
+def test_ids_beyond_what_a_database_integer_holds_are_422_not_500(
+    client: TestClient, admin: Person
+) -> None:
+    huge = 2**64
+    assert_error(client.get(f"{API}/audit", params={"before_id": huge}, headers=admin.headers), 422)
+    assert_error(client.delete(f"{API}/tokens/{huge}", headers=admin.headers), 422)
+    assert (
+        client.get(
+            f"{API}/audit", params={"before_id": 2**63 - 1}, headers=admin.headers
+        ).status_code
+        == 200
+    )
+
+
 # --- finding 10: 405, contact import format, the listener's 413, OpenAPI -----------------------
 
 

@@ -7,6 +7,9 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 T = TypeVar("T")
+# The largest integer a row id can be (SQLite's INTEGER, PostgreSQL's BIGINT): a larger one in
+# a query would make the driver fail rather than find nothing.
+MAX_ROW_ID = 2**63 - 1
 
 
 class RequestBody(BaseModel):
