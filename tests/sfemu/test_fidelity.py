@@ -320,3 +320,30 @@ def test_upsert_and_collections_names_are_case_insensitive(
         f"/composite/sobjects/{sobject}", params={"ids": record_id, "fields": score}
     ).json()
     assert retrieved[0]["NPS_Score__c"] == 7
+
+
+@CASE_SETTINGS
+@given(
+    relationship=_any_case("Contact__r"),
+    key_field=_any_case("External_Key__c"),
+    parent_field=_any_case("LastName"),
+    sobject=_any_case("Survey_Response__c"),
+)
+def test_relationship_names_in_bodies_and_soql_are_case_insensitive(
+    shared: tuple[InProcessEmulator, Api],
+    relationship: str,
+    key_field: str,
+    parent_field: str,
+    sobject: str,
+) -> None:
+    _emu, api = shared
+    if not api.query("SELECT Id FROM Contact WHERE External_Key__c = 'CASE-K'").json()["records"]:
+        api.create("Contact", {"LastName": "Parent", "External_Key__c": "CASE-K"})
+    created = api.post(f"/sobjects/{sobject}", json={relationship: {key_field: "CASE-K"}})
+    assert created.status_code == 201, created.text
+    record_id = created.json()["id"]
+    rows = api.query(
+        f"SELECT Id, {relationship}.{parent_field} FROM {sobject} WHERE Id = '{record_id}'"
+    ).json()["records"]
+    assert rows[0]["Contact__r"]["LastName"] == "Parent"
+    assert rows[0]["Contact__r"]["attributes"]["type"] == "Contact"
