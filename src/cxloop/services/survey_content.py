@@ -107,11 +107,12 @@ class SurveyRef:
     language: str
     owner_id: str
     content_version: int
+    anonymous_link: bool = True
 
 
 _REF_COLUMNS = (
     Survey.id, Survey.name, Survey.status, Survey.language, Survey.owner_id,
-    Survey.content_version,
+    Survey.content_version, Survey.anonymous_link,
 )  # fmt: skip
 # Built once: constructing a statement costs more than running it on this path.
 _REF_FOR_RESPONDENT = select(*_REF_COLUMNS).where(Survey.id == bindparam("survey_id"))
