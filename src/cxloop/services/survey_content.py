@@ -342,6 +342,7 @@ def read_content_file(filename: str, data: bytes) -> ContentFile:
                 ],
                 "warnings": list(report.warnings),
                 "embedded_data_fields": report.embedded_data_fields,
+                "embedded_data_from_link": list(report.embedded_data_from_link),
                 "pages": report.pages,
             },
             suggested_name=report.survey_name.strip() or stem,
@@ -404,6 +405,7 @@ def summarize(content: SurveyContent, kind: str = "json") -> dict[str, Any]:
         "skipped": [],
         "warnings": [],
         "embedded_data_fields": len(content.embedded_data),
+        "embedded_data_from_link": [f.name for f in content.embedded_data if f.source == "query"],
         "pages": len(content.page_numbers()),
     }
 
