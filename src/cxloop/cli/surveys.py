@@ -150,7 +150,9 @@ def signed_link(
         expires_in_s=seconds, base_url=built.settings.base_url,
     )  # fmt: skip
     sys.stdout.write(link.url + "\n")
-    console.print(f"Works until {link.expires_at:%Y-%m-%d %H:%M} UTC.", style="dim")
+    console.print(
+        f"Works until {link.expires_at:%Y-%m-%d %H:%M} UTC.", style="dim", highlight=False
+    )
 
 
 @app.command("rotate-link-key")
@@ -159,7 +161,11 @@ def rotate_link_key(survey_id: str) -> None:
     """Replace SURVEY_ID's signing key: every signed link made before stops working."""
     built = container()
     signed_links.rotate_signing_key(built.db, admin_actor(built), survey_id)
-    console.print(f"Replaced the signing key of {survey_id}: older signed links no longer work.")
+    console.print(
+        f"Replaced the signing key of {survey_id}: older signed links no longer work.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("anonymous-link")
@@ -175,4 +181,4 @@ def anonymous_link(
     survey_service.update_survey(
         built.db, admin_actor(built), survey_id, {"anonymous_link": state == "on"}
     )
-    console.print(f"The anonymous link of {survey_id} is {state}.")
+    console.print(f"The anonymous link of {survey_id} is {state}.", highlight=False, soft_wrap=True)
