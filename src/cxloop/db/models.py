@@ -237,7 +237,7 @@ class Response(Base):
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(10))  # one of RESPONSE_SOURCES
     # How it came in, finer than `source` (which link, the API, an import): RESPONSE_CHANNELS.
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16), server_default="anonymous_link")
     language: Mapped[str] = mapped_column(String(16), default="en")
     # Foreign keys to the directory's contacts and distributions come with the directory.
     distribution_id: Mapped[str | None] = mapped_column(String(20))

@@ -18,29 +18,30 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("surveys", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("anonymous_link", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("link_signing_key", sa.Text(), nullable=True))
-    with op.batch_alter_table("responses", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("channel", sa.String(length=16), nullable=True))
+    # Plain ADD COLUMN, no batch: a batch table rebuild on SQLite drops the old table, and with
+    # foreign keys on, dropping `surveys` would delete every row that cascades from it.
+    op.add_column(
+        "surveys",
+        sa.Column("anonymous_link", sa.Boolean(), server_default=sa.true(), nullable=False),
+    )
+    op.add_column("surveys", sa.Column("link_signing_key", sa.Text(), nullable=True))
+    # The default is the least trusted channel.
+    op.add_column(
+        "responses",
+        sa.Column("channel", sa.String(length=16), server_default="anonymous_link", nullable=False),
+    )
     # Existing responses: the API and imports say so in `source`; a web response answered
     # through a personal link has the link (or the contact or distribution it came with).
     op.execute("UPDATE responses SET channel = source WHERE source IN ('api', 'import')")
     op.execute(
-        "UPDATE responses SET channel = 'personal_link' WHERE channel IS NULL AND ("
+        "UPDATE responses SET channel = 'personal_link' WHERE source = 'web' AND ("
         "contact_id IS NOT NULL OR distribution_id IS NOT NULL OR id IN "
         "(SELECT response_id FROM personal_links WHERE response_id IS NOT NULL))"
     )
-    op.execute("UPDATE responses SET channel = 'anonymous_link' WHERE channel IS NULL")
-    with op.batch_alter_table("responses", schema=None) as batch_op:
-        batch_op.alter_column("channel", existing_type=sa.String(length=16), nullable=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("responses", schema=None) as batch_op:
-        batch_op.drop_column("channel")
-    with op.batch_alter_table("surveys", schema=None) as batch_op:
-        batch_op.drop_column("link_signing_key")
-        batch_op.drop_column("anonymous_link")
+    # DROP COLUMN (SQLite >= 3.35) rather than a batch rebuild, for the reason above.
+    op.drop_column("responses", "channel")
+    op.drop_column("surveys", "link_signing_key")
+    op.drop_column("surveys", "anonymous_link")
