@@ -125,7 +125,10 @@ def open_survey(
         if token is not None:
             link = find_link(uow.session, survey_id, token)
             channel = "personal_link"
-            embedded = _settable(content, "anonymous_link", _query_values(items), survey_id)
+            # Query parameters count as on the open link: only `query` fields.
+            embedded = _settable(
+                content, "anonymous_link", _query_values(items), survey_id, logged_as=channel
+            )
             embedded.update(link.embedded_data or {})
             state = replace(state, link_id=link.id)
             in_progress = uow.session.get(Response, link.response_id) if link.response_id else None
@@ -246,18 +249,23 @@ def _screen(
 
 
 def _query_values(items: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Query parameters as embedded data candidates: text of a sane length; the first of a
-    repeated name wins, as a browser form would send it."""
+    """Query parameters as embedded data candidates: text of a sane length; of a repeated name,
+    the last one counts (as it always has)."""
     values: dict[str, str] = {}
     for name, value in items:
         if name in RESERVED_PARAMS or not isinstance(value, str) or len(value) > MAX_TEXT:
             continue
-        values.setdefault(name, value.replace("\x00", ""))
+        values[name] = value.replace("\x00", "")
     return values
 
 
 def _settable(
-    content: SurveyContent, channel: str, values: Mapping[str, Any], survey_id: str
+    content: SurveyContent,
+    channel: str,
+    values: Mapping[str, Any],
+    survey_id: str,
+    *,
+    logged_as: str | None = None,
 ) -> dict[str, Any]:
     kept, refused = settable_embedded_data(content, channel, values)
     declared = {f.name for f in content.embedded_data}
@@ -266,7 +274,7 @@ def _settable(
         # Names only: the values are whatever a visitor typed. Someone trying ?CaseId= on the
         # open link shows up here.
         log.info(
-            "respondent.embedded_data_ignored", survey_id=survey_id, channel=channel,
+            "respondent.embedded_data_ignored", survey_id=survey_id, channel=logged_as or channel,
             fields=[name[:60] for name in ignored[:20]],
         )  # fmt: skip
     return kept
