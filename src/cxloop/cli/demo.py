@@ -62,7 +62,11 @@ ANSWERS = {"QID1": "9", "QID2": "5", "QID3": "Quick and friendly. Thank you!"}
 
 SURVEY_CONTENT: dict[str, Any] = {
     "format_version": 1,
-    "embedded_data": [{"name": "CaseId"}, {"name": "Email"}],
+    # Both come from the invitation's personal link, never from the open link's query string.
+    "embedded_data": [
+        {"name": "CaseId", "source": "personal_link"},
+        {"name": "Email", "source": "personal_link"},
+    ],
     "questions": [
         {
             "qid": "QID1",
@@ -136,13 +140,18 @@ def outbound_workflow() -> dict[str, Any]:
 
 
 def response_workflow() -> dict[str, Any]:
-    """A response that carries a CaseId → the Case updated, a Survey_Response__c upserted."""
+    """A response that carries a CaseId and came through a personal link → the Case updated,
+    a Survey_Response__c upserted."""
     return {
         "name": "Response: back onto the Case",
         "event": {"type": "survey_response", "when": ["created"]},
         "conditions": {
             "join": "and",
-            "conditions": [{"field": "e://Field/CaseId", "operator": "is_not_empty"}],
+            "conditions": [
+                {"field": "e://Field/CaseId", "operator": "is_not_empty"},
+                # Only an invitation's personal link carries a CaseId we put there ourselves.
+                {"field": "m://Channel", "operator": "equals", "value": "personal_link"},
+            ],
         },
         "tasks": [
             {

@@ -16,7 +16,7 @@ from cxloop.cli.context import (
     one_line_errors,
 )
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES
-from cxloop.services import survey_content
+from cxloop.services import signed_links, survey_content
 from cxloop.services import surveys as survey_service
 
 app = typer.Typer(
@@ -51,6 +51,13 @@ def import_(
         highlight=False,
         soft_wrap=True,
     )
+    if report.get("embedded_data_from_link"):
+        console.print(
+            "  embedded data anyone may set from the link (source query): "
+            + ", ".join(report["embedded_data_from_link"]),
+            highlight=False,
+            soft_wrap=True,
+        )
     for skipped in report["skipped"]:
         console.print(
             f"  skipped {skipped['element']} ({skipped['kind']}): {skipped['reason']}",
@@ -100,3 +107,78 @@ def list_() -> None:
         if cursor is None:
             break
     console.print(table)
+
+
+# -- signed links and the anonymous link (trusted embedded data) -----------------------------
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(text: str) -> int:
+    """`7d`, `12h`, `30m`, `90s` or plain seconds, as seconds; a one-line refusal otherwise."""
+    text = text.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    if not number.isdecimal() or len(number) > 9 or int(number) == 0:
+        fail(f"--expires-in {text!r} is not a duration: use e.g. 7d, 12h, 30m or 3600")
+    return int(number) * _DURATION_UNITS[unit]
+
+
+@app.command("signed-link")
+@one_line_errors
+def signed_link(
+    survey_id: str,
+    field: list[str] = typer.Option(
+        [], "--field", help="NAME=VALUE of a declared query or personal_link field (repeatable)."
+    ),
+    expires_in: str = typer.Option(
+        "30d", "--expires-in", help="How long the link works: 7d, 12h, 30m, 3600 (max 366d)."
+    ),
+) -> None:
+    """Print a signed link to SURVEY_ID carrying embedded data that nobody can change."""
+    values: dict[str, str] = {}
+    for item in field:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            fail(f"--field {item!r} is not NAME=VALUE")
+        if name in values:
+            fail(f"--field {name} is given twice")
+        values[name] = value
+    seconds = _duration_s(expires_in)
+    built = container()
+    link = signed_links.create_signed_link(
+        built.db, admin_actor(built), survey_id, values,
+        expires_in_s=seconds, base_url=built.settings.base_url,
+    )  # fmt: skip
+    sys.stdout.write(link.url + "\n")
+    console.print(
+        f"Works until {link.expires_at:%Y-%m-%d %H:%M} UTC.", style="dim", highlight=False
+    )
+
+
+@app.command("rotate-link-key")
+@one_line_errors
+def rotate_link_key(survey_id: str) -> None:
+    """Replace SURVEY_ID's signing key: every signed link made before stops working."""
+    built = container()
+    signed_links.rotate_signing_key(built.db, admin_actor(built), survey_id)
+    console.print(
+        f"Replaced the signing key of {survey_id}: older signed links no longer work.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("anonymous-link")
+@one_line_errors
+def anonymous_link(
+    survey_id: str,
+    state: str = typer.Argument(..., help="on: anyone with /s/ID may answer; off: only links."),
+) -> None:
+    """Turn SURVEY_ID's anonymous link on or off (off: only personal and signed links work)."""
+    if state not in ("on", "off"):
+        fail(f"{state!r} is neither on nor off")
+    built = container()
+    survey_service.update_survey(
+        built.db, admin_actor(built), survey_id, {"anonymous_link": state == "on"}
+    )
+    console.print(f"The anonymous link of {survey_id} is {state}.", highlight=False, soft_wrap=True)

@@ -17,9 +17,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import true as sa_true
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
 from cxloop.db.types import EncryptedText
+from cxloop.domain.survey_content import RESPONSE_CHANNELS  # noqa: F401  (the one list)
 
 SURVEY_STATUSES = ("draft", "active", "closed")
 COLLABORATOR_ROLES = ("editor", "viewer")
@@ -75,6 +77,11 @@ class Survey(Base):
     # surveys do not load every document. content_version goes up by one on every change.
     content: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     content_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Whether `/s/{id}` without a personal or signed link takes responses.
+    anonymous_link: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # The key signed links are made and checked with (random, made on first use); replacing it
+    # invalidates every signed link made before.
+    link_signing_key: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
 
     owner: Mapped[User] = relationship(lazy="joined")
     collaborators: Mapped[list[SurveyCollaborator]] = relationship(
@@ -229,6 +236,8 @@ class Response(Base):
     duration_s: Mapped[int | None] = mapped_column(Integer)
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(10))  # one of RESPONSE_SOURCES
+    # How it came in, finer than `source` (which link, the API, an import): RESPONSE_CHANNELS.
+    channel: Mapped[str] = mapped_column(String(16), server_default="anonymous_link")
     language: Mapped[str] = mapped_column(String(16), default="en")
     # Foreign keys to the directory's contacts and distributions come with the directory.
     distribution_id: Mapped[str | None] = mapped_column(String(20))

@@ -129,8 +129,9 @@ def dry_run(
                 _salesforce_preview(container, task, context, connections[task.id], owner_email)
             )
     preview: dict[str, Any] = {"workflow_id": workflow_id}
-    if response_id is not None:
+    if response is not None:
         preview["response_id"] = response_id
+        preview["channel"] = response.channel  # what an m://Channel condition tests
     else:
         preview["event_fields"] = event_fields
     return preview | {"would_run": matched, "why_not": notes, "tasks": tasks}

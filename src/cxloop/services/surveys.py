@@ -14,7 +14,7 @@ from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_fo
 from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
 from cxloop.services.users import normalize_email
 
-EDITABLE_FIELDS = ("name", "description", "status", "language")
+EDITABLE_FIELDS = ("name", "description", "status", "language", "anonymous_link")
 
 
 def create_survey(
@@ -80,7 +80,8 @@ def get_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
 
 
 def update_survey(db: Database, actor: Actor, survey_id: str, changes: dict[str, Any]) -> Survey:
-    """Change name, description, status or language (owner and editors)."""
+    """Change name, description, status, language or whether the anonymous link takes
+    responses (owner and editors)."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
@@ -90,6 +91,8 @@ def update_survey(db: Database, actor: Actor, survey_id: str, changes: dict[str,
             changes["name"] = _check_name(changes["name"])
         if "status" in changes:
             _check_status(changes["status"])
+        if "anonymous_link" in changes and not isinstance(changes["anonymous_link"], bool):
+            raise InvalidInput("anonymous_link must be true or false.")
         before = {field: getattr(survey, field) for field in changes}
         for field, value in changes.items():
             setattr(survey, field, value)

@@ -1,9 +1,10 @@
 """The respondent's pages, `/s/{survey_id}`: plain HTML forms, no JavaScript, no login.
 
-GET shows the first page (embedded data from declared query parameters; `?t=` is a personal
-link's token); each POST saves one page and shows the next. Between pages the respondent's
-browser carries a signed `_state` field (itsdangerous, with the app's secret key) naming the
-response in progress, so nothing can be forged and no cookie is needed.
+GET shows the first page (`?t=` is a personal link's token; `_exp` and `_sig` make a signed
+link; other query parameters may fill embedded data as each field's source allows); each POST
+saves one page and shows the next. Between pages the respondent's browser carries a signed
+`_state` field (itsdangerous, with the app's secret key) naming the response in progress and
+how it came (its channel), so nothing can be forged and no cookie is needed.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {
         404, "Link not valid", "This survey link is not valid. Check that it was copied whole.",
     ),
     "link_expired": (410, "Link expired", "This survey link has expired."),
+    "signed_link_invalid": (
+        403, "Link not valid",
+        "This survey link is not valid: it was changed after it was made, or it was withdrawn. "
+        "Ask whoever sent it for a new one.",
+    ),
+    "anonymous_link_off": (
+        403, "Personal link needed",
+        "This survey can only be answered through the personal link you were sent.",
+    ),
     "already_answered": (
         409, "Already answered", "You have already answered this survey. Thank you!",
     ),
@@ -78,7 +88,7 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {
 
 @router.get("/s/{survey_id}", response_class=HTMLResponse)
 async def show_survey(request: Request, survey_id: str) -> Response:
-    params = {k: v for k, v in request.query_params.items() if k != "t"}
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "t"]
     token = request.query_params.get("t")
     try:
         screen = await run_in_threadpool(
@@ -129,6 +139,7 @@ def _dump_state(request: Request, state: RespondentState) -> str:
             "r": state.response_id,
             "l": state.link_id,
             "e": state.embedded_data,
+            "c": state.channel,
         }
     )
 
@@ -144,6 +155,9 @@ def _load_state(request: Request, signed: str) -> RespondentState | None:
             response_id=raw["r"],
             link_id=raw["l"],
             embedded_data=dict(raw["e"]),
+            # A state from before channels were recorded is treated as the anonymous link's;
+            # a personal link's is recognised by its link id.
+            channel=str(raw.get("c") or "anonymous_link"),
         )
     except (BadSignature, KeyError, TypeError, ValueError):
         return None

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.errors import InvalidInput
@@ -43,6 +43,7 @@ class ResponseOut(BaseModel):
     duration_s: int | None
     finished: bool
     source: str
+    channel: str = Field(description="anonymous_link, personal_link, signed_link, api or import")
     language: str
     distribution_id: str | None
     contact_id: str | None

@@ -31,6 +31,10 @@ class SurveyUpdate(RequestBody):
     description: str | None = Field(default=None, max_length=20_000)
     status: Status | None = None
     language: str | None = Field(default=None, min_length=2, max_length=16)
+    anonymous_link: bool | None = Field(
+        default=None,
+        description="false: /s/{id} answers only personal and signed links",
+    )
 
 
 class CollaboratorIn(RequestBody):
@@ -65,6 +69,7 @@ class SurveyOut(Reply):
     description: str
     status: str
     language: str
+    anonymous_link: bool
     owner: UserRef
     collaborators: list[CollaboratorOut]
     your_role: str
@@ -79,6 +84,7 @@ def _out(survey: Survey, actor: Actor) -> SurveyOut:
         description=survey.description,
         status=survey.status,
         language=survey.language,
+        anonymous_link=survey.anonymous_link,
         owner=UserRef.model_validate(survey.owner),
         collaborators=[CollaboratorOut.model_validate(c) for c in survey.collaborators],
         your_role=surveys.survey_access(survey, actor),
