@@ -229,6 +229,10 @@ class SalesforceClient:
         self._describe_cache.put(key, result)
         return result
 
+    def has_cached_describe(self, sobject: str) -> bool:
+        """Whether `describe(sobject)` would come from the cache."""
+        return self._describe_cache.get((self._cache_key, sobject.lower())) is not None
+
     def invalidate_describe(self, sobject: str | None = None) -> None:
         self._describe_cache.invalidate(self._cache_key, sobject)
 

@@ -3,7 +3,8 @@
 Saving a workflow (API, CLI, apply) checks every Salesforce task against its connection's
 describe, with the doctor's own checks (`salesforce.doctor.check_task`): unknown or hidden
 fields, read-only fields, required fields left out, picklist values, the connected user's object
-permissions. Describes come from the container's cache, and Salesforce gets a short timeout: a
+permissions. Describes come from the container's cache (one that shows a problem is fetched
+again, in case the org was fixed meanwhile), and Salesforce gets a short timeout: a
 workflow can be prepared before Salesforce is ready, so what is found is a warning (with the
 doctor's fix), and an org that cannot be reached is one warning more, never a refusal. Strict
 saves turn all of them into errors (`SalesforceChecksFailed`).
@@ -11,6 +12,7 @@ saves turn all of them into errors (`SalesforceChecksFailed`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,7 +173,13 @@ def _task_problems(
     client: SalesforceClient, target: TaskTarget, cache: DescribeCache
 ) -> list[SalesforceProblem]:
     spec = target.task.model_copy(update={"name": target.task.id})
+    was_cached = client.has_cached_describe(spec.object)
     findings = check_task_in_org(client, spec, target.connection, cache, fresh=False)
+    if was_cached and any(f.level != "ok" for f in findings):
+        # The org may have been fixed since the describe was cached: ask again before warning
+        # (if Salesforce does not answer now, what the cached describe says stands).
+        with contextlib.suppress(SalesforceError):
+            findings = check_task_in_org(client, spec, target.connection, cache, fresh=True)
     return [_problem(target, f) for f in findings if f.level != "ok"]
 
 
