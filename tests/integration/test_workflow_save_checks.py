@@ -4,6 +4,7 @@ with the doctor's fixes, strict saves refused, an unreachable org noted, describ
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from cxloop.bootstrap import Container
 from cxloop.cli.main import app as cli
+from cxloop.db.models import Connection as ConnectionRow
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
 from tests.integration.conftest import link, org
@@ -157,6 +159,29 @@ def test_a_missing_required_field_and_a_bad_picklist_value_warn(
         "add 'Ecstatic' to objects → Survey_Response__c → fields → Sentiment__c → values"
         in (picklist["fix"])
     )
+
+
+def test_an_editor_is_told_what_to_fix_but_not_whose_login_it_is(
+    linked: Container, web: TestClient, owner: Person, survey: dict[str, Any],
+    make_person_in: Callable[[Container, str], Person],
+) -> None:  # fmt: skip
+    editor = make_person_in(linked, "editor@example.com")
+    added = web.post(
+        f"/api/v1/surveys/{survey['id']}/collaborators",
+        json={"email": editor.email, "role": "editor"},
+        headers=owner.headers,
+    )
+    assert added.status_code == 201, added.text
+    with linked.db.uow() as uow:  # as if it were a real org: Setup fixes name the user
+        uow.session.get(ConnectionRow, survey["connection"]["id"]).type = "custom"
+        uow.commit()
+    as_owner = apply(web, owner, survey["id"], case_workflow(("Subject", "x"), action="insert"))
+    assert "integration@example.com" in json.dumps(as_owner.json()["warnings"])
+    text = case_workflow(("Descripton__c", "x"), action="insert")
+    saved = apply(web, editor, survey["id"], text)
+    assert saved.status_code == 200, saved.text
+    assert {w["code"] for w in saved.json()["warnings"]} == {"object_permission", "field_missing"}
+    assert "integration@example.com" not in json.dumps(saved.json()["warnings"])
 
 
 def test_strict_refuses_with_every_problem_and_stores_nothing(

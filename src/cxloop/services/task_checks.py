@@ -87,10 +87,13 @@ class ConnectionFacts:
     sf_user_id: str
 
     @classmethod
-    def of(cls, connection: Connection) -> ConnectionFacts:
-        """The facts of a stored connection (read them while its session is open)."""
+    def of(cls, connection: Connection, *, for_user: str | None = None) -> ConnectionFacts:
+        """The facts of a stored connection (read them while its session is open). With
+        `for_user`, a cxloop user id: the Salesforce username is kept out of the fixes unless
+        that user owns the connection (an editor sees what to change, not whose login it is)."""
+        username = connection.username if for_user in (None, connection.owner_id) else ""
         return cls(
-            connection.id, connection.type, connection.username, connection.instance_url,
+            connection.id, connection.type, username, connection.instance_url,
             connection.org_id, connection.sf_user_id,
         )  # fmt: skip
 

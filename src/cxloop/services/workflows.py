@@ -437,7 +437,7 @@ def salesforce_warnings(
             assert survey_id is not None
             survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
         parsed, warnings = _checked(uow.session, survey, data)
-        targets = _salesforce_targets(uow.session, survey, parsed)
+        targets = _salesforce_targets(uow.session, actor, survey, parsed)
     found: list[DocumentProblem] = list(checks(targets)) if checks is not None else []
     if strict and (warnings or found):
         raise SalesforceChecksFailed(warnings + found)
@@ -445,7 +445,7 @@ def salesforce_warnings(
 
 
 def _salesforce_targets(
-    session: Session, survey: Survey, document: WorkflowDocument
+    session: Session, actor: Actor, survey: Survey, document: WorkflowDocument
 ) -> list[TaskTarget]:
     """The document's Salesforce tasks with the connection each would run with, if usable
     (one that needs a new login already has its warning)."""
@@ -455,7 +455,8 @@ def _salesforce_targets(
             continue
         connection = resolve_connection(session, survey, task.connection)
         if connection is not None and connection.status == "active":
-            targets.append(TaskTarget(f"tasks[{index}]", task, ConnectionFacts.of(connection)))
+            facts = ConnectionFacts.of(connection, for_user=actor.id)
+            targets.append(TaskTarget(f"tasks[{index}]", task, facts))
     return targets
 
 
