@@ -73,11 +73,15 @@ class Remedies:
 
     @property
     def _file_profile(self) -> str:
+        return f"profiles: {self._profile_name}"
+
+    @property
+    def _profile_name(self) -> str:
         if self.profile:
-            return f"profiles: '{self.profile}'"
+            return f"'{self.profile}'"
         who = self.username or "the connection's user"
-        where = f" ({self.control_url}/info lists each user's profile)" if self.control_url else ""
-        return f"profiles: (the profile of {who}{where})"
+        where = f"; {self.control_url}/info lists each user's profile" if self.control_url else ""
+        return f"(the profile of {who}{where})"
 
     @property
     def _reload(self) -> str:
@@ -185,9 +189,9 @@ class Remedies:
         """Assign a record type to the user's profile."""
         if self.is_emulator:
             return (
-                f"In the emulator's org file, add the profile to `profiles:` of the record type "
-                f"{record_type!r} under objects → {sobject} → record_types (it names "
-                f"{self._file_profile.removeprefix('profiles: ')}); {self._reload}."
+                f"In the emulator's org file, add {self._profile_name} to the `profiles:` of the "
+                f"record type {record_type!r} under objects → {sobject} → record_types; "
+                f"{self._reload}."
             )
         return (
             f"In Setup → Users → Profiles, open {self._setup_profile} → Object Settings → "

@@ -5,6 +5,9 @@ the schema, piped text and condition fields against the survey's content, and ea
 against the survey OWNER's connections, whoever saves. Editors thereby pick among the owner's
 connections and never bring their own. A connection that needs a new login is no reason to
 refuse a save: the reply carries a warning, and the engine pauses the tasks until it is fixed.
+Given `checks` (services.task_checks), a save also checks each Salesforce task against its
+org's describe first, outside the transaction: what that finds is a warning too, unless the
+save is `strict`.
 
 Every change is a revision (who, when, the whole document, what changed); an unchanged document
 stores none, so `apply` from git is idempotent. Reading needs the viewer role, changing the
