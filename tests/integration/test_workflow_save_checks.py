@@ -211,6 +211,26 @@ def test_strict_refuses_with_every_problem_and_stores_nothing(
     assert bad_flag.status_code == 422 and "strict" in bad_flag.text
 
 
+def test_a_connection_that_needs_a_new_login_is_not_checked_and_strict_refuses_it(
+    linked: Container, web: TestClient, owner: Person, survey: dict[str, Any],
+    emulator: EmulatorServer,
+) -> None:  # fmt: skip
+    with linked.db.uow() as uow:
+        row = uow.session.get(ConnectionRow, survey["connection"]["id"])
+        row.status, row.status_reason = "needs_reauth", "the refresh token was revoked"
+        uow.commit()
+    before = api_calls(emulator)
+    saved = apply(web, owner, survey["id"], MISSPELLED_AND_READ_ONLY)
+    assert saved.status_code == 201, saved.text
+    [warning] = saved.json()["warnings"]
+    assert warning["path"] == "tasks[0].connection" and "needs a new login" in warning["message"]
+    assert api_calls(emulator) == before
+    refused = apply(web, owner, survey["id"], MISSPELLED_AND_READ_ONLY, strict="true")
+    assert refused.status_code == 422
+    [detail] = refused.json()["error"]["details"]
+    assert detail["path"] == "tasks[0].connection"
+
+
 def test_document_problems_come_first_and_salesforce_is_not_asked(
     web: TestClient, owner: Person, survey: dict[str, Any], emulator: EmulatorServer
 ) -> None:

@@ -147,29 +147,29 @@ class SaveChecks:
     def _check_connection(
         self, connection_id: str, targets: list[TaskTarget], http: httpx.Client
     ) -> list[SalesforceProblem]:
-        first = targets[0]
+        problems: list[SalesforceProblem] = []
+        target = targets[0]
         try:
             with client_for(
                 self._db, self._settings, connection_id, self._describe_cache, http=http
             ) as client:
-                return [
-                    problem
-                    for target in targets
-                    for problem in _task_problems(client, target, self._describe_cache)
-                ]
+                for target in targets:
+                    problems += _task_problems(client, target, self._describe_cache)
         except (SalesforceError, CxloopError) as exc:
             # One warning for the connection: its other tasks would only wait for the same.
             reason = exc.message if isinstance(exc, CxloopError) else str(exc)
-            return [
+            problems.append(
                 SalesforceProblem(
-                    first.path,
+                    target.path,
                     f"could not check against Salesforce: {reason}",
-                    task=first.task.id,
+                    task=target.task.id,
                     code="not_checked",
-                    fix="Check that Salesforce is reachable and the connection works "
-                    "(`cxloop connections doctor`), then save again to check the tasks.",
+                    fix="Check that Salesforce can be reached from this server and that the "
+                    "connection works (its owner can run `cxloop connections doctor NAME`), "
+                    "then save again to have the tasks checked.",
                 )
-            ]
+            )
+        return problems
 
 
 def _task_problems(
