@@ -5,6 +5,9 @@ the schema, piped text and condition fields against the survey's content, and ea
 against the survey OWNER's connections, whoever saves. Editors thereby pick among the owner's
 connections and never bring their own. A connection that needs a new login is no reason to
 refuse a save: the reply carries a warning, and the engine pauses the tasks until it is fixed.
+Given `checks` (services.task_checks), a save also checks each Salesforce task against its
+org's describe first, outside the transaction: what that finds is a warning too, unless the
+save is `strict`.
 
 Every change is a revision (who, when, the whole document, what changed); an unchanged document
 stores none, so `apply` from git is idempotent. Reading needs the viewer role, changing the
@@ -50,6 +53,12 @@ from cxloop.domain.workflow import (
 from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
+from cxloop.services.task_checks import (
+    ConnectionFacts,
+    SalesforceChecksFailed,
+    SaveChecks,
+    TaskTarget,
+)
 
 Outcome = Literal["created", "updated", "unchanged"]
 MAX_SUMMARY = 500
@@ -221,15 +230,27 @@ def resolve_owner_connection(
 # --- changing
 
 
-def create_workflow(db: Database, actor: Actor, survey_id: str, document: Any) -> WorkflowView:
-    """A new workflow from a document (data, or YAML/JSON text), enabled, at revision 1."""
+def create_workflow(
+    db: Database,
+    actor: Actor,
+    survey_id: str,
+    document: Any,
+    *,
+    checks: SaveChecks | None = None,
+    strict: bool = False,
+) -> WorkflowView:
+    """A new workflow from a document (data, or YAML/JSON text), enabled, at revision 1.
+
+    With `checks`, its Salesforce tasks are checked against their orgs first (warnings; with
+    `strict`, every warning refuses the save)."""
     data = _data_of(document)
+    found = salesforce_warnings(db, actor, data, checks, strict=strict, survey_id=survey_id)
     with db.uow() as uow:
         survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
         parsed, warnings = _checked(uow.session, survey, data)
         workflow = _create(uow.session, actor, survey, parsed, data)
         _commit(uow, parsed.name)
-    return WorkflowView(workflow, warnings, "created")
+    return WorkflowView(workflow, warnings + found, "created")
 
 
 def update_workflow(
@@ -240,13 +261,18 @@ def update_workflow(
     *,
     survey_id: str | None = None,
     expected_revision: int | None = None,
+    checks: SaveChecks | None = None,
+    strict: bool = False,
 ) -> WorkflowView:
     """Replace a workflow's document; a new revision unless nothing changed.
 
     With `expected_revision`, refuse (409) if someone saved another revision meanwhile, so that
-    two editors do not overwrite each other unknowingly.
+    two editors do not overwrite each other unknowingly. `checks` and `strict` as for create.
     """
     data = _data_of(document)
+    found = salesforce_warnings(
+        db, actor, data, checks, strict=strict, survey_id=survey_id, workflow_id=workflow_id
+    )
     with db.uow() as uow:
         workflow, survey = _workflow_for(
             uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id, lock=True
@@ -261,16 +287,26 @@ def update_workflow(
         parsed, warnings = _checked(uow.session, survey, data)
         outcome = _update(uow.session, actor, workflow, parsed, data)
         _commit(uow, parsed.name)
-    return WorkflowView(workflow, warnings, outcome)
+    return WorkflowView(workflow, warnings + found, outcome)
 
 
-def apply_workflow(db: Database, actor: Actor, survey_id: str, document: Any) -> WorkflowView:
+def apply_workflow(
+    db: Database,
+    actor: Actor,
+    survey_id: str,
+    document: Any,
+    *,
+    checks: SaveChecks | None = None,
+    strict: bool = False,
+) -> WorkflowView:
     """Create or update the survey's workflow with the document's name (workflows as code).
 
     The outcome is `created`, `updated` or `unchanged`; applying the same text twice stores
-    one revision.
+    one revision. `checks` and `strict` as for create (an unchanged document is checked too:
+    the org may have changed).
     """
     data = _data_of(document)
+    found = salesforce_warnings(db, actor, data, checks, strict=strict, survey_id=survey_id)
     with db.uow() as uow:
         survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
         parsed, warnings = _checked(uow.session, survey, data)
@@ -284,7 +320,7 @@ def apply_workflow(db: Database, actor: Actor, survey_id: str, document: Any) ->
         else:
             workflow, outcome = existing, _update(uow.session, actor, existing, parsed, data)
         _commit(uow, parsed.name)
-    return WorkflowView(workflow, warnings, outcome)
+    return WorkflowView(workflow, warnings + found, outcome)
 
 
 def set_enabled(
@@ -376,6 +412,55 @@ def _checked(
     if problems or errors:
         raise _refusal(problems + errors)
     return parsed, warnings
+
+
+def salesforce_warnings(
+    db: Database,
+    actor: Actor,
+    data: Any,
+    checks: SaveChecks | None,
+    *,
+    strict: bool = False,
+    survey_id: str | None = None,
+    workflow_id: str | None = None,
+) -> list[DocumentProblem]:
+    """What the Salesforce checks find in the document's tasks, before anything is stored.
+
+    The document's own problems come first, all at once (InvalidInput, as on any save); only a
+    sound document is checked against Salesforce, outside any transaction since Salesforce
+    may be slow. With `strict`, any warning (these, or a connection that needs a new login)
+    refuses the save: SalesforceChecksFailed lists them all.
+    """
+    if checks is None and not strict:
+        return []
+    with db.reader() as uow:
+        if workflow_id is not None:
+            _, survey = _workflow_for(uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id)
+        else:
+            assert survey_id is not None
+            survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        parsed, warnings = _checked(uow.session, survey, data)
+        targets = _salesforce_targets(uow.session, actor, survey, parsed)
+    found: list[DocumentProblem] = list(checks(targets)) if checks is not None else []
+    if strict and (warnings or found):
+        raise SalesforceChecksFailed(warnings + found)
+    return found
+
+
+def _salesforce_targets(
+    session: Session, actor: Actor, survey: Survey, document: WorkflowDocument
+) -> list[TaskTarget]:
+    """The document's Salesforce tasks with the connection each would run with, if usable
+    (one that needs a new login already has its warning)."""
+    targets = []
+    for index, task in enumerate(document.tasks):
+        if not isinstance(task, SalesforceTask):
+            continue
+        connection = resolve_connection(session, survey, task.connection)
+        if connection is not None and connection.status == "active":
+            facts = ConnectionFacts.of(connection, for_user=actor.id)
+            targets.append(TaskTarget(f"tasks[{index}]", task, facts))
+    return targets
 
 
 def _connection_findings(
