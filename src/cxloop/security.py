@@ -43,9 +43,9 @@ def _is_common(password: str) -> bool:
     either end, and l33t substitutions, are taken away ("Password1!", "P@ssw0rd2024")."""
     common = common_passwords()
     lowered = password.lower()
-    candidates = {lowered, lowered.translate(_UNLEET)}
-    candidates |= {_EDGES.sub("", c) for c in tuple(candidates)}
-    candidates |= {_EDGES.sub("", lowered.translate(_UNLEET).rstrip("i"))}
+    trimmed = _EDGES.sub("", lowered)  # before undoing l33t: "p@ssw0rd1!" -> "p@ssw0rd"
+    candidates = {lowered, lowered.translate(_UNLEET), trimmed, trimmed.translate(_UNLEET)}
+    candidates.add(_EDGES.sub("", lowered.translate(_UNLEET)))
     return any(len(c) >= 4 and c in common for c in candidates)
 
 
