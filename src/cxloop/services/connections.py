@@ -99,7 +99,8 @@ def start_linking(
     connection_type: str,
     login_url: str | None = None,
 ) -> LinkingStarted:
-    """Begin linking a new connection: returns the Salesforce URL the browser must open."""
+    """Begin linking a new connection: returns the one-time link the user opens in a browser
+    signed in to cxloop (it leads on to Salesforce's login page)."""
     name = _check_name(name)
     if connection_type not in CONNECTION_TYPES:
         raise InvalidInput(
@@ -133,7 +134,8 @@ def start_linking(
 def start_refresh(
     db: Database, settings: Settings, actor: Actor, connection_id: str
 ) -> LinkingStarted:
-    """Re-run the OAuth flow for an existing connection (same id, so workflows keep working)."""
+    """Re-run the OAuth flow for an existing connection (same id, so workflows keep working);
+    like `start_linking`, through a one-time link for a signed-in browser."""
     with db.uow() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
         app = _client_app(settings, connection.login_url)

@@ -139,9 +139,10 @@ def set_password(db: Database, email: str, password: str, *, actor: Actor | None
     """Give a user a new password (checked like any other); every web session of the user
     ends. An actor may change their own password; an admin anyone's."""
     security.check_password_strength(password)
+    password_hash = security.hash_password(password)  # slow on purpose: outside the transaction
     with db.uow() as uow:
         user = _user_for_change(uow.session, email, actor)
-        user.password_hash = security.hash_password(password)
+        user.password_hash = password_hash
         web_sessions.end_all_for_user(uow.session, user.id)
         audit.record(uow.session, actor.id if actor else None, "user.password", "user", user.id)
         uow.commit()
