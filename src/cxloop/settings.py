@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     auth_failure_window_s: int = Field(
         default=3600, ge=1, description="Failures older than this (since the first) are forgotten."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs or networks) whose X-Forwarded-For gives the client "
+        "address; empty: the connecting peer is the client.",
+    )
     # --- public survey pages: submissions (page POSTs) per minute; 0 for no limit
     submissions_per_address_per_minute: int = Field(default=60, ge=0)
     submissions_per_survey_per_minute: int = Field(default=1200, ge=0)

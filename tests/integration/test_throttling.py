@@ -5,21 +5,26 @@ Before: 50 wrong passwords in 5.5 s were all answered 401, and the right one wor
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from cxloop.bootstrap import Container, build_container
+from cxloop.cli.serve import proxy_options
 from cxloop.db.models import AuditEntry
 from cxloop.errors import TooManyAttempts
 from cxloop.services import survey_content, surveys, throttle
 from cxloop.services.access import Actor
 from cxloop.web.app import create_app
+from cxloop.web.background import bind
 from tests.conftest import Person, make_settings
 from tests.integration.test_pages import _csrf
 
@@ -209,3 +214,36 @@ def _open_survey(container: Container, person: Person) -> str:
     )
     surveys.update_survey(container.db, actor, survey.id, {"status": "active"})
     return survey.id
+
+
+def _serve(app: object, **options: object) -> tuple[uvicorn.Server, threading.Thread, str]:
+    sock = bind("127.0.0.1", 0)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "rotating_evades"), [([], False), (["127.0.0.1"], True)], ids=["none", "local"]
+)
+def test_forwarded_for_counts_only_behind_a_trusted_proxy(
+    container: Container, trusted: list[str], rotating_evades: bool
+) -> None:
+    limits(container, auth_lockout_failures_per_address=3, auth_lockout_s=60)
+    server, thread, base = _serve(create_app(container), **proxy_options(trusted))
+    try:
+        codes = [
+            httpx.get(
+                f"{base}/api/v1/users/me",
+                headers={"Authorization": "Bearer cxl_guess", "X-Forwarded-For": f"203.0.113.{n}"},
+            ).status_code
+            for n in range(5)
+        ]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert (429 not in codes) is rotating_evades, codes
