@@ -90,13 +90,33 @@ def cxloop(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+BENCH_PASSWORD = "bench passphrase 1"
+
+
+def link_in_browser(base: str, email: str, password: str, authorize_url: str) -> None:
+    """What a person's browser does with the linking link: sign in to cxloop, open the one-time
+    link (which sets its cookie), log in at Salesforce (the emulator's auto-login), come back."""
+    with httpx.Client(base_url=base, timeout=60) as browser:
+        form = browser.get("/login").raise_for_status().text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf, "no login form"
+        signed_in = browser.post(
+            "/login", data={"email": email, "password": password, "csrf": csrf.group(1)}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        at_salesforce = browser.get(authorize_url)
+        assert at_salesforce.status_code == 303, at_salesforce.text
+        back = httpx.get(at_salesforce.headers["location"], follow_redirects=False, timeout=60)
+        browser.get(back.headers["location"]).raise_for_status()
+
+
 def linked_survey(
     base: str, sf: str, env: dict[str, str], name: str
 ) -> tuple[httpx.Client, dict[str, Any]]:
     """An admin with a token (the API client), a connection "Emulator" linked over OAuth, and
     an active survey of CONTENT named `name`."""
     cxloop(env, "users", "create", "bench@example.com", "--admin", "--password-stdin",
-           stdin="bench passphrase 1\n")  # fmt: skip
+           stdin=f"{BENCH_PASSWORD}\n")  # fmt: skip
     token = cxloop(env, "tokens", "create", "--user", "bench@example.com").strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {token}"}
     api = httpx.Client(base_url=base, headers=headers, timeout=60)
@@ -107,8 +127,7 @@ def linked_survey(
         .raise_for_status()
         .json()
     )
-    back = httpx.get(started["authorize_url"], follow_redirects=False)
-    httpx.get(back.headers["location"], timeout=60).raise_for_status()
+    link_in_browser(base, "bench@example.com", BENCH_PASSWORD, started["authorize_url"])
     survey = api.post("/api/v1/surveys", json={"name": name}).raise_for_status().json()
     api.put(f"/api/v1/surveys/{survey['id']}/content", json=CONTENT).raise_for_status()
     api.patch(f"/api/v1/surveys/{survey['id']}", json={"status": "active"}).raise_for_status()

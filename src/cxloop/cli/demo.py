@@ -402,9 +402,17 @@ class Demo:
             )
             if started.status_code != 201:
                 raise DemoError(f"linking {CONNECTION} did not start: {started.text}")
-            # What the browser does: Salesforce's login (automatic here), back to the callback.
-            with _local_client(timeout=30) as browser:
-                at_salesforce = browser.get(started.json()["authorize_url"])
+            # What the browser does: sign in to cxloop, open the one-time link (it sets the
+            # cookie the callback wants), Salesforce's login (automatic here), back.
+            with _local_client(base_url=self.base_url, timeout=30) as browser:
+                self._sign_in(browser)
+                bootstrap = browser.get(started.json()["authorize_url"])
+                if bootstrap.status_code != 303:
+                    raise DemoError(
+                        f"the linking link did not lead to Salesforce (HTTP "
+                        f"{bootstrap.status_code}): {_text_of(bootstrap.text)[:300]}"
+                    )
+                at_salesforce = browser.get(bootstrap.headers["location"])
                 location = at_salesforce.headers.get("location", "")
                 if not location.startswith(callback):
                     raise DemoError(
@@ -419,6 +427,24 @@ class Demo:
                 f"{attempt.get('error') or _text_of(back.text)[:300]}"
             )
         return str(attempt["connection_id"])
+
+    def _sign_in(self, browser: httpx.Client) -> None:
+        """Sign the demo admin in to cxloop's pages in this browser-like client."""
+        form = browser.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        signed_in = browser.post(
+            "/login",
+            data={
+                "email": self.seeded.admin_email,
+                "password": self.seeded.admin_password,
+                "csrf": csrf.group(1) if csrf else "",
+            },
+        )
+        if signed_in.status_code != 303:
+            raise DemoError(
+                f"the demo admin could not sign in (HTTP {signed_in.status_code}): "
+                f"{_text_of(signed_in.text)[:300]}"
+            )
 
     def _outbound_url(self, actor: Actor) -> str:
         """The URL the outbound workflow's messages go to (with its unguessable token)."""

@@ -202,6 +202,38 @@ class OAuthAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The browser binding: the API hands out a one-time bootstrap link (its hash here); opening
+    # it in a browser signed in as `user_id` issues the state and a one-time cookie (its hash
+    # in `browser_hash`) that the callback must carry.
+    bootstrap_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    bootstrap_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries the random session id; only its hash is here,
+    so that logout, a password change or a deactivation ends the session everywhere."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ThrottleCounter(Base):
+    """Failed logins or token checks, or public submissions, counted per key (an account, a
+    client address, a survey) in the database so that every server process sees the same."""
+
+    __tablename__ = "throttle_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class OrgApiUsage(Base):

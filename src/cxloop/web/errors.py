@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cxloop.errors import CxloopError
+from cxloop.errors import CxloopError, TooManyAttempts
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +66,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CxloopError)
     async def _cxloop_error(_request: Request, exc: CxloopError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return error_response(exc.http_status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -36,8 +36,8 @@ from cxloop.domain.survey_content import (
     TextEntryQuestion,
     plain_text,
 )
-from cxloop.errors import CxloopError
-from cxloop.services import respondent
+from cxloop.errors import CxloopError, TooManyAttempts
+from cxloop.services import respondent, throttle
 from cxloop.services.respondent import RespondentState, Screen
 from cxloop.web.deps import get_container, get_db
 
@@ -80,6 +80,10 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {
         400, "Page expired",
         "This page has expired or was changed. Please open the survey link again.",
     ),
+    "too_many_submissions": (
+        429, "Please wait a moment",
+        "Too many answers are arriving right now. Please wait a minute and send this page again.",
+    ),
 }  # fmt: skip
 
 
@@ -101,6 +105,14 @@ async def show_survey(request: Request, survey_id: str) -> Response:
 
 @router.post("/s/{survey_id}", response_class=HTMLResponse)
 async def submit_page(request: Request, survey_id: str) -> Response:
+    container = get_container(request)
+    try:  # limits per client address and per survey (settings), counted in the database
+        await run_in_threadpool(
+            throttle.Throttle(container.db, container.settings).submission,
+            survey_id[:40], throttle.client_address(request.client),
+        )  # fmt: skip
+    except TooManyAttempts as exc:
+        return _message(request, exc.code, survey_id, retry_after_s=exc.retry_after_s)
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
     state = _load_state(request, _field(form, "_state"))
     page = _page_number(_field(form, "_page"))
@@ -313,7 +325,14 @@ def _show(request: Request, screen: Screen) -> Response:
     )
 
 
-def _message(request: Request, code: str, survey_id: str, screen: Screen | None = None) -> Response:
+def _message(
+    request: Request,
+    code: str,
+    survey_id: str,
+    screen: Screen | None = None,
+    *,
+    retry_after_s: int | None = None,
+) -> Response:
     if code == "finished":
         status, title, text = 200, "Thank you!", "Your response has been recorded."
     elif code == "empty":
@@ -329,8 +348,9 @@ def _message(request: Request, code: str, survey_id: str, screen: Screen | None 
         "survey_name": screen.survey_name if screen else "",
         "restart": f"/s/{survey_id}" if code == "state_invalid" else None,
     }
+    headers = _HEADERS if retry_after_s is None else _HEADERS | {"Retry-After": str(retry_after_s)}
     return templates.TemplateResponse(
-        request, "survey/message.html", context, status_code=status, headers=_HEADERS
+        request, "survey/message.html", context, status_code=status, headers=headers
     )
 
 
