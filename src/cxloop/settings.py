@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     salesforce_timeout_s: float = Field(default=30.0, gt=0)
     salesforce_describe_ttl_s: int = Field(default=3600, ge=0)
     oauth_attempt_ttl_s: int = Field(default=900, ge=60)
+    transfer_offer_days: int = Field(
+        default=14, ge=1, le=365, description="How long an offer to take over a survey stays open."
+    )
 
     # --- logging
     log_level: str = "INFO"
