@@ -359,7 +359,10 @@ def _receiver(session: Session, survey: Survey, email: str) -> User:
 
 
 def _lock_survey(session: Session, survey_id: str) -> Survey:
-    survey = session.get(Survey, survey_id, with_for_update=True, populate_existing=True)
+    # The row alone is locked (PostgreSQL refuses FOR UPDATE across the owner's outer join),
+    # then read afresh.
+    session.execute(select(Survey.id).where(Survey.id == survey_id).with_for_update())
+    survey = session.get(Survey, survey_id, populate_existing=True)
     if survey is None:
         raise NotFound(f"No survey {survey_id!r}.")
     return survey
@@ -368,7 +371,11 @@ def _lock_survey(session: Session, survey_id: str) -> Survey:
 def _visible(
     session: Session, actor: Actor, transfer_id: str, *, lock: bool = False
 ) -> SurveyTransfer:
-    transfer = session.get(SurveyTransfer, transfer_id, with_for_update=True if lock else None)
+    if lock:
+        session.execute(
+            select(SurveyTransfer.id).where(SurveyTransfer.id == transfer_id).with_for_update()
+        )
+    transfer = session.get(SurveyTransfer, transfer_id, populate_existing=lock)
     involved = transfer is not None and actor.id in (
         transfer.from_user_id,
         transfer.to_user_id,
