@@ -197,3 +197,38 @@ def test_the_engine_never_sends_with_a_connection_of_someone_other_than_the_surv
     assert row.status == "paused" and row.connection_id is None
     assert row.status_reason.startswith("Not sent: task 'response' would have run with a")
     assert "(stranger@example.com)" in row.status_reason
+
+
+def test_runs_that_waited_go_out_when_the_survey_comes_back_to_the_connections_owner(
+    linked: Container,
+    web: TestClient,
+    emulator: EmulatorServer,
+    owner: Person,
+    setup: dict[str, Any],
+    make_person_in: Callable[[Container, str], Person],
+) -> None:
+    survey_id = setup["survey_id"]
+    workflows = f"/api/v1/surveys/{survey_id}/workflows"
+    assert web.post(workflows, json=upsert_workflow("Acme"), headers=owner.headers).is_success
+    newcomer = make_person_in(linked, "neo@example.com")
+
+    def hand(survey_from: Person, survey_to: Person) -> dict[str, Any]:
+        offered = web.post(
+            f"/api/v1/surveys/{survey_id}/transfer",
+            json={"new_owner_email": survey_to.email, "keep_previous_owner_as_editor": False},
+            headers=survey_from.headers,
+        ).json()
+        accepted = web.post(f"/api/v1/transfers/{offered['id']}/accept", headers=survey_to.headers)
+        assert accepted.status_code == 200, accepted.text
+        return accepted.json()
+
+    assert [p["task_id"] for p in hand(owner, newcomer)["paused_tasks"]] == ["response"]
+    waiting = respond(web, newcomer, survey_id, 5)
+    drain(linked)
+    assert [r.status for r in task_runs(linked)] == ["paused"]
+    assert records_in(emulator, "admin@example.com") == []
+
+    assert hand(newcomer, owner)["paused_tasks"] == []  # back with the connection's owner
+    drain(linked)
+    assert [r["Response_ID__c"] for r in records_in(emulator, "admin@example.com")] == [waiting]
+    assert [r.status for r in task_runs(linked)] == ["succeeded"]

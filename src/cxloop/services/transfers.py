@@ -31,8 +31,9 @@ from cxloop.errors import Conflict, CxloopError, Forbidden, InvalidInput, NotFou
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.connection_grants import drop_grants
+from cxloop.services.runs import dispatch
 from cxloop.services.users import normalize_email
-from cxloop.services.workflows import resolve_owner_connection
+from cxloop.services.workflows import rebind_paused_task_runs, resolve_owner_connection
 
 Direction = Literal["incoming", "outgoing", "all"]
 MAX_MESSAGE = 2000
@@ -119,7 +120,7 @@ def offer_transfer(
             transfer.kept_previous_owner = keep_previous_owner_as_editor
             session.add(transfer)
             session.flush()
-            paused = _hand_over(session, actor, survey, transfer)
+            paused = _hand_over(uow, actor, survey, transfer)
         else:
             if open_offer is not None:
                 raise Conflict(
@@ -231,7 +232,7 @@ def accept_transfer(
             session, actor.id, "survey.transfer.accept", "survey", survey.id,
             transfer_id=transfer.id, previous_owner_kept=keep_previous_owner_as_editor,
         )  # fmt: skip
-        paused = _hand_over(session, actor, survey, transfer)
+        paused = _hand_over(uow, actor, survey, transfer)
         uow.commit()
     return TransferView(_reload(db, transfer_id), paused)
 
@@ -258,9 +259,10 @@ def cancel_transfer(db: Database, actor: Actor, transfer_id: str) -> SurveyTrans
 
 
 def _hand_over(
-    session: Session, actor: Actor, survey: Survey, transfer: SurveyTransfer
+    uow: UnitOfWork, actor: Actor, survey: Survey, transfer: SurveyTransfer
 ) -> list[PausedTask]:
     """Make the offer's receiver the owner, in the caller's transaction."""
+    session = uow.session
     previous: User = survey.owner
     receiver = session.get(User, transfer.to_user_id)
     assert receiver is not None
@@ -270,7 +272,7 @@ def _hand_over(
         survey.collaborators.append(SurveyCollaborator(user_id=previous.id, role="editor"))
     survey.owner_id = receiver.id
     drop_grants(session, actor.id, survey, why=f"the survey moved to {receiver.email}")
-    paused = _pause_foreign_tasks(session, actor, survey, previous, receiver)
+    paused = _pause_foreign_tasks(uow, actor, survey, previous, receiver)
     audit.record(
         session, actor.id, "survey.transfer", "survey", survey.id,
         before=previous.email, after=receiver.email,
@@ -281,7 +283,7 @@ def _hand_over(
 
 
 def _pause_foreign_tasks(
-    session: Session, actor: Actor, survey: Survey, previous: User, receiver: User
+    uow: UnitOfWork, actor: Actor, survey: Survey, previous: User, receiver: User
 ) -> list[PausedTask]:
     """Pause every Salesforce task that would run with a connection the receiver cannot use.
 
@@ -289,6 +291,7 @@ def _pause_foreign_tasks(
     receiver holds none of those. A reference the previous owner had no connection for, but the
     receiver has, is left alone: it names the receiver's own connection already.
     """
+    session = uow.session
     workflows = list(session.scalars(select(Workflow).where(Workflow.survey_id == survey.id)))
     if workflows:
         session.execute(
@@ -297,6 +300,7 @@ def _pause_foreign_tasks(
             )
         )
     paused: list[PausedTask] = []
+    resumed: list[str] = []
     for workflow in workflows:
         try:
             document = parse_document(workflow.document)
@@ -308,6 +312,11 @@ def _pause_foreign_tasks(
             had = resolve_owner_connection(session, previous.id, task.connection)
             has = resolve_owner_connection(session, receiver.id, task.connection)
             if had is None and has is not None:
+                # It names the receiver's own connection already (the survey may be coming
+                # back to them): runs that waited for such a connection may go.
+                resumed += rebind_paused_task_runs(
+                    session, workflow.id, task.id, survey, task.connection
+                )
                 continue
             same_name = (
                 f" You have a connection named {has.name!r} too: save the workflow to use it."
@@ -337,6 +346,8 @@ def _pause_foreign_tasks(
             paused.append(
                 PausedTask(workflow.id, workflow.name, task.id, task.name, task.connection, reason)
             )
+    if resumed:
+        uow.after_commit(lambda: dispatch(resumed))
     return paused
 
 

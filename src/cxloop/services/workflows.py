@@ -540,16 +540,17 @@ def _lift_pauses(
             after=connection,
         )  # fmt: skip
         if connection is not None:
-            keys += _rebind_task_runs(session, workflow.id, pause.task_id, survey, connection)
+            keys += rebind_paused_task_runs(session, workflow.id, pause.task_id, survey, connection)
     if keys:
         uow.after_commit(lambda: dispatch(keys))
 
 
-def _rebind_task_runs(
+def rebind_paused_task_runs(
     session: Session, workflow_id: str, task_id: str, survey: Survey, connection: str
 ) -> list[str]:
     """The task's runs paused because their connection is not the owner's go back to ready,
-    keyed to the owner's connection picked now; returns their batch keys."""
+    keyed to the owner's `connection` (name or id, as the document says), in the caller's
+    transaction; returns their batch keys, to dispatch after the commit."""
     rows = list(
         session.scalars(
             select(TaskRun)
