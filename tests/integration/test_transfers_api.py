@@ -322,3 +322,41 @@ def test_viewers_get_403_on_connection_choices_and_the_dry_run(
     assert_error(client.post(dry_run, json=body, headers=bob.headers), 403, "forbidden")
     assert client.post(dry_run, json=body, headers=carol.headers).status_code == 200
     assert client.post(dry_run, json=body, headers=alice.headers).json()["would_run"] is True
+
+
+def test_grants_of_the_previous_owner_end_with_the_transfer(
+    client: TestClient, container: Container, admin: Person, alice: Person, bob: Person
+) -> None:
+    add_connection(container, alice, "Production")
+    survey_id = new_survey(client, alice)
+    grants = f"{survey_path(survey_id)}/connection-grants"
+    assert client.put(f"{grants}/Production", headers=alice.headers).status_code == 200
+    transfer = offer(client, alice, survey_id, bob, keep_previous_owner_as_editor=True).json()
+    decide(client, bob, transfer["id"], "accept", keep_previous_owner_as_editor=True)
+    assert client.get(grants, headers=bob.headers).json() == []
+    assert client.get(grants, headers=alice.headers).json() == []
+    entries = client.get(
+        "/api/v1/audit", params={"object_id": survey_id}, headers=admin.headers
+    ).json()["items"]
+    revoked = next(e for e in entries if e["action"] == "survey.connection.revoke")
+    assert revoked["details"]["connection"] == "Production"
+    assert revoked["details"]["reason"] == f"the survey moved to {bob.email}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/transfers"),
+        ("GET", "/api/v1/transfers/TR_x"),
+        ("POST", "/api/v1/transfers/TR_x/accept"),
+        ("POST", "/api/v1/transfers/TR_x/decline"),
+        ("POST", "/api/v1/transfers/TR_x/cancel"),
+        ("GET", "/api/v1/surveys/SV_x/connection-grants"),
+        ("PUT", "/api/v1/surveys/SV_x/connection-grants/CN_x"),
+        ("DELETE", "/api/v1/surveys/SV_x/connection-grants/CN_x"),
+    ],
+)
+def test_transfer_and_grant_endpoints_need_a_token(
+    client: TestClient, method: str, path: str
+) -> None:
+    assert_error(client.request(method, path), 401, "unauthenticated")

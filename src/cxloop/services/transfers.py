@@ -86,6 +86,27 @@ def offer_transfer(
     """
     if len(message) > MAX_MESSAGE:
         raise InvalidInput(f"The message is too long: at most {MAX_MESSAGE} characters.")
+    try:
+        return _offer(
+            db, actor, survey_id, new_owner_email, keep_previous_owner_as_editor,
+            expires_in_days, message,
+        )  # fmt: skip
+    except IntegrityError as exc:  # two offers raced past the lock: the database let one in
+        raise Conflict(
+            f"Survey {survey_id} got another transfer offer at the same moment; reload.",
+            code="transfer_pending",
+        ) from exc
+
+
+def _offer(
+    db: Database,
+    actor: Actor,
+    survey_id: str,
+    new_owner_email: str,
+    keep_previous_owner_as_editor: bool,
+    expires_in_days: int,
+    message: str,
+) -> TransferView:
     with db.uow() as uow:
         session = uow.session
         survey = get_survey_for(session, survey_id, actor, SurveyAccess.OWN)
@@ -136,13 +157,7 @@ def offer_transfer(
                 keep_previous_owner_as_editor=keep_previous_owner_as_editor,
                 expires_at=transfer.expires_at.isoformat(),
             )  # fmt: skip
-        try:
-            uow.commit()
-        except IntegrityError as exc:  # two offers raced: the database let one through
-            raise Conflict(
-                f"Survey {survey.id} got another transfer offer at the same moment; reload.",
-                code="transfer_pending",
-            ) from exc
+        uow.commit()
         transfer_id = transfer.id
     return TransferView(_reload(db, transfer_id), paused)
 
@@ -402,6 +417,9 @@ def _decidable(uow: UnitOfWork, actor: Actor, transfer_id: str, *, by: str) -> S
     """The open offer, if the actor may decide it as `by` (receiver, or sender/admin). An
     offer found past its expiry is expired (and that committed) before saying so."""
     session = uow.session
+    # Locks in the order every writer takes them, survey before offer, so that an admin's
+    # transfer and an acceptance never wait on each other in a circle.
+    _lock_survey(session, _visible(session, actor, transfer_id).survey_id)
     transfer = _visible(session, actor, transfer_id, lock=True)
     if by == "receiver" and transfer.to_user_id != actor.id:
         raise Forbidden(
