@@ -360,3 +360,25 @@ def test_transfer_and_grant_endpoints_need_a_token(
     client: TestClient, method: str, path: str
 ) -> None:
     assert_error(client.request(method, path), 401, "unauthenticated")
+
+
+def test_an_editors_dry_run_never_reads_salesforce_through_an_ungranted_connection(
+    client: TestClient, container: Container, alice: Person, carol: Person
+) -> None:
+    add_connection(container, alice, "Production")
+    survey_id = new_survey(client, alice, (carol, "editor"))
+    base = workflows_path(survey_id)
+    client.patch(survey_path(survey_id), json={"status": "active"}, headers=alice.headers)
+    response = client.post(
+        f"{survey_path(survey_id)}/responses", json={"values": {"QID1": 3}}, headers=alice.headers
+    ).json()
+    workflow = client.post(base, json=salesforce_workflow("Production"), headers=alice.headers)
+    assert workflow.status_code == 201, workflow.text
+    dry_run = f"{base}/{workflow.json()['id']}/test"
+    preview = client.post(dry_run, json={"response_id": response["id"]}, headers=carol.headers)
+    assert preview.status_code == 200, preview.text
+    [problem] = preview.json()["tasks"][0]["problems"]
+    assert problem == (
+        f"connection 'Production' has not been allowed for this survey by its owner "
+        f"({alice.email}), so it is not used for your dry run"
+    )
