@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     oauth_bootstrap_ttl_s: int = Field(
         default=300, ge=10, description="How long the link that starts linking in a browser works."
     )
+    transfer_offer_days: int = Field(
+        default=14, ge=1, le=365, description="How long an offer to take over a survey stays open."
+    )
 
     # --- logging
     log_level: str = "INFO"

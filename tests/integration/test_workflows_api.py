@@ -191,7 +191,14 @@ def test_editor_picks_the_owners_connection_never_their_own(
     add_connection(container, alice, "Acme sandbox", status="needs_reauth")
     carols = add_connection(container, carol, "Carol's org")
     bobs = add_connection(container, bob, "Bob's org")
-    base = workflows_path(new_survey(client, alice, (carol, "editor")))
+    survey_id = new_survey(client, alice, (carol, "editor"))
+    base = workflows_path(survey_id)
+    # the owner allows both of their connections for this survey (editors see no others)
+    for name in ("Acme production", "Acme sandbox"):
+        granted = client.put(
+            f"/api/v1/surveys/{survey_id}/connection-grants/{name}", headers=alice.headers
+        )
+        assert granted.status_code == 200, granted.text
 
     # the editor sees the owner's connections to pick from (never a token)
     choices = client.get(f"{base}/connections", headers=carol.headers).json()

@@ -303,4 +303,9 @@ class PersonalLink(Base):
 
 # Larger areas keep their tables in their own modules; importing them here registers them with
 # the metadata wherever the models are imported (the app, Alembic).
-from cxloop.db import directory_models, run_models, workflow_models  # noqa: E402, F401
+from cxloop.db import (  # noqa: E402, F401
+    directory_models,
+    ownership_models,
+    run_models,
+    workflow_models,
+)

@@ -1,4 +1,4 @@
-"""Use cases for surveys as projects: owner, collaborators, transfer of ownership."""
+"""Use cases for surveys as projects: owner and collaborators (transfers: services/transfers)."""
 
 from __future__ import annotations
 
@@ -167,33 +167,6 @@ def remove_collaborator(db: Database, actor: Actor, survey_id: str, user_id: str
             user=collaborator.user.email,
         )  # fmt: skip
         uow.commit()
-
-
-def transfer_ownership(
-    db: Database, actor: Actor, survey_id: str, new_owner_email: str, *, keep_as_editor: bool = True
-) -> Survey:
-    """Make another user the owner (owner or admin). The old owner stays on as editor by default."""
-    with db.uow() as uow:
-        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.OWN)
-        new_owner = _user_by_email(uow.session, new_owner_email)
-        if not new_owner.is_active:
-            raise InvalidInput(f"{new_owner.email} is deactivated and cannot own a survey.")
-        if new_owner.id == survey.owner_id:
-            raise Conflict(f"{new_owner.email} owns this survey already.", code="already_owner")
-        previous_owner = survey.owner
-        survey.collaborators = [c for c in survey.collaborators if c.user_id != new_owner.id]
-        uow.session.flush()
-        if keep_as_editor:
-            survey.collaborators.append(
-                SurveyCollaborator(user_id=previous_owner.id, role="editor")
-            )
-        survey.owner_id = new_owner.id
-        audit.record(
-            uow.session, actor.id, "survey.transfer", "survey", survey.id,
-            before=previous_owner.email, after=new_owner.email,
-        )  # fmt: skip
-        uow.commit()
-    return _reload(db, survey_id)
 
 
 def survey_access(survey: Survey, actor: Actor) -> str:

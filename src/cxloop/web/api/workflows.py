@@ -178,9 +178,11 @@ async def apply_workflow(
 @router.get(
     "/connections",
     response_model=list[ConnectionChoiceOut],
-    summary="The connections this survey's tasks may use: its owner's",
+    summary="The connections you may pick for this survey's tasks (editors and up)",
 )
 def list_connection_choices(survey_id: str, actor: ApiActor, db: Db) -> list[Any]:
+    """The owner (or an admin) sees all the owner's connections; an editor those the owner
+    allowed for this survey (`.../connection-grants`). Viewers get 403."""
     return workflows.owner_connections(db, actor, survey_id)
 
 
@@ -287,7 +289,8 @@ class DryRunIn(RequestBody):
 
 @router.post(
     "/{workflow_id}/test",
-    summary="Dry run: what this workflow would send for a response or an outbound record",
+    summary="Dry run: what this workflow would send for a response or an outbound record "
+    "(editors and up)",
 )
 def test_workflow(
     survey_id: str, workflow_id: str, body: DryRunIn, actor: ApiActor, container: AppContainer
