@@ -187,6 +187,8 @@ def anonymous_link(
         built.db, admin_actor(built), survey_id, {"anonymous_link": state == "on"}
     )
     console.print(f"The anonymous link of {survey_id} is {state}.", highlight=False, soft_wrap=True)
+
+
 # --- ownership: transfer offers
 
 UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
