@@ -56,7 +56,7 @@ def run_bench(script: str, *args: str) -> tuple[int, dict[str, Any], str]:
     """Run a bench as `make bench` would; (exit status, its JSON line, its stderr)."""
     done = subprocess.run(
         [sys.executable, str(BENCH / script), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=400,
+        cwd=ROOT, capture_output=True, text=True, timeout=280,  # under pytest-timeout's 300 s
     )  # fmt: skip
     lines = done.stdout.strip().splitlines()
     assert lines, f"{script} printed nothing: {done.stderr[-2000:]}"
