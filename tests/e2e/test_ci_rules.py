@@ -41,7 +41,7 @@ def run_without_samples(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProc
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider",
          *NEEDS_A_SAMPLE, BUILDS_ITS_OWN_FAULT],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
     )  # fmt: skip
 
 
