@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Sequence
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -19,7 +19,31 @@ API_TOKEN_PREFIX = "cxl_"
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 
-_hasher = PasswordHasher()
+# How stored passwords are hashed: argon2id with RFC 9106's second recommended option (64 MiB of
+# memory, 3 passes, 4 lanes), a 16-byte salt and a 32-byte hash. Weaker settings make a stolen
+# database cheaper to crack; tests/unit/test_password_hasher.py holds these exact values.
+PASSWORD_HASH_TYPE = Type.ID
+PASSWORD_HASH_TIME_COST = 3
+PASSWORD_HASH_MEMORY_KIB = 65536
+PASSWORD_HASH_PARALLELISM = 4
+PASSWORD_HASH_LEN = 32
+PASSWORD_SALT_LEN = 16
+
+
+def production_password_hasher() -> PasswordHasher:
+    """The argon2id hasher passwords are stored with (the parameters above)."""
+    return PasswordHasher(
+        time_cost=PASSWORD_HASH_TIME_COST,
+        memory_cost=PASSWORD_HASH_MEMORY_KIB,
+        parallelism=PASSWORD_HASH_PARALLELISM,
+        hash_len=PASSWORD_HASH_LEN,
+        salt_len=PASSWORD_SALT_LEN,
+        type=PASSWORD_HASH_TYPE,
+    )
+
+
+# Replaced by a cheap hasher in tests/conftest.py only: the suite makes hundreds of users.
+_hasher = production_password_hasher()
 
 # Common substitutions ("p@ssw0rd"): undone before looking a password up in the list.
 _UNLEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",

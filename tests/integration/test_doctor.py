@@ -155,10 +155,23 @@ def test_other_task_problems_are_found(linked: Container, owner: Person, integra
 
 
 def test_the_api_endpoint_reports_findings(
-    web: TestClient, owner: Person, integration: dict
+    web: TestClient, owner: Person, integration: dict, emulator: EmulatorServer
 ) -> None:
-    reply = web.get(f"/api/v1/connections/{integration['id']}/doctor", headers=owner.headers)
-    assert reply.status_code == 200 and reply.json()["ok"] is True
+    url = f"/api/v1/connections/{integration['id']}/doctor"
+    reply = web.get(url, headers=owner.headers)
+    assert reply.status_code == 200
+    fine = reply.json()
+    assert fine["ok"] is True and fine["connection_id"] == integration["id"]
+    assert [(f["level"], f["check"]) for f in fine["findings"]] == [
+        ("ok", "refresh"), ("ok", "api_access"), ("ok", "api_requests"),
+    ]  # fmt: skip
+    assert all(f["message"] for f in fine["findings"])
+    emulator.control.patch("/users/integration@example.com", json={"api_enabled": False})
+    broken = web.get(url, headers=owner.headers).json()
+    assert broken["ok"] is False
+    (error,) = [f for f in broken["findings"] if f["level"] == "error"]
+    assert error["check"] == "api_access" and "API_CURRENTLY_DISABLED" in error["message"]
+    assert "API Enabled" in error["fix"]
 
 
 def test_cli_doctor_exits_1_on_errors_and_0_when_fine(
