@@ -12,6 +12,12 @@ Survey_Response__c per response, then:
 
 It prints one JSON object. Run: `make bench` or
 `.venv/bin/python bench/workflow_bench.py --responses 5000 --clients 16`.
+
+No figure comes out of work that failed: a refused response, a task run that failed, a response
+whose record is missing (`lost`), a record written more than once (`duplicates`), a naive upsert
+that failed. Then it prints only those counters and `failed`, and exits with status 1.
+`--smoke` runs it at a tiny size (seconds) to check that it works; `--fault JSON` injects an
+emulator fault (POST /__emulator__/faults) before the full load, to see a failure counted.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from typing import Any
 
 import httpx
 from http_load import post_json_requests, run_load
+from outcome import BenchFailed, failures, finish, refuse
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -90,13 +98,33 @@ def cxloop(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+BENCH_PASSWORD = "bench passphrase 1"
+
+
+def link_in_browser(base: str, email: str, password: str, authorize_url: str) -> None:
+    """What a person's browser does with the linking link: sign in to cxloop, open the one-time
+    link (which sets its cookie), log in at Salesforce (the emulator's auto-login), come back."""
+    with httpx.Client(base_url=base, timeout=60) as browser:
+        form = browser.get("/login").raise_for_status().text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf, "no login form"
+        signed_in = browser.post(
+            "/login", data={"email": email, "password": password, "csrf": csrf.group(1)}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        at_salesforce = browser.get(authorize_url)
+        assert at_salesforce.status_code == 303, at_salesforce.text
+        back = httpx.get(at_salesforce.headers["location"], follow_redirects=False, timeout=60)
+        browser.get(back.headers["location"]).raise_for_status()
+
+
 def linked_survey(
     base: str, sf: str, env: dict[str, str], name: str
 ) -> tuple[httpx.Client, dict[str, Any]]:
     """An admin with a token (the API client), a connection "Emulator" linked over OAuth, and
     an active survey of CONTENT named `name`."""
     cxloop(env, "users", "create", "bench@example.com", "--admin", "--password-stdin",
-           stdin="bench passphrase 1\n")  # fmt: skip
+           stdin=f"{BENCH_PASSWORD}\n")  # fmt: skip
     token = cxloop(env, "tokens", "create", "--user", "bench@example.com").strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {token}"}
     api = httpx.Client(base_url=base, headers=headers, timeout=60)
@@ -107,8 +135,7 @@ def linked_survey(
         .raise_for_status()
         .json()
     )
-    back = httpx.get(started["authorize_url"], follow_redirects=False)
-    httpx.get(back.headers["location"], timeout=60).raise_for_status()
+    link_in_browser(base, "bench@example.com", BENCH_PASSWORD, started["authorize_url"])
     survey = api.post("/api/v1/surveys", json={"name": name}).raise_for_status().json()
     api.put(f"/api/v1/surveys/{survey['id']}/content", json=CONTENT).raise_for_status()
     api.patch(f"/api/v1/surveys/{survey['id']}", json={"status": "active"}).raise_for_status()
@@ -190,19 +217,20 @@ def response_body(n: int) -> dict[str, Any]:
 
 def submit_all(
     base: str, headers: dict[str, str], survey_id: str, count: int, clients: int, rate: float = 0
-) -> tuple[list[str], float]:
+) -> tuple[list[str], float, int]:
     """POST `count` responses from `clients` concurrent clients (threads paced to `rate`/s
     when given; else the lean keep-alive clients of `http_load`, which leave the CPU to the
-    server)."""
+    server). Returns the ids of the accepted responses, the seconds taken and how many were
+    refused (any answer but 201, or none)."""
     if not rate:
         request_for = post_json_requests(
             base, f"/api/v1/surveys/{survey_id}/responses", headers, response_body
         )
         load = run_load(base, request_for, clients=clients, total=count, keep_bodies=True)
-        if load.errors:
-            raise RuntimeError(f"some responses were refused: {load.errors}")
-        return [json.loads(body)["id"] for body in load.bodies], load.seconds
+        ids = [json.loads(body)["id"] for body in load.bodies]
+        return ids, load.seconds, count - len(ids)
     ids: list[str] = []
+    refused = [0]
     lock = threading.Lock()
     started = time.monotonic()
     per_client = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
@@ -214,23 +242,80 @@ def submit_all(
                     due = started + (n * clients + index) / rate
                     time.sleep(max(0.0, due - time.monotonic()))
                 body = response_body(n * clients + index)
-                reply = http.post(f"/api/v1/surveys/{survey_id}/responses", json=body)
-                reply.raise_for_status()
+                try:
+                    reply = http.post(f"/api/v1/surveys/{survey_id}/responses", json=body)
+                except httpx.HTTPError:
+                    reply = None
                 with lock:
-                    ids.append(reply.json()["id"])
+                    if reply is not None and reply.status_code == 201:
+                        ids.append(reply.json()["id"])
+                    else:
+                        refused[0] += 1
 
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client_loop, range(clients)))
-    return ids, time.monotonic() - started
+    return ids, time.monotonic() - started, refused[0]
 
 
-def wait_for_records(sf_client: httpx.Client, expected: int, timeout: float) -> float:
+def wait_for_records(
+    sf_client: httpx.Client, ledger: TaskRunLedger, expected: int, timeout: float
+) -> float:
+    """When the `expected`-th record is in Salesforce; BenchFailed as soon as a task run has
+    failed (its record will never come) or when `timeout` passes."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if sf_count(sf_client, "SELECT COUNT() FROM Survey_Response__c") >= expected:
             return time.monotonic()
+        failed = ledger.failed()
+        if failed:
+            raise BenchFailed(f"{failed} task runs failed: {ledger.first_failure()}")
         time.sleep(0.1)
-    raise RuntimeError(f"only part of the {expected} records arrived within {timeout}s")
+    in_salesforce = sf_count(sf_client, "SELECT COUNT() FROM Survey_Response__c")
+    raise BenchFailed(f"{in_salesforce} of the {expected} records arrived within {timeout} s")
+
+
+class TaskRunLedger:
+    """cxloop's own record of its task runs (its SQLite database, read beside the server)."""
+
+    def __init__(self, database: Path) -> None:
+        self.engine = create_engine(f"sqlite:///{database}")
+
+    def failed(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                text("SELECT COUNT(*) FROM task_runs WHERE status = 'failed'")
+            ).scalar_one()
+
+    def first_failure(self) -> str:
+        with self.engine.connect() as connection:
+            reason = connection.execute(
+                text("SELECT status_reason FROM task_runs WHERE status = 'failed' LIMIT 1")
+            ).scalar()
+        return str(reason or "")[:300]
+
+    def not_succeeded(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                text("SELECT COUNT(*) FROM task_runs WHERE status <> 'succeeded'")
+            ).scalar_one()
+
+    def duplicate_writes(self, key_field: str) -> int:
+        """Writes of a record beyond the one that created it, per key, from the upsert results
+        of every attempt: an attempt that wrote a key already written (`created` false, as
+        every key here is new) or a second creation of one key."""
+        writes: dict[str, list[bool]] = {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT payload, reply FROM task_run_attempts"))
+            for payload, reply in rows:
+                reply = (json.loads(reply) if isinstance(reply, str) else reply) or {}
+                payload = (json.loads(payload) if isinstance(payload, str) else payload) or {}
+                if reply.get("success"):
+                    key = str(payload.get(key_field))
+                    writes.setdefault(key, []).append(bool(reply.get("created")))
+        return sum(len(flags) - min(flags.count(True), 1) for flags in writes.values())
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def latency_quantiles(metrics_text: str) -> tuple[dict[float, int], int]:
@@ -261,26 +346,42 @@ def quantile(before: dict[float, int], after: dict[float, int], q: float) -> flo
     return None
 
 
-def naive(sf: str, ca_file: str | None, token: str, count: int, threads: int) -> dict[str, Any]:
+def naive(sf: str, ca_file: str, token: str, count: int, threads: int) -> dict[str, Any]:
     """What most home-grown integrations do: one simple-salesforce upsert per response."""
     import requests
     from simple_salesforce import Salesforce
+    from simple_salesforce.exceptions import SalesforceError
+
+    errors = [0]
 
     def worker(index: int) -> None:
         session = requests.Session()
-        session.verify = ca_file or True
+        session.verify = ca_file
         session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
         client = Salesforce(instance_url=sf, session_id=token, session=session, version="62.0")
         for n in range(index, count, threads):
-            client.Survey_Response__c.upsert(
-                f"Response_ID__c/NAIVE_{n}", {"NPS_Score__c": n % 11, "Comment__c": "naive"}
-            )
+            try:
+                client.Survey_Response__c.upsert(
+                    f"Response_ID__c/NAIVE_{n}", {"NPS_Score__c": n % 11, "Comment__c": "naive"}
+                )
+            except (SalesforceError, requests.RequestException):
+                errors[0] += 1
 
     started = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(worker, range(threads)))
     elapsed = time.monotonic() - started
-    return {"naive_records_per_s": round(count / elapsed, 1), "naive_seconds": round(elapsed, 2)}
+    return {
+        "naive_records_per_s": round(count / elapsed, 1),
+        "naive_seconds": round(elapsed, 2),
+        "naive_errors": errors[0],
+    }
+
+
+SMOKE = {"responses": 40, "clients": 4, "naive_responses": 20, "half_load_seconds": 1.0,
+         "processes": 1, "record_timeout": 60.0}  # fmt: skip
+# The counters that void the figures when they are not 0 (see outcome.finish).
+FAILURE_COUNTERS = ("refused", "lost", "duplicates", "task_runs_not_succeeded", "naive_errors")
 
 
 def main() -> None:
@@ -291,10 +392,33 @@ def main() -> None:
     parser.add_argument("--half-load-seconds", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="cxloop serve --processes (default: one per core)")  # fmt: skip
+    parser.add_argument("--record-timeout", type=float, default=600.0,
+                        help="Seconds to wait for the records before giving up.")  # fmt: skip
+    parser.add_argument("--smoke", action="store_true",
+                        help="A tiny run (seconds) that checks the bench works.")  # fmt: skip
+    parser.add_argument("--fault", type=json.loads, action="append", default=[],
+                        help="An emulator fault (JSON, as POST /__emulator__/faults) injected "
+                        "before the full load; repeatable.")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     options = parser.parse_args()
+    if options.smoke:
+        for name, value in SMOKE.items():
+            setattr(options, name, value)
 
     workdir = Path(tempfile.mkdtemp(prefix="cxloop-bench-"))
+    try:
+        result = run(options, workdir)
+    except BenchFailed as exc:
+        refuse([str(exc)], {"responses": options.responses})
+    finally:
+        if not options.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    counters = {name: result[name] for name in FAILURE_COUNTERS if name in result}
+    finish(result, counters, keep=("responses", "clients", "server_processes", "database"))
+
+
+def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Start the processes, run the three parts, return every figure and counter."""
     sf_port, cx_port, tls_port = free_port(), free_port(), free_port()
     sf, base = f"http://127.0.0.1:{sf_port}", f"http://127.0.0.1:{cx_port}"
     env = os.environ | {
@@ -307,6 +431,7 @@ def main() -> None:
     }
     emulator_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(sf_port),
                      "--auto-login", "admin@example.com"]  # fmt: skip
+    ledger = TaskRunLedger(workdir / "data" / "cxloop.db")
     with process(emulator_args, env, workdir / "emulator.log"):
         wait_until(f"{sf}/__emulator__/info")
         control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=60)
@@ -330,6 +455,8 @@ def main() -> None:
             token = control.post("/tokens", json={"username": "admin@example.com"}).json()[
                 "access_token"
             ]
+            for fault in options.fault:
+                control.post("/faults", json=fault).raise_for_status()
             own_calls = [0]  # this script's own API calls (polls), kept out of cxloop's count
 
             def count_own(_request: httpx.Request) -> None:
@@ -346,27 +473,34 @@ def main() -> None:
             # 1. full load
             first_submit = time.monotonic()
             cpu_before = cpu_seconds(server.pid)
-            ids, submit_s = submit_all(base, headers, survey_id, options.responses, options.clients)
-            landed_at = wait_for_records(sf_client, len(ids), timeout=600)
+            ids, submit_s, refused = submit_all(
+                base, headers, survey_id, options.responses, options.clients
+            )
+            if not ids:
+                raise BenchFailed(f"all {options.responses} responses were refused")
+            landed_at = wait_for_records(sf_client, ledger, len(ids), options.record_timeout)
             server_cpu = cpu_seconds(server.pid) - cpu_before
             elapsed = landed_at - first_submit
             calls = api_calls(control) - calls_before - own_calls[0]
-            in_salesforce = response_ids_in_salesforce(sf_client)
-            lost = len(set(ids) - set(in_salesforce))
-            duplicates = len(in_salesforce) - len(set(in_salesforce))
             records_per_s = len(ids) / elapsed
 
             # 2. half load, for latency
             before, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
             half_rate = records_per_s / 2
-            half_count = int(half_rate * options.half_load_seconds)
-            half_ids, _ = submit_all(
+            half_count = max(1, int(half_rate * options.half_load_seconds))
+            half_ids, _, half_refused = submit_all(
                 base, headers, survey_id, half_count, options.clients, rate=half_rate
             )
-            wait_for_records(sf_client, len(ids) + len(half_ids), timeout=600)
+            wait_for_records(sf_client, ledger, len(ids) + len(half_ids), options.record_timeout)
             time.sleep(0.5)
             after, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
-
+            in_salesforce = response_ids_in_salesforce(sf_client)
+    # Read once the server has stopped: nothing is still being written.
+    task_runs_not_succeeded = ledger.not_succeeded()
+    duplicate_writes = ledger.duplicate_writes("Response_ID__c")
+    ledger.close()
+    if calls < 0:
+        raise BenchFailed(f"the API call count went wrong ({calls}): the bench's own polls")
     result: dict[str, Any] = {
         "responses": len(ids),
         "clients": options.clients,
@@ -375,16 +509,23 @@ def main() -> None:
         "submit_seconds": round(submit_s, 2),
         "responses_per_s": round(len(ids) / submit_s, 1),
         "records_per_s": round(records_per_s, 1),
-        "api_calls_per_1000": round(max(calls, 0) * 1000 / len(ids), 2),
+        "api_calls_per_1000": round(calls * 1000 / len(ids), 2),
         # CPU the server process (web + embedded worker) spent per response at full load: on a
         # shared machine a steadier figure than the rates above.
         "server_cpu_ms_per_response": round(server_cpu * 1000 / len(ids), 3),
         "half_load_responses_per_s": round(half_rate, 1),
         "p50_s": quantile(before, after, 0.5),
         "p99_s": quantile(before, after, 0.99),
-        "lost": lost,
-        "duplicates": duplicates,
+        # Responses accepted (both loads) whose record is not in Salesforce.
+        "lost": len(set(ids + half_ids) - set(in_salesforce)),
+        # Records written more than once for one response: a second record with its key in
+        # Salesforce, or a write the upsert results show landed on a key already written.
+        "duplicates": len(in_salesforce) - len(set(in_salesforce)) + duplicate_writes,
+        "refused": refused + half_refused,
+        "task_runs_not_succeeded": task_runs_not_succeeded,
     }
+    if failures({name: result[name] for name in FAILURE_COUNTERS if name in result}):
+        return result  # no figure will be printed: the naive part would be time lost
     print(json.dumps(result), file=sys.stderr, flush=True)  # the cxloop half, in case of trouble
     # 3. the naive integration, over HTTPS (simple-salesforce insists on https)
     tls_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(tls_port), "--tls"]
@@ -408,18 +549,19 @@ def main() -> None:
         )
         naive_calls = api_calls(tls_control) - before_calls
         result["naive_api_calls_per_1000"] = round(naive_calls * 1000 / options.naive_responses, 1)
-    print(json.dumps(result), flush=True)
-    if not options.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
+    return result
 
 
-def _ca_file(log: Path) -> str | None:
-    for _ in range(100):
+def _ca_file(log: Path, timeout: float = 60.0) -> str:
+    """The CA file the TLS emulator says to trust, from its log. It may take a while on a busy
+    machine (the emulator makes its CA at start-up); without it nothing can be verified."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         match = re.search(r"trust the CA certificate (\S+)", log.read_text(errors="replace"))
         if match:
             return match.group(1)
         time.sleep(0.1)
-    return None
+    raise BenchFailed(f"the TLS emulator named no CA file within {timeout} s (see {log})")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 `database_url` is parametrised over SQLite and PostgreSQL, `queue_url` over SQLite and Redis, so
 every test that uses them (directly or through `container` / `client`) runs on both. Without a
 PostgreSQL or Redis server the second variant skips with the reason; under CI=true it fails.
+The same holds for the reference samples of ../shared/reference (`reference_sample`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("CXLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+# ../shared beside the project; CXLOOP_TEST_SHARED_DIR points elsewhere (the tests of the CI
+# rule point it at a directory that does not exist).
+SHARED_DIR = Path(
+    os.environ.get("CXLOOP_TEST_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
+)
+REFERENCE_DIR = SHARED_DIR / "reference"
 
 # The developer's own settings must not leak into tests.
 for _name in [n for n in os.environ if n.startswith("CXLOOP_") and not n.startswith("CXLOOP_TEST")]:
@@ -42,7 +48,8 @@ for _name in [n for n in os.environ if n.startswith("CXLOOP_") and not n.startsw
 os.environ["CXLOOP_CONFIG"] = "/nonexistent/cxloop.toml"
 
 # argon2 with production parameters costs ~0.5 s a hash on this kind of machine, and tests make
-# hundreds of users; hashes made with these parameters still verify the same way.
+# hundreds of users; hashes made with these parameters still verify the same way. The production
+# hasher has tests of its own (tests/unit/test_password_hasher.py).
 security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
@@ -52,6 +59,31 @@ def unavailable(service: str, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and {message}", pytrace=False)
     pytest.skip(message)
+
+
+def reference_sample(*parts: str) -> Path:
+    """A file (or folder) of ../shared/reference, e.g. `reference_sample("salesforce", name)`.
+
+    Missing, it skips the test saying why; under CI=true it fails it, as a missing PostgreSQL
+    does, so that a CI run without the samples cannot pass on skips."""
+    path = REFERENCE_DIR.joinpath(*parts)
+    if not path.exists():
+        message = (
+            f"the reference sample {path} is missing: check out the shared directory beside "
+            "the project (../shared) to run this test"
+        )
+        if IN_CI:
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def reference_samples(folder: str, pattern: str) -> list[Path]:
+    """The files of a folder of ../shared/reference matching `pattern`; none is as missing."""
+    found = sorted(reference_sample(*folder.split("/")).glob(pattern))
+    if not found:
+        reference_sample(folder, pattern)  # skips (fails under CI) with the path in the reason
+    return found
 
 
 # --- PostgreSQL: one fresh database per test session, migrated once, emptied between tests

@@ -22,6 +22,9 @@ from cxloop.services import response_events, runs
 from cxloop.services.response_intake import ResponseIntake
 from cxloop.settings import Settings
 
+# Describes kept per process (connection x sObject); each is some tens of kB.
+DESCRIBE_CACHE_ENTRIES = 500
+
 
 @dataclass
 class Container:
@@ -72,7 +75,9 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
         db=db,
         huey=create_huey(settings.effective_queue_url),
         secret_box=secret_box,
-        describe_cache=DescribeCache(settings.salesforce_describe_ttl_s),
+        describe_cache=DescribeCache(
+            settings.salesforce_describe_ttl_s, max_entries=DESCRIBE_CACHE_ENTRIES
+        ),
     )
     container.jobs = periodic_jobs(container)
     container.response_intake = ResponseIntake(db)

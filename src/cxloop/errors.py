@@ -60,3 +60,14 @@ class LimitReached(CxloopError):
 
     code = "limit_reached"
     http_status = 409
+
+
+class TooManyAttempts(CxloopError):
+    """Too many failed logins or token checks (or submissions): wait `retry_after_s` seconds."""
+
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s}, code=code)
+        self.retry_after_s = retry_after_s

@@ -52,6 +52,16 @@ RECORD_LATENCY = Histogram(
     "From the event (a response stored) to its effect done (a record written, a mail sent)",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
 )
+AUTH_LOCKOUTS = Counter(
+    "cxloop_auth_lockouts_total",
+    "Accounts or client addresses locked out after too many failed logins or token checks",
+    ["kind"],
+)
+THROTTLED = Counter(
+    "cxloop_throttled_requests_total",
+    "Requests refused with 429 by the login, token or submission limits",
+    ["kind"],
+)
 SALESFORCE_CALLS = Counter("cxloop_salesforce_calls_total", "Salesforce API calls", ["org_id"])
 SALESFORCE_API_USAGE = Gauge(
     "cxloop_salesforce_api_usage_ratio",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Sequence
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -17,20 +19,63 @@ API_TOKEN_PREFIX = "cxl_"
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 
-_hasher = PasswordHasher()
+# How stored passwords are hashed: argon2id with RFC 9106's second recommended option (64 MiB of
+# memory, 3 passes, 4 lanes), a 16-byte salt and a 32-byte hash. Weaker settings make a stolen
+# database cheaper to crack; tests/unit/test_password_hasher.py holds these exact values.
+PASSWORD_HASH_TYPE = Type.ID
+PASSWORD_HASH_TIME_COST = 3
+PASSWORD_HASH_MEMORY_KIB = 65536
+PASSWORD_HASH_PARALLELISM = 4
+PASSWORD_HASH_LEN = 32
+PASSWORD_SALT_LEN = 16
 
-# A few passwords people pick first; anything in here is refused whatever its length.
-_COMMON_PASSWORDS = frozenset(
-    {
-        "password", "password1", "password12", "password123", "passw0rd", "1234567890",
-        "12345678910", "qwertyuiop", "qwerty1234", "iloveyou12", "letmein123", "welcome123",
-        "changeme12", "administrator", "admin12345", "salesforce", "salesforce1",
-    }
-)  # fmt: skip
+
+def production_password_hasher() -> PasswordHasher:
+    """The argon2id hasher passwords are stored with (the parameters above)."""
+    return PasswordHasher(
+        time_cost=PASSWORD_HASH_TIME_COST,
+        memory_cost=PASSWORD_HASH_MEMORY_KIB,
+        parallelism=PASSWORD_HASH_PARALLELISM,
+        hash_len=PASSWORD_HASH_LEN,
+        salt_len=PASSWORD_SALT_LEN,
+        type=PASSWORD_HASH_TYPE,
+    )
+
+
+# Replaced by a cheap hasher in tests/conftest.py only: the suite makes hundreds of users.
+_hasher = production_password_hasher()
+
+# Common substitutions ("p@ssw0rd"): undone before looking a password up in the list.
+_UNLEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
+                         "$": "s", "!": "i"})  # fmt: skip
+_EDGES = re.compile(r"^[^a-z]+|[^a-z]+$")
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of leaked sets, as zxcvbn ships them (MIT licence).
+
+    Loaded once, on the first password set (about 40 ms); an immutable constant, not a cache.
+    """
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def _is_common(password: str) -> bool:
+    """Whether the password is a common one, also once capitals, digits and symbols added at
+    either end, and l33t substitutions, are taken away ("Password1!", "P@ssw0rd2024")."""
+    common = common_passwords()
+    lowered = password.lower()
+    trimmed = _EDGES.sub("", lowered)  # before undoing l33t: "p@ssw0rd1!" -> "p@ssw0rd"
+    candidates = {lowered, lowered.translate(_UNLEET), trimmed, trimmed.translate(_UNLEET)}
+    candidates.add(_EDGES.sub("", lowered.translate(_UNLEET)))
+    return any(len(c) >= 4 and c in common for c in candidates)
 
 
 def check_password_strength(password: str) -> None:
-    """Refuse a password that is empty, short, common or one repeated character."""
+    """Refuse a password that is empty, short, too long, one of the common ones (or one dressed
+    up with capitals, digits and symbols), or a few characters repeated."""
     if not password or not password.strip():
         raise InvalidInput("The password is empty.", code="weak_password")
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -43,9 +88,17 @@ def check_password_strength(password: str) -> None:
             f"The password is too long: at most {MAX_PASSWORD_LENGTH} characters.",
             code="weak_password",
         )
-    if password.lower() in _COMMON_PASSWORDS or len(set(password)) < 4:
+    if len(set(password)) < 4:
         raise InvalidInput(
-            "The password is too easy to guess: pick a longer, less common one.",
+            "The password is too easy to guess (a few characters repeated): pick a longer, "
+            "less regular one.",
+            code="weak_password",
+        )
+    if _is_common(password):
+        raise InvalidInput(
+            "The password is on the list of the most common passwords (with capitals, digits "
+            "or symbols added, it is still guessed early): pick one nobody else would, such as "
+            "a few unrelated words.",
             code="weak_password",
         )
 

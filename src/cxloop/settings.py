@@ -65,7 +65,14 @@ class Settings(BaseSettings):
 
     # --- HTTP
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
+    session_max_age_s: int = Field(
+        default=14 * 24 * 3600,
+        ge=60,
+        description="Absolute timeout of a web session: it ends this long after login.",
+    )
+    session_idle_timeout_s: int = Field(
+        default=8 * 3600, ge=60, description="A web session unused this long ends."
+    )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     frame_ancestors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -78,6 +85,32 @@ class Settings(BaseSettings):
         description="Longest wait for a request's headers, and between two parts of its body; "
         "a slower client is disconnected.",
     )
+
+    # --- throttling of logins and API token checks (counted per account and per client address)
+    auth_free_failures: int = Field(
+        default=5, ge=1, description="Failed checks allowed before each further one waits."
+    )
+    auth_backoff_base_s: float = Field(
+        default=1.0, gt=0, description="First wait after the free failures; doubles each time."
+    )
+    auth_lockout_failures_per_account: int = Field(
+        default=10, ge=1, description="Failed logins that lock an account for auth_lockout_s."
+    )
+    auth_lockout_failures_per_address: int = Field(
+        default=50, ge=1, description="Failed logins or token checks that lock a client address."
+    )
+    auth_lockout_s: int = Field(default=900, ge=1, description="How long a lockout lasts.")
+    auth_failure_window_s: int = Field(
+        default=3600, ge=1, description="Failures older than this (since the first) are forgotten."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs or networks) whose X-Forwarded-For gives the client "
+        "address; empty: the connecting peer is the client.",
+    )
+    # --- public survey pages: submissions (page POSTs) per minute; 0 for no limit
+    submissions_per_address_per_minute: int = Field(default=60, ge=0)
+    submissions_per_survey_per_minute: int = Field(default=1200, ge=0)
 
     # --- background work
     worker_threads: int = Field(default=2, ge=1, le=64)
@@ -140,6 +173,12 @@ class Settings(BaseSettings):
     salesforce_timeout_s: float = Field(default=30.0, gt=0)
     salesforce_describe_ttl_s: int = Field(default=3600, ge=0)
     oauth_attempt_ttl_s: int = Field(default=900, ge=60)
+    oauth_bootstrap_ttl_s: int = Field(
+        default=300, ge=10, description="How long the link that starts linking in a browser works."
+    )
+    transfer_offer_days: int = Field(
+        default=14, ge=1, le=365, description="How long an offer to take over a survey stays open."
+    )
 
     # --- logging
     log_level: str = "INFO"

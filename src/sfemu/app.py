@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import control, oauth, rest, web
+from . import bulk, control, oauth, rest, web
 from .emulator import Emulator
 from .errors import not_found
 from .httputil import RAW_SEND_KEY, error_response, json_response
@@ -58,6 +58,7 @@ def create_app(
     )
     app.state.emulator = emulator
     app.include_router(rest.router)
+    app.include_router(bulk.router)
     app.include_router(oauth.router)
     app.include_router(control.router)
     app.include_router(web.router)

@@ -109,7 +109,10 @@ def _typed_records(
         sobject = ctx.caller.org.sobject(str(type_name))
         if sobject is None or not ctx.caller.view(sobject).perms.read:
             raise SalesforceError(400, "INVALID_TYPE", unknown_sobject_type(str(type_name)))
-        parsed.append((sobject, ctx.dml.read_body(sobject, record), record.get("Id")))
+        values = ctx.dml.read_body(sobject, record)
+        # read_body resolves field names case-insensitively ("id", "ID", "Id" are all the Id
+        # field, as in Salesforce, whose own update example sends "id").
+        parsed.append((sobject, values, values.get("Id")))
     return parsed
 
 
@@ -301,6 +304,13 @@ def _retrieve(
     return _result(200, out)
 
 
+def _given_id(record: Any) -> Any:
+    """The record's Id under any spelling of the key ("Id", "id", "ID"), or None."""
+    if not isinstance(record, dict):
+        return None
+    return next((value for key, value in record.items() if key.lower() == "id"), None)
+
+
 def lock_failures(method: str, params: dict[str, list[str]], body: bytes) -> list[dict[str, Any]]:
     """Per-record UNABLE_TO_LOCK_ROW results for a faulted Collections write (nothing written)."""
     message = "unable to obtain exclusive access to this record or 1 records"
@@ -325,7 +335,7 @@ def lock_failures(method: str, params: dict[str, list[str]], body: bytes) -> lis
         records = []
     results = []
     for record in records:
-        record_id = record.get("Id") if isinstance(record, dict) else None
+        record_id = _given_id(record)
         entry: dict[str, Any] = {
             "success": False,
             "errors": [

@@ -45,6 +45,9 @@ def object_summary(view: AccessView, version: str) -> dict[str, Any]:
         "deprecatedAndHidden": False,
         "feedEnabled": False,
         "hasSubtypes": False,
+        # In jsforce's DescribeGlobalSObjectResult and DescribeSObjectResult types (from
+        # Salesforce's WSDL); every emulated object has record Ids.
+        "idEnabled": True,
         "isInterface": False,
         "isSubtype": False,
         "keyPrefix": sobject.key_prefix,
@@ -99,6 +102,7 @@ def field_describe(fdef: FieldDef, view: AccessView) -> dict[str, Any]:
         default_value = bool(fdef.default_value)
     return {
         "aggregatable": ftype not in (FieldType.TEXTAREA, FieldType.BOOLEAN),
+        "aiPredictionField": False,
         "autoNumber": fdef.auto_number is not None,
         "byteLength": byte_length,
         "calculated": fdef.derived is not None and fdef.derived.kind != "full_name",
@@ -121,6 +125,7 @@ def field_describe(fdef: FieldDef, view: AccessView) -> dict[str, Any]:
         "extraTypeInfo": None,
         "filterable": ftype != FieldType.TEXTAREA or fdef.length <= 255,
         "filteredLookupInfo": None,
+        "formulaTreatNullNumberAsZero": False,
         "groupable": ftype
         not in (
             FieldType.TEXTAREA,
@@ -144,6 +149,9 @@ def field_describe(fdef: FieldDef, view: AccessView) -> dict[str, Any]:
         "nillable": fdef.nillable,
         "permissionable": fdef.nillable and not fdef.system and fdef.createable,
         "picklistValues": picklist_values,
+        # Salesforce tells clients to read this to spot a lookup to more than one object
+        # (Task.WhoId: Contact or Lead; OwnerId: Group or User).
+        "polymorphicForeignKey": len(fdef.reference_to) > 1,
         "precision": fdef.precision if numeric else 0,
         "queryByDistance": False,
         "referenceTargetField": None,
@@ -153,6 +161,7 @@ def field_describe(fdef: FieldDef, view: AccessView) -> dict[str, Any]:
         "restrictedDelete": False,
         "restrictedPicklist": fdef.restricted_picklist,
         "scale": fdef.scale if numeric else 0,
+        "searchPrefilterable": False,
         "soapType": fdef.soap_type,
         "sortable": ftype != FieldType.TEXTAREA or fdef.length <= 255,
         "type": ftype.value,
@@ -211,6 +220,14 @@ def describe_object(caller: Caller, sobject: SObjectDef) -> dict[str, Any]:
             "actionOverrides": [],
             "childRelationships": children,
             "compactLayoutable": True,
+            # Keys a real describe sends (API 61.0 capture) that only matter for interfaces
+            # and subtypes, which the emulator has none of.
+            "defaultImplementation": None,
+            "extendedBy": None,
+            "extendsInterfaces": None,
+            "implementedBy": None,
+            "implementsInterfaces": None,
+            "sobjectDescribeOption": "FULL",
             "fields": [field_describe(fdef, view) for fdef in view.readable.values()],
             "listviewable": None,
             "lookupLayoutable": None,

@@ -2,7 +2,8 @@
 
 The REST API answers errors with a JSON *array* of ``{"message", "errorCode"[, "fields"]}``;
 sObject Collections report each record's errors as ``{"statusCode", "message", "fields"}``;
-the OAuth endpoints answer a JSON *object* ``{"error", "error_description"}``.
+the OAuth token endpoint answers a JSON *object* ``{"error", "error_description"}``, the revoke
+endpoint the same two keys form-encoded.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class SalesforceError(Exception):
 
 
 class OAuthError(Exception):
-    """A token/revoke endpoint error: ``{"error", "error_description"}`` with an HTTP status."""
+    """A token or revoke endpoint error: ``error`` and ``error_description`` with an HTTP status
+    (JSON from the token endpoint, form-encoded from the revoke endpoint)."""
 
     def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(f"{error}: {description}")
@@ -75,7 +77,7 @@ class OAuthError(Exception):
         self.status = status
 
     def body(self) -> dict:
-        """The JSON object Salesforce's OAuth endpoints answer with."""
+        """The JSON object Salesforce's token endpoint answers with."""
         return {"error": self.error, "error_description": self.description}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import Request, Response
@@ -44,6 +45,22 @@ def oauth_error_response(error: OAuthError) -> Response:
     """The OAuth error object."""
     return json_response(
         error.body(), error.status, {"Cache-Control": "no-cache, no-store", "Pragma": "no-cache"}
+    )
+
+
+def revoke_error_response(error: OAuthError) -> Response:
+    """A revoke endpoint error: Salesforce answers these form-encoded, not as JSON
+    (``error=unsupported_token_type&error_description=this%20token%20type%20is%20not%20supported``;
+    jsforce's OAuth2.revokeToken parses the body as a query string)."""
+    body = "&".join(
+        f"{name}={quote(value, safe='')}"
+        for name, value in (("error", error.error), ("error_description", error.description))
+    )
+    return Response(
+        content=body,
+        status_code=error.status,
+        media_type="application/x-www-form-urlencoded;charset=UTF-8",
+        headers={"Cache-Control": "no-cache, no-store", "Pragma": "no-cache"},
     )
 
 

@@ -23,7 +23,13 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from .auth import RefreshGrant, Session, pkce_challenge, signature
 from .emulator import DOMAIN_PREFIX, SANDBOX_PREFIX
 from .errors import OAuthError
-from .httputil import drop_connection, json_response, oauth_error_response, request_base_url
+from .httputil import (
+    drop_connection,
+    json_response,
+    oauth_error_response,
+    request_base_url,
+    revoke_error_response,
+)
 from .orgs import ConnectedApp, Org, User
 from .web import render
 
@@ -500,13 +506,13 @@ async def revoke(request: Request) -> Response:
         form = dict(request.query_params)
     value = form.get("token", "")
     if not value:
-        return oauth_error_response(
+        return revoke_error_response(
             OAuthError("unsupported_token_type", "this token type is not supported")
         )
     with emulator.lock:
         revoked = emulator.tokens.revoke(value)
     if not revoked:
-        return oauth_error_response(OAuthError("invalid_token", "invalid token"))
+        return revoke_error_response(OAuthError("invalid_token", "invalid token"))
     return Response(status_code=200, headers=NO_CACHE)
 
 

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Request, Response
 
+from . import bulk, composite, ids
 from . import collections as sobject_collections
-from . import composite, ids
 from .describe import basic_info, describe_global, describe_object
 from .dml import MultipleMatches, RecordFailure, render_record
 from .errors import SalesforceError, not_found
@@ -65,12 +65,16 @@ def dispatch(
     if head == "limits" and len(parts) == 1:
         allow(method, "GET")
         used = ctx.emulator.usage[ctx.caller.org.id].used()
-        return RestResult(200, limits_body(used, ctx.caller.org.daily_api_limit))
+        return RestResult(
+            200, limits_body(used, ctx.caller.org.daily_api_limit, ctx.caller.version_number)
+        )
     if head == "sobjects":
         return _sobjects(ctx, method, parts[1:], params, body)
     if head in ("query", "queryAll") and len(parts) <= 2:
         allow(method, "GET")
         return _query(ctx, head == "queryAll", parts[1] if len(parts) == 2 else None, params)
+    if head == "jobs":
+        raise bulk.bulk2(parts[1:], method, body)
     if head == "composite":
         if len(parts) >= 2 and parts[1] == "sobjects":
             return sobject_collections.handle(ctx, method, parts[2:], params, body)

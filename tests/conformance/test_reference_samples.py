@@ -146,10 +146,10 @@ def test_oauth_errors_match_the_captured_bodies(http_sfemu: EmulatorServer) -> N
     revoke = httpx.post(
         f"{http_sfemu}/services/oauth2/revoke", data={"token": "nope"}, trust_env=False
     )
-    assert revoke.status_code == 400 and revoke.json() == {
-        "error": "invalid_token",
-        "error_description": "invalid token",
-    }
+    # The revoke endpoint is the exception: its errors are form-encoded (test_fidelity).
+    assert revoke.status_code == 400 and revoke.text == (
+        "error=invalid_token&error_description=invalid%20token"
+    )
 
 
 # -- REST -----------------------------------------------------------------------------------
@@ -174,12 +174,16 @@ def test_versions_list_shape_and_labels(http_sfemu: EmulatorServer) -> None:
 def test_limit_info_header_and_limits_body(api: httpx.Client) -> None:
     response = api.get(f"{V}/limits")
     assert re.fullmatch(r"api-usage=\d+/\d+", response.headers["sforce-limit-info"])
+    # The simple-salesforce fixture is an older org's answer (DailyBulkApiRequests, renamed
+    # DailyBulkApiBatches in 49.0): every key of it is there at an API version of its time.
+    # The full key set of a recent version is checked in tests/sfemu/test_fidelity.py.
     fixture = reference_json("limits_response_simple_salesforce_fixture.json")
-    body = response.json()
-    assert set(body) == set(fixture)
-    for name, value in body.items():
-        assert set(value) == {"Max", "Remaining"}, name
-        assert isinstance(value["Max"], int) and isinstance(value["Remaining"], int)
+    old = api.get("/services/data/v45.0/limits").json()
+    assert set(fixture) <= set(old)
+    for body in (response.json(), old):
+        for name, value in body.items():
+            assert {"Max", "Remaining"} <= set(value), name
+            assert isinstance(value["Max"], int) and isinstance(value["Remaining"], int)
 
 
 def test_create_update_upsert_delete_statuses_and_bodies(api: httpx.Client) -> None:
@@ -271,9 +275,11 @@ def test_describe_fields_have_the_keys_of_a_real_describe(api: httpx.Client) -> 
     }
     describe = api.get(f"{V}/sobjects/Survey_Response__c/describe").json()
     ours = {entry["name"]: entry for entry in describe["fields"]}
+    # This capture predates API 34.0 (no polymorphicForeignKey): its keys are a subset of a
+    # recent describe's, whose exact key set tests/sfemu/test_fidelity.py checks.
     real_keys = set(next(iter(real.values())))
     for name, entry in ours.items():
-        assert set(entry) == real_keys, name
+        assert real_keys <= set(entry), name
     for key in (
         "type",
         "soapType",
@@ -417,5 +423,7 @@ def test_outbound_message_bytes_and_ack(http_sfemu: EmulatorServer) -> None:
     )
     assert not is_ack(200, fault) and not is_ack(500, fault)
     wsdl = reference_file("outbound_message_wsdl_snippets.xml").read_text(encoding="utf-8")
-    assert 'maxOccurs="100"' in wsdl
-    assert http_sfemu.emulator.settings.outbound_batch_size == 100
+    # The emulator puts in one message at most as many notifications as the WSDL allows.
+    declared = re.search(r'<element name="Notification" maxOccurs="(\d+)"', wsdl)
+    assert declared, "the WSDL sample declares no maxOccurs for Notification"
+    assert http_sfemu.emulator.settings.outbound_batch_size == int(declared.group(1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,9 +75,34 @@ def make_person_in() -> Callable[[Container, str], Person]:
     return make
 
 
-def follow_login(authorize_url: str) -> str:
-    """What the browser does: go to Salesforce, come back with ?code&state (auto-login)."""
-    reply = httpx.get(authorize_url, follow_redirects=False)
+PASSWORD = "a long enough passphrase"
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> None:
+    """Sign in to cxloop's web pages in this client (a browser with its cookies)."""
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert csrf, "no login form"
+    reply = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf": csrf.group(1), "next": "/"},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303, reply.text
+
+
+def open_in_browser(client: TestClient, person: Person, authorize_url: str) -> str:
+    """What the person's browser does with the one-time link: sign in to cxloop, open it (the
+    browser gets its one-time cookie); returns the Salesforce login URL it leads to."""
+    sign_in(client, person.email)
+    reply = client.get(urlsplit(authorize_url).path, follow_redirects=False)
+    assert reply.status_code == 303, reply.text
+    return reply.headers["location"]
+
+
+def follow_login(client: TestClient, person: Person, authorize_url: str) -> str:
+    """The whole trip in the person's browser: the one-time link, Salesforce's login (automatic
+    here), and back: returns the callback's ?code&state to open in the same browser."""
+    reply = httpx.get(open_in_browser(client, person, authorize_url), follow_redirects=False)
     assert reply.status_code in (302, 303), reply.text
     location = reply.headers["location"]
     assert location.startswith(CALLBACK), location
@@ -90,7 +116,7 @@ def link(client: TestClient, person: Person, name: str, login_url: str) -> dict:
         headers=person.headers,
     )
     assert started.status_code == 201, started.text
-    query = follow_login(started.json()["authorize_url"])
+    query = follow_login(client, person, started.json()["authorize_url"])
     finished = client.get(f"/oauth/salesforce/callback?{query}")
     assert finished.status_code == 200, finished.text
     attempt = client.get(

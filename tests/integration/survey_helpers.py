@@ -17,7 +17,12 @@ from tests.conftest import Person
 # email and number validation, embedded data with a default, and display logic (QID10).
 ALL_TYPES: dict[str, Any] = {
     "format_version": 1,
-    "embedded_data": [{"name": "CaseId"}, {"name": "Channel", "default": "email"}],
+    # CaseId may come from the open link's query string here: these surveys test questions,
+    # not trust (tests/integration/test_trusted_embedded_data.py does that).
+    "embedded_data": [
+        {"name": "CaseId", "source": "query"},
+        {"name": "Channel", "default": "email"},
+    ],
     "questions": [
         {
             "qid": "QID1",

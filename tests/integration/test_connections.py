@@ -19,7 +19,7 @@ from cxloop.services.salesforce_clients import client_for
 from sfemu.testing import EmulatorServer, run_in_thread
 from tests.conftest import Person
 from tests.e2e.test_processes import free_port
-from tests.integration.conftest import CALLBACK, follow_login, link, org
+from tests.integration.conftest import CALLBACK, follow_login, link, open_in_browser, org
 from tests.integration.test_auth_api import assert_error
 
 
@@ -73,7 +73,8 @@ def test_revocation_pauses_the_connection_until_it_is_reconnected(
     started = web.post(
         f"/api/v1/connections/{connection['id']}/refresh", headers=owner.headers
     ).json()
-    assert web.get(f"/oauth/salesforce/callback?{follow_login(started['authorize_url'])}")
+    query = follow_login(web, owner, started["authorize_url"])
+    assert web.get(f"/oauth/salesforce/callback?{query}")
     healed = web.get(f"/api/v1/connections/{connection['id']}", headers=owner.headers).json()
     assert healed["status"] == "active" and healed["id"] == connection["id"]
     with client_for(linked.db, linked.settings, connection["id"]) as sf_client:
@@ -221,7 +222,7 @@ def test_custom_my_domain_gets_an_authorize_url_at_that_domain(
         headers=owner.headers,
     )
     assert reply.status_code == 201
-    url = urlsplit(reply.json()["authorize_url"])
+    url = urlsplit(open_in_browser(web, owner, reply.json()["authorize_url"]))
     assert (url.scheme, url.netloc, url.path) == (
         "https", "acme.my.salesforce.com", "/services/oauth2/authorize",
     )  # fmt: skip
@@ -256,7 +257,7 @@ def test_callback_replayed_is_refused_and_changes_nothing(
     web: TestClient, emulator: EmulatorServer, owner: Person
 ) -> None:
     started = start_linking(web, owner, emulator)
-    query = follow_login(started["authorize_url"])
+    query = follow_login(web, owner, started["authorize_url"])
     assert web.get(f"/oauth/salesforce/callback?{query}").status_code == 200
     assert "already used" in callback_error(web, query)
     assert len(web.get("/api/v1/connections", headers=owner.headers).json()) == 1
@@ -271,10 +272,11 @@ def test_callback_after_expiry_is_refused(
     from cxloop.db.base import utcnow
     from cxloop.db.models import OAuthAttempt
 
+    query = follow_login(web, owner, started["authorize_url"])
     with linked.db.uow() as uow:
         uow.session.get(OAuthAttempt, started["attempt_id"]).expires_at = utcnow() - timedelta(1)
         uow.commit()
-    assert "expired" in callback_error(web, follow_login(started["authorize_url"]))
+    assert "expired" in callback_error(web, query)
     attempt = web.get(
         f"/api/v1/connections/attempts/{started['attempt_id']}", headers=owner.headers
     ).json()
@@ -286,7 +288,8 @@ def test_access_denied_is_explained_and_nothing_is_stored(
     web: TestClient, emulator: EmulatorServer, owner: Person
 ) -> None:
     started = start_linking(web, owner, emulator)
-    state = parse_qs(urlsplit(started["authorize_url"]).query)["state"][0]
+    salesforce_url = open_in_browser(web, owner, started["authorize_url"])
+    state = parse_qs(urlsplit(salesforce_url).query)["state"][0]
     page = callback_error(
         web, f"error=access_denied&error_description=end-user+denied+authorization&state={state}"
     )
@@ -302,7 +305,7 @@ def test_salesforce_down_during_linking_stores_nothing(
     web: TestClient, emulator: EmulatorServer, owner: Person, linked: Container
 ) -> None:
     started = start_linking(web, owner, emulator)
-    query = follow_login(started["authorize_url"])
+    query = follow_login(web, owner, started["authorize_url"])
     emulator.control.post(
         "/faults", json={"target": "oauth", "error": "503", "count": 5}
     ).raise_for_status()
@@ -327,7 +330,9 @@ def test_a_non_salesforce_instance_url_is_refused(
             json={"name": "Acme", "type": "emulator", "login_url": login_url},
             headers=owner.headers,
         ).json()
-        reply = httpx.get(started["authorize_url"], follow_redirects=False)
+        reply = httpx.get(
+            open_in_browser(web, owner, started["authorize_url"]), follow_redirects=False
+        )
         page = callback_error(web, urlsplit(reply.headers["location"]).query)
     assert "does not trust" in page
     assert web.get("/api/v1/connections", headers=owner.headers).json() == []
@@ -363,7 +368,7 @@ def test_a_refresh_that_lands_in_another_org_is_refused(
         started = web.post(
             f"/api/v1/connections/{connection['id']}/refresh", headers=owner.headers
         ).json()
-        page = callback_error(web, follow_login(started["authorize_url"]))
+        page = callback_error(web, follow_login(web, owner, started["authorize_url"]))
     assert "another Salesforce org (00D5g00000G" in page, page
     kept = web.get(f"/api/v1/connections/{connection['id']}", headers=owner.headers).json()
     assert kept["org_id"] == connection["org_id"] and kept["status"] == "active"
@@ -384,7 +389,7 @@ def test_revoke_keeps_the_connection_and_refresh_heals_it(
     started = web.post(
         f"/api/v1/connections/{connection['id']}/refresh", headers=owner.headers
     ).json()
-    web.get(f"/oauth/salesforce/callback?{follow_login(started['authorize_url'])}")
+    web.get(f"/oauth/salesforce/callback?{follow_login(web, owner, started['authorize_url'])}")
     healed = web.get(f"/api/v1/connections/{connection['id']}", headers=owner.headers).json()
     assert healed["status"] == "active"
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -14,7 +16,7 @@ from cxloop.cli.main import app as cli
 from cxloop.services import connections
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
-from tests.integration.conftest import link, org
+from tests.integration.conftest import link, open_in_browser, org
 
 runner = CliRunner()
 
@@ -51,15 +53,21 @@ def test_list_rename_and_remove(
     assert missing.exit_code == 1 and "no connection named" in missing.output
 
 
-def test_add_prints_the_login_url(
-    cli_env: Container, emulator: EmulatorServer, owner: Person
+def test_add_prints_a_one_time_link_that_links_in_a_signed_in_browser(
+    cli_env: Container, web: TestClient, emulator: EmulatorServer, owner: Person
 ) -> None:
     added = cxloop(
         "connections", "add", "Acme", "--type", "emulator",
-        "--login-url", org(emulator, "acme")["login_url"], "--no-wait",
+        "--login-url", org(emulator, "acme")["login_url"], "--no-wait", "--user", owner.email,
     )  # fmt: skip
     assert added.exit_code == 0, added.output
-    assert "/services/oauth2/authorize?" in added.output and "code_challenge=" in added.output
+    link_url = next(line for line in added.output.split() if "/oauth/salesforce/start/" in line)
+    assert owner.email in added.output
+    salesforce_url = open_in_browser(web, owner, link_url.strip())
+    assert "/services/oauth2/authorize?" in salesforce_url and "code_challenge=" in salesforce_url
+    back = httpx.get(salesforce_url, follow_redirects=False).headers["location"]
+    assert web.get(f"/oauth/salesforce/callback?{urlsplit(back).query}").status_code == 200
+    assert "Acme" in cxloop("connections", "list", "--user", owner.email).output
 
 
 def test_add_refuses_a_bad_type_in_one_line(cli_env: Container, owner: Person) -> None:

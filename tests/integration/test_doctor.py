@@ -64,7 +64,11 @@ def test_api_access_off_is_found(
     emulator.control.patch("/users/integration@example.com", json={"api_enabled": False})
     found = errors(run(linked, owner, integration, GOOD_TASK))
     assert "API_CURRENTLY_DISABLED" in found["api_access"]
-    assert "API Enabled" in found["api_access"]
+    # An emulator connection: the fix is the emulator's control API call, not Setup.
+    assert (
+        f"`curl -X PATCH {emulator.base_url}/__emulator__/users/integration@example.com "
+        """-d '{"api_enabled": true}'`""" in found["api_access"]
+    )
 
 
 def test_a_read_only_field_is_found(linked: Container, owner: Person, integration: dict) -> None:
@@ -73,7 +77,8 @@ def test_a_read_only_field_is_found(linked: Container, owner: Person, integratio
     found = errors(run(linked, owner, integration, task))
     assert set(found) == {"field_not_writable"}
     assert "Case.Priority is read-only" in found["field_not_writable"]
-    assert "Field-Level Security" in found["field_not_writable"]
+    assert "`Priority: edit`" in found["field_not_writable"]
+    assert "profiles: 'cxloop Integration' → fields → Case" in found["field_not_writable"]
 
 
 def test_an_unmapped_required_field_is_found(
@@ -116,6 +121,21 @@ def test_a_value_outside_an_unrestricted_picklist_is_a_warning(
     assert [f.check for f in report.findings if f.level == "warning"] == ["bad_picklist_value"]
 
 
+def test_a_misspelled_field_hint_names_the_near_field_once_suffixed(
+    linked: Container, owner: Person, integration: dict
+) -> None:
+    task = {"object": "Case", "action": "update",
+            "mappings": [{"field": "Descripton__c", "value": "x"}]}  # fmt: skip
+    [finding] = [f for f in run(linked, owner, integration, task).findings if f.level == "error"]
+    assert finding.check == "field_missing" and finding.field == "Descripton__c"
+    assert "__c__c" not in finding.fix
+    assert finding.fix.startswith(
+        "Did you mean Description? Check the spelling of the API name; if Case.Descripton__c "
+        "exists, remove `Descripton__c: hidden` under profiles: 'cxloop Integration' → fields "
+        "→ Case in the emulator's org file;"
+    )
+
+
 def test_other_task_problems_are_found(linked: Container, owner: Person, integration: dict) -> None:
     tasks = [
         {"object": "Nope__c", "action": "insert"},
@@ -135,10 +155,23 @@ def test_other_task_problems_are_found(linked: Container, owner: Person, integra
 
 
 def test_the_api_endpoint_reports_findings(
-    web: TestClient, owner: Person, integration: dict
+    web: TestClient, owner: Person, integration: dict, emulator: EmulatorServer
 ) -> None:
-    reply = web.get(f"/api/v1/connections/{integration['id']}/doctor", headers=owner.headers)
-    assert reply.status_code == 200 and reply.json()["ok"] is True
+    url = f"/api/v1/connections/{integration['id']}/doctor"
+    reply = web.get(url, headers=owner.headers)
+    assert reply.status_code == 200
+    fine = reply.json()
+    assert fine["ok"] is True and fine["connection_id"] == integration["id"]
+    assert [(f["level"], f["check"]) for f in fine["findings"]] == [
+        ("ok", "refresh"), ("ok", "api_access"), ("ok", "api_requests"),
+    ]  # fmt: skip
+    assert all(f["message"] for f in fine["findings"])
+    emulator.control.patch("/users/integration@example.com", json={"api_enabled": False})
+    broken = web.get(url, headers=owner.headers).json()
+    assert broken["ok"] is False
+    (error,) = [f for f in broken["findings"] if f["level"] == "error"]
+    assert error["check"] == "api_access" and "API_CURRENTLY_DISABLED" in error["message"]
+    assert "API Enabled" in error["fix"]
 
 
 def test_cli_doctor_exits_1_on_errors_and_0_when_fine(

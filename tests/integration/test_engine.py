@@ -290,7 +290,7 @@ def test_a_revoked_connection_pauses_work_until_reconnected(
     assert task_run.status == "paused" and "reconnected" in task_run.status_reason
     connection_id = setup["connection"]["id"]
     started = web.post(f"/api/v1/connections/{connection_id}/refresh", headers=owner.headers).json()
-    web.get(f"/oauth/salesforce/callback?{follow_login(started['authorize_url'])}")
+    web.get(f"/oauth/salesforce/callback?{follow_login(web, owner, started['authorize_url'])}")
     drain(linked)
     (task_run,) = task_runs(linked)
     assert task_run.status == "succeeded"

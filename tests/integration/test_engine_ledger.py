@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +24,30 @@ from cxloop.engine.ledger import Outcome
 from cxloop.services import runs, workflows
 from cxloop.services.responses import new_response_id
 from tests.integration.test_engine import add_workflow, submit, task_runs, upsert_workflow
+
+
+class CheckedThread(threading.Thread):
+    """A thread whose exception, a failed assert included, fails the test: `finish` joins it
+    and raises what it raised. A plain thread's exception would end as a warning at most."""
+
+    def __init__(self, target: Callable[..., Any], *args: Any, name: str | None = None) -> None:
+        super().__init__(name=name, daemon=True)
+        self._target_call = (target, args)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        target, args = self._target_call
+        try:
+            target(*args)
+        except BaseException as exc:  # handed to the test's thread by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Join; fail if the thread is still running or raised."""
+        self.join(timeout)
+        assert not self.is_alive(), f"thread {self.name} still runs after {timeout} s"
+        if self.error is not None:
+            raise self.error
 
 
 def two_tasks_and_one_that_uses_both() -> dict[str, Any]:
@@ -92,19 +116,15 @@ def test_two_tasks_of_a_run_finishing_together_free_the_task_that_waits_for_both
         settled = ledger.record_outcomes(linked.db, [outcome], started_at=utcnow(), worker=name)
         freed[name] = settled.ready_keys
 
-    a = threading.Thread(
-        target=record, args=("A", succeeded(claimed_a[0].id, "a0X000000000001AAA")), name="A"
-    )
-    b = threading.Thread(
-        target=record, args=("B", succeeded(claimed_b[0].id, "003000000000001AAA")), name="B"
-    )
+    a = CheckedThread(record, "A", succeeded(claimed_a[0].id, "a0X000000000001AAA"), name="A")
+    b = CheckedThread(record, "B", succeeded(claimed_b[0].id, "003000000000001AAA"), name="B")
     a.start()
     assert a_settled.wait(10)
     b.start()
     b.join(0.5)  # B runs as far as it can while A's transaction is open
     a_may_commit.set()
-    a.join(10)
-    b.join(10)
+    a.finish()
+    b.finish()
     rows = by_task(linked)
     assert rows["both"].status == "pending"
     assert freed["A"] + freed["B"] == [rows["both"].batch_key]
@@ -138,11 +158,12 @@ def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
         return real_columns(outcome, now)
 
     monkeypatch.setattr(ledger, "outcome_columns", columns_after_a_pause)
-    recording = threading.Thread(
-        target=ledger.record_outcomes,
-        args=(linked.db, [succeeded(claimed.id, "a0X000000000001AAA")]),
-        kwargs={"started_at": utcnow(), "worker": "slow"},
-    )
+    recording = CheckedThread(
+        lambda: ledger.record_outcomes(
+            linked.db, [succeeded(claimed.id, "a0X000000000001AAA")],
+            started_at=utcnow(), worker="slow",
+        )
+    )  # fmt: skip
     recording.start()
     assert has_read.wait(10)
     taken_again: list[Any] = []
@@ -153,12 +174,12 @@ def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
             ledger.claim_task_runs(linked.db, row.batch_key, limit=5, lease_s=60, worker="other")
         )
 
-    sweeper = threading.Thread(target=sweep_then_claim)
+    sweeper = CheckedThread(sweep_then_claim)
     sweeper.start()
     sweeper.join(1.0)  # as far as it gets while the outcome is being recorded
     may_write.set()
-    recording.join(10)
-    sweeper.join(10)
+    recording.finish()
+    sweeper.finish()
     assert taken_again == []
     (row,) = task_runs(linked)
     assert (row.status, row.claimed_by, row.attempts) == ("succeeded", None, 1)

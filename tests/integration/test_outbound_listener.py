@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
@@ -28,10 +27,9 @@ from cxloop.engine import ledger
 from cxloop.services import outbound, surveys, workflows
 from cxloop.web.app import create_app
 from sfemu.testing import EmulatorServer
-from tests.conftest import Person
+from tests.conftest import Person, reference_sample
 from tests.integration.conftest import org
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "salesforce"
 ACME = "00D5g00000SfEmUEAV"
 SOAP = "text/xml; charset=utf-8"
 
@@ -127,10 +125,8 @@ def test_the_reference_sample_is_acknowledged_once_and_a_replay_changes_nothing(
     linked: Container, web: TestClient, make_workflow: Callable[..., tuple[str, str]]
 ) -> None:
     _, token = make_workflow(object="Contact")
-    path = REFERENCE / "outbound_message_notifications_contact.xml"
-    if not path.exists():
-        pytest.skip(f"the Salesforce samples are not here ({REFERENCE}); they live in ../shared")
-    sample = path.read_bytes()
+    sample = reference_sample("salesforce", "outbound_message_notifications_contact.xml")
+    sample = sample.read_bytes()
     sample = sample.replace(b"012345678901234", ACME.encode())
     reply = web.post(f"/hooks/salesforce/outbound/{token}", content=sample)
     assert reply.status_code == 200, reply.text

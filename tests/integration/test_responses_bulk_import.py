@@ -49,6 +49,7 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
         "duration_s": 180,
         "finished": True,
         "source": "import",
+        "channel": "import",
         "language": "de",
         "distribution_id": None,
         "contact_id": "C\t1\\N\\.\n",

@@ -9,11 +9,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container
+from tests.conftest import reference_samples
 from tests.integration.survey_helpers import all_types, make_survey, quick_person, share
 from tests.integration.test_auth_api import assert_error
 
 QSF = Path(__file__).resolve().parents[1] / "fixtures" / "qsf"
-REFERENCE_QSF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "qualtrics" / "qsf"
 
 # fixture file -> questions imported per type (tests/unit/test_qsf_import.py checks the details)
 QSF_SHAPES = {
@@ -158,7 +158,7 @@ def test_qsf_files_of_several_shapes_import_with_a_report(
     alice = quick_person(container, "alice@example.com")
     survey_id = make_survey(client, alice, {"format_version": 1}, status="draft")
     url = content_path(survey_id, "/import")
-    files = sorted(QSF.glob("*.qsf")) + sorted(REFERENCE_QSF.glob("*.qsf"))
+    files = sorted(QSF.glob("*.qsf")) + reference_samples("qualtrics/qsf", "*.qsf")
     for file in files:
         reply = client.post(url, files={"file": (file.name, file.read_bytes())},
                             headers=alice.headers)  # fmt: skip

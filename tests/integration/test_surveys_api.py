@@ -92,21 +92,27 @@ def test_collaborator_mistakes_are_explained(
                              headers=alice.headers), 409, "already_collaborator")  # fmt: skip
 
 
-def test_transfer_ownership_keeps_previous_owner_as_editor(
+def test_transfer_ownership_keeps_previous_owner_as_editor_when_the_receiver_agrees(
     client: TestClient, alice: Person, bob: Person
 ) -> None:
     survey = create(client, alice)
     path = f"/api/v1/surveys/{survey['id']}"
     client.post(f"{path}/collaborators", json={"email": bob.email, "role": "viewer"},
                 headers=alice.headers)  # fmt: skip
-    moved = client.post(f"{path}/transfer", json={"new_owner_email": bob.email},
-                        headers=alice.headers)  # fmt: skip
-    assert moved.status_code == 200
-    assert moved.json()["owner"]["email"] == bob.email
-    assert [(c["user"]["email"], c["role"]) for c in moved.json()["collaborators"]] == [
+    offered = client.post(f"{path}/transfer", json={"new_owner_email": bob.email},
+                          headers=alice.headers)  # fmt: skip
+    assert offered.status_code == 201 and offered.json()["status"] == "pending"
+    assert client.get(path, headers=bob.headers).json()["your_role"] == "viewer"
+    accepted = client.post(
+        f"/api/v1/transfers/{offered.json()['id']}/accept",
+        json={"keep_previous_owner_as_editor": True}, headers=bob.headers,
+    )  # fmt: skip
+    assert accepted.status_code == 200 and accepted.json()["kept_previous_owner"] is True
+    moved = client.get(path, headers=bob.headers).json()
+    assert moved["owner"]["email"] == bob.email and moved["your_role"] == "owner"
+    assert [(c["user"]["email"], c["role"]) for c in moved["collaborators"]] == [
         (alice.email, "editor")
     ]
-    assert client.get(path, headers=bob.headers).json()["your_role"] == "owner"
     assert client.get(path, headers=alice.headers).json()["your_role"] == "editor"
 
 
@@ -119,7 +125,8 @@ def test_admin_can_transfer_any_survey(
         json={"new_owner_email": bob.email, "keep_previous_owner_as_editor": False},
         headers=admin.headers,
     )
-    assert moved.status_code == 200 and moved.json()["collaborators"] == []
+    assert moved.status_code == 200 and moved.json()["status"] == "accepted"
+    assert client.get(path, headers=bob.headers).json()["collaborators"] == []
     assert_error(client.get(path, headers=alice.headers), 404)
     audit = client.get(
         "/api/v1/audit", params={"object_id": path.rsplit("/", 1)[1]}, headers=admin.headers

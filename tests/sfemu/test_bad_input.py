@@ -13,6 +13,10 @@ from hypothesis import strategies as st
 from sfemu.testing import InProcessEmulator
 
 V = "/services/data/v62.0"
+# Examples per endpoint family: a few hundred, so that rarer shapes of bad input come up too
+# (each example is a handful of in-process calls, about 2-5 ms each).
+EXAMPLES = 300
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +74,7 @@ def check(response: Any) -> None:
         assert isinstance(body, list) and body and "errorCode" in body[0], body
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(objects, records)
 def test_random_records_to_create_and_update(
     shared: Any, sobject: str, body: dict[str, Any]
@@ -80,7 +84,7 @@ def test_random_records_to_create_and_update(
     check(client.patch(f"{V}/sobjects/{sobject}/Response_ID__c/K1", json=body, headers=headers))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(
     st.lists(
         st.fixed_dictionaries(
@@ -103,7 +107,7 @@ def test_random_collections(shared: Any, items: list[dict[str, Any]], all_or_non
     check(client.patch(f"{V}/composite/sobjects", json={"records": items}, headers=headers))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(json_values)
 def test_random_bodies_everywhere(shared: Any, body: Any) -> None:
     _emulator, client, headers = shared
@@ -117,7 +121,7 @@ def test_random_bodies_everywhere(shared: Any, body: Any) -> None:
         check(client.request(method, f"{V}{path}", json=body, headers=headers))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(
     st.lists(st.text(alphabet="abcAZ09_-.%'@{}!", max_size=20), max_size=5),
     st.sampled_from(["GET", "POST", "PATCH", "DELETE"]),
@@ -129,7 +133,7 @@ def test_random_paths(shared: Any, segments: list[str], method: str) -> None:
     check(client.request(method, f"{V}/{'/'.join(segments)}", content=b"{}", headers=headers))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(
     st.text(
         alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FFF, blacklist_characters="\x7f"),

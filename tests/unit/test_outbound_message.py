@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
 import pytest
@@ -18,17 +17,14 @@ from cxloop.domain.outbound_message import (
     render_fault,
     same_org,
 )
+from tests.conftest import reference_sample
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "salesforce"
 BOM = b"\xef\xbb\xbf"
 
 
 def reference(name: str) -> bytes:
-    """A file of ../shared/reference/salesforce, or skip the test saying why."""
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"the Salesforce samples are not here ({REFERENCE}); they live in ../shared")
-    return path.read_bytes()
+    """A file of ../shared/reference/salesforce (missing: skip saying why, fail under CI)."""
+    return reference_sample("salesforce", name).read_bytes()
 
 
 def envelope(

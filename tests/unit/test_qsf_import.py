@@ -21,9 +21,9 @@ from cxloop.domain.survey_content import (
     SurveyContent,
     TextEntryQuestion,
 )
+from tests.conftest import reference_sample
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qsf"
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "qualtrics" / "qsf"
 
 
 def load(name: str) -> tuple[SurveyContent, ImportReport]:
@@ -296,10 +296,8 @@ def test_display_logic_that_does_not_map_is_reported_and_the_question_always_sho
 
 
 def reference_file(name: str) -> bytes:
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"the reference exports are not here ({REFERENCE}); they live in ../shared")
-    return path.read_bytes()
+    """A real export of ../shared/reference/qualtrics/qsf (missing: skip, or fail under CI)."""
+    return reference_sample("qualtrics", "qsf", name).read_bytes()
 
 
 def test_real_export_sample_survey() -> None:

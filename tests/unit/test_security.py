@@ -17,6 +17,30 @@ def test_weak_passwords_are_refused_with_a_reason(password: str) -> None:
     assert info.value.message
 
 
+@pytest.mark.parametrize(
+    "password",
+    ["Password1!", "P@ssw0rd2024", "Welcome123!", "qwertyuiop", "Qwerty123456", "Summer2024!",
+     "iloveyou12", "letmein!!!!1", "Football#2023", "1q2w3e4r5t"],
+)  # fmt: skip
+def test_common_passwords_are_refused_even_dressed_up(password: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        security.check_password_strength(password)
+    assert info.value.code == "weak_password" and "common passwords" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["a long enough passphrase", "correct horse battery", "Tr0ub4dor&3xx", "bench passphrase 1"],
+)
+def test_uncommon_passwords_are_accepted(password: str) -> None:
+    security.check_password_strength(password)
+
+
+def test_the_common_password_list_comes_from_a_package() -> None:
+    common = security.common_passwords()
+    assert len(common) >= 10_000 and "password" in common and "dragon" in common
+
+
 def test_password_hash_verifies_only_the_right_password() -> None:
     digest = security.hash_password("correct horse battery")
     assert digest.startswith("$argon2id$")

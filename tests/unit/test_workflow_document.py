@@ -263,7 +263,8 @@ def test_condition_fields_must_name_what_the_survey_has() -> None:
         "conditions.conditions[1].field":
             "embedded data field 'Region' is not declared in this survey",
         "conditions.conditions[2].field": "'Colour' is not response metadata; use one of: "
-            "ResponseID, SurveyID, Finished, Source, Duration, Language, StartDate, EndDate, "
+            "ResponseID, SurveyID, Finished, Source, Channel, Duration, Language, StartDate, "
+                "EndDate, "
             "DistributionID, ContactID",
         "conditions.conditions[3].field":
             "QID2 has no choice 'Phone' (compare with choice ids: 1, 9)",

@@ -53,8 +53,7 @@ def add(
     built = container()
     actor = actor_for(built, user)
     started = service.start_linking(built.db, built.settings, actor, name, type_, login_url)
-    console.print("Open this URL in a browser and log in to Salesforce:", highlight=False)
-    typer.echo(started.authorize_url)
+    _say_open(actor, started.authorize_url)
     if wait:
         _wait_for(built, actor, started.attempt_id)
 
@@ -71,10 +70,18 @@ def refresh(
     actor = actor_for(built, user)
     connection = service.find_connection(built.db, actor, name)
     started = service.start_refresh(built.db, built.settings, actor, connection.id)
-    console.print("Open this URL in a browser and log in to Salesforce:", highlight=False)
-    typer.echo(started.authorize_url)
+    _say_open(actor, started.authorize_url)
     if wait:
         _wait_for(built, actor, started.attempt_id)
+
+
+def _say_open(actor: Actor, url: str) -> None:
+    console.print(
+        f"Open this one-time link in a browser signed in to cxloop as {actor.email} (you will "
+        "be asked to sign in otherwise), then log in to Salesforce:",
+        highlight=False,
+    )
+    typer.echo(url)
 
 
 @app.command()

@@ -62,7 +62,11 @@ ANSWERS = {"QID1": "9", "QID2": "5", "QID3": "Quick and friendly. Thank you!"}
 
 SURVEY_CONTENT: dict[str, Any] = {
     "format_version": 1,
-    "embedded_data": [{"name": "CaseId"}, {"name": "Email"}],
+    # Both come from the invitation's personal link, never from the open link's query string.
+    "embedded_data": [
+        {"name": "CaseId", "source": "personal_link"},
+        {"name": "Email", "source": "personal_link"},
+    ],
     "questions": [
         {
             "qid": "QID1",
@@ -136,13 +140,18 @@ def outbound_workflow() -> dict[str, Any]:
 
 
 def response_workflow() -> dict[str, Any]:
-    """A response that carries a CaseId → the Case updated, a Survey_Response__c upserted."""
+    """A response that carries a CaseId and came through a personal link → the Case updated,
+    a Survey_Response__c upserted."""
     return {
         "name": "Response: back onto the Case",
         "event": {"type": "survey_response", "when": ["created"]},
         "conditions": {
             "join": "and",
-            "conditions": [{"field": "e://Field/CaseId", "operator": "is_not_empty"}],
+            "conditions": [
+                {"field": "e://Field/CaseId", "operator": "is_not_empty"},
+                # Only an invitation's personal link carries a CaseId we put there ourselves.
+                {"field": "m://Channel", "operator": "equals", "value": "personal_link"},
+            ],
         },
         "tasks": [
             {
@@ -393,9 +402,17 @@ class Demo:
             )
             if started.status_code != 201:
                 raise DemoError(f"linking {CONNECTION} did not start: {started.text}")
-            # What the browser does: Salesforce's login (automatic here), back to the callback.
-            with _local_client(timeout=30) as browser:
-                at_salesforce = browser.get(started.json()["authorize_url"])
+            # What the browser does: sign in to cxloop, open the one-time link (it sets the
+            # cookie the callback wants), Salesforce's login (automatic here), back.
+            with _local_client(base_url=self.base_url, timeout=30) as browser:
+                self._sign_in(browser)
+                bootstrap = browser.get(started.json()["authorize_url"])
+                if bootstrap.status_code != 303:
+                    raise DemoError(
+                        f"the linking link did not lead to Salesforce (HTTP "
+                        f"{bootstrap.status_code}): {_text_of(bootstrap.text)[:300]}"
+                    )
+                at_salesforce = browser.get(bootstrap.headers["location"])
                 location = at_salesforce.headers.get("location", "")
                 if not location.startswith(callback):
                     raise DemoError(
@@ -410,6 +427,24 @@ class Demo:
                 f"{attempt.get('error') or _text_of(back.text)[:300]}"
             )
         return str(attempt["connection_id"])
+
+    def _sign_in(self, browser: httpx.Client) -> None:
+        """Sign the demo admin in to cxloop's pages in this browser-like client."""
+        form = browser.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        signed_in = browser.post(
+            "/login",
+            data={
+                "email": self.seeded.admin_email,
+                "password": self.seeded.admin_password,
+                "csrf": csrf.group(1) if csrf else "",
+            },
+        )
+        if signed_in.status_code != 303:
+            raise DemoError(
+                f"the demo admin could not sign in (HTTP {signed_in.status_code}): "
+                f"{_text_of(signed_in.text)[:300]}"
+            )
 
     def _outbound_url(self, actor: Actor) -> str:
         """The URL the outbound workflow's messages go to (with its unguessable token)."""

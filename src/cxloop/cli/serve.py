@@ -7,7 +7,7 @@ import shutil
 import signal
 import sys
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 import uvicorn
@@ -69,6 +69,7 @@ def serve(
         "timeout_graceful_shutdown": 30,
         "http": HeaderDeadlineProtocol,
     }
+    options |= proxy_options(built.settings.trusted_proxies)
     if processes == 1:
         uvicorn.run(create_app(built, embedded_worker=not no_worker), **options)
         return
@@ -84,6 +85,15 @@ def serve(
         if worker:
             worker.stop()
         built.close()
+
+
+def proxy_options(trusted_proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling: only from the named proxies, and off without any
+    (uvicorn's own default would believe any client on 127.0.0.1). The client address it
+    yields is what throttling counts and logs show."""
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted_proxies)}
 
 
 def _restart_with_shared_metrics(built: Container, port: int) -> NoReturn:

@@ -1,4 +1,5 @@
-"""`cxloop surveys`: list, import from a file (.json, .yaml, .qsf), export the content."""
+"""`cxloop surveys`: list, import from a file (.json, .yaml, .qsf), export the content; offer,
+accept or decline a transfer of ownership; allow connections for a survey's editors."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from cxloop.cli.context import (
+    actor_for,
     admin_actor,
     console,
     container,
@@ -16,11 +18,14 @@ from cxloop.cli.context import (
     one_line_errors,
 )
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES
-from cxloop.services import survey_content
+from cxloop.services import connection_grants as grant_service
+from cxloop.services import signed_links, survey_content
 from cxloop.services import surveys as survey_service
+from cxloop.services import transfers as transfer_service
 
 app = typer.Typer(
-    help="Surveys: list, import from a file, export the content.", no_args_is_help=True
+    help="Surveys: list, import from a file, export the content, transfers, connection grants.",
+    no_args_is_help=True,
 )
 
 
@@ -51,6 +56,13 @@ def import_(
         highlight=False,
         soft_wrap=True,
     )
+    if report.get("embedded_data_from_link"):
+        console.print(
+            "  embedded data anyone may set from the link (source query): "
+            + ", ".join(report["embedded_data_from_link"]),
+            highlight=False,
+            soft_wrap=True,
+        )
     for skipped in report["skipped"]:
         console.print(
             f"  skipped {skipped['element']} ({skipped['kind']}): {skipped['reason']}",
@@ -100,3 +112,236 @@ def list_() -> None:
         if cursor is None:
             break
     console.print(table)
+
+
+# -- signed links and the anonymous link (trusted embedded data) -----------------------------
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(text: str) -> int:
+    """`7d`, `12h`, `30m`, `90s` or plain seconds, as seconds; a one-line refusal otherwise."""
+    text = text.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    if not number.isdecimal() or len(number) > 9 or int(number) == 0:
+        fail(f"--expires-in {text!r} is not a duration: use e.g. 7d, 12h, 30m or 3600")
+    return int(number) * _DURATION_UNITS[unit]
+
+
+@app.command("signed-link")
+@one_line_errors
+def signed_link(
+    survey_id: str,
+    field: list[str] = typer.Option(
+        [], "--field", help="NAME=VALUE of a declared query or personal_link field (repeatable)."
+    ),
+    expires_in: str = typer.Option(
+        "30d", "--expires-in", help="How long the link works: 7d, 12h, 30m, 3600 (max 366d)."
+    ),
+) -> None:
+    """Print a signed link to SURVEY_ID carrying embedded data that nobody can change."""
+    values: dict[str, str] = {}
+    for item in field:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            fail(f"--field {item!r} is not NAME=VALUE")
+        if name in values:
+            fail(f"--field {name} is given twice")
+        values[name] = value
+    seconds = _duration_s(expires_in)
+    built = container()
+    link = signed_links.create_signed_link(
+        built.db, admin_actor(built), survey_id, values,
+        expires_in_s=seconds, base_url=built.settings.base_url,
+    )  # fmt: skip
+    sys.stdout.write(link.url + "\n")
+    console.print(
+        f"Works until {link.expires_at:%Y-%m-%d %H:%M} UTC.", style="dim", highlight=False
+    )
+
+
+@app.command("rotate-link-key")
+@one_line_errors
+def rotate_link_key(survey_id: str) -> None:
+    """Replace SURVEY_ID's signing key: every signed link made before stops working."""
+    built = container()
+    signed_links.rotate_signing_key(built.db, admin_actor(built), survey_id)
+    console.print(
+        f"Replaced the signing key of {survey_id}: older signed links no longer work.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("anonymous-link")
+@one_line_errors
+def anonymous_link(
+    survey_id: str,
+    state: str = typer.Argument(..., help="on: anyone with /s/ID may answer; off: only links."),
+) -> None:
+    """Turn SURVEY_ID's anonymous link on or off (off: only personal and signed links work)."""
+    if state not in ("on", "off"):
+        fail(f"{state!r} is neither on nor off")
+    built = container()
+    survey_service.update_survey(
+        built.db, admin_actor(built), survey_id, {"anonymous_link": state == "on"}
+    )
+    console.print(f"The anonymous link of {survey_id} is {state}.", highlight=False, soft_wrap=True)
+
+
+# --- ownership: transfer offers
+
+UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
+
+
+@app.command("transfer")
+@one_line_errors
+def transfer(
+    survey_id: str,
+    new_owner_email: str,
+    keep: bool = typer.Option(
+        True, "--keep/--no-keep", help="Ask to stay on as editor (the receiver decides)."
+    ),
+    message: str = typer.Option("", "--message", help="A note to the receiver."),
+    user: str | None = UserOption,
+) -> None:
+    """Offer SURVEY_ID to another user (the owner); an admin moves it at once."""
+    built = container()
+    view = transfer_service.offer_transfer(
+        built.db, actor_for(built, user), survey_id, new_owner_email,
+        keep_previous_owner_as_editor=keep,
+        expires_in_days=built.settings.transfer_offer_days, message=message,
+    )  # fmt: skip
+    offer = view.transfer
+    if offer.status == "pending":
+        console.print(
+            f"Offered {survey_id} to {offer.to_user.email} ({offer.id}); it changes hands when "
+            f"they accept (`cxloop surveys accept-transfer {offer.id}`), at the latest by "
+            f"{offer.expires_at:%Y-%m-%d %H:%M} UTC.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"{survey_id} now belongs to {offer.to_user.email}.", highlight=False)
+        _print_paused(view)
+
+
+@app.command("transfers")
+@one_line_errors
+def transfers(
+    direction: str = typer.Option(
+        "incoming", "--direction", help="incoming, outgoing or all (an admin: everyone's)."
+    ),
+    status: str = typer.Option("pending", "--status", help="pending, accepted, declined, "
+                               "cancelled, expired, or any."),
+    user: str | None = UserOption,
+) -> None:  # fmt: skip
+    """List transfer offers to you (or from you)."""
+    built = container()
+    found = transfer_service.list_transfers(
+        built.db, actor_for(built, user), direction=direction,  # type: ignore[arg-type]
+        status=None if status == "any" else status,
+    )  # fmt: skip
+    table = Table("survey", "from", "to", "keep asked", "status", "expires")
+    table.columns.insert(0, Column("id", no_wrap=True))  # ids are copied into other commands
+    for t in found:
+        table.add_row(
+            t.id, f"{t.survey_id} {t.survey.name}", t.from_user.email, t.to_user.email,
+            "yes" if t.keep_previous_owner_as_editor else "no", t.status,
+            f"{t.expires_at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("accept-transfer")
+@one_line_errors
+def accept_transfer(
+    transfer_id: str,
+    keep_previous_owner: bool = typer.Option(
+        False,
+        "--keep-previous-owner",
+        help="Let the previous owner stay on as editor (only if they asked to).",
+    ),
+    user: str | None = UserOption,
+) -> None:
+    """Take over the survey of an offer made to you."""
+    built = container()
+    view = transfer_service.accept_transfer(
+        built.db, actor_for(built, user), transfer_id,
+        keep_previous_owner_as_editor=keep_previous_owner,
+    )  # fmt: skip
+    offer = view.transfer
+    kept = " (the previous owner stays on as editor)" if offer.kept_previous_owner else ""
+    console.print(f"You now own {offer.survey_id}{kept}.", highlight=False)
+    _print_paused(view)
+
+
+@app.command("decline-transfer")
+@one_line_errors
+def decline_transfer(transfer_id: str, user: str | None = UserOption) -> None:
+    """Say no to an offer made to you."""
+    built = container()
+    offer = transfer_service.decline_transfer(built.db, actor_for(built, user), transfer_id)
+    console.print(f"Declined {offer.id}: {offer.survey_id} stays with its owner.", highlight=False)
+
+
+@app.command("cancel-transfer")
+@one_line_errors
+def cancel_transfer(transfer_id: str, user: str | None = UserOption) -> None:
+    """Take back an offer you made."""
+    built = container()
+    offer = transfer_service.cancel_transfer(built.db, actor_for(built, user), transfer_id)
+    console.print(f"Cancelled {offer.id}.", highlight=False)
+
+
+def _print_paused(view: transfer_service.TransferView) -> None:
+    for paused in view.paused_tasks:
+        console.print(f"  paused: {paused.reason}", highlight=False, soft_wrap=True)
+
+
+# --- which of the owner's connections editors may pick
+
+
+@app.command("grants")
+@one_line_errors
+def grants(survey_id: str, user: str | None = UserOption) -> None:
+    """List the owner's connections this survey's editors may pick."""
+    built = container()
+    table = Table("name", "type", "status", "granted")
+    table.columns.insert(0, Column("connection id", no_wrap=True))
+    for g in grant_service.list_grants(built.db, actor_for(built, user), survey_id):
+        table.add_row(
+            g.connection_id, g.connection_name, g.connection_type, g.connection_status,
+            f"{g.granted_at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("grant-connection")
+@one_line_errors
+def grant_connection(
+    survey_id: str,
+    connection: str = typer.Argument(..., help="The owner's connection, by id or name."),
+    user: str | None = UserOption,
+) -> None:
+    """Allow this survey's editors to pick one of your connections for its tasks."""
+    built = container()
+    grant = grant_service.grant_connection(built.db, actor_for(built, user), survey_id, connection)
+    console.print(
+        f"Editors of {survey_id} may now pick the connection {grant.connection_name!r} "
+        f"({grant.connection_id}).",
+        highlight=False,
+    )
+
+
+@app.command("revoke-connection")
+@one_line_errors
+def revoke_connection(
+    survey_id: str,
+    connection: str = typer.Argument(..., help="The owner's connection, by id or name."),
+    user: str | None = UserOption,
+) -> None:
+    """Stop this survey's editors from picking that connection (saved tasks keep running)."""
+    built = container()
+    grant_service.revoke_connection(built.db, actor_for(built, user), survey_id, connection)
+    console.print(f"Editors of {survey_id} may no longer pick {connection!r}.", highlight=False)

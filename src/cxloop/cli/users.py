@@ -43,6 +43,37 @@ def create(
     console.print(f"Created {'admin' if user.is_admin else 'user'} {user.email} ({user.id}).")
 
 
+@app.command("set-password")
+@one_line_errors
+def set_password(
+    email: str,
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
+) -> None:
+    """Give a user a new password; every web session of the user ends."""
+    db = container().db
+    user_service.get_user_by_email(db, email)  # say so before asking for a password
+    user = user_service.set_password(db, email, _read_password(password_stdin))
+    console.print(f"New password set for {user.email}; their web sessions have ended.")
+
+
+@app.command("deactivate")
+@one_line_errors
+def deactivate(email: str) -> None:
+    """Deactivate a user: their web sessions end and their API tokens stop working."""
+    user = user_service.set_active(container().db, email, False)
+    console.print(f"{user.email} is deactivated; their sessions have ended.")
+
+
+@app.command("activate")
+@one_line_errors
+def activate(email: str) -> None:
+    """Reactivate a deactivated user."""
+    user = user_service.set_active(container().db, email, True)
+    console.print(f"{user.email} is active again.")
+
+
 @app.command("list")
 @one_line_errors
 def list_() -> None:

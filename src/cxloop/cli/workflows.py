@@ -17,6 +17,7 @@ from cxloop.cli.context import actor_for, console, container, err_console, fail,
 from cxloop.domain.workflow import DocumentProblem
 from cxloop.engine.dry_run import dry_run
 from cxloop.services import workflows as service
+from cxloop.services.task_checks import SalesforceChecksFailed, SalesforceProblem, SaveChecks
 
 app = typer.Typer(help="Workflows: documents with revisions, kept as YAML.", no_args_is_help=True)
 
@@ -96,16 +97,29 @@ def export(
 def apply(
     survey_id: str,
     file: Path = typer.Argument(..., help="A YAML or JSON document; - reads standard input."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse to save (exit 1) while the Salesforce checks warn."
+    ),
     user: str | None = UserOption,
 ) -> None:
-    """Create or update the survey's workflow named in FILE; unchanged documents store nothing."""
+    """Create or update the survey's workflow named in FILE; unchanged documents store nothing.
+
+    Its Salesforce tasks are checked against their orgs: warnings with their fixes go to
+    standard error (with --strict they refuse the save)."""
     built = container()
     actor = actor_for(built, user)
     try:
         raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}")
-    view = service.apply_workflow(built.db, actor, survey_id, service.parse_text(raw))
+    try:
+        view = service.apply_workflow(
+            built.db, actor, survey_id, service.parse_text(raw),
+            checks=SaveChecks.of(built), strict=strict,
+        )  # fmt: skip
+    except SalesforceChecksFailed as exc:
+        _warn(exc.problems, label="[red]error:[/]")
+        fail(f"not saved: {len(exc.problems)} problem(s) above (--strict)")
     w = view.workflow
     _warn(view.warnings)
     console.print(f"{view.outcome}: {w.id} {w.name!r}, revision {w.revision}.", highlight=False)
@@ -169,9 +183,15 @@ def test(
         err_console.print(f"It would not run: {'; '.join(preview['why_not'])}.", highlight=False)
 
 
-def _warn(warnings: list[DocumentProblem]) -> None:
+def _warn(warnings: list[DocumentProblem], label: str = "[yellow]warning:[/]") -> None:
     for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        if isinstance(warning, SalesforceProblem):
+            err_console.print(
+                f"{label} {warning.path}: {warning.message}", highlight=False, soft_wrap=True
+            )
+            err_console.print(f"    [dim]fix:[/] {warning.fix}", highlight=False, soft_wrap=True)
+        else:
+            err_console.print(f"{label} {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command("outbound-url")

@@ -17,9 +17,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import true as sa_true
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
 from cxloop.db.types import EncryptedText
+from cxloop.domain.survey_content import RESPONSE_CHANNELS  # noqa: F401  (the one list)
 
 SURVEY_STATUSES = ("draft", "active", "closed")
 COLLABORATOR_ROLES = ("editor", "viewer")
@@ -75,6 +77,11 @@ class Survey(Base):
     # surveys do not load every document. content_version goes up by one on every change.
     content: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     content_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Whether `/s/{id}` without a personal or signed link takes responses.
+    anonymous_link: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # The key signed links are made and checked with (random, made on first use); replacing it
+    # invalidates every signed link made before.
+    link_signing_key: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
 
     owner: Mapped[User] = relationship(lazy="joined")
     collaborators: Mapped[list[SurveyCollaborator]] = relationship(
@@ -195,6 +202,38 @@ class OAuthAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The browser binding: the API hands out a one-time bootstrap link (its hash here); opening
+    # it in a browser signed in as `user_id` issues the state and a one-time cookie (its hash
+    # in `browser_hash`) that the callback must carry.
+    bootstrap_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    bootstrap_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries the random session id; only its hash is here,
+    so that logout, a password change or a deactivation ends the session everywhere."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ThrottleCounter(Base):
+    """Failed logins or token checks, or public submissions, counted per key (an account, a
+    client address, a survey) in the database so that every server process sees the same."""
+
+    __tablename__ = "throttle_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class OrgApiUsage(Base):
@@ -229,6 +268,8 @@ class Response(Base):
     duration_s: Mapped[int | None] = mapped_column(Integer)
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(10))  # one of RESPONSE_SOURCES
+    # How it came in, finer than `source` (which link, the API, an import): RESPONSE_CHANNELS.
+    channel: Mapped[str] = mapped_column(String(16), server_default="anonymous_link")
     language: Mapped[str] = mapped_column(String(16), default="en")
     # Foreign keys to the directory's contacts and distributions come with the directory.
     distribution_id: Mapped[str | None] = mapped_column(String(20))
@@ -262,4 +303,9 @@ class PersonalLink(Base):
 
 # Larger areas keep their tables in their own modules; importing them here registers them with
 # the metadata wherever the models are imported (the app, Alembic).
-from cxloop.db import directory_models, run_models, workflow_models  # noqa: E402, F401
+from cxloop.db import (  # noqa: E402, F401
+    directory_models,
+    ownership_models,
+    run_models,
+    workflow_models,
+)

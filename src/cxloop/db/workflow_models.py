@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
@@ -69,3 +69,19 @@ class WorkflowRevision(Base):
 
     workflow: Mapped[Workflow] = relationship(back_populates="revisions")
     author: Mapped[User] = relationship(lazy="joined")
+
+
+class WorkflowTaskPause(Base):
+    """A Salesforce task held back because its connection is not one the survey's owner may
+    use (the survey changed hands). Its task runs pause instead of going out; saving the
+    workflow with a connection the owner may use lifts it."""
+
+    __tablename__ = "workflow_task_pauses"
+
+    workflow_id: Mapped[str] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True
+    )
+    task_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connection: Mapped[str] = mapped_column(String(100))  # the reference in the document
+    reason: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

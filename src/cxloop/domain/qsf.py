@@ -19,6 +19,9 @@ What maps to what:
 * Pages: every block starts a page, and so does every page break inside a block. Blocks come in
   survey-flow order; trashed questions and blocks outside the flow are skipped.
 * Embedded data fields declared anywhere in the flow, with their "set a value now" default.
+  A field the file marks as set "from Panel or URL" (type ``Recipient``, no value) takes values
+  from the link's query string, as in the reference product (source ``query``); every other
+  field gets cxloop's default source, ``personal_link``. The report names the ``query`` ones.
 * Display logic on questions built from "is selected / not selected" and value comparisons of
   questions on earlier pages. Other logic is not imported and the report says so: the question
   is then always shown.
@@ -135,6 +138,8 @@ class ImportReport:
     warnings: list[str]
     embedded_data_fields: int = 0
     pages: int = 0
+    # Fields that accept values from the link's query string (source `query`).
+    embedded_data_from_link: list[str] = field(default_factory=list)
 
     @property
     def imported_total(self) -> int:
@@ -259,6 +264,7 @@ class _Importer:
             warnings=self.warnings,
             embedded_data_fields=len(embedded),
             pages=len(content.page_numbers()),
+            embedded_data_from_link=[f["name"] for f in embedded if f.get("source") == "query"],
         )
         return QsfImport(content, report)
 
@@ -446,6 +452,10 @@ class _Importer:
         declared: dict[str, Any] = {"name": name}
         if default is not None:
             declared["default"] = default
+        elif item.get("Type") == "Recipient":
+            # "Will be set from Panel or URL": anyone may set it from the link. A field that
+            # drives a Salesforce write should be switched to personal_link after the import.
+            declared["source"] = "query"
         description = _text(item.get("Description"))
         if description and description != name:
             declared["description"] = description[:1_000]

@@ -4,8 +4,9 @@ The whole content of a survey is one document that round-trips exactly through J
 
     format_version: 1
     embedded_data:
-      - name: CaseId                      # filled from the personal link
+      - name: CaseId                      # filled from the personal link (source personal_link)
       - name: Channel
+        source: query                     # anyone may set it with ?Channel=... on the link
         default: email
     questions:
       - qid: QID1
@@ -38,6 +39,11 @@ answers it already has):
 ``QID5/row/2``             matrix: the scale point id chosen in row 2 (a list if several)
 ``QID5/row/2/recode``      matrix: the recode of that scale point
 =========================  ==================================================================
+
+Each embedded data field has a **source**, saying who may set it: ``query`` (any link's query
+string, so anyone), ``personal_link`` (the default: a personal link, an invitation or a signed
+link, and the API) or ``server`` (only the API and workflows). ``settable_embedded_data()``
+applies that rule for a response's **channel** (``RESPONSE_CHANNELS``).
 
 ``SurveyContent.from_document()`` reports every problem of a document at once, each with a path
 such as ``questions[2].choices[1].recode``.
@@ -96,6 +102,23 @@ QuestionType = Literal[
     "nps", "rating", "single_choice", "multiple_choice", "text_entry", "matrix", "descriptive"
 ]
 QUESTION_TYPES: tuple[str, ...] = QuestionType.__args__  # type: ignore[attr-defined]
+
+EmbeddedDataSource = Literal["query", "personal_link", "server"]
+EMBEDDED_DATA_SOURCES: tuple[str, ...] = EmbeddedDataSource.__args__  # type: ignore[attr-defined]
+DEFAULT_EMBEDDED_DATA_SOURCE = "personal_link"
+
+# How a response came in. A signed link is its own channel: it is made by an editor for another
+# system to embed and may be opened many times, unlike a single-use personal link.
+ResponseChannel = Literal["anonymous_link", "personal_link", "signed_link", "api", "import"]
+RESPONSE_CHANNELS: tuple[str, ...] = ResponseChannel.__args__  # type: ignore[attr-defined]
+# Which field sources each channel may fill. The API and imports are editors speaking.
+SOURCES_BY_CHANNEL: dict[str, frozenset[str]] = {
+    "anonymous_link": frozenset({"query"}),
+    "personal_link": frozenset({"query", "personal_link"}),
+    "signed_link": frozenset({"query", "personal_link"}),
+    "api": frozenset(EMBEDDED_DATA_SOURCES),
+    "import": frozenset(EMBEDDED_DATA_SOURCES),
+}
 
 
 def _check_recode(value: Any) -> int | float:
@@ -273,11 +296,16 @@ QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 
 
 class EmbeddedDataField(_Model):
-    """A named value carried by each response (``CaseId``); ``default`` when nothing sets it."""
+    """A named value carried by each response (``CaseId``); ``default`` when nothing sets it.
+
+    ``source`` says who may set it: ``query`` (anyone, from a link's query string),
+    ``personal_link`` (personal and signed links, the API) or ``server`` (the API, workflows).
+    """
 
     name: str = Field(pattern=FIELD_NAME_PATTERN)
     default: str | None = Field(default=None, max_length=MAX_TEXT)
     description: str = Field(default="", max_length=1_000)
+    source: EmbeddedDataSource = DEFAULT_EMBEDDED_DATA_SOURCE
 
 
 class SurveyContent(_Model):
@@ -307,6 +335,10 @@ class SurveyContent(_Model):
     def embedded_data_field(self, name: str) -> EmbeddedDataField | None:
         """The declared embedded data field with this name, or None."""
         return next((f for f in self.embedded_data if f.name == name), None)
+
+    def embedded_data_sources(self) -> dict[str, str]:
+        """Each declared embedded data field's source, by name."""
+        return {f.name: f.source for f in self.embedded_data}
 
     def page_numbers(self) -> list[int]:
         """The page numbers in use, in order."""
@@ -377,6 +409,25 @@ class SurveyContent(_Model):
         except (yaml.YAMLError, RecursionError, ValueError) as exc:
             raise SurveyContentError([ContentProblem("", f"not valid YAML: {exc}")]) from None
         return cls.from_document(document)
+
+
+def settable_embedded_data(
+    content: SurveyContent, channel: str, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The values a response coming through ``channel`` may set, and the names it may not.
+
+    Undeclared names are dropped too (and named): only declared fields are ever stored.
+    """
+    allowed = SOURCES_BY_CHANNEL.get(channel, frozenset())
+    sources = content.embedded_data_sources()
+    kept: dict[str, Any] = {}
+    refused: list[str] = []
+    for name, value in values.items():
+        if sources.get(name) in allowed:
+            kept[name] = value
+        else:
+            refused.append(name)
+    return kept, refused
 
 
 @dataclass(frozen=True)
@@ -710,6 +761,11 @@ def problems_from_validation(
             loc = (*loc, "type")
         elif kind == "string_pattern_mismatch":
             message = _pattern_message(loc, error.get("input"))
+        elif kind == "literal_error" and loc[:1] == ("embedded_data",) and loc[-1:] == ("source",):
+            message = (
+                f"'{_short(error.get('input'))}' is not a source; use query (anyone, from the "
+                "link), personal_link (personal and signed links) or server (API, workflows)"
+            )
         elif kind in _FRIENDLY:
             message = _FRIENDLY[kind]
         else:

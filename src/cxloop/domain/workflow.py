@@ -35,7 +35,8 @@ Condition fields name what they test: `q://QID1` (the answer: choice ids, number
 `q://QID1/recode` (recode values of the selected choices), `q://QID1/text` (text entered),
 `q://QID1/text/4` (text typed into choice 4's box), `q://QID5/row/1` (a matrix row: the scale
 point chosen), `q://QID5/row/1/recode` (its recode), `e://Field/Name` (embedded data or a
-response field such as ResponseID) and `m://Name` (metadata: see RESPONSE_METADATA_FIELDS).
+response field such as ResponseID) and `m://Name` (metadata: see RESPONSE_METADATA_FIELDS;
+`m://Channel` is how the response came: anonymous_link, personal_link, signed_link, api, import).
 Outbound message workflows test `event://Field/Name` (a field of the message) and `e://`.
 
 Besides the schema, this module holds the pure checks a save runs (`check_document`,
@@ -76,6 +77,7 @@ from cxloop.domain.conditions import (
 from cxloop.domain.document_paths import FRIENDLY_MESSAGES, document_path
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.survey_content import (
+    RESPONSE_CHANNELS,
     DescriptiveQuestion,
     MatrixQuestion,
     MultipleChoiceQuestion,
@@ -110,6 +112,7 @@ RESPONSE_METADATA_FIELDS = (
     "SurveyID",
     "Finished",
     "Source",
+    "Channel",
     "Duration",
     "Language",
     "StartDate",
@@ -738,6 +741,8 @@ def condition_field_problem(
     if field.namespace == "event":
         return None  # the message's fields are known only when Salesforce sends one
     if field.namespace == "m":
+        if field.name == "Channel":
+            return _channel_value_problem(condition)
         if field.name in RESPONSE_METADATA_FIELDS:
             return None
         return f"'{field.name}' is not response metadata; use one of: " + ", ".join(
@@ -748,6 +753,22 @@ def condition_field_problem(
             return None
         return f"embedded data field '{field.name}' is not declared in this survey"
     return _question_field_problem(field, condition, content)
+
+
+def _channel_value_problem(condition: Condition) -> str | None:
+    """`m://Channel` compares with channel names: a typo would make a condition that never
+    (or always) holds, so it is refused."""
+    if condition.operator not in ("equals", "not_equals", "in_list", "not_in_list"):
+        if condition.operator in ("is_empty", "is_not_empty"):
+            return None
+        return "m://Channel is tested with equals, not_equals, in_list or not_in_list"
+    values = condition.value if isinstance(condition.value, list) else [condition.value]
+    for value in values:
+        if value not in RESPONSE_CHANNELS:
+            return f"'{_short(value)}' is not a channel; use one of: " + ", ".join(
+                RESPONSE_CHANNELS
+            )
+    return None
 
 
 def _question_field_problem(

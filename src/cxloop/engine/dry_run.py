@@ -18,7 +18,8 @@ from cxloop.engine.directory_task import (
 from cxloop.engine.render import render_record
 from cxloop.errors import InvalidInput, NotFound
 from cxloop.salesforce.errors import SalesforceError
-from cxloop.services.access import Actor, SurveyAccess, get_survey_for
+from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
+from cxloop.services.connection_grants import pickable_connections
 from cxloop.services.directory import clean_contact_fields
 from cxloop.services.distributions import recipient_fields
 from cxloop.services.personal_links import link_url
@@ -30,7 +31,7 @@ from cxloop.services.runs import (
     workflow_document,
 )
 from cxloop.services.salesforce_clients import ConnectionUnusable, client_for
-from cxloop.services.workflows import resolve_connection
+from cxloop.services.workflows import paused_task_reasons, resolve_connection
 
 if TYPE_CHECKING:
     from cxloop.bootstrap import Container
@@ -65,7 +66,8 @@ def dry_run(
         workflow = uow.session.get(Workflow, workflow_id)
         if workflow is None:
             raise NotFound(f"No workflow {workflow_id!r}.")
-        survey = get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.VIEW)
+        # Editors and up: the dry run reads Salesforce with the owner's connection.
+        survey = get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.EDIT)
         response = None
         if response_id is not None:
             response = uow.session.get(Response, response_id)
@@ -73,11 +75,26 @@ def dry_run(
                 raise NotFound(f"No response {response_id!r} in this workflow's survey.")
         document = workflow_document(workflow.id, workflow.revision, workflow.document)
         content = survey_content_of(survey)
-        connections = {
-            t.id: resolve_connection(uow.session, survey, t.connection)
-            for t in document.tasks
-            if isinstance(t, SalesforceTask)
+        # Only a connection the actor may pick (an editor: one the owner allowed for this
+        # survey) is used, and none for a task paused until the owner picks one.
+        pickable = {
+            c.id for c in pickable_connections(uow.session, survey, access_to(survey, actor))
         }
+        paused = paused_task_reasons(uow.session, workflow.id)
+        connections: dict[str, Any] = {}
+        blocked: dict[str, str] = {}
+        for t in document.tasks:
+            if not isinstance(t, SalesforceTask):
+                continue
+            found = resolve_connection(uow.session, survey, t.connection)
+            if t.id in paused:
+                blocked[t.id] = f"the task is paused: {paused[t.id]}"
+            elif found is not None and found.id not in pickable:
+                blocked[t.id] = (
+                    f"connection {t.connection!r} has not been allowed for this survey by its "
+                    f"owner ({survey.owner.email}), so it is not used for your dry run"
+                )
+            connections[t.id] = found
         owner_email = survey.owner.email
     placeholders = {t.id: {"Id": f"<Id from task {t.id}>"} for t in document.tasks}
     if response is not None:
@@ -124,13 +141,16 @@ def dry_run(
             )
         elif isinstance(task, DirectoryTask):
             tasks.append(directory_preview(container, task, context, survey.id))
+        elif task.id in blocked:
+            tasks.append(_blocked_preview(task, blocked[task.id]))
         else:
             tasks.append(
                 _salesforce_preview(container, task, context, connections[task.id], owner_email)
             )
     preview: dict[str, Any] = {"workflow_id": workflow_id}
-    if response_id is not None:
+    if response is not None:
         preview["response_id"] = response_id
+        preview["channel"] = response.channel  # what an m://Channel condition tests
     else:
         preview["event_fields"] = event_fields
     return preview | {"would_run": matched, "why_not": notes, "tasks": tasks}
@@ -173,6 +193,17 @@ def _event_notes(event: Any, response: Response) -> list[str]:
             "a record's fields instead"
         )
     return notes
+
+
+def _blocked_preview(task: SalesforceTask, problem: str) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "type": "salesforce",
+        "object": task.object,
+        "action": task.action,
+        "key_field": task.key_field,
+        "problems": [problem],
+    }
 
 
 def _salesforce_preview(

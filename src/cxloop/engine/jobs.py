@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from cxloop.engine import ledger, worker
 from cxloop.engine.scheduler import PeriodicJob
+from cxloop.services import throttle, web_sessions
 from cxloop.services.connections import delete_stale_attempts
 
 if TYPE_CHECKING:
@@ -28,4 +29,12 @@ def periodic_jobs(container: Container) -> list[PeriodicJob]:
             lambda: ledger.delete_old_runs(db, settings.run_retention_days),
         ),
         PeriodicJob("forget_stale_oauth_attempts", 3600, lambda: delete_stale_attempts(db)),
+        PeriodicJob(
+            "forget_ended_sessions", 3600, lambda: web_sessions.delete_expired(db, settings)
+        ),
+        PeriodicJob(
+            "forget_old_throttle_counters",
+            3600,
+            lambda: throttle.Throttle(db, settings).forget_old(),
+        ),
     ]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
 from cxloop.db.base import utcnow
-from cxloop.db.models import Connection
+from cxloop.db.models import Connection, Survey, User
 from cxloop.db.run_models import (
     READY_STATUSES,
     OrgThrottle,
@@ -29,6 +29,7 @@ from cxloop.db.run_models import (
     TaskRunAttempt,
 )
 from cxloop.db.uow import Database
+from cxloop.db.workflow_models import WorkflowTaskPause
 from cxloop.services.runs import release_blocked, settle_run_status, update_rows
 
 if TYPE_CHECKING:
@@ -159,6 +160,9 @@ class Outcome:
     reply: dict[str, Any] | None = None
     retry_at: datetime | None = None
     ambiguous: bool = False
+    # A pause that no reconnection ends (the connection is not the survey owner's): the row
+    # forgets its connection, so that `resume_paused` leaves it for the owner's rebinding.
+    release_connection: bool = False
 
 
 @dataclass
@@ -275,6 +279,8 @@ def outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
         columns |= {"error": outcome.error, "next_attempt_at": outcome.retry_at or now}
     elif outcome.status == "paused":
         columns["error"] = outcome.error
+        if outcome.release_connection:
+            columns["connection_id"] = None
     elif outcome.status == "skipped":  # nothing to do, on purpose (status_reason says why)
         columns |= {"result": outcome.result, "error": None, "finished_at": now}
     return columns
@@ -374,6 +380,54 @@ def throttle_org(
         until = throttle.until
         uow.commit()
     return until
+
+
+# --- whose credentials
+
+
+def foreign_task_runs(
+    db: Database, task_runs: Sequence[ClaimedTaskRun], owner_id: str
+) -> dict[str, str]:
+    """The task runs of a Salesforce batch (the connections of `owner_id`) that must not go
+    out with them, each with the reason: their survey belongs to someone else now, or their
+    task is paused until its owner picks a connection. Two light queries."""
+    run_ids = list({t.run_id for t in task_runs})
+    with db.reader() as uow:
+        session = uow.session
+        runs = {
+            row.id: row
+            for row in session.execute(
+                select(Run.id, Run.workflow_id, Survey.owner_id, User.email)
+                .join(Survey, Survey.id == Run.survey_id)
+                .join(User, User.id == Survey.owner_id)
+                .where(Run.id.in_(run_ids))
+            )
+        }
+        workflow_ids = list({row.workflow_id for row in runs.values() if row.workflow_id})
+        pauses = {
+            (p.workflow_id, p.task_id): p.reason
+            for p in session.execute(
+                select(WorkflowTaskPause.workflow_id, WorkflowTaskPause.task_id,
+                       WorkflowTaskPause.reason)
+                .where(WorkflowTaskPause.workflow_id.in_(workflow_ids))
+            )
+        } if workflow_ids else {}  # fmt: skip
+    found: dict[str, str] = {}
+    for task_run in task_runs:
+        run = runs.get(task_run.run_id)
+        if run is None:
+            continue  # the run is gone: executing reports that
+        paused = pauses.get((run.workflow_id, task_run.task_id))
+        if paused is not None:
+            found[task_run.id] = paused
+        elif run.owner_id != owner_id:
+            found[task_run.id] = (
+                f"Not sent: task '{task_run.task_id}' would have run with a connection of "
+                f"another user than the survey's owner ({run.email}). {run.email}: pick one "
+                "of your connections for this task and save the workflow; this run waits "
+                "until then."
+            )
+    return found
 
 
 # --- the sweeper

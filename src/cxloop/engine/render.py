@@ -146,6 +146,7 @@ _RUNS = (
         Response.finished,
         Response.duration_s,
         Response.source,
+        Response.channel,
         Response.language,
         Response.distribution_id,
         Response.contact_id,

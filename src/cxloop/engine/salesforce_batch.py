@@ -58,13 +58,33 @@ def execute(
     task run."""
     items = [_Item(t) for t in task_runs]
     connection_id = target.connection_id
+    key = SalesforceBatchKey.parse(task_runs[0].batch_key)
     if connection_id is None:
-        key = SalesforceBatchKey.parse(task_runs[0].batch_key)
         reason = (
             f"The workflow's connection {key.connection!r} is not one of the survey owner's "
-            "connections; pick one of theirs in the workflow, then retry the run."
+            "connections; pick one of theirs for this task and save the workflow: its paused "
+            "runs then go out with it."
         )
-        return [_paused(i, reason) for i in items]
+        return [_paused(i, reason, release=True) for i in items]
+    # Defence in depth: whatever the documents say, a connection only ever works for surveys
+    # its user owns now, and never for a task paused until its owner picks a connection.
+    foreign = ledger.foreign_task_runs(container.db, task_runs, key.owner_id)
+    if foreign:
+        for item in items:
+            if item.task_run.id in foreign:
+                item.outcome = _paused(item, foreign[item.task_run.id], release=True)
+        live = [i for i in items if i.outcome is None]
+        if live:
+            outcomes = dict(
+                zip(
+                    (i.task_run.id for i in live),
+                    execute(container, [i.task_run for i in live], target),
+                    strict=True,
+                )
+            )
+            for item in live:
+                item.outcome = outcomes[item.task_run.id]
+        return [i.outcome for i in items]  # type: ignore[misc]
     try:
         client = _client(container, connection_id)
     except ConnectionUnusable as exc:
@@ -410,13 +430,16 @@ def _failed(item: _Item, code: str, message: str) -> Outcome:
     )
 
 
-def _paused(item: _Item, reason: str, exc: SalesforceError | None = None) -> Outcome:
+def _paused(
+    item: _Item, reason: str, exc: SalesforceError | None = None, *, release: bool = False
+) -> Outcome:
     return Outcome(
         item.task_run.id,
         "paused",
         reason=reason,
         error=exc.as_dict() if exc else None,
         payload=item.payload,
+        release_connection=release,
     )
 
 

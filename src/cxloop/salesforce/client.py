@@ -76,10 +76,16 @@ class RecordResult:
 
 
 class DescribeCache:
-    """Describe results per (connection, sObject), kept for a TTL; shared by a process's clients."""
+    """Describe results per (connection, sObject), kept for a TTL; shared by a process's clients
+    (the engine, the doctor, the checks on save).
 
-    def __init__(self, ttl_s: float) -> None:
+    Bounded: past `max_entries` the oldest entry goes, so many connections times many objects
+    cannot grow a long-running process without limit.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 1000) -> None:
         self._ttl_s = ttl_s
+        self._max_entries = max(1, max_entries)
         self._entries: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
@@ -92,7 +98,10 @@ class DescribeCache:
 
     def put(self, key: tuple[str, str], value: dict[str, Any]) -> None:
         with self._lock:
+            self._entries.pop(key, None)  # re-inserted last: the newest
             self._entries[key] = (time.monotonic(), value)
+            while len(self._entries) > self._max_entries:
+                del self._entries[next(iter(self._entries))]
 
     def invalidate(self, connection_key: str, sobject: str | None = None) -> None:
         """Forget one sObject's describe, or all of a connection's."""
@@ -121,7 +130,7 @@ class SalesforceClient:
         self._http = http or httpx.Client(timeout=timeout, follow_redirects=False)
         self._owns_http = http is None
         self._cache_key = cache_key or tokens.instance_url
-        self._describe_cache = describe_cache or DescribeCache(3600)
+        self._describe_cache = DescribeCache(3600) if describe_cache is None else describe_cache
         self._on_usage = on_usage
         self.calls = 0  # API calls made, for tests, benchmarks and metrics
         self.last_usage: ApiUsage | None = None
@@ -219,6 +228,10 @@ class SalesforceClient:
         result = self._json("GET", f"{self.base}/sobjects/{_name(sobject)}/describe/")
         self._describe_cache.put(key, result)
         return result
+
+    def has_cached_describe(self, sobject: str) -> bool:
+        """Whether `describe(sobject)` would come from the cache."""
+        return self._describe_cache.get((self._cache_key, sobject.lower())) is not None
 
     def invalidate_describe(self, sobject: str | None = None) -> None:
         self._describe_cache.invalidate(self._cache_key, sobject)

@@ -1,15 +1,23 @@
-"""The doctor's checks of a Salesforce task against the org's describe. Pure functions.
+"""The checks of a Salesforce task against the org's describe, for the doctor and for saving.
 
-Each finding says, in plain words, what is wrong and what to change in Salesforce Setup.
+`check_task` is pure: given a task and the describe the connection's user sees, it says, in
+plain words, what is wrong and what to change (in Salesforce Setup, or in the emulator's org
+file: the `Remedies` of the connection). `check_against_org` fetches the describe first.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cxloop.domain.salesforce_task import FieldMapping, SalesforceTaskSpec
+from cxloop.salesforce.errors import SalesforceError
+from cxloop.salesforce.remedies import Remedies
+
+if TYPE_CHECKING:
+    from cxloop.salesforce.client import SalesforceClient
 
 Level = Literal["error", "warning", "ok"]
 
@@ -31,36 +39,82 @@ _SYSTEM_FIELDS = {"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModified
                   "LastModifiedById", "SystemModstamp", "OwnerId"}  # fmt: skip
 
 
+# Checks whose fix names the connected user's profile: worth looking the profile up for.
+PROFILE_CHECKS = frozenset(
+    {"object_permission", "object_missing", "field_missing", "field_not_writable",
+     "record_type_not_available", "api_access"}
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Finding:
+    """One result of a check; `field` is the Salesforce field it is about, if any."""
+
     level: Level
     check: str
     message: str
     fix: str = ""
+    field: str = ""
 
 
-def check_task(spec: SalesforceTaskSpec, describe: dict[str, Any]) -> list[Finding]:
-    """Everything wrong with `spec`, given the describe the connection's user sees."""
+def check_task(
+    spec: SalesforceTaskSpec, describe: dict[str, Any], remedies: Remedies | None = None
+) -> list[Finding]:
+    """Everything wrong with `spec`, given the describe the connection's user sees; the fixes
+    come from `remedies` (Salesforce Setup by default)."""
+    fix = remedies or Remedies()
     findings: list[Finding] = []
     obj = describe.get("name", spec.object)
     label = f"task '{spec.name}'"
-    findings += _check_action(spec, describe, obj, label)
+    findings += _check_action(spec, describe, obj, label, fix)
     fields = {f["name"].lower(): f for f in describe.get("fields", [])}
+    # A right the object lacks is its own finding; its fields would only repeat it.
+    granted = {flag for flag in ("createable", "updateable") if describe.get(flag, False)}
     for mapping in spec.mappings:
-        findings += _check_mapping(spec, mapping, fields.get(mapping.field.lower()), obj, label)
+        field = fields.get(mapping.field.lower())
+        if field is None:
+            findings.append(_missing_field(mapping.field, list(fields.values()), obj, label, fix))
+        else:
+            findings += _check_mapping(spec, mapping, field, obj, label, fix, granted)
     if spec.action in ("insert", "upsert"):
         findings += _check_required(spec, describe.get("fields", []), obj, label)
     if spec.key_field:
-        findings += _check_key(spec, fields.get(spec.key_field.lower()), obj, label)
+        findings += _check_key(spec, fields.get(spec.key_field.lower()), obj, label, fix)
     if spec.record_type:
-        findings += _check_record_type(spec, describe.get("recordTypeInfos", []), obj, label)
+        findings += _check_record_type(spec, describe.get("recordTypeInfos", []), obj, label, fix)
     if not any(f.level == "error" for f in findings):
         findings.append(Finding("ok", "task", f"{label}: {spec.action} on {obj} looks right."))
     return findings
 
 
+def check_against_org(
+    client: SalesforceClient,
+    spec: SalesforceTaskSpec,
+    remedies: Remedies | None = None,
+    *,
+    fresh: bool = False,
+) -> list[Finding]:
+    """`check_task` on the object's describe (from the cache unless `fresh`). An object the
+    user cannot see is a finding; other failures of describe raise SalesforceError."""
+    try:
+        describe = client.describe(spec.object, fresh=fresh)
+    except SalesforceError as exc:
+        if exc.error_code in ("NOT_FOUND", "INVALID_TYPE") or exc.status == 404:
+            return [
+                Finding(
+                    "error",
+                    "object_missing",
+                    f"task '{spec.name}': the object {spec.object} does not exist, or the "
+                    "connection's user cannot see it.",
+                    (remedies or Remedies()).object_hidden(spec.object),
+                )
+            ]
+        raise
+    return check_task(spec, describe, remedies)
+
+
 def _check_action(
-    spec: SalesforceTaskSpec, describe: dict[str, Any], obj: str, label: str
+    spec: SalesforceTaskSpec, describe: dict[str, Any], obj: str, label: str, fix: Remedies
 ) -> list[Finding]:
     needed = {
         "insert": ["createable"],
@@ -73,59 +127,72 @@ def _check_action(
     if not missing:
         return []
     rights = " and ".join(words[m] for m in missing)
+    granted = [flag for flag in ("queryable", *words) if describe.get(flag, False)]
     return [
         Finding(
             "error",
             "object_permission",
             f"{label}: the Salesforce user may not {spec.action} {obj} records "
             f"(no {rights} permission on {obj}).",
-            f"In Setup > Profiles (or a permission set) of the connection's user, grant {rights} "
-            f"on {obj} under Object Settings.",
+            fix.object_permission(obj, missing, granted),
         )
     ]
+
+
+def _missing_field(
+    name: str, fields: list[dict[str, Any]], obj: str, label: str, fix: Remedies
+) -> Finding:
+    """A mapped field the describe does not have: misspelled, or hidden from the user."""
+    names = {str(f["name"]).lower(): str(f["name"]) for f in fields}
+    near = difflib.get_close_matches(name.lower(), list(names), n=1, cutoff=0.75)
+    if near:
+        spelling = f"Did you mean {names[near[0]]}? Check the spelling of the API name"
+    elif name.lower().endswith("__c"):
+        spelling = "Check the spelling of the API name"
+    else:
+        spelling = f"Check the spelling of the API name (a custom field's ends in __c: {name}__c)"
+    return Finding(
+        "error",
+        "field_missing",
+        f"{label}: {obj} has no field {name} that the connection's user can see.",
+        f"{spelling}; {fix.field_hidden(obj, name)}",
+        field=name,
+    )
 
 
 def _check_mapping(
     spec: SalesforceTaskSpec,
     mapping: FieldMapping,
-    field: dict[str, Any] | None,
+    field: dict[str, Any],
     obj: str,
     label: str,
+    fix: Remedies,
+    granted: set[str],
 ) -> list[Finding]:
     name = mapping.field
-    if field is None:
-        return [
-            Finding(
-                "error",
-                "field_missing",
-                f"{label}: {obj} has no field {name} that the connection's user can see.",
-                f"Check the spelling (API name, e.g. {name}__c for a custom field); if it exists, "
-                f"give the user's profile read and edit access to {obj}.{name} in Field-Level "
-                "Security.",
-            )
-        ]
     findings = []
-    if name in _SYSTEM_FIELDS or field.get("calculated"):
+    if name in _SYSTEM_FIELDS or field.get("calculated") or field.get("autoNumber"):
         findings.append(
             Finding(
                 "error",
                 "field_not_writable",
                 f"{label}: {obj}.{name} is set by Salesforce and cannot be written.",
                 "Remove this mapping.",
+                field=name,
             )
         )
         return findings
     flags = {"insert": ["createable"], "update": ["updateable"],
              "upsert": ["createable", "updateable"], "delete": []}[spec.action]  # fmt: skip
-    if any(not field.get(flag, False) for flag in flags):
+    if any(not field.get(flag, False) for flag in flags if flag in granted):
         findings.append(
             Finding(
                 "error",
                 "field_not_writable",
                 f"{label}: {obj}.{name} is read-only for the connection's user "
                 f"and cannot be set on {spec.action}.",
-                f"In Setup > Object Manager > {obj} > Fields > {name} > Set Field-Level Security, "
-                "make it editable (not read-only) for the user's profile; or remove the mapping.",
+                fix.field_read_only(obj, name),
+                field=name,
             )
         )
     field_type = str(field.get("type", "string"))
@@ -137,15 +204,16 @@ def _check_mapping(
                 f"{label}: {obj}.{name} is a {field_type} field but receives a "
                 f"{mapping.source_type} value.",
                 f"Map a {field_type}-compatible answer to {name}, or change the mapping's source.",
+                field=name,
             )
         )
     if mapping.constant:
-        findings += _check_constant(mapping, field, obj, label)
+        findings += _check_constant(mapping, field, obj, label, fix)
     return findings
 
 
 def _check_constant(
-    mapping: FieldMapping, field: dict[str, Any], obj: str, label: str
+    mapping: FieldMapping, field: dict[str, Any], obj: str, label: str, fix: Remedies
 ) -> list[Finding]:
     field_type, value, name = str(field.get("type")), mapping.value, mapping.field
     if field_type in ("picklist", "multipicklist"):
@@ -166,8 +234,8 @@ def _check_constant(
                     f"{label}: {', '.join(repr(b) for b in bad)} is not a value of the "
                     f"picklist {obj}.{name} (values: {', '.join(allowed) or 'none'}); "
                     f"{consequence}.",
-                    f"Use one of the picklist's values, or add the value in Setup > Object "
-                    f"Manager > {obj} > Fields > {name} > Values.",
+                    fix.picklist_value(obj, name, bad),
+                    field=name,
                 )
             ]
         return []
@@ -178,6 +246,7 @@ def _check_constant(
                 "bad_constant",
                 f"{label}: {value!r} is not a valid {field_type} for {obj}.{name}.",
                 f"Write a {field_type} value.",
+                field=name,
             )
         ]
     length = field.get("length") or 0
@@ -188,6 +257,7 @@ def _check_constant(
                 "too_long",
                 f"{label}: the value for {obj}.{name} is longer than its {length} characters.",
                 "Shorten it.",
+                field=name,
             )
         ]
     return []
@@ -234,27 +304,28 @@ def _check_required(
             f"{label}: {obj} requires {', '.join(missing)}, which the task does not set; "
             f"Salesforce will refuse every {spec.action}.",
             f"Map a question, embedded data field or constant to {', '.join(missing)}.",
+            field=", ".join(missing),
         )
     ]
 
 
 def _check_key(
-    spec: SalesforceTaskSpec, field: dict[str, Any] | None, obj: str, label: str
+    spec: SalesforceTaskSpec, field: dict[str, Any] | None, obj: str, label: str, fix: Remedies
 ) -> list[Finding]:
     key = spec.key_field or ""
     if key == "Id":
         return []
     if field is None:
         return [Finding("error", "key_missing", f"{label}: {obj} has no field {key} to match on.",
-                        "Pick an existing external id field as the key.")]  # fmt: skip
+                        "Pick an existing external id field as the key.", field=key)]  # fmt: skip
     if spec.action == "upsert" and not field.get("externalId"):
         return [
             Finding(
                 "error",
                 "key_not_external_id",
                 f"{label}: upsert needs an external id field, and {obj}.{key} is not one.",
-                f"In Setup > Object Manager > {obj} > Fields > {key}, tick 'External ID' "
-                "(and 'Unique' to rule out duplicates), or choose another key.",
+                fix.external_id(obj, key),
+                field=key,
             )
         ]
     if spec.action in ("update", "delete") and not (
@@ -267,13 +338,14 @@ def _check_key(
                 f"{label}: {obj}.{key} cannot identify a record (it is not an idLookup or "
                 "external id field).",
                 "Use Id, or an external id field, as the key.",
+                field=key,
             )
         ]
     return []
 
 
 def _check_record_type(
-    spec: SalesforceTaskSpec, infos: list[dict[str, Any]], obj: str, label: str
+    spec: SalesforceTaskSpec, infos: list[dict[str, Any]], obj: str, label: str, fix: Remedies
 ) -> list[Finding]:
     wanted = spec.record_type or ""
     match = next(
@@ -293,6 +365,7 @@ def _check_record_type(
                 "record_type_missing",
                 f"{label}: {obj} has no record type {wanted!r} (it has: {names}).",
                 "Pick one of the object's record types.",
+                field="RecordTypeId",
             )
         ]
     if not match.get("available", False):
@@ -302,8 +375,8 @@ def _check_record_type(
                 "record_type_not_available",
                 f"{label}: the record type {wanted!r} of {obj} is not available to the "
                 "connection's user.",
-                f"In Setup > Profiles > (the user's profile) > Object Settings > {obj}, add the "
-                f"record type {wanted!r} to the assigned record types.",
+                fix.record_type(obj, wanted),
+                field="RecordTypeId",
             )
         ]
     return []

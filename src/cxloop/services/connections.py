@@ -1,9 +1,16 @@
 """Use cases for Salesforce connections: link, refresh, rename, remove, and token care.
 
-Linking is two steps. `start_linking` stores an OAuth attempt (state hash, PKCE verifier) and
-returns the URL of Salesforce's login page; `complete_linking`, called by the OAuth callback,
-checks everything (state, expiry, token signature, hosts, identity, limits) and only then writes
-the connection. A failed attempt leaves no connection behind, only the attempt's reason.
+Linking is three steps, bound to the browser of the user who started it:
+1. `start_linking` stores an OAuth attempt (PKCE verifier) and returns a one-time bootstrap link
+   on cxloop (`/oauth/salesforce/start/{id}`, short-lived);
+2. `begin_in_browser`, when that link is opened in a browser signed in to cxloop as the same
+   user, issues the state and a one-time browser secret (an HttpOnly cookie) and returns the URL
+   of Salesforce's login page;
+3. `complete_linking`, called by the OAuth callback, completes only in that browser (the cookie
+   matches the state, the session is the same user), checks everything else (expiry, token
+   signature, hosts, identity, limits) and only then writes the connection.
+Someone else's browser following a leaked Salesforce login URL (the OAuth linking CSRF) gets a
+refusal and nothing is stored. A failed attempt leaves no connection behind, only its reason.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -42,11 +50,36 @@ class LinkingFailed(CxloopError):
     http_status = 400
 
 
+class LinkingRefused(LinkingFailed):
+    """The callback or bootstrap link came to a browser that did not start this linking."""
+
+    http_status = 403
+
+
+BROWSER_COOKIE_PREFIX = "cxloop_oauth_"
+BOOTSTRAP_PATH = "/oauth/salesforce/start/"
+
+
 @dataclass(frozen=True)
 class LinkingStarted:
     attempt_id: str
-    authorize_url: str
+    authorize_url: str  # the one-time bootstrap link on cxloop, to open in a signed-in browser
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class BrowserStart:
+    """What the bootstrap link gives the browser: a cookie to keep, and where to go next."""
+
+    salesforce_url: str
+    cookie_name: str
+    cookie_value: str
+    max_age_s: int
+
+
+def browser_cookie_name(attempt_id: str) -> str:
+    """One cookie per attempt: linking two connections at once in one browser works."""
+    return BROWSER_COOKIE_PREFIX + attempt_id
 
 
 @dataclass(frozen=True)
@@ -66,7 +99,8 @@ def start_linking(
     connection_type: str,
     login_url: str | None = None,
 ) -> LinkingStarted:
-    """Begin linking a new connection: returns the Salesforce URL the browser must open."""
+    """Begin linking a new connection: returns the one-time link the user opens in a browser
+    signed in to cxloop (it leads on to Salesforce's login page)."""
     name = _check_name(name)
     if connection_type not in CONNECTION_TYPES:
         raise InvalidInput(
@@ -100,7 +134,8 @@ def start_linking(
 def start_refresh(
     db: Database, settings: Settings, actor: Actor, connection_id: str
 ) -> LinkingStarted:
-    """Re-run the OAuth flow for an existing connection (same id, so workflows keep working)."""
+    """Re-run the OAuth flow for an existing connection (same id, so workflows keep working);
+    like `start_linking`, through a one-time link for a signed-in browser."""
     with db.uow() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
         app = _client_app(settings, connection.login_url)
@@ -120,10 +155,12 @@ def complete_linking(
     code: str | None,
     error: str | None = None,
     error_description: str | None = None,
-    browser_user_id: str | None = None,
+    browser_user_id: str | None,
+    browser_cookies: Mapping[str, str],
 ) -> Connection:
-    """Finish an attempt from the OAuth callback's parameters; LinkingFailed says why not."""
-    attempt = _claim_attempt(db, state, browser_user_id)
+    """Finish an attempt from the OAuth callback's parameters, in the browser that started it
+    (its one-time cookie, and a session of the same user); LinkingFailed says why not."""
+    attempt = _claim_attempt(db, state, browser_user_id, browser_cookies)
     try:
         if error:
             if error == "access_denied":
@@ -175,29 +212,91 @@ def _new_attempt(
     login_url: str,
     connection_id: str | None,
 ) -> LinkingStarted:
-    state = secrets.token_urlsafe(32)
+    # The real state is issued when the bootstrap link is opened; until then the attempt
+    # holds the hash of a value nobody knows, so no callback can match it.
     code_verifier = secrets.token_urlsafe(64)
+    bootstrap = secrets.token_urlsafe(32)
+    now = utcnow()
     attempt = OAuthAttempt(
-        state_hash=_hash_state(state),
+        state_hash=_hash_state(secrets.token_urlsafe(32)),
         user_id=user_id,
         connection_id=connection_id,
         name=name,
         type=connection_type,
         login_url=login_url,
         code_verifier=code_verifier,
-        expires_at=utcnow() + timedelta(seconds=settings.oauth_attempt_ttl_s),
+        expires_at=now + timedelta(seconds=settings.oauth_attempt_ttl_s),
+        bootstrap_hash=_hash_state(bootstrap),
+        bootstrap_expires_at=now
+        + timedelta(seconds=min(settings.oauth_bootstrap_ttl_s, settings.oauth_attempt_ttl_s)),
     )
     session.add(attempt)
     session.flush()
-    # prompt=login consent: on refresh, let the person pick the right Salesforce user again.
-    url = oauth.authorization_url(
-        login_url, app, state, code_verifier, prompt="login consent" if connection_id else None
-    )
+    url = settings.base_url.rstrip("/") + BOOTSTRAP_PATH + bootstrap
     return LinkingStarted(attempt_id=attempt.id, authorize_url=url, expires_at=attempt.expires_at)
 
 
-def _claim_attempt(db: Database, state: str, browser_user_id: str | None) -> OAuthAttempt:
-    """The pending attempt for `state`, marked as used so that a replay finds nothing to use."""
+def begin_in_browser(
+    db: Database, settings: Settings, bootstrap: str, browser_user_id: str
+) -> BrowserStart:
+    """Open a bootstrap link in a browser signed in as `browser_user_id`: binds the attempt to
+    this browser (state + one-time cookie) and returns where Salesforce's login is. Single use."""
+    with db.uow() as uow:
+        attempt = (
+            uow.session.scalar(
+                select(OAuthAttempt).where(OAuthAttempt.bootstrap_hash == _hash_state(bootstrap))
+            )
+            if bootstrap and len(bootstrap) <= 100
+            else None
+        )
+        if attempt is None:
+            raise LinkingFailed(
+                "This linking link is unknown to cxloop: start linking again from cxloop.",
+                code="bad_bootstrap",
+            )
+        if attempt.user_id != browser_user_id:
+            raise LinkingRefused(
+                "This linking link was started by another cxloop user than the one signed in "
+                "in this browser. Sign in as the user who started it, or start linking yourself.",
+                code="wrong_user",
+            )
+        now = utcnow()
+        if attempt.status != "pending" or attempt.browser_hash is not None:
+            raise LinkingFailed(
+                "This linking link was already used. Start linking again from cxloop.",
+                code="bootstrap_used",
+            )
+        if min(attempt.expires_at, attempt.bootstrap_expires_at or attempt.expires_at) <= now:
+            raise LinkingFailed(
+                "This linking link expired before it was opened. Start linking again from cxloop.",
+                code="bootstrap_expired",
+            )
+        state, browser_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        attempt.state_hash = _hash_state(state)
+        attempt.browser_hash = _hash_state(browser_secret)
+        app = _client_app(settings, attempt.login_url)
+        # prompt=login consent: on refresh, let the person pick the right Salesforce user again.
+        url = oauth.authorization_url(
+            attempt.login_url, app, state, attempt.code_verifier,
+            prompt="login consent" if attempt.connection_id else None,
+        )  # fmt: skip
+        uow.commit()
+        return BrowserStart(
+            salesforce_url=url,
+            cookie_name=browser_cookie_name(attempt.id),
+            cookie_value=browser_secret,
+            max_age_s=max(1, int((attempt.expires_at - now).total_seconds())),
+        )
+
+
+def _claim_attempt(
+    db: Database, state: str, browser_user_id: str | None, browser_cookies: Mapping[str, str]
+) -> OAuthAttempt:
+    """The pending attempt for `state`, marked as used so that a replay finds nothing to use.
+
+    Only the browser that opened the bootstrap link may claim it: a foreign browser is refused
+    before the attempt is used, so it cannot spoil it either.
+    """
     if not state or len(state) > 200:
         raise LinkingFailed("The callback carried no valid state.", code="bad_state")
     with db.uow() as uow:
@@ -221,10 +320,23 @@ def _claim_attempt(db: Database, state: str, browser_user_id: str | None) -> OAu
                 "This login link expired before it was used. Start linking again from cxloop.",
                 code="state_expired",
             )
-        if browser_user_id is not None and browser_user_id != attempt.user_id:
-            raise LinkingFailed(
-                "This login link was started by another cxloop user than the one logged in "
-                "in this browser. Log out of cxloop here, or start linking as yourself.",
+        given = browser_cookies.get(browser_cookie_name(attempt.id), "")
+        if (
+            attempt.browser_hash is None
+            or not given
+            or not secrets.compare_digest(attempt.browser_hash, _hash_state(given))
+        ):
+            raise LinkingRefused(
+                "This Salesforce login was not started in this browser, so nothing was linked. "
+                "If you meant to add a connection, start linking again from cxloop in this "
+                "browser.",
+                code="wrong_browser",
+            )
+        if browser_user_id != attempt.user_id:
+            raise LinkingRefused(
+                "This login link was started by another cxloop user than the one signed in "
+                "in this browser (or you signed out meanwhile), so nothing was linked. Sign in "
+                "as the user who started it and start linking again.",
                 code="wrong_user",
             )
         attempt.status = "exchanging"

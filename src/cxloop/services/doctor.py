@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.workflow import SalesforceTask
-from cxloop.salesforce.client import SalesforceClient
-from cxloop.salesforce.doctor import Finding, check_task
+from cxloop.salesforce.client import DescribeCache, SalesforceClient
+from cxloop.salesforce.doctor import Finding
 from cxloop.salesforce.errors import ApiDisabled, SalesforceError
+from cxloop.salesforce.remedies import Remedies
 from cxloop.services import connections, runs, surveys, workflows
 from cxloop.services.access import Actor
 from cxloop.services.salesforce_clients import client_for
+from cxloop.services.task_checks import ConnectionFacts, check_task_in_org, user_profile
 
 if TYPE_CHECKING:
     from cxloop.bootstrap import Container
@@ -52,16 +54,18 @@ def run(
             )
         )
         return report
-    if not _check_refresh(container, connection_id, connection.token_version, report):
+    facts = ConnectionFacts.of(connection)
+    if not _check_refresh(container, facts, connection.token_version, report):
         return report
-    with client_for(db, settings, connection_id, container.describe_cache) as client:
-        if not _check_api(client, report):
+    cache = container.describe_cache
+    with client_for(db, settings, connection_id, cache) as client:
+        if not _check_api(client, facts, cache, report):
             return report
         task_specs = list(tasks)
         if survey_id is not None:
             task_specs += survey_tasks(container, actor, survey_id, connection_id, report)
         for spec in task_specs:
-            report.findings += _check_one_task(client, spec)
+            report.findings += _check_one_task(client, spec, facts, cache)
     return report
 
 
@@ -91,15 +95,13 @@ def survey_tasks(
 
 
 def _check_refresh(
-    container: Container, connection_id: str, version: int, report: DoctorReport
+    container: Container, facts: ConnectionFacts, version: int, report: DoctorReport
 ) -> bool:
     try:
-        connections.refresh_access_token(container.db, container.settings, connection_id, version)
+        connections.refresh_access_token(container.db, container.settings, facts.id, version)
     except SalesforceError as exc:
         fix = (
-            "Reconnect with `cxloop connections refresh`, and in Setup > App Manager > (the "
-            "connected app) > Manage > Edit Policies set 'Refresh Token Policy' to 'Refresh "
-            "token is valid until revoked'."
+            facts.remedies().refresh_policy()
             if exc.kind == "reauth"
             else "Check that Salesforce is reachable from this server, then run the doctor again."
         )
@@ -111,7 +113,9 @@ def _check_refresh(
     return True
 
 
-def _check_api(client: SalesforceClient, report: DoctorReport) -> bool:
+def _check_api(
+    client: SalesforceClient, facts: ConnectionFacts, cache: DescribeCache, report: DoctorReport
+) -> bool:
     try:
         limits = client.limits()
     except ApiDisabled as exc:
@@ -119,8 +123,7 @@ def _check_api(client: SalesforceClient, report: DoctorReport) -> bool:
             "This Salesforce edition has no API access; use Enterprise, Unlimited, Developer or "
             "Performance edition, or ask Salesforce to enable the API."
             if exc.error_code == "API_DISABLED_FOR_ORG"
-            else "In Setup > Profiles (or a permission set) of the connection's user, tick "
-            "'API Enabled' under Administrative Permissions."
+            else _with_profile(client, facts, cache).api_enabled()
         )
         report.findings.append(Finding("error", "api_access", f"API access is off: {exc}", fix))
         return False
@@ -138,7 +141,9 @@ def _check_api(client: SalesforceClient, report: DoctorReport) -> bool:
                 "error",
                 "api_requests",
                 f"The org has used all {maximum} of its daily API requests.",
-                "Wait for the rolling 24-hour window to free requests, or buy more from "
+                facts.remedies().api_requests()
+                if facts.type == "emulator"
+                else "Wait for the rolling 24-hour window to free requests, or buy more from "
                 "Salesforce; cxloop holds its work meanwhile.",
             )
         )
@@ -148,7 +153,7 @@ def _check_api(client: SalesforceClient, report: DoctorReport) -> bool:
                 "warning",
                 "api_requests",
                 f"Only {remaining} of {maximum} daily API requests are left.",
-                "Find what else uses the org's API (Setup > System Overview), or raise the limit.",
+                facts.remedies().api_requests(),
             )
         )
     else:
@@ -158,20 +163,17 @@ def _check_api(client: SalesforceClient, report: DoctorReport) -> bool:
     return True
 
 
-def _check_one_task(client: SalesforceClient, spec: SalesforceTaskSpec) -> list[Finding]:
+def _with_profile(
+    client: SalesforceClient, facts: ConnectionFacts, cache: DescribeCache
+) -> Remedies:
+    """The connection's remedies, naming the user's profile if Salesforce says which it is."""
+    return facts.remedies(user_profile(client, cache, facts.id, facts.sf_user_id))
+
+
+def _check_one_task(
+    client: SalesforceClient, spec: SalesforceTaskSpec, facts: ConnectionFacts, cache: DescribeCache
+) -> list[Finding]:
     try:
-        describe = client.describe(spec.object, fresh=True)
+        return check_task_in_org(client, spec, facts, cache, fresh=True)
     except SalesforceError as exc:
-        if exc.error_code in ("NOT_FOUND", "INVALID_TYPE") or exc.status == 404:
-            return [
-                Finding(
-                    "error",
-                    "object_missing",
-                    f"task '{spec.name}': the object {spec.object} does not exist, or the "
-                    "connection's user cannot see it.",
-                    f"Check the API name (custom objects end in __c); if it exists, give the "
-                    f"user's profile Read access to {spec.object}.",
-                )
-            ]
         return [Finding("error", "describe", f"task '{spec.name}': describe failed: {exc}")]
-    return check_task(spec, describe)

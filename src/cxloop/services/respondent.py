@@ -12,11 +12,12 @@ be forged) and turns form fields into answers; everything else happens here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,21 +33,39 @@ from cxloop.domain.answers import (
     validate_response,
     visible_answers,
 )
+from cxloop.domain.signed_links import is_signed
 from cxloop.domain.survey_content import (
     MAX_TEXT,
     MatrixQuestion,
     MultipleChoiceQuestion,
     SingleChoiceQuestion,
     SurveyContent,
+    settable_embedded_data,
 )
-from cxloop.errors import Conflict, NotFound
+from cxloop.errors import Conflict, CxloopError, NotFound
 from cxloop.services import response_events
 from cxloop.services.access import SurveyAccess
 from cxloop.services.personal_links import find_link, get_link
 from cxloop.services.responses import check_accepting, duration, new_response_id, with_defaults
+from cxloop.services.signed_links import RESERVED_PARAMS, check_signed_link
 from cxloop.services.survey_content import SurveyRef, content_for, survey_ref
 
+log = structlog.get_logger(__name__)
+
 Action = Literal["next", "back"]
+
+
+class AnonymousLinkOff(CxloopError):
+    """The survey's anonymous link is off: it takes responses only through personal or signed
+    links."""
+
+    code = "anonymous_link_off"
+    http_status = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This survey can only be answered through the personal link you were sent."
+        )
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,7 @@ class RespondentState:
     response_id: str | None = None
     link_id: str | None = None
     embedded_data: dict[str, Any] = field(default_factory=dict)
+    channel: str = "anonymous_link"  # one of RESPONSE_CHANNELS (a web link's)
 
 
 @dataclass(frozen=True)
@@ -80,21 +100,35 @@ def open_survey(
     survey_id: str,
     *,
     token: str | None = None,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
 ) -> Screen:
-    """The first page of a survey link; embedded data comes from the personal link and from
-    query parameters that name declared fields (the link's own values win).
+    """The first page of a survey link, and the embedded data the link may set.
+
+    `params` are the link's query parameters (without `t`). Who may set what follows each
+    field's source (see `settable_embedded_data`):
+
+    - a personal link (`token`): its own embedded data, and query parameters for `query`
+      fields (the link's values win);
+    - a signed link (parameters with `_sig`): its values for `query` and `personal_link`
+      fields, once the signature and expiry check out (a changed or expired one is refused);
+    - the anonymous link: query parameters for `query` fields only, and only while the
+      survey's anonymous link is on. Anything else is ignored (and logged by name).
 
     A personal link whose respondent stopped half-way opens with their answers filled in.
     """
+    items = list(params.items()) if isinstance(params, Mapping) else list(params or [])
     with db.reader() as uow:
         survey = _open(uow.session, survey_id)
         content = content_for(uow.session, survey)
-        embedded = _declared_params(content, params or {})
-        link = find_link(uow.session, survey_id, token) if token is not None else None
         answers: dict[str, Any] = {}
         state = RespondentState(survey_id=survey_id, started_at=utcnow())
-        if link is not None:
+        if token is not None:
+            link = find_link(uow.session, survey_id, token)
+            channel = "personal_link"
+            # Query parameters count as on the open link: only `query` fields.
+            embedded = _settable(
+                content, "anonymous_link", _query_values(items), survey_id, logged_as=channel
+            )
             embedded.update(link.embedded_data or {})
             state = replace(state, link_id=link.id)
             in_progress = uow.session.get(Response, link.response_id) if link.response_id else None
@@ -104,7 +138,16 @@ def open_survey(
                 state = replace(
                     state, response_id=in_progress.id, started_at=in_progress.started_at
                 )
-        state = replace(state, embedded_data=embedded)
+        elif is_signed(items):
+            channel = "signed_link"
+            values = check_signed_link(uow.session, survey_id, items)
+            embedded = _settable(content, channel, _query_values(values.items()), survey_id)
+        else:
+            if not survey.anonymous_link:
+                raise AnonymousLinkOff()
+            channel = "anonymous_link"
+            embedded = _settable(content, channel, _query_values(items), survey_id)
+        state = replace(state, embedded_data=embedded, channel=channel)
         return _screen(survey, content, state, answers, next_page(content, answers))
 
 
@@ -127,6 +170,8 @@ def submit_page(
     with db.uow() as uow:
         session = uow.session
         survey = _open(session, state.survey_id)
+        if state.link_id is None and state.channel != "signed_link" and not survey.anonymous_link:
+            raise AnonymousLinkOff()  # turned off while the respondent was answering
         content = content_for(session, survey)
         link = get_link(session, state.link_id, for_update=True) if state.link_id else None
         response = _in_progress(session, state, link)
@@ -203,13 +248,36 @@ def _screen(
     )
 
 
-def _declared_params(content: SurveyContent, params: Mapping[str, str]) -> dict[str, Any]:
+def _query_values(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Query parameters as embedded data candidates: text of a sane length; of a repeated name,
+    the last one counts (as it always has)."""
+    values: dict[str, str] = {}
+    for name, value in items:
+        if name in RESERVED_PARAMS or not isinstance(value, str) or len(value) > MAX_TEXT:
+            continue
+        values[name] = value.replace("\x00", "")
+    return values
+
+
+def _settable(
+    content: SurveyContent,
+    channel: str,
+    values: Mapping[str, Any],
+    survey_id: str,
+    *,
+    logged_as: str | None = None,
+) -> dict[str, Any]:
+    kept, refused = settable_embedded_data(content, channel, values)
     declared = {f.name for f in content.embedded_data}
-    return {
-        name: value
-        for name, value in params.items()
-        if name in declared and isinstance(value, str) and len(value) <= MAX_TEXT
-    }
+    ignored = sorted(name for name in refused if name in declared)
+    if ignored:
+        # Names only: the values are whatever a visitor typed. Someone trying ?CaseId= on the
+        # open link shows up here.
+        log.info(
+            "respondent.embedded_data_ignored", survey_id=survey_id, channel=logged_as or channel,
+            fields=[name[:60] for name in ignored[:20]],
+        )  # fmt: skip
+    return kept
 
 
 def _in_progress(
@@ -270,10 +338,11 @@ def _save(
             id=new_response_id(),
             survey_id=survey.id,
             values=values,
-            embedded_data=with_defaults(content, state.embedded_data),
+            embedded_data=with_defaults(content, _allowed_for(content, state)),
             started_at=state.started_at,
             finished=False,
             source="web",
+            channel=_channel_of(state, link),
             language=survey.language,
             distribution_id=link.distribution_id if link else None,
             contact_id=link.contact_id if link else None,
@@ -288,6 +357,23 @@ def _save(
         response.values = values
         response.updated_at = now
     return response
+
+
+def _channel_of(state: RespondentState, link: PersonalLink | None) -> str:
+    if link is not None:
+        return "personal_link"
+    return "signed_link" if state.channel == "signed_link" else "anonymous_link"
+
+
+def _allowed_for(content: SurveyContent, state: RespondentState) -> dict[str, Any]:
+    """The state's embedded data, checked once more against the fields' sources as they are now
+    (the survey may have changed since the first page, or the state predates the rule). A
+    personal link's own data was bound by the server and is kept whole."""
+    if state.link_id is not None:
+        return dict(state.embedded_data)
+    channel = "signed_link" if state.channel == "signed_link" else "anonymous_link"
+    kept, _ = settable_embedded_data(content, channel, state.embedded_data)
+    return kept
 
 
 def _finish(session: Session, response: Response, link: PersonalLink | None) -> None:

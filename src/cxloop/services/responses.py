@@ -125,6 +125,7 @@ class ImportedDocument(ResponseDocument):
     id: str | None = Field(default=None, pattern=RESPONSE_ID_PATTERN)
     survey_id: Any = None
     source: Any = None
+    channel: Any = None
     duration_s: Any = None
     created_at: Any = None
     updated_at: Any = None
@@ -153,6 +154,7 @@ def response_document(response: Response) -> dict[str, Any]:
         "duration_s": response.duration_s,
         "finished": response.finished,
         "source": response.source,
+        "channel": response.channel,
         "language": response.language,
         "distribution_id": response.distribution_id,
         "contact_id": response.contact_id,
@@ -251,6 +253,7 @@ def _row(
         "duration_s": duration(started, ended),
         "finished": doc.finished,
         "source": source,
+        "channel": "import" if source == "import" else "api",
         "language": doc.language or default_language,
         "distribution_id": doc.distribution_id,
         "contact_id": doc.contact_id,
@@ -751,6 +754,7 @@ def _checked_row(
         "duration_s": duration(started, ended),
         "finished": doc.finished,
         "source": "import",
+        "channel": "import",
         "language": doc.language or plan.language,
         "distribution_id": doc.distribution_id,
         "contact_id": doc.contact_id,

@@ -530,6 +530,7 @@ def response_metadata(response: Response) -> dict[str, Any]:
         "Finished": response.finished,
         "Duration": response.duration_s,
         "Source": response.source,
+        "Channel": response.channel,
         "Language": response.language,
         "DistributionID": response.distribution_id,
         "ContactID": response.contact_id,

@@ -107,11 +107,12 @@ class SurveyRef:
     language: str
     owner_id: str
     content_version: int
+    anonymous_link: bool = True
 
 
 _REF_COLUMNS = (
     Survey.id, Survey.name, Survey.status, Survey.language, Survey.owner_id,
-    Survey.content_version,
+    Survey.content_version, Survey.anonymous_link,
 )  # fmt: skip
 # Built once: constructing a statement costs more than running it on this path.
 _REF_FOR_RESPONDENT = select(*_REF_COLUMNS).where(Survey.id == bindparam("survey_id"))
@@ -341,6 +342,7 @@ def read_content_file(filename: str, data: bytes) -> ContentFile:
                 ],
                 "warnings": list(report.warnings),
                 "embedded_data_fields": report.embedded_data_fields,
+                "embedded_data_from_link": list(report.embedded_data_from_link),
                 "pages": report.pages,
             },
             suggested_name=report.survey_name.strip() or stem,
@@ -403,6 +405,7 @@ def summarize(content: SurveyContent, kind: str = "json") -> dict[str, Any]:
         "skipped": [],
         "warnings": [],
         "embedded_data_fields": len(content.embedded_data),
+        "embedded_data_from_link": [f.name for f in content.embedded_data if f.source == "query"],
         "pages": len(content.page_numbers()),
     }
 

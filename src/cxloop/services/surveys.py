@@ -1,4 +1,4 @@
-"""Use cases for surveys as projects: owner, collaborators, transfer of ownership."""
+"""Use cases for surveys as projects: owner and collaborators (transfers: services/transfers)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_fo
 from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
 from cxloop.services.users import normalize_email
 
-EDITABLE_FIELDS = ("name", "description", "status", "language")
+EDITABLE_FIELDS = ("name", "description", "status", "language", "anonymous_link")
 
 
 def create_survey(
@@ -80,7 +80,8 @@ def get_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
 
 
 def update_survey(db: Database, actor: Actor, survey_id: str, changes: dict[str, Any]) -> Survey:
-    """Change name, description, status or language (owner and editors)."""
+    """Change name, description, status, language or whether the anonymous link takes
+    responses (owner and editors)."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
@@ -90,6 +91,8 @@ def update_survey(db: Database, actor: Actor, survey_id: str, changes: dict[str,
             changes["name"] = _check_name(changes["name"])
         if "status" in changes:
             _check_status(changes["status"])
+        if "anonymous_link" in changes and not isinstance(changes["anonymous_link"], bool):
+            raise InvalidInput("anonymous_link must be true or false.")
         before = {field: getattr(survey, field) for field in changes}
         for field, value in changes.items():
             setattr(survey, field, value)
@@ -164,33 +167,6 @@ def remove_collaborator(db: Database, actor: Actor, survey_id: str, user_id: str
             user=collaborator.user.email,
         )  # fmt: skip
         uow.commit()
-
-
-def transfer_ownership(
-    db: Database, actor: Actor, survey_id: str, new_owner_email: str, *, keep_as_editor: bool = True
-) -> Survey:
-    """Make another user the owner (owner or admin). The old owner stays on as editor by default."""
-    with db.uow() as uow:
-        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.OWN)
-        new_owner = _user_by_email(uow.session, new_owner_email)
-        if not new_owner.is_active:
-            raise InvalidInput(f"{new_owner.email} is deactivated and cannot own a survey.")
-        if new_owner.id == survey.owner_id:
-            raise Conflict(f"{new_owner.email} owns this survey already.", code="already_owner")
-        previous_owner = survey.owner
-        survey.collaborators = [c for c in survey.collaborators if c.user_id != new_owner.id]
-        uow.session.flush()
-        if keep_as_editor:
-            survey.collaborators.append(
-                SurveyCollaborator(user_id=previous_owner.id, role="editor")
-            )
-        survey.owner_id = new_owner.id
-        audit.record(
-            uow.session, actor.id, "survey.transfer", "survey", survey.id,
-            before=previous_owner.email, after=new_owner.email,
-        )  # fmt: skip
-        uow.commit()
-    return _reload(db, survey_id)
 
 
 def survey_access(survey: Survey, actor: Actor) -> str:

@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cxloop import security
 from cxloop.db.base import utcnow
 from cxloop.db.models import ApiToken, User
 from cxloop.db.uow import Database
 from cxloop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from cxloop.services import audit
+from cxloop.services import audit, throttle, web_sessions
 from cxloop.services.access import Actor
 
 # Touching last_used_at on every request would turn every read into a write.
@@ -88,8 +89,35 @@ def count_users(db: Database) -> int:
         return uow.session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def authenticate_password(db: Database, email: str, password: str) -> User:
-    """The user with this email and password; Unauthenticated otherwise (same message for both)."""
+def authenticate_password(
+    db: Database,
+    email: str,
+    password: str,
+    *,
+    guard: throttle.Throttle | None = None,
+    address: str = "unknown",
+) -> User:
+    """The user with this email and password; Unauthenticated otherwise (same message for both).
+
+    With a `guard`, failures are counted per account and per client address, and a subject that
+    must wait is refused with TooManyAttempts before the password is even checked.
+    """
+    refused = Unauthenticated("Wrong email or password.", code="bad_credentials")
+    subjects = guard.login_subjects(email, address) if guard is not None else []
+    if guard is not None:
+        guard.check(subjects)
+    try:
+        user = _check_password(db, email, password)
+    except Unauthenticated:
+        if guard is not None:
+            guard.failed(subjects)
+        raise refused from None
+    if guard is not None:
+        guard.succeeded(subjects[:1])  # the account's count; the address keeps its own
+    return user
+
+
+def _check_password(db: Database, email: str, password: str) -> User:
     refused = Unauthenticated("Wrong email or password.", code="bad_credentials")
     try:
         email = normalize_email(email)
@@ -105,6 +133,59 @@ def authenticate_password(db: Database, email: str, password: str) -> User:
         user.last_login_at = utcnow()
         uow.commit()
         return user
+
+
+def set_password(db: Database, email: str, password: str, *, actor: Actor | None = None) -> User:
+    """Give a user a new password (checked like any other); every web session of the user
+    ends. An actor may change their own password; an admin anyone's."""
+    security.check_password_strength(password)
+    password_hash = security.hash_password(password)  # slow on purpose: outside the transaction
+    with db.uow() as uow:
+        user = _user_for_change(uow.session, email, actor)
+        user.password_hash = password_hash
+        web_sessions.end_all_for_user(uow.session, user.id)
+        audit.record(uow.session, actor.id if actor else None, "user.password", "user", user.id)
+        uow.commit()
+        return user
+
+
+def set_active(db: Database, email: str, active: bool, *, actor: Actor | None = None) -> User:
+    """Deactivate (or reactivate) a user. A deactivated user's web sessions end at once and
+    their API tokens stop working (other processes: within seconds). Admins only."""
+    if actor is not None and not actor.is_admin:
+        raise Forbidden("Only an admin can deactivate or reactivate users.")
+    with db.uow() as uow:
+        user = _user_for_change(uow.session, email, actor)
+        if user.is_active != active:
+            user.is_active = active
+            if not active:
+                web_sessions.end_all_for_user(uow.session, user.id)
+            audit.record(
+                uow.session, actor.id if actor else None,
+                "user.activate" if active else "user.deactivate", "user", user.id,
+            )  # fmt: skip
+            uow.commit()
+    forget_cached_tokens()
+    return user
+
+
+def _user_for_change(session: Session, email: str, actor: Actor | None) -> User:
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None or (actor is not None and not actor.is_admin and actor.id != user.id):
+        raise NotFound(f"No user with email {email}.", code="user_not_found")
+    return user
+
+
+def check_token(db: Database, guard: throttle.Throttle, token: str, address: str) -> User:
+    """`authenticate_token` behind the throttle: a client address with too many failed token
+    checks must wait (429) before its next token is even looked at; only failures are counted."""
+    subjects = guard.token_subjects(address)
+    guard.check(subjects)
+    try:
+        return authenticate_token(db, token)
+    except Unauthenticated:
+        guard.failed(subjects)
+        raise
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,14 @@
 
 A save (create, update, apply) checks the whole document and reports every problem at once:
 the schema, piped text and condition fields against the survey's content, and each connection
-against the survey OWNER's connections, whoever saves. Editors thereby pick among the owner's
-connections and never bring their own. A connection that needs a new login is no reason to
-refuse a save: the reply carries a warning, and the engine pauses the tasks until it is fixed.
+against the survey OWNER's connections, whoever saves. The owner (or an admin) may pick any of
+them; editors only those the owner allowed for this survey (`connection_grants`), and never
+bring their own. A save that gives a paused task (the survey changed hands) a connection the
+owner may use lifts the pause, and the task's paused runs go out with that connection. A
+connection that needs a new login is no reason to refuse a save: the reply carries a warning,
+and the engine pauses the tasks until it is fixed. Given `checks` (services.task_checks), a save
+also checks each Salesforce task against its org's describe first, outside the transaction:
+what that finds is a warning too, unless the save is `strict`.
 
 Every change is a revision (who, when, the whole document, what changed); an unchanged document
 stores none, so `apply` from git is idempotent. Reading needs the viewer role, changing the
@@ -23,12 +28,13 @@ from typing import Any, Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, load_only
+from sqlalchemy.orm import Session, defer
 
-from cxloop.db.base import new_id
+from cxloop.db.base import new_id, utcnow
 from cxloop.db.models import Connection, Survey
-from cxloop.db.uow import Database
-from cxloop.db.workflow_models import Workflow, WorkflowRevision
+from cxloop.db.run_models import Run, TaskRun
+from cxloop.db.uow import Database, UnitOfWork
+from cxloop.db.workflow_models import Workflow, WorkflowRevision, WorkflowTaskPause
 from cxloop.domain import piped_text
 from cxloop.domain.conditions import iter_conditions
 from cxloop.domain.survey_content import SurveyContent, SurveyContentError
@@ -49,7 +55,16 @@ from cxloop.domain.workflow import (
 )
 from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
 from cxloop.services import audit
-from cxloop.services.access import Actor, SurveyAccess, get_survey_for
+from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
+from cxloop.services.connection_grants import owner_connections as _owned_by
+from cxloop.services.connection_grants import pickable_connections
+from cxloop.services.runs import SalesforceBatchKey, dispatch, settle_run_status
+from cxloop.services.task_checks import (
+    ConnectionFacts,
+    SalesforceChecksFailed,
+    SaveChecks,
+    TaskTarget,
+)
 
 Outcome = Literal["created", "updated", "unchanged"]
 MAX_SUMMARY = 500
@@ -105,7 +120,10 @@ def get_workflow(
         workflow, survey = _workflow_for(
             uow.session, actor, workflow_id, SurveyAccess.VIEW, survey_id
         )
-        return WorkflowView(workflow, current_warnings(uow.session, survey, workflow.document))
+        warnings = current_warnings(
+            uow.session, survey, workflow.document, access_to(survey, actor), workflow.id
+        )
+        return WorkflowView(workflow, warnings)
 
 
 def list_revisions(
@@ -180,11 +198,22 @@ def export_workflow(
 
 
 def owner_connections(db: Database, actor: Actor, survey_id: str) -> list[Connection]:
-    """The connections the survey's tasks may use: its owner's (viewers and up may list them,
-    since workflow documents name them; tokens never leave the connection)."""
+    """The connections the actor may pick for the survey's tasks: all of the owner's for the
+    owner (and admins), those the owner allowed for this survey for editors. Viewers get
+    Forbidden: choosing is for those who may edit. Tokens never leave the connection."""
     with db.reader() as uow:
-        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
-        return _owner_connections(uow.session, survey)
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        return pickable_connections(uow.session, survey, access_to(survey, actor))
+
+
+def paused_task_reasons(session: Session, workflow_id: str) -> dict[str, str]:
+    """The workflow's paused tasks (by task id), each with why."""
+    return {
+        pause.task_id: pause.reason
+        for pause in session.scalars(
+            select(WorkflowTaskPause).where(WorkflowTaskPause.workflow_id == workflow_id)
+        )
+    }
 
 
 def resolve_connection(
@@ -221,15 +250,27 @@ def resolve_owner_connection(
 # --- changing
 
 
-def create_workflow(db: Database, actor: Actor, survey_id: str, document: Any) -> WorkflowView:
-    """A new workflow from a document (data, or YAML/JSON text), enabled, at revision 1."""
+def create_workflow(
+    db: Database,
+    actor: Actor,
+    survey_id: str,
+    document: Any,
+    *,
+    checks: SaveChecks | None = None,
+    strict: bool = False,
+) -> WorkflowView:
+    """A new workflow from a document (data, or YAML/JSON text), enabled, at revision 1.
+
+    With `checks`, its Salesforce tasks are checked against their orgs first (warnings; with
+    `strict`, every warning refuses the save)."""
     data = _data_of(document)
+    found = salesforce_warnings(db, actor, data, checks, strict=strict, survey_id=survey_id)
     with db.uow() as uow:
         survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
-        parsed, warnings = _checked(uow.session, survey, data)
+        parsed, warnings = _checked(uow.session, survey, data, actor)
         workflow = _create(uow.session, actor, survey, parsed, data)
         _commit(uow, parsed.name)
-    return WorkflowView(workflow, warnings, "created")
+    return WorkflowView(workflow, warnings + found, "created")
 
 
 def update_workflow(
@@ -240,13 +281,18 @@ def update_workflow(
     *,
     survey_id: str | None = None,
     expected_revision: int | None = None,
+    checks: SaveChecks | None = None,
+    strict: bool = False,
 ) -> WorkflowView:
     """Replace a workflow's document; a new revision unless nothing changed.
 
     With `expected_revision`, refuse (409) if someone saved another revision meanwhile, so that
-    two editors do not overwrite each other unknowingly.
+    two editors do not overwrite each other unknowingly. `checks` and `strict` as for create.
     """
     data = _data_of(document)
+    found = salesforce_warnings(
+        db, actor, data, checks, strict=strict, survey_id=survey_id, workflow_id=workflow_id
+    )
     with db.uow() as uow:
         workflow, survey = _workflow_for(
             uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id, lock=True
@@ -258,22 +304,33 @@ def update_workflow(
                 f"(diff {expected_revision} to {workflow.revision}) and save again.",
                 code="revision_changed",
             )
-        parsed, warnings = _checked(uow.session, survey, data)
+        parsed, warnings = _checked(uow.session, survey, data, actor)
         outcome = _update(uow.session, actor, workflow, parsed, data)
+        _lift_pauses(uow, actor, survey, workflow, parsed)
         _commit(uow, parsed.name)
-    return WorkflowView(workflow, warnings, outcome)
+    return WorkflowView(workflow, warnings + found, outcome)
 
 
-def apply_workflow(db: Database, actor: Actor, survey_id: str, document: Any) -> WorkflowView:
+def apply_workflow(
+    db: Database,
+    actor: Actor,
+    survey_id: str,
+    document: Any,
+    *,
+    checks: SaveChecks | None = None,
+    strict: bool = False,
+) -> WorkflowView:
     """Create or update the survey's workflow with the document's name (workflows as code).
 
     The outcome is `created`, `updated` or `unchanged`; applying the same text twice stores
-    one revision.
+    one revision. `checks` and `strict` as for create (an unchanged document is checked too:
+    the org may have changed).
     """
     data = _data_of(document)
+    found = salesforce_warnings(db, actor, data, checks, strict=strict, survey_id=survey_id)
     with db.uow() as uow:
         survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
-        parsed, warnings = _checked(uow.session, survey, data)
+        parsed, warnings = _checked(uow.session, survey, data, actor)
         existing = uow.session.scalar(
             select(Workflow)
             .where(Workflow.survey_id == survey.id, Workflow.name == parsed.name)
@@ -283,8 +340,9 @@ def apply_workflow(db: Database, actor: Actor, survey_id: str, document: Any) ->
             workflow, outcome = _create(uow.session, actor, survey, parsed, data), "created"
         else:
             workflow, outcome = existing, _update(uow.session, actor, existing, parsed, data)
+            _lift_pauses(uow, actor, survey, workflow, parsed)
         _commit(uow, parsed.name)
-    return WorkflowView(workflow, warnings, outcome)
+    return WorkflowView(workflow, warnings + found, outcome)
 
 
 def set_enabled(
@@ -305,7 +363,9 @@ def set_enabled(
                 workflow.id, survey_id=survey.id, revision=workflow.revision,
             )  # fmt: skip
             outcome = "updated"
-        warnings = current_warnings(uow.session, survey, workflow.document)
+        warnings = current_warnings(
+            uow.session, survey, workflow.document, access_to(survey, actor), workflow.id
+        )
         uow.commit()
     return WorkflowView(workflow, warnings, outcome)
 
@@ -349,21 +409,44 @@ def parse_text(text: str | bytes, syntax: Literal["auto", "json", "yaml"] = "aut
         raise _refusal(exc.problems) from None
 
 
-def current_warnings(session: Session, survey: Survey, document: Any) -> list[DocumentProblem]:
+def current_warnings(
+    session: Session,
+    survey: Survey,
+    document: Any,
+    access: SurveyAccess = SurveyAccess.OWN,
+    workflow_id: str | None = None,
+) -> list[DocumentProblem]:
     """What would stop a stored document working now: connections the owner no longer has or
-    must log in to again, and references to questions or fields removed since it was saved."""
+    must log in to again, tasks paused since the survey changed hands, and references to
+    questions or fields removed since it was saved. Connection names are listed only to those
+    who may pick them (`access`)."""
     try:
         parsed, problems = check_document(document, _content_of(survey)), []
     except WorkflowDocumentError as exc:
         parsed, problems = exc.document, exc.problems
     if parsed is None:  # saved under other rules (an older cxloop): say so, do not fail
         return problems
-    errors, warnings = _connection_findings(session, survey, parsed)
-    return problems + errors + warnings
+    errors, warnings = _connection_findings(session, survey, parsed, access)
+    paused = [] if workflow_id is None else _pause_warnings(session, workflow_id, parsed)
+    return problems + paused + errors + warnings
+
+
+def _pause_warnings(
+    session: Session, workflow_id: str, document: WorkflowDocument
+) -> list[DocumentProblem]:
+    index = {task.id: i for i, task in enumerate(document.tasks)}
+    return [
+        DocumentProblem(f"tasks[{index.get(pause.task_id, '?')}]", f"paused: {pause.reason}")
+        for pause in session.scalars(
+            select(WorkflowTaskPause)
+            .where(WorkflowTaskPause.workflow_id == workflow_id)
+            .order_by(WorkflowTaskPause.task_id)
+        )
+    ]
 
 
 def _checked(
-    session: Session, survey: Survey, data: Any
+    session: Session, survey: Survey, data: Any, actor: Actor
 ) -> tuple[WorkflowDocument, list[DocumentProblem]]:
     """The parsed document and its warnings, or InvalidInput listing every problem."""
     try:
@@ -372,16 +455,67 @@ def _checked(
         parsed, problems = exc.document, exc.problems
     if parsed is None:
         raise _refusal(problems)
-    errors, warnings = _connection_findings(session, survey, parsed)
+    errors, warnings = _connection_findings(session, survey, parsed, access_to(survey, actor))
     if problems or errors:
         raise _refusal(problems + errors)
     return parsed, warnings
 
 
+def salesforce_warnings(
+    db: Database,
+    actor: Actor,
+    data: Any,
+    checks: SaveChecks | None,
+    *,
+    strict: bool = False,
+    survey_id: str | None = None,
+    workflow_id: str | None = None,
+) -> list[DocumentProblem]:
+    """What the Salesforce checks find in the document's tasks, before anything is stored.
+
+    The document's own problems come first, all at once (InvalidInput, as on any save); only a
+    sound document is checked against Salesforce, outside any transaction since Salesforce
+    may be slow. With `strict`, any warning (these, or a connection that needs a new login)
+    refuses the save: SalesforceChecksFailed lists them all.
+    """
+    if checks is None and not strict:
+        return []
+    with db.reader() as uow:
+        if workflow_id is not None:
+            _, survey = _workflow_for(uow.session, actor, workflow_id, SurveyAccess.EDIT, survey_id)
+        else:
+            assert survey_id is not None
+            survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        parsed, warnings = _checked(uow.session, survey, data, actor)
+        targets = _salesforce_targets(uow.session, actor, survey, parsed)
+    found: list[DocumentProblem] = list(checks(targets)) if checks is not None else []
+    if strict and (warnings or found):
+        raise SalesforceChecksFailed(warnings + found)
+    return found
+
+
+def _salesforce_targets(
+    session: Session, actor: Actor, survey: Survey, document: WorkflowDocument
+) -> list[TaskTarget]:
+    """The document's Salesforce tasks with the connection each would run with, if usable
+    (one that needs a new login already has its warning)."""
+    targets = []
+    for index, task in enumerate(document.tasks):
+        if not isinstance(task, SalesforceTask):
+            continue
+        connection = resolve_connection(session, survey, task.connection)
+        if connection is not None and connection.status == "active":
+            facts = ConnectionFacts.of(connection, for_user=actor.id)
+            targets.append(TaskTarget(f"tasks[{index}]", task, facts))
+    return targets
+
+
 def _connection_findings(
-    session: Session, survey: Survey, document: WorkflowDocument
+    session: Session, survey: Survey, document: WorkflowDocument, access: SurveyAccess
 ) -> tuple[list[DocumentProblem], list[DocumentProblem]]:
-    """Errors for connections that are not the owner's; warnings for those that need care."""
+    """Errors for connections that are not the owner's, or that someone with `access` may not
+    pick (an editor: not allowed for this survey by the owner); warnings for those that need
+    care."""
     places: list[tuple[str, str]] = []
     if isinstance(document.event, OutboundMessageEvent):
         places.append(("event.connection", document.event.connection))
@@ -392,20 +526,35 @@ def _connection_findings(
     ]
     if not places:
         return [], []
-    owned = _owner_connections(session, survey)
+    owned = _owned_by(session, survey.owner_id)
+    pickable = pickable_connections(session, survey, access)
+    pickable_ids = {c.id for c in pickable}
     owner = survey.owner.email
+    names = ", ".join(repr(c.name) for c in pickable)
     errors: list[DocumentProblem] = []
     warnings: list[DocumentProblem] = []
     for path, reference in places:
         connection = _match(owned, reference)
         if connection is None:
-            names = ", ".join(repr(c.name) for c in owned)
-            usable = f"use one of: {names}" if owned else "they have not linked any yet"
+            if pickable:
+                usable = f"; use one of: {names}"
+            else:
+                usable = "; they have not linked any yet" if access >= SurveyAccess.OWN else ""
             errors.append(
                 DocumentProblem(
                     path,
                     f"connection {reference!r} is not one of the survey owner's ({owner}) "
-                    f"connections; {usable}",
+                    f"connections{usable}",
+                )
+            )
+        elif connection.id not in pickable_ids:
+            usable = f", or use one they allowed: {names}" if pickable else ""
+            errors.append(
+                DocumentProblem(
+                    path,
+                    f"connection {reference!r} has not been allowed for this survey by its "
+                    f"owner ({owner}); ask them to allow it (`cxloop surveys grant-connection`, "
+                    f"or PUT .../connection-grants/<connection>){usable}",
                 )
             )
         elif connection.status != "active":
@@ -419,22 +568,6 @@ def _connection_findings(
                 )
             )
     return errors, warnings
-
-
-def _owner_connections(session: Session, survey: Survey) -> list[Connection]:
-    # Only what choosing needs: the tokens are not even decrypted here.
-    query = (
-        select(Connection)
-        .options(
-            load_only(
-                Connection.id, Connection.name, Connection.type, Connection.status,
-                Connection.status_reason, Connection.created_at,
-            )
-        )
-        .where(Connection.owner_id == survey.owner_id)
-        .order_by(Connection.created_at, Connection.id)
-    )  # fmt: skip
-    return list(session.scalars(query))
 
 
 def _match(connections: Iterable[Connection], name_or_id: str) -> Connection | None:
@@ -463,6 +596,78 @@ def _refusal(problems: list[DocumentProblem]) -> CxloopError:
 
 def _data_of(document: Any) -> Any:
     return parse_text(document) if isinstance(document, str | bytes) else document
+
+
+# --- paused tasks
+
+
+def _lift_pauses(
+    uow: UnitOfWork, actor: Actor, survey: Survey, workflow: Workflow, parsed: WorkflowDocument
+) -> None:
+    """Resume the workflow's paused tasks now that the saved document passed the check: every
+    Salesforce connection in it is one the owner may use. Their paused task runs go out with
+    the connection picked now; a task gone from the document has nothing left to resume."""
+    session = uow.session
+    pauses = list(
+        session.scalars(
+            select(WorkflowTaskPause).where(WorkflowTaskPause.workflow_id == workflow.id)
+        )
+    )
+    keys: list[str] = []
+    for pause in pauses:
+        task = next((t for t in parsed.tasks if t.id == pause.task_id), None)
+        connection = task.connection if isinstance(task, SalesforceTask) else None
+        session.delete(pause)
+        audit.record(
+            session, actor.id, "workflow.task.resume", "workflow", workflow.id,
+            survey_id=survey.id, task_id=pause.task_id, before=pause.connection,
+            after=connection,
+        )  # fmt: skip
+        if connection is not None:
+            keys += rebind_paused_task_runs(session, workflow.id, pause.task_id, survey, connection)
+    if keys:
+        uow.after_commit(lambda: dispatch(keys))
+
+
+def rebind_paused_task_runs(
+    session: Session, workflow_id: str, task_id: str, survey: Survey, connection: str
+) -> list[str]:
+    """The task's runs paused because their connection is not the owner's go back to ready,
+    keyed to the owner's `connection` (name or id, as the document says), in the caller's
+    transaction; returns their batch keys, to dispatch after the commit."""
+    rows = list(
+        session.scalars(
+            select(TaskRun)
+            .join(Run, Run.id == TaskRun.run_id)
+            .where(
+                Run.workflow_id == workflow_id,
+                TaskRun.task_id == task_id,
+                TaskRun.status == "paused",
+                TaskRun.batch_key.startswith("sf|"),
+            )
+        )
+    )
+    now = utcnow()
+    rebound = []
+    for row in rows:
+        key = SalesforceBatchKey.parse(row.batch_key)
+        if key.owner_id == survey.owner_id and row.connection_id is not None:
+            continue  # paused for its own connection's sake (a new login): that resumes itself
+        row.batch_key = (
+            f"sf|{survey.owner_id}|{connection}|{key.sobject}|{key.action}|{key.key_field}"
+        )
+        row.connection_id = None
+        row.status = "pending"
+        row.status_reason = f"resumed: the owner picked the connection {connection!r}"
+        row.next_attempt_at = now
+        row.first_attempt_at = None  # the pause must not eat the retry horizon
+        rebound.append(row)
+    session.flush()
+    run_ids = {row.run_id for row in rebound}
+    if run_ids:
+        for run in session.scalars(select(Run).where(Run.id.in_(run_ids))):
+            settle_run_status(run)
+    return sorted({row.batch_key for row in rebound})
 
 
 # --- storing

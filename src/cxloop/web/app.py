@@ -29,6 +29,8 @@ from cxloop.web.api import (
 )
 from cxloop.web.api import directories as directories_api
 from cxloop.web.api import distributions as distributions_api
+from cxloop.web.api import signed_links as signed_links_api
+from cxloop.web.api import transfers as transfers_api
 from cxloop.web.api.schemas import API_ERRORS, error_responses
 from cxloop.web.errors import install_error_handlers
 from cxloop.web.middleware import (
@@ -135,7 +137,13 @@ def create_app(
         respond.router,
         hooks.router,
     )
-    for router in (*routers, distributions_api.router, directories_api.router):
+    api_routers = (
+        distributions_api.router,
+        directories_api.router,
+        transfers_api.router,
+        signed_links_api.router,
+    )
+    for router in (*routers, *api_routers):
         app.include_router(router, responses=_documented_errors(router))
     app.include_router(optout.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

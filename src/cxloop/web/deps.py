@@ -10,11 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from cxloop.bootstrap import Container
 from cxloop.db.uow import Database
 from cxloop.errors import Forbidden, Unauthenticated
-from cxloop.services import users
+from cxloop.services import throttle, users, web_sessions
 from cxloop.services.access import Actor
 from cxloop.services.response_intake import ResponseIntake
 
-SESSION_USER_KEY = "user_id"
+# The page session cookie holds only this: the random id of a server-side session.
+SESSION_ID_KEY = "sid"
 
 
 def get_container(request: Request) -> Container:
@@ -44,9 +45,19 @@ async def api_actor(request: Request) -> Actor:
         raise Unauthenticated(
             "Send the API token as `Authorization: Bearer <token>`.", code="bad_token"
         )
-    user = users.recently_authenticated(token)
+    try:
+        user = users.recently_authenticated(token)
+    except Unauthenticated:
+        user = None  # not even shaped like a token: counted as a failure below
     if user is None:
-        user = await run_in_threadpool(users.authenticate_token, get_db(request), token)
+        container = get_container(request)
+        user = await run_in_threadpool(
+            users.check_token,
+            container.db,
+            throttle.Throttle(container.db, container.settings),
+            token,
+            throttle.client_address(request.client),
+        )
     return Actor.of(user)
 
 
@@ -57,12 +68,14 @@ async def admin_actor(actor: Annotated[Actor, Depends(api_actor)]) -> Actor:
 
 
 def session_actor(request: Request) -> Actor | None:
-    """The user logged in to the web pages, if any."""
-    user_id = request.session.get(SESSION_USER_KEY)
-    if not user_id:
+    """The user signed in to the web pages in this browser, if any (a live server-side
+    session of an active user); a dead session is forgotten from the cookie."""
+    session_id = request.session.get(SESSION_ID_KEY)
+    if not session_id:
         return None
-    user = users.get_user(get_db(request), user_id)
-    if user is None or not user.is_active:
+    container = get_container(request)
+    user = web_sessions.resolve(container.db, container.settings, str(session_id))
+    if user is None:
         request.session.clear()
         return None
     return Actor.of(user)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from cxloop.errors import CxloopError
+from cxloop.errors import CxloopError, TooManyAttempts
 from cxloop.web.middleware import loggable_path
 
 log = structlog.get_logger(__name__)
@@ -85,6 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CxloopError)
     async def _cxloop_error(_request: Request, exc: CxloopError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return error_response(exc.http_status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -1,9 +1,10 @@
 """The respondent's pages, `/s/{survey_id}`: plain HTML forms, no JavaScript, no login.
 
-GET shows the first page (embedded data from declared query parameters; `?t=` is a personal
-link's token); each POST saves one page and shows the next. Between pages the respondent's
-browser carries a signed `_state` field (itsdangerous, with the app's secret key) naming the
-response in progress, so nothing can be forged and no cookie is needed.
+GET shows the first page (`?t=` is a personal link's token; `_exp` and `_sig` make a signed
+link; other query parameters may fill embedded data as each field's source allows); each POST
+saves one page and shows the next. Between pages the respondent's browser carries a signed
+`_state` field (itsdangerous, with the app's secret key) naming the response in progress and
+how it came (its channel), so nothing can be forged and no cookie is needed.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from cxloop.domain.survey_content import (
     TextEntryQuestion,
     plain_text,
 )
-from cxloop.errors import CxloopError
-from cxloop.services import respondent
+from cxloop.errors import CxloopError, TooManyAttempts
+from cxloop.services import respondent, throttle
 from cxloop.services.respondent import RespondentState, Screen
 from cxloop.web.deps import get_container, get_db
 
@@ -63,12 +64,25 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {
         404, "Link not valid", "This survey link is not valid. Check that it was copied whole.",
     ),
     "link_expired": (410, "Link expired", "This survey link has expired."),
+    "signed_link_invalid": (
+        403, "Link not valid",
+        "This survey link is not valid: it was changed after it was made, or it was withdrawn. "
+        "Ask whoever sent it for a new one.",
+    ),
+    "anonymous_link_off": (
+        403, "Personal link needed",
+        "This survey can only be answered through the personal link you were sent.",
+    ),
     "already_answered": (
         409, "Already answered", "You have already answered this survey. Thank you!",
     ),
     "state_invalid": (
         400, "Page expired",
         "This page has expired or was changed. Please open the survey link again.",
+    ),
+    "too_many_submissions": (
+        429, "Please wait a moment",
+        "Too many answers are arriving right now. Please wait a minute and send this page again.",
     ),
 }  # fmt: skip
 
@@ -78,7 +92,7 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {
 
 @router.get("/s/{survey_id}", response_class=HTMLResponse)
 async def show_survey(request: Request, survey_id: str) -> Response:
-    params = {k: v for k, v in request.query_params.items() if k != "t"}
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "t"]
     token = request.query_params.get("t")
     try:
         screen = await run_in_threadpool(
@@ -91,6 +105,14 @@ async def show_survey(request: Request, survey_id: str) -> Response:
 
 @router.post("/s/{survey_id}", response_class=HTMLResponse)
 async def submit_page(request: Request, survey_id: str) -> Response:
+    container = get_container(request)
+    try:  # limits per client address and per survey (settings), counted in the database
+        await run_in_threadpool(
+            throttle.Throttle(container.db, container.settings).submission,
+            survey_id[:40], throttle.client_address(request.client),
+        )  # fmt: skip
+    except TooManyAttempts as exc:
+        return _message(request, exc.code, survey_id, retry_after_s=exc.retry_after_s)
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
     state = _load_state(request, _field(form, "_state"))
     page = _page_number(_field(form, "_page"))
@@ -129,6 +151,7 @@ def _dump_state(request: Request, state: RespondentState) -> str:
             "r": state.response_id,
             "l": state.link_id,
             "e": state.embedded_data,
+            "c": state.channel,
         }
     )
 
@@ -144,6 +167,9 @@ def _load_state(request: Request, signed: str) -> RespondentState | None:
             response_id=raw["r"],
             link_id=raw["l"],
             embedded_data=dict(raw["e"]),
+            # A state from before channels were recorded is treated as the anonymous link's;
+            # a personal link's is recognised by its link id.
+            channel=str(raw.get("c") or "anonymous_link"),
         )
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
@@ -299,7 +325,14 @@ def _show(request: Request, screen: Screen) -> Response:
     )
 
 
-def _message(request: Request, code: str, survey_id: str, screen: Screen | None = None) -> Response:
+def _message(
+    request: Request,
+    code: str,
+    survey_id: str,
+    screen: Screen | None = None,
+    *,
+    retry_after_s: int | None = None,
+) -> Response:
     if code == "finished":
         status, title, text = 200, "Thank you!", "Your response has been recorded."
     elif code == "empty":
@@ -315,8 +348,9 @@ def _message(request: Request, code: str, survey_id: str, screen: Screen | None 
         "survey_name": screen.survey_name if screen else "",
         "restart": f"/s/{survey_id}" if code == "state_invalid" else None,
     }
+    headers = _HEADERS if retry_after_s is None else _HEADERS | {"Retry-After": str(retry_after_s)}
     return templates.TemplateResponse(
-        request, "survey/message.html", context, status_code=status, headers=_HEADERS
+        request, "survey/message.html", context, status_code=status, headers=headers
     )
 
 

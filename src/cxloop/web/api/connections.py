@@ -30,7 +30,12 @@ class ConnectionRename(RequestBody):
 
 class LinkingOut(Reply):
     attempt_id: str
-    authorize_url: str
+    authorize_url: str = Field(
+        description="A one-time link on cxloop (`/oauth/salesforce/start/...`, valid for "
+        "`oauth_bootstrap_ttl_s`): open it in a browser signed in to cxloop as the same user "
+        "(or sign in when asked); it leads on to Salesforce's login page. Linking completes "
+        "only in that browser."
+    )
     expires_at: datetime
     status: str = "pending"
 
@@ -83,7 +88,8 @@ class DoctorOut(Reply):
 def create_connection(
     body: ConnectionCreate, actor: ApiActor, container: AppContainer
 ) -> LinkingOut:
-    """Start linking: open `authorize_url` in a browser and log in at Salesforce."""
+    """Start linking: open `authorize_url` in a browser signed in to cxloop as yourself, then
+    log in at Salesforce; poll the attempt to know when it is done."""
     started = connections.start_linking(
         container.db, container.settings, actor, body.name, body.type, body.login_url
     )

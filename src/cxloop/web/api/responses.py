@@ -43,6 +43,7 @@ class ResponseOut(BaseModel):
     duration_s: int | None
     finished: bool
     source: str
+    channel: str = Field(description="anonymous_link, personal_link, signed_link, api or import")
     language: str
     distribution_id: str | None
     contact_id: str | None

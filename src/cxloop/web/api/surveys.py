@@ -1,18 +1,20 @@
-"""/api/v1/surveys: surveys as projects, their collaborators and ownership."""
+"""/api/v1/surveys: surveys as projects, their collaborators, ownership offers, and the
+connections their owner allows for them."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from cxloop.db.models import Survey, SurveyCollaborator
-from cxloop.services import surveys
+from cxloop.services import connection_grants, surveys, transfers
 from cxloop.services.access import Actor
 from cxloop.web.api.schemas import PageOut, Reply, RequestBody
-from cxloop.web.deps import ApiActor, Db
+from cxloop.web.api.transfers import TransferOut, transfer_out
+from cxloop.web.deps import ApiActor, AppContainer, Db
 
 router = APIRouter(prefix="/api/v1/surveys", tags=["surveys"])
 
@@ -33,6 +35,10 @@ class SurveyUpdate(RequestBody):
     description: str = Field(default=None, max_length=20_000)
     status: Status = Field(default=None)
     language: str = Field(default=None, min_length=2, max_length=16)
+    anonymous_link: bool = Field(
+        default=None,
+        description="false: /s/{id} answers only personal and signed links",
+    )
 
 
 class CollaboratorIn(RequestBody):
@@ -46,7 +52,20 @@ class RoleIn(RequestBody):
 
 class TransferIn(RequestBody):
     new_owner_email: str = Field(max_length=320)
-    keep_previous_owner_as_editor: bool = True
+    keep_previous_owner_as_editor: bool = Field(
+        default=True,
+        description="Ask to stay on as editor; the receiver decides when accepting.",
+    )
+    message: str = Field(default="", max_length=2000, description="A note to the receiver.")
+
+
+class GrantOut(Reply):
+    connection_id: str
+    connection_name: str
+    connection_type: str
+    connection_status: str
+    granted_by: str
+    granted_at: datetime
 
 
 class UserRef(Reply):
@@ -67,6 +86,7 @@ class SurveyOut(Reply):
     description: str
     status: str
     language: str
+    anonymous_link: bool
     owner: UserRef
     collaborators: list[CollaboratorOut]
     your_role: str
@@ -81,6 +101,7 @@ def _out(survey: Survey, actor: Actor) -> SurveyOut:
         description=survey.description,
         status=survey.status,
         language=survey.language,
+        anonymous_link=survey.anonymous_link,
         owner=UserRef.model_validate(survey.owner),
         collaborators=[CollaboratorOut.model_validate(c) for c in survey.collaborators],
         your_role=surveys.survey_access(survey, actor),
@@ -148,10 +169,54 @@ def remove_collaborator(survey_id: str, user_id: str, actor: ApiActor, db: Db) -
     return Response(status_code=204)
 
 
-@router.post("/{survey_id}/transfer", response_model=SurveyOut)
-def transfer_ownership(survey_id: str, body: TransferIn, actor: ApiActor, db: Db) -> SurveyOut:
-    survey = surveys.transfer_ownership(
-        db, actor, survey_id, body.new_owner_email,
-        keep_as_editor=body.keep_previous_owner_as_editor,
+@router.post(
+    "/{survey_id}/transfer",
+    status_code=201,
+    response_model=TransferOut,
+    responses={200: {"model": TransferOut, "description": "An admin moved the survey at once."}},
+    summary="Offer the survey to another user (the owner), or move it at once (an admin)",
+)
+def transfer_ownership(
+    survey_id: str, body: TransferIn, actor: ApiActor, container: AppContainer, response: Response
+) -> TransferOut:
+    """The owner's transfer is an offer (201, `status: pending`) that the receiver accepts or
+    declines under /api/v1/transfers; nothing changes until then. An admin's transfer happens
+    at once (200, `status: accepted`, with the tasks it paused)."""
+    view = transfers.offer_transfer(
+        container.db, actor, survey_id, body.new_owner_email,
+        keep_previous_owner_as_editor=body.keep_previous_owner_as_editor,
+        expires_in_days=container.settings.transfer_offer_days, message=body.message,
     )  # fmt: skip
-    return _out(survey, actor)
+    if view.transfer.status == "accepted":
+        response.status_code = 200
+    return transfer_out(view.transfer, view)
+
+
+@router.get(
+    "/{survey_id}/connection-grants",
+    response_model=list[GrantOut],
+    summary="The owner's connections this survey's editors may pick (editors and up)",
+)
+def list_connection_grants(survey_id: str, actor: ApiActor, db: Db) -> list[Any]:
+    return connection_grants.list_grants(db, actor, survey_id)
+
+
+@router.put(
+    "/{survey_id}/connection-grants/{connection}",
+    response_model=GrantOut,
+    summary="Allow editors to pick one of your connections (id or name) for this survey",
+)
+def grant_connection(survey_id: str, connection: str, actor: ApiActor, db: Db) -> Any:
+    """Only the owner (or an admin) grants, and only the owner's own connections. Granting
+    again changes nothing. The audit log records who allowed what."""
+    return connection_grants.grant_connection(db, actor, survey_id, connection)
+
+
+@router.delete(
+    "/{survey_id}/connection-grants/{connection}",
+    status_code=204,
+    summary="Stop editors from picking this connection for this survey",
+)
+def revoke_connection_grant(survey_id: str, connection: str, actor: ApiActor, db: Db) -> Response:
+    connection_grants.revoke_connection(db, actor, survey_id, connection)
+    return Response(status_code=204)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import Field
 
 from cxloop.db.models import ApiToken, User
+from cxloop.errors import NotFound
 from cxloop.services import users
 from cxloop.web.api.schemas import MAX_ROW_ID, Reply, RequestBody
 from cxloop.web.deps import AdminActor, ApiActor, Db
@@ -31,6 +32,11 @@ class UserCreate(RequestBody):
     password: str = Field(max_length=1024)
     name: str = Field(default="", max_length=200)
     is_admin: bool = False
+
+
+class UserChange(RequestBody):
+    password: str | None = Field(default=None, max_length=1024)
+    is_active: bool | None = None
 
 
 class TokenOut(Reply):
@@ -67,6 +73,20 @@ def create_user(body: UserCreate, admin: AdminActor, db: Db) -> User:
     return users.create_user(
         db, body.email, body.password, is_admin=body.is_admin, name=body.name, actor=admin
     )
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+def change_user(user_id: str, body: UserChange, admin: AdminActor, db: Db) -> User:
+    """Set a user's password or deactivate (reactivate) them; either ends all their web
+    sessions (a deactivated user's API tokens stop working too)."""
+    user = users.get_user(db, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id}.", code="user_not_found")
+    if body.password is not None:
+        user = users.set_password(db, user.email, body.password, actor=admin)
+    if body.is_active is not None:
+        user = users.set_active(db, user.email, body.is_active, actor=admin)
+    return user
 
 
 @router.get("/tokens", response_model=list[TokenOut])

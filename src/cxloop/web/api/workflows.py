@@ -2,7 +2,9 @@
 
 A body is the workflow document itself (docs/workflows.md), as JSON or as YAML (send a YAML
 content type). Replies that describe one workflow carry its revision in `ETag`; send it back in
-`If-Match` with PUT to refuse the save if someone else saved in between.
+`If-Match` with PUT to refuse the save if someone else saved in between. Saves check the
+Salesforce tasks against their orgs: `warnings` say what is wrong and how to fix it, and
+`?strict=true` refuses the save (422) while there are any.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.engine.dry_run import dry_run
 from cxloop.errors import CxloopError, InvalidInput
 from cxloop.services import workflows
+from cxloop.services.task_checks import SaveChecks
 from cxloop.services.workflows import WorkflowView
 from cxloop.web.api.schemas import Reply, RequestBody
 from cxloop.web.deps import ApiActor, AppContainer, Db
@@ -28,6 +31,13 @@ router = APIRouter(prefix="/api/v1/surveys/{survey_id}/workflows", tags=["workfl
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json", "")
 MAX_REVISION = 2**31 - 1
+StrictQuery = Annotated[
+    bool,
+    Query(
+        description="Refuse the save (422 salesforce_checks_failed) if the Salesforce checks "
+        "warn about anything, or cannot be run."
+    ),
+]
 
 
 class UnsupportedMediaType(CxloopError):
@@ -39,6 +49,10 @@ class ProblemOut(Reply):
     path: str
     message: str
     character: int | None = None
+    task: str | None = Field(default=None, description="The task's id (Salesforce checks).")
+    field: str | None = Field(default=None, description="The Salesforce field, if one.")
+    code: str | None = Field(default=None, description="What the check found, for scripts.")
+    fix: str | None = Field(default=None, description="What to change, and where.")
 
 
 class WorkflowSummaryOut(Reply):
@@ -125,10 +139,17 @@ def _expected_revision(if_match: str | None) -> int | None:
 
 @router.post("", status_code=201, summary="Create a workflow from a document (JSON or YAML)")
 async def create_workflow(
-    request: Request, survey_id: str, actor: ApiActor, db: Db
+    request: Request,
+    survey_id: str,
+    actor: ApiActor,
+    container: AppContainer,
+    strict: StrictQuery = False,
 ) -> JSONResponse:
     document = await _document(request)
-    view = await run_in_threadpool(workflows.create_workflow, db, actor, survey_id, document)
+    view = await run_in_threadpool(
+        workflows.create_workflow, container.db, actor, survey_id, document,
+        checks=SaveChecks.of(container), strict=strict,
+    )  # fmt: skip
     return _reply(view, 201)
 
 
@@ -138,19 +159,30 @@ def list_workflows(survey_id: str, actor: ApiActor, db: Db) -> list[Workflow]:
 
 
 @router.post("/apply", summary="Create or update the workflow with the document's name")
-async def apply_workflow(request: Request, survey_id: str, actor: ApiActor, db: Db) -> JSONResponse:
+async def apply_workflow(
+    request: Request,
+    survey_id: str,
+    actor: ApiActor,
+    container: AppContainer,
+    strict: StrictQuery = False,
+) -> JSONResponse:
     """Workflows as code: `outcome` says `created` (201), `updated` or `unchanged` (200)."""
     document = await _document(request)
-    view = await run_in_threadpool(workflows.apply_workflow, db, actor, survey_id, document)
+    view = await run_in_threadpool(
+        workflows.apply_workflow, container.db, actor, survey_id, document,
+        checks=SaveChecks.of(container), strict=strict,
+    )  # fmt: skip
     return _reply(view, 201 if view.outcome == "created" else 200)
 
 
 @router.get(
     "/connections",
     response_model=list[ConnectionChoiceOut],
-    summary="The connections this survey's tasks may use: its owner's",
+    summary="The connections you may pick for this survey's tasks (editors and up)",
 )
 def list_connection_choices(survey_id: str, actor: ApiActor, db: Db) -> list[Any]:
+    """The owner (or an admin) sees all the owner's connections; an editor those the owner
+    allowed for this survey (`.../connection-grants`). Viewers get 403."""
     return workflows.owner_connections(db, actor, survey_id)
 
 
@@ -165,14 +197,16 @@ async def update_workflow(
     survey_id: str,
     workflow_id: str,
     actor: ApiActor,
-    db: Db,
+    container: AppContainer,
     if_match: Annotated[str | None, Header()] = None,
+    strict: StrictQuery = False,
 ) -> JSONResponse:
     expected = _expected_revision(if_match)
     document = await _document(request)
     view = await run_in_threadpool(
-        workflows.update_workflow, db, actor, workflow_id, document,
-        survey_id=survey_id, expected_revision=expected,
+        workflows.update_workflow, container.db, actor, workflow_id, document,
+        survey_id=survey_id, expected_revision=expected, checks=SaveChecks.of(container),
+        strict=strict,
     )  # fmt: skip
     return _reply(view)
 
@@ -255,7 +289,8 @@ class DryRunIn(RequestBody):
 
 @router.post(
     "/{workflow_id}/test",
-    summary="Dry run: what this workflow would send for a response or an outbound record",
+    summary="Dry run: what this workflow would send for a response or an outbound record "
+    "(editors and up)",
 )
 def test_workflow(
     survey_id: str, workflow_id: str, body: DryRunIn, actor: ApiActor, container: AppContainer

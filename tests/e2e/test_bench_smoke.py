@@ -1,0 +1,151 @@
+"""Every benchmark at a tiny size (`--smoke`), so that a broken bench is caught; and a bench whose
+work failed prints no figure and exits non-zero.
+
+The figures of these runs mean nothing (tiny sizes, a busy machine) and are not looked at: only
+the JSON keys, and that every failure counter is 0.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+
+# bench -> (keys its JSON must have, its failure counters: all must be 0 or empty)
+BENCHES: dict[str, tuple[set[str], set[str]]] = {
+    "workflow_bench.py": (
+        {"responses", "clients", "server_processes", "database", "submit_seconds",
+         "responses_per_s", "records_per_s", "api_calls_per_1000", "server_cpu_ms_per_response",
+         "half_load_responses_per_s", "p50_s", "p99_s", "naive_records_per_s", "naive_seconds",
+         "naive_api_calls_per_1000"},
+        {"lost", "duplicates", "refused", "task_runs_not_succeeded", "naive_errors"},
+    ),
+    "listener_bench.py": (
+        {"messages", "notifications", "clients", "database", "worker", "cpus", "p50_ms",
+         "p99_ms", "max_ms", "mean_ms", "acks_per_s", "notifications_per_s", "server_p50_ms",
+         "server_p99_ms", "replay_p50_ms", "runs", "inbox", "runs_as_expected"},
+        {"refused", "lost", "runs_off_by", "inbox_off_by"},
+    ),
+    "emulator_bench.py": (
+        {"benchmark", "transport", "database", "single_create_ms", "collections_200_call_ms",
+         "collections_ms_per_record", "collections_records_per_s",
+         "collections_upsert_ms_per_record", "calls_per_s", "sqlite_file", "core", "machine"},
+        {"client_errors", "missing_records"},
+    ),
+    "responses_bench.py": (
+        {"database", "cpus", "server_processes", "responses_per_s_single", "single_accepted",
+         "latency_ms_p50", "latency_ms_p99", "clients", "seconds", "responses_per_s_import",
+         "import_rows", "import_cpu_us_per_row", "responses_per_s_import_http", "array_size",
+         "http_import_clients"},
+        {"single_errors", "import_failed", "http_import_errors", "missing_responses"},
+    ),
+}  # fmt: skip
+
+
+def run_bench(script: str, *args: str) -> tuple[int, dict[str, Any], str]:
+    """Run a bench as `make bench` would; (exit status, its JSON line, its stderr)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=280,  # under pytest-timeout's 300 s
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"{script} printed nothing: {done.stderr[-2000:]}"
+    return done.returncode, json.loads(lines[-1]), done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(BENCHES))
+def test_each_bench_runs_at_a_tiny_size_with_nothing_failed(script: str) -> None:
+    status, result, stderr = run_bench(script, "--smoke")
+    assert status == 0, (result, stderr[-2000:])
+    keys, counters = BENCHES[script]
+    assert keys | counters <= set(result), sorted(keys | counters - set(result))
+    assert "failed" not in result
+    assert {name: result[name] for name in counters if result[name]} == {}
+
+
+@pytest.mark.slow
+def test_a_dropped_upsert_shows_as_duplicates_and_the_workflow_bench_prints_no_figure() -> None:
+    # The emulator writes the first upsert batch, then drops the connection: cxloop cannot know
+    # the batch landed and sends it again. Each record is then written twice.
+    fault = {"mode": "commit_then_drop", "method": "PATCH", "path": "/composite/sobjects",
+             "count": 1}  # fmt: skip
+    status, result, stderr = run_bench("workflow_bench.py", "--smoke", "--fault", json.dumps(fault))
+    assert status == 1, result
+    assert result["duplicates"] > 0 and result["lost"] == 0
+    assert any(reason.startswith("duplicates:") for reason in result["failed"])
+    keys, _ = BENCHES["workflow_bench.py"]
+    figures = keys - {"responses", "clients", "server_processes", "database"}
+    assert not figures & set(result), sorted(figures & set(result))
+    assert "no figures" in stderr
+
+
+@pytest.mark.slow
+def test_a_failing_emulator_call_leaves_the_emulator_bench_without_figures() -> None:
+    fault = {"error": "SERVER_UNAVAILABLE", "method": "POST", "path": "/sobjects/", "count": 2}
+    status, result, _ = run_bench("emulator_bench.py", "--smoke", "--fault", json.dumps(fault))
+    assert status == 1, result
+    assert result["client_errors"]["memory.create"] == 2
+    assert result["missing_records"] == 2 * 2  # both runs (memory, file) miss two records
+    assert "single_create_ms" not in result and "core" not in result
+
+
+# -- the listener bench's accounting, against a listener that refuses and drops messages
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """Acks the first message, answers a SOAP fault to the second, drops the third."""
+
+    answered = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with Flaky.lock:
+            Flaky.answered += 1
+            number = Flaky.answered
+        if number == 3:
+            self.close_connection = True  # no answer at all
+            self.connection.close()
+            return
+        ack = b"<Ack>true</Ack>" if number == 1 else b"<faultstring>busy</faultstring>"
+        self.send_response(200 if number == 1 else 500)
+        self.send_header("Content-Length", str(len(ack)))
+        self.end_headers()
+        self.wfile.write(ack)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_listener() -> Iterator[str]:
+    Flaky.answered = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/salesforce/outbound/x"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_listener_bench_times_only_acknowledged_messages(
+    flaky_listener: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    from listener_bench import send_all
+
+    sent = send_all(flaky_listener, [b"<m/>"] * 3, clients=1, timeout=5)
+    assert (sent.acked, sent.refused, sent.lost) == (1, 1, 1)
+    assert len(sent.latencies) == 1  # the refused and the lost message are not timed
