@@ -87,6 +87,16 @@ def test_frame_ancestors_accepts_only_origins(origin: str, tmp_path: Path) -> No
         Settings(data_dir=tmp_path, frame_ancestors=[origin])
 
 
+def test_frame_ancestors_is_a_comma_separated_list_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CXLOOP_FRAME_ANCESTORS", "https://a.example.com, https://*.b.org:8443")
+    assert Settings(data_dir=tmp_path).frame_ancestors == [
+        "https://a.example.com",
+        "https://*.b.org:8443",
+    ]
+
+
 def test_templates_have_no_inline_script_style_or_handlers() -> None:
     templates = Path(__file__).parents[2] / "src" / "cxloop" / "web" / "templates"
     for page in templates.rglob("*.html"):
