@@ -60,6 +60,7 @@ CSV_TYPE = "text/csv"
 OPEN, UPLOAD_COMPLETE, IN_PROGRESS = "Open", "UploadComplete", "InProgress"
 JOB_COMPLETE, FAILED, ABORTED = "JobComplete", "Failed", "Aborted"
 FINISHED = (JOB_COMPLETE, FAILED, ABORTED)
+INTERNAL_BATCH = 10_000  # records per internal batch of a Bulk API 2.0 ingest job
 NULL_MARKER = "#N/A"  # a CSV value that sets a field to null (an empty value leaves it alone)
 
 
@@ -613,6 +614,15 @@ class BulkJobs:
                 return
         assert sobject is not None
         chunk_size = max(1, emulator.settings.bulk_chunk_size)
+        # Salesforce splits a job into internal batches of 10,000 records and processes them in
+        # parallel, so the per-record time of a large job is shared between those batches.
+        parallel = max(
+            1,
+            min(
+                -(-len(job.rows) // INTERNAL_BATCH),
+                emulator.settings.bulk_parallel_batches,
+            ),
+        )
         while True:
             with emulator.lock:
                 if not self._alive(job):
@@ -624,7 +634,7 @@ class BulkJobs:
                     job.touch(JOB_COMPLETE)
                     return
                 self._process_chunk(job, caller, sobject, columns, start, chunk)
-                delay = org.latency.records_delay_s(len(chunk))
+                delay = org.latency.records_delay_s(len(chunk)) / parallel
             if delay:
                 time.sleep(delay)
 

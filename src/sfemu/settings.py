@@ -50,6 +50,9 @@ class EmulatorSettings:
     # 100 MB raw); records are processed in chunks of this size (one transaction each).
     bulk_max_upload_base64_bytes: int = 150 * 1024 * 1024
     bulk_chunk_size: int = 200
+    # Internal batches of 10,000 records a job processes at once (the per-record delay of a
+    # large job is divided by this many, at most).
+    bulk_parallel_batches: int = 10
     # Rows per query job results page when the client gives no maxRecords.
     bulk_query_page_size: int = 100_000
 
