@@ -36,7 +36,7 @@ from . import ids
 from .dml import Caller, Dml, MultipleMatches, RecordFailure
 from .errors import RecordError, SalesforceError, not_found
 from .restbase import RestContext, RestResult, allow, parse_json_body
-from .schema import FieldDef, SObjectDef
+from .schema import FieldDef, FieldType, SObjectDef
 from .soql import Compiler, parse
 
 if TYPE_CHECKING:
@@ -569,18 +569,22 @@ class BulkJobs:
                 job.error_message = f"InvalidBatch : Failed to process query: {exc}"
                 job.touch(FAILED)
                 return
-            columns = []
+            columns: list[tuple[str, str | None, bool]] = []
             for resolved in plan.select:
+                is_datetime = resolved.field.type == FieldType.DATETIME
                 if resolved.lookup is None:
-                    columns.append((resolved.field.name, None))
+                    columns.append((resolved.field.name, None, is_datetime))
                 else:
                     rel = resolved.relationship or resolved.lookup.name
-                    columns.append((resolved.field.name, rel))
-            job.columns = [name if rel is None else f"{rel}.{name}" for name, rel in columns]
+                    columns.append((resolved.field.name, rel, is_datetime))
+            job.columns = [name if rel is None else f"{rel}.{name}" for name, rel, _ in columns]
             job.results = [
                 [
-                    _text(item.get(name) if rel is None else (item.get(rel) or {}).get(name))
-                    for name, rel in columns
+                    _text(
+                        item.get(name) if rel is None else (item.get(rel) or {}).get(name),
+                        is_datetime,
+                    )
+                    for name, rel, is_datetime in columns
                 ]
                 for item in rendered
             ]
@@ -846,10 +850,13 @@ def _row_body(row: list[str], columns: list[Column]) -> dict[str, Any]:
     return body
 
 
-def _text(value: Any) -> str:
-    """A value as Bulk API 2.0 query results write it."""
+def _text(value: Any, is_datetime: bool = False) -> str:
+    """A value as Bulk API 2.0 query results write it (datetimes in UTC with ``Z``, where the
+    REST API writes ``+0000``)."""
     if value is None:
         return ""
+    if is_datetime and isinstance(value, str) and value.endswith("+0000"):
+        return value[: -len("+0000")] + "Z"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():

@@ -553,6 +553,18 @@ def test_query_all_includes_deleted_records(admin: Api) -> None:
     assert body.splitlines()[1].endswith('"true"')
 
 
+def test_query_results_write_datetimes_in_utc_with_z(admin: Api) -> None:
+    job = create_query(admin, "SELECT CreatedDate, Account.CreatedDate FROM Contact")
+    wait_for(admin, "query", job["id"])
+    row = rows_of(admin.get(f"/jobs/query/{job['id']}/results").text)[0]
+    for value in row.values():
+        assert value.endswith("Z") and "+0000" not in value, value
+
+
+def rows_of(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
 # -- scale ------------------------------------------------------------------------------------
 
 
