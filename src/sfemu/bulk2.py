@@ -26,6 +26,7 @@ import base64
 import binascii
 import csv
 import io
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from .soql import Compiler, parse
 if TYPE_CHECKING:
     from .emulator import Emulator
     from .orgs import Org
+
+log = logging.getLogger("sfemu.bulk")
 
 JOB_PREFIX = "750"
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
@@ -236,8 +239,7 @@ class BulkJobs:
             time.sleep(0.01)
 
     def _start(self, job: Job) -> None:
-        target = self._run_ingest if job.kind == "ingest" else self._run_query
-        thread = threading.Thread(target=target, args=(job,), name=f"sfemu-bulk-{job.id}")
+        thread = threading.Thread(target=self._run, args=(job,), name=f"sfemu-bulk-{job.id}")
         thread.daemon = True
         self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
@@ -362,7 +364,9 @@ class BulkJobs:
             if not isinstance(external, str) or not external:
                 raise _job_error("INVALIDJOB", "externalIdFieldName is required for upsert")
             key = ctx.caller.view(sobject).field(external)
-            if key is None or not (key.external_id or key.name == "Id" or key.id_lookup):
+            if key is None or not (
+                key.external_id or key.name == "Id" or (key.id_lookup and key.unique)
+            ):
                 raise _job_error(
                     "INVALIDJOB",
                     f"InvalidJob : Field name provided, {external} is not an External ID or"
@@ -549,6 +553,22 @@ class BulkJobs:
         if org is None or user is None:
             return None
         return org, self.emulator.caller(org, user, job.api_version)
+
+    def _run(self, job: Job) -> None:
+        """Process a job; an unexpected error fails the job (it never stays InProgress)."""
+        try:
+            if job.kind == "ingest":
+                self._run_ingest(job)
+            else:
+                self._run_query(job)
+        except Exception:
+            log.exception("Bulk API 2.0 job %s failed unexpectedly", job.id)
+            with self.emulator.lock:
+                if self.jobs.get(job.id) is job and job.state not in FINISHED:
+                    job.error_message = (
+                        "UNKNOWN_EXCEPTION : An unexpected error occurred in sfemu; see its log."
+                    )
+                    job.touch(FAILED)
 
     def _run_query(self, job: Job) -> None:
         started = time.monotonic()

@@ -585,3 +585,21 @@ def test_one_hundred_thousand_records_in_seconds() -> None:
         assert elapsed < 120, elapsed  # seconds, not minutes (measured: see docs/emulator.md)
         count = api.query("SELECT COUNT() FROM Survey_Response__c").json()["totalSize"]
         assert count == 100_000
+
+
+def test_an_unexpected_error_fails_the_job_instead_of_leaving_it_in_progress(
+    admin: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sfemu import dml
+
+    def broken(*_args: Any, **_kwargs: Any) -> str:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(dml.Dml, "create", broken)
+    info = run_ingest(admin, "LastName\nx\n", object="Contact", operation="insert")
+    assert info["state"] == "Failed"
+    assert info["errorMessage"].startswith("UNKNOWN_EXCEPTION")
+    monkeypatch.undo()
+    assert run_ingest(admin, "LastName\ny\n", object="Contact", operation="insert")["state"] == (
+        "JobComplete"
+    )
