@@ -83,8 +83,10 @@ def _invalid_state(message: str) -> SalesforceError:
 
 
 def format_error(error: RecordError) -> str:
-    """A record error as ``sf__Error`` shows it: ``CODE:message:Field1,Field2 --``."""
-    return f"{error.code}:{error.message}:{','.join(error.fields)} --"
+    """A record error as ``sf__Error`` shows it: ``CODE:message:Field1,Field2 --``, or
+    ``CODE:message:--`` when no field is named."""
+    fields = f"{','.join(error.fields)} " if error.fields else ""
+    return f"{error.code}:{error.message}:{fields}--"
 
 
 @dataclass
@@ -684,6 +686,8 @@ class BulkJobs:
                 if value:
                     folded = value if key_field.case_sensitive else value.lower()
                     seen_keys[folded] = seen_keys.get(folded, 0) + 1
+        faults = self.emulator.faults
+        fault_path = f"/jobs/ingest/{job.id}/{sobject.name}"
         try:
             for offset, row in enumerate(chunk):
                 index = start + offset
@@ -691,6 +695,12 @@ class BulkJobs:
                 try:
                     body = _row_body(row, columns)
                     given_id = str(body.get("Id") or "")
+                    fault = faults.decide(
+                        "bulk", caller.org.id, caller.user.username, job.operation, fault_path
+                    ).fault
+                    if fault is not None:
+                        error = fault.rest_error()
+                        raise RecordFailure(RecordError(error.code, error.message, []))
                     outcome = self._write(job, dml, sobject, body, key_field, seen_keys)
                     job.successes.append((index, outcome[0], outcome[1]))
                 except RecordFailure as failure:

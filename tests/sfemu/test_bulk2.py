@@ -603,3 +603,30 @@ def test_an_unexpected_error_fails_the_job_instead_of_leaving_it_in_progress(
     assert run_ingest(admin, "LastName\ny\n", object="Contact", operation="insert")["state"] == (
         "JobComplete"
     )
+
+
+def test_a_bulk_fault_fails_records_like_a_locked_row(emu: InProcessEmulator, admin: Api) -> None:
+    control = admin.client
+    added = control.post(
+        "/__emulator__/faults",
+        json={
+            "org": "acme",
+            "target": "bulk",
+            "error": "UNABLE_TO_LOCK_ROW",
+            "count": 2,
+            "method": "insert",
+            "path": "/Contact",
+        },
+    )
+    assert added.status_code == 201, added.text
+    info = run_ingest(admin, "LastName\na\nb\nc\n", object="Contact", operation="insert")
+    assert (info["numberRecordsProcessed"], info["numberRecordsFailed"]) == (3, 2)
+    failed = results(admin, info["id"], "failedResults")
+    assert [r["LastName"] for r in failed] == ["a", "b"]
+    assert failed[0]["sf__Error"] == (
+        "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record or 1 records:--"
+    )
+    names = admin.query("SELECT LastName FROM Contact WHERE LastName IN ('a','b','c')").json()
+    assert [r["LastName"] for r in names["records"]] == ["c"]
+    for bad in ({"target": "bulk", "latency_ms": 5}, {"target": "bulk", "mode": "drop"}):
+        assert control.post("/__emulator__/faults", json=bad).status_code == 400
