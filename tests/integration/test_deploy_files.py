@@ -413,9 +413,13 @@ def test_compose_runs_every_part_of_the_scaled_out_mode() -> None:
 
 
 def test_compose_switches_the_web_health_check_off_where_no_web_server_runs() -> None:
+    (expose,) = instructions(final_stage(dockerfile()), "EXPOSE")
     for name, service in cxloop_services(compose()).items():
-        serves_http = service["command"][0] == "serve"
+        argv = service["command"]
+        serves_http = argv[0] == "serve"
         assert service.get("healthcheck", {}).get("disable", False) is not serves_http, name
+        if serves_http:  # the image's health check asks the port it exposes
+            assert argv[argv.index("--port") + 1] == expose, name
 
 
 def test_every_cxloop_service_takes_the_one_shared_environment() -> None:
