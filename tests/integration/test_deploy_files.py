@@ -441,6 +441,15 @@ def test_compose_names_only_real_settings() -> None:
     )
 
 
+def test_env_example_holds_every_variable_compose_requires_and_no_other() -> None:
+    text = COMPOSE.read_text()
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
+    example = set(env_file(DEPLOY / "env.example"))
+    assert required <= example, f"env.example lacks {sorted(required - example)}"
+    assert example <= used, f"compose.yaml never reads {sorted(example - used)}"
+
+
 def test_compose_shares_every_setting_that_must_match() -> None:
     missing = set(doc_settings(SAME_EVERYWHERE)) - set(anchor_environment())
     assert not missing, f"x-cxloop-env lacks {sorted(missing)}"
@@ -569,6 +578,12 @@ def test_kubernetes_names_only_real_settings_and_shares_every_one_that_must_matc
     assert shared <= SETTING_NAMES, sorted(shared - SETTING_NAMES)
     missing = set(doc_settings(SAME_EVERYWHERE)) - shared
     assert not missing, f"the ConfigMap and the Secret lack {sorted(missing)}"
+
+
+def test_kubernetes_sets_each_setting_in_one_place() -> None:
+    # envFrom lets a later source win silently: a name in both would be set twice.
+    both = set(configmap()) & set(env_file(KUBERNETES / "secrets.env.example"))
+    assert not both, sorted(both)
 
 
 def test_kubernetes_keeps_secrets_out_of_the_configmap() -> None:
