@@ -450,6 +450,18 @@ def test_env_example_holds_every_variable_compose_requires_and_no_other() -> Non
     assert example <= used, f"compose.yaml never reads {sorted(example - used)}"
 
 
+def test_compose_reads_each_setting_from_its_own_variable() -> None:
+    # A copy-paste slip (`CXLOOP_RETRY_BASE_S: ${CXLOOP_RETRY_CAP_S:-2.0}`) would pass every
+    # other check; the URLs are put together from parts on purpose.
+    for name, value in anchor_environment().items():
+        read = re.findall(r"\$\{([A-Z0-9_]+)", value)
+        if name in {"CXLOOP_DATABASE_URL", "CXLOOP_QUEUE_URL", "CXLOOP_LOG_JSON"}:
+            continue
+        assert read == [name], f"{name} reads {read}"
+    interpolated = set(re.findall(r"\$\{(CXLOOP_[A-Z0-9_]+)", COMPOSE.read_text()))
+    assert interpolated <= SETTING_NAMES, sorted(interpolated - SETTING_NAMES)
+
+
 def test_compose_shares_every_setting_that_must_match() -> None:
     missing = set(doc_settings(SAME_EVERYWHERE)) - set(anchor_environment())
     assert not missing, f"x-cxloop-env lacks {sorted(missing)}"
