@@ -99,11 +99,8 @@ def test_the_compose_environment_runs_web_workers_and_scheduler(
     web_argv = list(services["web"]["command"])
     web_argv[web_argv.index("--host") + 1] = "127.0.0.1"  # not every address of this machine
     web_argv[web_argv.index("--port") + 1] = str(port)
-    # the web service's own additions to the shared environment (FORWARDED_ALLOW_IPS)
-    own = {k: str(v) for k, v in services["web"]["environment"].items() if k not in shared}
-    web_env = env | own
     for name, argv, proc_env in (
-        ("web", web_argv, web_env),
+        ("web", web_argv, env),
         ("worker", services["worker"]["command"], env),
         ("scheduler", services["scheduler"]["command"], env),
     ):

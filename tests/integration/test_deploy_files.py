@@ -39,8 +39,8 @@ DOCS = ROOT / "docs" / "deploy.md"
 COMPOSE_SCHEMA = ROOT / "tests" / "fixtures" / "schemas" / "compose-spec.json"
 
 IMAGE = "cxloop"
-# Variables that are not cxloop's settings but belong in the files: uvicorn's own, PostgreSQL's.
-FOREIGN_VARIABLES = {"FORWARDED_ALLOW_IPS", "POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
+# Variables that are not cxloop's settings but belong in the files: PostgreSQL's.
+FOREIGN_VARIABLES = {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
 SAME_EVERYWHERE = "The same on every process"
 # Typer ships its own copy of Click (older Typers use Click itself); its UsageError is a base of
 # the BadParameter that Typer exports.
@@ -489,9 +489,10 @@ def test_compose_shared_values_are_valid_settings_with_the_code_defaults(
             "CXLOOP_QUEUE_URL",
             "CXLOOP_SMTP_HOST",
             "CXLOOP_BASE_URL",
+            "CXLOOP_TRUSTED_PROXIES",
             "CXLOOP_LOG_JSON",
         }:
-            continue  # set on purpose: the compose network, the proxy's address, JSON logs
+            continue  # set on purpose: the compose network, its proxy, JSON logs
         value, default = plain(getattr(loaded, field)), plain(getattr(defaults, field))
         # Compose cannot leave a variable unset: "" stands for "none" (no SMTP login, no app).
         assert value == default or (default is None and value == ""), name
