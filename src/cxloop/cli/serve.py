@@ -38,7 +38,7 @@ def serve(
     ),
 ) -> None:
     """Run the web server, with the worker and scheduler inside unless --no-worker."""
-    built = container(upgrade_sqlite=True)
+    built = container(upgrade_sqlite=True, create=True)
     configure_logging(built.settings.log_level, built.settings.log_json)
     if (no_worker or processes > 1) and is_process_local(built.huey):
         why = "--no-worker" if no_worker else "--processes above 1"

@@ -6,21 +6,23 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from cxloop.cli.context import (
+    JsonOption,
     admin_actor,
     console,
     container,
     fail,
     one_line_errors,
+    print_rows,
 )
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES
 from cxloop.services import survey_content
 from cxloop.services import surveys as survey_service
 
 app = typer.Typer(
-    help="Surveys: list, import from a file, export the content.", no_args_is_help=True
+    help="Surveys: list, import from a file, export the content, open and close.",
+    no_args_is_help=True,
 )
 
 
@@ -81,22 +83,46 @@ def export(
         console.print(f"Wrote {survey_id} (content version {state.version}) to {output}.")
 
 
+@app.command("open")
+@one_line_errors
+def open_(
+    survey_id: str,
+    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+) -> None:
+    """Open a survey for responses (an imported survey is a draft until opened)."""
+    built = container()
+    survey = survey_service.open_survey(built.db, admin_actor(built, user), survey_id)
+    console.print(f"Survey {survey.id} ({survey.name!r}) is open (active).", highlight=False)
+
+
+@app.command("close")
+@one_line_errors
+def close(
+    survey_id: str,
+    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+) -> None:
+    """Close a survey: it takes no more responses; `cxloop surveys open` reopens it."""
+    built = container()
+    survey = survey_service.close_survey(built.db, admin_actor(built, user), survey_id)
+    console.print(f"Survey {survey.id} ({survey.name!r}) is closed.", highlight=False)
+
+
 @app.command("list")
 @one_line_errors
-def list_() -> None:
+def list_(as_json: bool = JsonOption) -> None:
     """List all surveys."""
     built = container()
     actor = admin_actor(built)
-    table = Table("id", "name", "status", "owner", "created")
+    rows = []
     cursor = None
     while True:
         page = survey_service.list_surveys(built.db, actor, limit=500, cursor=cursor)
-        for survey in page.items:
-            table.add_row(
-                survey.id, survey.name, survey.status, survey.owner.email,
-                f"{survey.created_at:%Y-%m-%d %H:%M}",
-            )  # fmt: skip
+        rows += [
+            {"id": survey.id, "name": survey.name, "status": survey.status,
+             "owner": survey.owner.email, "created": survey.created_at}
+            for survey in page.items
+        ]  # fmt: skip
         cursor = page.next_cursor
         if cursor is None:
             break
-    console.print(table)
+    print_rows(rows, ["id", "name", "status", "owner", "created"], as_json=as_json)
