@@ -19,6 +19,7 @@ from cxloop.cli.context import (
     one_line_errors,
     print_rows,
 )
+from cxloop.domain.document_paths import yaml_problem
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.services import connections as service
 from cxloop.services import doctor as doctor_service
@@ -148,7 +149,7 @@ def _load_task(path: Path) -> SalesforceTaskSpec:
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
     except yaml.YAMLError as exc:
-        fail(f"{path} is not valid YAML or JSON: {str(exc).splitlines()[0]}")
+        fail(f"{path} is not valid YAML or JSON: {yaml_problem(exc)}")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "task"
