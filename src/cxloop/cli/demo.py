@@ -76,6 +76,8 @@ SURVEY_CONTENT: dict[str, Any] = {
             "text": "How satisfied are you with how we handled your case?",
             "scale_min": 1,
             "scale_max": 5,
+            "low_label": "Very dissatisfied",
+            "high_label": "Very satisfied",
         },
         {
             "qid": "QID3",

@@ -202,6 +202,9 @@ class RatingQuestion(_AnswerableBase):
     type: Literal["rating"]
     scale_min: int = Field(default=1, ge=0, le=1)  # an int field: strict refuses True and 1.0
     scale_max: int = Field(ge=1, le=100)
+    # What the ends of the scale mean, shown under it as NPS shows "Not at all likely".
+    low_label: str = Field(default="", max_length=MAX_CHOICE_TEXT)
+    high_label: str = Field(default="", max_length=MAX_CHOICE_TEXT)
 
     @model_validator(mode="after")
     def _scale_is_a_range(self) -> RatingQuestion:
