@@ -74,5 +74,6 @@ def test_api_docs_work_offline(
         if path == "/docs":
             expect(page.locator(".opblock").first).to_be_visible()
             assert page.locator(".opblock").count() > 20
+        page.wait_for_load_state("networkidle")  # late requests (a logo, a font) count too
         browser.close()
     assert elsewhere == []

@@ -32,6 +32,12 @@ def test_vendored_assets_keep_their_licences(client: TestClient) -> None:
         assert client.get(url).status_code == 200, url
 
 
+def test_redoc_bundle_loads_its_logo_from_here_not_from_a_cdn(client: TestClient) -> None:
+    bundle = client.get("/static/vendor/redoc-2.5.2/redoc.standalone.js").text
+    assert "cdn.redoc.ly" not in bundle
+    assert client.get("/static/vendor/redoc-2.5.2/logo-mini.svg").status_code == 200
+
+
 def test_docs_pages_are_not_in_the_api_description(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "/docs" not in paths and "/redoc" not in paths
