@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -260,3 +262,32 @@ def test_output_piped_to_another_program_is_not_cut_to_80_columns(
                        capture_output=True, text=True, timeout=120, check=True).stdout
     )  # fmt: skip
     assert exported[0]["name"] == LONG_NAME
+
+
+def test_serve_says_where_its_data_is_and_how_to_reach_it_from_another_terminal(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "server-data"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ | {"CXLOOP_DATA_DIR": str(data_dir), "CXLOOP_LOG_JSON": "true"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cxloop", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("cxloop on" in line for line in lines):
+            line = server.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    output = "".join(lines)
+    assert f"cxloop --data-dir {data_dir} users create you@example.com --admin" in output, output
+    assert f"data directory: {data_dir}" in output
+    assert (data_dir / "cxloop.db").is_file()
