@@ -152,6 +152,18 @@ def test_surveys_open_and_close(cli_env: Actor, container: Container) -> None:
     assert surveys.get_survey(container.db, cli_env, survey_id).status == "closed"
 
 
+def test_a_malformed_survey_yaml_is_refused_with_line_and_column(
+    cli_env: Actor, tmp_path: Path
+) -> None:
+    source = tmp_path / "survey.yaml"
+    source.write_text("format_version: 1\nquestions:\n  - qid: QID1\n    text: [oops\n")
+    result = cxloop("surveys", "import", source)
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "not valid YAML" in message and "(line 5, column 1)" in message
+    assert "<byte string>" not in message and "<unicode string>" not in message
+
+
 def test_surveys_open_of_an_unknown_survey_is_one_line(cli_env: Actor) -> None:
     result = cxloop("surveys", "open", "SV_nothere")
     assert result.exit_code == 1 and result.output.startswith("error:")
