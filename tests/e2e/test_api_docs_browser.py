@@ -70,9 +70,10 @@ def test_api_docs_work_offline(
         page.set_default_timeout(20_000)
         page.route("**/*", only_this_server)
         page.goto(f"{base_url}{path}")
-        expect(page.get_by_text(operation).first).to_be_attached()
+        # ReDoc lays out the whole API before it shows anything: seconds on a busy machine
+        expect(page.get_by_text(operation).first).to_be_attached(timeout=60_000)
         if path == "/docs":
-            expect(page.locator(".opblock").first).to_be_visible()
+            expect(page.locator(".opblock").first).to_be_visible(timeout=60_000)
             assert page.locator(".opblock").count() > 20
         page.wait_for_load_state("networkidle")  # late requests (a logo, a font) count too
         browser.close()
