@@ -105,8 +105,8 @@ def container(
     *, upgrade_sqlite: bool = True, require_schema: bool = True, create: bool = False
 ) -> Container:
     """The container; an SQLite database is migrated by itself, PostgreSQL must be upgraded.
-    Only with `create` (the server processes, `db upgrade`) or `--init` may a new SQLite
-    database be made."""
+    Only with `create` (`cxloop serve`, `cxloop db upgrade`) or `--init` may a new SQLite
+    database be made: any other command refuses, saying where it looked."""
     if not create:
         refuse_new_database(settings(with_secrets=False))
     try:
