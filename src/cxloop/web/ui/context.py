@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cxloop.bootstrap import Container
 from cxloop.db.uow import Database
-from cxloop.errors import CxloopError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from cxloop.errors import CxloopError, Forbidden, NotFound, Unauthenticated
 from cxloop.services import web_sessions
 from cxloop.services.access import Actor
 from cxloop.web.deps import SESSION_ID_KEY, get_container, session_actor
@@ -203,10 +203,13 @@ async def page_context(request: Request) -> PageContext:
 Page = Annotated[PageContext, Depends(page_context)]
 
 
-def form_errors(exc: InvalidInput, fields: dict[str, str] | None = None) -> dict[str, str]:
-    """A service's InvalidInput as {form field: problem}, for the error summary and the message
-    beside each input. `details` shaped [{"field", "problem"}] name their field; `fields` maps a
-    service's field name to the form's where they differ. Anything else is under "" (the form)."""
+def form_errors(
+    exc: CxloopError, fields: dict[str, str] | None = None, default: str = ""
+) -> dict[str, str]:
+    """A service's error as {form field: problem}, for the error summary and the message beside
+    each input. `details` shaped [{"field", "problem"}] name their field; `fields` maps a
+    service's field name to the form's where they differ. A message without details goes to
+    `default` (a field's name, or "" for the form as a whole)."""
     errors: dict[str, str] = {}
     details = exc.details if isinstance(exc.details, list) else []
     for detail in details:
@@ -215,7 +218,7 @@ def form_errors(exc: InvalidInput, fields: dict[str, str] | None = None) -> dict
             name = (fields or {}).get(name, name)
             errors.setdefault(name, str(detail["problem"]))
     if not errors:
-        errors[""] = exc.message
+        errors[default] = exc.message
     return errors
 
 

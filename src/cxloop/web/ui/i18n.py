@@ -42,6 +42,7 @@ _EXTRACT_MAP = [
     ("templates/login.html", "jinja2"),
     ("ui/**.py", "python"),
     ("pages.py", "python"),
+    ("oauth.py", "python"),
 ]
 
 
