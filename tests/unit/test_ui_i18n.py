@@ -38,7 +38,7 @@ def test_every_ui_string_has_a_german_translation() -> None:
 def test_catalogues_of_all_areas_are_merged_into_one_language() -> None:
     languages = UiLanguages()
     assert languages.gettext("de", "Log out") == "Abmelden"  # ui.po
-    assert languages.gettext("de", "No surveys yet.") == "Noch keine Umfragen."  # surveys.po
+    assert languages.gettext("de", "Search by name") == "Nach Name suchen"  # surveys.po
     assert languages.gettext("en", "Log out") == "Log out"
 
 

@@ -20,11 +20,14 @@ from cxloop.web.ui.context import (
     safe_next,
     translate,
 )
-from cxloop.web.ui.i18n import LANGUAGES
+from cxloop.web.ui.i18n import LANGUAGES, N_
 
 # Only for the OAuth result page (web/oauth.py); the admin pages render through ui.context.
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
+
+# The login page's own words for a refused login (in the person's language).
+LOGIN_ERRORS = {"bad_credentials": N_("Wrong email or password.")}
 
 
 def _safe_next(target: str | None) -> str:
@@ -61,7 +64,7 @@ def login(
                 address=throttle.client_address(request.client),
             )  # fmt: skip
         except Unauthenticated as exc:
-            error = exc.message
+            error = translate(request, LOGIN_ERRORS.get(exc.code, exc.message))
         except TooManyAttempts as exc:
             error, status = exc.message, 429
             headers = {"Retry-After": str(exc.retry_after_s)}

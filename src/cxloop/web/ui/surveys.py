@@ -96,7 +96,7 @@ def create_survey(page: Page, name: Annotated[str, Form(max_length=400)] = "") -
 async def import_survey(
     page: Page,
     file: Annotated[UploadFile | None, File()] = None,
-    name: Annotated[str, Form(max_length=400)] = "",
+    import_name: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
     """Create a survey from a QSF, JSON or YAML file and show what was imported."""
     data = await file.read() if file is not None else b""
@@ -106,7 +106,7 @@ async def import_survey(
         problem = InvalidInput(page._("Choose a .qsf, .json or .yaml file to import."))
     elif not data:
         problem = InvalidInput(page._("The file %(name)s is empty.", name=filename))
-    elif len(name.strip()) > 200:
+    elif len(import_name.strip()) > 200:
         problem = InvalidInput(
             page._("The survey name is too long: at most 200 characters."),
             details=[{"field": "import_name", "problem": page._("At most 200 characters.")}],
@@ -114,7 +114,7 @@ async def import_survey(
     if problem is None:
         try:
             survey, report = survey_content.create_survey_from_file(
-                page.db, page.user, filename, data, name=name.strip() or None
+                page.db, page.user, filename, data, name=import_name.strip() or None
             )
         except InvalidInput as exc:
             problem = exc
@@ -122,7 +122,7 @@ async def import_survey(
         return _list_page(
             page,
             import_errors=form_errors(problem, default="file"),
-            values={"import_name": name},
+            values={"import_name": import_name},
             status_code=422,
         )
     return page.render(
