@@ -70,3 +70,21 @@ def test_admin_sees_no_dead_links(ui: UiServer, signed_in: Any, lang: str) -> No
     for link in nav.get_by_role("link").all():
         href = link.get_attribute("href")
         assert page.request.get(ui.url(href)).status == 200, href
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_admin_page_lists_the_users_for_admins_only(
+    ui: UiServer, signed_in: Any, lang: str, viewport: str
+) -> None:
+    page = signed_in("admin")
+    page.get_by_role("link", name=text(lang, "Admin", "Verwaltung")).click()
+    expect(page.get_by_role("row").filter(has_text="viewer@example.com")).to_be_visible()
+    axe_check(page)
+    no_horizontal_scroll(page)
+    shoot(page, "admin", lang, viewport)
+    for role in ("owner", "stranger"):
+        other = signed_in(role)
+        nav = other.get_by_role("navigation", name=text(lang, "Main", "Hauptnavigation"))
+        expect(nav.get_by_role("link", name=text(lang, "Admin", "Verwaltung"))).to_have_count(0)
+        assert other.goto(ui.url("/admin")).status == 403
+        axe_check(other)

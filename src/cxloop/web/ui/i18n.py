@@ -6,7 +6,8 @@ compiled in memory when the app starts, so no compiled .mo file is committed or 
 has its own domain, so that people working on different areas never edit the same file.
 
 `python -m cxloop.web.ui.i18n` adds the strings found in templates and UI modules that a catalogue
-lacks to the right domain's .po file (with an empty German text to fill in).
+lacks to the right domain's .po file (with an empty German text to fill in); with
+`--prune AREA` it removes the strings of AREA's catalogue that nothing uses any more.
 """
 
 from __future__ import annotations
@@ -215,6 +216,18 @@ def add_missing(lang: str = "de", locale_dir: Path = LOCALE_DIR) -> dict[str, li
     return added
 
 
+def prune(domain: str, lang: str = "de", locale_dir: Path = LOCALE_DIR) -> list[str]:
+    """Remove from one area's catalogue the strings no template or module uses any more."""
+    used = {msgid for messages in extract_messages().values() for msgid in messages}
+    catalog = read_catalogue(lang, domain, locale_dir)
+    stale = [message.id for message in catalog if message.id and message.id not in used]
+    for msgid in stale:
+        del catalog[msgid]
+    if stale:
+        _write_catalogue(catalog, locale_dir / lang / "LC_MESSAGES" / f"{domain}.po")
+    return [str(msgid) for msgid in stale]
+
+
 def _write_catalogue(catalog: Catalog, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as po_file:
@@ -222,6 +235,15 @@ def _write_catalogue(catalog: Catalog, path: Path) -> None:
 
 
 def _main(argv: Iterable[str]) -> int:
+    """No arguments: add missing strings. `--prune AREA`: drop AREA's unused strings."""
+    args = list(argv)
+    if args[:1] == ["--prune"] and len(args) == 2 and args[1] in DOMAINS:
+        for msgid in prune(args[1]):
+            print(f"removed from {args[1]}.po: {msgid}")
+        return 0
+    if args:
+        print(f"usage: python -m cxloop.web.ui.i18n [--prune {'|'.join(DOMAINS)}]")
+        return 2
     for domain, messages in add_missing().items():
         for msgid in messages:
             print(f"{domain}.po: {msgid}")
