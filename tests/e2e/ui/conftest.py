@@ -85,6 +85,29 @@ class UiServer:
         raise AssertionError(f"the emulator has no user {username}")
 
 
+# The policy the pages must work under (the app sets its own headers elsewhere; this makes the
+# browser refuse inline scripts, inline styles and eval in these tests in any case).
+CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'"
+
+
+class CspHeader:
+    """ASGI wrapper: every HTML page of the app under test is served with CSP."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def with_csp(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_csp if scope["type"] == "http" else send)
+
+
 @pytest.fixture(scope="session")
 def ui_emulator() -> Iterator[EmulatorServer]:
     """The emulator for the UI tests: a person logs in on its login page (no auto-login)."""
@@ -116,9 +139,8 @@ def ui(tmp_path: Path, sqlite_template: Path, ui_emulator: EmulatorServer) -> It
         salesforce_extra_hosts=[urlsplit(ui_emulator.base_url).netloc],
     )
     container = build_container(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = CspHeader(create_app(container))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
