@@ -79,3 +79,21 @@ def test_unknown_pages_of_the_ui_are_a_page_not_json(client: TestClient, alice: 
     assert reply.status_code in (400, 422)
     assert reply.headers["content-type"].startswith("text/html")
     assert '<html lang="de">' in reply.text
+
+
+def test_a_form_posted_after_the_session_ended_returns_to_its_page_after_login(
+    client: TestClient, alice: Person
+) -> None:
+    reply = client.post(
+        "/surveys/import",
+        data={"csrf": "whatever"},
+        headers={"Referer": "http://testserver/surveys?q=nps"},
+        follow_redirects=False,
+    )
+    assert (
+        reply.status_code == 303 and reply.headers["location"] == "/login?next=/surveys%3Fq%3Dnps"
+    )
+    foreign = client.post(
+        "/surveys", headers={"Referer": "https://evil.example/x"}, follow_redirects=False
+    )
+    assert foreign.headers["location"] == "/login"

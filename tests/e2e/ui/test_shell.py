@@ -88,3 +88,22 @@ def test_admin_page_lists_the_users_for_admins_only(
         expect(nav.get_by_role("link", name=text(lang, "Admin", "Verwaltung"))).to_have_count(0)
         assert other.goto(ui.url("/admin")).status == 403
         axe_check(other)
+
+
+@pytest.mark.parametrize("viewport", ["phone"])
+def test_the_first_tab_reaches_the_skip_link_which_jumps_to_the_content(
+    ui: UiServer, signed_in: Any, lang: str, viewport: str
+) -> None:
+    page = signed_in("viewer")
+    page.goto(ui.url("/surveys"))
+    page.keyboard.press("Tab")
+    skip = page.get_by_role(
+        "link", name=text(lang, "Skip to main content", "Zum Hauptinhalt springen")
+    )
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    # The next stop is inside the content (the search box), not the top bar again.
+    expect(page.get_by_role("searchbox")).to_be_focused()

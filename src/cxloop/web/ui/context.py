@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -236,28 +236,40 @@ class UiRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except LoginRequired:
-                if request.headers.get("hx-request") == "true":
-                    login = "/login?next=" + quote(request.headers.get("hx-current-url", "/"))
-                    return Response(status_code=204, headers={"HX-Redirect": login})
-                target = _current_url(request)
-                if target == "/":
-                    return RedirectResponse("/login", status_code=303)
-                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+            except (LoginRequired, Unauthenticated):
+                return _to_login(request)
             except CsrfRejected:
-                return error_page(request, 403, "csrf")
-            except Unauthenticated:
-                return RedirectResponse("/login", status_code=303)
+                return await run_in_threadpool(error_page, request, 403, "csrf")
             except NotFound as exc:
-                return error_page(request, 404, "not_found", exc.message)
+                return await run_in_threadpool(error_page, request, 404, "not_found", exc.message)
             except Forbidden as exc:
-                return error_page(request, 403, "forbidden", exc.message)
+                return await run_in_threadpool(error_page, request, 403, "forbidden", exc.message)
             except RequestValidationError:
-                return error_page(request, 400, "bad_request")
+                return await run_in_threadpool(error_page, request, 400, "bad_request")
             except CxloopError as exc:
-                return error_page(request, exc.http_status, "error", exc.message)
+                return await run_in_threadpool(
+                    error_page, request, exc.http_status, "error", exc.message
+                )
 
         return handle
+
+
+def _to_login(request: Request) -> Response:
+    """To the login page, and back afterwards: to this page for a GET; for a form post (whose
+    address answers only POST) to the page the form was on, if it is ours."""
+    if request.method == "GET":
+        target = _current_url(request)
+    else:
+        referer = urlsplit(
+            request.headers.get("hx-current-url") or request.headers.get("referer") or ""
+        )
+        same_site = not referer.netloc or referer.netloc == request.url.netloc
+        target = safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+        target = target if same_site else "/"
+    next_part = "" if target == "/" else f"?next={quote(target, safe='/')}"
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": f"/login{next_part}"})
+    return RedirectResponse(f"/login{next_part}", status_code=303)
 
 
 def ui_router() -> APIRouter:
