@@ -10,11 +10,12 @@ import httpx
 from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container
+from cxloop.db.models import Connection
 from cxloop.services import connections, surveys
 from cxloop.services.access import Actor
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
-from tests.integration.conftest import CALLBACK, org, sign_in
+from tests.integration.conftest import CALLBACK, link, org, sign_in
 from tests.integration.test_pages import login
 
 PASSWORD = "a long enough passphrase"
@@ -169,3 +170,19 @@ def test_a_failed_linking_comes_back_with_the_reason(
     page = web.get("/accounts")
     assert "Access was not granted" in page.text
     assert connections.list_connections(linked.db, _actor(owner)) == []
+
+
+def test_check_setup_of_an_account_that_needs_a_login_offers_to_reconnect(
+    web: TestClient, linked: Container, emulator: EmulatorServer, owner: Person
+) -> None:
+    account = link(web, owner, "Acme", org(emulator, "acme")["login_url"])
+    page = web.get(f"/accounts/{account['id']}/check")
+    assert page.status_code == 200 and "Reconnect Acme" not in page.text
+    with linked.db.uow() as uow:
+        row = uow.session.get(Connection, account["id"])
+        row.status, row.status_reason = "needs_reauth", "The refresh token was refused."
+        uow.commit()
+    page = web.get(f"/accounts/{account['id']}/check")
+    assert "The refresh token was refused." in page.text
+    assert f'action="/accounts/{account["id"]}/refresh"' in page.text
+    assert "Reconnect Acme" in page.text
