@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from cxloop.web.ui.i18n import N_, UiLanguages
+from cxloop.web.ui.markers import N_
 
 
 @dataclass(frozen=True)
@@ -45,5 +45,7 @@ def install(app: FastAPI) -> None:
     for router in _routers():
         app.include_router(router)
         paths.update(getattr(route, "path", "") for route in router.routes)
+    from cxloop.web.ui.i18n import UiLanguages
+
     app.state.ui_languages = UiLanguages()
     app.state.ui_nav = tuple(entry for entry in NAV if entry.path in paths)

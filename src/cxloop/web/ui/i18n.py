@@ -28,6 +28,10 @@ from babel.numbers import format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cxloop.web.ui.markers import N_
+
+__all__ = ["DOMAINS", "LANGUAGES", "N_", "Formats", "UiLanguages", "pick_language"]
+
 WEB_DIR = Path(__file__).resolve().parent.parent
 LOCALE_DIR = WEB_DIR / "locale"
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -45,11 +49,6 @@ _EXTRACT_MAP = [
     ("pages.py", "python"),
     ("oauth.py", "python"),
 ]
-
-
-def N_(message: str) -> str:
-    """Mark a string for translation where it is defined; translate it where it is shown."""
-    return message
 
 
 def domain_of(path: str) -> str:
