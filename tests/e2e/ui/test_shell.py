@@ -105,5 +105,9 @@ def test_the_first_tab_reaches_the_skip_link_which_jumps_to_the_content(
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
     page.keyboard.press("Tab")
-    # The next stop is inside the content (the search box), not the top bar again.
-    expect(page.get_by_role("searchbox")).to_be_focused()
+    # The next stop is inside the content, not the top bar again.
+    expect(
+        page.get_by_role(
+            "link", name=text(lang, "New survey or import", "Neue Umfrage oder Import")
+        )
+    ).to_be_focused()
