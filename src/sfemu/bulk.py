@@ -1,41 +1,41 @@
-"""Bulk API 1.0 and 2.0: not emulated; calls get an answer that says so in each API's own error
-shape, so that a client can tell "not emulated" from a wrong URL.
+"""Bulk API 1.0 (not emulated) and Bulk API 2.0 (ingest and query jobs).
+
+Bulk API 1.0 lives under ``/services/async/NN.0/`` and errs with ``<error><exceptionCode>`` in
+XML (or the same keys in JSON when the client speaks JSON); :data:`router` answers every call
+with ``FeatureNotEnabled`` saying it is not emulated, so a client can tell that from a wrong URL.
 
 Bulk API 2.0 lives under the REST API (``/services/data/vNN.0/jobs/ingest|query``) and errs in
-the REST envelope; ``rest.dispatch`` sends its ``jobs`` paths to :func:`bulk2`. Bulk API 1.0
-lives under ``/services/async/NN.0/`` and errs with ``<error><exceptionCode>`` in XML (or the
-same keys in JSON when the client speaks JSON); :data:`router` answers it. To emulate Bulk API
-2.0 later, replace :func:`bulk2` and leave the rest alone.
+the REST envelope; ``rest.dispatch`` sends its ``jobs`` paths to :func:`handle`, and the jobs
+live in :class:`sfemu.bulk2.BulkJobs`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
 
-from .errors import SalesforceError
 from .httputil import json_response
+
+if TYPE_CHECKING:
+    from .restbase import RestContext, RestResult
 
 router = APIRouter()
 
 BULK1_NAMESPACE = "http://www.force.com/2009/06/asyncapi/dataload"
 BULK1_MESSAGE = (
-    "Bulk API 1.0 is not emulated by sfemu. Use the REST API instead: sObject Collections"
-    " (/services/data/vNN.0/composite/sobjects) write up to 200 records per call."
-)
-BULK2_MESSAGE = (
-    "Bulk API 2.0 is not emulated by sfemu yet. Use sObject Collections"
-    " (/services/data/vNN.0/composite/sobjects, up to 200 records per call) or SOQL queries"
-    " (/services/data/vNN.0/query) instead."
+    "Bulk API 1.0 is not emulated by sfemu. Use Bulk API 2.0"
+    " (/services/data/vNN.0/jobs/ingest) or sObject Collections"
+    " (/services/data/vNN.0/composite/sobjects, up to 200 records per call) instead."
 )
 
 
-def bulk2(_parts: list[str], _method: str, _body: Any) -> SalesforceError:
-    """The answer to any Bulk API 2.0 call (``/jobs/...``): 400 FEATURENOTENABLED, the REST
-    envelope Bulk API 2.0 uses for its errors, with a message saying it is not emulated."""
-    return SalesforceError(400, "FEATURENOTENABLED", BULK2_MESSAGE, code_first=True)
+def handle(
+    ctx: RestContext, method: str, parts: list[str], params: dict[str, list[str]], body: Any
+) -> RestResult:
+    """A Bulk API 2.0 call (``/jobs/...``; ``parts`` is the path after ``jobs``)."""
+    return ctx.emulator.bulk.handle(ctx, method, parts, params, body)
 
 
 def _wants_json(request: Request) -> bool:

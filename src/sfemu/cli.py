@@ -24,14 +24,21 @@ def build_plan(
     public_url: str | None = None,
     outbound_time_scale: float = 1.0,
     tls_dir: str | None = None,
+    latency_ms: float = 0.0,
+    per_record_ms: float = 0.0,
 ) -> ServerPlan:
     """Bind the port and build the emulator (raises OrgFileError / ValueError / OSError)."""
+    for name, value in (("--latency-ms", latency_ms), ("--per-record-ms", per_record_ms)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 (milliseconds), not {value:g}")
     settings = EmulatorSettings(
         org_file=org_file,
         database=database,
         public_url=public_url,
         auto_login=auto_login,
         outbound_time_scale=outbound_time_scale,
+        latency_ms=latency_ms,
+        per_record_ms=per_record_ms,
     )
     return plan_server(settings, host=host, port=port, tls=tls, tls_dir=tls_dir)
 
@@ -115,6 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="multiply outbound retry intervals and horizon (0.001 for quick demos)",
+    )
+    run.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="every REST call of every org waits N ms (a real org's round trip)",
+    )
+    run.add_argument(
+        "--per-record-ms",
+        type=float,
+        default=0.0,
+        metavar="M",
+        help="plus M ms per record of a Collections, Composite or Bulk call",
     )
     run.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)

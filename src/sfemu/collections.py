@@ -119,6 +119,7 @@ def _typed_records(
 def _finish(
     ctx: RestContext, results: list[dict[str, Any]], all_or_none: bool, savepoint: int
 ) -> RestResult:
+    ctx.records += len(results)
     if all_or_none and any(not r["success"] for r in results):
         ctx.txn.rollback(savepoint)
         for result in results:
@@ -301,6 +302,7 @@ def _retrieve(
             out.append(None)
         else:
             out.append(render_record(view, record, ctx.version, fields))
+    ctx.records += len(out)
     return _result(200, out)
 
 

@@ -194,3 +194,6 @@ def _run(ctx: RestContext, method: str, url: str, body: Any) -> RestResult:
     except SalesforceError as exc:
         ctx.txn.rollback(savepoint)
         return RestResult(exc.status, exc.body())
+    finally:
+        # A subrequest handles one record, a Collections subrequest its records.
+        ctx.records += max(1, sub_ctx.records)

@@ -21,6 +21,7 @@ from .emulator import policy_from_dict
 from .errors import SalesforceError
 from .faults import FaultSpecError
 from .httputil import json_response, request_base_url
+from .latency import LatencyModel
 from .oauth import token_response
 from .orgfile import build_outbound_rule
 from .orgs import Org, RefreshPolicy
@@ -116,6 +117,8 @@ def info(emulator: Emulator, base: str) -> dict[str, Any]:
                     "instance_url": base,
                     "daily_api_limit": org.daily_api_limit,
                     "session_timeout_s": org.session_timeout_s,
+                    "latency": org.latency.as_dict(),
+                    "concurrent_requests": emulator.in_flight.running(org.id),
                     "users": [
                         {
                             "username": u.username,
@@ -384,6 +387,7 @@ async def patch_org(request: Request, org_key: str) -> Response:
         "refresh_token_policy",
         "rotate_refresh_tokens",
         "client_credentials_user",
+        *LatencyModel.KEYS,
     }
     unknown = set(body) - allowed
     if unknown:
@@ -392,6 +396,12 @@ async def patch_org(request: Request, org_key: str) -> Response:
             "bad_request",
             f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}",
         )
+    # Check the latency model first so that a bad value changes nothing.
+    latency = LatencyModel(**org.latency.as_dict())
+    try:
+        latency.update(body)
+    except ValueError as exc:
+        raise ControlError(400, "bad_request", str(exc)) from None
     with emulator.lock:
         if "session_timeout_s" in body:
             value = body["session_timeout_s"]
@@ -407,7 +417,7 @@ async def patch_org(request: Request, org_key: str) -> Response:
                     400, "bad_request", "daily_api_limit must be a whole number >= 0"
                 )
             org.daily_api_limit = value
-        policy_keys = allowed - {"session_timeout_s", "daily_api_limit", "app"}
+        policy_keys = allowed - {"session_timeout_s", "daily_api_limit", "app", *LatencyModel.KEYS}
         if policy_keys & set(body):
             app = emulator.app(body.get("app") or emulator.apps[0].name) if emulator.apps else None
             if app is None:
@@ -432,6 +442,7 @@ async def patch_org(request: Request, org_key: str) -> Response:
                 org.app_policies[app.name] = policy_from_dict(merged, current)
             except ValueError as exc:
                 raise ControlError(400, "bad_request", str(exc)) from None
+        org.latency = latency
         emulator.save_state()
     return await get_org.__wrapped__(request, org_key)  # type: ignore[attr-defined]
 

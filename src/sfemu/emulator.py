@@ -17,9 +17,11 @@ from typing import Any
 
 from . import ids
 from .auth import Session, TokenStore
+from .bulk2 import BulkJobs
 from .dml import Caller, Dml, RecordFailure, Transaction
 from .errors import SalesforceError, api_disabled_for_user, invalid_session, request_limit_exceeded
 from .faults import FaultBoard
+from .latency import InFlight
 from .limits import ApiUsage
 from .orgfile import OrgFile, build_outbound_rule, load_org_file
 from .orgs import AppPolicy, ConnectedApp, Org, RefreshPolicy, User
@@ -51,6 +53,8 @@ class Emulator:
         self.queries = QueryEngine(self)
         self.outbound = OutboundService(self)
         self.usage: dict[str, ApiUsage] = {org_id: ApiUsage() for org_id in self.orgs}
+        self.in_flight = InFlight()
+        self.bulk = BulkJobs(self)
         self.auto_login: str | None = self.settings.auto_login
         self._seen_base_url: str | None = None
         self._tables: dict[str, dict[str, Table]] = {}
@@ -63,6 +67,7 @@ class Emulator:
         self.tickets: dict[str, tuple[float, dict[str, str], str, str]] = {}
         with self.lock:
             self._index_orgs()
+            self._apply_start_latency(list(self.orgs.values()))
             if self.auto_login and self.find_user(self.auto_login) is None:
                 raise ValueError(f"--auto-login: no user {self.auto_login!r} in the org file")
             if self._has_persisted_records():
@@ -77,6 +82,13 @@ class Emulator:
         for org in self.orgs.values():
             self._tables.setdefault(org.id, {})
             self._prefixes[org.id] = {s.key_prefix: s for s in org.sobjects.values()}
+
+    def _apply_start_latency(self, orgs: list[Org]) -> None:
+        # The start settings (--latency-ms, --per-record-ms) apply to every org the org file
+        # defines, again after a reset; the control API changes them per org.
+        for org in orgs:
+            org.latency.latency_ms = float(self.settings.latency_ms)
+            org.latency.per_record_ms = float(self.settings.per_record_ms)
 
     def org(self, key: str | None) -> Org | None:
         """An org by alias or 15/18-character id (None: the first org)."""
@@ -386,6 +398,7 @@ class Emulator:
                 org.id: {
                     "daily_api_limit": org.daily_api_limit,
                     "session_timeout_s": org.session_timeout_s,
+                    "latency": org.latency.as_dict(),
                     "app_policies": {
                         name: policy.as_dict() for name, policy in org.app_policies.items()
                     },
@@ -415,6 +428,10 @@ class Emulator:
                 continue
             org.daily_api_limit = saved.get("daily_api_limit", org.daily_api_limit)
             org.session_timeout_s = saved.get("session_timeout_s", org.session_timeout_s)
+            try:
+                org.latency.update(saved.get("latency") or {})
+            except ValueError as exc:
+                log.warning("ignoring the saved latency model of org %s: %s", org.alias, exc)
             for name, policy in (saved.get("app_policies") or {}).items():
                 org.app_policies[name] = policy_from_dict(policy, AppPolicy())
             for username, flags in (saved.get("users") or {}).items():
@@ -455,6 +472,7 @@ class Emulator:
                 self.tokens.clear()
                 self.outbound.clear()
                 self.queries.cursors.clear()
+                self.bulk.clear()
                 self.approvals.clear()
                 self.tickets.clear()
                 self.db.clear_table("records")
@@ -469,6 +487,7 @@ class Emulator:
                     self.faults.clear(org.id)
                     self.tokens.clear(org.id)
                     self.outbound.clear(org.id)
+                    self.bulk.clear(org.id)
                     self.db.clear_org(org.id)
                     self._tables[org.id] = {}
                     self._counters = {k: v for k, v in self._counters.items() if k[0] != org.id}
@@ -476,14 +495,16 @@ class Emulator:
                         k: v for k, v in self._auto_numbers.items() if k[0] != org.id
                     }
             self._index_orgs()
+            self._apply_start_latency(targets)
             for org in targets:
                 self._seed_org(org)
             self.save_state()
             return [org.id for org in targets]
 
     def close(self) -> None:
-        """Stop the outbound thread and close the database."""
+        """Stop the outbound and Bulk API threads and close the database."""
         self.outbound.stop()
+        self.bulk.stop()
         with self.lock:
             if not self.db.is_memory:
                 self.save_usage()

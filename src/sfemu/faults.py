@@ -1,9 +1,12 @@
 """Fault injection: make the next N calls (or a fraction of calls) fail the way Salesforce does.
 
 A fault applies to calls of one org (or all), optionally of one user, one HTTP method and a
-path fragment, on one target: ``rest`` (``/services/data/...``), ``oauth`` (the token endpoint)
-or ``outbound`` (message delivery). It fires for the next ``count`` matching calls, or for each
-call with probability ``fraction``, or for every call until removed. What it does:
+path fragment, on one target: ``rest`` (``/services/data/...``), ``oauth`` (the token endpoint),
+``outbound`` (message delivery) or ``bulk`` (each record of a Bulk API 2.0 ingest job:
+``method`` is the job's operation, ``path`` matches ``/jobs/ingest/{jobId}/{Object}``; the
+record fails with the error, nothing of it is written). It fires for the next ``count``
+matching calls, or for each call with probability ``fraction``, or for every call until
+removed. What it does:
 
 - ``error``: answer with a Salesforce error instead of doing the call (UNABLE_TO_LOCK_ROW,
   SERVER_UNAVAILABLE / 503, REQUEST_LIMIT_EXCEEDED, INVALID_SESSION_ID, UNKNOWN_EXCEPTION / 500);
@@ -23,7 +26,7 @@ from typing import Any
 
 from .errors import SalesforceError
 
-TARGETS = ("rest", "oauth", "outbound")
+TARGETS = ("rest", "oauth", "outbound", "bulk")
 MODES = ("error", "commit_then_drop", "drop", "duplicate", "latency")
 
 # error name -> (HTTP status, errorCode, message)
@@ -175,6 +178,10 @@ class FaultBoard:
             raise FaultSpecError("mode error needs an error")
         if mode == "duplicate" and target != "outbound":
             raise FaultSpecError("mode duplicate is for target outbound")
+        if target == "bulk" and mode != "error":
+            raise FaultSpecError(
+                "bulk faults fail records of Bulk API 2.0 ingest jobs: give an error"
+            )
         if target == "outbound" and mode not in ("duplicate", "latency"):
             raise FaultSpecError(
                 "outbound faults are duplicate (redeliver an acknowledged message) or latency"

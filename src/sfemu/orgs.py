@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .latency import LatencyModel, default_long_limit
 from .permissions import Profile
 from .schema import SObjectDef
 
@@ -176,9 +177,13 @@ class Org:
     outbound_rules: list[OutboundRule] = field(default_factory=list)
     seed: list[dict[str, Any]] = field(default_factory=list)
     users_by_id: dict[str, User] = field(init=False)
+    latency: LatencyModel = field(init=False)
 
     def __post_init__(self) -> None:
         self.users_by_id = {user.id: user for user in self.users.values()}
+        self.latency = LatencyModel(
+            concurrent_long_limit=default_long_limit(self.kind, self.edition)
+        )
 
     @property
     def id15(self) -> str:

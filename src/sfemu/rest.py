@@ -74,7 +74,7 @@ def dispatch(
         allow(method, "GET")
         return _query(ctx, head == "queryAll", parts[1] if len(parts) == 2 else None, params)
     if head == "jobs":
-        raise bulk.bulk2(parts[1:], method, body)
+        return bulk.handle(ctx, method, parts[1:], params, body)
     if head == "composite":
         if len(parts) >= 2 and parts[1] == "sobjects":
             return sobject_collections.handle(ctx, method, parts[2:], params, body)
@@ -88,7 +88,8 @@ def resources_body(version: str) -> dict[str, str]:
     """GET /services/data/vXX.X/: the resources this version offers."""
     base = f"/services/data/v{version}"
     return {
-        name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "limits", "composite")
+        name: f"{base}/{name}"
+        for name in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
     }
 
 
@@ -333,21 +334,45 @@ async def rest_call(request: Request) -> Response:
     if match is None or match.group(1) not in emulator.settings.api_versions:
         return error_response(not_found())
     version, sub_path = match.group(1), match.group(2) or "/"
-    method = request.method
     raw_body = await request.body()
     with emulator.lock:
         try:
             org, user, _session = emulator.authenticate(request.headers.get("authorization"))
         except SalesforceError as exc:
             return error_response(exc)
+    # The concurrency rule counts this call from here until it answers.
+    try:
+        ticket = emulator.in_flight.enter(org.id, org.latency)
+    except SalesforceError as exc:
+        return error_response(exc)
+    try:
+        return await _counted_call(request, emulator, org, user, version, sub_path, raw_body)
+    finally:
+        emulator.in_flight.leave(org.id, ticket)
+
+
+async def _counted_call(
+    request: Request,
+    emulator: Emulator,
+    org: Any,
+    user: Any,
+    version: str,
+    sub_path: str,
+    raw_body: bytes,
+) -> Response:
+    method = request.method
+    with emulator.lock:
         decision = emulator.faults.decide("rest", org.id, user.username, method, sub_path)
-    if decision.latency_ms:
-        await asyncio.sleep(decision.latency_ms / 1000)
+    # The latency model's fixed delay, then a fault's: awaited, so other calls go on meanwhile.
+    delay = org.latency.call_delay_s() + decision.latency_ms / 1000
+    if delay:
+        await asyncio.sleep(delay)
     if decision.mode == "drop":
         return await drop_connection(request)
     fault = decision.fault
     if fault is not None and fault.mode == "error" and fault.error == "INVALID_SESSION_ID":
         return error_response(fault.rest_error())
+    records = 0
     with emulator.lock:
         try:
             used = emulator.count_call(org)
@@ -377,7 +402,7 @@ async def rest_call(request: Request) -> Response:
                 result = RestResult(exc.status, exc.body(), exc.headers)
             except Exception:
                 # Never a bare 500 page: Salesforce answers UNKNOWN_EXCEPTION with an envelope.
-                log.exception("unexpected error in %s %s", method, rest_path)
+                log.exception("unexpected error in %s %s", method, sub_path)
                 ctx.txn.rollback()
                 result = RestResult(
                     500,
@@ -388,12 +413,24 @@ async def rest_call(request: Request) -> Response:
                         }
                     ],
                 )
+            records = ctx.records
+    # The per-record delay of a Collections or Composite call (Bulk jobs sleep per chunk).
+    delay = org.latency.records_delay_s(records)
+    if delay:
+        await asyncio.sleep(delay)
     if decision.mode == "commit_then_drop":
         return await drop_connection(request)
     headers = {k: v for k, v in result.headers.items() if k != "Location"}
     headers.update(limit_header)
     if method == "HEAD":
         return Response(status_code=result.status, headers=headers)
+    if result.content is not None:
+        return Response(
+            content=result.content,
+            status_code=result.status,
+            media_type=result.content_type,
+            headers=headers,
+        )
     return json_response(result.body, result.status, headers)
 
 

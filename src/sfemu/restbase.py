@@ -21,6 +21,9 @@ class RestResult:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # A non-JSON answer (Bulk API 2.0 result CSVs): sent as is with this content type.
+    content: bytes | None = None
+    content_type: str = "text/csv"
 
 
 @dataclass
@@ -32,6 +35,8 @@ class RestContext:
     txn: Transaction
     headers: dict[str, str] = field(default_factory=dict)
     dml: Dml = field(init=False)
+    # Records the call handled (Collections, Composite): the latency model's per-record delay.
+    records: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.dml = Dml(self.emulator, self.caller, self.txn)

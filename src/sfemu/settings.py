@@ -43,6 +43,18 @@ class EmulatorSettings:
     # Build the HTTP client used to deliver outbound messages (tests can route it in-process).
     outbound_client_factory: Callable[[], httpx.Client] | None = None
     random_seed: int | None = None  # makes fraction faults repeatable
+    # The latency model every org starts with (the control API changes it per org).
+    latency_ms: float = 0.0
+    per_record_ms: float = 0.0
+    # Bulk API 2.0: Salesforce takes up to 150 MB of base64-encoded CSV per upload (about
+    # 100 MB raw); records are processed in chunks of this size (one transaction each).
+    bulk_max_upload_base64_bytes: int = 150 * 1024 * 1024
+    bulk_chunk_size: int = 200
+    # Internal batches of 10,000 records a job processes at once (the per-record delay of a
+    # large job is divided by this many, at most).
+    bulk_parallel_batches: int = 10
+    # Rows per query job results page when the client gives no maxRecords.
+    bulk_query_page_size: int = 100_000
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait after the given number of failed delivery attempts."""

@@ -173,6 +173,11 @@ def test_an_editor_is_told_what_to_fix_but_not_whose_login_it_is(
         headers=owner.headers,
     )
     assert added.status_code == 201, added.text
+    granted = web.put(  # editors pick only connections the owner allowed for the survey
+        f"/api/v1/surveys/{survey['id']}/connection-grants/{survey['connection']['id']}",
+        headers=owner.headers,
+    )
+    assert granted.status_code == 200, granted.text
     with linked.db.uow() as uow:  # as if it were a real org: Setup fixes name the user
         uow.session.get(ConnectionRow, survey["connection"]["id"]).type = "custom"
         uow.commit()

@@ -169,7 +169,7 @@ def test_limits_follow_the_api_version(emu: InProcessEmulator, client: Any) -> N
     assert "DailyBulkApiBatches" in new and "DailyBulkApiRequests" not in new
 
 
-# -- 5. Bulk API 1.0 and 2.0 say plainly that they are not emulated ---------------------------
+# -- 5. Bulk API 1.0 says it is not emulated; Bulk API 2.0 errs like REST ------------------------
 
 
 def test_bulk_api_1_answers_a_bulk_error_saying_it_is_not_emulated(
@@ -204,19 +204,18 @@ def test_bulk_api_1_answers_a_bulk_error_saying_it_is_not_emulated(
     assert "not emulated" in as_json.json()["exceptionMessage"]
 
 
-def test_bulk_api_2_answers_the_rest_envelope_saying_it_is_not_emulated_yet(admin: Api) -> None:
-    # Bulk API 2.0 errs in the REST envelope (reference/salesforce/bulk2_ingest_samples.txt).
-    for method, path in (
-        ("POST", "/jobs/ingest"),
-        ("GET", "/jobs/ingest/7506g00000DhRA2AAN"),
-        ("PUT", "/jobs/ingest/7506g00000DhRA2AAN/batches"),
-        ("POST", "/jobs/query"),
-    ):
-        response = admin.request(method, path, json={"object": "Account", "operation": "insert"})
-        assert response.status_code == 400, path
-        entry = error_of(response)
-        assert entry["errorCode"] == "FEATURENOTENABLED"
-        assert "Bulk API 2.0 is not emulated by sfemu yet" in entry["message"]
+def test_bulk_api_2_errs_in_the_rest_envelope(admin: Api) -> None:
+    # Bulk API 2.0 errs in the REST envelope (reference/salesforce/bulk2_ingest_samples.txt:
+    # a deleted or unknown job answers 404 NOT_FOUND); its own errors use the same shape.
+    missing = admin.get("/jobs/ingest/7506g00000DhRA2AAN")
+    assert missing.status_code == 404
+    assert error_of(missing) == {
+        "errorCode": "NOT_FOUND",
+        "message": "The requested resource does not exist",
+    }
+    refused = admin.post("/jobs/ingest", json={"object": "Account", "operation": "merge"})
+    assert refused.status_code == 400
+    assert error_of(refused)["errorCode"] == "INVALIDJOB"
     # A wrong URL is still told apart: 404 NOT_FOUND.
     assert error_of(admin.get("/nothing/here"))["errorCode"] == "NOT_FOUND"
 

@@ -71,6 +71,15 @@ def serve(
         "--outbound-time-scale",
         help="Multiply outbound retry intervals and horizon (0.001: demos).",
     ),
+    latency_ms: float = typer.Option(
+        0.0, "--latency-ms", min=0, help="Every REST call waits N ms (a real org's latency)."
+    ),
+    per_record_ms: float = typer.Option(
+        0.0,
+        "--per-record-ms",
+        min=0,
+        help="Plus M ms per record of a Collections, Composite or Bulk call.",
+    ),
 ) -> None:
     """Run sfemu, a local Salesforce: OAuth, REST, Collections, outbound messages, faults."""
     from sfemu.cli import serve as run
@@ -87,6 +96,8 @@ def serve(
             database=db,
             public_url=public_url,
             outbound_time_scale=outbound_time_scale,
+            latency_ms=latency_ms,
+            per_record_ms=per_record_ms,
         )
     except (OrgFileError, ValueError, OSError, sqlite3.Error) as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ from cxloop.bootstrap import Container, build_container
 from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
 from cxloop.settings import load_settings
-from cxloop.web import health, hooks, oauth, optout, pages, respond
+from cxloop.web import api_docs, health, hooks, oauth, optout, pages, respond, ui
 from cxloop.web.api import (
     audit,
     connections,
@@ -99,6 +99,9 @@ def create_app(
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc come from api_docs: served from the package, no CDN, no inline script
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     settings = container.settings
@@ -146,6 +149,8 @@ def create_app(
     for router in (*routers, *api_routers):
         app.include_router(router, responses=_documented_errors(router))
     app.include_router(optout.router)
+    app.include_router(api_docs.router)
+    ui.install(app)  # the admin pages
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 

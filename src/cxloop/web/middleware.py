@@ -216,8 +216,9 @@ _CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors {ancestors}"
 )
-# FastAPI's own API explorers (/docs, /redoc) are built from an inline script and files of a
-# public CDN: they keep every other rule, but not the one on where scripts and styles come from.
+# The API explorers (/docs: Swagger UI, /redoc: Redoc) style themselves inline and Redoc runs a
+# worker from a blob: they keep every other rule, but not those on scripts, styles and workers
+# (not yet tried in a browser under a stricter policy).
 _CSP_API_EXPLORER = "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 _API_EXPLORERS = ("/docs", "/redoc")
 
