@@ -122,6 +122,7 @@ def create_app(
         SecurityHeadersMiddleware,
         frame_ancestors=settings.frame_ancestors,
         https=settings.base_url.startswith("https://"),
+        salesforce_hosts=list(settings.salesforce_extra_hosts),
     )
     install_error_handlers(app)
     # Routes are matched in this order: the busiest endpoint (responses) is looked at first.

@@ -7,6 +7,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -214,7 +215,7 @@ class PageSessionMiddleware(SessionMiddleware):
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors {ancestors}"
+    "form-action 'self' {form_targets}; frame-ancestors {ancestors}"
 )
 # The API explorers (/docs: Swagger UI, /redoc: Redoc) style themselves inline and Redoc runs a
 # worker from a blob: they keep every other rule, but not those on scripts, styles and workers
@@ -228,19 +229,30 @@ class SecurityHeadersMiddleware:
     cannot be framed, except survey pages by the origins in `frame_ancestors`), nosniff, no
     referrer (a personal link's token must not leave in a Referer), and HSTS over https."""
 
-    def __init__(self, app: ASGIApp, *, frame_ancestors: list[str], https: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        frame_ancestors: list[str],
+        https: bool,
+        salesforce_hosts: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.survey_ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
         self.hsts = https
+        # A form may lead to Salesforce's login (linking an account posts, then is redirected
+        # there, and browsers hold redirects to form-action): any https host, and the extra
+        # hosts of custom and emulator connections.
+        self.form_targets = " ".join(["https:", *salesforce_hosts])
 
     def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
         """The security headers for an answer to `path`."""
         if path.startswith(_API_EXPLORERS):
             policy = _CSP_API_EXPLORER
         elif path.startswith("/s/"):
-            policy = _CSP.format(ancestors=self.survey_ancestors)
+            policy = _CSP.format(ancestors=self.survey_ancestors, form_targets=self.form_targets)
         else:
-            policy = _CSP.format(ancestors="'none'")
+            policy = _CSP.format(ancestors="'none'", form_targets=self.form_targets)
         headers = [
             (b"content-security-policy", policy.encode()),
             (b"x-content-type-options", b"nosniff"),
