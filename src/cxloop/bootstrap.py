@@ -15,11 +15,12 @@ from cxloop.engine.jobs import periodic_jobs
 from cxloop.engine.queue import create_huey
 from cxloop.engine.scheduler import PeriodicJob, Scheduler
 from cxloop.engine.tasks import QueueTasks, register_tasks
+from cxloop.files import secure_data_dir
 from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
 from cxloop.services import response_events, runs
 from cxloop.services.response_intake import ResponseIntake
-from cxloop.settings import Settings, create_data_dir
+from cxloop.settings import Settings
 
 # Describes kept per process (connection x sObject); each is some tens of kB.
 DESCRIBE_CACHE_ENTRIES = 500
@@ -60,7 +61,7 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     # per thousand responses taken in; fewer, larger collections cost a tenth less CPU per
     # imported response (measured), and memory no more than a few thousand objects.
     gc.set_threshold(10_000, 10, 10)
-    create_data_dir(settings.data_dir)
+    secure_data_dir(settings.data_dir)
     engine = create_database_engine(
         settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )

@@ -13,17 +13,43 @@ _SECRET_KEYS = re.compile(
     r"(password|secret|token|authorization|access_token|refresh_token|cookie|api_key|key)s?$",
     re.IGNORECASE,
 )
-_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=!-]+")
-_REDACTED = "**********"
+REDACTED = "**********"
+# Secrets that travel inside text: a bearer token, an API token, the secret segment of an
+# address (the outbound listener's and the opt-out page's tokens), and query parameters that
+# carry a personal link's token or an OAuth code, state or token. Libraries (uvicorn, httpx,
+# SQLAlchemy) and exception messages print addresses with these in them.
+_SECRET_TEXT = (
+    (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=!-]+"), r"\1" + REDACTED),
+    (re.compile(r"\bcxl_[A-Za-z0-9_-]+"), "cxl_" + REDACTED),
+    # (A route's template, `/optout/{token}`, is left as it is.)
+    (re.compile(r"(/hooks/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/)(?!\{)[^/?#\s\"'<>]+"), r"\1" + REDACTED),
+    (re.compile(r"(/optout/)(?!\{)[^/?#\s\"'<>]+"), r"\1" + REDACTED),
+    (
+        re.compile(
+            r"([?&;](?:t|token|code|state|access_token|refresh_token|id_token|password|"
+            r"client_secret|secret|key|sig|signature)=)[^&#\s\"'<>]+",
+            re.IGNORECASE,
+        ),
+        r"\1" + REDACTED,
+    ),
+)
+
+
+def redact_text(text: str) -> str:
+    """`text` with every secret it may carry (see `_SECRET_TEXT`) masked."""
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def redact_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-    """A structlog processor masking values whose key names a secret, and bearer tokens in text."""
+    """A structlog processor masking values whose key names a secret, and secrets in text
+    (the message itself included: a library's log line is all message)."""
     for key, value in list(event.items()):
         if key != "event" and _SECRET_KEYS.search(key) and value is not None:
-            event[key] = _REDACTED
-        elif isinstance(value, str) and "Bearer" in value:
-            event[key] = _BEARER.sub(r"\1" + _REDACTED, value)
+            event[key] = REDACTED
+        elif isinstance(value, str):
+            event[key] = redact_text(value)
     return event
 
 
@@ -59,6 +85,8 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info if as_json else (lambda _l, _m, e: e),
+                # A traceback's text (formatted just above) may quote an address or a value.
+                redact_secrets,
                 renderer,
             ],
         )
@@ -70,5 +98,10 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request's full address at INFO, query string included (an outbound
+    # message's delivery, a token exchange), and aiosmtpd (the demo's mail catcher) every line
+    # of every mail at DEBUG, links and all: only their warnings are worth a line.
+    for chatty in ("httpx", "httpcore", "mail.log"):
+        logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))
     # Huey logs every task it runs; the sweeper alone would fill the log every few seconds.
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))

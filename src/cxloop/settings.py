@@ -15,15 +15,17 @@ every CLI command, wherever they are started, find the same database.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -32,6 +34,8 @@ from pydantic_settings import (
 SECRET_KEY_FILE = "secret_key"
 ENCRYPTION_KEYS_FILE = "encryption_keys"
 REDACTED = "**********"
+# An origin a CSP `frame-ancestors` may name: scheme, host (a leading `*.` allowed), port.
+_ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
 
 
 CONFIG_FILE_NAME = "cxloop.toml"
@@ -66,8 +70,9 @@ def default_data_dir() -> Path:
 
 
 def create_data_dir(path: Path) -> Path:
-    """Create the data directory (and its parents) if missing: the one place that does."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Create the data directory (and its parents) if missing: the one place that does. Only
+    its owner may enter it (cxloop.files makes an existing one private when a process starts)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
@@ -128,6 +133,17 @@ class Settings(BaseSettings):
         default=8 * 3600, ge=60, description="A web session unused this long ends."
     )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (https://intranet.example.com, comma-separated) allowed to embed "
+        "the survey pages (/s/...) in a frame; no page can be framed by default.",
+    )
+    request_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for a request's headers, and between two parts of its body; "
+        "a slower client is disconnected.",
+    )
 
     # --- throttling of logins and API token checks (counted per account and per client address)
     auth_free_failures: int = Field(
@@ -253,6 +269,24 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("frame_ancestors", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        # The origins go into a response header verbatim: nothing but an origin may pass.
+        for origin in value:
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"frame_ancestors: {origin!r} is not an origin like https://intranet.example.com"
+                )
+        return value
 
     @field_validator("log_level")
     @classmethod

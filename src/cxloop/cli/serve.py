@@ -21,6 +21,7 @@ from cxloop.logs import configure_logging
 from cxloop.services import users
 from cxloop.settings import default_data_dir
 from cxloop.web.app import EmbeddedWorker, create_app, served_app
+from cxloop.web.protocol import READ_TIMEOUT_ENV, HeaderDeadlineProtocol
 
 
 def serve(
@@ -64,8 +65,16 @@ def serve(
         f"data directory: {built.settings.data_dir})",
         highlight=False,
     )
+    # Every server process gives a request's headers the same time (web/protocol.py).
+    os.environ[READ_TIMEOUT_ENV] = str(built.settings.request_read_timeout_s)
     # uvicorn finishes in-flight requests on SIGTERM/SIGINT, then the lifespan stops the worker.
-    options = {"host": host, "port": port, "log_config": None, "timeout_graceful_shutdown": 30}
+    options = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "timeout_graceful_shutdown": 30,
+        "http": HeaderDeadlineProtocol,
+    }
     options |= proxy_options(built.settings.trusted_proxies)
     if processes == 1:
         uvicorn.run(create_app(built, embedded_worker=not no_worker), **options)
@@ -98,7 +107,7 @@ def _restart_with_shared_metrics(built: Container, port: int) -> NoReturn:
     Prometheus client reads it when first imported, which has happened here already."""
     directory = built.settings.data_dir / f"metrics-{port}"
     shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run are not ours
-    directory.mkdir(parents=True)
+    directory.mkdir(mode=0o700, parents=True)
     built.close()
     os.environ[metrics.MULTIPROCESS_DIR_ENV] = str(directory)
     os.execv(sys.executable, [sys.executable, "-m", "cxloop", *sys.argv[1:]])

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from cxloop.files import private_file
+
 READ_ONLY = {"cxloop_read_only": True}
 
 
@@ -27,7 +29,11 @@ def create_database_engine(url: str, *, sqlite_busy_timeout_ms: int = 30_000) ->
     if backend == "sqlite":
         return _sqlite_engine(url, sqlite_busy_timeout_ms)
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # hide_parameters: an error's message quotes the statement but never the values bound
+        # to it (a token's hash, an encrypted secret, an answer), on either backend.
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+        )
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
@@ -35,7 +41,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
     if not parsed.database or parsed.database == ":memory:":
         raise ValueError("an in-memory SQLite database cannot be shared: give a file path")
-    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    private_file(Path(parsed.database))
     timeout_s = busy_timeout_ms / 1000
     # A small pool of connections, each used by one thread at a time; opening a connection per
     # unit of work would cost more than the work.
@@ -45,6 +51,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         pool_size=8,
         max_overflow=16,
         pool_timeout=max(timeout_s, 1),
+        hide_parameters=True,
     )
     _use_wal(parsed.database, timeout_s)
 

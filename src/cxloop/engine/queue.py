@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
+from cxloop.files import private_file
+
 QUEUE_NAME = "cxloop"
 
 
@@ -33,7 +35,7 @@ def create_huey(queue_url: str, *, name: str = QUEUE_NAME) -> Huey:
             raise QueueConfigError(
                 "the SQLite queue needs a file: CXLOOP_QUEUE_URL=sqlite:////path/to/queue.db"
             )
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(path))
         return SqliteHuey(name=name, filename=path, timeout=30, utc=True)
     if scheme in ("redis", "rediss", "unix"):
         return RedisHuey(name=name, url=queue_url, utc=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from cxloop import __version__
@@ -30,11 +31,14 @@ from cxloop.web.api import directories as directories_api
 from cxloop.web.api import distributions as distributions_api
 from cxloop.web.api import signed_links as signed_links_api
 from cxloop.web.api import transfers as transfers_api
+from cxloop.web.api.schemas import API_ERRORS, error_responses
 from cxloop.web.errors import install_error_handlers
 from cxloop.web.middleware import (
     BodySizeLimitMiddleware,
     PageSessionMiddleware,
     RequestContextMiddleware,
+    RequestReadTimeoutMiddleware,
+    SecurityHeadersMiddleware,
 )
 
 log = structlog.get_logger(__name__)
@@ -111,7 +115,15 @@ def create_app(
         https_only=settings.base_url.startswith("https://"),
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestReadTimeoutMiddleware, timeout_s=settings.request_read_timeout_s)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: even the refusals of the middleware above carry the headers.
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        frame_ancestors=settings.frame_ancestors,
+        https=settings.base_url.startswith("https://"),
+        salesforce_hosts=list(settings.salesforce_extra_hosts),
+    )
     install_error_handlers(app)
     # Routes are matched in this order: the busiest endpoint (responses) is looked at first.
     routers = (
@@ -129,17 +141,33 @@ def create_app(
         respond.router,
         hooks.router,
     )
-    for router in routers:
-        app.include_router(router)
-    app.include_router(distributions_api.router)
-    app.include_router(directories_api.router)
-    app.include_router(transfers_api.router)
+    api_routers = (
+        distributions_api.router,
+        directories_api.router,
+        transfers_api.router,
+        signed_links_api.router,
+    )
+    for router in (*routers, *api_routers):
+        app.include_router(router, responses=_documented_errors(router))
     app.include_router(optout.router)
-    app.include_router(signed_links_api.router)
     app.include_router(api_docs.router)
     ui.install(app)  # the admin pages
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
+
+
+# Routers whose endpoints read a body in a format told by its Content-Type.
+_READS_TYPED_BODIES = frozenset({"workflows", "directory"})
+
+
+def _documented_errors(router: APIRouter) -> dict[int | str, dict[str, Any]] | None:
+    """The error statuses an API router's endpoints may answer, for the OpenAPI document."""
+    if not router.prefix.startswith("/api/"):
+        return None
+    statuses = API_ERRORS
+    if _READS_TYPED_BODIES & set(router.tags):
+        statuses = (*statuses, 415)
+    return error_responses(*statuses)
 
 
 def served_app() -> FastAPI:

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from cxloop.web.protocol import HeaderDeadlineProtocol
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket (IPv6 when the host is an IPv6 address)."""
@@ -53,6 +55,7 @@ class BackgroundServer:
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=grace_s,
+            http=HeaderDeadlineProtocol,
         )
         self.server = server = uvicorn.Server(config)
         self.thread = thread = threading.Thread(

@@ -9,8 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cxloop.errors import CxloopError, TooManyAttempts
+from cxloop.web.middleware import loggable_path
 
 log = structlog.get_logger(__name__)
 
@@ -20,6 +22,7 @@ _STATUS_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
@@ -60,6 +63,22 @@ def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
     return problems
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at the request's path, found by asking the routes about
+    each method in turn. (Starlette's own `Allow` names the methods of the first route at the
+    path only, when several routes share it.)"""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    # None: a mounted app refused the method from inside (the static files, which only read).
+    return allowed or ["GET", "HEAD"]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error, expected or not, leave in the one shape, never with a stack trace."""
 
@@ -89,20 +108,22 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         if exc.status_code == 404 and message == "Not Found":
             message = "There is nothing at this address."
         elif exc.status_code == 405:
-            message = "This address does not accept that method."
+            allowed = allowed_methods(request)
+            message = f"This address accepts {', '.join(allowed)}, not {request.method}."
+            return error_response(405, code, message, headers={"Allow": ", ".join(allowed)})
         elif exc.status_code == 400 and message == "There was an error parsing the body":
             code, message = "malformed_body", "The request body could not be read."
         return error_response(exc.status_code, code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("http.unexpected_error", path=request.url.path)
+        log.exception("http.unexpected_error", path=loggable_path(request.scope))
         return error_response(
             500,
             "internal_error",

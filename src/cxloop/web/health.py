@@ -22,7 +22,12 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        503: {"description": "The database or the queue does not answer (checks say which)"}
+    },
+)
 def readyz(request: Request) -> JSONResponse:
     """200 when the database (at the current schema) and the queue answer; else 503 saying which."""
     container = request.app.state.container

@@ -2,7 +2,8 @@
 
 No session, cookie or API token: the unguessable token in the address names the workflow, and
 services/outbound.py checks the rest. Every answer is SOAP (`text/xml`): the Ack with 200, or a
-fault with 500 (404 for an unknown token), never an HTML or JSON error page.
+fault with 500 (404 for an unknown token, 413 for a body over the size limit), never an HTML or
+JSON error page.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ async def salesforce_outbound(request: Request, token: str) -> Response:
     if body is None:
         metrics.OUTBOUND_REJECTED.labels("too_large").inc()
         return _soap(
-            500,
+            413,
             render_fault(
                 f"The message is larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB; an "
                 "outbound message of 100 notifications is far smaller: send fewer fields."

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -14,10 +16,27 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxloop import metrics
+from cxloop.logs import REDACTED, redact_text
 
 log = structlog.get_logger("cxloop.http")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Path parameters that are credentials: the outbound listener's and the opt-out page's token.
+_SECRET_PATH_PARAMS = frozenset({"token"})
+_TEMPLATE_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def loggable_path(scope: Scope) -> str:
+    """The request's path as a log may show it: a matched route's secret parameters, and
+    anything in an unmatched path that looks like a secret, masked. Never the query string."""
+    template = getattr(scope.get("route"), "path", None)
+    params = scope.get("path_params") or {}
+    if template and _SECRET_PATH_PARAMS & params.keys():
+        return _TEMPLATE_PARAM.sub(
+            lambda m: REDACTED if m[1] in _SECRET_PATH_PARAMS else str(params.get(m[1], m[0])),
+            template,
+        )
+    return redact_text(scope["path"])
 
 
 def _error_body(code: str, message: str) -> bytes:
@@ -77,7 +96,8 @@ class RequestContextMiddleware:
                 log.info(
                     "http.request",
                     method=scope["method"],
-                    path=scope["path"],
+                    route=route_path,
+                    path=loggable_path(scope),
                     status=status,
                     ms=round(elapsed * 1000, 1),
                 )
@@ -146,6 +166,40 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+class RequestReadTimeoutMiddleware:
+    """Answers 408 (and closes the connection) when a request's body stalls: no part of it
+    arrives for `timeout_s`. (The headers' deadline is the server protocol's: web/protocol.py.)"""
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_done = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:  # now only a disconnect can come, whenever it comes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                # Like the body size limit: the error handlers shape it; the connection is
+                # closed, or the rest of the body would be read as the next request.
+                raise HTTPException(
+                    408,
+                    detail=f"The request body stalled: nothing arrived for {self.timeout_s:g} s.",
+                    headers={"Connection": "close"},
+                ) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
+
+
 class PageSessionMiddleware(SessionMiddleware):
     """Signed-cookie sessions for the web pages. The API (bearer tokens) and the listener never
     use one, and skip its cookie parsing and signing on every request."""
@@ -155,3 +209,75 @@ class PageSessionMiddleware(SessionMiddleware):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+# The pages load their scripts and styles from /static only: no inline script, style or handler.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self' {form_targets}; frame-ancestors {ancestors}"
+)
+# The API explorers (/docs: Swagger UI, /redoc: Redoc) style themselves inline and Redoc runs a
+# worker from a blob: they keep every other rule, but not those on scripts, styles and workers
+# (not yet tried in a browser under a stricter policy).
+_CSP_API_EXPLORER = "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+_API_EXPLORERS = ("/docs", "/redoc")
+
+
+class SecurityHeadersMiddleware:
+    """Adds the browser's security headers to every answer: a Content-Security-Policy (pages
+    cannot be framed, except survey pages by the origins in `frame_ancestors`), nosniff, no
+    referrer (a personal link's token must not leave in a Referer), and HSTS over https."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        frame_ancestors: list[str],
+        https: bool,
+        salesforce_hosts: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        self.survey_ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
+        self.hsts = https
+        # A form may lead to Salesforce's login (linking an account posts, then is redirected
+        # there, and browsers hold redirects to form-action): any https host, and the extra
+        # hosts of custom and emulator connections.
+        self.form_targets = " ".join(["https:", *salesforce_hosts])
+
+    def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        """The security headers for an answer to `path`."""
+        if path.startswith(_API_EXPLORERS):
+            policy = _CSP_API_EXPLORER
+        elif path.startswith("/s/"):
+            policy = _CSP.format(ancestors=self.survey_ancestors, form_targets=self.form_targets)
+        else:
+            policy = _CSP.format(ancestors="'none'", form_targets=self.form_targets)
+        headers = [
+            (b"content-security-policy", policy.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if "frame-ancestors 'none'" in policy:  # for browsers that predate frame-ancestors
+            headers.append((b"x-frame-options", b"DENY"))
+        if self.hsts:
+            headers.append((b"strict-transport-security", b"max-age=31536000"))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.headers_for(scope["path"])
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                given = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *(header for header in extra if header[0] not in given),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from cxloop.services import audit
-from cxloop.web.api.schemas import Reply
+from cxloop.web.api.schemas import MAX_ROW_ID, Reply
 from cxloop.web.deps import AdminActor, Db
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -35,7 +35,7 @@ def list_audit_entries(
     db: Db,
     object_type: Annotated[str | None, Query(max_length=32)] = None,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Newest first; pass `next_before_id` back as `before_id` for the next page."""

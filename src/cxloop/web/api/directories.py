@@ -25,6 +25,8 @@ from cxloop.web.deps import ApiActor, Db
 router = APIRouter(prefix="/api/v1", tags=["directory"])
 
 EmbeddedValue = str | int | float | bool | None
+# Bodies that say nothing of their format: `?format=` decides.
+_UNTYPED_MEDIA_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 _FORMATS_BY_MEDIA_TYPE = {
     "text/csv": "csv",
     "application/csv": "csv",
@@ -51,7 +53,9 @@ class DirectoryCreate(RequestBody):
 
 
 class DirectoryChanges(RequestBody):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    """Only the fields sent change; a null frequency setting turns that limit off."""
+
+    name: str = Field(default=None, min_length=1, max_length=100)  # never null: leave it out
     frequency_limit: int | None = Field(default=None, ge=1)
     frequency_days: int | None = Field(default=None, ge=1)
 
@@ -276,7 +280,7 @@ async def import_contacts(
     external_ref; other columns become embedded data) or JSON lines, told by `Content-Type`
     (`text/csv`, `application/x-ndjson`) or `?format=`. Rows are upserted by email (or by
     external_ref with `match_on=external_ref`); bad rows come back with their line numbers."""
-    fmt = format or _format_of(request.headers.get("content-type", ""))
+    fmt = _format_of(request.headers.get("content-type", ""), format)
     body = await request.body()
     # Bytes that are not UTF-8 reach the parser as lone surrogates: their rows are refused.
     text = io.TextIOWrapper(
@@ -289,9 +293,23 @@ async def import_contacts(
     return ImportOut.model_validate(result)
 
 
-def _format_of(content_type: str) -> str:
+def _format_of(content_type: str, asked: str | None) -> str:
+    """The body's format: `?format=` when given, else the Content-Type's. The two must agree:
+    a body sent as one format and read as the other would import garbage."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     fmt = _FORMATS_BY_MEDIA_TYPE.get(media_type)
+    if asked is not None:
+        if fmt is None and media_type not in _UNTYPED_MEDIA_TYPES:
+            raise UnsupportedMediaType(
+                f"?format={asked} was asked for, but the body is sent as {media_type[:60]!r}: "
+                "send it as text/csv or application/x-ndjson, or as text/plain."
+            )
+        if fmt is not None and fmt != asked:
+            raise UnsupportedMediaType(
+                f"?format={asked} was asked for, but the body is sent as {media_type} "
+                f"({fmt}): make the two agree."
+            )
+        return asked
     if fmt is None:
         raise UnsupportedMediaType(
             f"Send the contacts as text/csv or application/x-ndjson (JSON lines), or say which "

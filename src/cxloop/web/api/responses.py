@@ -51,6 +51,25 @@ class ResponseOut(BaseModel):
     updated_at: datetime
 
 
+class BulkItemOut(BaseModel):
+    """What became of one item of a bulk submission (`index`: its place in the array)."""
+
+    index: int
+    status: Literal["stored", "refused"]
+    id: str | None = Field(default=None, description="The stored response's id")
+    problems: list[dict[str, Any]] | None = Field(
+        default=None, description="Why it was refused: {qid, code, message, field} each"
+    )
+
+
+class BulkOut(BaseModel):
+    """The reply to a bulk submission (a JSON array)."""
+
+    stored: int
+    refused: int
+    results: list[BulkItemOut]
+
+
 class ResponsePage(BaseModel):
     items: list[ResponseOut]
     next_cursor: str | None
@@ -75,9 +94,14 @@ Until = Annotated[datetime | None, Query(description="Recorded before (ISO 8601 
     status_code=201,
     summary="Submit a response, or a JSON array of them (bulk)",
     responses={
-        201: {"model": ResponseOut, "description": "Stored (all of them, for an array)"},
-        207: {"description": "Bulk: some items were stored, some refused (per-item results)"},
-        422: {"description": "Refused, with every problem listed"},
+        201: {
+            "model": ResponseOut | BulkOut,
+            "description": "Stored: the response, or for an array, the result of every item",
+        },
+        207: {
+            "model": BulkOut,
+            "description": "Bulk: some items were stored, some refused (per-item results)",
+        },
     },
 )
 async def create_response(

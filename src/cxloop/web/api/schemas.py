@@ -7,10 +7,18 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 T = TypeVar("T")
+# The largest integer a row id can be (SQLite's INTEGER, PostgreSQL's BIGINT): a larger one in
+# a query would make the driver fail rather than find nothing.
+MAX_ROW_ID = 2**63 - 1
 
 
 class RequestBody(BaseModel):
-    """Base of every request body: unknown fields and loose types are errors, not guesses."""
+    """Base of every request body: unknown fields and loose types are errors, not guesses.
+
+    A field a change may leave out but not clear is declared `name: str = Field(default=None)`:
+    the default (left out) is not validated, an explicit null is refused like any other value
+    of the wrong type, and the OpenAPI schema says `string`, not "string or null".
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -39,3 +47,36 @@ class Reply(BaseModel):
 class PageOut(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """Every error of the API: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorBody
+
+
+_ERROR_MEANINGS = {
+    400: "Malformed: the body is not valid JSON, or a value cannot be read",
+    401: "No API token, or one that is unknown, expired or revoked",
+    403: "The token's user may not do this (e.g. admin only)",
+    404: "Not found, or not visible to the token's user",
+    409: "In conflict with what is stored (a name taken, a stale version, a limit reached)",
+    413: "The body is larger than the server accepts",
+    415: "The body's Content-Type is not one this endpoint reads",
+    422: "Invalid input; `details` lists every problem",
+    429: "Too many attempts; `Retry-After` says when to try again",
+}
+API_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with our error shape."""
+    return {
+        status: {"model": ErrorOut, "description": _ERROR_MEANINGS[status]} for status in statuses
+    }

@@ -29,11 +29,13 @@ class SurveyCreate(RequestBody):
 
 
 class SurveyUpdate(RequestBody):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=20_000)
-    status: Status | None = None
-    language: str | None = Field(default=None, min_length=2, max_length=16)
-    anonymous_link: bool | None = Field(
+    """Only the fields sent change. None of them can be null: leave a field out to keep it."""
+
+    name: str = Field(default=None, min_length=1, max_length=200)
+    description: str = Field(default=None, max_length=20_000)
+    status: Status = Field(default=None)
+    language: str = Field(default=None, min_length=2, max_length=16)
+    anonymous_link: bool = Field(
         default=None,
         description="false: /s/{id} answers only personal and signed links",
     )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import Field
 
 from cxloop.db.models import ApiToken, User
 from cxloop.errors import NotFound
 from cxloop.services import users
-from cxloop.web.api.schemas import Reply, RequestBody
+from cxloop.web.api.schemas import MAX_ROW_ID, Reply, RequestBody
 from cxloop.web.deps import AdminActor, ApiActor, Db
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -101,6 +102,8 @@ def create_token(body: TokenCreate, actor: ApiActor, db: Db) -> TokenIssued:
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, actor: ApiActor, db: Db) -> Response:
+def revoke_token(
+    token_id: Annotated[int, Path(le=MAX_ROW_ID)], actor: ApiActor, db: Db
+) -> Response:
     users.revoke_token(db, token_id, actor=actor)
     return Response(status_code=204)
