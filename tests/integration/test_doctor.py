@@ -171,7 +171,10 @@ def test_the_api_endpoint_reports_findings(
     assert broken["ok"] is False
     (error,) = [f for f in broken["findings"] if f["level"] == "error"]
     assert error["check"] == "api_access" and "API_CURRENTLY_DISABLED" in error["message"]
-    assert "API Enabled" in error["fix"]
+    # An emulator connection: the fix is the emulator's control API call, not Setup.
+    assert """/__emulator__/users/integration@example.com -d '{"api_enabled": true}'""" in (
+        error["fix"]
+    )
 
 
 def test_cli_doctor_exits_1_on_errors_and_0_when_fine(
