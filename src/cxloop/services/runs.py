@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from cxloop.db.base import utcnow
@@ -613,6 +613,8 @@ class RunFilter:
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # A run id, a response id, a Salesforce record id, or words of a task run's error.
+    text: str | None = None
 
 
 def list_runs(
@@ -640,6 +642,8 @@ def list_runs(
             query = query.where(Run.created_at >= run_filter.since)
         if run_filter.until:
             query = query.where(Run.created_at < run_filter.until)
+        if run_filter.text and run_filter.text.strip():
+            query = query.where(_text_matches(run_filter.text.strip()))
         if cursor:
             created_at, last_id = decode_cursor(cursor)
             query = query.where(
@@ -652,6 +656,29 @@ def list_runs(
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def _text_matches(text: str) -> Any:
+    """What the run list's text filter finds: a run by its id, the runs of a response, the runs
+    that wrote (or were started by) a Salesforce record or notification, or whose task runs'
+    errors contain the words. An id is looked up exactly (an index), words are searched."""
+    if text.startswith("RN_"):
+        return Run.id == text
+    if text.startswith("R_"):
+        return Run.response_id == text
+    pattern = "%" + _escape_like(text.lower()) + "%"
+    task_runs = select(TaskRun.id).where(
+        TaskRun.run_id == Run.id,
+        or_(
+            TaskRun.record_id == text,
+            func.lower(TaskRun.status_reason).like(pattern, escape="\\"),
+        ),
+    )
+    return or_(func.lower(Run.event_key).like(pattern, escape="\\"), task_runs.exists())
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def get_run(db: Database, actor: Actor, run_id: str) -> Run:
