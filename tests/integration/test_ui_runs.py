@@ -112,9 +112,18 @@ def test_the_runs_list_filters_by_status_workflow_survey_and_text(
     assert len(_run_ids(client.get(f"/runs?q={world['response_id']}").text)) == 2
     assert _run_ids(client.get("/runs?q=required_field").text) == [world["bad"]]
     with linked.db.reader() as uow:
-        record_id = uow.session.scalar(select(TaskRun.record_id).where(TaskRun.run_id == world["good"]))
+        record_id = uow.session.scalar(
+            select(TaskRun.record_id).where(TaskRun.run_id == world["good"])
+        )
     assert _run_ids(client.get(f"/runs?q={record_id}").text) == [world["good"]]
     assert _run_ids(client.get("/runs?since=2000-01-01&until=2000-01-02").text) == []
+
+
+def test_the_filter_form_as_a_browser_sends_it_with_empty_fields(world: dict[str, Any]) -> None:
+    reply = world["clients"]["owner"].get(
+        "/runs?survey=&workflow=&status=failed&since=&until=&q="
+    )
+    assert reply.status_code == 200 and _run_ids(reply.text) == [world["bad"]]
 
 
 def test_a_filter_that_finds_nothing_says_so_and_offers_to_clear(world: dict[str, Any]) -> None:
@@ -167,9 +176,7 @@ def test_a_failed_run_explains_the_error_and_what_to_do(world: dict[str, Any]) -
 
 
 def test_a_run_page_in_german_explains_in_german(world: dict[str, Any]) -> None:
-    page = world["clients"]["owner"].get(
-        f"/runs/{world['bad']}", headers={"Accept-Language": "de"}
-    )
+    page = world["clients"]["owner"].get(f"/runs/{world['bad']}", headers={"Accept-Language": "de"})
     assert "Salesforce braucht einen Wert für LastName" in page.text
     assert "Erneut versuchen" in page.text
 
@@ -208,9 +215,7 @@ def test_replay_queues_every_failed_run_of_the_workflow(
     csrf = _csrf(client.get(f"/runs/{world['bad']}").text)
     asked = client.post(f"/runs/{world['bad']}/replay", data={"csrf": csrf})
     assert "Replay the workflow's failed runs?" in html.unescape(asked.text)
-    done = client.post(
-        f"/runs/{world['bad']}/replay", data={"csrf": csrf, "confirm": "yes"}
-    )
+    done = client.post(f"/runs/{world['bad']}/replay", data={"csrf": csrf, "confirm": "yes"})
     assert "Replayed: 1 task runs" in done.text
     with linked.db.reader() as uow:
         assert uow.session.get(Run, world["bad"]).status == "pending"
@@ -297,7 +302,5 @@ def test_secret_looking_values_in_a_payload_are_not_shown(
 
 def test_every_error_explanation_has_a_german_translation() -> None:
     languages = UiLanguages()
-    missing = [
-        text for text in run_errors.all_texts() if languages.gettext("de", text) == text
-    ]
+    missing = [text for text in run_errors.all_texts() if languages.gettext("de", text) == text]
     assert not missing, missing

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from cxloop.db.run_models import RUN_STATUSES, Run, TaskRun
 from cxloop.domain.run_errors import Explanation, explain
-from cxloop.errors import Forbidden, NotFound
+from cxloop.errors import Forbidden, InvalidInput, NotFound
 from cxloop.services import runs, surveys, workflows
 from cxloop.web.ui.context import Page, ui_router
 from cxloop.web.ui.i18n import N_
@@ -47,7 +47,11 @@ OUTCOME_LABELS = {
     "paused": N_("Paused"),
     "skipped": N_("Skipped"),
 }
-TASK_TYPE_LABELS = {"salesforce": N_("Salesforce"), "directory": N_("Directory"), "email": N_("Email")}
+TASK_TYPE_LABELS = {
+    "salesforce": N_("Salesforce"),
+    "directory": N_("Directory"),
+    "email": N_("Email"),
+}
 # Keys of a payload or reply whose values are never shown (none are expected there; this is a
 # second line of defence should a mapping pipe a secret into a record).
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "session_id")
@@ -107,14 +111,21 @@ def run_list(
     survey: Annotated[str, Query(max_length=40)] = "",
     workflow: Annotated[str, Query(max_length=40)] = "",
     status: Annotated[str, Query(pattern="^(|" + "|".join(RUN_STATUSES) + ")$")] = "",
-    since: date | None = None,
-    until: date | None = None,
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
     q: Annotated[str, Query(max_length=200)] = "",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
     """Runs newest first across the surveys the user can see (admins: all), or one survey's,
     filtered by survey, workflow, status, dates and text, a page at a time."""
-    query = RunQuery(survey, workflow, status, since, until, q)
+    query = RunQuery(
+        survey,
+        workflow,
+        status,
+        _day(page, since, page._("From")),
+        _day(page, until, page._("To")),
+        q,
+    )
     found = runs.list_runs(
         page.db, page.user, query.run_filter(), limit=PAGE_SIZE, cursor=cursor or None
     )
@@ -139,6 +150,18 @@ def run_list(
     )
 
 
+def _day(page: Page, value: str, name: str) -> date | None:
+    """A date filter (YYYY-MM-DD, as a date input sends it); empty is no filter."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            page._("%(name)s must be a date like 2026-12-31.", name=name), code="bad_date"
+        ) from None
+
+
 @dataclass(frozen=True)
 class RunRow:
     """A run as the list shows it."""
@@ -156,7 +179,11 @@ def _row(run: Run, survey_names: dict[str, str]) -> RunRow:
     tasks = [(status, counts[status]) for status in STATUS_LABELS if counts[status]]
     finished = run.finished_at
     error = next(
-        (t.status_reason for t in run.task_runs if t.status in ("failed", "paused") and t.status_reason),
+        (
+            t.status_reason
+            for t in run.task_runs
+            if t.status in ("failed", "paused") and t.status_reason
+        ),
         "",
     )
     return RunRow(
@@ -318,9 +345,7 @@ def _run_id(run_id: str) -> str:
 
 
 @router.post("/runs/{run_id}/retry")
-def retry(
-    run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)] = ""
-) -> Response:
+def retry(run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
     """Retry the run's failed, skipped and paused task runs (editors and up), after the person
     confirmed on the run's page."""
     if confirm != "yes":
@@ -332,9 +357,7 @@ def retry(
 
 
 @router.post("/runs/{run_id}/replay")
-def replay(
-    run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)] = ""
-) -> Response:
+def replay(run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
     """Replay every failed run of this run's workflow (editors and up), after confirming."""
     if confirm != "yes":
         return _run_page(page, run_id, confirm="replay")
