@@ -120,9 +120,7 @@ def test_the_runs_list_filters_by_status_workflow_survey_and_text(
 
 
 def test_the_filter_form_as_a_browser_sends_it_with_empty_fields(world: dict[str, Any]) -> None:
-    reply = world["clients"]["owner"].get(
-        "/runs?survey=&workflow=&status=failed&since=&until=&q="
-    )
+    reply = world["clients"]["owner"].get("/runs?survey=&workflow=&status=failed&since=&until=&q=")
     assert reply.status_code == 200 and _run_ids(reply.text) == [world["bad"]]
 
 
