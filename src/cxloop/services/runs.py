@@ -701,6 +701,19 @@ def list_runs(
     return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
 
 
+def workflow_choices(db: Database, actor: Actor, survey_id: str) -> list[tuple[str, str]]:
+    """The survey's workflows as the run history's filter offers them: (id, name), by name.
+    Only the two columns: the documents of a hundred workflows are not needed to name them."""
+    with db.reader() as uow:
+        get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
+        rows = uow.session.execute(
+            select(Workflow.id, Workflow.name)
+            .where(Workflow.survey_id == survey_id)
+            .order_by(Workflow.name, Workflow.id)
+        )
+        return [(row.id, row.name) for row in rows]
+
+
 # Up to this many visible surveys, each survey's newest runs are read apart and merged.
 _MERGED_SURVEYS = 50
 
@@ -731,18 +744,50 @@ def _escape_like(text: str) -> str:
 def get_run(db: Database, actor: Actor, run_id: str) -> Run:
     """A run with its task runs and their attempts."""
     with db.reader() as uow:
-        run = uow.session.scalar(
-            select(Run)
-            .where(Run.id == run_id)
-            .options(selectinload(Run.task_runs).selectinload(TaskRun.attempt_log))
-        )
-        if run is None:
-            raise NotFound(f"No run {run_id!r}.")
-        try:
-            get_survey_for(uow.session, run.survey_id, actor, SurveyAccess.VIEW)
-        except NotFound:
-            raise NotFound(f"No run {run_id!r}.") from None
+        run, _ = _visible_run(uow.session, actor, run_id)
         return run
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as its page shows it: with its survey and the conditions of the revision that
+    ran ({} when it had none; None when that revision is gone with its workflow)."""
+
+    run: Run
+    survey: Survey
+    conditions: Any
+
+
+def get_run_view(db: Database, actor: Actor, run_id: str) -> RunView:
+    """`get_run` with the run's survey and its workflow revision's conditions, read in one
+    transaction (a page needs all three; three transactions cost three times the round trips)."""
+    with db.reader() as uow:
+        session = uow.session
+        run, survey = _visible_run(session, actor, run_id)
+        conditions = None
+        if run.workflow_id is not None:
+            params = {"workflow_id": run.workflow_id, "revision": run.workflow_revision}
+            document = session.scalar(_REVISION_DOCUMENT, params)
+            if document is None:
+                document = session.scalar(_WORKFLOW_DOCUMENT, params)
+            if isinstance(document, dict):
+                conditions = document.get("conditions") or {}
+        return RunView(run, survey, conditions)
+
+
+def _visible_run(session: Session, actor: Actor, run_id: str) -> tuple[Run, Survey]:
+    run = session.scalar(
+        select(Run)
+        .where(Run.id == run_id)
+        .options(selectinload(Run.task_runs).selectinload(TaskRun.attempt_log))
+    )
+    if run is None:
+        raise NotFound(f"No run {run_id!r}.")
+    try:
+        survey = get_survey_for(session, run.survey_id, actor, SurveyAccess.VIEW)
+    except NotFound:
+        raise NotFound(f"No run {run_id!r}.") from None
+    return run, survey
 
 
 def retry_run(db: Database, actor: Actor, run_id: str) -> int:

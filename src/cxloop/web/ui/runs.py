@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from cxloop.db.run_models import RUN_STATUSES, Run, TaskRun
 from cxloop.domain.run_errors import Explanation, explain
 from cxloop.errors import Forbidden, InvalidInput, NotFound
-from cxloop.services import runs, surveys, workflows
+from cxloop.services import runs, surveys
 from cxloop.web.ui.context import Page, ui_router
 from cxloop.web.ui.i18n import N_
 
@@ -131,7 +131,7 @@ def run_list(
     )
     choices = surveys.list_surveys(page.db, page.user, limit=SURVEY_CHOICES).items
     names = {s.id: s.name for s in choices}
-    survey_workflows = workflows.list_workflows(page.db, page.user, survey) if survey else []
+    survey_workflows = runs.workflow_choices(page.db, page.user, survey) if survey else []
     rows = [_row(run, names) for run in found.items]
     return page.render(
         "ui/runs/list.html",
@@ -139,8 +139,7 @@ def run_list(
         query=query,
         rows=rows,
         survey_options=[("", page._("All surveys"))] + [(s.id, s.name) for s in choices],
-        workflow_options=[("", page._("All workflows"))]
-        + [(w.id, w.name) for w in survey_workflows],
+        workflow_options=[("", page._("All workflows")), *survey_workflows],
         status_options=[("", page._("Any status"))]
         + [(s, page._(STATUS_LABELS[s])) for s in RUN_STATUSES],
         survey_name=names.get(survey, survey) if survey else "",
@@ -234,8 +233,8 @@ def run_page(run_id: str, page: Page) -> Response:
 
 
 def _run_page(page: Page, run_id: str, confirm: str = "", status_code: int = 200) -> Response:
-    run = runs.get_run(page.db, page.user, _run_id(run_id))
-    survey = surveys.get_survey(page.db, page.user, run.survey_id)
+    view = runs.get_run_view(page.db, page.user, _run_id(run_id))
+    run, survey = view.run, view.survey
     role = surveys.survey_access(survey, page.user)
     can_change = role in ("owner", "editor")
     if confirm and not can_change:
@@ -258,7 +257,7 @@ def _run_page(page: Page, run_id: str, confirm: str = "", status_code: int = 200
         notification_id=_notification_id(run),
         record_id=(run.event_data or {}).get("Id"),
         event_fields=_shown(run.event_data) if run.event_type != "survey_response" else None,
-        conditions=_conditions(page, run),
+        conditions=view.conditions,
         workflow_url=(
             f"/surveys/{run.survey_id}/workflows/{run.workflow_id}" if run.workflow_id else None
         ),
@@ -267,20 +266,6 @@ def _run_page(page: Page, run_id: str, confirm: str = "", status_code: int = 200
         outcome_labels=OUTCOME_LABELS,
         task_type_labels=TASK_TYPE_LABELS,
     )
-
-
-def _conditions(page: Page, run: Run) -> Any:
-    """The conditions of the workflow revision that ran ({} when it had none; None when the
-    revision is gone with its workflow)."""
-    if run.workflow_id is None:
-        return None
-    try:
-        revision = workflows.get_revision(
-            page.db, page.user, run.workflow_id, run.workflow_revision
-        )
-    except NotFound:
-        return None
-    return (revision.document or {}).get("conditions") or {}
 
 
 @dataclass(frozen=True)
