@@ -95,7 +95,8 @@ def test_the_runs_list_shows_every_run_with_its_outcome(world: dict[str, Any]) -
     assert page.status_code == 200
     assert set(_run_ids(page.text)) == {world["good"], world["bad"]}
     assert "Support NPS" in page.text and world["response_id"] in page.text
-    assert "REQUIRED_FIELD_MISSING" in page.text  # the error summary of the failed run
+    # The failed run's error in short, in the plain words of its page.
+    assert "Salesforce needs a value for LastName, and the task sent none." in page.text
 
 
 def test_the_runs_list_filters_by_status_workflow_survey_and_text(
@@ -302,3 +303,49 @@ def test_every_error_explanation_has_a_german_translation() -> None:
     languages = UiLanguages()
     missing = [text for text in run_errors.all_texts() if languages.gettext("de", text) == text]
     assert not missing, missing
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "reason", "code", "action"),
+    [
+        (
+            "failed",
+            {"error_code": "DUPLICATE_VALUE", "message": "dup"},
+            "",
+            "DUPLICATE_VALUE",
+            "workflow",
+        ),
+        ("paused", {"kind": "reauth", "message": "expired"}, "", "needs_reauth", "accounts"),
+        (
+            "paused",
+            None,
+            "The connection needs to be reconnected: revoked",
+            "needs_reauth",
+            "accounts",
+        ),
+        (
+            "waiting_retry",
+            {"kind": "limit", "error_code": "REQUEST_LIMIT_EXCEEDED"},
+            "",
+            "REQUEST_LIMIT_EXCEEDED",
+            "",
+        ),
+        (
+            "failed",
+            {"kind": "permanent", "error_code": "SOMETHING_NEW", "message": "m"},
+            "",
+            "SOMETHING_NEW",
+            "workflow",
+        ),
+        ("succeeded", None, "", None, None),
+    ],
+)
+def test_errors_are_explained_from_one_table(
+    status: str, error: dict | None, reason: str, code: str | None, action: str | None
+) -> None:
+    explanation = run_errors.explain(status, error, reason)
+    if code is None:
+        assert explanation is None
+    else:
+        assert explanation is not None and (explanation.code, explanation.action) == (code, action)
+        assert "%(" not in explanation.summary % dict(explanation.values)

@@ -4,8 +4,9 @@ The engine keeps Salesforce's own words on a task run (`error`: kind, error_code
 fields) and its own sentence (`status_reason`). This table turns the common cases into an
 explanation and a fix a CX or CRM admin can act on, in one place: the run page shows it, and
 the API or the CLI can use it too. The texts are English with `%(name)s` placeholders
-(`fields`, `message`, `code`); the admin UI translates them through its `runs` catalogue, so
-every text here has a German entry in `web/locale/de/LC_MESSAGES/runs.po`.
+(`fields`, `detail`: Salesforce's or the engine's words, `code`); the admin UI translates them
+through its `runs` catalogue, so every text here has a German entry in
+`web/locale/de/LC_MESSAGES/runs.po`.
 
 `action` names where the fix is made, without knowing URLs: "accounts" (reconnect the
 account), "workflow" (open the workflow: its mapping or its account), or "" (nothing to open).
@@ -23,7 +24,7 @@ class Explanation:
     """An error in plain words: what happened, what to do, and where."""
 
     code: str  # the Salesforce error code, or ours (needs_reauth, not_owners_account, ...)
-    summary: str  # what happened (English, with %(fields)s / %(message)s / %(code)s)
+    summary: str  # what happened (English, with %(fields)s / %(detail)s / %(code)s)
     fix: str  # what to do about it
     action: str = ""  # "accounts", "workflow" or ""
     values: Mapping[str, str] = field(default_factory=dict)  # the placeholders' values
@@ -45,7 +46,7 @@ SALESFORCE_CODES: dict[str, _Entry] = {
         "workflow",
     ),
     "INVALID_FIELD": _Entry(
-        "The task writes a field Salesforce does not know: %(message)s",
+        "The task writes a field Salesforce does not know: %(detail)s",
         "Open the workflow and correct or remove the mapping (the field list shows the "
         "object's fields), save, then retry the run.",
         "workflow",
@@ -57,41 +58,41 @@ SALESFORCE_CODES: dict[str, _Entry] = {
         "workflow",
     ),
     "FIELD_CUSTOM_VALIDATION_EXCEPTION": _Entry(
-        "A validation rule in Salesforce refused the record: %(message)s",
+        "A validation rule in Salesforce refused the record: %(detail)s",
         "Change the values the task sends so that the rule passes (or ask your Salesforce "
         "admin about the rule), then retry the run.",
         "workflow",
     ),
     "DUPLICATE_VALUE": _Entry(
-        "Another record already has this value in a unique field: %(message)s",
+        "Another record already has this value in a unique field: %(detail)s",
         "Use the action upsert with that field as the key field, so the record is updated "
         "instead of created twice, or map a value that is unique. Then retry the run.",
         "workflow",
     ),
     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": _Entry(
-        "The value sent is not one of the picklist's values: %(message)s",
+        "The value sent is not one of the picklist's values: %(detail)s",
         "Map a value the picklist has (the field list shows them), or add the value to the "
         "picklist in Salesforce. Then retry the run.",
         "workflow",
     ),
     "STRING_TOO_LONG": _Entry(
-        "The text sent is longer than the field allows: %(message)s",
+        "The text sent is longer than the field allows: %(detail)s",
         "Map a shorter value, or make the field longer in Salesforce. Then retry the run.",
         "workflow",
     ),
     "INVALID_TYPE_ON_FIELD_IN_RECORD": _Entry(
-        "A value does not fit its field's type: %(message)s",
+        "A value does not fit its field's type: %(detail)s",
         "Map a value of the field's type (a number, a date, true or false). Then retry.",
         "workflow",
     ),
     "INVALID_CROSS_REFERENCE_KEY": _Entry(
-        "A lookup or Id sent does not point at a record Salesforce knows: %(message)s",
+        "A lookup or Id sent does not point at a record Salesforce knows: %(detail)s",
         "Check where the Id comes from (embedded data, an earlier task's output); fix the "
         "data or the mapping, then retry the run.",
         "workflow",
     ),
     "MALFORMED_ID": _Entry(
-        "A value sent as a Salesforce Id is not an Id: %(message)s",
+        "A value sent as a Salesforce Id is not an Id: %(detail)s",
         "Check where the Id comes from (embedded data, an earlier task's output); fix the "
         "data or the mapping, then retry the run.",
         "workflow",
@@ -107,7 +108,7 @@ SALESFORCE_CODES: dict[str, _Entry] = {
         "workflow",
     ),
     "INSUFFICIENT_ACCESS_OR_READONLY": _Entry(
-        "The connected Salesforce user may not change this record: %(message)s",
+        "The connected Salesforce user may not change this record: %(detail)s",
         "Give the user access to the object in Salesforce (Check setup on the account shows "
         "what is missing), then retry the run.",
         "accounts",
@@ -134,7 +135,7 @@ SALESFORCE_CODES: dict[str, _Entry] = {
 
 # Ours: situations the engine describes in its own words (a paused task run, a connection).
 NEEDS_REAUTH = _Entry(
-    "The Salesforce account needs to be connected again: %(message)s",
+    "The Salesforce account needs to be connected again: %(detail)s",
     "Reconnect the account on the Accounts page (Refresh). Paused work goes on by itself once "
     "the account is active again.",
     "accounts",
@@ -146,17 +147,17 @@ NOT_OWNERS_ACCOUNT = _Entry(
     "workflow",
 )
 UNREACHABLE = _Entry(
-    "Salesforce could not be reached, or did not answer in time: %(message)s",
+    "Salesforce could not be reached, or did not answer in time: %(detail)s",
     "Usually nothing to do: cxloop tries again by itself. If it keeps failing, check the "
     "network between cxloop and Salesforce, then retry the run.",
 )
 OTHER = _Entry(
-    "Salesforce refused the record (%(code)s): %(message)s",
+    "Salesforce refused the record (%(code)s): %(detail)s",
     "Read Salesforce's words above, fix the task's mapping or the data, then retry the run.",
     "workflow",
 )
 OTHER_TASK = _Entry(
-    "The task did not succeed: %(message)s",
+    "The task did not succeed: %(detail)s",
     "Fix what the message names, then retry the run.",
 )
 
@@ -175,7 +176,7 @@ def explain(
     kind = str(error.get("kind") or "")
     message = str(error.get("message") or status_reason or "")
     names = ", ".join(str(f) for f in error.get("fields") or []) or "?"
-    values = {"fields": names, "message": message, "code": code or "?"}
+    values = {"fields": names, "detail": message, "code": code or "?"}
     if status == "skipped":
         return None  # its reason says which earlier task it waited for; nothing else to add
     if "not one of the survey owner's connections" in status_reason:
@@ -190,7 +191,7 @@ def explain(
             or "revoked" in status_reason
         )
     ):
-        values["message"] = status_reason or message
+        values["detail"] = status_reason or message
         return _explained("needs_reauth", NEEDS_REAUTH, values)
     if kind == "transient":
         return _explained("unreachable", UNREACHABLE, values)

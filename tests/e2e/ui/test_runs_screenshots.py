@@ -1,13 +1,15 @@
 """The screenshots of docs/ui.md, taken in one command:
 
-    CXLOOP_UI_SCREENSHOTS=docs/ui .venv/bin/python -m pytest -q -p no:cacheprovider \\
+    CXLOOP_TEST_UI_SCREENSHOTS=docs/ui .venv/bin/python -m pytest -q -p no:cacheprovider \\
         tests/e2e/ui/test_runs_screenshots.py
 
-Skipped unless CXLOOP_UI_SCREENSHOTS names the folder to write to. It builds what the guide
-shows through real flows (an account linked to the emulator, a survey with two workflows, four
-runs, two of them failed), then opens each page of the admin's steps, on a desktop and on a
-phone, in English. A page this build does not serve (404) is left out and named in the test's
-output, so the same command takes every screenshot once all UI areas are merged.
+Skipped unless CXLOOP_TEST_UI_SCREENSHOTS names the folder to write to (a CXLOOP_TEST_ name:
+tests/conftest.py clears every other CXLOOP_ variable, so that no setting leaks into tests).
+It builds what the guide shows through real flows (an account linked to the emulator, a survey
+with two workflows, four runs, two of them failed), then opens each page of the admin's steps,
+on a desktop and on a phone, in English. A page this build does not serve (404) is left out and
+named in the test's output, so the same command takes every screenshot once all UI areas are
+merged.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tests.e2e.ui.test_runs import make_runs
 
 pytestmark = pytest.mark.browser
 
-TARGET = os.environ.get("CXLOOP_UI_SCREENSHOTS", "")
+TARGET = os.environ.get("CXLOOP_TEST_UI_SCREENSHOTS", "")
 
 
 def _shot(page: Any, folder: Path, name: str, viewport: str) -> Path:
@@ -42,7 +44,7 @@ def _try_click(page: Any, role: str, name: str) -> bool:
     return True
 
 
-@pytest.mark.skipif(not TARGET, reason="set CXLOOP_UI_SCREENSHOTS=docs/ui to take them")
+@pytest.mark.skipif(not TARGET, reason="set CXLOOP_TEST_UI_SCREENSHOTS=docs/ui to take them")
 @pytest.mark.parametrize("lang", ["en"])
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
 def test_take_the_screenshots_of_the_ui_guide(

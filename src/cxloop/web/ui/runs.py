@@ -132,7 +132,7 @@ def run_list(
     choices = surveys.list_surveys(page.db, page.user, limit=SURVEY_CHOICES).items
     names = {s.id: s.name for s in choices}
     survey_workflows = runs.workflow_choices(page.db, page.user, survey) if survey else []
-    rows = [_row(run, names) for run in found.items]
+    rows = [_row(page, run, names) for run in found.items]
     return page.render(
         "ui/runs/list.html",
         section="runs",
@@ -173,18 +173,23 @@ class RunRow:
     error: str
 
 
-def _row(run: Run, survey_names: dict[str, str]) -> RunRow:
+def _row(page: Page, run: Run, survey_names: dict[str, str]) -> RunRow:
     counts = Counter(t.status for t in run.task_runs)
     tasks = [(status, counts[status]) for status in STATUS_LABELS if counts[status]]
     finished = run.finished_at
-    error = next(
-        (
-            t.status_reason
-            for t in run.task_runs
-            if t.status in ("failed", "paused") and t.status_reason
-        ),
-        "",
-    )
+    error = ""
+    for task_run in run.task_runs:
+        if task_run.status not in ("failed", "paused", "waiting_retry"):
+            continue
+        explanation = explain(task_run.status, task_run.error, task_run.status_reason)
+        # The plain words of the run page, in the page's language; the engine's own otherwise.
+        error = (
+            page._(explanation.summary, **explanation.values)
+            if explanation is not None
+            else task_run.status_reason
+        )
+        if error:
+            break
     return RunRow(
         run,
         survey_names.get(run.survey_id, run.survey_id),
