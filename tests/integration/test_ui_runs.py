@@ -152,6 +152,48 @@ def test_the_runs_list_pages_with_a_cursor(world: dict[str, Any], monkeypatch) -
     assert 'rel="next"' not in second.text and "Newest runs" in second.text
 
 
+@pytest.mark.parametrize("merged", [50, 1])  # each survey's newest merged; or one IN (...)
+def test_runs_of_several_surveys_are_merged_newest_first_across_pages(
+    world: dict[str, Any], linked: Container, setup: dict[str, Any], monkeypatch, merged: int
+) -> None:
+    from cxloop.services import runs as run_service
+    from cxloop.services import survey_content
+    from cxloop.web.ui import runs as ui_runs
+    from tests.integration.conftest import CONTENT
+
+    actor = setup["actor"]
+    other = surveys.create_survey(linked.db, actor, "Onboarding CSAT")
+    survey_content.put_content(linked.db, actor, other.id, CONTENT)
+    surveys.update_survey(linked.db, actor, other.id, {"status": "active"})
+    second = {"actor": actor, "survey_id": other.id}
+    add_workflow(linked, second, upsert_workflow("Acme"))
+    submit(linked, second, 7)
+    submit(linked, setup, 10)  # the first survey again: its two runs are the newest
+    drain(linked)
+    with linked.db.reader() as uow:
+        newest_first = [
+            r.id
+            for r in uow.session.scalars(select(Run).order_by(Run.created_at.desc(), Run.id.desc()))
+        ]
+    monkeypatch.setattr(ui_runs, "PAGE_SIZE", 2)
+    monkeypatch.setattr(run_service, "_MERGED_SURVEYS", merged)
+    for role in ("owner", "admin"):  # merged per survey; the admin's index walk
+        client, seen, url = world["clients"][role], [], "/runs"
+        while url:
+            page = client.get(url)
+            seen += _run_ids(page.text)
+            found = re.search(r'href="(/runs\?cursor=[^"]+)" rel="next"', page.text)
+            url = html.unescape(found.group(1)) if found else None
+        assert seen == newest_first, role
+
+
+def test_the_api_filters_runs_by_the_same_text_search(world: dict[str, Any], owner: Person) -> None:
+    client = world["clients"]["owner"]
+    reply = client.get("/api/v1/runs", params={"q": "LastName"}, headers=owner.headers)
+    assert reply.status_code == 200
+    assert [r["id"] for r in reply.json()["items"]] == [world["bad"]]
+
+
 @pytest.mark.parametrize(
     "query",
     ["status=exploded", "since=yesterday", "cursor=not-a-cursor", "q=" + "x" * 201],
