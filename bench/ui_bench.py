@@ -23,15 +23,19 @@ import argparse
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from responses_bench import CONTENT, database, free_port, percentile, response_body, server
+from responses_bench import CONTENT, database, free_port, percentile, response_body
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -279,6 +283,36 @@ def _seed_runs(
     return failed_run
 
 
+@contextmanager
+def server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """`cxloop serve --processes 1 --no-worker`: one server process and nothing else in it
+    (the worker and scheduler would compete with the pages for the process's GIL; in
+    production they run in their own process). Yields its base URL."""
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "cxloop", "serve", "--port", str(port), "--processes", "1"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--no-worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/livez", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError(f"cxloop serve did not start: {log.read_text()[-2000:]}")
+            yield base
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def sign_in(http: httpx.Client) -> None:
     form = http.get("/login").raise_for_status().text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form)
@@ -353,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             log = Path(tmp) / "server.log"
             with (
-                server(env, free_port(), log, 1) as base,
+                server(env, free_port(), log) as base,
                 httpx.Client(base_url=base, timeout=60) as http,
             ):
                 sign_in(http)
