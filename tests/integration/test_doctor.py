@@ -172,8 +172,9 @@ def test_the_api_endpoint_reports_findings(
     (error,) = [f for f in broken["findings"] if f["level"] == "error"]
     assert error["check"] == "api_access" and "API_CURRENTLY_DISABLED" in error["message"]
     # An emulator connection: the fix is the emulator's control API call, not Setup.
-    assert """/__emulator__/users/integration@example.com -d '{"api_enabled": true}'""" in (
-        error["fix"]
+    assert (
+        """/__emulator__/users/integration@example.com -d '{"api_enabled": true}'"""
+        in (error["fix"])
     )
 
 

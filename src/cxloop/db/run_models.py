@@ -70,6 +70,8 @@ class Run(Base):
         UniqueConstraint("workflow_id", "event_key"),
         Index("ix_runs_survey_created", "survey_id", "created_at"),
         Index("ix_runs_status_created", "status", "created_at"),
+        # The run history across all surveys (admins), newest first: migration 0011.
+        Index("ix_runs_created_id", "created_at", "id"),
     )
 
 

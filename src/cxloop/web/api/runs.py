@@ -79,14 +79,16 @@ def list_runs(
     status: Annotated[str | None, Query(pattern="^(" + "|".join(RUN_STATUSES) + ")$")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> PageOut[RunOut]:
-    """Runs newest first, filtered by survey, workflow, status and time."""
+    """Runs newest first, filtered by survey, workflow, status, time and text (`q`: a run id,
+    a response id, a Salesforce record id or words of an error)."""
     page = runs.list_runs(
         db,
         actor,
-        runs.RunFilter(survey_id, workflow_id, status, since, until),
+        runs.RunFilter(survey_id, workflow_id, status, since, until, q),
         limit=limit,
         cursor=cursor,
     )
