@@ -24,6 +24,8 @@ from pydantic_settings import (
 
 SECRET_KEY_FILE = "secret_key"
 ENCRYPTION_KEYS_FILE = "encryption_keys"
+# Where `cxloop serve` notes the base URL it derived, for the commands run beside it.
+SERVED_BASE_URL_FILE = "served_base_url"
 REDACTED = "**********"
 
 
@@ -51,7 +53,12 @@ class Settings(BaseSettings):
     queue_url: str = Field(
         default="", description="Default: SQLite in the data directory; redis://... for Redis."
     )
-    base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL of the server.")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public URL of the server: links in emails and the OAuth callback. When not "
+        "set, `cxloop serve --host H --port P` uses http://H:P (127.0.0.1 for 0.0.0.0) and "
+        "other commands use the one the server last served on.",
+    )
 
     # --- secrets (generated into the data directory when not given; never logged)
     secret_key: SecretStr | None = None
@@ -246,6 +253,32 @@ class Settings(BaseSettings):
                 )
             )
         return self.model_copy(update=updates) if updates else self
+
+    @property
+    def base_url_is_set(self) -> bool:
+        """Whether CXLOOP_BASE_URL (or cxloop.toml's base_url) was given, not derived."""
+        return "base_url" in self.model_fields_set
+
+    def with_served_base_url(self) -> Settings:
+        """These settings with the base URL the server last served on (`cxloop serve` notes it
+        in the data directory) when none was set: a command's links then match the server."""
+        if self.base_url_is_set:
+            return self
+        try:
+            served = (self.data_dir / SERVED_BASE_URL_FILE).read_text().strip()
+        except OSError:
+            return self
+        if not served.startswith(("http://", "https://")) or any(c.isspace() for c in served):
+            return self
+        copy = self.model_copy(update={"base_url": served})
+        # Still derived: the next `cxloop serve` may derive another one.
+        copy.__pydantic_fields_set__.discard("base_url")
+        return copy
+
+    def note_served_base_url(self) -> None:
+        """Remember this (derived) base URL for the other commands (see with_served_base_url)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / SERVED_BASE_URL_FILE).write_text(self.base_url + "\n")
 
     @property
     def oauth_callback_url(self) -> str:

@@ -28,6 +28,7 @@ from cxloop.web.api import (
 )
 from cxloop.web.api import directories as directories_api
 from cxloop.web.api import distributions as distributions_api
+from cxloop.web.api import salesforce as salesforce_api
 from cxloop.web.api import signed_links as signed_links_api
 from cxloop.web.api import transfers as transfers_api
 from cxloop.web.errors import install_error_handlers
@@ -133,6 +134,7 @@ def create_app(
     app.include_router(transfers_api.router)
     app.include_router(optout.router)
     app.include_router(signed_links_api.router)
+    app.include_router(salesforce_api.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 
