@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 from cxloop.bootstrap import Container, build_container
 from cxloop.cli.main import app as cli
-from cxloop.services import salesforce_apps
 from cxloop.settings import SalesforceApp
 from cxloop.web.app import create_app
 from sfemu.testing import EmulatorServer
@@ -171,6 +170,8 @@ def test_salesforce_app_set_reads_the_secret_from_stdin_only_and_refuses_bad_inp
 def test_app_show_says_where_each_app_comes_from_and_never_shows_a_secret(
     bare: Container,
 ) -> None:
+    from cxloop.services import salesforce_apps  # new in issue 13
+
     salesforce_apps.set_app(bare.db, None, "3MVGdatabase", "db-secret")
     settings = bare.settings.model_copy(
         update={
