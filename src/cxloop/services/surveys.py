@@ -223,3 +223,27 @@ def _check_role(role: str) -> None:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def open_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
+    """Open a survey for responses (status `active`); an open survey stays as it is."""
+    return _set_status(db, actor, survey_id, "active", "survey.open")
+
+
+def close_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
+    """Close a survey: it takes no more responses (status `closed`); reopen it with open."""
+    return _set_status(db, actor, survey_id, "closed", "survey.close")
+
+
+def _set_status(db: Database, actor: Actor, survey_id: str, status: str, action: str) -> Survey:
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        if survey.status != status:
+            before = survey.status
+            survey.status = status
+            audit.record(
+                uow.session, actor.id, action, "survey", survey.id,
+                before={"status": before}, after={"status": status},
+            )  # fmt: skip
+            uow.commit()
+    return _reload(db, survey_id)

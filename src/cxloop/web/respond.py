@@ -285,6 +285,7 @@ class _QuestionView:
     multiline: bool = False
     low_label: str = ""
     high_label: str = ""
+    scale_hint: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     multiple: bool = False
 
@@ -393,6 +394,17 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
         view.options = [_Option(str(n), str(n), value == n) for n in range(low, high + 1)]
         if isinstance(question, NpsQuestion):
             view.low_label, view.high_label = "Not at all likely", "Extremely likely"
+        else:
+            view.low_label, view.high_label = question.low_label, question.high_label
+        if view.low_label or view.high_label:
+            view.scale_hint = (
+                ", ".join(
+                    f"{point} means {label}"
+                    for point, label in ((low, view.low_label), (high, view.high_label))
+                    if label
+                )
+                + "."
+            )
         view.layout = "dropdown" if high - low > 11 else "scale"
     elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
         selected = value if isinstance(value, list) else [value]
