@@ -161,8 +161,9 @@ def test_a_new_user_links_the_emulator_and_closes_the_loop_as_the_docs_say(
     imported = desk.run("surveys", "import", str(FIXTURES / "survey.yaml"))
     assert imported.returncode == 0, imported.stderr
     survey_id = re.search(r"SV_[A-Za-z0-9]+", imported.stdout).group(0)
-    opened = api.patch(f"/api/v1/surveys/{survey_id}", json={"status": "active"})
-    assert opened.status_code == 200, opened.text
+    opened = desk.run("surveys", "open", survey_id)
+    assert opened.returncode == 0, opened.stderr
+    assert api.get(f"/api/v1/surveys/{survey_id}").json()["status"] == "active"
 
     # 5. A workflow with a misspelled field and a field the user may not write: saved, with
     # two warnings, each with its fix (docs/workflows.md, "Checks on save").

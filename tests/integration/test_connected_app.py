@@ -7,6 +7,7 @@ and a base URL on another port than the emulator's default callbacks (8000).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -101,9 +102,13 @@ def test_connections_add_emulator_links_without_any_setting_or_restart(
     done = finish_in_browser(web, person, started_link(added.output))
     assert done.status_code == 200 and "Connected acme" in done.text, done.text
     shown = cxloop("salesforce", "app", "show")
-    assert f"app for {urlsplit(login_url).netloc}: client id {app['client_id']}" in shown.output
-    assert "from database, emulator" in shown.output
+    row = f"{urlsplit(login_url).netloc}\t{app['client_id']}\t**********\tdatabase\temulator\tyes"
+    assert row in shown.output.splitlines(), shown.output
     assert app["client_secret"] not in shown.output
+    as_json = json.loads(cxloop("salesforce", "app", "show", "--json").output)
+    assert as_json["callback_url"] == CALLBACK
+    assert as_json["apps"][1]["client_id"] == app["client_id"], as_json
+    assert app["client_secret"] not in json.dumps(as_json)
 
 
 def test_the_emulators_other_login_host_links_too_once_its_host_is_known(
@@ -164,7 +169,7 @@ def test_salesforce_app_set_reads_the_secret_from_stdin_only_and_refuses_bad_inp
     bad_url = cxloop("salesforce", "app", "set", "--client-id", "3MVGabc", "--login-url",
                      "ftp://x", "--client-secret-stdin", stdin="s3cret\n")  # fmt: skip
     assert bad_url.exit_code == 1 and "is not an http(s) URL" in bad_url.output
-    assert "none (set one with" in cxloop("salesforce", "app", "show").output
+    assert "No default app: set one with" in cxloop("salesforce", "app", "show").output
 
 
 def test_app_show_says_where_each_app_comes_from_and_never_shows_a_secret(

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
 
-from cxloop.cli.context import container, fail, one_line_errors
+from cxloop.cli.context import (
+    JsonOption,
+    container,
+    fail,
+    one_line_errors,
+    print_json,
+    print_rows,
+)
 from cxloop.services import salesforce_apps as service
+from cxloop.settings import REDACTED
 
 app = typer.Typer(help="Salesforce: the connected app cxloop links with.", no_args_is_help=True)
 app_app = typer.Typer(
@@ -20,47 +27,28 @@ app.add_typer(app_app, name="app")
 
 @app_app.command("show")
 @one_line_errors
-def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def show(as_json: bool = JsonOption) -> None:
     """Show the connected apps, where each comes from (setting, database, none) and the
     callback URL to register in them; never a secret."""
     built = container()
-    views = service.show(built.db, built.settings)
+    rows = [
+        {"scope": v.scope, "client_id": v.client_id or "-",
+         "client_secret": REDACTED if v.source != "none" else "-", "source": v.source,
+         "origin": v.origin or "-", "used": "no: a setting wins" if v.overridden_by_setting
+         else ("no app" if v.source == "none" else "yes"), "updated_at": v.updated_at}
+        for v in service.show(built.db, built.settings)
+    ]  # fmt: skip
     callback = built.settings.oauth_callback_url
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "callback_url": callback,
-                    "apps": [
-                        {
-                            "scope": v.scope,
-                            "client_id": v.client_id,
-                            "client_secret": "**********" if v.source != "none" else "",
-                            "source": v.source,
-                            "origin": v.origin,
-                            "overridden_by_setting": v.overridden_by_setting,
-                            "updated_at": v.updated_at.isoformat() if v.updated_at else None,
-                        }
-                        for v in views
-                    ],
-                },
-                indent=2,
-            )
-        )
+        print_json({"callback_url": callback, "apps": rows})
         return
-    # Plain lines, never wrapped or cut: a client id is copied from here.
-    for view in views:
-        where = "default app" if view.scope == "default" else f"app for {view.scope}"
-        if view.source == "none":
-            typer.echo(
-                f"{where}: none (set one with `cxloop salesforce app set --client-id ID "
-                "--client-secret-stdin`)"
-            )
-            continue
-        source = view.source + (f", {view.origin}" if view.origin == "emulator" else "")
-        hidden = " (not used: a setting wins)" if view.overridden_by_setting else ""
-        typer.echo(f"{where}: client id {view.client_id}, secret **********, from {source}{hidden}")
-    typer.echo(f"callback URL to register in the app: {callback}")
+    print_rows(rows, ["scope", "client_id", "client_secret", "source", "origin", "used"])
+    typer.echo(f"Callback URL to register in the app: {callback}")
+    if rows[0]["source"] == "none":
+        typer.echo(
+            "No default app: set one with `cxloop salesforce app set --client-id ID "
+            "--client-secret-stdin` (docs/salesforce-setup.md)."
+        )
 
 
 @app_app.command("set")
