@@ -294,3 +294,30 @@ def test_a_refused_callback_url_is_explained_by_the_emulator_and_by_cxloop(
         f"/api/v1/connections/attempts/{started['attempt_id']}", headers=person.headers
     ).json()
     assert attempt["status"] == "failed" and CALLBACK in attempt["error"]
+
+
+def test_refreshing_an_emulator_connection_registers_the_callback_of_the_port_served_today(
+    cli_env: Container, web: TestClient, emulator: EmulatorServer, person: Person,
+    tmp_path: Path, database_url: str,
+) -> None:  # fmt: skip
+    login_url = org(emulator, "acme")["login_url"]
+    added = cxloop("connections", "add", "acme", "--type", "emulator", "--login-url", login_url,
+                   "--no-wait", "--user", person.email)  # fmt: skip
+    assert finish_in_browser(web, person, started_link(added.output)).status_code == 200
+    # The server now serves on another port (same database, no setting changed by hand).
+    queue = f"sqlite:///{tmp_path / 'queue.db'}"
+    moved = build_container(
+        make_settings(tmp_path, database_url, queue, base_url="http://127.0.0.1:8124")
+    )
+    try:
+        with TestClient(create_app(moved), raise_server_exceptions=False) as moved_web:
+            connection = moved_web.get("/api/v1/connections", headers=person.headers).json()[0]
+            again = moved_web.post(
+                f"/api/v1/connections/{connection['id']}/refresh", headers=person.headers
+            )
+            assert again.status_code in (200, 201), again.text
+            assert again.json()["callback_url"] == "http://127.0.0.1:8124/oauth/salesforce/callback"
+    finally:
+        moved.close()
+    callbacks = emulator.info()["connected_apps"][0]["callback_urls"]
+    assert "http://127.0.0.1:8124/oauth/salesforce/callback" in callbacks

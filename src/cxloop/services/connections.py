@@ -149,6 +149,12 @@ def start_refresh(
 ) -> LinkingStarted:
     """Re-run the OAuth flow for an existing connection (same id, so workflows keep working);
     like `start_linking`, through a one-time link for a signed-in browser."""
+    emulator_url = _emulator_login_url(db, actor, connection_id)
+    if emulator_url:
+        # The server may serve elsewhere than when it was linked: register today's callback.
+        salesforce_apps.prepare_emulator(
+            db, settings, actor, emulator_url, settings.oauth_callback_url
+        )
     with db.uow() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
         app = _client_app(uow.session, settings, connection.login_url)
@@ -158,6 +164,13 @@ def start_refresh(
         )  # fmt: skip
         uow.commit()
     return started
+
+
+def _emulator_login_url(db: Database, actor: Actor, connection_id: str) -> str | None:
+    """The login URL of one of the actor's emulator connections (None for other types)."""
+    with db.reader() as uow:
+        connection = _own_connection(uow.session, actor, connection_id)
+        return connection.login_url if connection.type == "emulator" else None
 
 
 def complete_linking(

@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 DEFAULT = ""  # the login_host key of the default app
 MAX_CLIENT_ID = 300
 MAX_CLIENT_SECRET = 500
+MAX_LOGIN_HOST = 300
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def set_app(
         uow.session.flush()
         audit.record(
             uow.session, actor.id if actor else None, "salesforce_app.set", "salesforce_app",
-            host or "default", client_id=client_id, origin=origin,
+            (host or "default")[:64], login_host=host or "default", client_id=client_id,
+            origin=origin,
         )  # fmt: skip
         uow.commit()
         log.info("salesforce_app.set", scope=host or "default", origin=origin)
@@ -242,7 +244,12 @@ def _host_key(login_url: str | None) -> str:
         _origin_of(login_url)
     except ValueError as exc:
         raise InvalidInput(str(exc), code="bad_login_url") from exc
-    return hosts.host_of(login_url)
+    host = hosts.host_of(login_url)
+    if len(host) > MAX_LOGIN_HOST:
+        raise InvalidInput(
+            f"A login host has at most {MAX_LOGIN_HOST} characters.", code="bad_login_url"
+        )
+    return host
 
 
 def _origin_of(url: str) -> str:
