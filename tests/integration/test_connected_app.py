@@ -290,6 +290,7 @@ def test_a_refused_callback_url_is_explained_by_the_emulator_and_by_cxloop(
     assert back.status_code == 400
     assert f"Salesforce refused the callback URL cxloop sent, {CALLBACK}" in back.text
     assert "set CXLOOP_BASE_URL" in back.text and "Callback URL" in back.text
+    assert 'class="wrap error"' in back.text  # a long URL wraps in the card
     attempt = web.get(
         f"/api/v1/connections/attempts/{started['attempt_id']}", headers=person.headers
     ).json()
