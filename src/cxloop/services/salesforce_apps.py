@@ -169,7 +169,7 @@ def set_app(
 
 def prepare_emulator(
     db: Database, settings: Settings, actor: Actor | None, login_url: str, callback_url: str
-) -> AppCredentials:
+) -> None:
     """Make a local emulator ready for linking at `login_url`: learn its connected app from its
     control API (stored for that login host, which it trusts) and register cxloop's callback
     URL in it. Admins and the CLI (`actor` None) may do this for a new host; anyone may for a
@@ -182,7 +182,8 @@ def prepare_emulator(
     with db.reader() as uow:
         trusted = {h.lower() for h in trusted_hosts(uow.session, settings)}
         current = resolve(uow.session, settings, login_url)
-    if host not in trusted and host.split(":", 1)[0] not in trusted and not _may_trust(actor):
+    was_trusted = host in trusted or host.split(":", 1)[0] in trusted
+    if not was_trusted and not _may_trust(actor):
         raise InvalidInput(
             f"The emulator at {origin} is not a host cxloop trusts yet. An admin adds it by "
             f"linking to it once (`cxloop connections add NAME --type emulator --login-url "
@@ -218,12 +219,13 @@ def prepare_emulator(
                 code="emulator_refused",
             ) from exc
         log.info("emulator.callback_registered", emulator=origin, callback_url=callback_url)
-    if current is None or current.client_id != chosen.client_id or current.source != "setting":
+    # Stored for the login host (which trusts it) unless cxloop already uses this very app there.
+    same = current is not None and (current.client_id, current.client_secret) == (
+        chosen.client_id,
+        chosen.client_secret,
+    )
+    if not same or not was_trusted:
         set_app(db, None, chosen.client_id, chosen.client_secret, login_url, origin="emulator")
-    with db.reader() as uow:
-        resolved = resolve(uow.session, settings, login_url)
-    assert resolved is not None  # just stored
-    return resolved
 
 
 # --- helpers
