@@ -15,7 +15,7 @@ from cxloop.bootstrap import Container, build_container
 from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
 from cxloop.settings import load_settings
-from cxloop.web import api_docs, health, hooks, oauth, optout, pages, respond
+from cxloop.web import api_docs, health, hooks, oauth, optout, pages, respond, ui
 from cxloop.web.api import (
     audit,
     connections,
@@ -139,6 +139,7 @@ def create_app(
     app.include_router(signed_links_api.router)
     app.include_router(salesforce_api.router)
     app.include_router(api_docs.router)
+    ui.install(app)  # the admin pages
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 
