@@ -56,7 +56,7 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     """Build the container. With `upgrade_sqlite`, an SQLite database is migrated to the newest
     schema (a laptop install should just work); PostgreSQL is migrated explicitly
     (`cxloop db upgrade`), as operators expect."""
-    settings = settings.with_secrets()
+    settings = settings.with_secrets().with_served_base_url()
     # The cycle collector's default first threshold (700 new objects) runs it hundreds of times
     # per thousand responses taken in; fewer, larger collections cost a tenth less CPU per
     # imported response (measured), and memory no more than a few thousand objects.

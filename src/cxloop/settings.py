@@ -33,6 +33,8 @@ from pydantic_settings import (
 
 SECRET_KEY_FILE = "secret_key"
 ENCRYPTION_KEYS_FILE = "encryption_keys"
+# Where `cxloop serve` notes the base URL it derived, for the commands run beside it.
+SERVED_BASE_URL_FILE = "served_base_url"
 REDACTED = "**********"
 # An origin a CSP `frame-ancestors` may name: scheme, host (a leading `*.` allowed), port.
 _ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
@@ -114,7 +116,12 @@ class Settings(BaseSettings):
     queue_url: str = Field(
         default="", description="Default: SQLite in the data directory; redis://... for Redis."
     )
-    base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL of the server.")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public URL of the server: links in emails and the OAuth callback. When not "
+        "set, `cxloop serve --host H --port P` uses http://H:P (127.0.0.1 for 0.0.0.0) and "
+        "other commands use the one the server last served on.",
+    )
 
     # --- secrets (generated into the data directory when not given; never logged)
     secret_key: SecretStr | None = None
@@ -225,16 +232,24 @@ class Settings(BaseSettings):
 
     # --- Salesforce
     max_connections_per_user: int = Field(default=5, ge=1)
-    salesforce_client_id: str = Field(default="", description="The connected app's consumer key.")
-    salesforce_client_secret: SecretStr | None = None
+    salesforce_client_id: str = Field(
+        default="",
+        description="The connected app's consumer key. Without a restart, an admin sets the app "
+        "in the database instead: `cxloop salesforce app set` (this setting wins when given).",
+    )
+    salesforce_client_secret: SecretStr | None = Field(
+        default=None, description="The connected app's consumer secret (with the consumer key)."
+    )
     salesforce_apps: dict[str, SalesforceApp] = Field(
         default_factory=dict,
-        description="Per login host, another connected app: {host: {client_id, client_secret}}.",
+        description="Per login host, another connected app: {host: {client_id, client_secret}}. "
+        "Or in the database: `cxloop salesforce app set --login-url URL`.",
     )
     salesforce_extra_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (host or host:port) allowed besides Salesforce's own, for custom and "
-        "emulator connections.",
+        "emulator connections. A login host given an app in the database is allowed too (a "
+        "local emulator's, once linked with `cxloop connections add --type emulator`).",
     )
     salesforce_api_version: str = Field(default="62.0", pattern=r"^\d{2,3}\.0$")
     salesforce_timeout_s: float = Field(default=30.0, gt=0)
@@ -350,6 +365,32 @@ class Settings(BaseSettings):
         return self.model_copy(update=updates) if updates else self
 
     @property
+    def base_url_is_set(self) -> bool:
+        """Whether CXLOOP_BASE_URL (or cxloop.toml's base_url) was given, not derived."""
+        return "base_url" in self.model_fields_set
+
+    def with_served_base_url(self) -> Settings:
+        """These settings with the base URL the server last served on (`cxloop serve` notes it
+        in the data directory) when none was set: a command's links then match the server."""
+        if self.base_url_is_set:
+            return self
+        try:
+            served = (self.data_dir / SERVED_BASE_URL_FILE).read_text().strip()
+        except OSError:
+            return self
+        if not served.startswith(("http://", "https://")) or any(c.isspace() for c in served):
+            return self
+        copy = self.model_copy(update={"base_url": served})
+        # Still derived: the next `cxloop serve` may derive another one.
+        copy.__pydantic_fields_set__.discard("base_url")
+        return copy
+
+    def note_served_base_url(self) -> None:
+        """Remember this (derived) base URL for the other commands (see with_served_base_url)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / SERVED_BASE_URL_FILE).write_text(self.base_url + "\n")
+
+    @property
     def oauth_callback_url(self) -> str:
         """The redirect URI to register in the connected app."""
         return self.base_url.rstrip("/") + "/oauth/salesforce/callback"
@@ -397,4 +438,4 @@ def _read_or_create_secret(path: Path, new_value: str) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and config file, with secrets loaded or generated."""
-    return Settings(**overrides).with_secrets()
+    return Settings(**overrides).with_secrets().with_served_base_url()

@@ -44,13 +44,14 @@ def build_plan(
 
 
 def format_essentials(data: dict[str, Any]) -> str:
-    """The info essentials as plain text."""
+    """The info essentials as plain text: one whole id or URL per line, never cut (it is read
+    from files and pipes)."""
     lines = [
         f"sfemu listening at {data['base_url']}"
         f"  (control API: {data['base_url']}/__emulator__/info)"
     ]
     if data.get("ca_file"):
-        lines.append(f"TLS CA certificate (trust it in clients): {data['ca_file']}")
+        lines.append(f"TLS: trust the CA certificate {data['ca_file']} (give it to clients)")
     if data.get("auto_login"):
         lines.append(f"auto-login as {data['auto_login']} (no login form, no consent)")
     for org in data["orgs"]:

@@ -130,9 +130,38 @@ def _redirect(redirect_uri: str, params: dict[str, str | None]) -> RedirectRespo
     return RedirectResponse(f"{redirect_uri}{separator}{query}", status_code=302, headers=NO_CACHE)
 
 
-def _error_page(request: Request, error: str, description: str, status: int = 400) -> HTMLResponse:
+_ERROR_SENTENCES = {
+    "invalid_client_id": "No connected app has this client id (consumer key): check the client "
+    "id the application uses against the emulator's (GET /__emulator__/info).",
+    "redirect_uri_mismatch": "The callback URL the application sent is not one of this connected "
+    "app's callback URLs, so the emulator will not send the browser back to it.",
+}
+
+
+def _error_page(
+    request: Request,
+    error: str,
+    description: str,
+    status: int = 400,
+    *,
+    app: ConnectedApp | None = None,
+    redirect_uri: str | None = None,
+) -> HTMLResponse:
+    """Salesforce's error page for an authorize request it will not redirect: the raw error,
+    and a sentence a person can act on (with the app's callback URLs for a mismatch)."""
+    sentence = _ERROR_SENTENCES.get(error) or (description[:1].upper() + description[1:] + ".")
     return render(
-        request, "oauth_error.html", {"error": error, "error_description": description}, status
+        request,
+        "oauth_error.html",
+        {
+            "error": error,
+            "error_description": description,
+            "sentence": sentence,
+            "redirect_uri": redirect_uri,
+            "app_name": app.name if app else "",
+            "callback_urls": list(app.callback_urls) if app else [],
+        },
+        status,
     )
 
 
@@ -150,7 +179,13 @@ def _check_authorize(request: Request, params: dict[str, str]) -> tuple[Connecte
     redirect_uri = params.get("redirect_uri") or ""
     if redirect_uri not in app.callback_urls:
         raise _Reject(
-            _error_page(request, "redirect_uri_mismatch", "redirect_uri must match configuration")
+            _error_page(
+                request,
+                "redirect_uri_mismatch",
+                "redirect_uri must match configuration",
+                app=app,
+                redirect_uri=redirect_uri,
+            )
         )
     state = params.get("state")
 

@@ -188,7 +188,7 @@ def test_the_linking_reply_keeps_its_keys(
     web: TestClient, emulator: EmulatorServer, owner: Person
 ) -> None:
     started = start_linking(web, owner, emulator)
-    assert set(started) == {"attempt_id", "authorize_url", "expires_at", "status"}
+    assert set(started) == {"attempt_id", "authorize_url", "expires_at", "callback_url", "status"}
     assert "state=" not in started["authorize_url"]  # no Salesforce URL leaves the API
 
 

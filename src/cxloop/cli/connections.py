@@ -61,8 +61,11 @@ def add(
     """Link a Salesforce account: open the printed URL, log in, and allow access."""
     built = container()
     actor = actor_for(built, user)
-    started = service.start_linking(built.db, built.settings, actor, name, type_, login_url)
-    _say_open(actor, started.authorize_url)
+    # The CLI is run by whoever runs the server: it may trust a new local emulator's host.
+    started = service.start_linking(
+        built.db, built.settings, actor, name, type_, login_url, operator=True
+    )
+    _say_open(built, actor, started.authorize_url)
     if wait:
         _wait_for(built, actor, started.attempt_id)
 
@@ -79,18 +82,23 @@ def refresh(
     actor = actor_for(built, user)
     connection = service.find_connection(built.db, actor, name)
     started = service.start_refresh(built.db, built.settings, actor, connection.id)
-    _say_open(actor, started.authorize_url)
+    _say_open(built, actor, started.authorize_url)
     if wait:
         _wait_for(built, actor, started.attempt_id)
 
 
-def _say_open(actor: Actor, url: str) -> None:
-    console.print(
+def _say_open(built: Container, actor: Actor, url: str) -> None:
+    # Plain writes: the link and the callback URL must stay whole when piped.
+    typer.echo(
         f"Open this one-time link in a browser signed in to cxloop as {actor.email} (you will "
-        "be asked to sign in otherwise), then log in to Salesforce:",
-        highlight=False,
+        "be asked to sign in otherwise), then log in to Salesforce:"
     )
     typer.echo(url)
+    typer.echo(
+        f"Salesforce sends the browser back to {built.settings.oauth_callback_url}: the "
+        "connected app must list that callback URL, and the browser must reach it (set "
+        "CXLOOP_BASE_URL if browsers reach cxloop by another address)."
+    )
 
 
 @app.command()

@@ -11,12 +11,38 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sfemu.cli import format_essentials
+
 app = typer.Typer(help="The local Salesforce emulator (sfemu).", no_args_is_help=True)
 
 _console = Console()
 
 
+def link_commands(data: dict[str, Any]) -> list[str]:
+    """The lines that tell how to link cxloop to this emulator: one command per org, and who
+    to log in as. Plain text, one whole URL per line, to copy or to parse."""
+    lines = [
+        "To link cxloop to this emulator (one command per org; each prints a one-time link to "
+        "open in a browser signed in to cxloop, then log in here as one of its users):"
+    ]
+    for org in data["orgs"]:
+        command = f"cxloop connections add {org['alias']} --type emulator"
+        lines.append(f"  {command} --login-url {org['login_url']}")
+    for org in data["orgs"]:
+        for user in org["users"]:
+            if user.get("active", True):
+                lines.append(
+                    f"  log in to {org['alias']} as {user['username']}, password {user['password']}"
+                    f" ({user['profile']})"
+                )
+    return lines
+
+
 def _print_essentials(data: dict[str, Any]) -> None:
+    if not sys.stdout.isatty():
+        # Piped to a file or a program: plain lines, never cut or wrapped.
+        print(format_essentials(data), "", *link_commands(data), sep="\n", flush=True)
+        return
     _console.print(
         f"[bold]sfemu[/] on {data['base_url']}  (control API: {data['base_url']}/__emulator__/info,"
         f" records: {data['base_url']}/__emulator__/ui)",
@@ -37,10 +63,16 @@ def _print_essentials(data: dict[str, Any]) -> None:
     _console.print(orgs)
     for connected_app in data["connected_apps"]:
         _console.print(f"[bold]Connected app {connected_app['name']}[/]", highlight=False)
-        _console.print(f"  client id      {connected_app['client_id']}", highlight=False)
-        _console.print(f"  client secret  {connected_app['client_secret']}", highlight=False)
+        # soft_wrap: an id is copied whole, never broken over two lines.
+        _console.print(
+            f"  client id      {connected_app['client_id']}", highlight=False, soft_wrap=True
+        )
+        _console.print(
+            f"  client secret  {connected_app['client_secret']}", highlight=False, soft_wrap=True
+        )
         for url in connected_app["callback_urls"]:
-            _console.print(f"  callback URL   {url}", highlight=False)
+            _console.print(f"  callback URL   {url}", highlight=False, soft_wrap=True)
+    print("", *link_commands(data), sep="\n", flush=True)
 
 
 @app.command()

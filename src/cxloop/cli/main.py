@@ -16,6 +16,7 @@ from cxloop.cli import (
     keys,
     responses,
     runs,
+    salesforce,
     serve,
     surveys,
     users,
@@ -57,6 +58,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(connections.app, name="connections")
+app.add_typer(salesforce.app, name="salesforce")
 app.add_typer(workflows.app, name="workflows")
 app.add_typer(keys.app, name="keys")
 app.add_typer(runs.app, name="runs")

@@ -16,6 +16,7 @@ from huey.consumer import Consumer
 from cxloop import metrics
 from cxloop.bootstrap import Container
 from cxloop.cli.context import console, container, fail
+from cxloop.cli.context import settings as load_settings
 from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
 from cxloop.services import users
@@ -40,8 +41,16 @@ def serve(
     ),
 ) -> None:
     """Run the web server, with the worker and scheduler inside unless --no-worker."""
+    derived = None
+    if not load_settings(with_secrets=False).base_url_is_set:
+        # The base URL follows the server: every process of this command (and its children,
+        # through the environment) links to where it listens.
+        derived = derived_base_url(host, port)
+        os.environ["CXLOOP_BASE_URL"] = derived
     built = container(upgrade_sqlite=True, create=True)
     configure_logging(built.settings.log_level, built.settings.log_json)
+    if derived:
+        built.settings.note_served_base_url()
     if (no_worker or processes > 1) and is_process_local(built.huey):
         why = "--no-worker" if no_worker else "--processes above 1"
         fail(
@@ -67,6 +76,15 @@ def serve(
     )
     # Every server process gives a request's headers the same time (web/protocol.py).
     os.environ[READ_TIMEOUT_ENV] = str(built.settings.request_read_timeout_s)
+    if derived:
+        console.print(
+            f"base URL {derived} (from --host and --port, as CXLOOP_BASE_URL is not set): "
+            "links in emails and the Salesforce callback "
+            f"{built.settings.oauth_callback_url} use it. Browsers on other machines, or "
+            "behind a proxy, need CXLOOP_BASE_URL set to the address they reach.",
+            highlight=False,
+            soft_wrap=True,
+        )
     # uvicorn finishes in-flight requests on SIGTERM/SIGINT, then the lifespan stops the worker.
     options = {
         "host": host,
@@ -91,6 +109,16 @@ def serve(
         if worker:
             worker.stop()
         built.close()
+
+
+def derived_base_url(host: str, port: int) -> str:
+    """The base URL of a server listening on host:port, as this machine's browser reaches it:
+    a wildcard address (0.0.0.0, ::) is not one to browse to, so 127.0.0.1 stands for it."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address in a URL
+    return f"http://{host}:{port}"
 
 
 def proxy_options(trusted_proxies: list[str]) -> dict[str, Any]:

@@ -178,6 +178,22 @@ class Connection(Base):
     __table_args__ = (UniqueConstraint("owner_id", "name"),)
 
 
+class SalesforceApp(Base):
+    """A connected app cxloop uses, set without a restart (`cxloop salesforce app set`, or
+    discovered from a local emulator). `login_host` is "" for the default app, else the
+    `host[:port]` of the login URL it serves; a host listed here is trusted for linking like
+    one of CXLOOP_SALESFORCE_EXTRA_HOSTS. Settings, when given, win at the same level."""
+
+    __tablename__ = "salesforce_apps"
+
+    login_host: Mapped[str] = mapped_column(String(300), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(300))
+    client_secret: Mapped[str] = mapped_column(EncryptedText)
+    origin: Mapped[str] = mapped_column(String(16), default="manual")  # manual | emulator
+    updated_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class OAuthAttempt(Base):
     """One trip to Salesforce's login page: to link a new connection or refresh an existing one.
 

@@ -34,6 +34,14 @@ def host_of(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of an http(s) URL; HostNotAllowed in words otherwise."""
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise HostNotAllowed(f"{url!r} is not an http(s) URL, like http://127.0.0.1:8701.")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 def is_salesforce_host(host: str) -> bool:
     name = host.split(":", 1)[0]
     return any(name == domain or name.endswith("." + domain) for domain in SALESFORCE_DOMAINS)

@@ -34,7 +34,7 @@ from cxloop.db.uow import Database
 from cxloop.errors import Conflict, CxloopError, InvalidInput, LimitReached, NotFound
 from cxloop.salesforce import hosts, oauth
 from cxloop.salesforce.errors import HostNotAllowed, SalesforceError
-from cxloop.services import audit
+from cxloop.services import audit, salesforce_apps
 from cxloop.services.access import Actor
 from cxloop.settings import Settings
 
@@ -65,6 +65,7 @@ class LinkingStarted:
     attempt_id: str
     authorize_url: str  # the one-time bootstrap link on cxloop, to open in a signed-in browser
     expires_at: datetime
+    callback_url: str = ""  # where Salesforce sends the browser back: the app must list it
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,16 @@ def start_linking(
     name: str,
     connection_type: str,
     login_url: str | None = None,
+    *,
+    operator: bool = False,
 ) -> LinkingStarted:
     """Begin linking a new connection: returns the one-time link the user opens in a browser
-    signed in to cxloop (it leads on to Salesforce's login page)."""
+    signed in to cxloop (it leads on to Salesforce's login page).
+
+    For an emulator connection, the emulator's connected app is learnt from its control API and
+    cxloop's callback URL registered there first, so no setting is needed. `operator`: the
+    caller is the CLI, run by whoever runs the server, who may trust a new emulator host (as an
+    admin may)."""
     name = _check_name(name)
     if connection_type not in CONNECTION_TYPES:
         raise InvalidInput(
@@ -115,14 +123,19 @@ def start_linking(
             "emulator connections.",
             code="bad_login_url",
         )
+    if connection_type == "emulator" and login_url:
+        salesforce_apps.prepare_emulator(
+            db, settings, None if operator else actor, login_url.rstrip("/"),
+            settings.oauth_callback_url,
+        )  # fmt: skip
     try:
         resolved_login_url = hosts.login_url_for(
-            connection_type, login_url, settings.salesforce_extra_hosts
+            connection_type, login_url, salesforce_apps.trusted_hosts_of(db, settings)
         )
     except HostNotAllowed as exc:
         raise InvalidInput(exc.message, code="bad_login_url") from exc
-    app = _client_app(settings, resolved_login_url)
     with db.uow() as uow:
+        app = _client_app(uow.session, settings, resolved_login_url)
         _check_room_for_another(uow.session, settings, actor.id, name)
         started = _new_attempt(
             uow.session, settings, app, actor.id, name, connection_type, resolved_login_url, None
@@ -136,15 +149,28 @@ def start_refresh(
 ) -> LinkingStarted:
     """Re-run the OAuth flow for an existing connection (same id, so workflows keep working);
     like `start_linking`, through a one-time link for a signed-in browser."""
+    emulator_url = _emulator_login_url(db, actor, connection_id)
+    if emulator_url:
+        # The server may serve elsewhere than when it was linked: register today's callback.
+        salesforce_apps.prepare_emulator(
+            db, settings, actor, emulator_url, settings.oauth_callback_url
+        )
     with db.uow() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
-        app = _client_app(settings, connection.login_url)
+        app = _client_app(uow.session, settings, connection.login_url)
         started = _new_attempt(
             uow.session, settings, app, actor.id, connection.name, connection.type,
             connection.login_url, connection.id,
         )  # fmt: skip
         uow.commit()
     return started
+
+
+def _emulator_login_url(db: Database, actor: Actor, connection_id: str) -> str | None:
+    """The login URL of one of the actor's emulator connections (None for other types)."""
+    with db.reader() as uow:
+        connection = _own_connection(uow.session, actor, connection_id)
+        return connection.login_url if connection.type == "emulator" else None
 
 
 def complete_linking(
@@ -169,14 +195,19 @@ def complete_linking(
                     "approve this app). Nothing was linked; start again when ready.",
                     code="access_denied",
                 )
+            if error == "redirect_uri_mismatch":
+                raise LinkingFailed(
+                    explain_callback_mismatch(settings.oauth_callback_url),
+                    code="redirect_uri_mismatch",
+                )
             raise LinkingFailed(
                 f"Salesforce refused the login: {error}: {error_description or 'no details'}.",
                 code="salesforce_refused",
             )
         if not code:
             raise LinkingFailed("The callback carried no authorization code.", code="no_code")
-        app = _client_app(settings, attempt.login_url)
-        token = _exchange(settings, attempt, app, code)
+        app = client_app(db, settings, attempt.login_url)
+        token = _exchange(db, settings, attempt, app, code)
         try:
             connection = _save_connection(db, settings, attempt, token)
         except CxloopError:
@@ -244,7 +275,12 @@ def _new_attempt(
     session.add(attempt)
     session.flush()
     url = settings.base_url.rstrip("/") + BOOTSTRAP_PATH + bootstrap
-    return LinkingStarted(attempt_id=attempt.id, authorize_url=url, expires_at=attempt.expires_at)
+    return LinkingStarted(
+        attempt_id=attempt.id,
+        authorize_url=url,
+        expires_at=attempt.expires_at,
+        callback_url=settings.oauth_callback_url,
+    )
 
 
 def begin_in_browser(
@@ -285,7 +321,7 @@ def begin_in_browser(
         state, browser_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         attempt.state_hash = _hash_state(state)
         attempt.browser_hash = _hash_state(browser_secret)
-        app = _client_app(settings, attempt.login_url)
+        app = _client_app(uow.session, settings, attempt.login_url)
         # prompt=login consent: on refresh, let the person pick the right Salesforce user again.
         url = oauth.authorization_url(
             attempt.login_url, app, state, attempt.code_verifier,
@@ -356,7 +392,7 @@ def _claim_attempt(
 
 
 def _exchange(
-    settings: Settings, attempt: OAuthAttempt, app: oauth.ClientApp, code: str
+    db: Database, settings: Settings, attempt: OAuthAttempt, app: oauth.ClientApp, code: str
 ) -> oauth.TokenResponse:
     try:
         token = oauth.exchange_code(
@@ -364,12 +400,13 @@ def _exchange(
             timeout=settings.salesforce_timeout_s,
         )  # fmt: skip
     except SalesforceError as exc:
-        raise LinkingFailed(_explain_token_error(exc), code="token_exchange_failed") from exc
+        raise LinkingFailed(
+            _explain_token_error(exc, app.redirect_uri), code="token_exchange_failed"
+        ) from exc
+    trusted = salesforce_apps.trusted_hosts_of(db, settings)
     try:
-        hosts.check_url(token.instance_url, settings.salesforce_extra_hosts, what="instance_url")
-        hosts.check_url(
-            _origin(token.identity_url), settings.salesforce_extra_hosts, what="identity URL"
-        )
+        hosts.check_url(token.instance_url, trusted, what="instance_url")
+        hosts.check_url(_origin(token.identity_url), trusted, what="identity URL")
     except HostNotAllowed as exc:
         _revoke_quietly(attempt.login_url, app, token.refresh_token or token.access_token)
         raise LinkingFailed(
@@ -506,7 +543,7 @@ def remove_connection(
     """Revoke the connection's token at Salesforce, then remove it here in any case."""
     with db.reader() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
-    revoked, why = _revoke_at_salesforce(settings, connection)
+    revoked, why = _revoke_at_salesforce(db, settings, connection)
     with db.uow() as uow:
         current = uow.session.get(Connection, connection_id)
         if current is not None:
@@ -535,7 +572,7 @@ def revoke_connection(
     """
     with db.reader() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
-    revoked, why = _revoke_at_salesforce(settings, connection)
+    revoked, why = _revoke_at_salesforce(db, settings, connection)
     with db.uow() as uow:
         current = _own_connection(uow.session, actor, connection_id)
         current.access_token = current.refresh_token = None
@@ -559,13 +596,15 @@ def revoke_connection(
     )
 
 
-def _revoke_at_salesforce(settings: Settings, connection: Connection) -> tuple[bool, str]:
+def _revoke_at_salesforce(
+    db: Database, settings: Settings, connection: Connection
+) -> tuple[bool, str]:
     """Revoke the connection's token at Salesforce: (done, why not)."""
     token = connection.refresh_token or connection.access_token
     if not token:
         return False, "it had no token to revoke"
     try:
-        oauth.revoke(connection.login_url, _client_app(settings, connection.login_url), token)
+        oauth.revoke(connection.login_url, client_app(db, settings, connection.login_url), token)
     except (SalesforceError, CxloopError) as exc:
         return False, f"Salesforce could not be reached to revoke its token ({exc})"
     return True, ""
@@ -628,7 +667,7 @@ def refresh_access_token(
             return _tokens(connection)
         if not connection.refresh_token:
             raise NotFound("The connection has no refresh token.")
-        app = _client_app(settings, connection.login_url)
+        app = _client_app(uow.session, settings, connection.login_url)
         try:
             token = oauth.refresh(
                 connection.login_url, app, connection.refresh_token,
@@ -705,24 +744,27 @@ def _tokens(connection: Connection) -> ConnectionTokens:
     )
 
 
-def client_app(settings: Settings, login_url: str) -> oauth.ClientApp:
-    """The connected app cxloop uses at this login URL."""
-    return _client_app(settings, login_url)
+def client_app(db: Database, settings: Settings, login_url: str) -> oauth.ClientApp:
+    """The connected app cxloop uses at this login URL, read now (no restart needed)."""
+    with db.reader() as uow:
+        return _client_app(uow.session, settings, login_url)
 
 
-def _client_app(settings: Settings, login_url: str) -> oauth.ClientApp:
-    host = hosts.host_of(login_url)
-    app = settings.salesforce_app_for(host)
+def _client_app(session: Session, settings: Settings, login_url: str) -> oauth.ClientApp:
+    app = salesforce_apps.resolve(session, settings, login_url)
     if app is None:
+        host = hosts.host_of(login_url)
         raise InvalidInput(
-            f"No connected app is configured for {host}: set CXLOOP_SALESFORCE_CLIENT_ID and "
-            "CXLOOP_SALESFORCE_CLIENT_SECRET (or CXLOOP_SALESFORCE_APPS for this host); "
-            "docs/salesforce-setup.md shows how to create the app.",
+            f"No connected app is configured for {host}: an admin sets one with `cxloop "
+            "salesforce app set --client-id ID --client-secret-stdin` (or the settings "
+            "CXLOOP_SALESFORCE_CLIENT_ID and CXLOOP_SALESFORCE_CLIENT_SECRET); "
+            "docs/salesforce-setup.md shows how to create the app. For a local emulator, "
+            "`cxloop connections add NAME --type emulator --login-url URL` finds its app.",
             code="no_connected_app",
         )
     return oauth.ClientApp(
         client_id=app.client_id,
-        client_secret=app.client_secret.get_secret_value(),
+        client_secret=app.client_secret,
         redirect_uri=settings.oauth_callback_url,
     )
 
@@ -791,7 +833,20 @@ def _revoke_quietly(login_url: str, app: oauth.ClientApp, token: str) -> None:
         log.warning("connection.revoke_failed", error=str(exc))
 
 
-def _explain_token_error(exc: SalesforceError) -> str:
+def explain_callback_mismatch(callback_url: str, registered: list[str] | None = None) -> str:
+    """Why Salesforce refused cxloop's callback URL, and the two ways to fix it."""
+    listed = f" The connected app lists: {', '.join(registered)}." if registered else ""
+    return (
+        f"Salesforce refused the callback URL cxloop sent, {callback_url}: the connected app "
+        f"does not list it.{listed} Either set CXLOOP_BASE_URL to the address browsers reach "
+        "cxloop at (the callback is that + /oauth/salesforce/callback) and restart, or add "
+        f"{callback_url} to the app's callback URLs (Salesforce: Setup > App Manager > the "
+        "app > Edit > Callback URL; a local emulator: `cxloop connections add NAME --type "
+        "emulator --login-url URL` registers it). Then start linking again."
+    )
+
+
+def _explain_token_error(exc: SalesforceError, callback_url: str) -> str:
     if exc.error_code == "invalid_grant":
         return (
             "Salesforce refused the authorization code (it was used already, expired, or the "
@@ -803,10 +858,7 @@ def _explain_token_error(exc: SalesforceError) -> str:
             "client id and secret configured for this login host."
         )
     if exc.error_code == "redirect_uri_mismatch":
-        return (
-            "The connected app's callback URL does not match cxloop's "
-            "(CXLOOP_BASE_URL + /oauth/salesforce/callback)."
-        )
+        return explain_callback_mismatch(callback_url)
     if exc.kind == "transient":
         return f"Salesforce could not be reached to finish linking ({exc}). Try again."
     return f"Salesforce refused to finish linking: {exc}."

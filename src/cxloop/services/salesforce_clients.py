@@ -9,7 +9,7 @@ from cxloop.errors import CxloopError
 from cxloop.salesforce import hosts
 from cxloop.salesforce.client import ApiUsage, DescribeCache, SalesforceClient
 from cxloop.salesforce.errors import HostNotAllowed, NeedsReauth
-from cxloop.services import connections
+from cxloop.services import connections, salesforce_apps
 from cxloop.settings import Settings
 
 
@@ -32,7 +32,9 @@ class ConnectionTokenSource:
                 f"The connection is {self._current.status}: {self._current.status_reason}"
             )
         hosts.check_url(
-            self._current.instance_url, settings.salesforce_extra_hosts, what="instance_url"
+            self._current.instance_url,
+            salesforce_apps.trusted_hosts_of(db, settings),
+            what="instance_url",
         )
 
     @property

@@ -29,6 +29,7 @@ from cxloop.web.api import (
 )
 from cxloop.web.api import directories as directories_api
 from cxloop.web.api import distributions as distributions_api
+from cxloop.web.api import salesforce as salesforce_api
 from cxloop.web.api import signed_links as signed_links_api
 from cxloop.web.api import transfers as transfers_api
 from cxloop.web.api.schemas import API_ERRORS, error_responses
@@ -146,6 +147,7 @@ def create_app(
         directories_api.router,
         transfers_api.router,
         signed_links_api.router,
+        salesforce_api.router,
     )
     for router in (*routers, *api_routers):
         app.include_router(router, responses=_documented_errors(router))

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from cxloop import metrics
 from cxloop.domain.outbound_message import MAX_MESSAGE_BYTES, render_fault
-from cxloop.services import outbound
+from cxloop.services import outbound, salesforce_apps
 from cxloop.web.deps import get_container
 
 router = APIRouter(include_in_schema=False)
@@ -42,7 +42,9 @@ async def salesforce_outbound(request: Request, token: str) -> Response:
         token,
         body,
         request.client.host if request.client else None,
-        extra_hosts=list(container.settings.salesforce_extra_hosts),
+        extra_hosts=await run_in_threadpool(
+            salesforce_apps.trusted_hosts_of, container.db, container.settings
+        ),
     )
     return _soap(result.status, result.body)
 

@@ -37,6 +37,10 @@ class LinkingOut(Reply):
         "only in that browser."
     )
     expires_at: datetime
+    callback_url: str = Field(
+        description="Where Salesforce sends the browser back (CXLOOP_BASE_URL + "
+        "/oauth/salesforce/callback): the connected app must list it."
+    )
     status: str = "pending"
 
 
