@@ -195,6 +195,8 @@ class _QuestionBase(_Model):
     qid: Qid
     text: str = Field(default="", max_length=MAX_TEXT)
     page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    # The block the question belongs to; the survey flow shows blocks (see `flow`).
+    block: ChoiceId | None = None
     show_if: ConditionNode | None = None
 
     def plain_text(self) -> str:
@@ -295,6 +297,114 @@ ChoiceQuestion = SingleChoiceQuestion | MultipleChoiceQuestion
 QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 
 
+# -- survey flow and options ------------------------------------------------------------------
+
+MAX_FLOW_ELEMENTS = 2_000
+MAX_FLOW_DEPTH = 32
+FLOW_TYPES = ("block", "branch", "randomizer", "embedded_data", "end_survey")
+URL_PREFIXES = ("https://", "http://")
+
+
+class FlowBlock(_Model):
+    """Show the pages of a block (the questions whose ``block`` is this id)."""
+
+    type: Literal["block"]
+    block: ChoiceId
+
+
+class FlowBranch(_Model):
+    """Go through ``flow`` only when ``condition`` holds (answers given so far, embedded data)."""
+
+    type: Literal["branch"]
+    description: str = Field(default="", max_length=1_000)
+    condition: ConditionNode
+    flow: list[FlowElement] = Field(default_factory=list, max_length=MAX_FLOW_ELEMENTS)
+
+
+class FlowRandomizer(_Model):
+    """Present ``present`` of the elements in ``flow``, in random order; ``even`` balances how
+    often each element is presented over all responses. The elements chosen are stored on the
+    response as embedded data named ``id`` (their keys joined by ``|``)."""
+
+    type: Literal["randomizer"]
+    id: ChoiceId
+    present: int = Field(ge=1, le=MAX_FLOW_ELEMENTS)
+    even: bool = True
+    flow: list[FlowElement] = Field(min_length=1, max_length=MAX_FLOW_ELEMENTS)
+
+
+class FlowFieldValue(_Model):
+    """One embedded data value set by the flow; ``value`` may hold piped text."""
+
+    name: str = Field(pattern=FIELD_NAME_PATTERN)
+    value: str = Field(default="", max_length=MAX_TEXT)
+
+
+class FlowEmbeddedData(_Model):
+    """Set embedded data values when the flow passes here."""
+
+    type: Literal["embedded_data"]
+    fields: list[FlowFieldValue] = Field(min_length=1, max_length=1_000)
+
+
+class FlowEndSurvey(_Model):
+    """End the survey here: show ``message`` or send the respondent to ``redirect_url`` (piped
+    text allowed); ``screened_out`` records the response as screened out."""
+
+    type: Literal["end_survey"]
+    message: str = Field(default="", max_length=MAX_TEXT)
+    redirect_url: str | None = Field(default=None, min_length=1, max_length=2_000)
+    screened_out: bool = False
+
+
+FlowElement = Annotated[
+    FlowBlock | FlowBranch | FlowRandomizer | FlowEmbeddedData | FlowEndSurvey,
+    Field(discriminator="type"),
+]
+FlowBranch.model_rebuild()
+FlowRandomizer.model_rebuild()
+FLOW_ADAPTER: TypeAdapter[list[FlowElement]] = TypeAdapter(list[FlowElement])
+
+
+class SurveyOptions(_Model):
+    """How the survey behaves for respondents.
+
+    ``title`` is the heading respondents see (the survey's internal name is never shown when it
+    is set); ``back_button`` shows "Back"; ``progress_bar`` is ``none``, ``pages`` ("Page 2 of
+    5") or ``percent``; ``end_message`` / ``end_redirect_url`` is the survey's normal end (an
+    end-of-survey element in the flow has its own).
+    """
+
+    title: str | None = Field(default=None, max_length=1_000)
+    back_button: bool = True
+    progress_bar: Literal["none", "pages", "percent"] = "pages"
+    end_message: str = Field(default="", max_length=MAX_TEXT)
+    end_redirect_url: str | None = Field(default=None, min_length=1, max_length=2_000)
+
+
+def iter_flow(
+    elements: Iterable[Any], path: str = "flow", start: int = 0
+) -> Iterable[tuple[str, Any]]:
+    """Every flow element, depth first in document order, with its document path."""
+    for index, element in enumerate(elements, start):
+        where = f"{path}[{index}]"
+        yield where, element
+        children = getattr(element, "flow", None)
+        if children:
+            yield from iter_flow(children, f"{where}.flow")
+
+
+def flow_fields(elements: Iterable[Any]) -> list[str]:
+    """The embedded data names the flow sets (randomizer assignments and set values)."""
+    names: list[str] = []
+    for _, element in iter_flow(elements):
+        if isinstance(element, FlowRandomizer):
+            names.append(element.id)
+        elif isinstance(element, FlowEmbeddedData):
+            names.extend(f.name for f in element.fields)
+    return list(dict.fromkeys(names))
+
+
 class EmbeddedDataField(_Model):
     """A named value carried by each response (``CaseId``); ``default`` when nothing sets it.
 
@@ -314,10 +424,16 @@ class SurveyContent(_Model):
     format_version: Literal[1] = FORMAT_VERSION
     embedded_data: list[EmbeddedDataField] = Field(default_factory=list, max_length=1_000)
     questions: list[Question] = Field(default_factory=list, max_length=MAX_QUESTIONS)
+    # Without a flow, every page is shown in page order; with one, only what the flow shows.
+    flow: list[FlowElement] | None = Field(default=None, max_length=MAX_FLOW_ELEMENTS)
+    options: SurveyOptions = Field(default_factory=SurveyOptions)
 
     @model_validator(mode="after")
     def _consistent(self) -> SurveyContent:
         problems = find_problems(list(enumerate(self.questions)), self.embedded_data)
+        if self.flow is not None:
+            problems += flow_problems(list(enumerate(self.flow)), list(enumerate(self.questions)))
+        problems += options_problems(self.options)
         if problems:
             raise ValueError("; ".join(str(p) for p in problems[:20]))
         return self
@@ -351,6 +467,14 @@ class SurveyContent(_Model):
             grouped.setdefault(q.page, []).append(q)
         return [grouped[number] for number in sorted(grouped)]
 
+    def block_pages(self) -> dict[str, list[int]]:
+        """Each block's pages, in page order."""
+        pages: dict[str, list[int]] = {}
+        for q in self.questions:
+            if q.block is not None and q.page not in pages.setdefault(q.block, []):
+                pages[q.block].append(q.page)
+        return pages
+
     def questions_on_page(self, page: int) -> list[Question]:
         """The questions of one page, in order (display logic not applied)."""
         return [q for q in self.questions if q.page == page]
@@ -360,6 +484,8 @@ class SurveyContent(_Model):
     def to_document(self) -> dict[str, Any]:
         """The content as a plain JSON/YAML-ready dict; defaults are left out to keep it tidy."""
         body = self.model_dump(mode="json", exclude_defaults=True, exclude={"format_version"})
+        if self.flow is not None:
+            body["flow"] = FLOW_ADAPTER.dump_python(self.flow, mode="json", exclude_defaults=True)
         if "questions" in body:
             # qid and type first: that is how a person scans a YAML file of questions.
             body["questions"] = [
@@ -489,7 +615,7 @@ def parse_answer_field(field: str) -> AnswerField | None:
 # -- checking a document ----------------------------------------------------------------------
 
 
-_SHELL_KEYS = ("format_version", "embedded_data", "questions")
+_SHELL_KEYS = ("format_version", "embedded_data", "questions", "flow", "options")
 
 
 def check_document(document: Any) -> list[ContentProblem]:
@@ -543,6 +669,166 @@ def check_document(document: Any) -> list[ContentProblem]:
                 problems.extend(problems_from_validation(exc, ("questions", index)))
                 unparsed.append((index, raw))
     problems.extend(find_problems(questions, embedded, unparsed))
+    problems.extend(_check_flow_and_options(document, questions))
+    return problems
+
+
+def _check_flow_and_options(
+    document: Mapping[str, Any], questions: list[tuple[int, Question]]
+) -> list[ContentProblem]:
+    problems: list[ContentProblem] = []
+    if "options" in document:
+        try:
+            options = SurveyOptions.model_validate(document["options"], strict=True)
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, ("options",)))
+        else:
+            problems.extend(options_problems(options))
+    raw_flow = document.get("flow")
+    if raw_flow is None:
+        return problems
+    if _nesting(raw_flow) > MAX_FLOW_DEPTH:
+        return [*problems, ContentProblem("flow", f"is nested more than {MAX_FLOW_DEPTH} deep")]
+    if not isinstance(raw_flow, list):
+        return [*problems, ContentProblem("flow", "must be a list")]
+    if len(raw_flow) > MAX_FLOW_ELEMENTS:
+        problems.append(ContentProblem("flow", f"at most {MAX_FLOW_ELEMENTS} elements are allowed"))
+    # Element by element, so one broken element does not hide the problems of the others.
+    parsed: list[tuple[int, Any]] = []
+    for index, raw in enumerate(raw_flow[:MAX_FLOW_ELEMENTS]):
+        try:
+            parsed.append((index, FLOW_ADAPTER.validate_python([raw], strict=True)[0]))
+        except ValidationError as exc:
+            problems.extend(_flow_validation_problems(exc, index))
+    problems.extend(flow_problems(parsed, questions))
+    return problems
+
+
+def _nesting(value: Any, depth: int = 0) -> int:
+    if depth > MAX_FLOW_DEPTH:
+        return depth
+    if isinstance(value, list):
+        return max((_nesting(v, depth + 1) for v in value), default=depth)
+    if isinstance(value, Mapping) and isinstance(value.get("flow"), list):
+        return _nesting(value["flow"], depth)
+    return depth
+
+
+def _flow_validation_problems(exc: ValidationError, index: int) -> list[ContentProblem]:
+    problems = []
+    for problem in problems_from_validation(exc, ("flow",)):
+        problem = ContentProblem(
+            re.sub(r"^flow\[0\]", f"flow[{index}]", problem.path), problem.message
+        )
+        # pydantic names the element type tried after each index; the document has no such key.
+        path = re.sub(r"\]\.(?:" + "|".join(FLOW_TYPES) + r")(?=\.|$)", "]", problem.path)
+        path = path.replace(".condition.condition", ".condition").replace(
+            ".condition.group", ".condition"
+        )
+        message = problem.message
+        if "union_tag" in message or message.startswith("unknown question type"):
+            message = "unknown flow element type; use one of: " + ", ".join(FLOW_TYPES)
+        problems.append(ContentProblem(path, message))
+    return problems
+
+
+def options_problems(options: SurveyOptions) -> list[ContentProblem]:
+    """Problems of the survey options that their fields alone do not show."""
+    if options.end_redirect_url is not None and not options.end_redirect_url.startswith(
+        URL_PREFIXES
+    ):
+        return [
+            ContentProblem(
+                "options.end_redirect_url", "must be a web address starting with https://"
+            )
+        ]
+    return []
+
+
+def flow_problems(
+    flow: list[tuple[int, Any]], questions: list[tuple[int, Question]]
+) -> list[ContentProblem]:
+    """Problems of a survey flow: unknown blocks, randomizers asking for more than they hold,
+    redirects that are not web addresses, questions outside any block, pages split over blocks.
+    """
+    problems: list[ContentProblem] = []
+    blocks: dict[str, int] = {}
+    block_of_page: dict[int, tuple[str | None, int]] = {}
+    for index, question in questions:
+        if question.block is not None:
+            blocks.setdefault(question.block, index)
+        else:
+            problems.append(
+                ContentProblem(
+                    f"questions[{index}].block",
+                    "is missing; with a survey flow every question belongs to a block",
+                )
+            )
+        first = block_of_page.setdefault(question.page, (question.block, index))
+        if first[0] != question.block and question.block is not None and first[0] is not None:
+            problems.append(
+                ContentProblem(
+                    f"questions[{index}].block",
+                    f"page {question.page} is in block '{first[0]}' (questions[{first[1]}]); "
+                    "a page belongs to one block",
+                )
+            )
+    qids = {question.qid for _, question in questions}
+    randomizers: dict[str, str] = {}
+    walked = (item for index, top in flow for item in iter_flow([top], "flow", index))
+    for path, element in walked:
+        if isinstance(element, FlowBlock) and element.block not in blocks:
+            problems.append(
+                ContentProblem(
+                    f"{path}.block", f"no question belongs to block '{_short(element.block)}'"
+                )
+            )
+        elif isinstance(element, FlowRandomizer):
+            if element.present > len(element.flow):
+                problems.append(
+                    ContentProblem(
+                        f"{path}.present",
+                        f"presents {element.present} of {len(element.flow)} elements; it "
+                        "cannot present more than it holds",
+                    )
+                )
+            if element.id in randomizers:
+                problems.append(
+                    ContentProblem(
+                        f"{path}.id",
+                        f"'{element.id}' is used twice (also {randomizers[element.id]})",
+                    )
+                )
+            randomizers.setdefault(element.id, path)
+        elif isinstance(element, FlowEndSurvey):
+            if element.redirect_url is not None and not element.redirect_url.startswith(
+                URL_PREFIXES
+            ):
+                problems.append(
+                    ContentProblem(
+                        f"{path}.redirect_url", "must be a web address starting with https://"
+                    )
+                )
+        elif isinstance(element, FlowBranch):
+            for cpath, condition in conditions_with_paths(element.condition, f"{path}.condition"):
+                field = parse_answer_field(condition.field)
+                if condition.field.startswith("e://Field/"):
+                    continue
+                if field is None:
+                    problems.append(
+                        ContentProblem(
+                            f"{cpath}.field",
+                            f"'{_short(condition.field)}' is not an answer field or embedded "
+                            "data; use QID1, QID1/recode, QID1/text/<choice id>, "
+                            "QID1/row/<row id> or e://Field/<name>",
+                        )
+                    )
+                elif field.qid not in qids:
+                    problems.append(
+                        ContentProblem(
+                            f"{cpath}.field", f"{field.qid} does not exist in this survey"
+                        )
+                    )
     return problems
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from cxloop.db.base import utcnow
-from cxloop.domain.answers import next_page, previous_page, shown_questions, text_key
+from cxloop.domain.answers import shown_questions, text_key
 from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.survey_content import (
     MatrixQuestion,
@@ -152,6 +152,7 @@ def _dump_state(request: Request, state: RespondentState) -> str:
             "l": state.link_id,
             "e": state.embedded_data,
             "c": state.channel,
+            "k": state.seed,
         }
     )
 
@@ -170,6 +171,7 @@ def _load_state(request: Request, signed: str) -> RespondentState | None:
             # A state from before channels were recorded is treated as the anonymous link's;
             # a personal link's is recognised by its link id.
             channel=str(raw.get("c") or "anonymous_link"),
+            seed=str(raw.get("k") or ""),
         )
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
@@ -291,6 +293,9 @@ class _QuestionView:
 
 def _show(request: Request, screen: Screen) -> Response:
     if screen.finished:
+        if screen.redirect_url:
+            # The survey's end sends the respondent on (a panel's completion link).
+            return RedirectResponse(screen.redirect_url, status_code=303, headers=_HEADERS)
         return _message(request, "finished", screen.survey_id, screen)
     if screen.page is None:
         return _message(request, "empty", screen.survey_id, screen)
@@ -303,21 +308,21 @@ def _show(request: Request, screen: Screen) -> Response:
         _view(q, answers, pipe, " ".join(errors.get(q.qid, [])) or None)
         for q in shown_questions(content, page, answers)
     ]
-    shown_pages = [p for p in content.page_numbers() if shown_questions(content, p, answers)]
-    position = shown_pages.index(page) + 1 if page in shown_pages else 1
     context = {
-        "title": screen.survey_name,
+        "title": screen.title,
         "language": screen.language,
         "survey_id": screen.survey_id,
         "state": _dump_state(request, screen.state),
         "page": page,
-        "position": position,
-        "total": max(len(shown_pages), position),
+        "position": screen.position,
+        "total": screen.total,
+        "progress_bar": content.options.progress_bar,
+        "percent": round(100 * (screen.position - 1) / screen.total) if screen.total else 0,
         "questions": questions,
         "summary": [{"qid": q.qid, "text": q.text, "error": q.error} for q in questions if q.error]
         + [{"qid": "", "text": "", "error": m} for m in errors.get("", [])],
-        "has_previous": previous_page(content, answers, page) is not None,
-        "is_last": next_page(content, answers, after=page) is None,
+        "has_previous": screen.has_previous,
+        "is_last": screen.is_last,
     }
     status = 422 if screen.problems else 200
     return templates.TemplateResponse(
@@ -335,6 +340,8 @@ def _message(
 ) -> Response:
     if code == "finished":
         status, title, text = 200, "Thank you!", "Your response has been recorded."
+        if screen is not None and screen.end_message:
+            text = plain_text(screen.end_message)
     elif code == "empty":
         status, title, text = 200, "Nothing to answer", "This survey has no questions yet."
     else:
@@ -345,7 +352,7 @@ def _message(
         "title": title,
         "message": text,
         "language": screen.language if screen else "en",
-        "survey_name": screen.survey_name if screen else "",
+        "survey_name": screen.title if screen else "",
         "restart": f"/s/{survey_id}" if code == "state_invalid" else None,
     }
     headers = _HEADERS if retry_after_s is None else _HEADERS | {"Retry-After": str(retry_after_s)}

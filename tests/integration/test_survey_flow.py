@@ -1,0 +1,178 @@
+"""The survey flow on the respondent's pages: branches, randomizers, embedded data and
+end-of-survey elements, and the survey options (issue 17)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from cxloop.bootstrap import Container
+from tests.integration.survey_helpers import make_survey, quick_person
+from tests.integration.test_respond_pages import Respondent, stored, text_of
+
+
+def _text(qid: str, page: int, block: str, text: str) -> dict[str, Any]:
+    return {"qid": qid, "type": "text_entry", "page": page, "block": block, "text": text}
+
+
+def study() -> dict[str, Any]:
+    """A consent page, then 2 of 4 conditions (one page each), then a last page."""
+    questions: list[dict[str, Any]] = [
+        {
+            "qid": "QID1",
+            "type": "single_choice",
+            "block": "consent",
+            "text": "Do you agree to take part?",
+            "required": True,
+            "choices": [{"id": "1", "text": "I agree"}, {"id": "2", "text": "I don't agree"}],
+        }
+    ]
+    for number, name in enumerate("ABCD", start=2):
+        questions.append(_text(f"QID{number}", number, name, f"Condition {name} question"))
+    questions.append(_text("QID6", 6, "outro", "Anything else?"))
+    return {
+        "format_version": 1,
+        "embedded_data": [{"name": "PROLIFIC_PID", "source": "query"}],
+        "questions": questions,
+        "flow": [
+            {"type": "embedded_data", "fields": [{"name": "Arm", "value": "${rand://int/1:4}"}]},
+            {"type": "block", "block": "consent"},
+            {
+                "type": "branch",
+                "condition": {"field": "QID1", "operator": "equals", "value": "2"},
+                "flow": [
+                    {
+                        "type": "end_survey",
+                        "redirect_url": "https://panel.example.org/done?code=NOCONSENT"
+                        "&pid=${e://Field/PROLIFIC_PID}",
+                        "screened_out": True,
+                    }
+                ],
+            },
+            {
+                "type": "randomizer",
+                "id": "Conditions",
+                "present": 2,
+                "flow": [{"type": "block", "block": name} for name in "ABCD"],
+            },
+            {"type": "block", "block": "outro"},
+            {"type": "end_survey", "message": "Thanks, ${e://Field/PROLIFIC_PID}!"},
+        ],
+        "options": {"title": "A study of choices", "back_button": False},
+    }
+
+
+def test_a_declined_consent_ends_at_its_end_of_survey_element_with_its_redirect(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice, study(), name="Internal: pilot 3")
+    you = Respondent(client, survey_id)
+    first = you.open("?PROLIFIC_PID=5f/a b")
+    assert "A study of choices" in first.text and "Internal: pilot 3" not in first.text
+    done = client.post(
+        f"/s/{survey_id}", data={"QID1": "2", **you.fields, "_action": "next"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert done.status_code == 303
+    assert done.headers["location"] == (
+        "https://panel.example.org/done?code=NOCONSENT&pid=5f%2Fa%20b"
+    )
+    [response] = stored(client, alice, survey_id)
+    assert response["finished"] is True
+    assert response["values"] == {"QID1": "2"}
+    assert response["embedded_data"]["Q_TerminateFlag"] == "Screened"
+
+
+def test_a_randomizer_shows_exactly_n_of_m_and_balances_them_over_respondents(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice, study())
+    presented: Counter[str] = Counter()
+    for number in range(8):
+        you = Respondent(client, survey_id)
+        you.open(f"?PROLIFIC_PID=P{number}")
+        page = you.submit({"QID1": "1"})
+        assert "Back" not in page.text  # the option turns it off
+        seen = []
+        for _ in range(2):
+            shown = [name for name in "ABCD" if f"Condition {name} question" in text_of(page.text)]
+            assert len(shown) == 1, text_of(page.text)
+            seen += shown
+            page = you.submit({})
+        assert "Anything else?" in text_of(page.text)
+        done = you.submit({"QID6": "No"})
+        assert f"Thanks, P{number}!" in text_of(done.text)
+        assert len(set(seen)) == 2
+        presented.update(seen)
+    assert presented == {"A": 4, "B": 4, "C": 4, "D": 4}  # 8 respondents x 2 of 4, evenly
+    responses = stored(client, alice, survey_id)
+    assert len(responses) == 8 and all(r["finished"] for r in responses)
+    for response in responses:
+        assigned = response["embedded_data"]["Conditions"].split("|")
+        assert len(assigned) == 2 and set(assigned) <= set("ABCD")
+        assert response["embedded_data"]["Arm"] in {"1", "2", "3", "4"}
+        assert "Q_TerminateFlag" not in response["embedded_data"]
+
+
+def test_a_flow_value_drawn_at_random_stays_the_same_on_every_page(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    content = study()
+    content["questions"][1]["text"] = "Your arm is ${e://Field/Arm}."
+    content["flow"][3] = {"type": "block", "block": "A"}
+    survey_id = make_survey(client, alice, content)
+    you = Respondent(client, survey_id)
+    you.open()
+    page = you.submit({"QID1": "1"})
+    arm = text_of(page.text).split("Your arm is ")[1][0]
+    you.submit({})
+    you.submit({"QID6": "x"})
+    [response] = stored(client, alice, survey_id)
+    assert response["embedded_data"]["Arm"] == arm
+
+
+def test_the_content_api_reports_every_flow_problem_with_its_path(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    content = study()
+    content["flow"] += [
+        {"type": "block", "block": "nowhere"},
+        {"type": "randomizer", "id": "Conditions", "present": 5, "flow": [
+            {"type": "block", "block": "A"}
+        ]},
+        {"type": "end_survey", "redirect_url": "javascript:alert(1)"},
+        {"type": "teleport"},
+    ]  # fmt: skip
+    content["questions"][5].pop("block")
+    survey_id = make_survey(client, alice, status="draft")
+    reply = client.put(f"/api/v1/surveys/{survey_id}/content", json=content, headers=alice.headers)
+    assert reply.status_code == 422, reply.text
+    problems = {(p["path"], p["message"].split(";")[0]) for p in reply.json()["error"]["details"]}
+    paths = {path for path, _ in problems}
+    assert {
+        "flow[6].block",
+        "flow[7].present",
+        "flow[7].id",
+        "flow[8].redirect_url",
+        "flow[9]",
+        "questions[5].block",
+    } <= paths, problems
+    # nothing half-stored
+    kept = client.get(f"/api/v1/surveys/{survey_id}/content", headers=alice.headers)
+    assert "flow" not in kept.json()
+
+
+def test_the_flow_and_options_round_trip_through_the_content_api(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice, study())
+    kept = client.get(f"/api/v1/surveys/{survey_id}/content", headers=alice.headers).json()
+    assert kept["flow"] == study()["flow"]
+    assert kept["options"] == study()["options"]
