@@ -4,6 +4,7 @@ end-of-survey elements, and the survey options (issue 17)."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -176,3 +177,46 @@ def test_the_flow_and_options_round_trip_through_the_content_api(
     kept = client.get(f"/api/v1/surveys/{survey_id}/content", headers=alice.headers).json()
     assert kept["flow"] == study()["flow"]
     assert kept["options"] == study()["options"]
+
+
+def test_an_imported_qsf_ends_a_declined_consent_at_its_redirect_and_randomizes_the_rest(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice, {"format_version": 1}, status="draft")
+    qsf = Path(__file__).resolve().parent.parent / "fixtures" / "qsf" / "consent_randomizer_end.qsf"
+    imported = client.post(
+        f"/api/v1/surveys/{survey_id}/import",
+        files={"file": ("study.qsf", qsf.read_bytes())}, headers=alice.headers,
+    )  # fmt: skip
+    assert imported.status_code == 200, imported.text
+    client.patch(f"/api/v1/surveys/{survey_id}", json={"status": "active"}, headers=alice.headers)
+
+    declined = Respondent(client, survey_id)
+    first = declined.open("?PROLIFIC_PID=abc123")
+    assert "Choices study" in first.text and "Back" not in first.text
+    assert "Page 1 of" not in first.text  # the progress bar shows a percentage
+    ended = client.post(
+        f"/s/{survey_id}", data={"QID1": "2", **declined.fields, "_action": "next"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert ended.status_code == 303
+    assert ended.headers["location"].endswith("cc=NOCONSENT&pid=abc123")
+
+    agreed = Respondent(client, survey_id)
+    agreed.open("?PROLIFIC_PID=def456")
+    condition = agreed.submit({"QID1": "1"})
+    shown = [c for c in "ABC" if f"Condition {c}:" in text_of(condition.text)]
+    assert len(shown) == 1  # 1 of 3
+    agreed.submit({"QID2": "1", "QID3": "1", "QID4": "1"})
+    done = client.post(
+        f"/s/{survey_id}", data={**agreed.fields, "_action": "next"}, follow_redirects=False
+    )
+    assert done.headers["location"] == "https://app.prolific.example/submissions/complete?cc=DONE"
+    responses = {r["embedded_data"]["PROLIFIC_PID"]: r for r in stored(client, alice, survey_id)}
+    assert responses["abc123"]["embedded_data"]["Q_TerminateFlag"] == "Screened"
+    assert (
+        responses["def456"]["finished"]
+        and "Q_TerminateFlag" not in responses["def456"]["embedded_data"]
+    )
+    assert responses["def456"]["embedded_data"]["FL_6"] in {"BL_condA", "BL_condB", "BL_condC"}

@@ -24,6 +24,7 @@ from cxloop.domain.survey_content import (
 from tests.conftest import reference_sample
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qsf"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "qualtrics" / "qsf"
 
 
 def load(name: str) -> tuple[SurveyContent, ImportReport]:
@@ -202,10 +203,10 @@ def test_flow_blocks_page_breaks_and_embedded_data() -> None:
         ("Arm", None),
     ]
     assert skipped(report) == {
-        "flow FL_3": "branch logic is not imported; the blocks inside it are always shown",
-        "flow FL_5": "randomisation is not imported; the blocks are shown in their listed order",
+        # QID1 is a text entry: "choice 1 selected" means nothing for it
+        "flow FL_3": "branch logic not imported (the condition on QID1/SelectableChoice/1 is not "
+        "supported); what it holds is always shown",
         "flow FL_13": "'WebService' flow elements are not imported",
-        "flow FL_8": "an early end of survey is not imported",
         "block BL_orphan0000000001": "block 'Never in the flow' is not in the survey flow, so it "
         "is never shown",
         "QID7": "the question is not in any block of the flow",
@@ -214,7 +215,15 @@ def test_flow_blocks_page_breaks_and_embedded_data() -> None:
     }
     warnings = "\n".join(report.warnings)
     assert "BL_missing000000001, which the file does not have" in warnings
-    assert "'Arm': its value is computed with piped text" in warnings
+    assert content.flow is not None
+    flow = content.to_document()["flow"]
+    assert flow[0] == {
+        "type": "embedded_data",
+        "fields": [{"name": "Arm", "value": "${rand://int/1:4}"}],
+    }
+    assert {"type": "randomizer", "id": "FL_5", "present": 1,
+            "flow": [{"type": "block", "block": "BL_third00000000001"}]} in flow  # fmt: skip
+    assert flow[-1] == {"type": "end_survey"}
     assert "'Bad/Name' has characters cxloop cannot use" in warnings
     assert "'Channel' is set in several places; the first value was kept" in warnings
     assert "lists QID404, which the file does not have" in warnings
@@ -520,3 +529,61 @@ def test_a_real_structure_with_random_parts_replaced_never_crashes(
         return
     assert SurveyContent.from_json(content.to_json()) == content
     assert report.imported_total == len(content.questions)
+
+
+# -- survey flow and options (issue 17) -------------------------------------------------------
+
+
+def test_a_branch_to_an_end_of_survey_keeps_its_redirect_and_screen_out() -> None:
+    content, report = load("consent_randomizer_end.qsf")
+    assert not report.skipped and not report.warnings
+    flow = content.to_document()["flow"]
+    assert flow[1] == {
+        "type": "branch",
+        "condition": {"field": "QID1", "operator": "equals", "value": "2"},
+        "flow": [
+            {
+                "type": "end_survey",
+                "redirect_url": "https://app.prolific.example/submissions/complete?cc=NOCONSENT"
+                "&pid=${e://Field/PROLIFIC_PID}",
+                "screened_out": True,
+            }
+        ],
+    }
+    assert flow[-1] == {"type": "end_survey"}
+    assert [q.block for q in content.questions] == [
+        "BL_consent", "BL_condA", "BL_condB", "BL_condC", "BL_outro",
+    ]  # fmt: skip
+
+
+def test_a_randomizer_keeps_its_subset_and_even_presentation() -> None:
+    content, _ = load("consent_randomizer_end.qsf")
+    randomizer = content.to_document()["flow"][2]
+    assert randomizer["type"] == "randomizer" and randomizer["present"] == 1
+    assert content.flow[2].even is True  # type: ignore[index, union-attr]
+    assert [e["block"] for e in randomizer["flow"]] == ["BL_condA", "BL_condB", "BL_condC"]
+
+
+def test_survey_options_are_imported() -> None:
+    content, _ = load("consent_randomizer_end.qsf")
+    assert content.options.model_dump() == {
+        "title": "Choices study",
+        "back_button": False,
+        "progress_bar": "percent",
+        "end_message": "",
+        "end_redirect_url": "https://app.prolific.example/submissions/complete?cc=DONE",
+    }
+
+
+def test_the_shared_export_keeps_its_randomizer_redirect_and_options() -> None:
+    path = REFERENCE / "Palladinium_iccc22__survey.qsf"
+    if not path.exists():
+        pytest.skip("the shared reference exports are not here")
+    content, _ = import_qsf(path.read_bytes())
+    [randomizer] = [e for e in content.flow or [] if e.type == "randomizer"]
+    assert randomizer.present == 10 and len(randomizer.flow) == 10 and randomizer.even
+    assert content.options.back_button is False
+    assert content.options.progress_bar == "none"
+    assert content.options.title == ""  # not the internal name, nor the product's page title
+    assert content.options.end_redirect_url is not None
+    assert content.options.end_redirect_url.endswith("survey_code=${e://Field/id}")

@@ -212,6 +212,7 @@ class _Placed:
     page: int
     payload: dict[str, Any]
     question: dict[str, Any] | None = None  # the cxloop question document, once mapped
+    block: str = ""  # the QSF block id
 
 
 @dataclass
@@ -246,11 +247,21 @@ class _Importer:
         for item in mapped:
             assert item.question is not None
             imported[item.question["type"]] = imported.get(item.question["type"], 0) + 1
-        document = {
+        document: dict[str, Any] = {
             "format_version": 1,
             "embedded_data": embedded,
             "questions": [item.question for item in mapped],
         }
+        flow = _FlowMapper(self, mapped, embedded).flow(flows)
+        if flow is not None:
+            # Only a flow that does more than show the blocks in order is kept (with the blocks).
+            for item in mapped:
+                assert item.question is not None
+                item.question["block"] = _block_id(item.block)
+            document["flow"] = flow
+        options = self._options(elements)
+        if options:
+            document["options"] = options
         self._drop_inconsistent_display_logic(document)
         try:
             content = SurveyContent.from_document(document)
@@ -374,28 +385,6 @@ class _Importer:
                     "the survey flow is nested too deeply; the deepest part was ignored"
                 )
             return
-        node_type = _text(node.get("Type"))
-        flow_id = _text(node.get("FlowID")) or "?"
-        if not report:
-            pass
-        elif node_type == "Branch":
-            self._skip(
-                f"flow {flow_id}",
-                "Branch",
-                "branch logic is not imported; the blocks inside it are always shown",
-            )
-        elif node_type in ("BlockRandomizer", "Randomizer"):
-            self._skip(
-                f"flow {flow_id}",
-                node_type,
-                "randomisation is not imported; the blocks are shown in their listed order",
-            )
-        elif node_type == "EndSurvey":
-            self._skip(f"flow {flow_id}", "EndSurvey", "an early end of survey is not imported")
-        elif node_type not in ("Root", "Block", "Standard", "EmbeddedData", "Group", ""):
-            self._skip(
-                f"flow {flow_id}", node_type, f"'{node_type}' flow elements are not imported"
-            )
         yield node
         children = node.get("Flow")
         if isinstance(children, list):
@@ -434,11 +423,7 @@ class _Importer:
         ):
             default = str(value)
             if "${" in default:
-                self.warnings.append(
-                    f"embedded data field '{name}': its value is computed with piped text "
-                    f"({default[:60]}), which is not imported; it has no default"
-                )
-                default = None
+                default = None  # computed when the flow passes (an embedded data element)
             elif len(default) > MAX_TEXT:
                 self.warnings.append(f"embedded data field '{name}': its value is too long")
                 default = None
@@ -495,7 +480,7 @@ class _Importer:
                     )
                     continue
                 seen.add(qid)
-                placed.append(_Placed(qid, page, payload))
+                placed.append(_Placed(qid, page, payload, block=block_id))
         trash = {
             _text(element.get("QuestionID"))
             for block in blocks
@@ -853,6 +838,43 @@ class _Importer:
     def _skip(self, element: str, kind: str, reason: str) -> None:
         self.skipped.append(SkippedElement(element[:100], kind[:60], reason))
 
+    # -- survey options --------------------------------------------------------------------
+
+    def _options(self, elements: list[Any]) -> dict[str, Any]:
+        payload = next(
+            (
+                e.get("Payload")
+                for e in elements
+                if isinstance(e, dict) and e.get("Element") == "SO"
+            ),
+            None,
+        )
+        if not isinstance(payload, dict):
+            return {}
+        options: dict[str, Any] = {}
+        if _text(payload.get("BackButton")).lower() == "false":
+            options["back_button"] = False
+        progress = _text(payload.get("ProgressBarDisplay"))
+        if progress == "None" or not progress:
+            options["progress_bar"] = "none"
+        else:
+            options["progress_bar"] = "percent"  # the reference's bar shows a percentage
+        title = _text(payload.get("SurveyTitle")).strip()
+        # The reference fills the browser title with its own product name by default; that is
+        # no heading for respondents, and neither is the survey's internal name.
+        default_title = not title or "Qualtrics" in title
+        options["title"] = "" if default_title else title[:1_000]
+        termination = _text(payload.get("SurveyTermination"))
+        url = _text(payload.get("EOSRedirectURL")).strip()
+        if termination == "Redirect" and url.startswith(("https://", "http://")) and len(url) > 8:
+            options["end_redirect_url"] = url[:2_000]
+        elif termination == "DisplayMessage" and payload.get("EOSMessage"):
+            self.warnings.append(
+                "the end-of-survey message is kept in the reference's message library, which "
+                "the file does not hold; respondents see cxloop's thank-you"
+            )
+        return options
+
 
 class _LogicMapper:
     """Turns a QSF DisplayLogic into a condition tree, or says why it cannot."""
@@ -890,6 +912,8 @@ class _LogicMapper:
 
     def _expression(self, expression: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         logic_type = _text(expression.get("LogicType"))
+        if logic_type == "EmbeddedField" and self.item.qid == "":
+            return _embedded_condition(expression)
         if logic_type != "Question":
             return None, f"'{logic_type or '?'}' conditions are not supported"
         locator = unquote(_text(expression.get("LeftOperand")))
@@ -973,6 +997,140 @@ class _LogicMapper:
                     return conditions[0], ""
                 return {"join": "or" if selected else "and", "conditions": conditions}, ""
         return None, f"the condition on {ref_qid}/{'/'.join(tail)[:40]} is not supported"
+
+
+def _embedded_condition(expression: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    name = _text(expression.get("LeftOperand"))
+    operator = _LOGIC_OPERATORS.get(_text(expression.get("Operator")))
+    if not _FIELD_NAME_RE.match(name) or operator is None:
+        return None, f"the condition on embedded data '{name[:40]}' is not supported"
+    condition: dict[str, Any] = {"field": f"e://Field/{name}", "operator": operator}
+    if operator not in ("is_empty", "is_not_empty"):
+        right = expression.get("RightOperand")
+        value = _number(right) if operator in _NUMERIC_OPERATORS else _text(right)
+        if value is None:
+            return None, f"'{_text(right)[:30]}' is not a number to compare with"
+        condition["value"] = value
+    return condition, ""
+
+
+def _block_id(block: str) -> str:
+    return block if ID_RE.match(block) else re.sub(r"[^A-Za-z0-9_-]", "_", block)[:64] or "block"
+
+
+class _FlowMapper:
+    """Turns the QSF survey flow (``FL``) into cxloop's flow, reporting what it cannot keep."""
+
+    def __init__(
+        self, importer: _Importer, mapped: list[_Placed], embedded: list[dict[str, Any]]
+    ) -> None:
+        self.importer = importer
+        self.blocks = {item.block for item in mapped}
+        self.by_qid = {item.qid: item for item in mapped}
+        self.defaults = {f["name"]: f.get("default") for f in embedded}
+        self.meaningful = False  # anything beyond showing the blocks in order
+
+    def flow(self, flows: list[Any]) -> list[dict[str, Any]] | None:
+        if not flows:
+            return None
+        elements: list[dict[str, Any]] = []
+        for root in flows:
+            if isinstance(root, dict):
+                elements += self.elements(root.get("Flow"), 0)
+        return elements if self.meaningful else None
+
+    def elements(self, nodes: Any, depth: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if depth > 16 or not isinstance(nodes, list):
+            return out
+        for node in nodes:
+            if isinstance(node, dict):
+                out += self.element(node, depth)
+        return out
+
+    def element(self, node: dict[str, Any], depth: int) -> list[dict[str, Any]]:
+        kind = _text(node.get("Type"))
+        where = f"flow {_text(node.get('FlowID')) or '?'}"
+        if kind in ("Block", "Standard"):
+            block = _text(node.get("ID"))
+            return [{"type": "block", "block": _block_id(block)}] if block in self.blocks else []
+        if kind == "Group":
+            return self.elements(node.get("Flow"), depth + 1)
+        if kind == "Branch":
+            children = self.elements(node.get("Flow"), depth + 1)
+            logic = node.get("BranchLogic")
+            condition, reason = (None, "it has no conditions")
+            if isinstance(logic, dict):
+                try:
+                    condition, reason = _LogicMapper(self.by_qid, _Placed("", 10**9, {})).map(logic)
+                except Exception as exc:
+                    condition, reason = None, f"it could not be read ({type(exc).__name__})"
+            if condition is None:
+                self.importer._skip(
+                    where, "Branch",
+                    f"branch logic not imported ({reason}); what it holds is always shown",
+                )  # fmt: skip
+                self.meaningful = self.meaningful or any(c["type"] != "block" for c in children)
+                return children
+            self.meaningful = True
+            branch: dict[str, Any] = {"type": "branch", "condition": condition, "flow": children}
+            description = _text(node.get("Description"))
+            if description and description != "New Branch":
+                branch["description"] = description[:1_000]
+            return [branch]
+        if kind in ("BlockRandomizer", "Randomizer"):
+            children = self.elements(node.get("Flow"), depth + 1)
+            if not children:
+                self.importer._skip(where, kind, "the randomizer holds nothing cxloop can show")
+                return []
+            subset = _number(node.get("SubSet"))
+            present = int(subset) if isinstance(subset, int) and subset > 0 else len(children)
+            self.meaningful = True
+            return [
+                {
+                    "type": "randomizer",
+                    "id": _block_id(_text(node.get("FlowID")) or "randomizer"),
+                    "present": min(present, len(children)),
+                    "even": _truthy(node.get("EvenPresentation")),
+                    "flow": children,
+                }
+            ]
+        if kind == "EmbeddedData":
+            fields = []
+            for item in _values(node.get("EmbeddedData")):
+                if not isinstance(item, dict) or item.get("Type") != "Custom":
+                    continue
+                name, value = _text(item.get("Field")), item.get("Value")
+                if not _FIELD_NAME_RE.match(name) or not isinstance(value, str | int | float):
+                    continue
+                if str(value) != self.defaults.get(name) and len(str(value)) <= MAX_TEXT:
+                    fields.append({"name": name, "value": str(value)})
+            if fields:
+                self.meaningful = True
+                return [{"type": "embedded_data", "fields": fields}]
+            return []
+        if kind == "EndSurvey":
+            self.meaningful = True
+            return [self.end_survey(node)]
+        self.importer._skip(where, kind, f"'{kind}' flow elements are not imported")
+        return self.elements(node.get("Flow"), depth + 1)
+
+    def end_survey(self, node: dict[str, Any]) -> dict[str, Any]:
+        options = node.get("Options") if isinstance(node.get("Options"), dict) else {}
+        end: dict[str, Any] = {"type": "end_survey"}
+        url = _text(options.get("EOSRedirectURL")).strip()
+        if _text(options.get("SurveyTermination")) == "Redirect":
+            if url.startswith(("https://", "http://")) and len(url) <= 2_000:
+                end["redirect_url"] = url
+        elif _text(options.get("EOSMessage")):
+            self.importer.warnings.append(
+                f"flow {_text(node.get('FlowID')) or '?'}: the end-of-survey message is kept in "
+                "the reference's message library, which the file does not hold; respondents see "
+                "cxloop's thank-you"
+            )
+        if _text(options.get("ResponseFlag")) == "Screened":
+            end["screened_out"] = True
+        return end
 
 
 def _combine(terms: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -315,7 +315,7 @@ def _ending(
 ) -> tuple[str, str | None]:
     """The end's message and redirect address, piped text filled in: the flow's end-of-survey
     element where the walk stopped, else the survey options' end."""
-    if way.end is not None:
+    if way.end is not None and (way.end.message or way.end.redirect_url):
         message, url = way.end.message, way.end.redirect_url
     else:
         message, url = content.options.end_message, content.options.end_redirect_url
