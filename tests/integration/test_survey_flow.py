@@ -3,6 +3,7 @@ end-of-survey elements, and the survey options (issue 17)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,71 @@ def test_an_imported_qsf_ends_a_declined_consent_at_its_redirect_and_randomizes_
         and "Q_TerminateFlag" not in responses["def456"]["embedded_data"]
     )
     assert responses["def456"]["embedded_data"]["FL_6"] in {"BL_condA", "BL_condB", "BL_condC"}
+
+
+def same_page_follow_ups() -> dict[str, Any]:
+    return {
+        "format_version": 1,
+        "questions": [
+            {
+                "qid": "QID1",
+                "type": "single_choice",
+                "text": "Did you contact us before?",
+                "required": True,
+                "choices": [{"id": "1", "text": "Yes"}, {"id": "2", "text": "No"}],
+            },
+            {
+                "qid": "QID2",
+                "type": "text_entry",
+                "text": "How did you contact us?",
+                "required": True,
+                "show_if": {"field": "QID1", "operator": "equals", "value": "1"},
+            },
+            {
+                "qid": "QID3",
+                "type": "text_entry",
+                "text": "Why not?",
+                "required": True,
+                "show_if": {"field": "QID1", "operator": "equals", "value": "2"},
+            },
+        ],
+    }
+
+
+def _hidden_blocks(page: str) -> set[str]:
+    return set(re.findall(r'data-qid="(QID\d+)"[^>]*\shidden>', page))
+
+
+def test_same_page_display_logic_hides_the_follow_up_that_does_not_apply_without_javascript(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice, same_page_follow_ups())
+    you = Respondent(client, survey_id)
+    first = you.open()
+    assert _hidden_blocks(first.text) == {"QID2", "QID3"}
+    assert '<script src="/static/survey-logic.js" defer></script>' in first.text
+    assert "<script>" not in first.text  # nothing inline: the CSP allows only 'self'
+    again = you.submit({"QID1": "1"})
+    # The page comes back with the follow-up that now applies, and no errors at all.
+    assert again.status_code == 200, text_of(again.text)
+    assert "Please check your answers" not in again.text
+    assert _hidden_blocks(again.text) == {"QID3"}
+    assert "Thank you!" in you.submit({"QID1": "1", "QID2": "By phone"}).text
+    [response] = stored(client, alice, survey_id)
+    assert response["values"] == {"QID1": "1", "QID2": "By phone"}
+
+
+def test_a_hidden_follow_up_is_never_required_and_its_answer_is_dropped(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice, same_page_follow_ups())
+    you = Respondent(client, survey_id)
+    you.open()
+    # As the page's script leaves it: the follow-up shown at once, listed as shown.
+    you.fields["_shown"] = "QID1 QID3"
+    done = you.submit({"QID1": "2", "QID3": "No need", "QID2": "typed before changing"})
+    assert "Thank you!" in done.text, text_of(done.text)
+    [response] = stored(client, alice, survey_id)
+    assert response["values"] == {"QID1": "2", "QID3": "No need"}

@@ -924,11 +924,12 @@ class _LogicMapper:
         target = self.by_qid.get(ref_qid)
         if target is None or target.question is None:
             return None, f"it depends on {ref_qid}, which was not imported"
-        if target.page >= self.item.page:
-            return None, (
-                f"it depends on {ref_qid} on the same page; cxloop decides what to show from "
-                "earlier pages"
-            )
+        positions = list(self.by_qid)
+        if target.page > self.item.page or (
+            target.page == self.item.page
+            and positions.index(ref_qid) >= positions.index(self.item.qid)
+        ):
+            return None, f"it depends on {ref_qid}, which comes later"
         operator = _text(expression.get("Operator"))
         question = target.question
         kind = question["type"]

@@ -27,8 +27,9 @@ no answer). Question and choice texts are kept as written (they may hold HTML fr
 ``plain_text()`` gives the text a person reads, and the web layer escapes whatever it shows.
 
 Display logic (``show_if``) is a condition tree from :mod:`cxloop.domain.conditions` whose fields
-name answers to questions on **earlier pages** (the page-by-page form decides what to show from
-answers it already has):
+name answers to questions on **earlier pages** or **above it on its own page** (same-page logic:
+the page is shown again with the follow-up when the answer changes it, or at once with the page's
+small script):
 
 =========================  ==================================================================
 ``QID1``                   the answer itself (see :mod:`cxloop.domain.answers` for its shape):
@@ -898,8 +899,10 @@ def find_problems(
         current_page.append(question)
         problems.extend(_item_problems(question, where))
         if question.show_if is not None:
+            # Questions above it on its own page count too (same-page display logic).
+            above = {**earlier, **{q.qid: q for q in current_page[:-1]}}
             problems.extend(
-                _display_logic_problems(question, where, earlier, page_of, set(unparsed_qids))
+                _display_logic_problems(question, where, above, page_of, set(unparsed_qids))
             )
     return problems
 
@@ -974,8 +977,8 @@ def _field_problem(
             return f"{field.qid} does not exist in this survey"
         if page_of[field.qid] == question.page:
             return (
-                f"{field.qid} is on the same page; display logic can only use answers from "
-                "earlier pages"
+                f"{field.qid} comes later on the same page; display logic can use answers from "
+                "earlier pages and from questions above it on its page"
             )
         return f"{field.qid} comes later; display logic can only use answers from earlier pages"
     kind = field.part

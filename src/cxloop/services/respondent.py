@@ -28,6 +28,7 @@ from cxloop.db.models import PersonalLink, Response
 from cxloop.db.uow import Database
 from cxloop.domain.answers import (
     AnswerProblem,
+    shown_questions,
     text_key,
     validate_page,
     validate_response,
@@ -194,11 +195,16 @@ def submit_page(
     page: int,
     page_answers: Mapping[str, Any] | Callable[[SurveyContent], Mapping[str, Any]],
     action: Action = "next",
+    shown_before: Iterable[str] | None = None,
 ) -> Screen:
     """Save one page's answers and say what comes next.
 
     `page_answers` are the page's answers, or a function that reads them given the content
     (the web form needs the question types to read its fields).
+
+    `shown_before` are the QIDs the page showed when it was sent. When the answers make more
+    of the page's questions apply (same-page display logic), the page is shown again with them,
+    without problems and without saving, so the respondent can answer the follow-up.
 
     "next": a page with problems is shown again with them and nothing is saved; otherwise the
     answers are saved and the next page that shows anything follows, or, after the last one, the
@@ -222,6 +228,10 @@ def submit_page(
             # a doctored form): start over.
             first = next_route_page(content, way, answers)
             return _screen(survey, content, state, answers, first, way)
+        if action == "next" and shown_before is not None:
+            now_shown = {q.qid for q in shown_questions(content, page, answers)}
+            if now_shown - set(shown_before):
+                return _screen(survey, content, state, answers, page, way)
         problems = validate_page(content, page, answers)
         if action == "back":
             invalid = {p.qid for p in problems if p.code != "required"}

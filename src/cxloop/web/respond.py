@@ -9,6 +9,7 @@ how it came (its channel), so nothing can be forged and no cookie is needed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from cxloop.db.base import utcnow
-from cxloop.domain.answers import shown_questions, text_key
+from cxloop.domain.answers import resolve_answer_field, shown_questions, text_key
+from cxloop.domain.conditions import Condition, compare
 from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.survey_content import (
     MatrixQuestion,
@@ -124,10 +126,11 @@ async def submit_page(request: Request, survey_id: str) -> Response:
         key: [v.replace("\x00", "") for v in form.getlist(key) if isinstance(v, str)]
         for key in form
     }
+    shown_before = _field(form, "_shown").split() if "_shown" in form else None
     try:
         screen = await run_in_threadpool(
             respondent.submit_page, get_db(request), state,
-            page, _FormAnswers(page, fields), action,
+            page, _FormAnswers(page, fields), action, shown_before,
         )  # fmt: skip
     except CxloopError as exc:
         return _message(request, exc.code, survey_id)
@@ -289,6 +292,8 @@ class _QuestionView:
     high_label: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     multiple: bool = False
+    hidden: bool = False
+    show_if: str = ""  # the condition the page's script evaluates (JSON), if any
 
 
 def _show(request: Request, screen: Screen) -> Response:
@@ -304,10 +309,20 @@ def _show(request: Request, screen: Screen) -> Response:
     errors: dict[str, list[str]] = {}
     for problem in screen.problems:
         errors.setdefault(problem.qid or "", []).append(problem.message)
-    questions = [
-        _view(q, answers, pipe, " ".join(errors.get(q.qid, [])) or None)
-        for q in shown_questions(content, page, answers)
-    ]
+    shown = {q.qid for q in shown_questions(content, page, answers)}
+    on_page = content.questions_on_page(page)
+    questions = []
+    for q in on_page:
+        view = _view(q, answers, pipe, " ".join(errors.get(q.qid, [])) or None)
+        # A question whose display logic looks at this page is on the page, hidden when it
+        # does not apply: the page's script shows it at once; without the script the page is
+        # shown again with it after "Next".
+        live = _live_condition(q, on_page, answers, content)
+        if q.qid not in shown and live is None:
+            continue
+        view.hidden = q.qid not in shown
+        view.show_if = json.dumps(live, separators=(",", ":")) if live is not None else ""
+        questions.append(view)
     context = {
         "title": screen.title,
         "language": screen.language,
@@ -319,7 +334,13 @@ def _show(request: Request, screen: Screen) -> Response:
         "progress_bar": content.options.progress_bar,
         "percent": round(100 * (screen.position - 1) / screen.total) if screen.total else 0,
         "questions": questions,
-        "summary": [{"qid": q.qid, "text": q.text, "error": q.error} for q in questions if q.error]
+        "shown": " ".join(q.qid for q in questions if not q.hidden),
+        "live": any(q.show_if for q in questions),
+        "summary": [
+            {"qid": q.qid, "text": _short_text(q.text), "error": q.error}
+            for q in questions
+            if q.error
+        ]
         + [{"qid": "", "text": "", "error": m} for m in errors.get("", [])],
         "has_previous": screen.has_previous,
         "is_last": screen.is_last,
@@ -443,3 +464,41 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _short_text(text: str, limit: int = 80) -> str:
+    """A question's text short enough for the error summary's link (a consent text is long)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _live_condition(
+    question: Question,
+    on_page: list[Question],
+    answers: Mapping[str, Any],
+    content: SurveyContent,
+) -> Any:
+    """The question's display logic for the page's script: conditions on a plain answer of a
+    question on this page stay as they are; everything else is decided here (true/false).
+    None when the logic does not look at this page (or there is none)."""
+    if question.show_if is None:
+        return None
+    here = {q.qid for q in on_page}
+    live = False
+
+    def convert(node: Any) -> Any:
+        nonlocal live
+        if isinstance(node, Condition):
+            if node.field in here:
+                live = True
+                return {"field": node.field, "operator": node.operator, "value": node.value}
+            field_qid = node.field.split("/", 1)[0]
+            if field_qid in here:
+                live = True
+                return {"unknown": True}  # a part the script cannot read: the server decides
+            value = resolve_answer_field(content, answers, node.field)
+            return {"const": compare(value, node.operator, node.value)}
+        return {"join": node.join, "conditions": [convert(c) for c in node.conditions]}
+
+    converted = convert(question.show_if)
+    return converted if live else None
