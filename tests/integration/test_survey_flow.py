@@ -289,3 +289,33 @@ def test_a_hidden_follow_up_is_never_required_and_its_answer_is_dropped(
     assert "Thank you!" in done.text, text_of(done.text)
     [response] = stored(client, alice, survey_id)
     assert response["values"] == {"QID1": "2", "QID3": "No need"}
+
+
+def test_a_slider_is_a_range_input_with_its_labels_and_a_text_box_is_prefilled(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    content = {
+        "format_version": 1,
+        "embedded_data": [{"name": "PROLIFIC_PID", "source": "query"}],
+        "questions": [
+            {"qid": "QID1", "type": "rating", "text": "Does it exist?", "scale_min": 0,
+             "scale_max": 100, "display": "slider", "step": 5, "required": True,
+             "labels": ["Definitely not", "Definitely exists"], "choice_id": "1"},
+            {"qid": "QID2", "type": "text_entry", "text": "Your Prolific ID",
+             "default": "${e://Field/PROLIFIC_PID}"},
+        ],
+    }  # fmt: skip
+    survey_id = make_survey(client, alice, content)
+    you = Respondent(client, survey_id)
+    page = you.open("?PROLIFIC_PID=5f3a<b>")
+    assert re.search(
+        r'<input type="range" name="QID1" id="QID1-input" min="0" max="100" step="5" '
+        r'value="50" aria-labelledby="QID1-legend" aria-describedby="QID1-labels"',
+        page.text,
+    )
+    assert "<li>Definitely not</li>" in page.text and "<li>Definitely exists</li>" in page.text
+    assert 'value="5f3a&lt;b&gt;"' in page.text  # prefilled, escaped
+    assert "Thank you!" in you.submit({"QID1": "85", "QID2": "5f3a<b>"}).text
+    [response] = stored(client, alice, survey_id)
+    assert response["values"] == {"QID1": 85, "QID2": "5f3a<b>"}

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cxloop.domain.answers import is_shown, validate_response
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES, ImportReport, QsfImportError, import_qsf
+from cxloop.domain.response_csv import ResponseTable
 from cxloop.domain.survey_content import (
     MatrixQuestion,
     MultipleChoiceQuestion,
@@ -592,3 +593,38 @@ def test_the_shared_export_keeps_its_randomizer_redirect_and_options() -> None:
     assert content.options.title == ""  # not the internal name, nor the product's page title
     assert content.options.end_redirect_url is not None
     assert content.options.end_redirect_url.endswith("survey_code=${e://Field/id}")
+
+
+def test_a_slider_becomes_a_range_input_with_its_end_labels() -> None:
+    content, _ = load("slider.qsf")
+    q1 = content.question("QID1")
+    assert isinstance(q1, RatingQuestion)
+    assert q1.display == "slider" and q1.labels == ["Hard", "Easy"] and q1.choice_id == "1"
+
+
+def test_export_tags_and_prefilled_defaults_are_kept() -> None:
+    content, _ = load("consent_randomizer_end.qsf")
+    assert content.question("QID1").export_tag == "consent"
+    assert content.question("QID2").export_tag == "QID2"
+    document = json.loads((FIXTURES / "consent_randomizer_end.qsf").read_text())
+    for element in document["SurveyElements"]:
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID5":
+            element["Payload"]["DefaultChoices"] = {"TEXT": {"Text": "${e://Field/PROLIFIC_PID}"}}
+            element["Payload"]["DataExportTag"] = 'Comments, "free"'
+    imported, _ = import_qsf(json.dumps(document))
+    comments = imported.question("QID5")
+    assert comments.default == "${e://Field/PROLIFIC_PID}"  # type: ignore[union-attr]
+    assert comments.export_tag == "Comments_ _free_"  # no commas or quotes in a column name
+
+
+def test_export_tags_name_the_columns_as_the_reference_export_does() -> None:
+    path = REFERENCE / "ctesta01_QualtricsTools__Survey_Logic_EVERYWHERE.qsf"
+    if not path.exists():
+        pytest.skip("the shared reference exports are not here")
+    content, _ = import_qsf(path.read_bytes())
+    names, _, import_ids = ResponseTable(content).header_rows()
+    reference = (path.with_suffix(".csv")).read_text(encoding="utf-8-sig").splitlines()[0]
+    questions = [n for n in reference.split(",") if n.startswith("Q")]
+    assert questions == ["Q1", "Q2", "Q3", "Q4", "Q5_1", "Q5_2", "Q5_3"]
+    assert names[-len(questions) :] == questions
+    assert import_ids[-1] == '{"ImportId":"QID5_3"}'  # reading still maps by QID

@@ -46,6 +46,7 @@ from pydantic import ValidationError
 from cxloop.domain.survey_content import (
     FIELD_NAME_PATTERN,
     ID_RE,
+    MAX_CHOICE_TEXT,
     MAX_CHOICES,
     MAX_QUESTIONS,
     MAX_SCALE_POINTS,
@@ -552,6 +553,9 @@ class _Importer:
             return None, f"its text is longer than {MAX_TEXT:,} characters"
         if question_type != "DB" and _is_required(payload, qid, self.warnings):
             base["required"] = True
+        tag = re.sub(r'[\x00-\x1f\x7f,"]', "_", _text(payload.get("DataExportTag")))[:100]
+        if tag:
+            base["export_tag"] = tag  # names the question's columns in response exports
 
         if question_type == "MC":
             return self._multiple_choice(base, payload, selector)
@@ -665,6 +669,13 @@ class _Importer:
             question["multiline"] = True
         if selector == "PW":
             self.warnings.append(f"{qid}: password box imported as an ordinary text box")
+        defaults = payload.get("DefaultChoices")
+        if isinstance(defaults, dict):
+            # {"TEXT": {"Text": "${e://Field/PROLIFIC_PID}"}}: the text box's prefilled value.
+            text = defaults.get("TEXT")
+            default = _text(text.get("Text")) if isinstance(text, dict) else ""
+            if default and len(default) <= MAX_TEXT:
+                question["default"] = default
         settings = _settings(payload)
         validation_type = _text(settings.get("Type"))
         if validation_type == "ContentType":
@@ -715,9 +726,19 @@ class _Importer:
             )
         if _text(choices[0].get("text")) and not base["text"]:
             base["text"] = choices[0]["text"]
-        question = {**base, "type": "rating", "scale_max": int(high)}
+        question = {
+            **base,
+            "type": "rating",
+            "scale_max": int(high),
+            "display": "slider",
+            "choice_id": _text(choices[0].get("id")),
+        }
         if low == 0:
             question["scale_min"] = 0
+        labels = [_text(label.get("Display")) for label in _values(payload.get("Labels"))
+                  if isinstance(label, dict)]  # fmt: skip
+        if labels:
+            question["labels"] = [label[:MAX_CHOICE_TEXT] for label in labels[:11]]
         return question, ""
 
     def _choices(

@@ -96,6 +96,9 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # braces or control characters, which would make those ambiguous.
 FIELD_NAME_PATTERN = r"^[^\x00-\x1f\x7f/{}$?&=#%]{1,200}$"
 
+# Export tags name CSV columns: no control characters, commas or quotes, which would need
+# quoting in every script that reads the file.
+EXPORT_TAG_PATTERN = r'^[^\x00-\x1f\x7f,"]{1,100}$'
 QID_RE = re.compile(QID_PATTERN)
 ID_RE = re.compile(ID_PATTERN)
 
@@ -196,6 +199,8 @@ class _QuestionBase(_Model):
     qid: Qid
     text: str = Field(default="", max_length=MAX_TEXT)
     page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    # The column name in response exports (the reference's DataExportTag, such as "Age").
+    export_tag: str | None = Field(default=None, pattern=EXPORT_TAG_PATTERN)
     # The block the question belongs to; the survey flow shows blocks (see `flow`).
     block: ChoiceId | None = None
     show_if: ConditionNode | None = None
@@ -221,6 +226,15 @@ class RatingQuestion(_AnswerableBase):
     type: Literal["rating"]
     scale_min: int = Field(default=1, ge=0, le=1)  # an int field: strict refuses True and 1.0
     scale_max: int = Field(ge=1, le=100)
+    # "slider": a range input (keyboard: arrow keys) instead of a row of buttons.
+    display: Literal["buttons", "slider"] = "buttons"
+    step: int = Field(default=1, ge=1, le=100)  # the slider's step
+    # Labels spread evenly under the slider (the first and the last are its ends).
+    labels: list[Annotated[str, Field(max_length=MAX_CHOICE_TEXT)]] = Field(
+        default_factory=list, max_length=11
+    )
+    # The slider's choice id in the reference product: its export column is QID<n>_<id>.
+    choice_id: ChoiceId | None = None
 
     @model_validator(mode="after")
     def _scale_is_a_range(self) -> RatingQuestion:
@@ -259,6 +273,8 @@ class TextEntryQuestion(_AnswerableBase):
     type: Literal["text_entry"]
     multiline: bool = False
     validation: Literal["none", "email", "number"] = "none"
+    # Filled in until the respondent changes it; piped text such as ${e://Field/PROLIFIC_PID}.
+    default: str | None = Field(default=None, max_length=MAX_TEXT)
 
 
 class MatrixQuestion(_AnswerableBase):
@@ -1067,6 +1083,11 @@ def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:
     last = loc[-1] if loc else ""
     if last == "qid":
         return f"'{_short(value)}' is not a QID; use QID followed by a number, such as QID1"
+    if last == "export_tag":
+        return (
+            f"'{_short(value)}' is not a usable export tag: 1-100 characters without commas, "
+            "quotes or control characters"
+        )
     if last == "name":
         return (
             f"'{_short(value)}' is not a usable field name: 1-200 characters without "

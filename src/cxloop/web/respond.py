@@ -292,6 +292,7 @@ class _QuestionView:
     high_label: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     multiple: bool = False
+    slider: dict[str, Any] = field(default_factory=dict)
     hidden: bool = False
     show_if: str = ""  # the condition the page's script evaluates (JSON), if any
 
@@ -422,6 +423,19 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
         if isinstance(question, NpsQuestion):
             view.low_label, view.high_label = "Not at all likely", "Extremely likely"
         view.layout = "dropdown" if high - low > 11 else "scale"
+        if isinstance(question, RatingQuestion) and question.display == "slider":
+            view.layout = "slider"
+            view.slider = {
+                "min": low,
+                "max": high,
+                "step": question.step,
+                # Without an answer the thumb starts in the middle, as browsers put it.
+                "value": value if isinstance(value, int) else (low + high) // 2,
+                "ticks": list(range(low, high + 1, question.step))
+                if (high - low) // question.step <= 20
+                else [],
+                "labels": [pipe(label) for label in question.labels],
+            }
     elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
         selected = value if isinstance(value, list) else [value]
         view.multiple = isinstance(question, MultipleChoiceQuestion)
@@ -438,6 +452,8 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
             view.options.append(option)
     elif isinstance(question, TextEntryQuestion):
         view.value = _text(value)
+        if qid not in answers and question.default:
+            view.value = pipe(question.default)  # prefilled, with piped text filled in
         view.multiline = question.multiline
         view.input_type = {"email": "email", "number": "number"}.get(question.validation, "text")
     elif isinstance(question, MatrixQuestion):
