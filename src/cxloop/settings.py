@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     # --- public survey pages: submissions (page POSTs) per minute; 0 for no limit
     submissions_per_address_per_minute: int = Field(default=60, ge=0)
     submissions_per_survey_per_minute: int = Field(default=1200, ge=0)
+    survey_image_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (such as images.example.org) whose images survey texts may show; "
+        "they join the survey pages' CSP img-src. Other images are shown as their alt text.",
+    )
 
     # --- background work
     worker_threads: int = Field(default=2, ge=1, le=64)

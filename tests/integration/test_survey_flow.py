@@ -319,3 +319,30 @@ def test_a_slider_is_a_range_input_with_its_labels_and_a_text_box_is_prefilled(
     assert "Thank you!" in you.submit({"QID1": "85", "QID2": "5f3a<b>"}).text
     [response] = stored(client, alice, survey_id)
     assert response["values"] == {"QID1": 85, "QID2": "5f3a<b>"}
+
+
+def test_formatting_is_kept_safely_and_the_error_summary_uses_a_short_text(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    consent = (
+        "<p>This study asks about <b>your</b> decisions and <i>takes</i> about <u>ten</u>\n"
+        "minutes.</p>" + "<p>" + "More information about the study. " * 30 + "</p>"
+        "<ul><li>Voluntary</li><li>Anonymous</li></ul><script>alert(1)</script>"
+    )
+    content = {
+        "format_version": 1,
+        "questions": [
+            {"qid": "QID1", "type": "single_choice", "text": consent, "required": True,
+             "choices": [{"id": "1", "text": "<b>I agree</b>"}]},
+        ],
+    }  # fmt: skip
+    survey_id = make_survey(client, alice, content)
+    you = Respondent(client, survey_id)
+    page = you.open()
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "about <b>your</b> decisions and <i>takes</i> about <u>ten</u>\nminutes." in page.text
+    assert "<b>I agree</b>" in page.text and "<script>alert" not in page.text
+    refused = you.submit({})
+    [link] = re.findall(r'<a href="#QID1">([^<]*)</a>', refused.text)
+    assert len(link) < 140 and link.startswith("This study asks about your decisions")

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -27,7 +28,9 @@ from cxloop.db.base import utcnow
 from cxloop.domain.answers import resolve_answer_field, shown_questions, text_key
 from cxloop.domain.conditions import Condition, compare
 from cxloop.domain.piped_text import PipedTextContext, render
+from cxloop.domain.rich_text import looks_like_html, rich_html, text_to_html
 from cxloop.domain.survey_content import (
+    DescriptiveQuestion,
     MatrixQuestion,
     MultipleChoiceQuestion,
     NpsQuestion,
@@ -52,6 +55,18 @@ STATE_SALT = "cxloop.respondent.v1"
 STATE_MAX_AGE_S = 30 * 24 * 3600  # a respondent may leave a tab open for a while
 MAX_FORM_FIELDS = 5_000
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+
+
+def csp(image_hosts: list[str]) -> str:
+    """The respondent pages' Content-Security-Policy: scripts and styles from this server only
+    (style attributes allowed: the scales size themselves with them), images from this server
+    and the allowed image hosts (setting `survey_image_hosts`)."""
+    images = " ".join(["'self'", *(f"https://{host}" for host in image_hosts)])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"img-src {images}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
 
 # What a respondent is told, per error code: (status, title, message).
 _MESSAGES: dict[str, tuple[int, str, str]] = {
@@ -306,7 +321,8 @@ def _show(request: Request, screen: Screen) -> Response:
     if screen.page is None:
         return _message(request, "empty", screen.survey_id, screen)
     content, answers, page = screen.content, screen.answers, screen.page
-    pipe = _piper(screen)
+    image_hosts = get_container(request).settings.survey_image_hosts
+    pipe = _piper(screen, image_hosts)
     errors: dict[str, list[str]] = {}
     for problem in screen.problems:
         errors.setdefault(problem.qid or "", []).append(problem.message)
@@ -338,7 +354,7 @@ def _show(request: Request, screen: Screen) -> Response:
         "shown": " ".join(q.qid for q in questions if not q.hidden),
         "live": any(q.show_if for q in questions),
         "summary": [
-            {"qid": q.qid, "text": _short_text(q.text), "error": q.error}
+            {"qid": q.qid, "text": _short_text(plain_text(q.text)), "error": q.error}
             for q in questions
             if q.error
         ]
@@ -348,8 +364,9 @@ def _show(request: Request, screen: Screen) -> Response:
     }
     status = 422 if screen.problems else 200
     return templates.TemplateResponse(
-        request, "survey/page.html", context, status_code=status, headers=_HEADERS
-    )
+        request, "survey/page.html", context, status_code=status,
+        headers=_HEADERS | {"Content-Security-Policy": csp(image_hosts)},
+    )  # fmt: skip
 
 
 def _message(
@@ -383,7 +400,7 @@ def _message(
     )
 
 
-def _piper(screen: Screen) -> Any:
+def _piper(screen: Screen, image_hosts: list[str]) -> Any:
     context = PipedTextContext(
         survey_content=screen.content,
         answers=screen.answers,
@@ -397,10 +414,12 @@ def _piper(screen: Screen) -> Any:
         now=utcnow(),
     )
 
-    def pipe(text: str) -> str:
-        # The template is the survey's HTML; values piped into it arrive escaped. Showing the
-        # result as plain text (escaped again by Jinja) keeps markup from any source inert.
-        return plain_text(render(text, context, html=True))
+    def pipe(text: str, inline: bool = True) -> Markup:
+        # The template is the survey's HTML; values piped into it arrive escaped. The result
+        # goes through the sanitiser: only the safe subset of HTML is shown (rich_text).
+        if not looks_like_html(text):
+            return Markup(text_to_html(render(text, context)))
+        return Markup(rich_html(render(text, context, html=True), image_hosts, inline=inline))
 
     return pipe
 
@@ -411,7 +430,7 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
     view = _QuestionView(
         qid=qid,
         type=question.type,
-        text=pipe(question.text) or qid,
+        text=pipe(question.text, inline=not isinstance(question, DescriptiveQuestion)) or qid,
         required=getattr(question, "required", False),
         error=error,
     )
@@ -447,13 +466,13 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
                 option.box = {
                     "name": key,
                     "value": _text(answers.get(key)),
-                    "label": f"{option.text}: please specify",
+                    "label": f"{plain_text(option.text)}: please specify",
                 }
             view.options.append(option)
     elif isinstance(question, TextEntryQuestion):
         view.value = _text(value)
         if qid not in answers and question.default:
-            view.value = pipe(question.default)  # prefilled, with piped text filled in
+            view.value = plain_text(pipe(question.default))  # prefilled, piped text filled in
         view.multiline = question.multiline
         view.input_type = {"email": "email", "number": "number"}.get(question.validation, "text")
     elif isinstance(question, MatrixQuestion):
@@ -469,6 +488,7 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
                     "id": row.id,
                     "name": matrix_field(qid, row.id),
                     "text": pipe(row.text) or row.id,
+                    "plain": plain_text(pipe(row.text)) or row.id,
                     "options": [_Option(pid, text, pid in chosen_list) for pid, text in points],
                     "box": {"name": key, "value": _text(answers.get(key))}
                     if row.allow_text_entry
