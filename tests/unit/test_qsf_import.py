@@ -628,3 +628,35 @@ def test_export_tags_name_the_columns_as_the_reference_export_does() -> None:
     assert questions == ["Q1", "Q2", "Q3", "Q4", "Q5_1", "Q5_2", "Q5_3"]
     assert names[-len(questions) :] == questions
     assert import_ids[-1] == '{"ImportId":"QID5_3"}'  # reading still maps by QID
+
+
+def test_the_report_names_what_changes_the_survey_behaviour_first() -> None:
+    document = json.loads((FIXTURES / "consent_randomizer_end.qsf").read_text())
+    for element in document["SurveyElements"]:
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID2":
+            element["Payload"]["QuestionJS"] = (
+                "Qualtrics.SurveyEngine.addOnload(function()\n{\n\tthis.hideNextButton();\n});"
+            )
+            element["Payload"]["QuestionText"] += '<img src="https://x.example/a.png" alt="A">'
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID3":
+            # the editor's empty placeholder is no script
+            element["Payload"]["QuestionJS"] = (
+                "Qualtrics.SurveyEngine.addOnload(function()\n{\n\t/*Place your JavaScript "
+                "here to run when the page loads*/\n\n});"
+            )
+    document["SurveyElements"].append(
+        {"SurveyID": "SV_flowfixture0001", "Element": "SQ", "PrimaryAttribute": "QID9",
+         "Payload": {"QuestionID": "QID9", "QuestionType": "CS", "Selector": "VRTL",
+                     "QuestionText": "Split 100"}}
+    )  # fmt: skip
+    document["SurveyElements"][0]["Payload"][1]["BlockElements"].append(
+        {"Type": "Question", "QuestionID": "QID9"}
+    )
+    _, report = import_qsf(json.dumps(document))
+    assert report.behaviour_changes == [
+        "JavaScript of 1 question is dropped (QID2); what it did (hiding, timing, checks) does "
+        "not happen",
+        "1 question show images (QID2); an image is shown only from a host the "
+        "survey_image_hosts setting allows, otherwise as its alt text",
+        "1 question left out as unsupported (QID9); see skipped for why",
+    ]

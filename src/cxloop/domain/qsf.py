@@ -141,6 +141,9 @@ class ImportReport:
     pages: int = 0
     # Fields that accept values from the link's query string (source `query`).
     embedded_data_from_link: list[str] = field(default_factory=list)
+    # What makes the survey behave differently from the original, most serious first: dropped
+    # JavaScript, images, questions and flow elements left out, logic not imported.
+    behaviour_changes: list[str] = field(default_factory=list)
 
     @property
     def imported_total(self) -> int:
@@ -269,6 +272,7 @@ class _Importer:
         except SurveyContentError as exc:
             raise QsfImportError(f"the imported survey is not consistent: {exc}") from None
         report = ImportReport(
+            behaviour_changes=self._behaviour_changes(questions, mapped),
             survey_name=survey_name,
             source_survey_id=survey_id,
             imported=imported,
@@ -859,6 +863,50 @@ class _Importer:
     def _skip(self, element: str, kind: str, reason: str) -> None:
         self.skipped.append(SkippedElement(element[:100], kind[:60], reason))
 
+    # -- the report ------------------------------------------------------------------------
+
+    def _behaviour_changes(
+        self, questions: dict[str, dict[str, Any]], mapped: list[_Placed]
+    ) -> list[str]:
+        changes: list[str] = []
+        kept = {item.qid for item in mapped}
+        scripted = [qid for qid, p in questions.items() if qid in kept and _has_script(p)]
+        if scripted:
+            changes.append(
+                f"JavaScript of {_count(scripted, 'question')} is dropped ({_qids(scripted)}); "
+                "what it did (hiding, timing, checks) does not happen"
+            )
+        pictured = [
+            qid for qid, p in questions.items()
+            if qid in kept and "<img" in _text(p.get("QuestionText")).lower()
+        ]  # fmt: skip
+        if pictured:
+            changes.append(
+                f"{_count(pictured, 'question')} show images ({_qids(pictured)}); an image is "
+                "shown only from a host the survey_image_hosts setting allows, otherwise as its "
+                "alt text"
+            )
+        left_out = [s.element for s in self.skipped if QID_RE.match(s.element)]
+        trashed = {s.element for s in self.skipped if s.reason == "the question is in the trash"}
+        left_out = [qid for qid in left_out if qid not in trashed]
+        if left_out:
+            changes.append(
+                f"{_count(left_out, 'question')} left out as unsupported ({_qids(left_out)}); "
+                "see skipped for why"
+            )
+        flow = [s for s in self.skipped if s.element.startswith("flow ")]
+        for item in flow:
+            changes.append(f"{item.element} ({item.kind}): {item.reason}")
+        logic = list(
+            dict.fromkeys(w.split(":", 1)[0] for w in self.warnings if "display logic" in w)
+        )
+        if logic:
+            changes.append(
+                f"display logic of {_count(logic, 'question')} is not (fully) imported "
+                f"({_qids(logic)}); those questions are shown more often than in the original"
+            )
+        return changes
+
     # -- survey options --------------------------------------------------------------------
 
     def _options(self, elements: list[Any]) -> dict[str, Any]:
@@ -1153,6 +1201,30 @@ class _FlowMapper:
         if _text(options.get("ResponseFlag")) == "Screened":
             end["screened_out"] = True
         return end
+
+
+_JS_SKELETON = re.compile(
+    r"Qualtrics\.SurveyEngine\.addOn(?:load|Ready|Unload)\s*\(\s*function\s*\(\s*\)\s*"
+    r"\{\s*\}\s*\)\s*;?"
+)
+
+
+def _has_script(payload: dict[str, Any]) -> bool:
+    """Whether a question carries JavaScript beyond the editor's empty placeholders."""
+    script = payload.get("QuestionJS")
+    if not isinstance(script, str) or not script.strip():
+        return False
+    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", script, flags=re.DOTALL)
+    return bool(_JS_SKELETON.sub("", code).strip())
+
+
+def _count(items: list[str], what: str) -> str:
+    return f"{len(items)} {what}{'' if len(items) == 1 else 's'}"
+
+
+def _qids(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(dict.fromkeys(items[:limit]))
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _combine(terms: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
