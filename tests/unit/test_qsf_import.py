@@ -660,3 +660,24 @@ def test_the_report_names_what_changes_the_survey_behaviour_first() -> None:
         "survey_image_hosts setting allows, otherwise as its alt text",
         "1 question left out as unsupported (QID9); see skipped for why",
     ]
+
+
+def test_a_long_consent_text_becomes_a_descriptive_item_above_its_question() -> None:
+    document = json.loads((FIXTURES / "consent_randomizer_end.qsf").read_text())
+    consent = (
+        "<div><strong>Information</strong></div><div>"
+        + "This study is about decisions. " * 20
+        + "</div><ul><li>Taking part is <u>voluntary</u>.</li></ul>"
+        "<div>Do you agree to take part?</div>"
+    )
+    for element in document["SurveyElements"]:
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID1":
+            element["Payload"]["QuestionText"] = consent
+    content, report = import_qsf(json.dumps(document))
+    description, question = content.questions[:2]
+    assert (description.qid, description.type, description.block) == (
+        "QID6", "descriptive", "BL_consent",
+    )  # fmt: skip
+    assert "<u>voluntary</u>" in description.text and "Do you agree" not in description.text
+    assert question.qid == "QID1" and question.plain_text() == "Do you agree to take part?"
+    assert "QID1: its long text is shown as text above it (QID6)" in report.warnings[0]

@@ -56,6 +56,7 @@ from cxloop.domain.survey_content import (
     SurveyContent,
     SurveyContentError,
     check_document,
+    plain_text,
     problems_from_validation,
 )
 
@@ -245,6 +246,7 @@ class _Importer:
         placed = self._place(blocks, block_order, questions)
         mapped = [p for p in placed if self._map(p)]
         self._map_display_logic(mapped)
+        mapped = self._split_long_texts(mapped, questions)
         self._renumber_pages(mapped)
 
         imported: dict[str, int] = {}
@@ -546,6 +548,41 @@ class _Importer:
             return False
         item.question = question
         return True
+
+    def _split_long_texts(
+        self, mapped: list[_Placed], questions: dict[str, dict[str, Any]]
+    ) -> list[_Placed]:
+        """A long question text made of paragraphs (a consent form, instructions) is really a
+        description: it becomes a descriptive item above the question, whose label is then
+        its last paragraph."""
+        numbers = [int(q[3:]) for q in questions if QID_RE.match(q)]
+        next_number = max(numbers, default=0) + 1
+        result: list[_Placed] = []
+        for item in mapped:
+            question = item.question
+            assert question is not None
+            split = None
+            if question["type"] != "descriptive" and len(plain_text(question["text"])) > 400:
+                split = _split_paragraphs(question["text"])
+            if split is None or next_number > 999_999_999 or len(mapped) >= MAX_QUESTIONS:
+                result.append(item)
+                continue
+            description, label = split
+            new_qid = f"QID{next_number}"
+            next_number += 1
+            descriptive: dict[str, Any] = {
+                "qid": new_qid, "type": "descriptive", "text": description, "page": item.page,
+            }  # fmt: skip
+            if "show_if" in question:
+                descriptive["show_if"] = question["show_if"]
+            result.append(_Placed(new_qid, item.page, {}, descriptive, item.block))
+            question["text"] = label
+            self.warnings.append(
+                f"{item.qid}: its long text is shown as text above it ({new_qid}); the "
+                "question is labelled with its last paragraph"
+            )
+            result.append(item)
+        return result
 
     def _question(self, qid: str, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         question_type = _text(payload.get("QuestionType"))
@@ -1207,6 +1244,22 @@ _JS_SKELETON = re.compile(
     r"Qualtrics\.SurveyEngine\.addOn(?:load|Ready|Unload)\s*\(\s*function\s*\(\s*\)\s*"
     r"\{\s*\}\s*\)\s*;?"
 )
+
+
+_PARAGRAPH_END = re.compile(
+    r"(?:</p\s*>|</div\s*>|</[uo]l\s*>|(?:<br\s*/?>\s*){2,})", re.IGNORECASE
+)
+
+
+def _split_paragraphs(text: str) -> tuple[str, str] | None:
+    """(everything but the last paragraph, the last paragraph) of an HTML text, or None when
+    the text is one paragraph or its last one is long too."""
+    parts = [part for part in _PARAGRAPH_END.split(text) if plain_text(part)]
+    if len(parts) < 2 or len(plain_text(parts[-1])) > 300:
+        return None
+    cut = text.rfind(parts[-1])
+    head, tail = text[:cut], text[cut:]
+    return (head, tail) if plain_text(head) else None
 
 
 def _has_script(payload: dict[str, Any]) -> bool:
