@@ -3,6 +3,8 @@ end-of-survey elements, and the survey options (issue 17)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections import Counter
 from pathlib import Path
@@ -11,8 +13,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container
+from cxloop.services import responses as response_service
 from tests.integration.survey_helpers import make_survey, quick_person
 from tests.integration.test_respond_pages import Respondent, stored, text_of
+from tests.integration.test_responses_import_export import actor_of
 
 
 def _text(qid: str, page: int, block: str, text: str) -> dict[str, Any]:
@@ -222,6 +226,29 @@ def test_an_imported_qsf_ends_a_declined_consent_at_its_redirect_and_randomizes_
     )
     assert responses["def456"]["embedded_data"]["FL_6"] in {"BL_condA", "BL_condB", "BL_condC"}
 
+    # The export carries the assignment and the screen-out, and imports back.
+    export = client.get(f"/api/v1/surveys/{survey_id}/responses/export", headers=alice.headers)
+    rows = list(csv.reader(io.StringIO(export.text)))
+    names = rows[0]
+    assert names[11:14] == ["PROLIFIC_PID", "FL_6", "Q_TerminateFlag"]
+    assert names[14:] == ["consent", "QID2", "QID3", "QID4", "QID5"]  # the export tags
+    cells = {
+        row[names.index("PROLIFIC_PID")]: dict(zip(names, row, strict=True)) for row in rows[3:]
+    }
+    assert cells["abc123"]["Q_TerminateFlag"] == "Screened"
+    assert cells["def456"]["FL_6"].startswith("BL_cond")
+    for response in responses.values():
+        client.delete(
+            f"/api/v1/surveys/{survey_id}/responses/{response['id']}", headers=alice.headers
+        )
+    result = response_service.import_file(
+        container.db, actor_of(alice), survey_id, io.StringIO(export.text), "csv"
+    )
+    assert (result.stored, result.failed) == (2, 0), result.bad_rows
+    again = {r["embedded_data"]["PROLIFIC_PID"]: r for r in stored(client, alice, survey_id)}
+    assert again["abc123"]["embedded_data"]["Q_TerminateFlag"] == "Screened"
+    assert again["def456"]["embedded_data"]["FL_6"] == cells["def456"]["FL_6"]
+
 
 def same_page_follow_ups() -> dict[str, Any]:
     return {
@@ -346,3 +373,24 @@ def test_formatting_is_kept_safely_and_the_error_summary_uses_a_short_text(
     refused = you.submit({})
     [link] = re.findall(r'<a href="#QID1">([^<]*)</a>', refused.text)
     assert len(link) < 140 and link.startswith("This study asks about your decisions")
+
+
+def test_the_api_requires_only_the_questions_on_the_responses_route(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    content = study()
+    for question in content["questions"][1:]:
+        question["required"] = True
+    survey_id = make_survey(client, alice, content)
+    url = f"/api/v1/surveys/{survey_id}/responses"
+    declined = client.post(url, json={"values": {"QID1": "2"}}, headers=alice.headers)
+    assert declined.status_code == 201, declined.text  # the flow ends after the consent
+    assigned = {"values": {"QID1": "1", "QID3": "x", "QID5": "y", "QID6": "z"},
+                "embedded_data": {"Conditions": "B|D"}}  # fmt: skip
+    assert client.post(url, json=assigned, headers=alice.headers).status_code == 201
+    missing = {"values": {"QID1": "1", "QID3": "x", "QID6": "z"},
+               "embedded_data": {"Conditions": "B|D"}}  # fmt: skip
+    refused = client.post(url, json=missing, headers=alice.headers)
+    assert refused.status_code == 422
+    assert [p["qid"] for p in refused.json()["error"]["details"]] == ["QID5"]

@@ -332,7 +332,9 @@ class ResponseRules:
         self._tests = [(q.qid, _question_test(q)) for q in content.questions]
         self._own_keys = [(q.qid, tuple(_own_keys(q))) for q in content.questions]
         self._all_own_keys = tuple(k for _, keys in self._own_keys for k in keys)
-        self._embedded_names = frozenset(f.name for f in content.embedded_data)
+        self._embedded_names = frozenset(
+            [f.name for f in content.embedded_data] + content.flow_data_names()
+        )
 
     def check(
         self, answers: Any, embedded_data: Any = None, *, include_required: bool = True
@@ -757,7 +759,10 @@ class _Checker:
                 "Embedded data must be an object mapping field names to values.",
             )
             return
-        declared = {f.name for f in self.content.embedded_data}
+        # What the survey flow stores (randomizer assignments...) counts as declared.
+        declared = {f.name for f in self.content.embedded_data} | set(
+            self.content.flow_data_names()
+        )
         for name, value in embedded_data.items():
             if not isinstance(name, str) or name not in declared:
                 self.add(

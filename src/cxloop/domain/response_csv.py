@@ -8,7 +8,8 @@ Three header rows, then one row per response:
 
 Columns: the metadata (``StartDate``, ``EndDate``, ``Status``, ``Duration (in seconds)``,
 ``Finished``, ``RecordedDate``, ``ResponseId``, ``DistributionChannel``, ``UserLanguage``, and
-cxloop's ``DistributionId`` and ``ContactId``), then the declared embedded data fields, then the
+cxloop's ``DistributionId`` and ``ContactId``), then the declared embedded data fields and what
+the survey flow stores (randomizer assignments, values it sets, ``Q_TerminateFlag``), then the
 questions:
 
 =================  ================================================  ==========================
@@ -208,9 +209,11 @@ class ResponseTable:
         taken = {
             key for c in self._cells + questions for key in (c.column.name, c.column.import_id)
         }
-        for item in content.embedded_data:
-            column = Column(item.name, item.name, item.name, is_embedded_data=item.name in taken)
-            self._cells.append(_Cell(column, "embedded", key=item.name))
+        # The declared fields, then what the survey flow stores (randomizer assignments...).
+        names = [item.name for item in content.embedded_data] + content.flow_data_names()
+        for name in names:
+            column = Column(name, name, name, is_embedded_data=name in taken)
+            self._cells.append(_Cell(column, "embedded", key=name))
         self._cells.extend(questions)
 
     @property

@@ -469,6 +469,17 @@ class SurveyContent(_Model):
         """The declared embedded data field with this name, or None."""
         return next((f for f in self.embedded_data if f.name == name), None)
 
+    def flow_data_names(self) -> list[str]:
+        """The embedded data the flow stores on a response besides the declared fields:
+        randomizer assignments, values it sets, and ``Q_TerminateFlag`` for a screen-out."""
+        if self.flow is None:
+            return []
+        names = flow_fields(self.flow)
+        if any(isinstance(e, FlowEndSurvey) and e.screened_out for _, e in iter_flow(self.flow)):
+            names.append("Q_TerminateFlag")
+        declared = {f.name for f in self.embedded_data}
+        return [name for name in dict.fromkeys(names) if name not in declared]
+
     def embedded_data_sources(self) -> dict[str, str]:
         """Each declared embedded data field's source, by name."""
         return {f.name: f.source for f in self.embedded_data}

@@ -148,6 +148,24 @@ def routed_content(content: SurveyContent, route_: Route) -> SurveyContent:
     )
 
 
+def without_off_route_requirements(
+    content: SurveyContent,
+    problems: list[Any],
+    answers: Mapping[str, Any],
+    embedded_data: Mapping[str, Any],
+) -> list[Any]:
+    """A response's problems less "required" for questions its flow route never shows (a
+    response from the API or a file: its stored randomizer assignment decides; without one,
+    no element of that randomizer is required)."""
+    if content.flow is None or not any(p.code == "required" for p in problems):
+        return problems
+    answers = answers if isinstance(answers, Mapping) else {}
+    embedded_data = embedded_data if isinstance(embedded_data, Mapping) else {}
+    on_route = set(route(content, answers, embedded_data, lambda r, keys: []).pages)
+    pages = {q.qid: q.page for q in content.questions}
+    return [p for p in problems if p.code != "required" or pages.get(p.qid or "") in on_route]
+
+
 def render_url(template: str, context: PipedTextContext) -> str | None:
     """A redirect address with its piped text filled in, each value URL-encoded; None when the
     result is not a web address (so nobody is sent to ``javascript:``)."""
