@@ -103,6 +103,10 @@ def test_a_randomizer_shows_exactly_n_of_m_and_balances_them_over_respondents(
         you.open(f"?PROLIFIC_PID=P{number}")
         page = you.submit({"QID1": "1"})
         assert "Back" not in page.text  # the option turns it off
+        if number == 0:  # and a form that sends "back" anyway stays on its page
+            stay = you.submit({}, action="back")
+            assert "Condition" in text_of(stay.text) and "Do you agree" not in stay.text
+            page = stay
         seen = []
         for _ in range(2):
             shown = [name for name in "ABCD" if f"Condition {name} question" in text_of(page.text)]

@@ -233,6 +233,9 @@ def submit_page(
             if now_shown - set(shown_before):
                 return _screen(survey, content, state, answers, page, way)
         problems = validate_page(content, page, answers)
+        if action == "back" and not content.options.back_button:
+            # The survey has no Back button: a form that sends "back" anyway stays here.
+            return _screen(survey, content, state, answers, page, way)
         if action == "back":
             invalid = {p.qid for p in problems if p.code != "required"}
             answers = {k: v for k, v in answers.items() if _qid_of(k) not in invalid}
