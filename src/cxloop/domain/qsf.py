@@ -14,7 +14,8 @@ What maps to what:
   rows are ``Choices``, scale points are ``Answers`` with their recodes.
 * ``TE`` ``SL`` (and ``PW``) → single-line ``text_entry``; ``ML`` and ``ESTB`` → multi-line;
   ``ContentType`` validation ``ValidEmail`` / ``ValidNumber`` → ``email`` / ``number``.
-* ``Slider`` with a single slider → ``rating`` (its range must be 0 or 1 to at most 100).
+* ``Slider`` with a single slider → ``rating`` shown as a slider (``display: slider``) with its
+  ``Labels`` and choice id (its range must be 0 or 1 to at most 100).
 * ``DB`` (``TB``, ``GRB``) → ``descriptive``.
 * Pages: every block starts a page, and so does every page break inside a block. Blocks come in
   survey-flow order; trashed questions and blocks outside the flow are skipped.
@@ -26,8 +27,18 @@ What maps to what:
   questions on earlier pages. Other logic is not imported and the report says so: the question
   is then always shown.
 
+* The survey flow (``FL``): blocks, branches (question and embedded data conditions),
+  randomizers (``SubSet``, ``EvenPresentation``), embedded data values, end-of-survey elements
+  (redirect, screen-out), groups (flattened) → ``flow`` and each question's ``block``, kept when
+  the flow does more than show the blocks in order.
+* Survey options (``SO``): back button, progress bar, title, end redirect → ``options``.
+* ``DataExportTag`` → ``export_tag``; a text entry's ``DefaultChoices`` → ``default``; a long
+  question text made of paragraphs → a descriptive item above the question.
+
+The report lists first what changes the survey's behaviour (``behaviour_changes``).
 Everything else (side by side, constant sum, rank order, timing, meta info, forms, carried
-forward choices, branches, randomisers, quotas, scoring...) is reported and left out. The
+forward choices, web services, device or location conditions, quotas, scoring...) is reported
+and left out. The
 importer never crashes on a bad file: anything it cannot read is a ``QsfImportError`` with a
 message, or an entry in the report.
 """

@@ -46,8 +46,13 @@ string, so anyone), ``personal_link`` (the default: a personal link, an invitati
 link, and the API) or ``server`` (only the API and workflows). ``settable_embedded_data()``
 applies that rule for a response's **channel** (``RESPONSE_CHANNELS``).
 
+A ``flow`` (blocks, branches, randomizers, embedded data values, end-of-survey elements; see
+:mod:`cxloop.domain.survey_flow` for how it runs) decides which pages a respondent sees; each
+question then names its ``block``. ``options`` hold the respondent-facing title, the back
+button, the progress bar and the normal end (message or redirect).
+
 ``SurveyContent.from_document()`` reports every problem of a document at once, each with a path
-such as ``questions[2].choices[1].recode``.
+such as ``questions[2].choices[1].recode`` or ``flow[1].flow[0].block``.
 """
 
 from __future__ import annotations
