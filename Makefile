@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ format: install
 
 bench: install
 	$(BIN)/python bench/workflow_bench.py
+
+# docs/piped-text.md and docs/configuration.md are generated from the code (a test compares them)
+docs: install
+	$(BIN)/python -m cxloop.reference_docs docs
 
 clean:
 	rm -rf $(VENV) cxloop-data .pytest_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ REFERENCE_DIR = SHARED_DIR / "reference"
 for _name in [n for n in os.environ if n.startswith("CXLOOP_") and not n.startswith("CXLOOP_TEST")]:
     del os.environ[_name]
 os.environ["CXLOOP_CONFIG"] = "/nonexistent/cxloop.toml"
+# Nor may a test write into the real per-user data directory (the default data_dir).
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="cxloop-test-xdg-")
 
 # argon2 with production parameters costs ~0.5 s a hash on this kind of machine, and tests make
 # hundreds of users; hashes made with these parameters still verify the same way. The production

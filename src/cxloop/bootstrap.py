@@ -19,7 +19,7 @@ from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
 from cxloop.services import response_events, runs
 from cxloop.services.response_intake import ResponseIntake
-from cxloop.settings import Settings
+from cxloop.settings import Settings, create_data_dir
 
 # Describes kept per process (connection x sObject); each is some tens of kB.
 DESCRIBE_CACHE_ENTRIES = 500
@@ -60,7 +60,7 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     # per thousand responses taken in; fewer, larger collections cost a tenth less CPU per
     # imported response (measured), and memory no more than a few thousand objects.
     gc.set_threshold(10_000, 10, 10)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_data_dir(settings.data_dir)
     engine = create_database_engine(
         settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )

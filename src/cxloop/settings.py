@@ -1,15 +1,22 @@
 """Every setting of cxloop, typed, in one place.
 
 Values come from (highest first): arguments, `CXLOOP_*` environment variables, an optional
-TOML file (`CXLOOP_CONFIG`, else `./cxloop.toml`), then the defaults below. The secret key and the
-encryption keys, when not given, are generated once into the data directory (mode 0600) so that a
-laptop install needs no configuration at all.
+TOML file (`CXLOOP_CONFIG`, else the first `cxloop.toml` in the current directory or one of its
+parents), then the defaults below. The secret key and the encryption keys, when not given, are
+generated once into the data directory (mode 0600) so that a laptop install needs no configuration
+at all.
+
+The data directory does not depend on the current directory unless told to: `CXLOOP_DATA_DIR`,
+else `data_dir` in the config file (a relative path is relative to that file), else the per-user
+data directory (`$XDG_DATA_HOME/cxloop`, by default `~/.local/share/cxloop`). So the server and
+every CLI command, wherever they are started, find the same database.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +34,55 @@ ENCRYPTION_KEYS_FILE = "encryption_keys"
 REDACTED = "**********"
 
 
-def _config_file() -> Path:
-    return Path(os.environ.get("CXLOOP_CONFIG", "cxloop.toml"))
+CONFIG_FILE_NAME = "cxloop.toml"
+
+
+def config_file() -> Path | None:
+    """The config file in use: `CXLOOP_CONFIG` (whether or not it exists), else the first
+    `cxloop.toml` in the current directory or one of its parents, else None."""
+    explicit = os.environ.get("CXLOOP_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    here = Path.cwd()
+    for directory in (here, *here.parents):
+        candidate = directory / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory: the same wherever a command is started.
+
+    Linux and other Unix: `$XDG_DATA_HOME/cxloop`, else `~/.local/share/cxloop`; macOS:
+    `~/Library/Application Support/cxloop`; Windows: `%LOCALAPPDATA%\\cxloop`.
+    """
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "cxloop"
+    if sys.platform == "darwin" and not os.environ.get("XDG_DATA_HOME"):
+        return Path.home() / "Library" / "Application Support" / "cxloop"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cxloop"
+
+
+def create_data_dir(path: Path) -> Path:
+    """Create the data directory (and its parents) if missing: the one place that does."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The config file; a relative `data_dir` in it is relative to the file, not to wherever
+    the command happens to run."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        if (
+            isinstance(data.get("data_dir"), str)
+            and not Path(data["data_dir"]).expanduser().is_absolute()
+        ):
+            data["data_dir"] = str(Path(file_path).resolve().parent / data["data_dir"])
+        return data
 
 
 class SalesforceApp(BaseModel):
@@ -46,7 +100,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CXLOOP_", extra="forbid", validate_default=True)
 
     # --- where things live
-    data_dir: Path = Field(default=Path("./cxloop-data"), description="Files: SQLite, keys.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Files: SQLite, keys. Default: the per-user data directory "
+        "(`$XDG_DATA_HOME/cxloop`, `~/.local/share/cxloop`).",
+    )
     database_url: str = Field(default="", description="Default: SQLite in the data directory.")
     queue_url: str = Field(
         default="", description="Default: SQLite in the data directory; redis://... for Redis."
@@ -94,8 +152,16 @@ class Settings(BaseSettings):
         "address; empty: the connecting peer is the client.",
     )
     # --- public survey pages: submissions (page POSTs) per minute; 0 for no limit
-    submissions_per_address_per_minute: int = Field(default=60, ge=0)
-    submissions_per_survey_per_minute: int = Field(default=1200, ge=0)
+    submissions_per_address_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Public survey page submissions per client address a minute (0: no limit).",
+    )
+    submissions_per_survey_per_minute: int = Field(
+        default=1200,
+        ge=0,
+        description="Public survey page submissions per survey a minute (0: no limit).",
+    )
     survey_image_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (such as images.example.org) whose images survey texts may show; "
@@ -183,8 +249,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
-        return (init_settings, env_settings, toml)
+        found = config_file()
+        if found is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, _TomlFile(settings_cls, toml_file=found))
 
     @field_validator("data_dir")
     @classmethod
@@ -287,7 +355,7 @@ def redact_url(url: str) -> str:
 def _read_or_create_secret(path: Path, new_value: str) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_data_dir(path.parent)
     # O_EXCL: two processes starting together must not write two different keys.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

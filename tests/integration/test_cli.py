@@ -69,10 +69,10 @@ def test_duplicate_user_is_refused(cli_env: Path) -> None:
 
 def test_config_show_redacts_secrets(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXLOOP_SMTP_PASSWORD", "smtp-secret-value")
+    monkeypatch.setenv("CXLOOP_SECRET_KEY", "secret-key-value")
     result = cxloop("config", "show", "--json")
     assert result.exit_code == 0
-    secret_key = (cli_env / "data" / "secret_key").read_text().strip()
-    assert "smtp-secret-value" not in result.output and secret_key not in result.output
+    assert "smtp-secret-value" not in result.output and "secret-key-value" not in result.output
     assert '"smtp_password": "**********"' in result.output
 
 
@@ -93,5 +93,5 @@ def test_db_upgrade_and_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_unusable_queue_url_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXLOOP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("CXLOOP_QUEUE_URL", "amqp://localhost")
-    result = cxloop("users", "list")
+    result = cxloop("--init", "users", "list")
     assert result.exit_code == 1 and "unsupported queue URL" in result.output

@@ -47,6 +47,9 @@ def test_the_loop_closes_and_a_redelivered_message_sends_no_second_invitation(
     assert demo.catcher is not None
     [invitation] = demo.catcher.mailbox.messages()
     assert invitation.envelope_to == ["jeraldine.black@example.com"]
+    # greeted by first name, not the Case's full SuppliedName (issue 13)
+    assert invitation.text.startswith("Hello Jeraldine,\n"), invitation.text[:80]
+    assert invitation.to == "Jeraldine Black <jeraldine.black@example.com>"
     assert any("/optout/" in link for link in invitation.links)
 
     # Salesforce delivers at least once: the same notification again changes nothing.

@@ -390,7 +390,11 @@ def test_malformed_wrong_unknown_and_oversized_documents_are_4xx(
     assert "(line 1, column 16)" in replies["malformed YAML"].json()["error"]["message"]
     assert replies["wrong types"].json()["error"]["details"] == [
         {"path": "event.include_imported", "message": "must be true or false"},
-        {"path": "tasks[0].colour", "message": "unknown field"},
+        {
+            "path": "tasks[0].colour",
+            "message": "unknown key 'colour': allowed keys are type, id, name, to, cc, subject, "
+            "body",
+        },
         {
             "path": "tasks[1]",
             "message": "unknown task type 'fax'; use one of: salesforce, email, directory",

@@ -159,7 +159,10 @@ def test_every_problem_is_reported_at_once_with_its_path() -> None:
     document["embedded_data"].append({"name": "CaseId"})
     problems = problems_of(document)
     assert "questions[2].choices[1].recode: a recode must be a number" in problems
-    assert "questions[1].colour: unknown field" in problems
+    assert (
+        "questions[1].colour: unknown key 'colour': allowed keys are qid, text, page, "
+        "export_tag, block, show_if, required, type" in problems
+    )
     assert "questions[6].qid: QID2 is used twice (also questions[1])" in problems
     assert "embedded_data[2].name: 'CaseId' is declared twice (also embedded_data[0])" in problems
     assert len(problems) == 4  # the duplicate choice id sits in a question that did not parse
@@ -254,7 +257,7 @@ def test_condition_problem_inside_a_group_has_the_path_of_the_condition() -> Non
         ),
         (lambda d: d["questions"][1].update(page=0), "questions[1].page"),
         (lambda d: d["questions"][6].update(page=1), "page 1 comes after page 3"),
-        (lambda d: d["questions"][0].update(required=True), "questions[0].required: unknown field"),
+        (lambda d: d["questions"][0].update(required=True), "questions[0].required: unknown key"),
         (lambda d: d["questions"][2]["choices"][0].update(recode=float("nan")), "finite number"),
         (
             lambda d: d["questions"][2]["choices"][0].update(recode=True),
@@ -268,7 +271,10 @@ def test_condition_problem_inside_a_group_has_the_path_of_the_condition() -> Non
         (lambda d: d.update(format_version=2), "format_version: 2 is not a format"),
         (lambda d: d.update(format_version=True), "format_version: True is not a format"),
         (lambda d: d.pop("format_version"), "format_version: is missing"),
-        (lambda d: d.update(title="x"), "title: unknown field"),
+        (
+            lambda d: d.update(title="x"),
+            "title: unknown key 'title': allowed keys are format_version",
+        ),
         (lambda d: d.update(questions={}), "questions: must be a list"),
         (lambda d: d.update(embedded_data="CaseId"), "embedded_data: must be a list"),
     ],

@@ -160,7 +160,8 @@ def test_schema_problems_are_all_reported_with_readable_paths() -> None:
         ("tasks[1].subject", "must be text"),
         ("tasks[2]", "unknown task type 'fax'; use one of: salesforce, email, directory"),
         ("tasks[3].type", "'type' is missing; use one of: salesforce, email, directory"),
-        ("colour", "unknown field"),
+        ("colour", "unknown key 'colour': allowed keys are format_version, name, description, "
+         "event, conditions, on_task_failure, tasks"),
     ]  # fmt: skip
 
 
@@ -316,7 +317,7 @@ def test_templates_and_references_of_a_task() -> None:
     ("text", "reason"),
     [
         ("name: [unclosed", "not valid YAML or JSON: while parsing a flow sequence, expected "
-         "',' or ']', but got '<stream end>' (line 1, column 16)"),
+         "',' or ']', but got 'the end of the text' (line 1, column 16)"),
         ("a: &x 1\nb: *x\n", "aliases (*name) are not allowed (line 2, column 4)"),
         ("a: 1\na: 2\n", "the key 'a' appears twice (line 2, column 1)"),
         ("a: !!python/object/apply:os.system [ls]", "could not determine a constructor"),

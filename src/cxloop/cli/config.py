@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
-from cxloop.cli.context import console, settings
+from cxloop.cli.context import print_rows, settings
 
 app = typer.Typer(help="Configuration.", no_args_is_help=True)
 
@@ -15,11 +14,12 @@ app = typer.Typer(help="Configuration.", no_args_is_help=True)
 @app.command()
 def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print the effective settings, secrets redacted."""
-    values = settings().redacted()
+    current = settings(with_secrets=False)
+    # Secrets kept in the data directory are loaded (to show that they are set) only when the
+    # directory exists: showing the configuration creates nothing.
+    values = (settings() if current.data_dir.is_dir() else current).redacted()
     if as_json:
         typer.echo(json.dumps(values, indent=2, default=str))
         return
-    table = Table("setting", "value", title="cxloop settings")
-    for name, value in values.items():
-        table.add_row(f"CXLOOP_{name.upper()}", str(value))
-    console.print(table)
+    rows = [{"setting": f"CXLOOP_{name.upper()}", "value": value} for name, value in values.items()]
+    print_rows(rows, ["setting", "value"], title="cxloop settings")

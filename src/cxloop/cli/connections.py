@@ -8,10 +8,18 @@ from pathlib import Path
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.table import Table
 
 from cxloop.bootstrap import Container
-from cxloop.cli.context import actor_for, console, container, fail, one_line_errors
+from cxloop.cli.context import (
+    JsonOption,
+    actor_for,
+    console,
+    container,
+    fail,
+    one_line_errors,
+    print_rows,
+)
+from cxloop.domain.document_paths import yaml_problem
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.services import connections as service
 from cxloop.services import doctor as doctor_service
@@ -25,17 +33,18 @@ _LEVEL_STYLE = {"error": "[red]✘ error[/]", "warning": "[yellow]! warning[/]",
 
 @app.command("list")
 @one_line_errors
-def list_(user: str | None = UserOption) -> None:
+def list_(user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """List your connections and their state (never their tokens)."""
     built = container()
-    table = Table("name", "type", "org", "username", "status", "last used", "last error")
-    for c in service.list_connections(built.db, actor_for(built, user)):
-        status = c.status if c.status == "active" else f"{c.status}: {c.status_reason}"
-        table.add_row(
-            c.name, c.type, c.org_id, c.username, status,
-            f"{c.last_used_at:%Y-%m-%d %H:%M}" if c.last_used_at else "never", c.last_error[:60],
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"id": c.id, "name": c.name, "type": c.type, "org": c.org_id, "username": c.username,
+         "status": c.status, "status_reason": c.status_reason, "last_used": c.last_used_at,
+         "last_error": c.last_error}
+        for c in service.list_connections(built.db, actor_for(built, user))
+    ]  # fmt: skip
+    columns = ["name", "type", "org", "username", "status", "status_reason", "last_used",
+               "last_error"]  # fmt: skip
+    print_rows(rows, ["id", *columns] if as_json else columns, as_json=as_json)
 
 
 @app.command()
@@ -147,7 +156,7 @@ def _load_task(path: Path) -> SalesforceTaskSpec:
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
     except yaml.YAMLError as exc:
-        fail(f"{path} is not valid YAML or JSON: {str(exc).splitlines()[0]}")
+        fail(f"{path} is not valid YAML or JSON: {yaml_problem(exc)}")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "task"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from cxloop.cli.context import (
     CountingReader,
+    JsonOption,
     admin_actor,
     console,
     container,
@@ -19,6 +19,8 @@ from cxloop.cli.context import (
     fail,
     import_format,
     one_line_errors,
+    print_json,
+    print_rows,
 )
 from cxloop.services import directory as service
 from cxloop.services.directory import DEFAULT_DIRECTORY, IMPORT_FORMATS, ContactImportResult
@@ -113,6 +115,7 @@ def list_(
     ),
     email_contains: str | None = typer.Option(None, "--email", help="Email contains this."),
     limit: int = typer.Option(50, "--limit", min=1, max=500),
+    as_json: bool = JsonOption,
 ) -> None:
     """List a directory's contacts, oldest first."""
     built = container()
@@ -121,20 +124,16 @@ def list_(
     page = service.list_contacts(
         built.db, actor, target.id, limit=limit, opted_out=opted_out, email_contains=email_contains
     )
-    table = Table(title=target.name)
-    table.add_column("id", no_wrap=True)
-    table.add_column("email", no_wrap=True)
-    for heading in ("name", "external ref", "opted out"):
-        table.add_column(heading, overflow="fold")
-    for c in page.items:
-        table.add_row(
-            c.id, c.email, f"{c.first_name} {c.last_name}".strip(), c.external_ref or "",
-            f"{c.opted_out_at:%Y-%m-%d}" if c.opted_out and c.opted_out_at else
-            ("yes" if c.opted_out else ""),
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"id": c.id, "email": c.email, "name": f"{c.first_name} {c.last_name}".strip(),
+         "external_ref": c.external_ref, "opted_out": c.opted_out,
+         "opted_out_at": c.opted_out_at}
+        for c in page.items
+    ]  # fmt: skip
+    columns = ["id", "email", "name", "external_ref", "opted_out", "opted_out_at"]
+    print_rows(rows, columns, as_json=as_json, title=target.name)
     if page.next_cursor:
-        console.print(f"(more than {limit}: raise --limit, or filter with --email)")
+        err_console.print(f"(more than {limit}: raise --limit, or filter with --email)")
 
 
 @app.command("show")
@@ -143,6 +142,7 @@ def show(
     email_or_id: str = typer.Argument(..., metavar="EMAIL_OR_ID"),
     directory: str = DirectoryOption,
     owner: str | None = OwnerOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """A contact's fields, mailing lists, invitations and responses."""
     built = container()
@@ -150,6 +150,25 @@ def show(
     found = service.find_contact_for(built.db, actor, email_or_id, directory)
     details = service.contact_details(built.db, actor, found.id)
     c = details.contact
+    invitations = [
+        {"sent": i.sent_at or i.created_at, "survey": i.survey_id, "subject": i.subject,
+         "status": i.status, "status_reason": i.status_reason}
+        for i in details.invitations
+    ]  # fmt: skip
+    responses = [
+        {"recorded": r.created_at, "survey": r.survey_id, "response": r.id, "finished": r.finished}
+        for r in details.responses
+    ]
+    if as_json:
+        print_json({
+            "id": c.id, "email": c.email, "first_name": c.first_name, "last_name": c.last_name,
+            "phone": c.phone, "language": c.language, "external_ref": c.external_ref,
+            "opted_out": c.opted_out, "opted_out_at": c.opted_out_at,
+            "mailing_lists": [m.name for m in details.mailing_lists],
+            "embedded_data": c.embedded_data, "invitations": invitations,
+            "responses": responses,
+        })  # fmt: skip
+        return
     rows = [
         ("id", c.id), ("email", c.email), ("first name", c.first_name),
         ("last name", c.last_name), ("phone", c.phone), ("language", c.language),
@@ -160,18 +179,17 @@ def show(
     rows += [(f"embedded {name}", str(value)) for name, value in c.embedded_data.items()]
     for label, value in rows:
         console.print(f"{label + ':':<16} {value}", highlight=False, soft_wrap=True)
-    invitations = Table("sent", "survey", "subject", "status", title="Invitations")
-    for i in details.invitations:
-        when = i.sent_at or i.created_at
-        status = f"{i.status}: {i.status_reason}" if i.status_reason else i.status
-        invitations.add_row(f"{when:%Y-%m-%d %H:%M}", i.survey_id, i.subject[:60], status)
-    responses = Table("recorded", "survey", "response", "finished", title="Responses")
-    for r in details.responses:
-        responses.add_row(
-            f"{r.created_at:%Y-%m-%d %H:%M}", r.survey_id, r.id, "yes" if r.finished else "no"
-        )
-    console.print(invitations if details.invitations else "No invitations yet.")
-    console.print(responses if details.responses else "No responses yet.")
+    console.print("")
+    if invitations:
+        columns = ["sent", "survey", "subject", "status", "status_reason"]
+        print_rows(invitations, columns, title="Invitations")
+    else:
+        console.print("No invitations yet.")
+    console.print("")
+    if responses:
+        print_rows(responses, ["recorded", "survey", "response", "finished"], title="Responses")
+    else:
+        console.print("No responses yet.")
 
 
 @app.command("opt-out")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from pydantic import ValidationError
+import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from cxloop.bootstrap import Container, build_container
 from cxloop.db import migrate
@@ -21,8 +27,10 @@ from cxloop.services import users
 from cxloop.services.access import Actor
 from cxloop.settings import Settings, load_settings
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long line (an id, a URL, a JSON payload) is never cut or wrapped by Rich; piped
+# to a file or another program it stays one whole line.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,9 +41,36 @@ def fail(message: str, exit_code: int = 1) -> NoReturn:
     sys.exit(exit_code)
 
 
-def settings() -> Settings:
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The options given before the command: `cxloop --data-dir DIR --init users create ...`."""
+
+    data_dir: Path | None = None
+    init: bool = False
+
+
+# Set by the `cxloop` group's callback for the command it runs, like Click's own current
+# context: every invocation sets it afresh, so one command's options never reach the next.
+_global_options: ContextVar[GlobalOptions] = ContextVar("cxloop_global_options")
+
+
+def use_global_options(options: GlobalOptions) -> None:
+    """Remember the options given before the command, for `settings()` and `container()`."""
+    _global_options.set(options)
+
+
+def global_options() -> GlobalOptions:
+    """The options given before the command (none when called outside the `cxloop` command)."""
+    return _global_options.get(GlobalOptions())
+
+
+def settings(*, with_secrets: bool = True) -> Settings:
+    """The settings (with `--data-dir` applied); secrets loaded or generated unless told not."""
+    overrides: dict[str, Any] = {}
+    if global_options().data_dir is not None:
+        overrides["data_dir"] = global_options().data_dir
     try:
-        return load_settings()
+        return load_settings(**overrides) if with_secrets else Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"CXLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
@@ -43,8 +78,37 @@ def settings() -> Settings:
         fail(f"the configuration is not valid: {problems}")
 
 
-def container(*, upgrade_sqlite: bool = True, require_schema: bool = True) -> Container:
-    """The container; an SQLite database is migrated by itself, PostgreSQL must be upgraded."""
+def sqlite_file(current: Settings) -> Path | None:
+    """The SQLite database file of these settings, or None for another database."""
+    url = current.effective_database_url
+    prefix, _, rest = url.partition(":///")
+    if not prefix.startswith("sqlite") or not rest or rest.startswith(":memory:"):
+        return None
+    return Path(rest.split("?", 1)[0])
+
+
+def refuse_new_database(current: Settings) -> None:
+    """Stop a command that would create a new, empty SQLite database no server uses (unless
+    `--init`): a command run elsewhere must not succeed silently in a database of its own."""
+    path = sqlite_file(current)
+    if path is None or path.exists() or global_options().init:
+        return
+    where = current.data_dir if path.parent == current.data_dir else path.parent
+    fail(
+        f"No cxloop database in {where}. Start `cxloop serve` once, point CXLOOP_DATA_DIR "
+        "(or `cxloop --data-dir DIR`) at the server's data directory, or run with "
+        "`cxloop --init ...` to create one."
+    )
+
+
+def container(
+    *, upgrade_sqlite: bool = True, require_schema: bool = True, create: bool = False
+) -> Container:
+    """The container; an SQLite database is migrated by itself, PostgreSQL must be upgraded.
+    Only with `create` (`cxloop serve`, `cxloop db upgrade`) or `--init` may a new SQLite
+    database be made: any other command refuses, saying where it looked."""
+    if not create:
+        refuse_new_database(settings(with_secrets=False))
     try:
         built = build_container(settings(), upgrade_sqlite=upgrade_sqlite)
     except (QueueConfigError, ValueError) as exc:
@@ -121,3 +185,65 @@ class CountingReader(io.RawIOBase):
         count = self._raw.readinto(buffer)
         self.bytes_read += count or 0
         return count
+
+
+JsonOption = typer.Option(False, "--json", help="Print JSON (stable keys) instead of a table.")
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON has it: datetimes in ISO 8601, models as their fields."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    """A value as a table cell: yes/no, dates to the minute, nothing for None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    """Print a value as indented JSON on standard output."""
+    typer.echo(json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str))
+
+
+def print_rows(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    as_json: bool = False,
+    title: str | None = None,
+) -> None:
+    """Print rows (dicts keyed by `columns`): a JSON array with `--json`; on a terminal a table;
+    otherwise (a pipe, a file) one tab-separated line per row under a header line, every value
+    whole, so that `cut`, `grep` and scripts see what the table shows."""
+    items = [dict(row) for row in rows]
+    if as_json:
+        print_json([{key: row.get(key) for key in columns} for row in items])
+        return
+    headings = [key.replace("_", " ") for key in columns]
+    if not console.is_terminal:
+        typer.echo("\t".join(headings))
+        for row in items:
+            typer.echo("\t".join(_cell(row.get(key)).replace("\t", " ") for key in columns))
+        return
+    table = Table(*headings, title=title)
+    for column in table.columns:
+        column.overflow = "fold"  # ids are copied into other commands: never an ellipsis
+    for row in items:
+        table.add_row(*(_cell(row.get(key)) for key in columns))
+    console.print(table)

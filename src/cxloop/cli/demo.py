@@ -43,7 +43,7 @@ from rich.console import Console
 from cxloop.bootstrap import Container, build_container
 from cxloop.logs import configure_logging
 from cxloop.mail.catcher import MailCatcher
-from cxloop.services import survey_content, surveys, users, workflows
+from cxloop.services import directory, survey_content, surveys, users, workflows
 from cxloop.services.access import Actor
 from cxloop.settings import Settings
 from cxloop.web.app import create_app
@@ -80,6 +80,8 @@ SURVEY_CONTENT: dict[str, Any] = {
             "text": "How satisfied are you with how we handled your case?",
             "scale_min": 1,
             "scale_max": 5,
+            "low_label": "Very dissatisfied",
+            "high_label": "Very satisfied",
         },
         {
             "qid": "QID3",
@@ -90,7 +92,8 @@ SURVEY_CONTENT: dict[str, Any] = {
     ],
 }
 
-INVITATION_BODY = """Hello ${event://Field/SuppliedName},
+# The greeting uses the directory contact's first name (the Case's SuppliedName is a full name).
+INVITATION_BODY = """Hello ${m://FirstName},
 
 your case ${event://Field/CaseNumber} ("${event://Field/Subject}") is closed.
 How did we do? Three quick questions, one minute:
@@ -120,7 +123,6 @@ def outbound_workflow() -> dict[str, Any]:
                 "name": "Add the customer and send the survey",
                 "contact": {
                     "email": "${event://Field/SuppliedEmail}",
-                    "first_name": "${event://Field/SuppliedName}",
                     "external_ref": "${event://Field/ContactId}",
                 },
                 "mailing_list": "Closed cases",
@@ -384,8 +386,24 @@ class Demo:
                 json={"active": True, "endpoint_url": seeded.outbound_url},
             ).raise_for_status()
             case = self._case(control)
+            customer = control.get(f"/records/{ORG}/{case['ContactId']}").raise_for_status().json()
         seeded.case_id, seeded.case_number = case["Id"], case.get("CaseNumber", "")
+        self._seed_customer(actor, customer)
         return seeded
+
+    def _seed_customer(self, actor: Actor, customer: dict[str, Any]) -> None:
+        """The Case's contact in the directory with first and last name, as a real directory
+        is filled from the CRM (`cxloop contacts import`): the invitation greets by first name."""
+        assert self.container is not None
+        fields = customer.get("fields", customer)
+        row = {
+            "email": fields["Email"], "first_name": fields.get("FirstName") or "",
+            "last_name": fields.get("LastName") or "", "external_ref": customer.get("Id", ""),
+        }  # fmt: skip
+        found = directory.find_directory(
+            self.container.db, actor, directory.DEFAULT_DIRECTORY, create_missing=True
+        )
+        directory.import_contacts(self.container.db, actor, found.id, [json.dumps(row)], "jsonl")
 
     def _link_connection(self) -> str:
         """The real OAuth web-server flow, with the emulator logging in by itself."""

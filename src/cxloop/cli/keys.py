@@ -6,7 +6,7 @@ import typer
 from cryptography.fernet import Fernet
 
 from cxloop.bootstrap import build_container
-from cxloop.cli.context import console, container, fail, settings
+from cxloop.cli.context import console, container, fail, refuse_new_database, settings
 from cxloop.services import keys as key_service
 
 app = typer.Typer(help="Encryption keys of secrets at rest.", no_args_is_help=True)
@@ -30,6 +30,7 @@ def rotate(
     CXLOOP_ENCRYPTION_KEYS, put a new key (`cxloop keys generate`) first there on every process,
     restart them, then run this to re-encrypt with it.
     """
+    refuse_new_database(settings(with_secrets=False))
     current = settings()
     file_managed = key_service.keys_file_managed(current)
     if drop_old and not file_managed:

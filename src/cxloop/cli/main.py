@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cxloop.cli import (
@@ -19,6 +21,7 @@ from cxloop.cli import (
     users,
     workflows,
 )
+from cxloop.cli.context import GlobalOptions, use_global_options
 
 app = typer.Typer(
     name="cxloop",
@@ -27,6 +30,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def main(
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="The data directory (instead of CXLOOP_DATA_DIR, cxloop.toml's data_dir, or the "
+        "per-user default).",
+    ),
+    init: bool = typer.Option(
+        False, "--init", help="Let this command create a new database where there is none."
+    ),
+) -> None:
+    """cxloop: closed-loop customer feedback linked to Salesforce."""
+    use_global_options(GlobalOptions(data_dir=data_dir, init=init))
+
+
 app.command()(serve.serve)
 app.command()(serve.worker)
 app.command()(serve.scheduler)

@@ -6,9 +6,16 @@ import json
 from datetime import datetime
 
 import typer
-from rich.table import Table
 
-from cxloop.cli.context import actor_for, console, container, one_line_errors
+from cxloop.cli.context import (
+    JsonOption,
+    actor_for,
+    console,
+    container,
+    one_line_errors,
+    print_json,
+    print_rows,
+)
 from cxloop.services import runs as service
 
 app = typer.Typer(help="Run history: what workflows did, and replaying what failed.")
@@ -25,6 +32,7 @@ def list_(
     since: datetime | None = typer.Option(None, "--since", help="Started at or after (ISO)."),
     limit: int = typer.Option(50, "--limit", min=1, max=500),
     user: str | None = UserOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """List runs, newest first."""
     built = container()
@@ -34,26 +42,27 @@ def list_(
         service.RunFilter(survey, workflow, status, since, None),
         limit=limit,
     )
-    table = Table("run", "started", "workflow", "status", "tasks", "response")
-    for run in page.items:
-        tasks = ", ".join(f"{t.task_id}:{t.status}" for t in run.task_runs)
-        table.add_row(
-            run.id,
-            f"{run.created_at:%Y-%m-%d %H:%M:%S}",
-            run.workflow_name,
-            run.status,
-            tasks,
-            run.response_id or "",
-        )
-    console.print(table)
+    rows = [
+        {"run": run.id, "started": run.created_at, "workflow": run.workflow_name,
+         "status": run.status, "tasks": [f"{t.task_id}:{t.status}" for t in run.task_runs],
+         "response": run.response_id}
+        for run in page.items
+    ]  # fmt: skip
+    print_rows(rows, ["run", "started", "workflow", "status", "tasks", "response"], as_json=as_json)
 
 
 @app.command()
 @one_line_errors
-def show(run_id: str, user: str | None = UserOption) -> None:
+def show(run_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """Show a run: each task run's attempts, payload, Salesforce's reply, the record Id."""
     built = container()
     run = service.get_run(built.db, actor_for(built, user), run_id)
+    if as_json:
+        # the API's shape (GET /api/v1/runs/{id}): one set of keys for scripts either way
+        from cxloop.web.api.runs import RunDetail
+
+        print_json(RunDetail.model_validate(run))
+        return
     console.print(
         f"[bold]{run.id}[/] {run.workflow_name} (revision {run.workflow_revision}) "
         f"— {run.status}; event {run.event_key}",

@@ -19,6 +19,7 @@ from cxloop.cli.context import console, container, fail
 from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
 from cxloop.services import users
+from cxloop.settings import default_data_dir
 from cxloop.web.app import EmbeddedWorker, create_app, served_app
 
 
@@ -38,7 +39,7 @@ def serve(
     ),
 ) -> None:
     """Run the web server, with the worker and scheduler inside unless --no-worker."""
-    built = container(upgrade_sqlite=True)
+    built = container(upgrade_sqlite=True, create=True)
     configure_logging(built.settings.log_level, built.settings.log_json)
     if (no_worker or processes > 1) and is_process_local(built.huey):
         why = "--no-worker" if no_worker else "--processes above 1"
@@ -49,14 +50,19 @@ def serve(
     if processes > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR_ENV):
         _restart_with_shared_metrics(built, port)
     if users.count_users(built.db) == 0:
+        # Another terminal finds this data directory by itself only when it is the default.
+        data_dir = built.settings.data_dir
+        where = "" if data_dir == default_data_dir() else f" --data-dir {data_dir}"
         console.print(
             "No users yet. In another terminal create one and an API token:\n"
-            "  .venv/bin/cxloop users create you@example.com --admin\n"
-            "  .venv/bin/cxloop tokens create --user you@example.com",
+            f"  .venv/bin/cxloop{where} users create you@example.com --admin\n"
+            f"  .venv/bin/cxloop{where} tokens create --user you@example.com",
             highlight=False,
         )
     console.print(
-        f"cxloop on http://{host}:{port}  (API docs: /docs, health: /readyz)", highlight=False
+        f"cxloop on http://{host}:{port}  (API docs: /docs, health: /readyz; "
+        f"data directory: {built.settings.data_dir})",
+        highlight=False,
     )
     # uvicorn finishes in-flight requests on SIGTERM/SIGINT, then the lifespan stops the worker.
     options = {"host": host, "port": port, "log_config": None, "timeout_graceful_shutdown": 30}

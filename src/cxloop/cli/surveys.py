@@ -7,15 +7,16 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Column, Table
 
 from cxloop.cli.context import (
+    JsonOption,
     actor_for,
     admin_actor,
     console,
     container,
     fail,
     one_line_errors,
+    print_rows,
 )
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES
 from cxloop.services import connection_grants as grant_service
@@ -24,7 +25,7 @@ from cxloop.services import surveys as survey_service
 from cxloop.services import transfers as transfer_service
 
 app = typer.Typer(
-    help="Surveys: list, import from a file, export the content, transfers, connection grants.",
+    help="Surveys: list, import, export, open and close; transfers, connection grants, links.",
     no_args_is_help=True,
 )
 
@@ -95,25 +96,49 @@ def export(
         console.print(f"Wrote {survey_id} (content version {state.version}) to {output}.")
 
 
+@app.command("open")
+@one_line_errors
+def open_(
+    survey_id: str,
+    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+) -> None:
+    """Open a survey for responses (an imported survey is a draft until opened)."""
+    built = container()
+    survey = survey_service.open_survey(built.db, admin_actor(built, user), survey_id)
+    console.print(f"Survey {survey.id} ({survey.name!r}) is open (active).", highlight=False)
+
+
+@app.command("close")
+@one_line_errors
+def close(
+    survey_id: str,
+    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+) -> None:
+    """Close a survey: it takes no more responses; `cxloop surveys open` reopens it."""
+    built = container()
+    survey = survey_service.close_survey(built.db, admin_actor(built, user), survey_id)
+    console.print(f"Survey {survey.id} ({survey.name!r}) is closed.", highlight=False)
+
+
 @app.command("list")
 @one_line_errors
-def list_() -> None:
+def list_(as_json: bool = JsonOption) -> None:
     """List all surveys."""
     built = container()
     actor = admin_actor(built)
-    table = Table("id", "name", "status", "owner", "created")
+    rows = []
     cursor = None
     while True:
         page = survey_service.list_surveys(built.db, actor, limit=500, cursor=cursor)
-        for survey in page.items:
-            table.add_row(
-                survey.id, survey.name, survey.status, survey.owner.email,
-                f"{survey.created_at:%Y-%m-%d %H:%M}",
-            )  # fmt: skip
+        rows += [
+            {"id": survey.id, "name": survey.name, "status": survey.status,
+             "owner": survey.owner.email, "created": survey.created_at}
+            for survey in page.items
+        ]  # fmt: skip
         cursor = page.next_cursor
         if cursor is None:
             break
-    console.print(table)
+    print_rows(rows, ["id", "name", "status", "owner", "created"], as_json=as_json)
 
 
 # -- signed links and the anonymous link (trusted embedded data) -----------------------------
@@ -237,6 +262,7 @@ def transfers(
     status: str = typer.Option("pending", "--status", help="pending, accepted, declined, "
                                "cancelled, expired, or any."),
     user: str | None = UserOption,
+    as_json: bool = JsonOption,
 ) -> None:  # fmt: skip
     """List transfer offers to you (or from you)."""
     built = container()
@@ -244,15 +270,18 @@ def transfers(
         built.db, actor_for(built, user), direction=direction,  # type: ignore[arg-type]
         status=None if status == "any" else status,
     )  # fmt: skip
-    table = Table("survey", "from", "to", "keep asked", "status", "expires")
-    table.columns.insert(0, Column("id", no_wrap=True))  # ids are copied into other commands
-    for t in found:
-        table.add_row(
-            t.id, f"{t.survey_id} {t.survey.name}", t.from_user.email, t.to_user.email,
-            "yes" if t.keep_previous_owner_as_editor else "no", t.status,
-            f"{t.expires_at:%Y-%m-%d %H:%M}",
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"id": t.id, "survey": t.survey_id, "survey_name": t.survey.name,
+         "from": t.from_user.email, "to": t.to_user.email,
+         "keep_asked": t.keep_previous_owner_as_editor, "status": t.status,
+         "expires": t.expires_at}
+        for t in found
+    ]  # fmt: skip
+    print_rows(
+        rows,
+        ["id", "survey", "survey_name", "from", "to", "keep_asked", "status", "expires"],
+        as_json=as_json,
+    )
 
 
 @app.command("accept-transfer")
@@ -306,17 +335,15 @@ def _print_paused(view: transfer_service.TransferView) -> None:
 
 @app.command("grants")
 @one_line_errors
-def grants(survey_id: str, user: str | None = UserOption) -> None:
+def grants(survey_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """List the owner's connections this survey's editors may pick."""
     built = container()
-    table = Table("name", "type", "status", "granted")
-    table.columns.insert(0, Column("connection id", no_wrap=True))
-    for g in grant_service.list_grants(built.db, actor_for(built, user), survey_id):
-        table.add_row(
-            g.connection_id, g.connection_name, g.connection_type, g.connection_status,
-            f"{g.granted_at:%Y-%m-%d %H:%M}",
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"connection_id": g.connection_id, "name": g.connection_name,
+         "type": g.connection_type, "status": g.connection_status, "granted": g.granted_at}
+        for g in grant_service.list_grants(built.db, actor_for(built, user), survey_id)
+    ]  # fmt: skip
+    print_rows(rows, ["connection_id", "name", "type", "status", "granted"], as_json=as_json)
 
 
 @app.command("grant-connection")

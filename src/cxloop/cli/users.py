@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.table import Table
 
-from cxloop.cli.context import console, container, fail, one_line_errors
+from cxloop.cli.context import JsonOption, console, container, fail, one_line_errors, print_rows
 from cxloop.services import users as user_service
 
 app = typer.Typer(help="Users.", no_args_is_help=True)
@@ -76,19 +75,14 @@ def activate(email: str) -> None:
 
 @app.command("list")
 @one_line_errors
-def list_() -> None:
+def list_(as_json: bool = JsonOption) -> None:
     """List users."""
-    table = Table("id", "email", "name", "admin", "active", "last login")
-    for user in user_service.list_users(container().db):
-        table.add_row(
-            user.id,
-            user.email,
-            user.name,
-            "yes" if user.is_admin else "",
-            "yes" if user.is_active else "no",
-            f"{user.last_login_at:%Y-%m-%d %H:%M}" if user.last_login_at else "",
-        )
-    console.print(table)
+    rows = [
+        {"id": user.id, "email": user.email, "name": user.name, "admin": user.is_admin,
+         "active": user.is_active, "last_login": user.last_login_at}
+        for user in user_service.list_users(container().db)
+    ]  # fmt: skip
+    print_rows(rows, ["id", "email", "name", "admin", "active", "last_login"], as_json=as_json)
 
 
 @tokens_app.command("create")
@@ -108,20 +102,19 @@ def create_token(
 
 @tokens_app.command("list")
 @one_line_errors
-def list_tokens(user: str | None = typer.Option(None, "--user", help="Only this user's.")) -> None:
+def list_tokens(
+    user: str | None = typer.Option(None, "--user", help="Only this user's."),
+    as_json: bool = JsonOption,
+) -> None:
     """List API tokens (never their values)."""
-    table = Table("id", "user", "name", "prefix", "created", "last used", "state")
-    for record in user_service.list_tokens(container().db, user):
-        table.add_row(
-            str(record.id),
-            record.user.email,
-            record.name,
-            record.token_prefix + "…",
-            f"{record.created_at:%Y-%m-%d %H:%M}",
-            f"{record.last_used_at:%Y-%m-%d %H:%M}" if record.last_used_at else "never",
-            "revoked" if record.revoked_at else "active",
-        )
-    console.print(table)
+    rows = [
+        {"id": record.id, "user": record.user.email, "name": record.name,
+         "prefix": record.token_prefix, "created": record.created_at,
+         "last_used": record.last_used_at, "state": "revoked" if record.revoked_at else "active"}
+        for record in user_service.list_tokens(container().db, user)
+    ]  # fmt: skip
+    columns = ["id", "user", "name", "prefix", "created", "last_used", "state"]
+    print_rows(rows, columns, as_json=as_json)
 
 
 @tokens_app.command("revoke")

@@ -11,12 +11,24 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Column, Table
+import yaml
 
-from cxloop.cli.context import actor_for, console, container, err_console, fail, one_line_errors
+from cxloop.bootstrap import Container
+from cxloop.cli.context import (
+    JsonOption,
+    actor_for,
+    console,
+    container,
+    err_console,
+    fail,
+    one_line_errors,
+    print_json,
+    print_rows,
+)
 from cxloop.domain.workflow import DocumentProblem
 from cxloop.engine.dry_run import dry_run
 from cxloop.services import workflows as service
+from cxloop.services.access import Actor
 from cxloop.services.task_checks import SalesforceChecksFailed, SalesforceProblem, SaveChecks
 
 app = typer.Typer(help="Workflows: documents with revisions, kept as YAML.", no_args_is_help=True)
@@ -26,18 +38,16 @@ UserOption = typer.Option(None, "--user", help="Act as this user (default: the o
 
 @app.command("list")
 @one_line_errors
-def list_(survey_id: str, user: str | None = UserOption) -> None:
+def list_(survey_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """List a survey's workflows."""
     built = container()
-    rows = service.list_workflows(built.db, actor_for(built, user), survey_id)
-    table = Table("name", "event", "enabled", "revision", "updated")
-    table.columns.insert(0, Column("id", no_wrap=True))  # ids are copied into other commands
-    for w in rows:
-        table.add_row(
-            w.id, w.name, w.event_type, "yes" if w.enabled else "no", str(w.revision),
-            f"{w.updated_at:%Y-%m-%d %H:%M}",
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"id": w.id, "name": w.name, "event": w.event_type, "enabled": w.enabled,
+         "revision": w.revision, "updated": w.updated_at}
+        for w in service.list_workflows(built.db, actor_for(built, user), survey_id)
+    ]  # fmt: skip
+    columns = ["id", "name", "event", "enabled", "revision", "updated"]
+    print_rows(rows, columns, as_json=as_json)
 
 
 @app.command()
@@ -46,10 +56,14 @@ def show(
     workflow_id: str,
     revision: int | None = typer.Option(None, "--revision", help="Show this revision instead."),
     user: str | None = UserOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Show a workflow (or one of its revisions): what it is, then its document as YAML."""
     built = container()
     actor = actor_for(built, user)
+    if as_json:
+        print_json(_workflow_json(built, actor, workflow_id, revision))
+        return
     if revision is not None:
         found = service.get_revision(built.db, actor, workflow_id, revision)
         typer.echo(
@@ -127,16 +141,15 @@ def apply(
 
 @app.command()
 @one_line_errors
-def revisions(workflow_id: str, user: str | None = UserOption) -> None:
-    """List a workflow's revisions: who changed what, when."""
+def revisions(workflow_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
+    """List a workflow's revisions: who changed what, when (UTC)."""
     built = container()
-    table = Table("revision", "when (UTC)", "author", "enabled", "summary")
-    for r in service.list_revisions(built.db, actor_for(built, user), workflow_id):
-        table.add_row(
-            str(r.revision), f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.author.email,
-            "yes" if r.enabled else "no", r.summary,
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"revision": r.revision, "created": r.created_at, "author": r.author.email,
+         "enabled": r.enabled, "summary": r.summary}
+        for r in service.list_revisions(built.db, actor_for(built, user), workflow_id)
+    ]  # fmt: skip
+    print_rows(rows, ["revision", "created", "author", "enabled", "summary"], as_json=as_json)
 
 
 @app.command()
@@ -181,6 +194,29 @@ def test(
     typer.echo(json.dumps(preview, indent=2, default=str))
     if not preview["would_run"]:
         err_console.print(f"It would not run: {'; '.join(preview['why_not'])}.", highlight=False)
+
+
+def _workflow_json(
+    built: Container, actor: Actor, workflow_id: str, revision: int | None
+) -> dict[str, object]:
+    """A workflow (or one revision) for `show --json`: what it is, its warnings, its document."""
+    document = yaml.safe_load(
+        service.export_workflow(built.db, actor, workflow_id, revision=revision)
+    )
+    if revision is not None:
+        found = service.get_revision(built.db, actor, workflow_id, revision)
+        return {
+            "id": workflow_id, "revision": found.revision, "author": found.author.email,
+            "created": found.created_at, "enabled": found.enabled, "summary": found.summary,
+            "document": document,
+        }  # fmt: skip
+    view = service.get_workflow(built.db, actor, workflow_id)
+    w = view.workflow
+    return {
+        "id": w.id, "name": w.name, "survey_id": w.survey_id, "event": w.event_type,
+        "enabled": w.enabled, "revision": w.revision, "updated": w.updated_at,
+        "warnings": [str(warning) for warning in view.warnings], "document": document,
+    }  # fmt: skip
 
 
 def _warn(warnings: list[DocumentProblem], label: str = "[yellow]warning:[/]") -> None:

@@ -3,8 +3,11 @@ kinds as plain messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, get_args
+
+import yaml
+from pydantic import BaseModel
 
 # pydantic error kinds → what a person reads next to the path.
 FRIENDLY_MESSAGES = {
@@ -47,3 +50,70 @@ def document_path(
         else:
             parts.append(f".{item}" if parts else str(item))
     return "".join(parts)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through lists, unions, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        for model in _models_in(arg):
+            if model not in found:
+                found.append(model)
+    return found
+
+
+def allowed_keys(
+    root: type[BaseModel], loc: Sequence[Any], tagged: Mapping[str, type[BaseModel]]
+) -> list[str] | None:
+    """The keys the mapping at `loc` may have (the last item of `loc` is the unknown key), or
+    None when the model there cannot be told. `tagged` maps the union tags pydantic puts in a
+    location (a task or question type) to their models."""
+    current: type[BaseModel] | None = root
+    for item in loc[:-1]:
+        if isinstance(item, int):
+            continue
+        if item in tagged and (current is None or item not in current.model_fields):
+            current = tagged[item]
+            continue
+        field = current.model_fields.get(item) if current is not None else None
+        if field is None:
+            return None
+        models = _models_in(field.annotation)
+        current = models[0] if len(models) == 1 else None
+    if current is None:
+        return None
+    return [field.alias or name for name, field in current.model_fields.items()]
+
+
+def unknown_key_message(key: Any, allowed: Sequence[str] | None) -> str:
+    """`unknown key 'on': allowed keys are type, when, ...`."""
+    message = f"unknown key {str(key)!r}"
+    return f"{message}: allowed keys are {', '.join(allowed)}" if allowed else message
+
+
+def yaml_problem(exc: BaseException) -> str:
+    """What is wrong with a YAML text, with line and column, in plain words: never the
+    parser's internals (`in "<byte string>"`, marks, Python reprs)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = ", ".join(part for part in (exc.context, exc.problem) if part) or "not valid YAML"
+        what = what.replace("<stream end>", "the end of the text")
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{what}{where}"[:300]
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    return " ".join(str(exc).split())[:300]
+
+
+class TextKeysLoader(yaml.SafeLoader):
+    """Safe YAML whose mapping keys are the text written: YAML 1.1 reads a bare `on`, `off`,
+    `yes` or `no` as a boolean, which would turn the key `on:` into `True`."""
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:bool":
+                key_node.tag = "tag:yaml.org,2002:str"
+        return node

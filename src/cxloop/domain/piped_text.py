@@ -876,3 +876,209 @@ def _date_problem(parts: tuple[str, ...]) -> str | None:
 
 def _names(names: Iterable[str]) -> str:
     return ", ".join(sorted(names))
+
+
+# -- the reference --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceEntry:
+    """One row of the piped-text reference (docs/piped-text.md is generated from these).
+
+    `applies_to` is a question type for `q://` rows (the example survey's question of that
+    type is the one named), else what the row is about. The doc's example output comes from
+    rendering `reference` with this module against an example response, so it cannot drift.
+    """
+
+    namespace: str
+    applies_to: str
+    reference: str
+    meaning: str
+
+
+def _q(question_type: str, reference: str, meaning: str) -> ReferenceEntry:
+    return ReferenceEntry("q", question_type, reference, meaning)
+
+
+REFERENCE: tuple[ReferenceEntry, ...] = (
+    # q:// -- answers, by question type (`ChoiceGroup/` may be left out everywhere)
+    _q("nps", "${q://QID1/QuestionText}", "the question's text, without markup"),
+    _q("nps", "${q://QID1/ChoiceGroup/SelectedChoices}", "the score, 0-10"),
+    _q("nps", "${q://QID1/ChoiceGroup/SelectedChoicesRecode}", "the score (the same number)"),
+    _q("nps", "${q://QID1/ChoiceNumericEntryValue}", "the score as a number"),
+    _q("rating", "${q://QID2/QuestionText}", "the question's text"),
+    _q("rating", "${q://QID2/ChoiceGroup/SelectedChoices}", "the rating on its scale"),
+    _q("rating", "${q://QID2/ChoiceGroup/SelectedChoicesRecode}", "the rating (the same number)"),
+    _q("rating", "${q://QID2/ChoiceNumericEntryValue}", "the rating as a number"),
+    _q("single_choice", "${q://QID3/QuestionText}", "the question's text"),
+    _q("single_choice", "${q://QID3/ChoiceGroup/SelectedChoices}", "the chosen choice's text"),
+    _q(
+        "single_choice",
+        "${q://QID3/ChoiceGroup/SelectedChoicesRecode}",
+        "its recode (without one: the choice id when it is a number)",
+    ),
+    _q("single_choice", "${q://QID3/ChoiceGroup/UnselectedChoices}", "the other choices' texts"),
+    _q("single_choice", "${q://QID3/SelectedChoicesCount}", "how many are chosen: 0 or 1"),
+    _q(
+        "single_choice",
+        "${q://QID3/ChoiceGroup/SelectedChoicesTextEntry}",
+        "the text typed into the chosen choice's text box",
+    ),
+    _q(
+        "single_choice",
+        "${q://QID3/ChoiceTextEntryValue}",
+        "the same, when a choice of the question has a text box",
+    ),
+    _q("single_choice", "${q://QID3/ChoiceTextEntryValue/3}", "the text typed into choice 3's box"),
+    _q("multiple_choice", "${q://QID4/QuestionText}", "the question's text"),
+    _q(
+        "multiple_choice",
+        "${q://QID4/ChoiceGroup/SelectedChoices}",
+        "the chosen choices' texts, comma-joined (a list in a Salesforce mapping: a "
+        "multi-select picklist gets `A;B`)",
+    ),
+    _q("multiple_choice", "${q://QID4/ChoiceGroup/SelectedChoicesRecode}", "their recodes"),
+    _q("multiple_choice", "${q://QID4/ChoiceGroup/UnselectedChoices}", "the choices not chosen"),
+    _q("multiple_choice", "${q://QID4/SelectedChoicesCount}", "how many are chosen"),
+    _q(
+        "multiple_choice",
+        "${q://QID4/ChoiceGroup/SelectedChoicesTextEntry}",
+        "the texts typed into the chosen choices' boxes",
+    ),
+    _q(
+        "multiple_choice",
+        "${q://QID4/ChoiceTextEntryValue/3}",
+        "the text typed into choice 3's box",
+    ),
+    _q("text_entry", "${q://QID5/QuestionText}", "the question's text"),
+    _q("text_entry", "${q://QID5/ChoiceTextEntryValue}", "the text the respondent typed"),
+    _q(
+        "text_entry",
+        "${q://QID6/ChoiceNumericEntryValue}",
+        "the number typed (a text entry question with `validation: number`)",
+    ),
+    _q("matrix", "${q://QID7/QuestionText}", "the question's text"),
+    _q(
+        "matrix",
+        "${q://QID7/ChoiceGroup/SelectedAnswers/1}",
+        "the scale point chosen in row 1 (its text)",
+    ),
+    _q("matrix", "${q://QID7/SelectedAnswerRecode/1}", "the recode of the scale point of row 1"),
+    _q(
+        "matrix",
+        "${q://QID7/SelectedChoicesForAnswer/3}",
+        "the rows answered with scale point 3 (their texts)",
+    ),
+    _q("matrix", "${q://QID7/ChoiceTextEntryValue/3}", "the text typed into row 3's box"),
+    _q(
+        "descriptive",
+        "${q://QID8/QuestionText}",
+        "the text shown (a descriptive question takes no answer)",
+    ),
+    # e:// -- embedded data and the response's own fields
+    ReferenceEntry(
+        "e",
+        "embedded data",
+        "${e://Field/CaseId}",
+        "a declared embedded data field: the response's value, else the field's default",
+    ),
+    ReferenceEntry("e", "response", "${e://Field/ResponseID}", "the response's id"),
+    ReferenceEntry("e", "response", "${e://Field/SurveyID}", "the survey's id"),
+    ReferenceEntry("e", "response", "${e://Field/StartDate}", "when the respondent started (UTC)"),
+    ReferenceEntry("e", "response", "${e://Field/EndDate}", "when the respondent finished (UTC)"),
+    ReferenceEntry("e", "response", "${e://Field/RecordedDate}", "when the response was recorded"),
+    ReferenceEntry("e", "response", "${e://Field/Finished}", "1 when finished, else 0"),
+    ReferenceEntry("e", "response", "${e://Field/Duration}", "seconds from start to end"),
+    ReferenceEntry(
+        "e", "response", "${e://Field/Q_TotalDuration}", "the same (the reference's name)"
+    ),
+    ReferenceEntry("e", "response", "${e://Field/Q_URL}", "the survey page's address"),
+    ReferenceEntry("e", "response", "${e://Field/RecipientEmail}", "the invited contact's email"),
+    ReferenceEntry("e", "response", "${e://Field/RecipientFirstName}", "the contact's first name"),
+    ReferenceEntry("e", "response", "${e://Field/RecipientLastName}", "the contact's last name"),
+    ReferenceEntry(
+        "e", "response", "${e://Field/ExternalDataReference}", "the contact's external reference"
+    ),
+    ReferenceEntry(
+        "e", "response", "${e://Field/DistributionChannel}", "how it came: anonymous, email, ..."
+    ),
+    ReferenceEntry("e", "response", "${e://Field/UserLanguage}", "the response's language"),
+    ReferenceEntry(
+        "rm",
+        "response",
+        "${rm://Field/ResponseID}",
+        "the response's own fields only (any of the `e://` response fields above)",
+    ),
+    # m:// -- the contact the survey was sent to
+    ReferenceEntry("m", "contact", "${m://FirstName}", "the contact's first name"),
+    ReferenceEntry("m", "contact", "${m://LastName}", "the contact's last name"),
+    ReferenceEntry("m", "contact", "${m://Email}", "the contact's email address"),
+    ReferenceEntry(
+        "m", "contact", "${m://ExternalDataReference}", "the contact's external reference"
+    ),
+    ReferenceEntry("m", "contact", "${m://Language}", "the contact's language"),
+    # l:// -- links of an invitation
+    ReferenceEntry(
+        "l",
+        "invitation",
+        "${l://SurveyLink?d=Take%20the%20survey}",
+        "the personal survey link; in HTML an `<a>` whose text is `d`",
+    ),
+    ReferenceEntry(
+        "l", "invitation", "${l://SurveyLink}", "the link; in HTML its text is the address"
+    ),
+    ReferenceEntry("l", "invitation", "${l://SurveyURL}", "the bare address, also in HTML"),
+    ReferenceEntry("l", "invitation", "${l://OptOutLink?d=Unsubscribe}", "the opt-out link"),
+    ReferenceEntry("l", "invitation", "${l://OptOutURL}", "the opt-out address"),
+    # date:// -- now (when the text is rendered), in a preset or a format of your own
+    *(
+        ReferenceEntry("date", "date", f"${{date://CurrentDate/{preset}}}", f"preset {preset}")
+        for preset in DATE_PRESETS
+    ),
+    ReferenceEntry("date", "date", "${date://CurrentTime/MS}", "the time now, preset MS"),
+    ReferenceEntry(
+        "date", "date", "${date://CurrentDate/Y-m-d H:i}", "a format of your own (see below)"
+    ),
+    ReferenceEntry(
+        "date", "date", "${date://CurrentDate/d%2Fm%2FY}", "a slash in a format is written %2F"
+    ),
+    ReferenceEntry("date", "date", "${date://OtherDate/SL/-1 day}", "yesterday"),
+    ReferenceEntry("date", "date", "${date://OtherDate/Y-m-d/+2 weeks}", "in two weeks"),
+    ReferenceEntry(
+        "date",
+        "date",
+        "${date://OtherDate/Y-m-d/+1 month}",
+        "a month on, keeping the day where it can (Jan 31 + 1 month = Feb 28/29)",
+    ),
+    # event:// -- the Salesforce outbound message
+    ReferenceEntry(
+        "event",
+        "outbound message",
+        "${event://Field/CaseNumber}",
+        "a field of the record the outbound message carries (any field it sends)",
+    ),
+    ReferenceEntry("event", "outbound message", "${event://Field/Id}", "the record's Id"),
+    # task:// -- outputs of earlier tasks of the workflow
+    ReferenceEntry(
+        "task", "salesforce task", "${task://response/Id}", "the Id of the record it wrote"
+    ),
+    ReferenceEntry(
+        "task",
+        "salesforce task",
+        "${task://response/created}",
+        "1 when it created the record, 0 when it updated one",
+    ),
+    ReferenceEntry("task", "email task", "${task://alert/message_id}", "the Message-ID sent"),
+    *(
+        ReferenceEntry("task", "directory task", f"${{task://invite/{name}}}", meaning)
+        for name, meaning in (
+            ("Id", "the contact's id"),
+            ("ContactID", "the contact's id"),
+            ("Email", "the contact's email"),
+            ("DirectoryID", "the directory's id"),
+            ("DistributionID", "the distribution's id"),
+            ("InvitationID", "the invitation's id"),
+            ("MessageID", "the invitation mail's Message-ID"),
+        )
+    ),
+)

@@ -64,7 +64,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -80,11 +80,18 @@ from pydantic import (
 from cxloop.domain.conditions import (
     CONDITION_TAGS,
     Condition,
-    ConditionGroup,  # noqa: F401  (pydantic resolves the annotations at run time)
+    ConditionGroup,
     ConditionNode,
     conditions_with_paths,
 )
-from cxloop.domain.document_paths import FRIENDLY_MESSAGES, document_path
+from cxloop.domain.document_paths import (
+    FRIENDLY_MESSAGES,
+    TextKeysLoader,
+    allowed_keys,
+    document_path,
+    unknown_key_message,
+    yaml_problem,
+)
 
 FORMAT_VERSION = 1
 MAX_DOCUMENT_CHARS = 5_000_000
@@ -231,6 +238,9 @@ class RatingQuestion(_AnswerableBase):
     type: Literal["rating"]
     scale_min: int = Field(default=1, ge=0, le=1)  # an int field: strict refuses True and 1.0
     scale_max: int = Field(ge=1, le=100)
+    # What the ends of the scale mean, shown under it as NPS shows "Not at all likely".
+    low_label: str = Field(default="", max_length=MAX_CHOICE_TEXT)
+    high_label: str = Field(default="", max_length=MAX_CHOICE_TEXT)
     # "slider": a range input (keyboard: arrow keys) instead of a row of buttons.
     display: Literal["buttons", "slider"] = "buttons"
     step: int = Field(default=1, ge=1, le=100)  # the slider's step
@@ -566,7 +576,9 @@ class SurveyContent(_Model):
         try:
             document = yaml.load(text, Loader=_NoAliasLoader)
         except (yaml.YAMLError, RecursionError, ValueError) as exc:
-            raise SurveyContentError([ContentProblem("", f"not valid YAML: {exc}")]) from None
+            raise SurveyContentError(
+                [ContentProblem("", f"not valid YAML: {yaml_problem(exc)}")]
+            ) from None
         return cls.from_document(document)
 
 
@@ -668,7 +680,9 @@ def check_document(document: Any) -> list[ContentProblem]:
         )
     for key in document:
         if key not in _SHELL_KEYS:
-            problems.append(ContentProblem(_path((key,)), "unknown field"))
+            problems.append(
+                ContentProblem(_path((key,), keep_last=True), unknown_key_message(key, _SHELL_KEYS))
+            )
 
     embedded: list[EmbeddedDataField] = []
     raw_embedded = document.get("embedded_data", [])
@@ -1060,6 +1074,18 @@ def _ids_problem(condition: Condition, ids: set[str], qid: str, what: str) -> st
 # -- error formatting -------------------------------------------------------------------------
 
 _TAGS = frozenset(QUESTION_TYPES) | CONDITION_TAGS
+# The model behind each union tag pydantic puts in an error's location.
+_TAG_MODELS: dict[str, type[BaseModel]] = {
+    **{
+        get_args(model.model_fields["type"].annotation)[0]: model
+        for model in (
+            NpsQuestion, RatingQuestion, SingleChoiceQuestion, MultipleChoiceQuestion,
+            TextEntryQuestion, MatrixQuestion, DescriptiveQuestion,
+        )
+    },
+    "condition": Condition,
+    "group": ConditionGroup,
+}  # fmt: skip
 
 _FRIENDLY = FRIENDLY_MESSAGES
 
@@ -1087,6 +1113,8 @@ def problems_from_validation(
                 f"'{_short(error.get('input'))}' is not a source; use query (anyone, from the "
                 "link), personal_link (personal and signed links) or server (API, workflows)"
             )
+        elif kind == "extra_forbidden":
+            message = unknown_key_message(loc[-1], allowed_keys(SurveyContent, loc, _TAG_MODELS))
         elif kind in _FRIENDLY:
             message = _FRIENDLY[kind]
         else:
@@ -1153,8 +1181,9 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases, which only serve to blow up a hostile document."""
+class _NoAliasLoader(TextKeysLoader):
+    """Safe YAML without anchors/aliases, which only serve to blow up a hostile document; keys
+    are the text written."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):

@@ -59,6 +59,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -74,7 +75,14 @@ from cxloop.domain.conditions import (
     ConditionGroup,
     conditions_with_paths,
 )
-from cxloop.domain.document_paths import FRIENDLY_MESSAGES, document_path
+from cxloop.domain.document_paths import (
+    FRIENDLY_MESSAGES,
+    TextKeysLoader,
+    allowed_keys,
+    document_path,
+    unknown_key_message,
+    yaml_problem,
+)
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.survey_content import (
     RESPONSE_CHANNELS,
@@ -513,10 +521,12 @@ class WorkflowDocumentError(ValueError):
 def check_document(data: Any, content: SurveyContent | None = None) -> WorkflowDocument:
     """The document, checked; raises `WorkflowDocumentError` listing every problem with its path.
 
-    The schema first (nothing else can be checked on a document that does not fit it); then
-    duplicate task ids and, with the survey's `content`, every piped-text reference (including
-    `${task://...}` to a task that does not run earlier, with its character) and condition
-    field. Without `content`, task references are checked on their own.
+    Every problem at once: the schema's, duplicate task ids and, with the survey's `content`,
+    every piped-text reference (including `${task://...}` to a task that does not run earlier,
+    with its character) and condition field. When the schema refuses the document, the
+    references are still checked in every part that can be read (the event type, each task's
+    piped text, the conditions), so that fixing the structure never reveals a second round.
+    Without `content`, task references are checked on their own.
     """
     if not isinstance(data, Mapping):
         raise WorkflowDocumentError(
@@ -532,7 +542,10 @@ def check_document(data: Any, content: SurveyContent | None = None) -> WorkflowD
             data, strict=True, context={_DEFER_TASK_ORDER: True}
         )
     except ValidationError as exc:
-        raise WorkflowDocumentError(problems_from_validation(exc)) from None
+        problems = problems_from_validation(exc)
+        if content is not None:
+            problems += _salvaged_reference_problems(data, content)
+        raise WorkflowDocumentError(problems) from None
     if content is None:
         problems = task_order_problems(document.tasks)
     else:
@@ -543,6 +556,16 @@ def check_document(data: Any, content: SurveyContent | None = None) -> WorkflowD
 
 
 _TAGS = frozenset({*EVENT_TYPES, *TASK_TYPES, "condition", "group"})
+# The model behind each union tag pydantic puts in an error's location.
+_TAG_MODELS: dict[str, type[BaseModel]] = {
+    "survey_response": SurveyResponseEvent,
+    "salesforce_outbound_message": OutboundMessageEvent,
+    "salesforce": SalesforceTask,
+    "email": EmailTask,
+    "directory": DirectoryTask,
+    "condition": Condition,
+    "group": ConditionGroup,
+}
 _FRIENDLY = FRIENDLY_MESSAGES
 
 
@@ -564,6 +587,8 @@ def problems_from_validation(exc: ValidationError) -> list[DocumentProblem]:
                 message, loc = f"'type' is missing; use one of: {choices}", (*loc, "type")
         elif kind == "string_pattern_mismatch":
             message = _pattern_message(loc, error.get("input"))
+        elif kind == "extra_forbidden":
+            message = unknown_key_message(loc[-1], allowed_keys(WorkflowDocument, loc, _TAG_MODELS))
         elif kind in _FRIENDLY:
             message = _FRIENDLY[kind]
         else:
@@ -650,24 +675,96 @@ def piped_text_problems(
     document: WorkflowDocument, content: SurveyContent
 ) -> list[DocumentProblem]:
     """Piped text of every task, checked against the survey, the event and the earlier tasks."""
-    allowed = PIPED_TEXT_NAMESPACES[document.event.type]
     problems: list[DocumentProblem] = []
     earlier: list[str] = []
     for index, task in enumerate(document.tasks):
-        for where, template in task_templates(task):
-            usable = (*allowed, "m", "l") if where in INVITATION_TEMPLATE_PATHS else allowed
-            for found in piped_text.validate(template, content, usable, known_task_ids=earlier):
-                character = found.position + 1
-                problems.append(
-                    DocumentProblem(
-                        f"tasks[{index}].{where}",
-                        f"task {task.id!r}, {where}, character {character}: "
-                        f"{found.reference}: {found.message}",
-                        character,
-                    )
-                )
+        problems += _template_problems(
+            document.event.type, index, task.id, task_templates(task), content, earlier
+        )
         earlier.append(task.id)
     return problems
+
+
+def _template_problems(
+    event_type: str,
+    index: int,
+    task_id: Any,
+    templates: Iterable[tuple[str, str]],
+    content: SurveyContent,
+    earlier: list[str],
+) -> list[DocumentProblem]:
+    """The piped-text problems of one task's templates (`where`, `template`)."""
+    allowed = PIPED_TEXT_NAMESPACES[event_type]
+    problems: list[DocumentProblem] = []
+    for where, template in templates:
+        usable = (*allowed, "m", "l") if where in INVITATION_TEMPLATE_PATHS else allowed
+        for found in piped_text.validate(template, content, usable, known_task_ids=earlier):
+            character = found.position + 1
+            problems.append(
+                DocumentProblem(
+                    f"tasks[{index}].{where}",
+                    f"task {task_id!r}, {where}, character {character}: "
+                    f"{found.reference}: {found.message}",
+                    character,
+                )
+            )
+    return problems
+
+
+_TASK_ADAPTER: TypeAdapter[AnyTask] = TypeAdapter(Task)
+
+
+def _salvaged_reference_problems(
+    data: Mapping[str, Any], content: SurveyContent
+) -> list[DocumentProblem]:
+    """The reference problems of a document the schema refused, in the parts that can be read:
+    each task that fits the schema is checked as usual; a task that does not has every piece of
+    piped text in it checked where it stands; conditions that fit are checked too."""
+    event = data.get("event")
+    event_type = event.get("type") if isinstance(event, Mapping) else None
+    if event_type not in EVENT_TYPES:
+        return []  # which namespaces a task may use depends on the event
+    problems: list[DocumentProblem] = []
+    raw_tasks = data.get("tasks")
+    earlier: list[str] = []
+    for index, raw in enumerate(raw_tasks[:50] if isinstance(raw_tasks, list) else []):
+        task_id = raw.get("id") if isinstance(raw, Mapping) else None
+        try:
+            task = _TASK_ADAPTER.validate_python(raw, strict=True)
+            templates = task_templates(task)
+        except ValidationError:
+            templates = _raw_templates(raw)
+        problems += _template_problems(event_type, index, task_id, templates, content, earlier)
+        if isinstance(task_id, str):
+            earlier.append(task_id)
+    if data.get("conditions") is not None:
+        try:
+            conditions = ConditionGroup.model_validate(data["conditions"], strict=True)
+        except ValidationError:
+            conditions = None
+        if conditions is not None:
+            problems += _condition_problems(conditions, content, event_type)
+    return problems
+
+
+def _raw_templates(raw: Any, where: str = "") -> list[tuple[str, str]]:
+    """Every text holding piped text in a task the schema refused, with its path in the task
+    (constant mapping values are not piped text)."""
+    if isinstance(raw, str):
+        return [(where, raw)] if "${" in raw else []
+    if isinstance(raw, Mapping):
+        if raw.get("constant") is True:
+            return []
+        found: list[tuple[str, str]] = []
+        for key, value in raw.items():
+            if isinstance(key, str) and key not in ("id", "type"):
+                found += _raw_templates(value, f"{where}.{key}" if where else key)
+        return found
+    if isinstance(raw, list):
+        return [
+            item for i, value in enumerate(raw) for item in _raw_templates(value, f"{where}[{i}]")
+        ]
+    return []
 
 
 @dataclass(frozen=True)
@@ -715,10 +812,15 @@ def condition_problems(document: WorkflowDocument, content: SurveyContent) -> li
     """Condition fields that name no question, embedded data or field this workflow has."""
     if document.conditions is None:
         return []
-    event_type = document.event.type
+    return _condition_problems(document.conditions, content, document.event.type)
+
+
+def _condition_problems(
+    conditions: ConditionGroup, content: SurveyContent, event_type: str
+) -> list[DocumentProblem]:
     return [
         DocumentProblem(f"{path}.field", message)
-        for path, condition in conditions_with_paths(document.conditions, "conditions")
+        for path, condition in conditions_with_paths(conditions, "conditions")
         if (message := condition_field_problem(condition, content, event_type))
     ]
 
@@ -868,18 +970,8 @@ def load_text(text: str | bytes, syntax: Literal["auto", "json", "yaml"] = "auto
         return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise DocumentTextError(
-            [DocumentProblem("", f"the document is not valid YAML or JSON: {_yaml_reason(exc)}")]
+            [DocumentProblem("", f"the document is not valid YAML or JSON: {yaml_problem(exc)}")]
         ) from None
-
-
-def _yaml_reason(exc: Exception) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        what = ", ".join(part for part in (exc.context, exc.problem) if part)
-        return f"{what} (line {mark.line + 1}, column {mark.column + 1})"[:300]
-    if isinstance(exc, RecursionError):
-        return "it is nested too deeply"
-    return " ".join(str(exc).split())[:300]
 
 
 def dump_yaml(document: Mapping[str, Any]) -> str:
@@ -913,8 +1005,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML without aliases and without duplicate keys."""
+class _Loader(TextKeysLoader):
+    """Safe YAML without aliases and without duplicate keys; keys are the text written."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):

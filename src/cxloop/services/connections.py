@@ -190,6 +190,17 @@ def complete_linking(
     return connection
 
 
+def attempt_id_for_state(db: Database, state: str) -> str | None:
+    """The id of the linking attempt an OAuth callback's `state` belongs to, if any (so that
+    the callback can send the browser back to the page that started it)."""
+    if not state or len(state) > 200:
+        return None
+    with db.reader() as uow:
+        return uow.session.scalar(
+            select(OAuthAttempt.id).where(OAuthAttempt.state_hash == _hash_state(state))
+        )
+
+
 def attempt_status(db: Database, actor: Actor, attempt_id: str) -> OAuthAttempt:
     """An attempt's state (pending, completed, failed, expired), for whoever started it."""
     with db.reader() as uow:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
-from cxloop.db.models import COLLABORATOR_ROLES, SURVEY_STATUSES, Survey, SurveyCollaborator, User
+from cxloop.db.models import (
+    COLLABORATOR_ROLES,
+    SURVEY_STATUSES,
+    Response,
+    Survey,
+    SurveyCollaborator,
+    User,
+)
 from cxloop.db.uow import Database
+from cxloop.db.workflow_models import Workflow
 from cxloop.errors import Conflict, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
@@ -66,6 +76,57 @@ def list_surveys(
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None
     return Page(items=rows, next_cursor=next_cursor)
+
+
+@dataclass(frozen=True)
+class SurveyStats:
+    """How much a survey holds: its responses (all, finished), workflows and latest response."""
+
+    responses: int = 0
+    finished_responses: int = 0
+    workflows: int = 0
+    last_response_at: datetime | None = None
+
+
+def survey_stats(db: Database, actor: Actor, survey_ids: list[str]) -> dict[str, SurveyStats]:
+    """Counts for the surveys among `survey_ids` that the actor can see (for lists)."""
+    if not survey_ids:
+        return {}
+    ids = select(Survey.id).where(Survey.id.in_(survey_ids))
+    if not actor.is_admin:
+        ids = ids.where(Survey.id.in_(visible_survey_ids(actor)))
+    with db.reader() as uow:
+        visible = list(uow.session.scalars(ids))
+        responses = {
+            row.survey_id: row
+            for row in uow.session.execute(
+                select(
+                    Response.survey_id,
+                    func.count().label("total"),
+                    func.count().filter(Response.finished.is_(True)).label("finished"),
+                    func.max(Response.created_at).label("last"),
+                )
+                .where(Response.survey_id.in_(visible))
+                .group_by(Response.survey_id)
+            )
+        }
+        workflows = dict(
+            uow.session.execute(
+                select(Workflow.survey_id, func.count())
+                .where(Workflow.survey_id.in_(visible))
+                .group_by(Workflow.survey_id)
+            ).all()
+        )
+    stats = {}
+    for survey_id in visible:
+        row = responses.get(survey_id)
+        stats[survey_id] = SurveyStats(
+            responses=int(row.total) if row else 0,
+            finished_responses=int(row.finished) if row else 0,
+            workflows=int(workflows.get(survey_id, 0)),
+            last_response_at=row.last if row else None,
+        )
+    return stats
 
 
 def visible_survey_ids(actor: Actor) -> Select[tuple[str]]:
@@ -223,3 +284,27 @@ def _check_role(role: str) -> None:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def open_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
+    """Open a survey for responses (status `active`); an open survey stays as it is."""
+    return _set_status(db, actor, survey_id, "active", "survey.open")
+
+
+def close_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
+    """Close a survey: it takes no more responses (status `closed`); reopen it with open."""
+    return _set_status(db, actor, survey_id, "closed", "survey.close")
+
+
+def _set_status(db: Database, actor: Actor, survey_id: str, status: str, action: str) -> Survey:
+    with db.uow() as uow:
+        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
+        if survey.status != status:
+            before = survey.status
+            survey.status = status
+            audit.record(
+                uow.session, actor.id, action, "survey", survey.id,
+                before={"status": before}, after={"status": status},
+            )  # fmt: skip
+            uow.commit()
+    return _reload(db, survey_id)

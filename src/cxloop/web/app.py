@@ -15,7 +15,7 @@ from cxloop.bootstrap import Container, build_container
 from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
 from cxloop.settings import load_settings
-from cxloop.web import health, hooks, oauth, optout, pages, respond
+from cxloop.web import api_docs, health, hooks, oauth, optout, pages, respond, ui
 from cxloop.web.api import (
     audit,
     connections,
@@ -95,6 +95,9 @@ def create_app(
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc come from api_docs: served from the package, no CDN, no inline script
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     settings = container.settings
@@ -133,6 +136,8 @@ def create_app(
     app.include_router(transfers_api.router)
     app.include_router(optout.router)
     app.include_router(signed_links_api.router)
+    app.include_router(api_docs.router)
+    ui.install(app)  # the admin pages
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
 

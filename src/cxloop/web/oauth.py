@@ -7,6 +7,8 @@ sends the browser on to Salesforce's login page.
 
 GET /oauth/salesforce/callback: where Salesforce sends the browser back. It completes only in
 the browser holding that cookie, signed in as the same user; anywhere else, nothing is stored.
+When the linking was started from an admin page, the browser goes back to that page with the
+outcome as a notice; otherwise the result page says it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from cxloop.services import connections
 from cxloop.web.deps import get_container, session_actor
 from cxloop.web.pages import templates
+from cxloop.web.ui.accounts import take_return_to
+from cxloop.web.ui.context import flash, translate
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,6 +68,7 @@ def salesforce_callback(
 ) -> Response:
     container = get_container(request)
     actor = session_actor(request)
+    return_to = take_return_to(request, connections.attempt_id_for_state(container.db, state))
     try:
         connection = connections.complete_linking(
             container.db,
@@ -76,8 +81,22 @@ def salesforce_callback(
             browser_cookies=request.cookies,
         )
     except connections.LinkingFailed as exc:
+        if return_to:
+            flash(request, exc.message, kind="error")
+            return RedirectResponse(return_to, status_code=303)
         return _result(request, False, exc.message, exc.http_status)
     # The attempt's one-time cookie is left to expire: it can open nothing any more.
+    if return_to:
+        flash(
+            request,
+            translate(
+                request,
+                "Connected %(name)s: %(user)s in org %(org)s.",
+                name=connection.name, user=connection.username, org=connection.org_id,
+            ),
+        )  # fmt: skip
+        separator = "&" if "?" in return_to else "?"
+        return RedirectResponse(f"{return_to}{separator}connected={connection.id}", status_code=303)
     return _result(
         request,
         True,

@@ -305,6 +305,7 @@ class _QuestionView:
     multiline: bool = False
     low_label: str = ""
     high_label: str = ""
+    scale_hint: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     multiple: bool = False
     slider: dict[str, Any] = field(default_factory=dict)
@@ -441,6 +442,17 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
         view.options = [_Option(str(n), str(n), value == n) for n in range(low, high + 1)]
         if isinstance(question, NpsQuestion):
             view.low_label, view.high_label = "Not at all likely", "Extremely likely"
+        else:
+            view.low_label, view.high_label = question.low_label, question.high_label
+        if view.low_label or view.high_label:
+            view.scale_hint = (
+                ", ".join(
+                    f"{point} means {label}"
+                    for point, label in ((low, view.low_label), (high, view.high_label))
+                    if label
+                )
+                + "."
+            )
         view.layout = "dropdown" if high - low > 11 else "scale"
         if isinstance(question, RatingQuestion) and question.display == "slider":
             view.layout = "slider"
@@ -453,7 +465,8 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
                 "ticks": list(range(low, high + 1, question.step))
                 if (high - low) // question.step <= 20
                 else [],
-                "labels": [pipe(label) for label in question.labels],
+                "labels": [pipe(label) for label in question.labels]
+                or [label for label in (view.low_label, view.high_label) if label],
             }
     elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
         selected = value if isinstance(value, list) else [value]

@@ -141,6 +141,19 @@ def update_survey(survey_id: str, body: SurveyUpdate, actor: ApiActor, db: Db) -
     return _out(survey, actor)
 
 
+@router.post("/{survey_id}/open", response_model=SurveyOut)
+def open_survey(survey_id: str, actor: ApiActor, db: Db) -> SurveyOut:
+    """Open the survey for responses (status `active`); opening an open survey changes nothing.
+    The same as `PATCH` with `{"status": "active"}`."""
+    return _out(surveys.open_survey(db, actor, survey_id), actor)
+
+
+@router.post("/{survey_id}/close", response_model=SurveyOut)
+def close_survey(survey_id: str, actor: ApiActor, db: Db) -> SurveyOut:
+    """Close the survey: no more responses (status `closed`); `open` reopens it."""
+    return _out(surveys.close_survey(db, actor, survey_id), actor)
+
+
 @router.delete("/{survey_id}", status_code=204)
 def delete_survey(survey_id: str, actor: ApiActor, db: Db) -> Response:
     surveys.delete_survey(db, actor, survey_id)

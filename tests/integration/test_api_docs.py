@@ -1,0 +1,43 @@
+"""`/docs` and `/redoc` come from the package: no CDN, no inline script (issue 13)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_pages_load_only_files_of_this_server(client: TestClient, path: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert urls and all(url.startswith("/static/") for url in urls), urls
+    assert "cdn" not in page.text.lower() and "//" not in "".join(urls)
+    # every script is a file (a Content-Security-Policy of script-src 'self' allows it)
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page.text) == []
+    for url in urls:
+        served = client.get(url)
+        assert served.status_code == 200, url
+        assert len(served.content) > 100, url
+
+
+def test_vendored_assets_keep_their_licences(client: TestClient) -> None:
+    for url in (
+        "/static/vendor/swagger-ui-5.35.0/LICENSE",
+        "/static/vendor/swagger-ui-5.35.0/NOTICE",
+        "/static/vendor/redoc-2.5.2/LICENSE",
+    ):
+        assert client.get(url).status_code == 200, url
+
+
+def test_redoc_bundle_loads_its_logo_from_here_not_from_a_cdn(client: TestClient) -> None:
+    bundle = client.get("/static/vendor/redoc-2.5.2/redoc.standalone.js").text
+    assert "cdn.redoc.ly" not in bundle
+    assert client.get("/static/vendor/redoc-2.5.2/logo-mini.svg").status_code == 200
+
+
+def test_docs_pages_are_not_in_the_api_description(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/docs" not in paths and "/redoc" not in paths
