@@ -90,6 +90,8 @@ def test_a_declined_consent_ends_at_its_end_of_survey_element_with_its_redirect(
     assert response["finished"] is True
     assert response["values"] == {"QID1": "2"}
     assert response["embedded_data"]["Q_TerminateFlag"] == "Screened"
+    # never reached the randomizer: not assigned, so not counted as presented
+    assert "Conditions" not in response["embedded_data"]
 
 
 def test_a_randomizer_shows_exactly_n_of_m_and_balances_them_over_respondents(

@@ -125,3 +125,13 @@ def test_bad_flows_and_options_are_reported_with_their_paths(
     assert any(p.startswith(expected) for p in problems), problems
     with pytest.raises(SurveyContentError):
         SurveyContent.from_document(document)
+
+
+def test_a_lazy_walk_assigns_a_randomizer_only_when_the_respondent_reaches_it() -> None:
+    survey = content([{"type": "block", "block": "consent"}, RANDOMIZER])
+    opened = route(survey, {}, {}, never, lazy=True)
+    assert opened.pages == (1,) and opened.pending and "Arm" not in opened.data
+    reached = route(survey, {"QID1": "1"}, {}, lambda r, keys: ["B", "A", "C"], lazy=True,
+                    submitted=1)  # fmt: skip
+    assert reached.pages == (1, 3, 2, 4) and not reached.pending
+    assert reached.assigned == {"Arm": ["B", "A", "C"]}

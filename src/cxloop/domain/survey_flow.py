@@ -56,6 +56,8 @@ class Route:
     end: FlowEndSurvey | None = None  # None: the survey's normal end (after the last page)
     data: dict[str, str] = field(default_factory=dict)  # embedded data the flow set
     assigned: dict[str, list[str]] = field(default_factory=dict)  # new randomizer assignments
+    # The walk stopped at a randomizer the respondent has not reached yet (see `route`).
+    pending: bool = False
 
 
 def route(
@@ -64,13 +66,24 @@ def route(
     embedded_data: Mapping[str, Any],
     choose: Chooser,
     seed: str = "",
+    *,
+    lazy: bool = False,
+    submitted: int | None = None,
 ) -> Route:
-    """Walk the flow with these answers and embedded data (see the module docstring)."""
+    """Walk the flow with these answers and embedded data (see the module docstring).
+
+    ``lazy`` (the respondent's pages): a randomizer without an assignment is assigned only
+    when the respondent reaches it, that is when no page before it that shows a question is
+    still to come after ``submitted`` (the page just submitted; None: none yet). Otherwise
+    the walk stops there (``pending``), so a respondent who is screened out before it is
+    never assigned, nor counted.
+    """
     if content.flow is None:
         return Route(tuple(content.page_numbers()))
     walker = _Walker(content, answers, embedded_data, choose, seed)
+    walker.lazy, walker.submitted = lazy, submitted
     walker.walk(content.flow, "flow")
-    return Route(tuple(walker.pages), walker.end, walker.data, walker.assigned)
+    return Route(tuple(walker.pages), walker.end, walker.data, walker.assigned, walker.pending)
 
 
 def choose_evenly(
@@ -201,6 +214,21 @@ class _Walker:
         self.end: FlowEndSurvey | None = None
         self.data: dict[str, str] = {}
         self.assigned: dict[str, list[str]] = {}
+        self.lazy = False
+        self.submitted: int | None = None
+        self.pending = False
+
+    def reached(self) -> bool:
+        """Whether the respondent has come this far: every page so far that shows a question
+        is at or before the page just submitted."""
+        if not self.lazy:
+            return True
+        still = self.pages
+        if self.submitted is not None:
+            if self.submitted not in self.pages:
+                return False
+            still = self.pages[self.pages.index(self.submitted) + 1 :]
+        return not any(shown_questions(self.content, page, self.answers) for page in still)
 
     def walk(self, elements: Sequence[Any], path: str) -> bool:
         """Walk elements in order; False once an end of survey is reached."""
@@ -218,7 +246,11 @@ class _Walker:
                     return False
             elif isinstance(element, FlowRandomizer):
                 keys = element_keys(element)
-                for key in self.assignment(element, keys):
+                chosen = self.assignment(element, keys)
+                if chosen is None:
+                    self.pending = True
+                    return False
+                for key in chosen:
                     position = keys.index(key)
                     if not self.walk([element.flow[position]], f"{where}.flow[{position}]"):
                         return False
@@ -230,11 +262,13 @@ class _Walker:
                 return False
         return True
 
-    def assignment(self, randomizer: FlowRandomizer, keys: list[str]) -> list[str]:
+    def assignment(self, randomizer: FlowRandomizer, keys: list[str]) -> list[str] | None:
         stored = parse_assignment(self.data.get(randomizer.id, self.embedded.get(randomizer.id)))
         present = min(randomizer.present, len(keys))
         if len(stored) == present and len(set(stored)) == present and set(stored) <= set(keys):
             chosen = stored
+        elif not self.reached():
+            return None
         else:
             chosen = [key for key in self.choose(randomizer, keys) if key in keys][:present]
             self.assigned[randomizer.id] = chosen

@@ -222,7 +222,7 @@ def submit_page(
             state = replace(state, response_id=response.id)
         given = page_answers(content) if callable(page_answers) else page_answers
         answers = _merge_page(content, page, response.values if response else {}, given)
-        state, way = _walk(session, survey, content, state, answers)
+        state, way = _walk(session, survey, content, state, answers, submitted=page)
         if page not in way.pages:
             # A page that does not exist or is not on the respondent's way (an edited survey,
             # a doctored form): start over.
@@ -312,7 +312,8 @@ def _screen(
         has_previous=page is not None
         and content.options.back_button
         and previous_route_page(content, way, answers, page) is not None,
-        is_last=page is None or next_route_page(content, way, answers, after=page) is None,
+        is_last=page is None
+        or (not way.pending and next_route_page(content, way, answers, after=page) is None),
         end_message=end_message,
         redirect_url=redirect_url,
         screened_out=bool(finished and way.end and way.end.screened_out),
@@ -349,9 +350,13 @@ def _walk(
     content: SurveyContent,
     state: RespondentState,
     answers: Mapping[str, Any],
+    submitted: int | None = None,
 ) -> tuple[RespondentState, Route]:
     """The respondent's route through the flow; the embedded data it set joins the state."""
-    way = route(content, answers, state.embedded_data, _chooser(session, survey.id), state.seed)
+    way = route(
+        content, answers, state.embedded_data, _chooser(session, survey.id), state.seed,
+        lazy=True, submitted=submitted,
+    )  # fmt: skip
     if way.assigned:
         log.info("respondent.randomized", survey_id=survey.id, assigned=way.assigned)
     if way.data:
