@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Public survey page submissions per survey a minute (0: no limit).",
     )
+    survey_image_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (such as images.example.org) whose images survey texts may show; "
+        "they join the survey pages' CSP img-src. Other images are shown as their alt text.",
+    )
 
     # --- background work
     worker_threads: int = Field(default=2, ge=1, le=64)

@@ -138,3 +138,130 @@ def test_a_two_page_survey_answered_by_keyboard_on_a_phone(
         "QID3": "Answer <b>faster</b>, please",
         "QID4": ["1", "2"],
     }
+
+
+def flow_content(base_url: str) -> dict:
+    """Consent (a branch ends a refusal at a redirect), a slider and a same-page follow-up,
+    then 1 of 2 conditions from a randomizer."""
+    return {
+        "format_version": 1,
+        "embedded_data": [{"name": "PID", "source": "query"}],
+        "questions": [
+            {"qid": "QID1", "type": "single_choice", "block": "consent", "required": True,
+             "text": "<p>This study takes <b>five minutes</b>.</p><ul><li>Taking part is "
+                     "<u>voluntary</u>.</li><li>You may stop at any time.</li></ul>"
+                     "<p>Do you agree to take part?</p>",
+             "choices": [{"id": "1", "text": "I agree"}, {"id": "2", "text": "I don't agree"}]},
+            {"qid": "QID2", "type": "rating", "block": "main", "page": 2, "scale_min": 0,
+             "scale_max": 100, "step": 10, "display": "slider", "choice_id": "1",
+             "text": "How sure are you that the effect exists?",
+             "labels": ["Definitely not", "Not sure", "Definitely exists"]},
+            {"qid": "QID3", "type": "single_choice", "block": "main", "page": 2,
+             "text": "Did you contact us before?",
+             "choices": [{"id": "1", "text": "Yes"}, {"id": "2", "text": "No"}]},
+            {"qid": "QID4", "type": "text_entry", "block": "main", "page": 2, "required": True,
+             "text": "How did you contact us?",
+             "show_if": {"field": "QID3", "operator": "equals", "value": "1"}},
+            {"qid": "QID5", "type": "text_entry", "block": "main", "page": 2, "required": True,
+             "text": "Why not?",
+             "show_if": {"field": "QID3", "operator": "equals", "value": "2"}},
+            {"qid": "QID6", "type": "descriptive", "block": "A", "page": 3,
+             "text": "Condition A"},
+            {"qid": "QID7", "type": "descriptive", "block": "B", "page": 4,
+             "text": "Condition B"},
+        ],
+        "flow": [
+            {"type": "block", "block": "consent"},
+            {"type": "branch", "condition": {"field": "QID1", "operator": "equals", "value": "2"},
+             "flow": [{"type": "end_survey", "screened_out": True,
+                       "redirect_url": base_url + "/static/survey.css?pid=${e://Field/PID}"}]},
+            {"type": "block", "block": "main"},
+            {"type": "randomizer", "id": "Condition", "present": 1,
+             "flow": [{"type": "block", "block": "A"}, {"type": "block", "block": "B"}]},
+        ],
+        "options": {"title": "A short study", "progress_bar": "percent"},
+    }  # fmt: skip
+
+
+def test_flow_same_page_logic_and_a_slider_in_chromium_with_and_without_javascript(
+    container: Container, base_url: str, chromium_path: str, database_url: str
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    owner = create_user(container.db, "owner@example.com", None)
+    actor = Actor.of(owner)
+    survey = surveys.create_survey(container.db, actor, "Internal pilot name")
+    survey_content.put_content(container.db, actor, survey.id, flow_content(base_url))
+    surveys.update_survey(container.db, actor, survey.id, {"status": "active"})
+    ARTIFACTS.mkdir(exist_ok=True)
+    backend = "postgresql" if database_url.startswith("postgres") else "sqlite"
+    url = f"{base_url}/s/{survey.id}"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+
+        # 1. A declined consent ends at the end-of-survey element's redirect.
+        page = browser.new_page(viewport=PHONE)
+        page.set_default_timeout(15_000)
+        page.goto(f"{url}?PID=p-1")
+        expect(page.get_by_role("heading", name="A short study")).to_be_visible()
+        expect(page.locator("legend b")).to_have_text("five minutes")
+        page.screenshot(path=str(ARTIFACTS / f"flow-consent-390-{backend}.png"), full_page=True)
+        page.get_by_label("I don't agree").check()
+        page.get_by_role("button", name="Next").click()
+        page.wait_for_url("**/static/survey.css?pid=p-1")
+        page.close()
+
+        # 2. With JavaScript, at 1280 px: the follow-up appears at once; the slider by keyboard.
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(15_000)
+        page.goto(f"{url}?PID=p-2")
+        page.get_by_label("I agree").check()
+        page.get_by_role("button", name="Next").click()
+        follow_up = page.get_by_label("How did you contact us?")
+        expect(follow_up).to_be_hidden()
+        page.get_by_label("Yes", exact=True).check()
+        expect(follow_up).to_be_visible()  # no round trip
+        expect(page.get_by_label("Why not?")).to_be_hidden()
+        slider = page.locator("input[type=range][name=QID2]")
+        slider.focus()
+        page.keyboard.press("Home")
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        expect(slider).to_have_value("30")
+        follow_up.fill("By phone")
+        page.screenshot(path=str(ARTIFACTS / f"flow-main-1280-{backend}.png"), full_page=True)
+        page.get_by_role("button", name="Next").click()
+        expect(page.get_by_text("Condition", exact=False)).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / f"flow-condition-1280-{backend}.png"))
+        page.get_by_role("button", name="Submit").click()
+        expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
+        page.close()
+
+        # 3. Without JavaScript, on a phone: "Next" shows the page again with the follow-up.
+        context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{url}?PID=p-3")
+        page.get_by_label("I agree").check()
+        page.get_by_role("button", name="Next").click()
+        page.get_by_label("No", exact=True).check()
+        expect(page.get_by_label("Why not?")).to_be_hidden()
+        page.get_by_role("button", name="Next").click()
+        expect(page.get_by_label("Why not?")).to_be_visible()
+        expect(page.get_by_label("How did you contact us?")).to_be_hidden()
+        expect(page.get_by_role("alert")).to_have_count(0)  # no errors for hidden questions
+        page.screenshot(path=str(ARTIFACTS / f"flow-nojs-390-{backend}.png"), full_page=True)
+        page.get_by_label("Why not?").fill("No need")
+        page.get_by_role("button", name="Next").click()
+        page.get_by_role("button", name="Submit").click()
+        expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
+        browser.close()
+
+    with container.db.reader() as uow:
+        responses = {r.embedded_data["PID"]: r for r in uow.session.scalars(select(Response)).all()}
+    assert responses["p-1"].finished and responses["p-1"].embedded_data["Q_TerminateFlag"]
+    assert responses["p-2"].values == {"QID1": "1", "QID2": 30, "QID3": "1", "QID4": "By phone"}
+    assert responses["p-3"].values["QID5"] == "No need" and "QID4" not in responses["p-3"].values
+    assert responses["p-3"].values["QID2"] == 50  # the slider's middle, as submitted
+    assert {responses[p].embedded_data["Condition"] for p in ("p-2", "p-3")} == {"A", "B"}

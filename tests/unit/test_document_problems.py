@@ -125,7 +125,8 @@ questions:
         SurveyContent.from_yaml(text)
     problems = {problem.path: problem.message for problem in raised.value.problems}
     assert problems["questoins"] == (
-        "unknown key 'questoins': allowed keys are format_version, embedded_data, questions"
+        "unknown key 'questoins': allowed keys are format_version, embedded_data, questions, "
+        "flow, options"
     )
     assert problems["questions[0].colour"].startswith("unknown key 'colour': allowed keys are qid")
     assert "scale_min, scale_max" in problems["questions[1].on"]

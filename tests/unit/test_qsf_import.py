@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cxloop.domain.answers import is_shown, validate_response
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES, ImportReport, QsfImportError, import_qsf
+from cxloop.domain.response_csv import ResponseTable
 from cxloop.domain.survey_content import (
     MatrixQuestion,
     MultipleChoiceQuestion,
@@ -24,6 +25,7 @@ from cxloop.domain.survey_content import (
 from tests.conftest import reference_sample
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "qsf"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "qualtrics" / "qsf"
 
 
 def load(name: str) -> tuple[SurveyContent, ImportReport]:
@@ -202,10 +204,10 @@ def test_flow_blocks_page_breaks_and_embedded_data() -> None:
         ("Arm", None),
     ]
     assert skipped(report) == {
-        "flow FL_3": "branch logic is not imported; the blocks inside it are always shown",
-        "flow FL_5": "randomisation is not imported; the blocks are shown in their listed order",
+        # QID1 is a text entry: "choice 1 selected" means nothing for it
+        "flow FL_3": "branch logic not imported (the condition on QID1/SelectableChoice/1 is not "
+        "supported); what it holds is always shown",
         "flow FL_13": "'WebService' flow elements are not imported",
-        "flow FL_8": "an early end of survey is not imported",
         "block BL_orphan0000000001": "block 'Never in the flow' is not in the survey flow, so it "
         "is never shown",
         "QID7": "the question is not in any block of the flow",
@@ -214,7 +216,15 @@ def test_flow_blocks_page_breaks_and_embedded_data() -> None:
     }
     warnings = "\n".join(report.warnings)
     assert "BL_missing000000001, which the file does not have" in warnings
-    assert "'Arm': its value is computed with piped text" in warnings
+    assert content.flow is not None
+    flow = content.to_document()["flow"]
+    assert flow[0] == {
+        "type": "embedded_data",
+        "fields": [{"name": "Arm", "value": "${rand://int/1:4}"}],
+    }
+    assert {"type": "randomizer", "id": "FL_5", "present": 1,
+            "flow": [{"type": "block", "block": "BL_third00000000001"}]} in flow  # fmt: skip
+    assert flow[-1] == {"type": "end_survey"}
     assert "'Bad/Name' has characters cxloop cannot use" in warnings
     assert "'Channel' is set in several places; the first value was kept" in warnings
     assert "lists QID404, which the file does not have" in warnings
@@ -274,8 +284,14 @@ def test_display_logic_that_maps() -> None:
 
 def test_display_logic_that_does_not_map_is_reported_and_the_question_always_shown() -> None:
     content, report = load("display_logic.qsf")
-    for qid in ("QID20", "QID21", "QID22", "QID23", "QID25"):
+    for qid in ("QID20", "QID21", "QID22", "QID25"):
         assert content.question(qid).show_if is None
+    # same-page display logic is kept (issue 17): QID10 is above QID23 on its page
+    assert content.question("QID23").show_if.model_dump() == {
+        "field": "QID10",
+        "operator": "is_not_empty",
+        "value": None,
+    }
     warnings = "\n".join(report.warnings)
     assert "QID20: display logic not imported (the 'Displayed' condition is not supported)" in (
         warnings
@@ -286,7 +302,6 @@ def test_display_logic_that_does_not_map_is_reported_and_the_question_always_sho
     assert "QID22: display logic not imported (it depends on QID7, which was not imported)" in (
         warnings
     )
-    assert "QID23: display logic not imported (it depends on QID10 on the same page" in warnings
     assert "QID25: display logic not imported (QID1 has no choice '9')" in warnings
     assert "QID24: display logic on choice '2' is not imported; it is always shown" in warnings
     assert skipped(report) == {"QID7": "constant sum questions are not supported"}
@@ -520,3 +535,149 @@ def test_a_real_structure_with_random_parts_replaced_never_crashes(
         return
     assert SurveyContent.from_json(content.to_json()) == content
     assert report.imported_total == len(content.questions)
+
+
+# -- survey flow and options (issue 17) -------------------------------------------------------
+
+
+def test_a_branch_to_an_end_of_survey_keeps_its_redirect_and_screen_out() -> None:
+    content, report = load("consent_randomizer_end.qsf")
+    assert not report.skipped and not report.warnings
+    flow = content.to_document()["flow"]
+    assert flow[1] == {
+        "type": "branch",
+        "condition": {"field": "QID1", "operator": "equals", "value": "2"},
+        "flow": [
+            {
+                "type": "end_survey",
+                "redirect_url": "https://app.prolific.example/submissions/complete?cc=NOCONSENT"
+                "&pid=${e://Field/PROLIFIC_PID}",
+                "screened_out": True,
+            }
+        ],
+    }
+    assert flow[-1] == {"type": "end_survey"}
+    assert [q.block for q in content.questions] == [
+        "BL_consent", "BL_condA", "BL_condB", "BL_condC", "BL_outro",
+    ]  # fmt: skip
+
+
+def test_a_randomizer_keeps_its_subset_and_even_presentation() -> None:
+    content, _ = load("consent_randomizer_end.qsf")
+    randomizer = content.to_document()["flow"][2]
+    assert randomizer["type"] == "randomizer" and randomizer["present"] == 1
+    assert content.flow[2].even is True  # type: ignore[index, union-attr]
+    assert [e["block"] for e in randomizer["flow"]] == ["BL_condA", "BL_condB", "BL_condC"]
+
+
+def test_survey_options_are_imported() -> None:
+    content, _ = load("consent_randomizer_end.qsf")
+    assert content.options.model_dump() == {
+        "title": "Choices study",
+        "back_button": False,
+        "progress_bar": "percent",
+        "end_message": "",
+        "end_redirect_url": "https://app.prolific.example/submissions/complete?cc=DONE",
+    }
+
+
+def test_the_shared_export_keeps_its_randomizer_redirect_and_options() -> None:
+    path = REFERENCE / "Palladinium_iccc22__survey.qsf"
+    if not path.exists():
+        pytest.skip("the shared reference exports are not here")
+    content, _ = import_qsf(path.read_bytes())
+    [randomizer] = [e for e in content.flow or [] if e.type == "randomizer"]
+    assert randomizer.present == 10 and len(randomizer.flow) == 10 and randomizer.even
+    assert content.options.back_button is False
+    assert content.options.progress_bar == "none"
+    assert content.options.title == ""  # not the internal name, nor the product's page title
+    assert content.options.end_redirect_url is not None
+    assert content.options.end_redirect_url.endswith("survey_code=${e://Field/id}")
+
+
+def test_a_slider_becomes_a_range_input_with_its_end_labels() -> None:
+    content, _ = load("slider.qsf")
+    q1 = content.question("QID1")
+    assert isinstance(q1, RatingQuestion)
+    assert q1.display == "slider" and q1.labels == ["Hard", "Easy"] and q1.choice_id == "1"
+
+
+def test_export_tags_and_prefilled_defaults_are_kept() -> None:
+    content, _ = load("consent_randomizer_end.qsf")
+    assert content.question("QID1").export_tag == "consent"
+    assert content.question("QID2").export_tag == "QID2"
+    document = json.loads((FIXTURES / "consent_randomizer_end.qsf").read_text())
+    for element in document["SurveyElements"]:
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID5":
+            element["Payload"]["DefaultChoices"] = {"TEXT": {"Text": "${e://Field/PROLIFIC_PID}"}}
+            element["Payload"]["DataExportTag"] = 'Comments, "free"'
+    imported, _ = import_qsf(json.dumps(document))
+    comments = imported.question("QID5")
+    assert comments.default == "${e://Field/PROLIFIC_PID}"  # type: ignore[union-attr]
+    assert comments.export_tag == "Comments_ _free_"  # no commas or quotes in a column name
+
+
+def test_export_tags_name_the_columns_as_the_reference_export_does() -> None:
+    path = REFERENCE / "ctesta01_QualtricsTools__Survey_Logic_EVERYWHERE.qsf"
+    if not path.exists():
+        pytest.skip("the shared reference exports are not here")
+    content, _ = import_qsf(path.read_bytes())
+    names, _, import_ids = ResponseTable(content).header_rows()
+    reference = (path.with_suffix(".csv")).read_text(encoding="utf-8-sig").splitlines()[0]
+    questions = [n for n in reference.split(",") if n.startswith("Q")]
+    assert questions == ["Q1", "Q2", "Q3", "Q4", "Q5_1", "Q5_2", "Q5_3"]
+    assert names[-len(questions) :] == questions
+    assert import_ids[-1] == '{"ImportId":"QID5_3"}'  # reading still maps by QID
+
+
+def test_the_report_names_what_changes_the_survey_behaviour_first() -> None:
+    document = json.loads((FIXTURES / "consent_randomizer_end.qsf").read_text())
+    for element in document["SurveyElements"]:
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID2":
+            element["Payload"]["QuestionJS"] = (
+                "Qualtrics.SurveyEngine.addOnload(function()\n{\n\tthis.hideNextButton();\n});"
+            )
+            element["Payload"]["QuestionText"] += '<img src="https://x.example/a.png" alt="A">'
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID3":
+            # the editor's empty placeholder is no script
+            element["Payload"]["QuestionJS"] = (
+                "Qualtrics.SurveyEngine.addOnload(function()\n{\n\t/*Place your JavaScript "
+                "here to run when the page loads*/\n\n});"
+            )
+    document["SurveyElements"].append(
+        {"SurveyID": "SV_flowfixture0001", "Element": "SQ", "PrimaryAttribute": "QID9",
+         "Payload": {"QuestionID": "QID9", "QuestionType": "CS", "Selector": "VRTL",
+                     "QuestionText": "Split 100"}}
+    )  # fmt: skip
+    document["SurveyElements"][0]["Payload"][1]["BlockElements"].append(
+        {"Type": "Question", "QuestionID": "QID9"}
+    )
+    _, report = import_qsf(json.dumps(document))
+    assert report.behaviour_changes == [
+        "JavaScript of 1 question is dropped (QID2); what it did (hiding, timing, checks) does "
+        "not happen",
+        "1 question show images (QID2); an image is shown only from a host the "
+        "survey_image_hosts setting allows, otherwise as its alt text",
+        "1 question left out as unsupported (QID9); see skipped for why",
+    ]
+
+
+def test_a_long_consent_text_becomes_a_descriptive_item_above_its_question() -> None:
+    document = json.loads((FIXTURES / "consent_randomizer_end.qsf").read_text())
+    consent = (
+        "<div><strong>Information</strong></div><div>"
+        + "This study is about decisions. " * 20
+        + "</div><ul><li>Taking part is <u>voluntary</u>.</li></ul>"
+        "<div>Do you agree to take part?</div>"
+    )
+    for element in document["SurveyElements"]:
+        if element["Element"] == "SQ" and element["PrimaryAttribute"] == "QID1":
+            element["Payload"]["QuestionText"] = consent
+    content, report = import_qsf(json.dumps(document))
+    description, question = content.questions[:2]
+    assert (description.qid, description.type, description.block) == (
+        "QID6", "descriptive", "BL_consent",
+    )  # fmt: skip
+    assert "<u>voluntary</u>" in description.text and "Do you agree" not in description.text
+    assert question.qid == "QID1" and question.plain_text() == "Do you agree to take part?"
+    assert "QID1: its long text is shown as text above it (QID6)" in report.warnings[0]

@@ -157,3 +157,32 @@ def test_any_valid_response_survives_the_table(
     values = {"QID1": nps, "QID2": single, "QID3": multiple, "QID4": text}
     assert validate_response(CONTENT, values) == []
     assert round_trip(values)["values"] == values
+
+
+def test_export_tags_name_columns_like_the_reference_and_imports_still_map() -> None:
+    document = CONTENT.to_document()
+    tags = {"QID2": "Contact", "QID4": "Why", "QID5": "Agree", "QID6": "Stars"}
+    for question in document["questions"]:
+        if question["qid"] in tags:
+            question["export_tag"] = tags[question["qid"]]
+    document["questions"].append(
+        {"qid": "QID8", "type": "rating", "text": "Ease", "scale_max": 10, "display": "slider",
+         "labels": ["Hard", "Easy"], "choice_id": "1", "export_tag": "Ease"}
+    )  # fmt: skip
+    document["questions"].append(
+        {"qid": "QID9", "type": "rating", "text": "Joy", "scale_max": 10, "choice_id": "1"}
+    )
+    content = SurveyContent.from_document(document)
+    table = ResponseTable(content)
+    names, _, import_ids = table.header_rows()
+    assert names[13:] == [
+        "QID1", "Contact", "Contact_c_TEXT", "QID3", "Why", "Agree_r1", "Agree_r1_TEXT",
+        "Agree_r2", "Stars", "Ease_1", "QID9_1",
+    ]  # fmt: skip
+    assert import_ids[names.index("Why")] == '{"ImportId":"QID4_TEXT"}'
+    assert import_ids[names.index("Ease_1")] == '{"ImportId":"QID8_1"}'
+    values = {"QID2": "c", "QID2_c_TEXT": "Pigeon", "QID4": "Because", "QID8": 7, "QID9": 3}
+    row = table.row(Record(values))
+    for headers in (table.header_rows(), [names]):  # by ImportId, and by the names alone
+        document_read, problems = table.reader(headers).read(row)
+        assert problems == [] and document_read["values"] == values

@@ -160,8 +160,8 @@ def test_every_problem_is_reported_at_once_with_its_path() -> None:
     problems = problems_of(document)
     assert "questions[2].choices[1].recode: a recode must be a number" in problems
     assert (
-        "questions[1].colour: unknown key 'colour': allowed keys are qid, text, page, show_if, "
-        "required, type" in problems
+        "questions[1].colour: unknown key 'colour': allowed keys are qid, text, page, "
+        "export_tag, block, show_if, required, type" in problems
     )
     assert "questions[6].qid: QID2 is used twice (also questions[1])" in problems
     assert "embedded_data[2].name: 'CaseId' is declared twice (also embedded_data[0])" in problems
@@ -185,7 +185,7 @@ def test_duplicate_choice_row_and_scale_ids_are_reported() -> None:
     ("condition", "message"),
     [
         ({"field": "QID6", "operator": "is_empty"}, "QID6 comes later"),
-        ({"field": "QID5", "operator": "is_empty"}, "QID5 is on the same page"),
+        ({"field": "QID5", "operator": "is_empty"}, "QID5 comes later on the same page"),
         ({"field": "QID4", "operator": "is_empty"}, "refers to its own answer"),
         ({"field": "QID42", "operator": "is_empty"}, "QID42 does not exist in this survey"),
         ({"field": "QID1", "operator": "is_empty"}, "QID1 is descriptive text"),
@@ -475,3 +475,10 @@ def test_garbage_documents_give_problems_not_crashes(document: Any) -> None:
         SurveyContent.from_document(document)
     except SurveyContentError as exc:
         assert exc.problems
+
+
+def test_display_logic_may_use_a_question_above_it_on_its_own_page() -> None:
+    document = copy.deepcopy(EXAMPLE)
+    document["questions"][4]["show_if"] = {"field": "QID4", "operator": "contains", "value": "1"}
+    content = SurveyContent.from_document(document)
+    assert content.question("QID5").show_if is not None

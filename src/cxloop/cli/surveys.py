@@ -49,6 +49,8 @@ def import_(
     survey, report = survey_content.create_survey_from_file(
         built.db, actor, file.name, file.read_bytes(), name=name
     )
+    for change in report.get("behaviour_changes", []):
+        console.print(f"[yellow]changed:[/] {change}", highlight=False, soft_wrap=True)
     counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report["imported"].items())) or "none"
     console.print(
         f"Created survey {survey.id} ({survey.name!r}, draft) owned by {actor.email}: "

@@ -27,8 +27,9 @@ never text (``"9"`` is not an NPS answer) and choice ids are always text (``2`` 
 Values are not escaped or cleaned: HTML in an answer is just text here; the web layer escapes.
 
 Display logic: a question is **shown** when it has no ``show_if`` or its condition holds on the
-answers to shown questions of earlier pages. Answers to hidden questions are not errors (a
-respondent may go back and change their mind); ``visible_answers()`` drops them before storing.
+answers to shown questions of earlier pages and of shown questions above it on its page.
+Answers to hidden questions are not errors (a respondent may go back and change their mind);
+``visible_answers()`` drops them before storing.
 
 A response is **finished** when every shown required question is answered, nothing in it is
 invalid and, for the page-by-page form, the respondent submitted the last page that shows
@@ -265,14 +266,12 @@ def _visibility(content: SurveyContent, answers: Mapping[str, Any]) -> dict[str,
     earlier: dict[str, Any] = {}  # answers of shown questions on earlier pages
     resolve = _resolver(by_qid, earlier)
     for page in content.pages():
-        this_page: dict[str, Any] = {}
         for question in page:
             shown = question.show_if is None or evaluate(question.show_if, resolve)
             visibility[question.qid] = shown
             if shown:
-                this_page.update({k: answers[k] for k in _own_keys(question) if k in answers})
-        # Added after the page: display logic only ever looks at earlier pages.
-        earlier.update(this_page)
+                # At once: display logic may look at questions above it on the same page.
+                earlier.update({k: answers[k] for k in _own_keys(question) if k in answers})
     return visibility
 
 
@@ -333,7 +332,9 @@ class ResponseRules:
         self._tests = [(q.qid, _question_test(q)) for q in content.questions]
         self._own_keys = [(q.qid, tuple(_own_keys(q))) for q in content.questions]
         self._all_own_keys = tuple(k for _, keys in self._own_keys for k in keys)
-        self._embedded_names = frozenset(f.name for f in content.embedded_data)
+        self._embedded_names = frozenset(
+            [f.name for f in content.embedded_data] + content.flow_data_names()
+        )
 
     def check(
         self, answers: Any, embedded_data: Any = None, *, include_required: bool = True
@@ -758,7 +759,10 @@ class _Checker:
                 "Embedded data must be an object mapping field names to values.",
             )
             return
-        declared = {f.name for f in self.content.embedded_data}
+        # What the survey flow stores (randomizer assignments...) counts as declared.
+        declared = {f.name for f in self.content.embedded_data} | set(
+            self.content.flow_data_names()
+        )
         for name, value in embedded_data.items():
             if not isinstance(name, str) or name not in declared:
                 self.add(

@@ -14,7 +14,8 @@ What maps to what:
   rows are ``Choices``, scale points are ``Answers`` with their recodes.
 * ``TE`` ``SL`` (and ``PW``) → single-line ``text_entry``; ``ML`` and ``ESTB`` → multi-line;
   ``ContentType`` validation ``ValidEmail`` / ``ValidNumber`` → ``email`` / ``number``.
-* ``Slider`` with a single slider → ``rating`` (its range must be 0 or 1 to at most 100).
+* ``Slider`` with a single slider → ``rating`` shown as a slider (``display: slider``) with its
+  ``Labels`` and choice id (its range must be 0 or 1 to at most 100).
 * ``DB`` (``TB``, ``GRB``) → ``descriptive``.
 * Pages: every block starts a page, and so does every page break inside a block. Blocks come in
   survey-flow order; trashed questions and blocks outside the flow are skipped.
@@ -26,8 +27,18 @@ What maps to what:
   questions on earlier pages. Other logic is not imported and the report says so: the question
   is then always shown.
 
+* The survey flow (``FL``): blocks, branches (question and embedded data conditions),
+  randomizers (``SubSet``, ``EvenPresentation``), embedded data values, end-of-survey elements
+  (redirect, screen-out), groups (flattened) → ``flow`` and each question's ``block``, kept when
+  the flow does more than show the blocks in order.
+* Survey options (``SO``): back button, progress bar, title, end redirect → ``options``.
+* ``DataExportTag`` → ``export_tag``; a text entry's ``DefaultChoices`` → ``default``; a long
+  question text made of paragraphs → a descriptive item above the question.
+
+The report lists first what changes the survey's behaviour (``behaviour_changes``).
 Everything else (side by side, constant sum, rank order, timing, meta info, forms, carried
-forward choices, branches, randomisers, quotas, scoring...) is reported and left out. The
+forward choices, web services, device or location conditions, quotas, scoring...) is reported
+and left out. The
 importer never crashes on a bad file: anything it cannot read is a ``QsfImportError`` with a
 message, or an entry in the report.
 """
@@ -46,6 +57,7 @@ from pydantic import ValidationError
 from cxloop.domain.survey_content import (
     FIELD_NAME_PATTERN,
     ID_RE,
+    MAX_CHOICE_TEXT,
     MAX_CHOICES,
     MAX_QUESTIONS,
     MAX_SCALE_POINTS,
@@ -55,6 +67,7 @@ from cxloop.domain.survey_content import (
     SurveyContent,
     SurveyContentError,
     check_document,
+    plain_text,
     problems_from_validation,
 )
 
@@ -140,6 +153,9 @@ class ImportReport:
     pages: int = 0
     # Fields that accept values from the link's query string (source `query`).
     embedded_data_from_link: list[str] = field(default_factory=list)
+    # What makes the survey behave differently from the original, most serious first: dropped
+    # JavaScript, images, questions and flow elements left out, logic not imported.
+    behaviour_changes: list[str] = field(default_factory=list)
 
     @property
     def imported_total(self) -> int:
@@ -212,6 +228,7 @@ class _Placed:
     page: int
     payload: dict[str, Any]
     question: dict[str, Any] | None = None  # the cxloop question document, once mapped
+    block: str = ""  # the QSF block id
 
 
 @dataclass
@@ -240,23 +257,35 @@ class _Importer:
         placed = self._place(blocks, block_order, questions)
         mapped = [p for p in placed if self._map(p)]
         self._map_display_logic(mapped)
+        mapped = self._split_long_texts(mapped, questions)
         self._renumber_pages(mapped)
 
         imported: dict[str, int] = {}
         for item in mapped:
             assert item.question is not None
             imported[item.question["type"]] = imported.get(item.question["type"], 0) + 1
-        document = {
+        document: dict[str, Any] = {
             "format_version": 1,
             "embedded_data": embedded,
             "questions": [item.question for item in mapped],
         }
+        flow = _FlowMapper(self, mapped, embedded).flow(flows)
+        if flow is not None:
+            # Only a flow that does more than show the blocks in order is kept (with the blocks).
+            for item in mapped:
+                assert item.question is not None
+                item.question["block"] = _block_id(item.block)
+            document["flow"] = flow
+        options = self._options(elements)
+        if options:
+            document["options"] = options
         self._drop_inconsistent_display_logic(document)
         try:
             content = SurveyContent.from_document(document)
         except SurveyContentError as exc:
             raise QsfImportError(f"the imported survey is not consistent: {exc}") from None
         report = ImportReport(
+            behaviour_changes=self._behaviour_changes(questions, mapped),
             survey_name=survey_name,
             source_survey_id=survey_id,
             imported=imported,
@@ -374,28 +403,6 @@ class _Importer:
                     "the survey flow is nested too deeply; the deepest part was ignored"
                 )
             return
-        node_type = _text(node.get("Type"))
-        flow_id = _text(node.get("FlowID")) or "?"
-        if not report:
-            pass
-        elif node_type == "Branch":
-            self._skip(
-                f"flow {flow_id}",
-                "Branch",
-                "branch logic is not imported; the blocks inside it are always shown",
-            )
-        elif node_type in ("BlockRandomizer", "Randomizer"):
-            self._skip(
-                f"flow {flow_id}",
-                node_type,
-                "randomisation is not imported; the blocks are shown in their listed order",
-            )
-        elif node_type == "EndSurvey":
-            self._skip(f"flow {flow_id}", "EndSurvey", "an early end of survey is not imported")
-        elif node_type not in ("Root", "Block", "Standard", "EmbeddedData", "Group", ""):
-            self._skip(
-                f"flow {flow_id}", node_type, f"'{node_type}' flow elements are not imported"
-            )
         yield node
         children = node.get("Flow")
         if isinstance(children, list):
@@ -434,11 +441,7 @@ class _Importer:
         ):
             default = str(value)
             if "${" in default:
-                self.warnings.append(
-                    f"embedded data field '{name}': its value is computed with piped text "
-                    f"({default[:60]}), which is not imported; it has no default"
-                )
-                default = None
+                default = None  # computed when the flow passes (an embedded data element)
             elif len(default) > MAX_TEXT:
                 self.warnings.append(f"embedded data field '{name}': its value is too long")
                 default = None
@@ -495,7 +498,7 @@ class _Importer:
                     )
                     continue
                 seen.add(qid)
-                placed.append(_Placed(qid, page, payload))
+                placed.append(_Placed(qid, page, payload, block=block_id))
         trash = {
             _text(element.get("QuestionID"))
             for block in blocks
@@ -557,6 +560,41 @@ class _Importer:
         item.question = question
         return True
 
+    def _split_long_texts(
+        self, mapped: list[_Placed], questions: dict[str, dict[str, Any]]
+    ) -> list[_Placed]:
+        """A long question text made of paragraphs (a consent form, instructions) is really a
+        description: it becomes a descriptive item above the question, whose label is then
+        its last paragraph."""
+        numbers = [int(q[3:]) for q in questions if QID_RE.match(q)]
+        next_number = max(numbers, default=0) + 1
+        result: list[_Placed] = []
+        for item in mapped:
+            question = item.question
+            assert question is not None
+            split = None
+            if question["type"] != "descriptive" and len(plain_text(question["text"])) > 400:
+                split = _split_paragraphs(question["text"])
+            if split is None or next_number > 999_999_999 or len(mapped) >= MAX_QUESTIONS:
+                result.append(item)
+                continue
+            description, label = split
+            new_qid = f"QID{next_number}"
+            next_number += 1
+            descriptive: dict[str, Any] = {
+                "qid": new_qid, "type": "descriptive", "text": description, "page": item.page,
+            }  # fmt: skip
+            if "show_if" in question:
+                descriptive["show_if"] = question["show_if"]
+            result.append(_Placed(new_qid, item.page, {}, descriptive, item.block))
+            question["text"] = label
+            self.warnings.append(
+                f"{item.qid}: its long text is shown as text above it ({new_qid}); the "
+                "question is labelled with its last paragraph"
+            )
+            result.append(item)
+        return result
+
     def _question(self, qid: str, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         question_type = _text(payload.get("QuestionType"))
         selector = _text(payload.get("Selector"))
@@ -567,6 +605,9 @@ class _Importer:
             return None, f"its text is longer than {MAX_TEXT:,} characters"
         if question_type != "DB" and _is_required(payload, qid, self.warnings):
             base["required"] = True
+        tag = re.sub(r'[\x00-\x1f\x7f,"]', "_", _text(payload.get("DataExportTag")))[:100]
+        if tag:
+            base["export_tag"] = tag  # names the question's columns in response exports
 
         if question_type == "MC":
             return self._multiple_choice(base, payload, selector)
@@ -680,6 +721,13 @@ class _Importer:
             question["multiline"] = True
         if selector == "PW":
             self.warnings.append(f"{qid}: password box imported as an ordinary text box")
+        defaults = payload.get("DefaultChoices")
+        if isinstance(defaults, dict):
+            # {"TEXT": {"Text": "${e://Field/PROLIFIC_PID}"}}: the text box's prefilled value.
+            text = defaults.get("TEXT")
+            default = _text(text.get("Text")) if isinstance(text, dict) else ""
+            if default and len(default) <= MAX_TEXT:
+                question["default"] = default
         settings = _settings(payload)
         validation_type = _text(settings.get("Type"))
         if validation_type == "ContentType":
@@ -730,9 +778,19 @@ class _Importer:
             )
         if _text(choices[0].get("text")) and not base["text"]:
             base["text"] = choices[0]["text"]
-        question = {**base, "type": "rating", "scale_max": int(high)}
+        question = {
+            **base,
+            "type": "rating",
+            "scale_max": int(high),
+            "display": "slider",
+            "choice_id": _text(choices[0].get("id")),
+        }
         if low == 0:
             question["scale_min"] = 0
+        labels = [_text(label.get("Display")) for label in _values(payload.get("Labels"))
+                  if isinstance(label, dict)]  # fmt: skip
+        if labels:
+            question["labels"] = [label[:MAX_CHOICE_TEXT] for label in labels[:11]]
         return question, ""
 
     def _choices(
@@ -853,6 +911,87 @@ class _Importer:
     def _skip(self, element: str, kind: str, reason: str) -> None:
         self.skipped.append(SkippedElement(element[:100], kind[:60], reason))
 
+    # -- the report ------------------------------------------------------------------------
+
+    def _behaviour_changes(
+        self, questions: dict[str, dict[str, Any]], mapped: list[_Placed]
+    ) -> list[str]:
+        changes: list[str] = []
+        kept = {item.qid for item in mapped}
+        scripted = [qid for qid, p in questions.items() if qid in kept and _has_script(p)]
+        if scripted:
+            changes.append(
+                f"JavaScript of {_count(scripted, 'question')} is dropped ({_qids(scripted)}); "
+                "what it did (hiding, timing, checks) does not happen"
+            )
+        pictured = [
+            qid for qid, p in questions.items()
+            if qid in kept and "<img" in _text(p.get("QuestionText")).lower()
+        ]  # fmt: skip
+        if pictured:
+            changes.append(
+                f"{_count(pictured, 'question')} show images ({_qids(pictured)}); an image is "
+                "shown only from a host the survey_image_hosts setting allows, otherwise as its "
+                "alt text"
+            )
+        left_out = [s.element for s in self.skipped if QID_RE.match(s.element)]
+        trashed = {s.element for s in self.skipped if s.reason == "the question is in the trash"}
+        left_out = [qid for qid in left_out if qid not in trashed]
+        if left_out:
+            changes.append(
+                f"{_count(left_out, 'question')} left out as unsupported ({_qids(left_out)}); "
+                "see skipped for why"
+            )
+        flow = [s for s in self.skipped if s.element.startswith("flow ")]
+        for item in flow:
+            changes.append(f"{item.element} ({item.kind}): {item.reason}")
+        logic = list(
+            dict.fromkeys(w.split(":", 1)[0] for w in self.warnings if "display logic" in w)
+        )
+        if logic:
+            changes.append(
+                f"display logic of {_count(logic, 'question')} is not (fully) imported "
+                f"({_qids(logic)}); those questions are shown more often than in the original"
+            )
+        return changes
+
+    # -- survey options --------------------------------------------------------------------
+
+    def _options(self, elements: list[Any]) -> dict[str, Any]:
+        payload = next(
+            (
+                e.get("Payload")
+                for e in elements
+                if isinstance(e, dict) and e.get("Element") == "SO"
+            ),
+            None,
+        )
+        if not isinstance(payload, dict):
+            return {}
+        options: dict[str, Any] = {}
+        if _text(payload.get("BackButton")).lower() == "false":
+            options["back_button"] = False
+        progress = _text(payload.get("ProgressBarDisplay"))
+        if progress == "None" or not progress:
+            options["progress_bar"] = "none"
+        else:
+            options["progress_bar"] = "percent"  # the reference's bar shows a percentage
+        title = _text(payload.get("SurveyTitle")).strip()
+        # The reference fills the browser title with its own product name by default; that is
+        # no heading for respondents, and neither is the survey's internal name.
+        default_title = not title or "Qualtrics" in title
+        options["title"] = "" if default_title else title[:1_000]
+        termination = _text(payload.get("SurveyTermination"))
+        url = _text(payload.get("EOSRedirectURL")).strip()
+        if termination == "Redirect" and url.startswith(("https://", "http://")) and len(url) > 8:
+            options["end_redirect_url"] = url[:2_000]
+        elif termination == "DisplayMessage" and payload.get("EOSMessage"):
+            self.warnings.append(
+                "the end-of-survey message is kept in the reference's message library, which "
+                "the file does not hold; respondents see cxloop's thank-you"
+            )
+        return options
+
 
 class _LogicMapper:
     """Turns a QSF DisplayLogic into a condition tree, or says why it cannot."""
@@ -890,6 +1029,8 @@ class _LogicMapper:
 
     def _expression(self, expression: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         logic_type = _text(expression.get("LogicType"))
+        if logic_type == "EmbeddedField" and self.item.qid == "":
+            return _embedded_condition(expression)
         if logic_type != "Question":
             return None, f"'{logic_type or '?'}' conditions are not supported"
         locator = unquote(_text(expression.get("LeftOperand")))
@@ -900,11 +1041,12 @@ class _LogicMapper:
         target = self.by_qid.get(ref_qid)
         if target is None or target.question is None:
             return None, f"it depends on {ref_qid}, which was not imported"
-        if target.page >= self.item.page:
-            return None, (
-                f"it depends on {ref_qid} on the same page; cxloop decides what to show from "
-                "earlier pages"
-            )
+        positions = list(self.by_qid)
+        if target.page > self.item.page or (
+            target.page == self.item.page
+            and positions.index(ref_qid) >= positions.index(self.item.qid)
+        ):
+            return None, f"it depends on {ref_qid}, which comes later"
         operator = _text(expression.get("Operator"))
         question = target.question
         kind = question["type"]
@@ -973,6 +1115,180 @@ class _LogicMapper:
                     return conditions[0], ""
                 return {"join": "or" if selected else "and", "conditions": conditions}, ""
         return None, f"the condition on {ref_qid}/{'/'.join(tail)[:40]} is not supported"
+
+
+def _embedded_condition(expression: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    name = _text(expression.get("LeftOperand"))
+    operator = _LOGIC_OPERATORS.get(_text(expression.get("Operator")))
+    if not _FIELD_NAME_RE.match(name) or operator is None:
+        return None, f"the condition on embedded data '{name[:40]}' is not supported"
+    condition: dict[str, Any] = {"field": f"e://Field/{name}", "operator": operator}
+    if operator not in ("is_empty", "is_not_empty"):
+        right = expression.get("RightOperand")
+        value = _number(right) if operator in _NUMERIC_OPERATORS else _text(right)
+        if value is None:
+            return None, f"'{_text(right)[:30]}' is not a number to compare with"
+        condition["value"] = value
+    return condition, ""
+
+
+def _block_id(block: str) -> str:
+    return block if ID_RE.match(block) else re.sub(r"[^A-Za-z0-9_-]", "_", block)[:64] or "block"
+
+
+class _FlowMapper:
+    """Turns the QSF survey flow (``FL``) into cxloop's flow, reporting what it cannot keep."""
+
+    def __init__(
+        self, importer: _Importer, mapped: list[_Placed], embedded: list[dict[str, Any]]
+    ) -> None:
+        self.importer = importer
+        self.blocks = {item.block for item in mapped}
+        self.by_qid = {item.qid: item for item in mapped}
+        self.defaults = {f["name"]: f.get("default") for f in embedded}
+        self.meaningful = False  # anything beyond showing the blocks in order
+
+    def flow(self, flows: list[Any]) -> list[dict[str, Any]] | None:
+        if not flows:
+            return None
+        elements: list[dict[str, Any]] = []
+        for root in flows:
+            if isinstance(root, dict):
+                elements += self.elements(root.get("Flow"), 0)
+        return elements if self.meaningful else None
+
+    def elements(self, nodes: Any, depth: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if depth > 16 or not isinstance(nodes, list):
+            return out
+        for node in nodes:
+            if isinstance(node, dict):
+                out += self.element(node, depth)
+        return out
+
+    def element(self, node: dict[str, Any], depth: int) -> list[dict[str, Any]]:
+        kind = _text(node.get("Type"))
+        where = f"flow {_text(node.get('FlowID')) or '?'}"
+        if kind in ("Block", "Standard"):
+            block = _text(node.get("ID"))
+            return [{"type": "block", "block": _block_id(block)}] if block in self.blocks else []
+        if kind == "Group":
+            return self.elements(node.get("Flow"), depth + 1)
+        if kind == "Branch":
+            children = self.elements(node.get("Flow"), depth + 1)
+            logic = node.get("BranchLogic")
+            condition, reason = (None, "it has no conditions")
+            if isinstance(logic, dict):
+                try:
+                    condition, reason = _LogicMapper(self.by_qid, _Placed("", 10**9, {})).map(logic)
+                except Exception as exc:
+                    condition, reason = None, f"it could not be read ({type(exc).__name__})"
+            if condition is None:
+                self.importer._skip(
+                    where, "Branch",
+                    f"branch logic not imported ({reason}); what it holds is always shown",
+                )  # fmt: skip
+                self.meaningful = self.meaningful or any(c["type"] != "block" for c in children)
+                return children
+            self.meaningful = True
+            branch: dict[str, Any] = {"type": "branch", "condition": condition, "flow": children}
+            description = _text(node.get("Description"))
+            if description and description != "New Branch":
+                branch["description"] = description[:1_000]
+            return [branch]
+        if kind in ("BlockRandomizer", "Randomizer"):
+            children = self.elements(node.get("Flow"), depth + 1)
+            if not children:
+                self.importer._skip(where, kind, "the randomizer holds nothing cxloop can show")
+                return []
+            subset = _number(node.get("SubSet"))
+            present = int(subset) if isinstance(subset, int) and subset > 0 else len(children)
+            self.meaningful = True
+            return [
+                {
+                    "type": "randomizer",
+                    "id": _block_id(_text(node.get("FlowID")) or "randomizer"),
+                    "present": min(present, len(children)),
+                    "even": _truthy(node.get("EvenPresentation")),
+                    "flow": children,
+                }
+            ]
+        if kind == "EmbeddedData":
+            fields = []
+            for item in _values(node.get("EmbeddedData")):
+                if not isinstance(item, dict) or item.get("Type") != "Custom":
+                    continue
+                name, value = _text(item.get("Field")), item.get("Value")
+                if not _FIELD_NAME_RE.match(name) or not isinstance(value, str | int | float):
+                    continue
+                if str(value) != self.defaults.get(name) and len(str(value)) <= MAX_TEXT:
+                    fields.append({"name": name, "value": str(value)})
+            if fields:
+                self.meaningful = True
+                return [{"type": "embedded_data", "fields": fields}]
+            return []
+        if kind == "EndSurvey":
+            self.meaningful = True
+            return [self.end_survey(node)]
+        self.importer._skip(where, kind, f"'{kind}' flow elements are not imported")
+        return self.elements(node.get("Flow"), depth + 1)
+
+    def end_survey(self, node: dict[str, Any]) -> dict[str, Any]:
+        options = node.get("Options") if isinstance(node.get("Options"), dict) else {}
+        end: dict[str, Any] = {"type": "end_survey"}
+        url = _text(options.get("EOSRedirectURL")).strip()
+        if _text(options.get("SurveyTermination")) == "Redirect":
+            if url.startswith(("https://", "http://")) and len(url) <= 2_000:
+                end["redirect_url"] = url
+        elif _text(options.get("EOSMessage")):
+            self.importer.warnings.append(
+                f"flow {_text(node.get('FlowID')) or '?'}: the end-of-survey message is kept in "
+                "the reference's message library, which the file does not hold; respondents see "
+                "cxloop's thank-you"
+            )
+        if _text(options.get("ResponseFlag")) == "Screened":
+            end["screened_out"] = True
+        return end
+
+
+_JS_SKELETON = re.compile(
+    r"Qualtrics\.SurveyEngine\.addOn(?:load|Ready|Unload)\s*\(\s*function\s*\(\s*\)\s*"
+    r"\{\s*\}\s*\)\s*;?"
+)
+
+
+_PARAGRAPH_END = re.compile(
+    r"(?:</p\s*>|</div\s*>|</[uo]l\s*>|(?:<br\s*/?>\s*){2,})", re.IGNORECASE
+)
+
+
+def _split_paragraphs(text: str) -> tuple[str, str] | None:
+    """(everything but the last paragraph, the last paragraph) of an HTML text, or None when
+    the text is one paragraph or its last one is long too."""
+    parts = [part for part in _PARAGRAPH_END.split(text) if plain_text(part)]
+    if len(parts) < 2 or len(plain_text(parts[-1])) > 300:
+        return None
+    cut = text.rfind(parts[-1])
+    head, tail = text[:cut], text[cut:]
+    return (head, tail) if plain_text(head) else None
+
+
+def _has_script(payload: dict[str, Any]) -> bool:
+    """Whether a question carries JavaScript beyond the editor's empty placeholders."""
+    script = payload.get("QuestionJS")
+    if not isinstance(script, str) or not script.strip():
+        return False
+    code = re.sub(r"/\*.*?\*/|//[^\n]*", "", script, flags=re.DOTALL)
+    return bool(_JS_SKELETON.sub("", code).strip())
+
+
+def _count(items: list[str], what: str) -> str:
+    return f"{len(items)} {what}{'' if len(items) == 1 else 's'}"
+
+
+def _qids(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(dict.fromkeys(items[:limit]))
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _combine(terms: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -8,19 +8,25 @@ Three header rows, then one row per response:
 
 Columns: the metadata (``StartDate``, ``EndDate``, ``Status``, ``Duration (in seconds)``,
 ``Finished``, ``RecordedDate``, ``ResponseId``, ``DistributionChannel``, ``UserLanguage``, and
-cxloop's ``DistributionId`` and ``ContactId``), then the declared embedded data fields, then the
+cxloop's ``DistributionId`` and ``ContactId``), then the declared embedded data fields and what
+the survey flow stores (randomizer assignments, values it sets, ``Q_TerminateFlag``), then the
 questions:
 
 =================  ================================================  ==========================
 type               columns                                           cell
 =================  ================================================  ==========================
-nps, rating        ``QID1``                                          the number
+nps, rating        ``QID1`` (a slider with a ``choice_id``: ``QID1_1``)  the number
 single choice      ``QID2``, ``QID2_4_TEXT`` per text box            recode of the choice
 multiple choice    ``QID3``, ``QID3_4_TEXT`` per text box            recodes, comma-joined
 text entry         ``QID4_TEXT``                                     the text
 matrix             ``QID5_<row>``, ``QID5_<row>_TEXT`` per text box  recode of the scale point
 descriptive        none
 =================  ================================================  ==========================
+
+A question with an ``export_tag`` is named by it in row 1, as the reference product names its
+columns: ``Age`` (single choice, number, text entry: the tag alone), ``Age_4_TEXT``, ``Trust_2``
+(matrix row 2), ``Ease_1`` (a slider); row 3 keeps the QID-based ImportIds, so reading maps by
+them as before.
 
 Choices and scale points are written as their recodes when every one of the question's has a
 recode and no two share one (the reference product's numeric export); otherwise as their ids,
@@ -203,9 +209,11 @@ class ResponseTable:
         taken = {
             key for c in self._cells + questions for key in (c.column.name, c.column.import_id)
         }
-        for item in content.embedded_data:
-            column = Column(item.name, item.name, item.name, is_embedded_data=item.name in taken)
-            self._cells.append(_Cell(column, "embedded", key=item.name))
+        # The declared fields, then what the survey flow stores (randomizer assignments...).
+        names = [item.name for item in content.embedded_data] + content.flow_data_names()
+        for name in names:
+            column = Column(name, name, name, is_embedded_data=name in taken)
+            self._cells.append(_Cell(column, "embedded", key=name))
         self._cells.extend(questions)
 
     @property
@@ -242,33 +250,44 @@ class ResponseTable:
 def _question_cells(question: Question) -> list[_Cell]:
     qid = question.qid
     label = question.plain_text() or qid
+    # Row 1 names the columns by the question's export tag when it has one, as the reference
+    # product does (Age, Age_4_TEXT, Trust_2); row 3's ImportIds always stay QID-based.
+    tag = question.export_tag
     cells: list[_Cell] = []
     if isinstance(question, DescriptiveQuestion):
         return cells
-    if isinstance(question, NpsQuestion | RatingQuestion):
-        cells.append(_Cell(Column(qid, label, qid), "number", qid, qid))
+    if isinstance(question, RatingQuestion) and question.choice_id is not None:
+        # A slider keeps the reference's column name, QID3_1 (question and slider choice).
+        import_id = f"{qid}_{question.choice_id}"
+        name = f"{tag}_{question.choice_id}" if tag else import_id
+        cells.append(_Cell(Column(name, label, import_id), "number", qid, qid))
+    elif isinstance(question, NpsQuestion | RatingQuestion):
+        cells.append(_Cell(Column(tag or qid, label, qid), "number", qid, qid))
     elif isinstance(question, TextEntryQuestion):
-        name = f"{qid}_TEXT"
-        cells.append(_Cell(Column(name, label, name), "text", qid, qid))
+        import_id = f"{qid}_TEXT"
+        cells.append(_Cell(Column(tag or import_id, label, import_id), "text", qid, qid))
     elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
         kind = "choice" if isinstance(question, SingleChoiceQuestion) else "choices"
         options = _Options(question.choices)
-        cells.append(_Cell(Column(qid, label, qid), kind, qid, qid, options))
+        cells.append(_Cell(Column(tag or qid, label, qid), kind, qid, qid, options))
         for choice in question.choices:
             if choice.allow_text_entry:
                 key = text_key(qid, choice.id)
+                name = f"{tag}_{choice.id}_TEXT" if tag else key
                 text = f"{label} - {choice.plain_text() or choice.id} - Text"
-                cells.append(_Cell(Column(key, text, key), "box", qid, key))
+                cells.append(_Cell(Column(name, text, key), "box", qid, key))
     elif isinstance(question, MatrixQuestion):
         options = _Options(question.scale)
         kind = "rows" if question.multiple_answers else "row"
         for row in question.rows:
-            name = f"{qid}_{row.id}"
+            import_id = f"{qid}_{row.id}"
+            name = f"{tag}_{row.id}" if tag else import_id
             text = f"{label} - {row.plain_text() or row.id}"
-            cells.append(_Cell(Column(name, text, name), kind, qid, row.id, options))
+            cells.append(_Cell(Column(name, text, import_id), kind, qid, row.id, options))
             if row.allow_text_entry:
                 key = text_key(qid, row.id)
-                cells.append(_Cell(Column(key, f"{text} - Text", key), "box", qid, key))
+                box = f"{tag}_{row.id}_TEXT" if tag else key
+                cells.append(_Cell(Column(box, f"{text} - Text", key), "box", qid, key))
     return cells
 
 

@@ -27,8 +27,9 @@ no answer). Question and choice texts are kept as written (they may hold HTML fr
 ``plain_text()`` gives the text a person reads, and the web layer escapes whatever it shows.
 
 Display logic (``show_if``) is a condition tree from :mod:`cxloop.domain.conditions` whose fields
-name answers to questions on **earlier pages** (the page-by-page form decides what to show from
-answers it already has):
+name answers to questions on **earlier pages** or **above it on its own page** (same-page logic:
+the page is shown again with the follow-up when the answer changes it, or at once with the page's
+small script):
 
 =========================  ==================================================================
 ``QID1``                   the answer itself (see :mod:`cxloop.domain.answers` for its shape):
@@ -45,8 +46,13 @@ string, so anyone), ``personal_link`` (the default: a personal link, an invitati
 link, and the API) or ``server`` (only the API and workflows). ``settable_embedded_data()``
 applies that rule for a response's **channel** (``RESPONSE_CHANNELS``).
 
+A ``flow`` (blocks, branches, randomizers, embedded data values, end-of-survey elements; see
+:mod:`cxloop.domain.survey_flow` for how it runs) decides which pages a respondent sees; each
+question then names its ``block``. ``options`` hold the respondent-facing title, the back
+button, the progress bar and the normal end (message or redirect).
+
 ``SurveyContent.from_document()`` reports every problem of a document at once, each with a path
-such as ``questions[2].choices[1].recode``.
+such as ``questions[2].choices[1].recode`` or ``flow[1].flow[0].block``.
 """
 
 from __future__ import annotations
@@ -102,6 +108,9 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # braces or control characters, which would make those ambiguous.
 FIELD_NAME_PATTERN = r"^[^\x00-\x1f\x7f/{}$?&=#%]{1,200}$"
 
+# Export tags name CSV columns: no control characters, commas or quotes, which would need
+# quoting in every script that reads the file.
+EXPORT_TAG_PATTERN = r'^[^\x00-\x1f\x7f,"]{1,100}$'
 QID_RE = re.compile(QID_PATTERN)
 ID_RE = re.compile(ID_PATTERN)
 
@@ -202,6 +211,10 @@ class _QuestionBase(_Model):
     qid: Qid
     text: str = Field(default="", max_length=MAX_TEXT)
     page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    # The column name in response exports (the reference's DataExportTag, such as "Age").
+    export_tag: str | None = Field(default=None, pattern=EXPORT_TAG_PATTERN)
+    # The block the question belongs to; the survey flow shows blocks (see `flow`).
+    block: ChoiceId | None = None
     show_if: ConditionNode | None = None
 
     def plain_text(self) -> str:
@@ -228,6 +241,15 @@ class RatingQuestion(_AnswerableBase):
     # What the ends of the scale mean, shown under it as NPS shows "Not at all likely".
     low_label: str = Field(default="", max_length=MAX_CHOICE_TEXT)
     high_label: str = Field(default="", max_length=MAX_CHOICE_TEXT)
+    # "slider": a range input (keyboard: arrow keys) instead of a row of buttons.
+    display: Literal["buttons", "slider"] = "buttons"
+    step: int = Field(default=1, ge=1, le=100)  # the slider's step
+    # Labels spread evenly under the slider (the first and the last are its ends).
+    labels: list[Annotated[str, Field(max_length=MAX_CHOICE_TEXT)]] = Field(
+        default_factory=list, max_length=11
+    )
+    # The slider's choice id in the reference product: its export column is QID<n>_<id>.
+    choice_id: ChoiceId | None = None
 
     @model_validator(mode="after")
     def _scale_is_a_range(self) -> RatingQuestion:
@@ -266,6 +288,8 @@ class TextEntryQuestion(_AnswerableBase):
     type: Literal["text_entry"]
     multiline: bool = False
     validation: Literal["none", "email", "number"] = "none"
+    # Filled in until the respondent changes it; piped text such as ${e://Field/PROLIFIC_PID}.
+    default: str | None = Field(default=None, max_length=MAX_TEXT)
 
 
 class MatrixQuestion(_AnswerableBase):
@@ -305,6 +329,114 @@ ChoiceQuestion = SingleChoiceQuestion | MultipleChoiceQuestion
 QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 
 
+# -- survey flow and options ------------------------------------------------------------------
+
+MAX_FLOW_ELEMENTS = 2_000
+MAX_FLOW_DEPTH = 32
+FLOW_TYPES = ("block", "branch", "randomizer", "embedded_data", "end_survey")
+URL_PREFIXES = ("https://", "http://")
+
+
+class FlowBlock(_Model):
+    """Show the pages of a block (the questions whose ``block`` is this id)."""
+
+    type: Literal["block"]
+    block: ChoiceId
+
+
+class FlowBranch(_Model):
+    """Go through ``flow`` only when ``condition`` holds (answers given so far, embedded data)."""
+
+    type: Literal["branch"]
+    description: str = Field(default="", max_length=1_000)
+    condition: ConditionNode
+    flow: list[FlowElement] = Field(default_factory=list, max_length=MAX_FLOW_ELEMENTS)
+
+
+class FlowRandomizer(_Model):
+    """Present ``present`` of the elements in ``flow``, in random order; ``even`` balances how
+    often each element is presented over all responses. The elements chosen are stored on the
+    response as embedded data named ``id`` (their keys joined by ``|``)."""
+
+    type: Literal["randomizer"]
+    id: ChoiceId
+    present: int = Field(ge=1, le=MAX_FLOW_ELEMENTS)
+    even: bool = True
+    flow: list[FlowElement] = Field(min_length=1, max_length=MAX_FLOW_ELEMENTS)
+
+
+class FlowFieldValue(_Model):
+    """One embedded data value set by the flow; ``value`` may hold piped text."""
+
+    name: str = Field(pattern=FIELD_NAME_PATTERN)
+    value: str = Field(default="", max_length=MAX_TEXT)
+
+
+class FlowEmbeddedData(_Model):
+    """Set embedded data values when the flow passes here."""
+
+    type: Literal["embedded_data"]
+    fields: list[FlowFieldValue] = Field(min_length=1, max_length=1_000)
+
+
+class FlowEndSurvey(_Model):
+    """End the survey here: show ``message`` or send the respondent to ``redirect_url`` (piped
+    text allowed); ``screened_out`` records the response as screened out."""
+
+    type: Literal["end_survey"]
+    message: str = Field(default="", max_length=MAX_TEXT)
+    redirect_url: str | None = Field(default=None, min_length=1, max_length=2_000)
+    screened_out: bool = False
+
+
+FlowElement = Annotated[
+    FlowBlock | FlowBranch | FlowRandomizer | FlowEmbeddedData | FlowEndSurvey,
+    Field(discriminator="type"),
+]
+FlowBranch.model_rebuild()
+FlowRandomizer.model_rebuild()
+FLOW_ADAPTER: TypeAdapter[list[FlowElement]] = TypeAdapter(list[FlowElement])
+
+
+class SurveyOptions(_Model):
+    """How the survey behaves for respondents.
+
+    ``title`` is the heading respondents see (the survey's internal name is never shown when it
+    is set); ``back_button`` shows "Back"; ``progress_bar`` is ``none``, ``pages`` ("Page 2 of
+    5") or ``percent``; ``end_message`` / ``end_redirect_url`` is the survey's normal end (an
+    end-of-survey element in the flow has its own).
+    """
+
+    title: str | None = Field(default=None, max_length=1_000)
+    back_button: bool = True
+    progress_bar: Literal["none", "pages", "percent"] = "pages"
+    end_message: str = Field(default="", max_length=MAX_TEXT)
+    end_redirect_url: str | None = Field(default=None, min_length=1, max_length=2_000)
+
+
+def iter_flow(
+    elements: Iterable[Any], path: str = "flow", start: int = 0
+) -> Iterable[tuple[str, Any]]:
+    """Every flow element, depth first in document order, with its document path."""
+    for index, element in enumerate(elements, start):
+        where = f"{path}[{index}]"
+        yield where, element
+        children = getattr(element, "flow", None)
+        if children:
+            yield from iter_flow(children, f"{where}.flow")
+
+
+def flow_fields(elements: Iterable[Any]) -> list[str]:
+    """The embedded data names the flow sets (randomizer assignments and set values)."""
+    names: list[str] = []
+    for _, element in iter_flow(elements):
+        if isinstance(element, FlowRandomizer):
+            names.append(element.id)
+        elif isinstance(element, FlowEmbeddedData):
+            names.extend(f.name for f in element.fields)
+    return list(dict.fromkeys(names))
+
+
 class EmbeddedDataField(_Model):
     """A named value carried by each response (``CaseId``); ``default`` when nothing sets it.
 
@@ -324,10 +456,16 @@ class SurveyContent(_Model):
     format_version: Literal[1] = FORMAT_VERSION
     embedded_data: list[EmbeddedDataField] = Field(default_factory=list, max_length=1_000)
     questions: list[Question] = Field(default_factory=list, max_length=MAX_QUESTIONS)
+    # Without a flow, every page is shown in page order; with one, only what the flow shows.
+    flow: list[FlowElement] | None = Field(default=None, max_length=MAX_FLOW_ELEMENTS)
+    options: SurveyOptions = Field(default_factory=SurveyOptions)
 
     @model_validator(mode="after")
     def _consistent(self) -> SurveyContent:
         problems = find_problems(list(enumerate(self.questions)), self.embedded_data)
+        if self.flow is not None:
+            problems += flow_problems(list(enumerate(self.flow)), list(enumerate(self.questions)))
+        problems += options_problems(self.options)
         if problems:
             raise ValueError("; ".join(str(p) for p in problems[:20]))
         return self
@@ -346,6 +484,17 @@ class SurveyContent(_Model):
         """The declared embedded data field with this name, or None."""
         return next((f for f in self.embedded_data if f.name == name), None)
 
+    def flow_data_names(self) -> list[str]:
+        """The embedded data the flow stores on a response besides the declared fields:
+        randomizer assignments, values it sets, and ``Q_TerminateFlag`` for a screen-out."""
+        if self.flow is None:
+            return []
+        names = flow_fields(self.flow)
+        if any(isinstance(e, FlowEndSurvey) and e.screened_out for _, e in iter_flow(self.flow)):
+            names.append("Q_TerminateFlag")
+        declared = {f.name for f in self.embedded_data}
+        return [name for name in dict.fromkeys(names) if name not in declared]
+
     def embedded_data_sources(self) -> dict[str, str]:
         """Each declared embedded data field's source, by name."""
         return {f.name: f.source for f in self.embedded_data}
@@ -361,6 +510,14 @@ class SurveyContent(_Model):
             grouped.setdefault(q.page, []).append(q)
         return [grouped[number] for number in sorted(grouped)]
 
+    def block_pages(self) -> dict[str, list[int]]:
+        """Each block's pages, in page order."""
+        pages: dict[str, list[int]] = {}
+        for q in self.questions:
+            if q.block is not None and q.page not in pages.setdefault(q.block, []):
+                pages[q.block].append(q.page)
+        return pages
+
     def questions_on_page(self, page: int) -> list[Question]:
         """The questions of one page, in order (display logic not applied)."""
         return [q for q in self.questions if q.page == page]
@@ -370,6 +527,8 @@ class SurveyContent(_Model):
     def to_document(self) -> dict[str, Any]:
         """The content as a plain JSON/YAML-ready dict; defaults are left out to keep it tidy."""
         body = self.model_dump(mode="json", exclude_defaults=True, exclude={"format_version"})
+        if self.flow is not None:
+            body["flow"] = FLOW_ADAPTER.dump_python(self.flow, mode="json", exclude_defaults=True)
         if "questions" in body:
             # qid and type first: that is how a person scans a YAML file of questions.
             body["questions"] = [
@@ -501,7 +660,7 @@ def parse_answer_field(field: str) -> AnswerField | None:
 # -- checking a document ----------------------------------------------------------------------
 
 
-_SHELL_KEYS = ("format_version", "embedded_data", "questions")
+_SHELL_KEYS = ("format_version", "embedded_data", "questions", "flow", "options")
 
 
 def check_document(document: Any) -> list[ContentProblem]:
@@ -557,6 +716,166 @@ def check_document(document: Any) -> list[ContentProblem]:
                 problems.extend(problems_from_validation(exc, ("questions", index)))
                 unparsed.append((index, raw))
     problems.extend(find_problems(questions, embedded, unparsed))
+    problems.extend(_check_flow_and_options(document, questions))
+    return problems
+
+
+def _check_flow_and_options(
+    document: Mapping[str, Any], questions: list[tuple[int, Question]]
+) -> list[ContentProblem]:
+    problems: list[ContentProblem] = []
+    if "options" in document:
+        try:
+            options = SurveyOptions.model_validate(document["options"], strict=True)
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, ("options",)))
+        else:
+            problems.extend(options_problems(options))
+    raw_flow = document.get("flow")
+    if raw_flow is None:
+        return problems
+    if _nesting(raw_flow) > MAX_FLOW_DEPTH:
+        return [*problems, ContentProblem("flow", f"is nested more than {MAX_FLOW_DEPTH} deep")]
+    if not isinstance(raw_flow, list):
+        return [*problems, ContentProblem("flow", "must be a list")]
+    if len(raw_flow) > MAX_FLOW_ELEMENTS:
+        problems.append(ContentProblem("flow", f"at most {MAX_FLOW_ELEMENTS} elements are allowed"))
+    # Element by element, so one broken element does not hide the problems of the others.
+    parsed: list[tuple[int, Any]] = []
+    for index, raw in enumerate(raw_flow[:MAX_FLOW_ELEMENTS]):
+        try:
+            parsed.append((index, FLOW_ADAPTER.validate_python([raw], strict=True)[0]))
+        except ValidationError as exc:
+            problems.extend(_flow_validation_problems(exc, index))
+    problems.extend(flow_problems(parsed, questions))
+    return problems
+
+
+def _nesting(value: Any, depth: int = 0) -> int:
+    if depth > MAX_FLOW_DEPTH:
+        return depth
+    if isinstance(value, list):
+        return max((_nesting(v, depth + 1) for v in value), default=depth)
+    if isinstance(value, Mapping) and isinstance(value.get("flow"), list):
+        return _nesting(value["flow"], depth)
+    return depth
+
+
+def _flow_validation_problems(exc: ValidationError, index: int) -> list[ContentProblem]:
+    problems = []
+    for problem in problems_from_validation(exc, ("flow",)):
+        problem = ContentProblem(
+            re.sub(r"^flow\[0\]", f"flow[{index}]", problem.path), problem.message
+        )
+        # pydantic names the element type tried after each index; the document has no such key.
+        path = re.sub(r"\]\.(?:" + "|".join(FLOW_TYPES) + r")(?=\.|$)", "]", problem.path)
+        path = path.replace(".condition.condition", ".condition").replace(
+            ".condition.group", ".condition"
+        )
+        message = problem.message
+        if "union_tag" in message or message.startswith("unknown question type"):
+            message = "unknown flow element type; use one of: " + ", ".join(FLOW_TYPES)
+        problems.append(ContentProblem(path, message))
+    return problems
+
+
+def options_problems(options: SurveyOptions) -> list[ContentProblem]:
+    """Problems of the survey options that their fields alone do not show."""
+    if options.end_redirect_url is not None and not options.end_redirect_url.startswith(
+        URL_PREFIXES
+    ):
+        return [
+            ContentProblem(
+                "options.end_redirect_url", "must be a web address starting with https://"
+            )
+        ]
+    return []
+
+
+def flow_problems(
+    flow: list[tuple[int, Any]], questions: list[tuple[int, Question]]
+) -> list[ContentProblem]:
+    """Problems of a survey flow: unknown blocks, randomizers asking for more than they hold,
+    redirects that are not web addresses, questions outside any block, pages split over blocks.
+    """
+    problems: list[ContentProblem] = []
+    blocks: dict[str, int] = {}
+    block_of_page: dict[int, tuple[str | None, int]] = {}
+    for index, question in questions:
+        if question.block is not None:
+            blocks.setdefault(question.block, index)
+        else:
+            problems.append(
+                ContentProblem(
+                    f"questions[{index}].block",
+                    "is missing; with a survey flow every question belongs to a block",
+                )
+            )
+        first = block_of_page.setdefault(question.page, (question.block, index))
+        if first[0] != question.block and question.block is not None and first[0] is not None:
+            problems.append(
+                ContentProblem(
+                    f"questions[{index}].block",
+                    f"page {question.page} is in block '{first[0]}' (questions[{first[1]}]); "
+                    "a page belongs to one block",
+                )
+            )
+    qids = {question.qid for _, question in questions}
+    randomizers: dict[str, str] = {}
+    walked = (item for index, top in flow for item in iter_flow([top], "flow", index))
+    for path, element in walked:
+        if isinstance(element, FlowBlock) and element.block not in blocks:
+            problems.append(
+                ContentProblem(
+                    f"{path}.block", f"no question belongs to block '{_short(element.block)}'"
+                )
+            )
+        elif isinstance(element, FlowRandomizer):
+            if element.present > len(element.flow):
+                problems.append(
+                    ContentProblem(
+                        f"{path}.present",
+                        f"presents {element.present} of {len(element.flow)} elements; it "
+                        "cannot present more than it holds",
+                    )
+                )
+            if element.id in randomizers:
+                problems.append(
+                    ContentProblem(
+                        f"{path}.id",
+                        f"'{element.id}' is used twice (also {randomizers[element.id]})",
+                    )
+                )
+            randomizers.setdefault(element.id, path)
+        elif isinstance(element, FlowEndSurvey):
+            if element.redirect_url is not None and not element.redirect_url.startswith(
+                URL_PREFIXES
+            ):
+                problems.append(
+                    ContentProblem(
+                        f"{path}.redirect_url", "must be a web address starting with https://"
+                    )
+                )
+        elif isinstance(element, FlowBranch):
+            for cpath, condition in conditions_with_paths(element.condition, f"{path}.condition"):
+                field = parse_answer_field(condition.field)
+                if condition.field.startswith("e://Field/"):
+                    continue
+                if field is None:
+                    problems.append(
+                        ContentProblem(
+                            f"{cpath}.field",
+                            f"'{_short(condition.field)}' is not an answer field or embedded "
+                            "data; use QID1, QID1/recode, QID1/text/<choice id>, "
+                            "QID1/row/<row id> or e://Field/<name>",
+                        )
+                    )
+                elif field.qid not in qids:
+                    problems.append(
+                        ContentProblem(
+                            f"{cpath}.field", f"{field.qid} does not exist in this survey"
+                        )
+                    )
     return problems
 
 
@@ -626,8 +945,10 @@ def find_problems(
         current_page.append(question)
         problems.extend(_item_problems(question, where))
         if question.show_if is not None:
+            # Questions above it on its own page count too (same-page display logic).
+            above = {**earlier, **{q.qid: q for q in current_page[:-1]}}
             problems.extend(
-                _display_logic_problems(question, where, earlier, page_of, set(unparsed_qids))
+                _display_logic_problems(question, where, above, page_of, set(unparsed_qids))
             )
     return problems
 
@@ -702,8 +1023,8 @@ def _field_problem(
             return f"{field.qid} does not exist in this survey"
         if page_of[field.qid] == question.page:
             return (
-                f"{field.qid} is on the same page; display logic can only use answers from "
-                "earlier pages"
+                f"{field.qid} comes later on the same page; display logic can use answers from "
+                "earlier pages and from questions above it on its page"
             )
         return f"{field.qid} comes later; display logic can only use answers from earlier pages"
     kind = field.part
@@ -806,6 +1127,11 @@ def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:
     last = loc[-1] if loc else ""
     if last == "qid":
         return f"'{_short(value)}' is not a QID; use QID followed by a number, such as QID1"
+    if last == "export_tag":
+        return (
+            f"'{_short(value)}' is not a usable export tag: 1-100 characters without commas, "
+            "quotes or control characters"
+        )
     if last == "name":
         return (
             f"'{_short(value)}' is not a usable field name: 1-200 characters without "

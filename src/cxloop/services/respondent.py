@@ -12,13 +12,15 @@ be forged) and turns form fields into answers; everything else happens here.
 
 from __future__ import annotations
 
+import random
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cxloop.db.base import utcnow
@@ -26,21 +28,36 @@ from cxloop.db.models import PersonalLink, Response
 from cxloop.db.uow import Database
 from cxloop.domain.answers import (
     AnswerProblem,
-    next_page,
-    previous_page,
+    shown_questions,
     text_key,
     validate_page,
     validate_response,
     visible_answers,
 )
+from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.signed_links import is_signed
 from cxloop.domain.survey_content import (
     MAX_TEXT,
+    FlowRandomizer,
     MatrixQuestion,
     MultipleChoiceQuestion,
     SingleChoiceQuestion,
     SurveyContent,
+    flow_fields,
     settable_embedded_data,
+)
+from cxloop.domain.survey_flow import (
+    SCREENED_OUT_FIELD,
+    Chooser,
+    Route,
+    choose_evenly,
+    next_route_page,
+    parse_assignment,
+    previous_route_page,
+    render_url,
+    route,
+    routed_content,
+    shown_route_pages,
 )
 from cxloop.errors import Conflict, CxloopError, NotFound
 from cxloop.services import response_events
@@ -78,6 +95,8 @@ class RespondentState:
     link_id: str | None = None
     embedded_data: dict[str, Any] = field(default_factory=dict)
     channel: str = "anonymous_link"  # one of RESPONSE_CHANNELS (a web link's)
+    # Makes the flow's random numbers (${rand://...} in embedded data) the same on every page.
+    seed: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,22 @@ class Screen:
     page: int | None  # None: nothing (more) to answer
     finished: bool = False
     problems: list[AnswerProblem] = field(default_factory=list)
+    route: Route | None = None
+    # Where the page stands on the route: its position among the pages shown, and their count.
+    position: int = 1
+    total: int = 1
+    has_previous: bool = False
+    is_last: bool = True
+    # At the end: the message to show, or the address to send the respondent to.
+    end_message: str = ""
+    redirect_url: str | None = None
+    screened_out: bool = False
+
+    @property
+    def title(self) -> str:
+        """The heading respondents see: the survey's title option, else its name."""
+        title = self.content.options.title
+        return self.survey_name if title is None else title
 
 
 def open_survey(
@@ -121,7 +156,9 @@ def open_survey(
         survey = _open(uow.session, survey_id)
         content = content_for(uow.session, survey)
         answers: dict[str, Any] = {}
-        state = RespondentState(survey_id=survey_id, started_at=utcnow())
+        state = RespondentState(
+            survey_id=survey_id, started_at=utcnow(), seed=secrets.token_urlsafe(12)
+        )
         if token is not None:
             link = find_link(uow.session, survey_id, token)
             channel = "personal_link"
@@ -148,7 +185,8 @@ def open_survey(
             channel = "anonymous_link"
             embedded = _settable(content, channel, _query_values(items), survey_id)
         state = replace(state, embedded_data=embedded, channel=channel)
-        return _screen(survey, content, state, answers, next_page(content, answers))
+        state, way = _walk(uow.session, survey, content, state, answers)
+        return _screen(survey, content, state, answers, next_route_page(content, way, answers), way)
 
 
 def submit_page(
@@ -157,11 +195,16 @@ def submit_page(
     page: int,
     page_answers: Mapping[str, Any] | Callable[[SurveyContent], Mapping[str, Any]],
     action: Action = "next",
+    shown_before: Iterable[str] | None = None,
 ) -> Screen:
     """Save one page's answers and say what comes next.
 
     `page_answers` are the page's answers, or a function that reads them given the content
     (the web form needs the question types to read its fields).
+
+    `shown_before` are the QIDs the page showed when it was sent. When the answers make more
+    of the page's questions apply (same-page display logic), the page is shown again with them,
+    without problems and without saving, so the respondent can answer the follow-up.
 
     "next": a page with problems is shown again with them and nothing is saved; otherwise the
     answers are saved and the next page that shows anything follows, or, after the last one, the
@@ -179,38 +222,50 @@ def submit_page(
             state = replace(state, response_id=response.id)
         given = page_answers(content) if callable(page_answers) else page_answers
         answers = _merge_page(content, page, response.values if response else {}, given)
-        if page not in content.page_numbers():
-            # A page that does not exist (an edited survey, a doctored form): start over.
-            return _screen(survey, content, state, answers, next_page(content, answers))
+        state, way = _walk(session, survey, content, state, answers, submitted=page)
+        if page not in way.pages:
+            # A page that does not exist or is not on the respondent's way (an edited survey,
+            # a doctored form): start over.
+            first = next_route_page(content, way, answers)
+            return _screen(survey, content, state, answers, first, way)
+        if action == "next" and shown_before is not None:
+            now_shown = {q.qid for q in shown_questions(content, page, answers)}
+            if now_shown - set(shown_before):
+                return _screen(survey, content, state, answers, page, way)
         problems = validate_page(content, page, answers)
+        if action == "back" and not content.options.back_button:
+            # The survey has no Back button: a form that sends "back" anyway stays here.
+            return _screen(survey, content, state, answers, page, way)
         if action == "back":
             invalid = {p.qid for p in problems if p.code != "required"}
             answers = {k: v for k, v in answers.items() if _qid_of(k) not in invalid}
-            response = _save(session, survey, content, state, link, response, answers)
+            response = _save(session, survey, content, state, link, response, answers, way)
             uow.commit()
             state = replace(state, response_id=response.id if response else None)
-            target = previous_page(content, answers, page) or page
-            return _screen(survey, content, state, answers, target)
+            target = previous_route_page(content, way, answers, page) or page
+            return _screen(survey, content, state, answers, target, way)
         if problems:
-            return _screen(survey, content, state, answers, page, problems=problems)
-        target = next_page(content, answers, after=page)
+            return _screen(survey, content, state, answers, page, way, problems=problems)
+        target = next_route_page(content, way, answers, after=page)
         finishing = target is None
         if finishing:
-            # Pages may have been skipped with a doctored form: check the response as a whole.
-            remaining = validate_response(content, visible_answers(content, answers))
+            # Pages may have been skipped with a doctored form: check the response as a whole
+            # (only the questions the flow shows this respondent).
+            shown = routed_content(content, way)
+            remaining = validate_response(shown, visible_answers(shown, answers))
             if remaining:
                 target = _first_page_with(content, remaining) or page
                 finishing = False
                 problems = [p for p in remaining if _page_of(content, p.qid) == target]
-        response = _save(session, survey, content, state, link, response, answers)
+        response = _save(session, survey, content, state, link, response, answers, way, create=True)
         assert response is not None
         state = replace(state, response_id=response.id)
         if finishing:
-            _finish(session, response, link)
+            _finish(session, response, link, screened_out=bool(way.end and way.end.screened_out))
             response_events.on_response_event(session, response, "created", uow)
         uow.commit()
         return _screen(
-            survey, content, state, answers, target, finished=finishing, problems=problems
+            survey, content, state, answers, target, way, finished=finishing, problems=problems
         )
 
 
@@ -231,10 +286,16 @@ def _screen(
     state: RespondentState,
     answers: dict[str, Any],
     page: int | None,
+    way: Route,
     *,
     finished: bool = False,
     problems: list[AnswerProblem] | None = None,
 ) -> Screen:
+    shown = shown_route_pages(content, way, answers)
+    position = shown.index(page) + 1 if page in shown else 1
+    end_message, redirect_url = "", None
+    if finished:
+        end_message, redirect_url = _ending(survey, content, state, answers, way)
     return Screen(
         survey_id=survey.id,
         survey_name=survey.name,
@@ -245,7 +306,83 @@ def _screen(
         page=page,
         finished=finished,
         problems=problems or [],
+        route=way,
+        position=position,
+        total=max(len(shown), position),
+        has_previous=page is not None
+        and content.options.back_button
+        and previous_route_page(content, way, answers, page) is not None,
+        is_last=page is None
+        or (not way.pending and next_route_page(content, way, answers, after=page) is None),
+        end_message=end_message,
+        redirect_url=redirect_url,
+        screened_out=bool(finished and way.end and way.end.screened_out),
     )
+
+
+def _ending(
+    survey: SurveyRef,
+    content: SurveyContent,
+    state: RespondentState,
+    answers: Mapping[str, Any],
+    way: Route,
+) -> tuple[str, str | None]:
+    """The end's message and redirect address, piped text filled in: the flow's end-of-survey
+    element where the walk stopped, else the survey options' end."""
+    if way.end is not None and (way.end.message or way.end.redirect_url):
+        message, url = way.end.message, way.end.redirect_url
+    else:
+        message, url = content.options.end_message, content.options.end_redirect_url
+    context = PipedTextContext(
+        survey_content=content,
+        answers=answers,
+        embedded_data=state.embedded_data,
+        metadata={"ResponseID": state.response_id or "", "SurveyID": survey.id},
+        now=utcnow(),
+    )
+    redirect = render_url(url, context) if url else None
+    return (render(message, context, html=True) if message else ""), redirect
+
+
+def _walk(
+    session: Session,
+    survey: SurveyRef,
+    content: SurveyContent,
+    state: RespondentState,
+    answers: Mapping[str, Any],
+    submitted: int | None = None,
+) -> tuple[RespondentState, Route]:
+    """The respondent's route through the flow; the embedded data it set joins the state."""
+    way = route(
+        content, answers, state.embedded_data, _chooser(session, survey.id), state.seed,
+        lazy=True, submitted=submitted,
+    )  # fmt: skip
+    if way.assigned:
+        log.info("respondent.randomized", survey_id=survey.id, assigned=way.assigned)
+    if way.data:
+        state = replace(state, embedded_data={**state.embedded_data, **way.data})
+    return state, way
+
+
+def _chooser(session: Session, survey_id: str) -> Chooser:
+    """Balanced assignment: how often each element was presented is counted from the stored
+    responses' assignments (a respondent who never submits a page is not counted)."""
+
+    def choose(randomizer: FlowRandomizer, keys: list[str]) -> list[str]:
+        counts: dict[str, int] = {}
+        if randomizer.even:
+            stored = Response.embedded_data[randomizer.id].as_string()
+            rows = session.execute(
+                select(stored, func.count())
+                .where(Response.survey_id == survey_id, stored.is_not(None))
+                .group_by(stored)
+            )
+            for value, count in rows:
+                for key in parse_assignment(value):
+                    counts[key] = counts.get(key, 0) + count
+        return choose_evenly(randomizer, keys, counts, random.SystemRandom())
+
+    return choose
 
 
 def _query_values(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -328,11 +465,14 @@ def _save(
     link: PersonalLink | None,
     response: Response | None,
     answers: dict[str, Any],
+    way: Route,
+    *,
+    create: bool = False,
 ) -> Response | None:
-    values = visible_answers(content, answers)
+    values = visible_answers(routed_content(content, way), answers)
     now = utcnow()
     if response is None:
-        if not values:
+        if not values and not create:
             return None  # going back from an empty first page stores nothing
         response = Response(
             id=new_response_id(),
@@ -356,6 +496,9 @@ def _save(
     else:
         response.values = values
         response.updated_at = now
+        flow_data = {k: v for k, v in way.data.items() if response.embedded_data.get(k) != v}
+        if flow_data:  # a new assignment or value since the response was created
+            response.embedded_data = {**(response.embedded_data or {}), **flow_data}
     return response
 
 
@@ -373,11 +516,19 @@ def _allowed_for(content: SurveyContent, state: RespondentState) -> dict[str, An
         return dict(state.embedded_data)
     channel = "signed_link" if state.channel == "signed_link" else "anonymous_link"
     kept, _ = settable_embedded_data(content, channel, state.embedded_data)
+    # What the flow set (randomizer assignments, set values) was set by the server.
+    for name in flow_fields(content.flow or []):
+        if name in state.embedded_data:
+            kept[name] = state.embedded_data[name]
     return kept
 
 
-def _finish(session: Session, response: Response, link: PersonalLink | None) -> None:
+def _finish(
+    session: Session, response: Response, link: PersonalLink | None, *, screened_out: bool
+) -> None:
     now = utcnow()
+    if screened_out:  # recorded as the reference product does: finished, flagged "Screened"
+        response.embedded_data = {**(response.embedded_data or {}), SCREENED_OUT_FIELD: "Screened"}
     response.finished = True
     response.ended_at = now
     response.duration_s = duration(response.started_at, now)

@@ -45,6 +45,7 @@ from cxloop.domain.answers import (
 )
 from cxloop.domain.response_csv import ResponseTable, header_row_count
 from cxloop.domain.survey_content import SurveyContent
+from cxloop.domain.survey_flow import without_off_route_requirements
 from cxloop.errors import CxloopError, InvalidInput, NotFound
 from cxloop.services import audit, response_events
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
@@ -221,6 +222,7 @@ def _invalid(problems: list[dict[str, Any]]) -> InvalidInput:
 def check_document(content: SurveyContent, doc: ResponseDocument) -> list[dict[str, Any]]:
     """Every problem of a submitted response against the survey's content."""
     problems: list[AnswerProblem] = validate_response(content, doc.values, doc.embedded_data)
+    problems = without_off_route_requirements(content, problems, doc.values, doc.embedded_data)
     if not doc.finished:
         # An incomplete response may leave required questions open.
         problems = [p for p in problems if p.code != "required"]
@@ -731,6 +733,9 @@ def _checked_row(
     rules = plan.rules
     # check_document(), with the prepared rules
     problems = rules.check(doc.values, doc.embedded_data, include_required=doc.finished)
+    problems = without_off_route_requirements(
+        rules.content, problems, doc.values, doc.embedded_data
+    )
     found = [p.as_dict() for p in problems]
     if doc.started_at and doc.ended_at and doc.ended_at < doc.started_at:
         found.append(_problem(None, "bad_dates", "ended_at is before started_at.", "ended_at"))

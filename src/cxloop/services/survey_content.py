@@ -330,7 +330,9 @@ def read_content_file(filename: str, data: bytes) -> ContentFile:
         report = imported.report
         return ContentFile(
             content=imported.content,
+            # What changes the survey's behaviour first, then counts, then the details.
             report={
+                "behaviour_changes": list(report.behaviour_changes),
                 "format": "qsf",
                 "survey_name": report.survey_name,
                 "source_survey_id": report.source_survey_id,

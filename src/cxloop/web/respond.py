@@ -9,6 +9,7 @@ how it came (its channel), so nothing can be forged and no cookie is needed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,16 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from cxloop.db.base import utcnow
-from cxloop.domain.answers import next_page, previous_page, shown_questions, text_key
+from cxloop.domain.answers import resolve_answer_field, shown_questions, text_key
+from cxloop.domain.conditions import Condition, compare
 from cxloop.domain.piped_text import PipedTextContext, render
+from cxloop.domain.rich_text import looks_like_html, rich_html, text_to_html
 from cxloop.domain.survey_content import (
+    DescriptiveQuestion,
     MatrixQuestion,
     MultipleChoiceQuestion,
     NpsQuestion,
@@ -50,6 +55,18 @@ STATE_SALT = "cxloop.respondent.v1"
 STATE_MAX_AGE_S = 30 * 24 * 3600  # a respondent may leave a tab open for a while
 MAX_FORM_FIELDS = 5_000
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+
+
+def csp(image_hosts: list[str]) -> str:
+    """The respondent pages' Content-Security-Policy: scripts and styles from this server only
+    (style attributes allowed: the scales size themselves with them), images from this server
+    and the allowed image hosts (setting `survey_image_hosts`)."""
+    images = " ".join(["'self'", *(f"https://{host}" for host in image_hosts)])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"img-src {images}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
 
 # What a respondent is told, per error code: (status, title, message).
 _MESSAGES: dict[str, tuple[int, str, str]] = {
@@ -124,10 +141,11 @@ async def submit_page(request: Request, survey_id: str) -> Response:
         key: [v.replace("\x00", "") for v in form.getlist(key) if isinstance(v, str)]
         for key in form
     }
+    shown_before = _field(form, "_shown").split() if "_shown" in form else None
     try:
         screen = await run_in_threadpool(
             respondent.submit_page, get_db(request), state,
-            page, _FormAnswers(page, fields), action,
+            page, _FormAnswers(page, fields), action, shown_before,
         )  # fmt: skip
     except CxloopError as exc:
         return _message(request, exc.code, survey_id)
@@ -152,6 +170,7 @@ def _dump_state(request: Request, state: RespondentState) -> str:
             "l": state.link_id,
             "e": state.embedded_data,
             "c": state.channel,
+            "k": state.seed,
         }
     )
 
@@ -170,6 +189,7 @@ def _load_state(request: Request, signed: str) -> RespondentState | None:
             # A state from before channels were recorded is treated as the anonymous link's;
             # a personal link's is recognised by its link id.
             channel=str(raw.get("c") or "anonymous_link"),
+            seed=str(raw.get("k") or ""),
         )
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
@@ -288,42 +308,66 @@ class _QuestionView:
     scale_hint: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     multiple: bool = False
+    slider: dict[str, Any] = field(default_factory=dict)
+    hidden: bool = False
+    show_if: str = ""  # the condition the page's script evaluates (JSON), if any
 
 
 def _show(request: Request, screen: Screen) -> Response:
     if screen.finished:
+        if screen.redirect_url:
+            # The survey's end sends the respondent on (a panel's completion link).
+            return RedirectResponse(screen.redirect_url, status_code=303, headers=_HEADERS)
         return _message(request, "finished", screen.survey_id, screen)
     if screen.page is None:
         return _message(request, "empty", screen.survey_id, screen)
     content, answers, page = screen.content, screen.answers, screen.page
-    pipe = _piper(screen)
+    image_hosts = get_container(request).settings.survey_image_hosts
+    pipe = _piper(screen, image_hosts)
     errors: dict[str, list[str]] = {}
     for problem in screen.problems:
         errors.setdefault(problem.qid or "", []).append(problem.message)
-    questions = [
-        _view(q, answers, pipe, " ".join(errors.get(q.qid, [])) or None)
-        for q in shown_questions(content, page, answers)
-    ]
-    shown_pages = [p for p in content.page_numbers() if shown_questions(content, p, answers)]
-    position = shown_pages.index(page) + 1 if page in shown_pages else 1
+    shown = {q.qid for q in shown_questions(content, page, answers)}
+    on_page = content.questions_on_page(page)
+    questions = []
+    for q in on_page:
+        view = _view(q, answers, pipe, " ".join(errors.get(q.qid, [])) or None)
+        # A question whose display logic looks at this page is on the page, hidden when it
+        # does not apply: the page's script shows it at once; without the script the page is
+        # shown again with it after "Next".
+        live = _live_condition(q, on_page, answers, content)
+        if q.qid not in shown and live is None:
+            continue
+        view.hidden = q.qid not in shown
+        view.show_if = json.dumps(live, separators=(",", ":")) if live is not None else ""
+        questions.append(view)
     context = {
-        "title": screen.survey_name,
+        "title": screen.title,
         "language": screen.language,
         "survey_id": screen.survey_id,
         "state": _dump_state(request, screen.state),
         "page": page,
-        "position": position,
-        "total": max(len(shown_pages), position),
+        "position": screen.position,
+        "total": screen.total,
+        "progress_bar": content.options.progress_bar,
+        "percent": round(100 * (screen.position - 1) / screen.total) if screen.total else 0,
         "questions": questions,
-        "summary": [{"qid": q.qid, "text": q.text, "error": q.error} for q in questions if q.error]
+        "shown": " ".join(q.qid for q in questions if not q.hidden),
+        "live": any(q.show_if for q in questions),
+        "summary": [
+            {"qid": q.qid, "text": _short_text(plain_text(q.text)), "error": q.error}
+            for q in questions
+            if q.error
+        ]
         + [{"qid": "", "text": "", "error": m} for m in errors.get("", [])],
-        "has_previous": previous_page(content, answers, page) is not None,
-        "is_last": next_page(content, answers, after=page) is None,
+        "has_previous": screen.has_previous,
+        "is_last": screen.is_last,
     }
     status = 422 if screen.problems else 200
     return templates.TemplateResponse(
-        request, "survey/page.html", context, status_code=status, headers=_HEADERS
-    )
+        request, "survey/page.html", context, status_code=status,
+        headers=_HEADERS | {"Content-Security-Policy": csp(image_hosts)},
+    )  # fmt: skip
 
 
 def _message(
@@ -336,6 +380,8 @@ def _message(
 ) -> Response:
     if code == "finished":
         status, title, text = 200, "Thank you!", "Your response has been recorded."
+        if screen is not None and screen.end_message:
+            text = plain_text(screen.end_message)
     elif code == "empty":
         status, title, text = 200, "Nothing to answer", "This survey has no questions yet."
     else:
@@ -346,7 +392,7 @@ def _message(
         "title": title,
         "message": text,
         "language": screen.language if screen else "en",
-        "survey_name": screen.survey_name if screen else "",
+        "survey_name": screen.title if screen else "",
         "restart": f"/s/{survey_id}" if code == "state_invalid" else None,
     }
     headers = _HEADERS if retry_after_s is None else _HEADERS | {"Retry-After": str(retry_after_s)}
@@ -355,7 +401,7 @@ def _message(
     )
 
 
-def _piper(screen: Screen) -> Any:
+def _piper(screen: Screen, image_hosts: list[str]) -> Any:
     context = PipedTextContext(
         survey_content=screen.content,
         answers=screen.answers,
@@ -369,10 +415,12 @@ def _piper(screen: Screen) -> Any:
         now=utcnow(),
     )
 
-    def pipe(text: str) -> str:
-        # The template is the survey's HTML; values piped into it arrive escaped. Showing the
-        # result as plain text (escaped again by Jinja) keeps markup from any source inert.
-        return plain_text(render(text, context, html=True))
+    def pipe(text: str, inline: bool = True) -> Markup:
+        # The template is the survey's HTML; values piped into it arrive escaped. The result
+        # goes through the sanitiser: only the safe subset of HTML is shown (rich_text).
+        if not looks_like_html(text):
+            return Markup(text_to_html(render(text, context)))
+        return Markup(rich_html(render(text, context, html=True), image_hosts, inline=inline))
 
     return pipe
 
@@ -383,7 +431,7 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
     view = _QuestionView(
         qid=qid,
         type=question.type,
-        text=pipe(question.text) or qid,
+        text=pipe(question.text, inline=not isinstance(question, DescriptiveQuestion)) or qid,
         required=getattr(question, "required", False),
         error=error,
     )
@@ -406,6 +454,20 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
                 + "."
             )
         view.layout = "dropdown" if high - low > 11 else "scale"
+        if isinstance(question, RatingQuestion) and question.display == "slider":
+            view.layout = "slider"
+            view.slider = {
+                "min": low,
+                "max": high,
+                "step": question.step,
+                # Without an answer the thumb starts in the middle, as browsers put it.
+                "value": value if isinstance(value, int) else (low + high) // 2,
+                "ticks": list(range(low, high + 1, question.step))
+                if (high - low) // question.step <= 20
+                else [],
+                "labels": [pipe(label) for label in question.labels]
+                or [label for label in (view.low_label, view.high_label) if label],
+            }
     elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
         selected = value if isinstance(value, list) else [value]
         view.multiple = isinstance(question, MultipleChoiceQuestion)
@@ -417,11 +479,13 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
                 option.box = {
                     "name": key,
                     "value": _text(answers.get(key)),
-                    "label": f"{option.text}: please specify",
+                    "label": f"{plain_text(option.text)}: please specify",
                 }
             view.options.append(option)
     elif isinstance(question, TextEntryQuestion):
         view.value = _text(value)
+        if qid not in answers and question.default:
+            view.value = plain_text(pipe(question.default))  # prefilled, piped text filled in
         view.multiline = question.multiline
         view.input_type = {"email": "email", "number": "number"}.get(question.validation, "text")
     elif isinstance(question, MatrixQuestion):
@@ -437,6 +501,7 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
                     "id": row.id,
                     "name": matrix_field(qid, row.id),
                     "text": pipe(row.text) or row.id,
+                    "plain": plain_text(pipe(row.text)) or row.id,
                     "options": [_Option(pid, text, pid in chosen_list) for pid, text in points],
                     "box": {"name": key, "value": _text(answers.get(key))}
                     if row.allow_text_entry
@@ -448,3 +513,41 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _short_text(text: str, limit: int = 80) -> str:
+    """A question's text short enough for the error summary's link (a consent text is long)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _live_condition(
+    question: Question,
+    on_page: list[Question],
+    answers: Mapping[str, Any],
+    content: SurveyContent,
+) -> Any:
+    """The question's display logic for the page's script: conditions on a plain answer of a
+    question on this page stay as they are; everything else is decided here (true/false).
+    None when the logic does not look at this page (or there is none)."""
+    if question.show_if is None:
+        return None
+    here = {q.qid for q in on_page}
+    live = False
+
+    def convert(node: Any) -> Any:
+        nonlocal live
+        if isinstance(node, Condition):
+            if node.field in here:
+                live = True
+                return {"field": node.field, "operator": node.operator, "value": node.value}
+            field_qid = node.field.split("/", 1)[0]
+            if field_qid in here:
+                live = True
+                return {"unknown": True}  # a part the script cannot read: the server decides
+            value = resolve_answer_field(content, answers, node.field)
+            return {"const": compare(value, node.operator, node.value)}
+        return {"join": node.join, "conditions": [convert(c) for c in node.conditions]}
+
+    converted = convert(question.show_if)
+    return converted if live else None
