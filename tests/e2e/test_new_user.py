@@ -142,9 +142,9 @@ def test_a_new_user_links_the_emulator_and_closes_the_loop_as_the_docs_say(
             page = browser.new_context().new_page()
             page.set_default_timeout(15_000)
             page.goto(link)  # not signed in yet: cxloop's login page first
-            page.fill("#email", EMAIL)
-            page.fill("#password", PASSWORD)
-            page.keyboard.press("Enter")
+            page.get_by_label("Email").fill(EMAIL)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
             page.wait_for_url(f"{emulator_url}/**")  # the emulator's login page
             page.fill("#username", login.group(1))
             page.fill("#password", login.group(2))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cxloop.domain.rich_text import rich_html
-from cxloop.web.respond import csp
+from cxloop.web.middleware import SecurityHeadersMiddleware
 
 CONSENT = """<div><strong>Please read</strong> the information
 below carefully.</div>
@@ -28,8 +28,21 @@ def test_images_show_only_from_allowed_hosts_and_otherwise_as_their_alt_text() -
     assert '<span class="image-alt">[Lab banner]</span>' in shown
     nothing_allowed = rich_html(CONSENT)
     assert "<img" not in nothing_allowed and "[University logo]" in nothing_allowed
-    assert "img-src 'self' https://images.example.org;" in csp(["images.example.org"])
-    assert "script-src 'self';" in csp([])
+    assert "img-src 'self' data: https://images.example.org;" in survey_page_csp(
+        ["images.example.org"]
+    )
+    assert "script-src 'self';" in survey_page_csp([])
+
+
+def survey_page_csp(image_hosts: list[str]) -> str:
+    """The Content-Security-Policy of a survey page, as the app's middleware sends it."""
+    headers = SecurityHeadersMiddleware(
+        None,
+        frame_ancestors=[],
+        https=False,
+        survey_image_hosts=image_hosts,  # type: ignore[arg-type]
+    ).headers_for("/s/SV_x")
+    return dict(headers)[b"content-security-policy"].decode()
 
 
 def test_source_line_breaks_are_not_hard_breaks_in_html_but_are_in_plain_text() -> None:

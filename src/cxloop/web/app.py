@@ -124,6 +124,7 @@ def create_app(
         frame_ancestors=settings.frame_ancestors,
         https=settings.base_url.startswith("https://"),
         salesforce_hosts=list(settings.salesforce_extra_hosts),
+        survey_image_hosts=list(settings.survey_image_hosts),
     )
     install_error_handlers(app)
     # Routes are matched in this order: the busiest endpoint (responses) is looked at first.

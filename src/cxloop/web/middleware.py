@@ -213,7 +213,7 @@ class PageSessionMiddleware(SessionMiddleware):
 
 # The pages load their scripts and styles from /static only: no inline script, style or handler.
 _CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self' {form_targets}; frame-ancestors {ancestors}"
 )
@@ -236,8 +236,13 @@ class SecurityHeadersMiddleware:
         frame_ancestors: list[str],
         https: bool,
         salesforce_hosts: Sequence[str] = (),
+        survey_image_hosts: Sequence[str] = (),
     ) -> None:
         self.app = app
+        # Survey texts may show images from the hosts an admin allowed (`survey_image_hosts`).
+        self.survey_images = " ".join(
+            ["'self' data:", *(f"https://{h}" for h in survey_image_hosts)]
+        )
         self.survey_ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
         self.hsts = https
         # A form may lead to Salesforce's login (linking an account posts, then is redirected
@@ -250,9 +255,15 @@ class SecurityHeadersMiddleware:
         if path.startswith(_API_EXPLORERS):
             policy = _CSP_API_EXPLORER
         elif path.startswith("/s/"):
-            policy = _CSP.format(ancestors=self.survey_ancestors, form_targets=self.form_targets)
+            policy = _CSP.format(
+                ancestors=self.survey_ancestors,
+                form_targets=self.form_targets,
+                images=self.survey_images,
+            )
         else:
-            policy = _CSP.format(ancestors="'none'", form_targets=self.form_targets)
+            policy = _CSP.format(
+                ancestors="'none'", form_targets=self.form_targets, images="'self' data:"
+            )
         headers = [
             (b"content-security-policy", policy.encode()),
             (b"x-content-type-options", b"nosniff"),
