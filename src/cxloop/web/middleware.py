@@ -222,6 +222,7 @@ _CSP = (
 # (not yet tried in a browser under a stricter policy).
 _CSP_API_EXPLORER = "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 _API_EXPLORERS = ("/docs", "/redoc")
+_LOOPBACK_HTTP = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
 
 class SecurityHeadersMiddleware:
@@ -248,7 +249,9 @@ class SecurityHeadersMiddleware:
         # A form may lead to Salesforce's login (linking an account posts, then is redirected
         # there, and browsers hold redirects to form-action): any https host, and the extra
         # hosts of custom and emulator connections.
-        self.form_targets = " ".join(["https:", *salesforce_hosts])
+        # A local emulator (its login host may come from the database, not the settings) answers
+        # on loopback over http.
+        self.form_targets = " ".join(["https:", *_LOOPBACK_HTTP, *salesforce_hosts])
 
     def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
         """The security headers for an answer to `path`."""
