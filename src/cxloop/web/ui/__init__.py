@@ -34,9 +34,9 @@ NAV = (
 
 
 def _routers() -> tuple[APIRouter, ...]:
-    from cxloop.web.ui import accounts, surveys
+    from cxloop.web.ui import accounts, surveys, workflows
 
-    return (surveys.router, accounts.router)
+    return (surveys.router, accounts.router, workflows.router)
 
 
 def install(app: FastAPI) -> None:
