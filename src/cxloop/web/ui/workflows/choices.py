@@ -93,6 +93,8 @@ class BuilderChoices:
             anchor = path
             while anchor and anchor not in self.field_names:
                 anchor = _parent(anchor)
+            if anchor.startswith("conditions") and f"{anchor}.value" in self.field_names:
+                anchor = f"{anchor}.value"  # a condition's problem is its value's (the schema's)
             placed.setdefault(anchor, []).append(message)
         return placed
 
@@ -315,13 +317,14 @@ def _field_names(state: dict[str, Any]) -> set[str]:
                                               "key_value", "mappings")}  # fmt: skip
             for row in range(len(task.get("mappings") or [])):
                 names |= {f"{path}.mappings[{row}]", f"{path}.mappings[{row}].field",
-                          f"{path}.mappings[{row}].value"}  # fmt: skip
+                          f"{path}.mappings[{row}].value", f"{path}.mappings[{row}].source_type"}  # fmt: skip
         elif kind == "directory":
             names |= {f"{path}.{k}" for k in ("directory", "match_on", "mailing_list",
                                               "contact", "distribute", "frequency")}  # fmt: skip
             names |= {f"{path}.contact.{k}" for k in ("email", "first_name", "last_name",
                                                       "external_ref")}  # fmt: skip
-            names |= {f"{path}.distribute.{k}" for k in ("subject", "body")}
+            names |= {f"{path}.distribute.{k}" for k in ("subject", "body", "link_expiry_days",
+                                                         "embedded_data")}
             names |= {f"{path}.frequency.{k}" for k in ("max_invitations", "days")}
         elif kind == "email":
             names |= {f"{path}.{k}" for k in ("to", "cc", "subject", "body")}

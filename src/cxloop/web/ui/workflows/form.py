@@ -41,6 +41,7 @@ TASK_KEYS = {
 }  # fmt: skip
 CONTACT_KEYS = ("email", "first_name", "last_name", "phone", "language", "external_ref")
 DISTRIBUTE_KEYS = ("subject", "body", "from_name", "reply_to", "link_expiry_days")
+SOURCE_TYPES = ("number", "boolean", "date", "datetime", "choice")
 
 
 # --- posted form -> state
@@ -188,6 +189,9 @@ def _task(state: dict[str, Any]) -> dict[str, Any]:
                     sent[key] = _number(value) if key == "link_expiry_days" else value
             sent.setdefault("subject", "")
             sent.setdefault("body", "")
+            carried = _pairs(distribute.get("embedded_data"))
+            if carried:
+                sent["embedded_data"] = carried
             task["distribute"] = sent
         frequency = _dict(state.get("frequency"))
         if _text(frequency.get("max_invitations")) or _text(frequency.get("days")):
@@ -211,6 +215,11 @@ def _mapping(state: dict[str, Any]) -> dict[str, Any]:
         mapping["constant"] = True
     else:
         mapping.pop("constant", None)
+    source_type = _text(state.get("source_type"))
+    if source_type in SOURCE_TYPES:
+        mapping["source_type"] = source_type
+    else:
+        mapping.pop("source_type", None)
     return mapping
 
 
@@ -237,13 +246,19 @@ def state_of(document: Mapping[str, Any]) -> dict[str, Any]:
         shown = _with_extra(task, TASK_KEYS.get(kind, ("type", "id", "name")))
         if kind == "salesforce":
             shown["mappings"] = [
-                _with_extra(_dict(m), ("field", "value", "constant"))
+                _with_extra(_dict(m), ("field", "value", "constant", "source_type"))
                 for m in _list(task.get("mappings"))
             ]
         if kind == "directory":
             distribute = _dict(task.get("distribute"))
             if distribute:
-                shown["distribute"] = _with_extra(distribute, DISTRIBUTE_KEYS) | {"enabled": "on"}
+                shown["distribute"] = _with_extra(
+                    distribute, (*DISTRIBUTE_KEYS, "embedded_data")
+                ) | {"enabled": "on"}
+                carried = _dict(distribute.get("embedded_data"))
+                shown["distribute"]["embedded_data"] = "\n".join(
+                    f"{k}={v}" for k, v in carried.items()
+                )
         state["tasks"].append(_stringify(shown))
     return state
 
@@ -323,6 +338,20 @@ def _checked(value: Any) -> bool:
 
 def _lines(value: Any) -> list[str]:
     return [line.strip() for line in re.split(r"[\n,]", _text(value)) if line.strip()]
+
+
+def _pairs(value: Any) -> dict[str, str] | str:
+    """`Name=value` lines as a dict; a line without `=` is returned as is for the service to
+    refuse (beside the input)."""
+    pairs: dict[str, str] = {}
+    for line in _text(value).splitlines():
+        if not line.strip():
+            continue
+        name, sep, text = line.partition("=")
+        if not sep:
+            return line.strip()
+        pairs[name.strip()] = text.strip()
+    return pairs
 
 
 def _number(text: str) -> Any:
