@@ -316,15 +316,17 @@ def _field_names(state: dict[str, Any]) -> set[str]:
             names |= {f"{path}.{k}" for k in ("connection", "object", "action", "key_field",
                                               "key_value", "mappings")}  # fmt: skip
             for row in range(len(task.get("mappings") or [])):
-                names |= {f"{path}.mappings[{row}]", f"{path}.mappings[{row}].field",
-                          f"{path}.mappings[{row}].value", f"{path}.mappings[{row}].source_type"}  # fmt: skip
+                row_path = f"{path}.mappings[{row}]"
+                names |= {row_path, *(f"{row_path}.{k}" for k in ("field", "value", "source_type"))}
         elif kind == "directory":
             names |= {f"{path}.{k}" for k in ("directory", "match_on", "mailing_list",
                                               "contact", "distribute", "frequency")}  # fmt: skip
             names |= {f"{path}.contact.{k}" for k in ("email", "first_name", "last_name",
                                                       "external_ref")}  # fmt: skip
-            names |= {f"{path}.distribute.{k}" for k in ("subject", "body", "link_expiry_days",
-                                                         "embedded_data")}
+            names |= {
+                f"{path}.distribute.{k}"
+                for k in ("subject", "body", "link_expiry_days", "embedded_data")
+            }
             names |= {f"{path}.frequency.{k}" for k in ("max_invitations", "days")}
         elif kind == "email":
             names |= {f"{path}.{k}" for k in ("to", "cc", "subject", "body")}
