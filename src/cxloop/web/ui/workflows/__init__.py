@@ -25,7 +25,7 @@ from cxloop.services.task_checks import SaveChecks
 from cxloop.web.ui.context import Page, ui_router
 from cxloop.web.ui.i18n import N_
 from cxloop.web.ui.workflows import form as wf_form
-from cxloop.web.ui.workflows.choices import builder_choices
+from cxloop.web.ui.workflows.choices import STATUS_LABELS, builder_choices
 
 router = ui_router()
 
@@ -69,6 +69,7 @@ def workflows_tab(survey_id: str, page: Page) -> Response:
         "ui/workflows/list.html",
         workflows=found,
         stats=stats,
+        status_labels=STATUS_LABELS,
         event_labels=EVENT_LABELS,
         **context,
     )
@@ -93,6 +94,7 @@ def toggle_enabled(
             "ui/workflows/_row.html",
             workflow=view.workflow,
             stats=stats,
+            status_labels=STATUS_LABELS,
             event_labels=EVENT_LABELS,
             status_message=message,
             **context,

@@ -29,6 +29,18 @@ OPERATOR_LABELS = {
     "in_list": N_("is one of"),
     "not_in_list": N_("is none of"),
 }
+# Shown translated: a connection's status beside its name, a run's status on the tab.
+STATUS_LABELS = {
+    "active": N_("active"),
+    "needs_reauth": N_("needs a new login"),
+    "revoked": N_("revoked"),
+    "pending": N_("pending"),
+    "running": N_("running"),
+    "succeeded": N_("succeeded"),
+    "failed": N_("failed"),
+    "paused": N_("paused"),
+    "skipped": N_("skipped"),
+}
 TEXT_OPERATORS = (
     "equals", "not_equals", "contains", "not_contains", "is_empty", "is_not_empty", "in_list",
     "not_in_list",
@@ -110,7 +122,10 @@ def builder_choices(
 ) -> BuilderChoices:
     """The pickers' contents for this form (describe is cached by the container)."""
     owned = workflows.owner_connections(page.db, page.user, survey_id)
-    connections = [(c.name, f"{c.name} ({page._(c.status)})", c.status) for c in owned]
+    connections = [
+        (c.name, f"{c.name} ({page._(STATUS_LABELS.get(c.status, c.status))})", c.status)
+        for c in owned
+    ]
     event = state.get("event") if isinstance(state.get("event"), dict) else {}
     tasks = [t for t in state.get("tasks") or [] if isinstance(t, dict)]
     wanted: dict[str, list[str]] = {}
