@@ -212,3 +212,87 @@ def test_build_a_response_workflow_that_upserts_and_updates_the_case(
     expect(row).to_contain_text("1")
     shoot(page, "workflows-list", lang, "desktop")
     axe_check(page)
+
+
+def test_build_an_outbound_message_workflow_with_a_directory_task(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    from tests.integration.conftest import smtp_catcher
+
+    survey_id = make_survey(ui, "Case closed")
+    page = signed_in("owner")
+    link_account(ui, page)
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
+    page.get_by_role("button", name=text(lang, "Create workflow", "Workflow anlegen")).click()
+    page.get_by_role("radio", name=text(lang, "Event-based", "Ereignisbasiert")).check()
+    page.get_by_role(
+        "radio",
+        name=text(lang, "Salesforce outbound message", "Ausgehende Nachricht von Salesforce"),
+    ).check()
+    page.get_by_role("button", name=text(lang, "Continue", "Weiter")).click()
+    page.get_by_role("textbox", name="Name", exact=True).fill("Case closed: invite")
+    choose(page, text(lang, "Account", "Benutzerkonto"), "Acme")
+    type_in(page, "combobox", text(lang, "Object", "Objekt"), "Case")
+    add_task(page, lang, text(lang, "Directory", "Verzeichnis"))
+    task = page.get_by_role("group", name=re.compile(rf"^{text(lang, 'Task', 'Aufgabe')} 1:"))
+    task.get_by_role(
+        "textbox", name=text(lang, "Contact email", "E-Mail-Adresse des Kontakts")
+    ).fill("${event://Field/SuppliedEmail}")
+    first_name = task.get_by_role("textbox", name=text(lang, "First name", "Vorname"), exact=True)
+    first_name.fill("")
+    # The insert menu offers the outbound message's fields (from describe).
+    task.get_by_role(
+        "combobox",
+        name=text(
+            lang, "Piped text to insert into First name", "Piped Text zum Einfügen in Vorname"
+        ),
+    ).select_option("${event://Field/SuppliedName}")
+    task.get_by_role(
+        "button", name=text(lang, "Insert into First name", "Einfügen in Vorname")
+    ).click()
+    expect(first_name).to_have_value("${event://Field/SuppliedName}")
+    task.get_by_role("textbox", name=text(lang, "Mailing list", "Verteilerliste")).fill(
+        "Closed cases"
+    )
+    task.get_by_role(
+        "checkbox",
+        name=text(
+            lang,
+            "Email the contact a personal link to the survey",
+            "Dem Kontakt einen persönlichen Link zur Umfrage senden",
+        ),
+    ).check()
+    task.get_by_role("textbox", name=text(lang, "Subject", "Betreff")).fill("How did we do?")
+    task.get_by_role("textbox", name=text(lang, "Message", "Nachricht")).fill(
+        "Hello ${event://Field/SuppliedName}, please answer: ${l://SurveyLink}"
+    )
+    page.get_by_role("button", name=text(lang, "Save workflow", "Workflow speichern")).click()
+    url_box = page.get_by_role("textbox", name=text(lang, "Endpoint URL", "Endpunkt-URL"))
+    expect(url_box).to_be_visible()
+    shoot(page, "builder-outbound-saved", lang, "desktop")
+    axe_check(page)
+    endpoint = url_box.input_value()
+    assert "/hooks/salesforce/outbound/" in endpoint
+
+    control = ui.emulator.control
+    control.patch(
+        "/outbound/rules/Case_Closed_Survey", json={"active": True, "endpoint_url": endpoint}
+    ).raise_for_status()
+    seeded = control.post(
+        "/seed",
+        json={"org": "acme", "records": [{"attributes": {"type": "Case"}, "Subject": "Late",
+              "SuppliedName": "Jo", "SuppliedEmail": "jo@example.com"}]},
+    ).json()  # fmt: skip
+    case_id = seeded["records"][0]["id"]
+    with smtp_catcher(ui.container) as mailbox:
+        control.patch(f"/records/acme/{case_id}", json={"Status": "Closed"}).raise_for_status()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not mailbox:
+            drain(ui)
+            time.sleep(0.2)
+        assert mailbox, "no invitation was sent"
+        [mail] = mailbox
+        assert "jo@example.com" in mail["To"] and mail["Subject"] == "How did we do?"
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
+    row = page.get_by_role("row", name=re.compile("Case closed: invite"))
+    expect(row).to_contain_text(text(lang, "succeeded", "erfolgreich"))
