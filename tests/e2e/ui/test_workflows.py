@@ -13,7 +13,7 @@ from tests.e2e.ui.conftest import UiServer, axe_check, no_horizontal_scroll, sho
 
 from cxloop.db.run_models import TaskRun
 from cxloop.engine import ledger, worker
-from cxloop.services import connections, responses, survey_content, surveys
+from cxloop.services import connections, responses, survey_content, surveys, workflows
 
 pytestmark = pytest.mark.browser
 
@@ -296,3 +296,170 @@ def test_build_an_outbound_message_workflow_with_a_directory_task(
     page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
     row = page.get_by_role("row", name=re.compile("Case closed: invite"))
     expect(row).to_contain_text(text(lang, "succeeded", "erfolgreich"))
+
+
+FOCUSED_NAME = """() => {
+  const el = document.activeElement;
+  if (!el) return "";
+  const label = el.labels && el.labels.length ? el.labels[0].textContent : "";
+  return (label || el.getAttribute("aria-label") || el.textContent || "").trim();
+}"""
+
+
+def tab_to(page: Any, name: str, limit: int = 80) -> None:
+    """Press Tab until the focused control is called `name` (keyboard only, as a person)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(FOCUSED_NAME) == name:
+            return
+    raise AssertionError(f"{name!r} cannot be reached with Tab")
+
+
+def test_a_simple_workflow_can_be_built_with_the_keyboard_alone(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    survey_id = make_survey(ui)
+    page = signed_in("editor")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
+    tab_to(page, text(lang, "Create workflow", "Workflow anlegen"))
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/workflows/new"))
+    tab_to(page, text(lang, "Event-based", "Ereignisbasiert"))
+    tab_to(page, text(lang, "Survey response", "Umfrageantwort"))
+    page.keyboard.press("Space")
+    tab_to(page, text(lang, "Continue", "Weiter"))
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"event=survey_response"))
+    tab_to(page, "Name")
+    page.keyboard.type("Alert the account manager")
+    tab_to(page, "Salesforce")  # the new task's kind: arrows move through the choices
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    tab_to(page, text(lang, "Add task", "Aufgabe hinzufügen"))
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.keyboard.press("Enter")
+    settle(page)
+    # Focus is on the new task (its id), so the person carries on from there.
+    assert page.evaluate("() => document.activeElement.name") == "tasks[0].id"
+    tab_to(page, text(lang, "To", "An"))
+    page.keyboard.type("am@example.com")
+    tab_to(page, text(lang, "Subject", "Betreff"))
+    page.keyboard.type("A new response")
+    tab_to(page, text(lang, "Message", "Nachricht"))
+    page.keyboard.type("Response ${e://Field/ResponseID}")
+    tab_to(page, text(lang, "Save workflow", "Workflow speichern"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Alert the account manager")).to_be_visible()
+    [saved] = workflows.list_workflows(ui.container.db, ui.actor("owner"), survey_id)
+    assert saved.document["tasks"][0]["to"] == "am@example.com"
+
+
+@pytest.mark.parametrize("viewport", ["phone"])
+def test_the_tab_and_the_builder_fit_a_phone(
+    ui: UiServer, signed_in: Any, lang: str, viewport: str
+) -> None:
+    survey_id = make_survey(ui)
+    page = signed_in("owner")
+    link_account(ui, page)
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"))
+    page.get_by_role("textbox", name="Name", exact=True).fill("Phone")
+    add_task(page, lang, "Salesforce")
+    choose(page, text(lang, "Account", "Benutzerkonto"), "Acme")
+    type_in(page, "combobox", text(lang, "Object", "Objekt"), "Case")
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.get_by_role("button", name=text(lang, "Add condition", "Bedingung hinzufügen")).click()
+    settle(page)
+    no_horizontal_scroll(page)
+    axe_check(page)
+    shoot(page, "builder", lang, viewport)
+    page.get_by_role("button", name=text(lang, "Save workflow", "Workflow speichern")).click()
+    expect(page.get_by_role("alert")).to_be_visible()  # the error summary
+    no_horizontal_scroll(page)
+    axe_check(page)
+    shoot(page, "builder-errors", lang, viewport)
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
+    no_horizontal_scroll(page)
+    shoot(page, "workflows-empty", lang, viewport)
+
+
+@pytest.mark.parametrize("role", ["viewer", "stranger"])
+def test_viewers_see_read_only_and_strangers_nothing(
+    ui: UiServer, signed_in: Any, lang: str, role: str
+) -> None:
+    survey_id = make_survey(ui)
+    owner = ui.actor("owner")
+    document = {
+        "name": "Mail the team",
+        "event": {"type": "survey_response", "when": ["created"]},
+        "tasks": [{"id": "mail", "type": "email", "to": "t@example.com", "subject": "S",
+                   "body": "B"}],
+    }  # fmt: skip
+    workflow_id = workflows.create_workflow(ui.container.db, owner, survey_id, document).workflow.id
+    page = signed_in(role)
+    reply = page.goto(ui.url(f"/surveys/{survey_id}/workflows/{workflow_id}"))
+    if role == "stranger":
+        assert reply.status == 404
+        return
+    expect(page.get_by_role("textbox", name="Name", exact=True)).to_be_disabled()
+    expect(
+        page.get_by_role("button", name=text(lang, "Save workflow", "Workflow speichern"))
+    ).to_have_count(0)
+    axe_check(page)
+    shoot(page, "builder-read-only", lang, "desktop")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
+    expect(page.get_by_role("switch")).to_have_count(0)
+    expect(
+        page.get_by_role("button", name=text(lang, "Create workflow", "Workflow anlegen"))
+    ).to_have_count(0)
+
+
+def test_the_enabled_switch_revisions_yaml_test_and_delete_in_the_browser(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    survey_id = make_survey(ui)
+    owner = ui.actor("owner")
+    document = {
+        "name": "Mail the team",
+        "event": {"type": "survey_response", "when": ["created"]},
+        "tasks": [{"id": "mail", "type": "email", "to": "t@example.com",
+                   "subject": "Score ${q://QID1/ChoiceGroup/SelectedChoices}", "body": "B"}],
+    }  # fmt: skip
+    workflow_id = workflows.create_workflow(ui.container.db, owner, survey_id, document).workflow.id
+    response = responses.submit_response(ui.container.db, owner, survey_id, {"values": {"QID1": 4}})
+    page = signed_in("editor")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
+    switch = page.get_by_role("switch", name=text(lang, "Enabled", "Aktiviert"))
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        switch.uncheck()
+    expect(page.get_by_role("switch", name=text(lang, "Enabled", "Aktiviert"))).not_to_be_checked()
+    assert not workflows.get_workflow(ui.container.db, owner, workflow_id).workflow.enabled
+    shoot(page, "workflows-disabled", lang, "desktop")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/{workflow_id}/revisions?from=1&to=2"))
+    axe_check(page)
+    shoot(page, "revisions", lang, "desktop")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/{workflow_id}/yaml"))
+    axe_check(page)
+    box = page.get_by_role("textbox", name=text(lang, "Workflow document", "Workflow-Dokument"))
+    box.fill("name: [broken")
+    page.get_by_role("button", name=text(lang, "Save YAML", "YAML speichern")).click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    axe_check(page)
+    shoot(page, "yaml-error", lang, "desktop")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/{workflow_id}"))
+    page.get_by_role("button", name=text(lang, "Test", "Testen")).click()
+    page.get_by_role("combobox", name=text(lang, "Response", "Antwort")).select_option(response.id)
+    page.get_by_role("button", name=text(lang, "Test", "Testen")).last.click()
+    expect(page.get_by_text("Score 4")).to_be_visible()
+    axe_check(page)
+    shoot(page, "test-result", lang, "desktop")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows"))
+    page.get_by_role(
+        "button",
+        name=text(lang, "More actions for Mail the team", "Weitere Aktionen für Mail the team"),
+    ).click()
+    page.get_by_role("menuitem", name=text(lang, "Delete", "Löschen")).click()
+    axe_check(page)
+    shoot(page, "delete-confirm", lang, "desktop")
+    page.get_by_role("button", name=text(lang, "Delete workflow", "Workflow löschen")).click()
+    expect(page.get_by_role("status").first).to_be_visible()
+    assert workflows.list_workflows(ui.container.db, owner, survey_id) == []
