@@ -351,3 +351,97 @@ def test_the_dry_run_shows_each_tasks_payload_without_sending(
     assert "Slow" in reply.text and "500000000000001AAA" in reply.text
     missing = web.post(f"{base}/test", data={"response_id": "", "csrf": _csrf(page.text)})
     assert missing.status_code == 422 and 'id="error-response_id"' in missing.text
+
+
+def test_salesforce_findings_show_beside_the_mapping_before_saving(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    sign_in(web, "editor@example.com")
+    base = f"/surveys/{shop['survey_id']}/workflows"
+    form = {
+        **CASE_FORM,
+        "tasks[0].mappings[0].field": "Not_A_Field__c",
+        "tasks[0].mappings[1].field": "CaseNumber",
+        "tasks[0].mappings[1].value": "123",
+        "op": "refresh",
+    }
+    reply = _post(web, f"{base}/new", form, f"{base}/new?kind=event&event=survey_response")
+    assert reply.status_code == 200
+    assert 'id="flag-tasks[0].mappings[0].field"' in reply.text
+    assert 'id="flag-tasks[0].mappings[1].field"' in reply.text
+    assert "Not_A_Field__c is not a field of Case." in reply.text
+    # The object's fields come from describe, with type, required and writable.
+    assert '<option value="Survey_NPS_Score__c">' in reply.text
+    assert (
+        workflows.list_workflows(linked.db, actor(shop["people"]["owner"]), shop["survey_id"]) == []
+    )
+
+
+OUTBOUND = {
+    "name": "Case closed",
+    "event": {"type": "salesforce_outbound_message", "connection": "Acme", "object": "Case"},
+    "tasks": [
+        {"id": "mail", "type": "email", "to": "${event://Field/SuppliedEmail}",
+         "subject": "Case ${event://Field/CaseNumber}", "body": "Closed."}
+    ],
+}  # fmt: skip
+
+
+def test_outbound_endpoint_is_shown_to_editors_and_rotates(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    workflow_id = _saved(linked, shop, OUTBOUND)
+    base = f"/surveys/{shop['survey_id']}/workflows/{workflow_id}"
+    sign_in(web, "viewer@example.com")
+    assert "/hooks/salesforce/outbound/" not in web.get(base).text
+    web.cookies.clear()
+    sign_in(web, "editor@example.com")
+    page = web.get(base).text
+    first = re.search(r'id="endpoint-url" value="([^"]+)"', page)
+    assert first and "/hooks/salesforce/outbound/" in first.group(1)
+    assert "SuppliedEmail" in page  # the fields to send
+    reply = web.post(f"{base}/outbound/rotate", data={"csrf": _csrf(page)}, follow_redirects=False)
+    assert reply.status_code == 303
+    second = re.search(r'id="endpoint-url" value="([^"]+)"', web.get(base).text)
+    assert second and second.group(1) != first.group(1)
+
+
+def test_outbound_dry_run_takes_typed_event_fields(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    workflow_id = _saved(linked, shop, OUTBOUND)
+    sign_in(web, "editor@example.com")
+    base = f"/surveys/{shop['survey_id']}/workflows/{workflow_id}"
+    page = web.get(f"{base}/test").text
+    reply = web.post(
+        f"{base}/test",
+        data={"event_fields": "Id=500000000000001AAA\nSuppliedEmail=jo@example.com\n"
+              "CaseNumber=00001001", "csrf": _csrf(page)},
+    )  # fmt: skip
+    assert reply.status_code == 200 and "jo@example.com" in reply.text
+    assert "Case 00001001" in reply.text
+    bad = web.post(f"{base}/test", data={"event_fields": "no equals sign", "csrf": _csrf(page)})
+    assert bad.status_code == 422 and 'id="error-event_fields"' in bad.text
+
+
+def test_duplicate_and_the_switch_over_htmx(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    workflow_id = _saved(linked, shop)
+    sign_in(web, "editor@example.com")
+    base = f"/surveys/{shop['survey_id']}/workflows"
+    csrf = _csrf(web.get(base).text)
+    reply = web.post(
+        f"{base}/{workflow_id}/enabled",
+        data={"enabled": ""},
+        headers={"HX-Request": "true", "X-CSRF-Token": csrf},
+    )
+    assert reply.status_code == 200 and reply.text.lstrip().startswith("<tr")
+    assert (
+        'role="switch"' in reply.text and "checked" not in reply.text.split('role="switch"')[1][:5]
+    )
+    reply = web.post(f"{base}/{workflow_id}/duplicate", data={"csrf": csrf}, follow_redirects=False)
+    assert reply.status_code == 303
+    names = sorted(w.name for w in workflows.list_workflows(
+        linked.db, actor(shop["people"]["owner"]), shop["survey_id"]))  # fmt: skip
+    assert names == ["Case follow-up", "Case follow-up (copy)"]
