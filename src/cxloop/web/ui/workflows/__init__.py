@@ -22,7 +22,7 @@ from cxloop.errors import Conflict, CxloopError, InvalidInput
 from cxloop.services import surveys, workflow_builder, workflows
 from cxloop.services.access import SurveyAccess
 from cxloop.services.task_checks import SaveChecks
-from cxloop.web.ui.context import Page, ui_router
+from cxloop.web.ui.context import Page, error_page, ui_router
 from cxloop.web.ui.i18n import N_
 from cxloop.web.ui.workflows import form as wf_form
 from cxloop.web.ui.workflows.choices import STATUS_LABELS, builder_choices
@@ -481,8 +481,7 @@ def _builder(
 
 
 def _forbidden(page: Page) -> Response:
-    from cxloop.web.ui.context import error_page
-
+    """The 403 page for someone who may look but not change (viewers)."""
     return error_page(
         page.request, 403, "forbidden", page._("Only editors and the owner can change workflows.")
     )
