@@ -25,7 +25,7 @@ from cxloop.services.task_checks import SaveChecks
 from cxloop.web.ui.context import Page, error_page, ui_router
 from cxloop.web.ui.i18n import N_
 from cxloop.web.ui.workflows import form as wf_form
-from cxloop.web.ui.workflows.choices import STATUS_LABELS, builder_choices
+from cxloop.web.ui.workflows.choices import STATUS_LABELS, builder_choices, path_label
 
 router = ui_router()
 
@@ -446,6 +446,7 @@ def _builder(
     choices = builder_choices(page, survey_id, state, context["survey"])
     errors = dict(errors or {})
     placed = choices.place(errors)
+    labels = {anchor: path_label(page, anchor) for anchor in placed if anchor}
     endpoint = None
     if (
         workflow is not None
@@ -468,6 +469,7 @@ def _builder(
         workflow=workflow,
         errors=errors,
         placed=placed,
+        labels=labels,
         flags=flags or {},
         focus=focus,
         choices=choices,

@@ -4,6 +4,7 @@ the outbound message's fields), operators by field type, and piped text to inser
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,59 @@ class BuilderChoices:
                 anchor = f"{anchor}.value"  # a condition's problem is its value's (the schema's)
             placed.setdefault(anchor, []).append(message)
         return placed
+
+
+# What the error summary calls an input (its label), by the last part of its path.
+PART_LABELS = {
+    "name": N_("Name"),
+    "description": N_("Description"),
+    "when": N_("Start when a response is"),
+    "connection": N_("Account"),
+    "object": N_("Object"),
+    "allowed_ips": N_("Allowed IP ranges"),
+    "join": N_("Join"),
+    "field": N_("Field"),
+    "operator": N_("Operator"),
+    "value": N_("Value"),
+    "id": N_("Task id"),
+    "action": N_("Action"),
+    "key_field": N_("Key field"),
+    "key_value": N_("Record to change"),
+    "mappings": N_("Field mappings"),
+    "source_type": N_("Value type"),
+    "directory": N_("Directory"),
+    "mailing_list": N_("Mailing list"),
+    "email": N_("Contact email"),
+    "first_name": N_("First name"),
+    "last_name": N_("Last name"),
+    "external_ref": N_("External reference"),
+    "max_invitations": N_("Invitations at most"),
+    "days": N_("Days"),
+    "subject": N_("Subject"),
+    "body": N_("Message"),
+    "to": N_("To"),
+    "cc": N_("Cc"),
+    "link_expiry_days": N_("Link valid for (days)"),
+    "embedded_data": N_("Data the link carries"),
+}
+
+
+def path_label(page: PageContext, path: str) -> str:
+    """Where an input is, in words: "Task 2 · Salesforce field", "Conditions · Value"."""
+    parts: list[str] = []
+    task = re.match(r"tasks\[(\d+)\]", path)
+    if task:
+        parts.append(page._("Task %(n)s", n=int(task.group(1)) + 1))
+    elif path.startswith("conditions"):
+        parts.append(page._("Conditions"))
+    elif path.startswith("event"):
+        parts.append(page._("Event"))
+    last = re.sub(r"\[\d+\]$", "", path.rpartition(".")[2] or path)
+    if ".mappings[" in path and last == "field":
+        parts.append(page._("Salesforce field"))
+    elif last in PART_LABELS and not re.fullmatch(r"tasks\[\d+\]", path):
+        parts.append(page._(PART_LABELS[last]))
+    return " · ".join(parts)
 
 
 def _parent(path: str) -> str:
