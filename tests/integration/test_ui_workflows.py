@@ -445,3 +445,45 @@ def test_duplicate_and_the_switch_over_htmx(
     names = sorted(w.name for w in workflows.list_workflows(
         linked.db, actor(shop["people"]["owner"]), shop["survey_id"]))  # fmt: skip
     assert names == ["Case follow-up", "Case follow-up (copy)"]
+
+
+def test_the_tab_counts_runs_and_failures_of_the_last_day_and_shows_the_last_run(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cxloop.db.run_models import Run
+    from cxloop.services import workflow_builder
+
+    busy = _saved(linked, shop)
+    document = workflows.get_workflow(linked.db, actor(shop["people"]["owner"]), busy)
+    quiet = workflows.create_workflow(
+        linked.db, actor(shop["people"]["owner"]), shop["survey_id"],
+        {**document.workflow.document, "name": "Quiet"},
+    ).workflow.id  # fmt: skip
+    now = datetime.now(UTC)
+    rows = [
+        (busy, "succeeded", now - timedelta(hours=30)),  # older than a day: not counted
+        (busy, "failed", now - timedelta(hours=5)),
+        (busy, "succeeded", now - timedelta(hours=1)),  # the last run
+        (quiet, "failed", now - timedelta(days=3)),  # only a last run
+    ]
+    with linked.db.uow() as uow:
+        for index, (workflow_id, status, at) in enumerate(rows):
+            uow.session.add(
+                Run(survey_id=shop["survey_id"], workflow_id=workflow_id, workflow_name="x",
+                    workflow_revision=1, event_type="survey_response", event_key=f"k{index}",
+                    status=status, created_at=at)
+            )  # fmt: skip
+        uow.commit()
+    stats = workflow_builder.run_stats(
+        linked.db, actor(shop["people"]["viewer"]), shop["survey_id"]
+    )
+    assert (stats[busy].runs_24h, stats[busy].failures_24h, stats[busy].last_status) == (
+        2, 1, "succeeded",
+    )  # fmt: skip
+    assert abs((stats[busy].last_run_at - rows[2][2]).total_seconds()) < 1
+    assert (stats[quiet].runs_24h, stats[quiet].last_status) == (0, "failed")
+    sign_in(web, "viewer@example.com")
+    tab = web.get(f"/surveys/{shop['survey_id']}/workflows").text
+    assert "Quiet" in tab and "failed" in tab
