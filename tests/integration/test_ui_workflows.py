@@ -279,8 +279,10 @@ def test_conditions_directory_and_email_tasks_round_trip_through_the_form(
     }  # fmt: skip
     # Opening and saving the form unchanged stores no new revision.
     page = web.get(f"{base}/{workflow_id}").text
-    fields = dict(re.findall(r'name="([^"@]+)" type="text" value="([^"]*)"', page))
+    fields = dict(re.findall(r'<input[^>]*\bname="([^"@]+)"[^>]*\bvalue="([^"]*)"', page))
     assert fields["conditions.conditions[1].conditions[0].value"] == "api, import"
+    # The channel's possible values are offered for its condition.
+    assert '<option value="anonymous_link">' in page
 
 
 def test_yaml_can_be_viewed_downloaded_and_pasted_back(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxloop.domain.conditions import OPERATORS
-from cxloop.domain.survey_content import SurveyContent
+from cxloop.domain.survey_content import RESPONSE_CHANNELS, SurveyContent
 from cxloop.domain.workflow import RESPONSE_METADATA_FIELDS
 from cxloop.services import survey_content, workflow_builder, workflows
 from cxloop.services.workflow_builder import OrgCatalogue, SalesforceField
@@ -60,6 +60,7 @@ class Option:
     label: str
     group: str = ""
     kind: str = "text"
+    values: tuple[tuple[str, str], ...] = ()  # what a condition on it may compare with
 
 
 @dataclass
@@ -93,6 +94,10 @@ class BuilderChoices:
             if name and found.name.lower() == name.lower():
                 return found
         return None
+
+    def values_for(self, field_value: str | None) -> tuple[tuple[str, str], ...]:
+        """The values a condition on this field can hold (choice ids, channels), if known."""
+        return next((o.values for o in self.condition_fields if o.value == field_value), ())
 
     def operators_for(self, field_value: str | None) -> list[str]:
         kind = next((o.kind for o in self.condition_fields if o.value == field_value), "number")
@@ -248,7 +253,10 @@ def _condition_fields(
             elif kind == "text_entry":
                 options.append(Option(f"q://{question.qid}", label, questions, "text"))
             elif kind in ("single_choice", "multiple_choice"):
-                options.append(Option(f"q://{question.qid}", label, questions, "choice"))
+                ids = tuple(
+                    (c.id, f"{c.id}: {_short(c.plain_text(), 40)}") for c in question.choices
+                )
+                options.append(Option(f"q://{question.qid}", label, questions, "choice", ids))
                 options.append(
                     Option(
                         f"q://{question.qid}/recode",
@@ -267,15 +275,19 @@ def _condition_fields(
                         "text",
                     )
                     for choice in question.choices
-                    if getattr(choice, "text_entry", False)
+                    if choice.allow_text_entry
                 ]
             elif kind == "matrix":
+                scale = tuple(
+                    (p.id, f"{p.id}: {_short(p.plain_text(), 40)}") for p in question.scale
+                )
                 options += [
                     Option(
                         f"q://{question.qid}/row/{row.id}",
                         f"{label}: {_short(row.plain_text(), 30)}",
                         questions,
-                        "number",
+                        "choice",
+                        scale,
                     )
                     for row in question.rows
                 ]
@@ -286,8 +298,18 @@ def _condition_fields(
                     for o in event_fields]  # fmt: skip
     else:
         metadata = page._("Response metadata")
+        known = {
+            "Channel": tuple((c, c) for c in RESPONSE_CHANNELS),
+            "Finished": (("true", "true"), ("false", "false")),
+        }
         options += [
-            Option(f"m://{name}", name, metadata, METADATA_KINDS.get(name, "text"))
+            Option(
+                f"m://{name}",
+                name,
+                metadata,
+                METADATA_KINDS.get(name, "text"),
+                known.get(name, ()),
+            )
             for name in RESPONSE_METADATA_FIELDS
         ]
     return options
