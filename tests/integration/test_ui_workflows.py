@@ -330,6 +330,13 @@ def test_revisions_show_a_diff_and_restore(
     assert reply.status_code == 303
     after = workflows.get_workflow(linked.db, owner, workflow_id).workflow
     assert after.revision == 3 and "description" not in after.document
+    # A restore from a page that is out of date is refused, with the reason shown.
+    stale = web.post(
+        f"{base}/revisions/2/restore",
+        data={"revision": "2", "csrf": _csrf(page.text)},
+    )
+    assert "notice-error" in stale.text and "Someone saved a newer revision" in stale.text
+    assert workflows.get_workflow(linked.db, owner, workflow_id).workflow.revision == 3
 
 
 def test_the_dry_run_shows_each_tasks_payload_without_sending(

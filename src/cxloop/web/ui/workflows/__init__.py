@@ -22,7 +22,7 @@ from cxloop.errors import Conflict, CxloopError, InvalidInput
 from cxloop.services import surveys, workflow_builder, workflows
 from cxloop.services.access import SurveyAccess
 from cxloop.services.task_checks import SaveChecks
-from cxloop.web.ui.context import Page, error_page, ui_router
+from cxloop.web.ui.context import Page, error_page, flash, ui_router
 from cxloop.web.ui.i18n import N_
 from cxloop.web.ui.workflows import form as wf_form
 from cxloop.web.ui.workflows.choices import STATUS_LABELS, builder_choices, path_label
@@ -554,10 +554,8 @@ def restore(
             expected_revision=expected, checks=SaveChecks.of(page.container),
         )  # fmt: skip
     except Conflict as exc:
-        return page.redirect(
-            f"{_base(survey_id)}/{workflow_id}/revisions",
-            _conflict_message(page, exc, workflow_id, survey_id),
-        )
+        flash(page.request, _conflict_message(page, exc, workflow_id, survey_id), "error")
+        return page.redirect(f"{_base(survey_id)}/{workflow_id}/revisions")
     return page.redirect(
         f"{_base(survey_id)}/{workflow_id}",
         page._("Revision %(old)s restored as revision %(n)s.", old=number,
