@@ -612,7 +612,9 @@ def paste_yaml(
         lines = [f"{path}: {message}" if path else message for path, message in problems.items()]
         return page.render(
             "ui/workflows/yaml.html", status_code=422, workflow=view.workflow, text=document,
-            errors={"document": " · ".join(lines)}, problems=lines, revision=revision,
+            errors={"document": lines[0] if len(lines) == 1 else page._(
+                "%(n)s problems: see below the field.", n=len(lines))},
+            problems=lines, revision=revision,
             **context,
         )  # fmt: skip
     return page.redirect(
