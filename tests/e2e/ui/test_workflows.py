@@ -463,3 +463,28 @@ def test_the_enabled_switch_revisions_yaml_test_and_delete_in_the_browser(
     page.get_by_role("button", name=text(lang, "Delete workflow", "Workflow löschen")).click()
     expect(page.get_by_role("status").first).to_be_visible()
     assert workflows.list_workflows(ui.container.db, owner, survey_id) == []
+
+
+@pytest.mark.parametrize("lang", ["en"])
+def test_save_right_after_a_choice_that_refreshes_the_builder_is_not_lost(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    survey_id = make_survey(ui)
+    page = signed_in("editor")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"))
+    page.get_by_role("textbox", name="Name", exact=True).fill("Quick save")
+    add_task(page, lang, "Email")
+    page.get_by_role("textbox", name="To", exact=True).fill("am@example.com")
+    page.get_by_role("textbox", name="Subject", exact=True).fill("New response")
+    page.get_by_role("textbox", name="Message", exact=True).fill("Hello")
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.get_by_role("button", name="Add condition").click()
+    settle(page)
+    page.get_by_role("textbox", name="Value", exact=True).fill("6")
+    # Choosing a field re-renders the builder (its operators); Save follows at once.
+    page.get_by_role("combobox", name="Field", exact=True).select_option("q://QID1")
+    page.get_by_role("combobox", name="Operator").select_option("less_or_equal")
+    page.get_by_role("button", name="Save workflow").click()
+    expect(page.get_by_role("heading", name="Quick save")).to_be_visible()
+    [saved] = workflows.list_workflows(ui.container.db, ui.actor("owner"), survey_id)
+    assert saved.document["conditions"]["conditions"][0]["operator"] == "less_or_equal"

@@ -26,8 +26,21 @@
       (event.target.closest("[data-refresh-within]") ? event.target : null);
     if (!element) return;
     var refresh = document.getElementById("builder-refresh");
-    if (refresh && window.htmx) { lastFocus = element.id; refresh.click(); }
+    if (!refresh || !window.htmx) return;
+    /* A change fires when the box loses focus, often because a button was pressed (Save):
+       wait a moment, and let that button's request go instead. */
+    clearTimeout(pending);
+    pending = setTimeout(function () {
+      pending = null;
+      lastFocus = element.id;
+      refresh.click();
+    }, 300);
   });
+  var pending = null;
+  document.addEventListener("submit", function () {
+    clearTimeout(pending);
+    pending = null;
+  }, true);
 
   var lastFocus = null;
   function focusTarget(root) {
