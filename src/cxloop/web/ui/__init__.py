@@ -34,9 +34,9 @@ NAV = (
 
 
 def _routers() -> tuple[APIRouter, ...]:
-    from cxloop.web.ui import accounts, admin, runs, surveys
+    from cxloop.web.ui import accounts, admin, runs, surveys, workflows
 
-    return (surveys.router, accounts.router, runs.router, admin.router)
+    return (surveys.router, accounts.router, workflows.router, runs.router, admin.router)
 
 
 def install(app: FastAPI) -> None:
