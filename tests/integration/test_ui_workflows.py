@@ -45,6 +45,10 @@ def shop(
     people["admin"] = _person(linked, "admin@example.com", admin=True)
     share(web, owner, survey.id, people["editor"], "editor")
     share(web, owner, survey.id, people["viewer"], "viewer")
+    granted = web.put(  # editors pick only the connections the owner allowed for the survey
+        f"/api/v1/surveys/{survey.id}/connection-grants/Acme", headers=owner.headers
+    )
+    assert granted.status_code == 200, granted.text
     web.cookies.clear()
     return {"survey_id": survey.id, "people": people}
 
@@ -351,8 +355,13 @@ def test_the_dry_run_shows_each_tasks_payload_without_sending(
         linked.db, owner, shop["survey_id"],
         {"values": {"QID1": 3, "QID2": "Slow"}, "embedded_data": {"CaseId": "500000000000001AAA"}},
     )  # fmt: skip
-    sign_in(web, "viewer@example.com")
     base = f"/surveys/{shop['survey_id']}/workflows/{workflow_id}"
+    sign_in(web, "viewer@example.com")  # a dry run may read Salesforce: editors and up only
+    page = web.get(f"{base}/test")
+    refused = web.post(f"{base}/test", data={"response_id": response.id, "csrf": _csrf(page.text)})
+    assert refused.status_code == 403
+    web.cookies.clear()
+    sign_in(web, "editor@example.com")
     page = web.get(f"{base}/test")
     assert response.id in page.text
     reply = web.post(f"{base}/test", data={"response_id": response.id, "csrf": _csrf(page.text)})

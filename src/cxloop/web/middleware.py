@@ -222,7 +222,7 @@ _CSP = (
 # (not yet tried in a browser under a stricter policy).
 _CSP_API_EXPLORER = "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 _API_EXPLORERS = ("/docs", "/redoc")
-_LOOPBACK_HTTP = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+_LOOPBACK_HTTP = ("http://127.0.0.1:*", "http://localhost:*")  # CSP has no IPv6 literals
 
 
 class SecurityHeadersMiddleware:

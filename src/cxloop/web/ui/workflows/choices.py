@@ -11,6 +11,7 @@ from typing import Any
 from cxloop.domain.conditions import OPERATORS
 from cxloop.domain.survey_content import RESPONSE_CHANNELS, SurveyContent
 from cxloop.domain.workflow import RESPONSE_METADATA_FIELDS
+from cxloop.errors import Forbidden
 from cxloop.services import survey_content, workflow_builder, workflows
 from cxloop.services.workflow_builder import OrgCatalogue, SalesforceField
 from cxloop.web.ui.context import PageContext
@@ -179,14 +180,22 @@ def _parent(path: str) -> str:
 def builder_choices(
     page: PageContext, survey_id: str, state: dict[str, Any], survey: Any
 ) -> BuilderChoices:
-    """The pickers' contents for this form (describe is cached by the container)."""
-    owned = workflows.owner_connections(page.db, page.user, survey_id)
-    connections = [
-        (c.name, f"{c.name} ({page._(STATUS_LABELS.get(c.status, c.status))})", c.status)
-        for c in owned
-    ]
+    """The pickers' contents for this form (describe is cached by the container).
+
+    Viewers get no list of the owner's connections and no reads of Salesforce: only the names
+    the workflow itself already holds, shown read-only."""
     event = state.get("event") if isinstance(state.get("event"), dict) else {}
     tasks = [t for t in state.get("tasks") or [] if isinstance(t, dict)]
+    try:
+        owned = workflows.owner_connections(page.db, page.user, survey_id)
+    except Forbidden:
+        named = {str(p.get("connection")) for p in (event, *tasks) if p.get("connection")}
+        connections = [(name, name, "") for name in sorted(named)]
+    else:
+        connections = [
+            (c.name, f"{c.name} ({page._(STATUS_LABELS.get(c.status, c.status))})", c.status)
+            for c in owned
+        ]
     wanted: dict[str, list[str]] = {}
     if event.get("type") == "salesforce_outbound_message" and event.get("connection"):
         wanted.setdefault(event["connection"], []).append(str(event.get("object") or ""))
@@ -204,7 +213,7 @@ def builder_choices(
             objects,
         )
         for name, objects in wanted.items()
-        if any(name == c[0] for c in connections)
+        if any(name == c[0] and c[2] for c in connections)  # a viewer's have no status
     }
     content = survey_content.get_content(page.db, page.user, survey_id).content
     outbound = event.get("type") == "salesforce_outbound_message"
