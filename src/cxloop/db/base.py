@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import string
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +9,8 @@ from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from cxloop.domain.ids import ID_LENGTH, new_ids
 
 # Constraint names that Alembic can find again on both engines (SQLite batch mode needs them).
 NAMING_CONVENTION = {
@@ -20,8 +20,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 class Base(DeclarativeBase):
@@ -52,6 +50,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_id(prefix: str, length: int = 15) -> str:
+def new_id(prefix: str, length: int = ID_LENGTH) -> str:
     """A public id in the reference product's style: `SV_` + 15 random letters and digits."""
-    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+    return new_ids(prefix, 1, length)[0]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cxloop.db.base import utcnow
@@ -32,7 +32,7 @@ from cxloop.services.directory import (
     directory_of_owner,
     upsert_contact,
 )
-from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+from cxloop.services.pagination import Page, paginate
 from cxloop.services.personal_links import add_personal_link
 
 # Invitations the frequency rule counts: on their way or delivered.
@@ -284,37 +284,22 @@ def list_distributions(
     db: Database, actor: Actor, survey_id: str, *, limit: int = 50, cursor: str | None = None
 ) -> Page[DistributionView]:
     """A survey's distributions, newest first, with how many invitations are in each status."""
-    check_limit(limit)
-    query = (
-        select(Distribution)
-        .where(Distribution.survey_id == survey_id)
-        .order_by(Distribution.created_at.desc(), Distribution.id.desc())
-        .limit(limit + 1)
-    )
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Distribution.created_at < created_at,
-                and_(Distribution.created_at == created_at, Distribution.id < str(last_id)),
-            )
-        )
+    query = select(Distribution).where(Distribution.survey_id == survey_id)
     with db.reader() as uow:
         get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
-        rows = list(uow.session.scalars(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
+        page = paginate(
+            uow.session, query, Distribution.created_at, Distribution.id, limit=limit, cursor=cursor
+        )
         counts: dict[str, dict[str, int]] = {}
-        if rows:
+        if page.items:
             for distribution_id, status, count in uow.session.execute(
                 select(Invitation.distribution_id, Invitation.status, func.count())
-                .where(Invitation.distribution_id.in_([r.id for r in rows]))
+                .where(Invitation.distribution_id.in_([r.id for r in page.items]))
                 .group_by(Invitation.distribution_id, Invitation.status)
             ):
                 counts.setdefault(distribution_id, {})[status] = int(count)
-        items = [_view(row, counts.get(row.id, {})) for row in rows]
-    cursor_out = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return Page(items, cursor_out)
+        items = [_view(row, counts.get(row.id, {})) for row in page.items]
+    return Page(items, page.next_cursor)
 
 
 def get_distribution(

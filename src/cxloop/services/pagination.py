@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from cxloop.errors import InvalidInput
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -47,3 +52,55 @@ def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}.", code="bad_limit")
     return limit
+
+
+def newest_first(
+    query: Select[Any],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    """`query` newest first, after the row `cursor` names, one row more than `limit`.
+
+    The extra row tells `page_from` whether there is a next page without a count.
+    """
+    check_limit(limit)
+    query = query.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+    if cursor:
+        last_created_at, last_id = decode_cursor(cursor)
+        if isinstance(last_id, int) != (row_id.type.python_type is int):
+            raise InvalidInput(
+                "The cursor belongs to another list: use the `next_cursor` this list handed out.",
+                code="bad_cursor",
+            )
+        query = query.where(
+            or_(created_at < last_created_at, and_(created_at == last_created_at, row_id < last_id))
+        )
+    return query
+
+
+def page_from(
+    rows: Sequence[R], limit: int, key: Callable[[R], tuple[datetime, str | int]]
+) -> Page[R]:
+    """The first `limit` rows, with a cursor after the last of them if `rows` held one more."""
+    items = list(rows[:limit])
+    has_more = len(rows) > limit
+    return Page(items, encode_cursor(*key(items[-1])) if has_more else None)
+
+
+def paginate(
+    session: Session,
+    query: Select[Any],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> Page[Any]:
+    """One page of the ORM objects `query` selects, newest first (keyset, stable under inserts)."""
+    rows = list(
+        session.scalars(newest_first(query, created_at, row_id, limit=limit, cursor=cursor))
+    )
+    return page_from(rows, limit, lambda row: (row.created_at, getattr(row, row_id.key)))

@@ -8,8 +8,6 @@ never stored without its runs, and a run never exists without its response.
 
 from __future__ import annotations
 
-import secrets
-import string
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +25,7 @@ from cxloop.db.uow import Database, UnitOfWork
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.answers import resolve_answer_field
 from cxloop.domain.conditions import evaluate
+from cxloop.domain.ids import new_ids
 from cxloop.domain.piped_text import PipedTextContext, render_value
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
@@ -335,8 +334,8 @@ def _write_runs(
         return []
     now = utcnow()
     templates = plan.task_rows
-    run_ids = _new_ids("RN_", len(events))
-    task_run_ids = iter(_new_ids("TR_", len(events) * len(templates)))
+    run_ids = new_ids("RN_", len(events))
+    task_run_ids = iter(new_ids("TR_", len(events) * len(templates)))
     run_rows: list[dict[str, Any]] = []
     task_rows: list[dict[str, Any]] = []
     ready: list[str] = []
@@ -413,22 +412,6 @@ def task_run_rows(owner_id: str, document: WorkflowDocument) -> tuple[dict[str, 
             }
         )
     return tuple(rows)
-
-
-_ID_CHARS = string.ascii_letters + string.digits
-# Bytes 0-247 map onto the 62 characters evenly (4 times each); 248-255 are dropped.
-_ID_TABLE = bytes(ord(_ID_CHARS[b % 62]) for b in range(248)) + bytes(8)
-_ID_DROP = bytes(range(248, 256))
-
-
-def _new_ids(prefix: str, count: int, length: int = 15) -> list[str]:
-    """`count` ids like `new_id(prefix)` (uniform over letters and digits), made in C."""
-    needed = count * length
-    chars = b""
-    while len(chars) < needed:
-        chars += secrets.token_bytes(needed - len(chars) + 16).translate(_ID_TABLE, _ID_DROP)
-    text = chars[:needed].decode("ascii")
-    return [prefix + text[i : i + length] for i in range(0, needed, length)]
 
 
 def salesforce_batch_key(owner_id: str, task: SalesforceTask) -> str:
