@@ -10,6 +10,13 @@ Survey_Response__c per response, then:
    p50/p99 from cxloop's own histogram (`cxloop_submit_to_record_seconds`);
 3. naive: simple-salesforce upserting one record per response from the same number of threads.
 
+It does this twice, each time with fresh processes: against the fast emulator (about 2 ms a
+call), then against one with a real org's latency (`cxloop emulator serve --latency-ms 150
+--per-record-ms 5`: every REST call waits 150 ms, plus 5 ms per record of a Collections call).
+The realistic world's keys are the fast world's with the prefix `realistic_`
+(`realistic_records_per_s`, `realistic_api_calls_per_1000`, `realistic_p50_s`,
+`realistic_p99_s`, `realistic_naive_records_per_s`, ...). `--world fast|realistic` measures one.
+
 It prints one JSON object. Run: `make bench` or
 `.venv/bin/python bench/workflow_bench.py --responses 5000 --clients 16`.
 
@@ -37,6 +44,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -382,6 +390,28 @@ SMOKE = {"responses": 40, "clients": 4, "naive_responses": 20, "half_load_second
          "processes": 1, "record_timeout": 60.0}  # fmt: skip
 # The counters that void the figures when they are not 0 (see outcome.finish).
 FAILURE_COUNTERS = ("refused", "lost", "duplicates", "task_runs_not_succeeded", "naive_errors")
+# The realistic world's keys are the fast world's with this prefix, except the shared settings.
+REALISTIC = "realistic_"
+SHARED_KEYS = ("clients", "server_processes", "database")
+ALL_FAILURE_COUNTERS = FAILURE_COUNTERS + tuple(REALISTIC + name for name in FAILURE_COUNTERS)
+
+
+@dataclass(frozen=True)
+class World:
+    """One run of the three parts: the emulator's latency model and the sizes."""
+
+    latency_ms: float
+    per_record_ms: float
+    responses: int
+    naive_responses: int
+    faults: tuple[dict[str, Any], ...] = ()
+
+    def emulator_args(self) -> list[str]:
+        """`cxloop emulator serve` options that start every org with this latency model."""
+        if not (self.latency_ms or self.per_record_ms):
+            return []
+        return ["--latency-ms", f"{self.latency_ms:g}",
+                "--per-record-ms", f"{self.per_record_ms:g}"]  # fmt: skip
 
 
 def main() -> None:
@@ -394,16 +424,33 @@ def main() -> None:
                         help="cxloop serve --processes (default: one per core)")  # fmt: skip
     parser.add_argument("--record-timeout", type=float, default=600.0,
                         help="Seconds to wait for the records before giving up.")  # fmt: skip
+    parser.add_argument("--world", choices=("both", "fast", "realistic"), default="both",
+                        help="Which emulator to measure against: the fast one (about 2 ms a "
+                        "call), the realistic one (--latency-ms, --per-record-ms), or both "
+                        "(default).")  # fmt: skip
+    parser.add_argument("--latency-ms", type=float, default=150.0,
+                        help="The realistic world: every REST call waits this long.")  # fmt: skip
+    parser.add_argument("--per-record-ms", type=float, default=5.0,
+                        help="The realistic world: plus this long per record of a "
+                        "Collections call.")  # fmt: skip
+    parser.add_argument("--realistic-responses", type=int, default=None,
+                        help="Responses of the realistic world "
+                        "(default: --responses).")  # fmt: skip
+    parser.add_argument("--realistic-naive-responses", type=int, default=None,
+                        help="Naive upserts of the realistic world "
+                        "(default: --naive-responses).")  # fmt: skip
     parser.add_argument("--smoke", action="store_true",
                         help="A tiny run (seconds) that checks the bench works.")  # fmt: skip
     parser.add_argument("--fault", type=json.loads, action="append", default=[],
                         help="An emulator fault (JSON, as POST /__emulator__/faults) injected "
-                        "before the full load; repeatable.")  # fmt: skip
+                        "before the full load of the first world measured; "
+                        "repeatable.")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     options = parser.parse_args()
     if options.smoke:
         for name, value in SMOKE.items():
             setattr(options, name, value)
+        options.realistic_responses = options.realistic_naive_responses = None
 
     workdir = Path(tempfile.mkdtemp(prefix="cxloop-bench-"))
     try:
@@ -413,12 +460,46 @@ def main() -> None:
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    counters = {name: result[name] for name in FAILURE_COUNTERS if name in result}
-    finish(result, counters, keep=("responses", "clients", "server_processes", "database"))
+    counters = {name: result[name] for name in ALL_FAILURE_COUNTERS if name in result}
+    keep = ("responses", "clients", "server_processes", "database", "realistic_responses",
+            "realistic_latency_ms", "realistic_per_record_ms")  # fmt: skip
+    finish(result, counters, keep=keep)
 
 
 def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Start the processes, run the three parts, return every figure and counter."""
+    """Measure the fast world, then the realistic one (or only one of them, `--world`): the
+    same three parts against an emulator that answers in about 2 ms, then against one with a
+    real org's latency. The realistic world's keys carry the prefix `realistic_`."""
+    faults = tuple(options.fault)
+    result: dict[str, Any] = {}
+    if options.world in ("both", "fast"):
+        fast = World(0.0, 0.0, options.responses, options.naive_responses, faults)
+        result = run_world(options, fast, workdir / "fast")
+        if failures({name: result[name] for name in FAILURE_COUNTERS if name in result}):
+            return result  # no figure will be printed: the realistic world would be time lost
+        print(json.dumps(result), file=sys.stderr, flush=True)  # the fast world, in case
+        faults = ()
+    if options.world in ("both", "realistic"):
+        realistic = World(
+            options.latency_ms,
+            options.per_record_ms,
+            options.realistic_responses or options.responses,
+            options.realistic_naive_responses or options.naive_responses,
+            faults,
+        )
+        measured = run_world(options, realistic, workdir / "realistic")
+        result |= {key: measured[key] for key in SHARED_KEYS}
+        result |= {REALISTIC + key: value for key, value in measured.items()
+                   if key not in SHARED_KEYS}  # fmt: skip
+        result[REALISTIC + "latency_ms"] = realistic.latency_ms
+        result[REALISTIC + "per_record_ms"] = realistic.per_record_ms
+    return result
+
+
+def run_world(options: argparse.Namespace, world: World, workdir: Path) -> dict[str, Any]:
+    """Start the processes, run the three parts against an emulator with the world's latency
+    model, return every figure and counter (the fast world's key names)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     sf_port, cx_port, tls_port = free_port(), free_port(), free_port()
     sf, base = f"http://127.0.0.1:{sf_port}", f"http://127.0.0.1:{cx_port}"
     env = os.environ | {
@@ -430,7 +511,7 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "COLUMNS": "1000",  # keep Rich from wrapping the emulator's CA path
     }
     emulator_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(sf_port),
-                     "--auto-login", "admin@example.com"]  # fmt: skip
+                     "--auto-login", "admin@example.com", *world.emulator_args()]  # fmt: skip
     ledger = TaskRunLedger(workdir / "data" / "cxloop.db")
     with process(emulator_args, env, workdir / "emulator.log"):
         wait_until(f"{sf}/__emulator__/info")
@@ -455,7 +536,7 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             token = control.post("/tokens", json={"username": "admin@example.com"}).json()[
                 "access_token"
             ]
-            for fault in options.fault:
+            for fault in world.faults:
                 control.post("/faults", json=fault).raise_for_status()
             own_calls = [0]  # this script's own API calls (polls), kept out of cxloop's count
 
@@ -474,10 +555,10 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             first_submit = time.monotonic()
             cpu_before = cpu_seconds(server.pid)
             ids, submit_s, refused = submit_all(
-                base, headers, survey_id, options.responses, options.clients
+                base, headers, survey_id, world.responses, options.clients
             )
             if not ids:
-                raise BenchFailed(f"all {options.responses} responses were refused")
+                raise BenchFailed(f"all {world.responses} responses were refused")
             landed_at = wait_for_records(sf_client, ledger, len(ids), options.record_timeout)
             server_cpu = cpu_seconds(server.pid) - cpu_before
             elapsed = landed_at - first_submit
@@ -526,9 +607,9 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     if failures({name: result[name] for name in FAILURE_COUNTERS if name in result}):
         return result  # no figure will be printed: the naive part would be time lost
-    print(json.dumps(result), file=sys.stderr, flush=True)  # the cxloop half, in case of trouble
     # 3. the naive integration, over HTTPS (simple-salesforce insists on https)
-    tls_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(tls_port), "--tls"]
+    tls_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(tls_port), "--tls",
+                *world.emulator_args()]  # fmt: skip
     with process(tls_args, env, workdir / "emulator-tls.log") as _tls:
         time.sleep(0.5)
         ca_file = _ca_file(workdir / "emulator-tls.log")
@@ -544,11 +625,11 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             f"https://127.0.0.1:{tls_port}",
             ca_file,
             token,
-            options.naive_responses,
+            world.naive_responses,
             options.clients,
         )
         naive_calls = api_calls(tls_control) - before_calls
-        result["naive_api_calls_per_1000"] = round(naive_calls * 1000 / options.naive_responses, 1)
+        result["naive_api_calls_per_1000"] = round(naive_calls * 1000 / world.naive_responses, 1)
     return result
 
 
