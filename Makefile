@@ -30,8 +30,14 @@ format: install
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
+# both worlds: the emulator at ~2 ms a call, then at a real org's latency (150 ms + 5 ms a record)
 bench: install
 	$(BIN)/python bench/workflow_bench.py
+
+# PostgreSQL + Redis (db 13), 2 web processes, 1/2/4 workers, a scheduler; then a SIGKILL run
+.PHONY: bench-cluster
+bench-cluster: install
+	$(BIN)/python bench/cluster_bench.py $(BENCH_ARGS)
 
 # docs/piped-text.md and docs/configuration.md are generated from the code (a test compares them)
 docs: install

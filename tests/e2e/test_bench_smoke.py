@@ -155,3 +155,71 @@ def test_the_listener_bench_times_only_acknowledged_messages(
     sent = send_all(flaky_listener, [b"<m/>"] * 3, clients=1, timeout=5)
     assert (sent.acked, sent.refused, sent.lost) == (1, 1, 1)
     assert len(sent.latencies) == 1  # the refused and the lost message are not timed
+
+
+# -- the cluster bench's clients, against two web processes of which one drops a request
+
+
+class WebProcess(BaseHTTPRequestHandler):
+    """Answers 201 with a new response id; the server named `drops` reads its first request
+    and closes the connection without an answer (a web process killed mid-request)."""
+
+    seen: list[tuple[int, str, str]] = []  # (port, Idempotency-Key, comment)
+    drops = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        port = self.server.server_address[1]
+        with WebProcess.lock:
+            WebProcess.seen.append(
+                (port, self.headers.get("Idempotency-Key", ""), body["values"]["QID2"])
+            )
+            drop = port == WebProcess.drops
+            if drop:
+                WebProcess.drops = 0  # only the first request
+            number = len(WebProcess.seen)
+        if drop:
+            self.close_connection = True
+            self.connection.close()
+            return
+        reply = json.dumps({"id": f"R_{number}"}).encode()
+        self.send_response(201)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def two_web_processes() -> Iterator[list[str]]:
+    WebProcess.seen = []
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), WebProcess) for _ in range(2)]
+    for server in servers:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    WebProcess.drops = servers[0].server_address[1]
+    yield [f"http://127.0.0.1:{server.server_address[1]}" for server in servers]
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_cluster_bench_sends_an_unanswered_request_again_with_its_key_to_the_other_web(
+    two_web_processes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    from cluster_bench import submit
+
+    seen = submit(two_web_processes, {}, "SV_1", "t", count=2, clients=1, retry_for_s=10)
+    assert set(seen.accepted) == {0, 1} and seen.refused == 0
+    assert (seen.retries, seen.interrupted) == (1, 1)
+    first, second, third = WebProcess.seen
+    ports = [int(base.rsplit(":", 1)[1]) for base in two_web_processes]
+    # submission 0 went to the first web process, which dropped it; sent again to the other,
+    # with the same key; submission 1 went to the second web process, with a key of its own
+    assert (first[0], first[2]) == (ports[0], "t #0")
+    assert (second[0], second[1], second[2]) == (ports[1], first[1], "t #0")
+    assert (third[0], third[2]) == (ports[1], "t #1") and third[1] != first[1]
