@@ -531,7 +531,7 @@ def run_world(options: argparse.Namespace, world: World, workdir: Path) -> dict[
              "--processes", str(options.processes)],
             env, workdir / "serve.log",
         ) as server:  # fmt: skip
-            wait_until(f"{base}/readyz")
+            wait_until(f"{base}/readyz", timeout=180)  # minutes on a loaded machine
             headers, survey_id = set_up(base, sf, env)
             token = control.post("/tokens", json={"username": "admin@example.com"}).json()[
                 "access_token"
