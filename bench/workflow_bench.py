@@ -10,9 +10,10 @@ Survey_Response__c per response, then:
    p50/p99 from cxloop's own histogram (`cxloop_submit_to_record_seconds`);
 3. naive: simple-salesforce upserting one record per response from the same number of threads.
 
-It does this twice, each time with fresh processes: against the fast emulator (about 2 ms a
-call), then against one with a real org's latency (`cxloop emulator serve --latency-ms 150
---per-record-ms 5`: every REST call waits 150 ms, plus 5 ms per record of a Collections call).
+It does the full and half loads twice on the same processes: against the emulator as it is
+(about 2 ms a call), then with every org's latency model set to a real org's through the control
+API (what `cxloop emulator serve --latency-ms 150 --per-record-ms 5` sets at start: every REST
+call waits 150 ms, plus 5 ms per record of a Collections call); then the naive part in both.
 The realistic world's keys are the fast world's with the prefix `realistic_`
 (`realistic_records_per_s`, `realistic_api_calls_per_1000`, `realistic_p50_s`,
 `realistic_p99_s`, `realistic_naive_records_per_s`, ...). `--world fast|realistic` measures one.
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -301,24 +303,29 @@ class TaskRunLedger:
             ).scalar()
         return str(reason or "")[:300]
 
-    def not_succeeded(self) -> int:
+    def not_succeeded_responses(self) -> set[str]:
+        """The responses with a task run that has not succeeded."""
         with self.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT COUNT(*) FROM task_runs WHERE status <> 'succeeded'")
-            ).scalar_one()
+            rows = connection.execute(
+                text(
+                    "SELECT DISTINCT runs.response_id FROM task_runs "
+                    "JOIN runs ON runs.id = task_runs.run_id WHERE task_runs.status <> 'succeeded'"
+                )
+            )
+            return {response_id for (response_id,) in rows}
 
-    def duplicate_writes(self, key_field: str) -> int:
-        """Writes of a record beyond the one that created it, per key, from the upsert results
-        of every attempt: an attempt that wrote a key already written (`created` false, as
-        every key here is new) or a second creation of one key."""
+    def duplicate_writes(self, key_field: str, keys: set[str] | None = None) -> int:
+        """Writes of a record beyond the one that created it, per key (of `keys`, or all),
+        from the upsert results of every attempt: an attempt that wrote a key already written
+        (`created` false, as every key here is new) or a second creation of one key."""
         writes: dict[str, list[bool]] = {}
         with self.engine.connect() as connection:
             rows = connection.execute(text("SELECT payload, reply FROM task_run_attempts"))
             for payload, reply in rows:
                 reply = (json.loads(reply) if isinstance(reply, str) else reply) or {}
                 payload = (json.loads(payload) if isinstance(payload, str) else payload) or {}
-                if reply.get("success"):
-                    key = str(payload.get(key_field))
+                key = str(payload.get(key_field))
+                if reply.get("success") and (keys is None or key in keys):
                     writes.setdefault(key, []).append(bool(reply.get("created")))
         return sum(len(flags) - min(flags.count(True), 1) for flags in writes.values())
 
@@ -354,7 +361,9 @@ def quantile(before: dict[float, int], after: dict[float, int], q: float) -> flo
     return None
 
 
-def naive(sf: str, ca_file: str, token: str, count: int, threads: int) -> dict[str, Any]:
+def naive(
+    sf: str, ca_file: str, token: str, count: int, threads: int, key_prefix: str = "NAIVE_"
+) -> dict[str, Any]:
     """What most home-grown integrations do: one simple-salesforce upsert per response."""
     import requests
     from simple_salesforce import Salesforce
@@ -370,7 +379,8 @@ def naive(sf: str, ca_file: str, token: str, count: int, threads: int) -> dict[s
         for n in range(index, count, threads):
             try:
                 client.Survey_Response__c.upsert(
-                    f"Response_ID__c/NAIVE_{n}", {"NPS_Score__c": n % 11, "Comment__c": "naive"}
+                    f"Response_ID__c/{key_prefix}{n}",
+                    {"NPS_Score__c": n % 11, "Comment__c": "naive"},
                 )
             except (SalesforceError, requests.RequestException):
                 errors[0] += 1
@@ -398,20 +408,13 @@ ALL_FAILURE_COUNTERS = FAILURE_COUNTERS + tuple(REALISTIC + name for name in FAI
 
 @dataclass(frozen=True)
 class World:
-    """One run of the three parts: the emulator's latency model and the sizes."""
+    """One run of the full and half loads and the naive part: the emulator's latency model
+    and the sizes."""
 
     latency_ms: float
     per_record_ms: float
     responses: int
     naive_responses: int
-    faults: tuple[dict[str, Any], ...] = ()
-
-    def emulator_args(self) -> list[str]:
-        """`cxloop emulator serve` options that start every org with this latency model."""
-        if not (self.latency_ms or self.per_record_ms):
-            return []
-        return ["--latency-ms", f"{self.latency_ms:g}",
-                "--per-record-ms", f"{self.per_record_ms:g}"]  # fmt: skip
 
 
 def main() -> None:
@@ -461,45 +464,52 @@ def main() -> None:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     counters = {name: result[name] for name in ALL_FAILURE_COUNTERS if name in result}
-    keep = ("responses", "clients", "server_processes", "database", "realistic_responses",
-            "realistic_latency_ms", "realistic_per_record_ms")  # fmt: skip
-    finish(result, counters, keep=keep)
+    finish(result, counters, keep=("responses", "clients", "server_processes", "database"))
 
 
 def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Measure the fast world, then the realistic one (or only one of them, `--world`): the
-    same three parts against an emulator that answers in about 2 ms, then against one with a
-    real org's latency. The realistic world's keys carry the prefix `realistic_`."""
-    faults = tuple(options.fault)
-    result: dict[str, Any] = {}
+    same three parts against the emulator as it is (about 2 ms a call), then with every org's
+    latency model set to a real org's. The realistic world's keys carry the prefix
+    `realistic_`."""
+    worlds: dict[str, World] = {}
     if options.world in ("both", "fast"):
-        fast = World(0.0, 0.0, options.responses, options.naive_responses, faults)
-        result = run_world(options, fast, workdir / "fast")
-        if failures({name: result[name] for name in FAILURE_COUNTERS if name in result}):
-            return result  # no figure will be printed: the realistic world would be time lost
-        print(json.dumps(result), file=sys.stderr, flush=True)  # the fast world, in case
-        faults = ()
+        worlds[""] = World(0.0, 0.0, options.responses, options.naive_responses)
     if options.world in ("both", "realistic"):
-        realistic = World(
+        worlds[REALISTIC] = World(
             options.latency_ms,
             options.per_record_ms,
             options.realistic_responses or options.responses,
             options.realistic_naive_responses or options.naive_responses,
-            faults,
         )
-        measured = run_world(options, realistic, workdir / "realistic")
-        result |= {key: measured[key] for key in SHARED_KEYS}
-        result |= {REALISTIC + key: value for key, value in measured.items()
-                   if key not in SHARED_KEYS}  # fmt: skip
-        result[REALISTIC + "latency_ms"] = realistic.latency_ms
-        result[REALISTIC + "per_record_ms"] = realistic.per_record_ms
+    measured = run_worlds(options, list(worlds.values()), workdir)
+    result: dict[str, Any] = {}
+    for (prefix, world), figures in zip(worlds.items(), measured, strict=True):
+        if not prefix:
+            result |= figures
+            continue
+        result |= {key: figures[key] for key in SHARED_KEYS if key not in result}
+        result |= {prefix + key: value for key, value in figures.items() if key not in SHARED_KEYS}
+        result[prefix + "latency_ms"] = world.latency_ms
+        result[prefix + "per_record_ms"] = world.per_record_ms
     return result
 
 
-def run_world(options: argparse.Namespace, world: World, workdir: Path) -> dict[str, Any]:
-    """Start the processes, run the three parts against an emulator with the world's latency
-    model, return every figure and counter (the fast world's key names)."""
-    workdir.mkdir(parents=True, exist_ok=True)
+def set_latency(control: httpx.Client, world: World) -> None:
+    """Give every org of the emulator the world's latency model: what `cxloop emulator serve
+    --latency-ms N --per-record-ms M` gives them at start (docs/emulator.md)."""
+    model = {"latency_ms": world.latency_ms, "per_record_ms": world.per_record_ms}
+    for org in control.get("/info").raise_for_status().json()["orgs"]:
+        control.patch(f"/orgs/{org['alias']}", json=model).raise_for_status()
+
+
+def run_worlds(
+    options: argparse.Namespace, worlds: list[World], workdir: Path
+) -> list[dict[str, Any]]:
+    """Start the processes once; for each world in turn, set the emulator's latency model and
+    run the full and the half load; stop the server and count; then the naive part of each
+    world against a second emulator. Every figure and counter per world (the fast world's key
+    names). `--fault`s are injected before the first world's full load."""
     sf_port, cx_port, tls_port = free_port(), free_port(), free_port()
     sf, base = f"http://127.0.0.1:{sf_port}", f"http://127.0.0.1:{cx_port}"
     env = os.environ | {
@@ -511,8 +521,10 @@ def run_world(options: argparse.Namespace, world: World, workdir: Path) -> dict[
         "COLUMNS": "1000",  # keep Rich from wrapping the emulator's CA path
     }
     emulator_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(sf_port),
-                     "--auto-login", "admin@example.com", *world.emulator_args()]  # fmt: skip
+                     "--auto-login", "admin@example.com"]  # fmt: skip
     ledger = TaskRunLedger(workdir / "data" / "cxloop.db")
+    results: list[dict[str, Any]] = []
+    loads: list[tuple[list[str], list[str]]] = []  # per world: full-load ids, half-load ids
     with process(emulator_args, env, workdir / "emulator.log"):
         wait_until(f"{sf}/__emulator__/info")
         control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=60)
@@ -536,7 +548,7 @@ def run_world(options: argparse.Namespace, world: World, workdir: Path) -> dict[
             token = control.post("/tokens", json={"username": "admin@example.com"}).json()[
                 "access_token"
             ]
-            for fault in world.faults:
+            for fault in options.fault:
                 control.post("/faults", json=fault).raise_for_status()
             own_calls = [0]  # this script's own API calls (polls), kept out of cxloop's count
 
@@ -549,67 +561,77 @@ def run_world(options: argparse.Namespace, world: World, workdir: Path) -> dict[
                 timeout=60,
                 event_hooks={"request": [count_own]},
             )
-            calls_before = api_calls(control)
+            landed = 0  # records in Salesforce before this world
+            for world in worlds:
+                set_latency(control, world)
+                calls_before, own_before = api_calls(control), own_calls[0]
 
-            # 1. full load
-            first_submit = time.monotonic()
-            cpu_before = cpu_seconds(server.pid)
-            ids, submit_s, refused = submit_all(
-                base, headers, survey_id, world.responses, options.clients
-            )
-            if not ids:
-                raise BenchFailed(f"all {world.responses} responses were refused")
-            landed_at = wait_for_records(sf_client, ledger, len(ids), options.record_timeout)
-            server_cpu = cpu_seconds(server.pid) - cpu_before
-            elapsed = landed_at - first_submit
-            calls = api_calls(control) - calls_before - own_calls[0]
-            records_per_s = len(ids) / elapsed
+                # 1. full load
+                first_submit = time.monotonic()
+                cpu_before = cpu_seconds(server.pid)
+                ids, submit_s, refused = submit_all(
+                    base, headers, survey_id, world.responses, options.clients
+                )
+                if not ids:
+                    raise BenchFailed(f"all {world.responses} responses were refused")
+                landed_at = wait_for_records(
+                    sf_client, ledger, landed + len(ids), options.record_timeout
+                )
+                server_cpu = cpu_seconds(server.pid) - cpu_before
+                elapsed = landed_at - first_submit
+                calls = api_calls(control) - calls_before - (own_calls[0] - own_before)
+                if calls < 0:
+                    raise BenchFailed(f"the API call count went wrong ({calls}): own polls")
+                records_per_s = len(ids) / elapsed
 
-            # 2. half load, for latency
-            before, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
-            half_rate = records_per_s / 2
-            half_count = max(1, int(half_rate * options.half_load_seconds))
-            half_ids, _, half_refused = submit_all(
-                base, headers, survey_id, half_count, options.clients, rate=half_rate
-            )
-            wait_for_records(sf_client, ledger, len(ids) + len(half_ids), options.record_timeout)
-            time.sleep(0.5)
-            after, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
-            in_salesforce = response_ids_in_salesforce(sf_client)
+                # 2. half load, for latency
+                before, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
+                half_rate = records_per_s / 2
+                half_count = max(1, int(half_rate * options.half_load_seconds))
+                half_ids, _, half_refused = submit_all(
+                    base, headers, survey_id, half_count, options.clients, rate=half_rate
+                )
+                landed += len(ids) + len(half_ids)
+                wait_for_records(sf_client, ledger, landed, options.record_timeout)
+                time.sleep(0.5)
+                after, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
+                loads.append((ids, half_ids))
+                results.append({
+                    "responses": len(ids),
+                    "clients": options.clients,
+                    "server_processes": options.processes,
+                    "database": "sqlite",
+                    "submit_seconds": round(submit_s, 2),
+                    "responses_per_s": round(len(ids) / submit_s, 1),
+                    "records_per_s": round(records_per_s, 1),
+                    "api_calls_per_1000": round(calls * 1000 / len(ids), 2),
+                    # CPU the server process (web + embedded worker) spent per response at full
+                    # load: on a shared machine a steadier figure than the rates above.
+                    "server_cpu_ms_per_response": round(server_cpu * 1000 / len(ids), 3),
+                    "half_load_responses_per_s": round(half_rate, 1),
+                    "p50_s": quantile(before, after, 0.5),
+                    "p99_s": quantile(before, after, 0.99),
+                    "refused": refused + half_refused,
+                })  # fmt: skip
+            in_salesforce = Counter(response_ids_in_salesforce(sf_client))
     # Read once the server has stopped: nothing is still being written.
-    task_runs_not_succeeded = ledger.not_succeeded()
-    duplicate_writes = ledger.duplicate_writes("Response_ID__c")
+    not_succeeded = ledger.not_succeeded_responses()
+    for result, (ids, half_ids) in zip(results, loads, strict=True):
+        accepted = set(ids + half_ids)
+        result |= {
+            # Responses accepted (both loads) whose record is not in Salesforce.
+            "lost": len(accepted - set(in_salesforce)),
+            # Records written more than once for one response: a second record with its key in
+            # Salesforce, or a write the upsert results show landed on a key already written.
+            "duplicates": sum(in_salesforce[key] - 1 for key in accepted if in_salesforce[key])
+            + ledger.duplicate_writes("Response_ID__c", accepted),
+            "task_runs_not_succeeded": len(accepted & not_succeeded),
+        }
     ledger.close()
-    if calls < 0:
-        raise BenchFailed(f"the API call count went wrong ({calls}): the bench's own polls")
-    result: dict[str, Any] = {
-        "responses": len(ids),
-        "clients": options.clients,
-        "server_processes": options.processes,
-        "database": "sqlite",
-        "submit_seconds": round(submit_s, 2),
-        "responses_per_s": round(len(ids) / submit_s, 1),
-        "records_per_s": round(records_per_s, 1),
-        "api_calls_per_1000": round(calls * 1000 / len(ids), 2),
-        # CPU the server process (web + embedded worker) spent per response at full load: on a
-        # shared machine a steadier figure than the rates above.
-        "server_cpu_ms_per_response": round(server_cpu * 1000 / len(ids), 3),
-        "half_load_responses_per_s": round(half_rate, 1),
-        "p50_s": quantile(before, after, 0.5),
-        "p99_s": quantile(before, after, 0.99),
-        # Responses accepted (both loads) whose record is not in Salesforce.
-        "lost": len(set(ids + half_ids) - set(in_salesforce)),
-        # Records written more than once for one response: a second record with its key in
-        # Salesforce, or a write the upsert results show landed on a key already written.
-        "duplicates": len(in_salesforce) - len(set(in_salesforce)) + duplicate_writes,
-        "refused": refused + half_refused,
-        "task_runs_not_succeeded": task_runs_not_succeeded,
-    }
-    if failures({name: result[name] for name in FAILURE_COUNTERS if name in result}):
-        return result  # no figure will be printed: the naive part would be time lost
+    if any(failures({name: r[name] for name in FAILURE_COUNTERS if name in r}) for r in results):
+        return results  # no figure will be printed: the naive part would be time lost
     # 3. the naive integration, over HTTPS (simple-salesforce insists on https)
-    tls_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(tls_port), "--tls",
-                *world.emulator_args()]  # fmt: skip
+    tls_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(tls_port), "--tls"]
     with process(tls_args, env, workdir / "emulator-tls.log") as _tls:
         time.sleep(0.5)
         ca_file = _ca_file(workdir / "emulator-tls.log")
@@ -620,17 +642,22 @@ def run_world(options: argparse.Namespace, world: World, workdir: Path) -> dict[
         token = tls_control.post("/tokens", json={"username": "admin@example.com"}).json()[
             "access_token"
         ]
-        before_calls = api_calls(tls_control)
-        result |= naive(
-            f"https://127.0.0.1:{tls_port}",
-            ca_file,
-            token,
-            world.naive_responses,
-            options.clients,
-        )
-        naive_calls = api_calls(tls_control) - before_calls
-        result["naive_api_calls_per_1000"] = round(naive_calls * 1000 / world.naive_responses, 1)
-    return result
+        for number, (world, result) in enumerate(zip(worlds, results, strict=True)):
+            set_latency(tls_control, world)
+            before_calls = api_calls(tls_control)
+            result |= naive(
+                f"https://127.0.0.1:{tls_port}",
+                ca_file,
+                token,
+                world.naive_responses,
+                options.clients,
+                key_prefix=f"NAIVE{number}_",
+            )
+            naive_calls = api_calls(tls_control) - before_calls
+            result["naive_api_calls_per_1000"] = round(
+                naive_calls * 1000 / world.naive_responses, 1
+            )
+    return results
 
 
 def _ca_file(log: Path, timeout: float = 60.0) -> str:
