@@ -506,7 +506,8 @@ def main() -> None:
     try:
         result = run(options, workdir)
     except BenchFailed as exc:
-        refuse([str(exc)], {"responses": options.responses, "logs": str(workdir)})
+        logs = {"logs": str(workdir)} if options.keep else {}  # --keep keeps the processes' logs
+        refuse([str(exc)], {"responses": options.responses, **logs})
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
