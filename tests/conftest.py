@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,11 +103,12 @@ def reference_samples(folder: str, pattern: str) -> list[Path]:
 @dataclass(frozen=True)
 class WorkerResources:
     """The shared servers' parts one test process may use: its PostgreSQL database's name and
-    its Redis URL. Under xdist, worker gwN has `test_gwN_<checkout>` and Redis db base+N; a run
-    without xdist has `test_main_<checkout>` and the base db."""
+    its Redis URL. Under xdist, worker gwN has `test_gwN_<checkout>_<run>` and Redis db base+N;
+    a run without xdist has `test_main_<checkout>_<run>` and the base db."""
 
     worker: str
-    postgres_database: str
+    postgres_prefix: str  # the worker's databases of every run of this checkout
+    postgres_database: str  # this run's
     redis_url: str
 
 
@@ -119,20 +121,21 @@ def xdist_worker(config: pytest.Config) -> str:
 
 
 def worker_resources_for(
-    worker: str, *, checkout: Path, postgres_url: str, redis_url: str
+    worker: str, *, checkout: Path, postgres_url: str, redis_url: str, run: str
 ) -> WorkerResources:
-    """The names for `worker` ("" without xdist). The checkout's path is in the database name so
-    that two checkouts (worktrees) running their suites at once never share a database; a
-    leftover of a killed run of the same checkout is dropped at the next start."""
+    """The names for `worker` ("" without xdist) in run `run`. The checkout's path is in the
+    database name so that two checkouts (worktrees) running their suites at once never share a
+    database. The run is too: processes a killed run left behind (a server, a worker) must not
+    write into the next run's database; the next run drops theirs (see postgres_session_url)."""
     index = int(worker[2:]) if worker.startswith("gw") else 0
     tag = re.sub(r"[^a-z0-9]+", "_", checkout.name.lower()).strip("_")[:20]
     digest = hashlib.sha256(str(checkout).encode()).hexdigest()[:6]
     base = postgres_url.rsplit("/", 1)[1].split("?")[0] or "test"
-    database = f"{base}_{worker or 'main'}_{tag}_{digest}"[:63]
+    prefix = f"{base}_{worker or 'main'}_{tag[: 63 - len(base) - 26]}_{digest}_"
     parts = urlsplit(redis_url)
     base_db = int(parts.path.strip("/") or 0)
     redis = urlunsplit(parts._replace(path=f"/{base_db + index}"))
-    return WorkerResources(worker or "main", database, redis)
+    return WorkerResources(worker or "main", prefix, prefix + run[:8], redis)
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +146,7 @@ def worker_resources(request: pytest.FixtureRequest) -> WorkerResources:
         checkout=Path(__file__).resolve().parents[1],
         postgres_url=POSTGRES_ADMIN_URL,
         redis_url=REDIS_BASE_URL,
+        run=uuid.uuid4().hex,
     )
 
 
@@ -176,8 +180,12 @@ def postgres_session_url(worker_resources: WorkerResources) -> Iterator[str]:
         admin = create_engine(
             POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
         )
-        with admin.connect() as connection:  # a killed run's database goes first
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with admin.connect() as connection:
+            # This worker's databases of earlier runs of this checkout that were killed before
+            # they dropped theirs go first, with their connections (a process such a run left).
+            for (stale,) in connection.execute(text("SELECT datname FROM pg_database")):
+                if stale.startswith(worker_resources.postgres_prefix):
+                    connection.execute(text(f'DROP DATABASE "{stale}" WITH (FORCE)'))
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         unavailable("PostgreSQL", f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
@@ -230,7 +238,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A queue: SQLite in a temp dir, or this worker's Redis db (its keys removed afterwards)."""
+    """A queue: SQLite in a temp dir, or this worker's Redis db (its queue keys removed before
+    and after: an interrupted test leaves messages)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'queue.db'}"
         return
@@ -242,6 +251,8 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         client.ping()
     except Exception as exc:
         unavailable("Redis", f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]} at {url}")
+    for key in client.scan_iter("huey*"):
+        client.delete(key)
     yield url
     for key in client.scan_iter("huey*"):
         client.delete(key)

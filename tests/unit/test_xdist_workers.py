@@ -14,8 +14,12 @@ REDIS = "redis://127.0.0.1:6379/7"
 CHECKOUT = Path("/work/suite-speed")
 
 
-def resources(worker: str, checkout: Path = CHECKOUT, redis: str = REDIS) -> WorkerResources:
-    return worker_resources_for(worker, checkout=checkout, postgres_url=POSTGRES, redis_url=redis)
+def resources(
+    worker: str, checkout: Path = CHECKOUT, redis: str = REDIS, run: str = "0123abcd"
+) -> WorkerResources:
+    return worker_resources_for(
+        worker, checkout=checkout, postgres_url=POSTGRES, redis_url=redis, run=run
+    )
 
 
 def test_each_worker_has_its_own_database_and_the_next_redis_db() -> None:
@@ -42,7 +46,18 @@ def test_two_checkouts_running_at_once_never_share_a_database() -> None:
     here = resources("gw0", Path("/work/suite-speed"))
     there = resources("gw0", Path("/home/someone/suite-speed"))
     assert here.postgres_database != there.postgres_database
-    assert here.postgres_database == resources("gw0", Path("/work/suite-speed")).postgres_database
+    assert not there.postgres_database.startswith(here.postgres_prefix)
+
+
+def test_a_new_run_has_a_new_database_and_finds_the_old_ones_of_its_worker_by_prefix() -> None:
+    # a process a killed run left behind must not write into the next run's database; the next
+    # run drops the databases starting with its prefix (not another worker's, nor a run's
+    # without xdist)
+    old, new = resources("gw1", run="11111111"), resources("gw1", run="22222222")
+    assert old.postgres_database != new.postgres_database
+    assert old.postgres_database.startswith(new.postgres_prefix)
+    for other in (resources("gw0"), resources("gw11"), resources("")):
+        assert not other.postgres_database.startswith(new.postgres_prefix)
 
 
 @pytest.mark.parametrize("redis", ["redis://127.0.0.1:6379", "redis://:pw@redis.internal:6380/"])
