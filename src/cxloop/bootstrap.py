@@ -63,7 +63,10 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     gc.set_threshold(10_000, 10, 10)
     secure_data_dir(settings.data_dir)
     engine = create_database_engine(
-        settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        settings.effective_database_url,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
     )
     if upgrade_sqlite and settings.is_sqlite:
         migrate.upgrade(engine)

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 
@@ -72,10 +73,22 @@ def settings(*, with_secrets: bool = True) -> Settings:
     try:
         return load_settings(**overrides) if with_secrets else Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CXLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        fail(f"the configuration is not valid: {problems}")
+        fail(f"the configuration is not valid: {configuration_problems(exc)}")
+    except SettingsError as exc:
+        # pydantic-settings could not even read a value (its own message names the field)
+        fail(f"the configuration is not valid: {exc}")
+
+
+def configuration_problems(exc: ValidationError) -> str:
+    """A settings validation error as one line: each variable and what is wrong with it."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        # A validator's message starts with the setting's own name: say it once, as a variable.
+        message = message.removeprefix(f"{name}: ")
+        problems.append(f"CXLOOP_{name.upper()}: {message}")
+    return "; ".join(problems)
 
 
 def sqlite_file(current: Settings) -> Path | None:
