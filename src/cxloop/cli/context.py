@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
+from cryptography.fernet import Fernet
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
@@ -115,20 +117,40 @@ def refuse_new_database(current: Settings) -> None:
 
 
 def container(
-    *, upgrade_sqlite: bool = True, require_schema: bool = True, create: bool = False
+    *,
+    upgrade_sqlite: bool = True,
+    require_schema: bool = True,
+    create: bool = False,
+    read_only: bool = False,
 ) -> Container:
     """The container; an SQLite database is migrated by itself, PostgreSQL must be upgraded.
     Only with `create` (`cxloop serve`, `cxloop db upgrade`) or `--init` may a new SQLite
-    database be made: any other command refuses, saying where it looked."""
+    database be made: any other command refuses, saying where it looked.
+
+    A `read_only` command (a listing, `db current`) writes nothing: no key file, no data
+    directory, no queue file. It reads the keys kept in the data directory when they are there;
+    when they are not, it works with throwaway ones (it decrypts nothing) and no queue."""
     if not create:
         refuse_new_database(settings(with_secrets=False))
+    current = read_only_settings() if read_only else settings()
     try:
-        built = build_container(settings(), upgrade_sqlite=upgrade_sqlite)
+        built = build_container(current, upgrade_sqlite=upgrade_sqlite, read_only=read_only)
     except (QueueConfigError, ValueError) as exc:
         fail(str(exc))
     if require_schema and not migrate.is_up_to_date(built.db.engine):
         fail("the database schema is not the newest: run `cxloop db upgrade` first")
     return built
+
+
+def read_only_settings() -> Settings:
+    """The settings of a command that writes nothing: secrets read, never generated."""
+    current = settings(with_secrets=False).with_existing_secrets()
+    updates: dict[str, Any] = {"queue_url": "memory://"}  # it sends nothing to the queue
+    if current.secret_key is None:
+        updates["secret_key"] = SecretStr(secrets.token_urlsafe(48))
+    if current.encryption_keys is None:
+        updates["encryption_keys"] = SecretStr(Fernet.generate_key().decode())
+    return current.model_copy(update=updates)
 
 
 def import_format(file: Path, formats: Mapping[str, str]) -> str:
