@@ -145,7 +145,10 @@ def container(
 def read_only_settings() -> Settings:
     """The settings of a command that writes nothing: secrets read, never generated."""
     current = settings(with_secrets=False).with_existing_secrets()
-    updates: dict[str, Any] = {"queue_url": "memory://"}  # it sends nothing to the queue
+    updates: dict[str, Any] = {}
+    queue_file = current.effective_queue_url.partition("sqlite:///")[2]
+    if queue_file and not Path(queue_file).exists():
+        updates["queue_url"] = "memory://"  # it sends nothing: no queue file is made for it
     if current.secret_key is None:
         updates["secret_key"] = SecretStr(secrets.token_urlsafe(48))
     if current.encryption_keys is None:
