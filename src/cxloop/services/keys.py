@@ -3,7 +3,6 @@ secrets?), and rotation (re-encrypt every secret at rest with the newest key).""
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -53,8 +52,10 @@ def check_keys(db: Database, secret_box: SecretBox) -> None:
                 "database: give every process the same CXLOOP_ENCRYPTION_KEYS (newest first, "
                 "keeping the older keys after it)"
             ) from None
-    if sealed is None:
-        _write_key_check(db, secret_box)
+    if sealed is None and not _write_key_check(db, secret_box):
+        # Another process wrote the check at the same moment, maybe with other keys: check
+        # against what it wrote.
+        check_keys(db, secret_box)
 
 
 def _stored_secrets(session: Any) -> list[tuple[str, str]]:
@@ -73,16 +74,20 @@ def _stored_secrets(session: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _write_key_check(db: Database, secret_box: SecretBox) -> None:
-    with db.uow() as uow:
-        # Encrypted here with this process's keys, stored as is (not through the column type).
-        sealed = type_coerce(secret_box.encrypt(KEY_CHECK_TEXT), Text)
-        uow.session.execute(
-            insert(KeyCheck).values(id=KEY_CHECK_ID, sealed=sealed, created_at=utcnow())
-        )
-        # Another process may write it at the same moment; the next start checks it.
-        with suppress(IntegrityError):
+def _write_key_check(db: Database, secret_box: SecretBox) -> bool:
+    """Write the key check with these keys; False when another process's came first."""
+    try:
+        with db.uow() as uow:
+            # Encrypted here with this process's keys, stored as is (not through the column
+            # type, whose keys are the container's).
+            sealed = type_coerce(secret_box.encrypt(KEY_CHECK_TEXT), Text)
+            uow.session.execute(
+                insert(KeyCheck).values(id=KEY_CHECK_ID, sealed=sealed, created_at=utcnow())
+            )
             uow.commit()
+    except IntegrityError:
+        return False
+    return True
 
 
 def encrypted_columns() -> list[tuple[type, list[str]]]:
