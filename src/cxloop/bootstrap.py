@@ -52,18 +52,25 @@ class Container:
         self.db.dispose()
 
 
-def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Container:
+def build_container(
+    settings: Settings, *, upgrade_sqlite: bool = False, read_only: bool = False
+) -> Container:
     """Build the container. With `upgrade_sqlite`, an SQLite database is migrated to the newest
     schema (a laptop install should just work); PostgreSQL is migrated explicitly
-    (`cxloop db upgrade`), as operators expect."""
+    (`cxloop db upgrade`), as operators expect. A `read_only` container (of a command that
+    only reads) creates no data directory; its settings must carry their secrets."""
     settings = settings.with_secrets().with_served_base_url()
     # The cycle collector's default first threshold (700 new objects) runs it hundreds of times
     # per thousand responses taken in; fewer, larger collections cost a tenth less CPU per
     # imported response (measured), and memory no more than a few thousand objects.
     gc.set_threshold(10_000, 10, 10)
-    secure_data_dir(settings.data_dir)
+    if not read_only or settings.data_dir.is_dir():
+        secure_data_dir(settings.data_dir)
     engine = create_database_engine(
-        settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        settings.effective_database_url,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
     )
     if upgrade_sqlite and settings.is_sqlite:
         migrate.upgrade(engine)

@@ -118,7 +118,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List a directory's contacts, oldest first."""
-    built = container()
+    built = container(read_only=True)
     actor = admin_actor(built, owner, only_for="the directory")
     target = service.find_directory(built.db, actor, directory)
     page = service.list_contacts(
@@ -145,7 +145,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """A contact's fields, mailing lists, invitations and responses."""
-    built = container()
+    built = container(read_only=True)
     actor = admin_actor(built, owner, only_for="the directory")
     found = service.find_contact_for(built.db, actor, email_or_id, directory)
     details = service.contact_details(built.db, actor, found.id)

@@ -321,6 +321,7 @@ class PersonalLink(Base):
 # the metadata wherever the models are imported (the app, Alembic).
 from cxloop.db import (  # noqa: E402, F401
     directory_models,
+    operations_models,
     ownership_models,
     run_models,
     workflow_models,

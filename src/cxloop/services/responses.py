@@ -104,6 +104,9 @@ class ResponseDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # A client-chosen ResponseID makes a retry safe: the same id is stored once (see
+    # services/idempotency.py, which answers a repeated id with the stored response).
+    id: str | None = Field(default=None, pattern=RESPONSE_ID_PATTERN)
     values: dict[str, Any] = Field(default_factory=dict)
     embedded_data: dict[str, Any] = Field(default_factory=dict)
     finished: StrictBool = True
@@ -358,7 +361,7 @@ def _check_submissions(
                 raise _invalid(problems)
             row = _row(
                 survey.id, content, doc, source=submission.source,
-                default_language=survey.language, now=now,
+                default_language=survey.language, now=now, response_id=doc.id,
             )  # fmt: skip
             outcomes.append(row)
         except CxloopError as exc:
