@@ -20,6 +20,7 @@ from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
 from cxloop.services import response_events, runs
 from cxloop.services.response_intake import ResponseIntake
+from cxloop.services.users import TokenMemory, new_token_memory
 from cxloop.settings import Settings
 
 # Describes kept per process (connection x sObject); each is some tens of kB.
@@ -38,6 +39,7 @@ class Container:
     tasks: QueueTasks = field(init=False)
     response_intake: ResponseIntake = field(init=False)
     jobs: list[PeriodicJob] = field(default_factory=list)
+    token_memory: TokenMemory = field(default_factory=new_token_memory)  # API tokens accepted
 
     def scheduler(self) -> Scheduler:
         return Scheduler(

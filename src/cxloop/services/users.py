@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cxloop import security
+from cxloop.caching import TtlCache
 from cxloop.db.base import utcnow
-from cxloop.db.models import ApiToken, User
+from cxloop.db.engine import READ_ONLY
+from cxloop.db.models import ApiToken, TokenRevocations, User
 from cxloop.db.uow import Database
 from cxloop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cxloop.services import audit, throttle, web_sessions
@@ -21,6 +22,28 @@ from cxloop.services.access import Actor
 
 # Touching last_used_at on every request would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+# How long a process remembers a token it accepted (a revocation ends it at once anyway).
+TOKEN_MEMORY_TTL_S = 10.0
+TOKEN_MEMORY_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class RememberedToken:
+    """A token accepted moments ago: its user, the revocation generation seen then, and when
+    the token expires."""
+
+    user: User
+    generation: int
+    expires_at: datetime | None
+
+
+TokenMemory = TtlCache[str, RememberedToken]
+
+
+def new_token_memory() -> TokenMemory:
+    """The memory of accepted tokens a process keeps (one per container)."""
+    return TtlCache(TOKEN_MEMORY_ENTRIES, ttl_s=TOKEN_MEMORY_TTL_S)
 
 
 def normalize_email(email: str) -> str:
@@ -151,7 +174,7 @@ def set_password(db: Database, email: str, password: str, *, actor: Actor | None
 
 def set_active(db: Database, email: str, active: bool, *, actor: Actor | None = None) -> User:
     """Deactivate (or reactivate) a user. A deactivated user's web sessions end at once and
-    their API tokens stop working (other processes: within seconds). Admins only."""
+    their API tokens stop working at once, in every process. Admins only."""
     if actor is not None and not actor.is_admin:
         raise Forbidden("Only an admin can deactivate or reactivate users.")
     with db.uow() as uow:
@@ -160,12 +183,12 @@ def set_active(db: Database, email: str, active: bool, *, actor: Actor | None = 
             user.is_active = active
             if not active:
                 web_sessions.end_all_for_user(uow.session, user.id)
+                _bump_revocations(uow.session)
             audit.record(
                 uow.session, actor.id if actor else None,
                 "user.activate" if active else "user.deactivate", "user", user.id,
             )  # fmt: skip
             uow.commit()
-    forget_cached_tokens()
     return user
 
 
@@ -176,13 +199,19 @@ def _user_for_change(session: Session, email: str, actor: Actor | None) -> User:
     return user
 
 
-def check_token(db: Database, guard: throttle.Throttle, token: str, address: str) -> User:
+def check_token(
+    db: Database,
+    guard: throttle.Throttle,
+    token: str,
+    address: str,
+    memory: TokenMemory | None = None,
+) -> User:
     """`authenticate_token` behind the throttle: a client address with too many failed token
     checks must wait (429) before its next token is even looked at; only failures are counted."""
     subjects = guard.token_subjects(address)
     guard.check(subjects)
     try:
-        return authenticate_token(db, token)
+        return authenticate_token(db, token, memory)
     except Unauthenticated:
         guard.failed(subjects)
         raise
@@ -238,14 +267,14 @@ def list_tokens(db: Database, user_email: str | None = None) -> list[ApiToken]:
 
 
 def revoke_token(db: Database, token_id: int, *, actor: Actor | None = None) -> ApiToken:
-    """Revoke a token for good; revoking twice is harmless."""
+    """Revoke a token for good, at once in every process; revoking twice is harmless."""
     with db.uow() as uow:
         record = uow.session.get(ApiToken, token_id)
         if record is None or (actor and not actor.is_admin and record.user_id != actor.id):
             raise NotFound(f"No API token {token_id}.", code="token_not_found")
         if record.revoked_at is None:
-            forget_cached_tokens()
             record.revoked_at = utcnow()
+            _bump_revocations(uow.session)
             audit.record(
                 uow.session, actor.id if actor else None, "token.revoke", "api_token",
                 str(record.id),
@@ -254,19 +283,24 @@ def revoke_token(db: Database, token_id: int, *, actor: Actor | None = None) -> 
         return record
 
 
-def authenticate_token(db: Database, token: str) -> User:
+def authenticate_token(db: Database, token: str, memory: TokenMemory | None = None) -> User:
     """The active user a bearer token belongs to; Unauthenticated with the reason otherwise.
 
-    A token seen in the last few seconds is answered from memory (two queries saved on every
-    API call); revoking it here forgets it at once, and other processes within `_CACHE_TTL_S`.
+    With a `memory`, a token accepted in the last few seconds is answered from it (two queries
+    saved on every API call) as long as no revocation happened since (`token_revocations`, one
+    primary-key read): revoking a token or deactivating a user takes effect at once, in every
+    process sharing the database.
     """
     _check_token_shape(token)
     digest = security.hash_api_token(token)
-    user = _remembered(digest)
-    if user is not None:
-        return user
-    now_mono = time.monotonic()
+    if memory is not None:
+        user = _remembered(db, memory, digest)
+        if user is not None:
+            return user
     with db.reader() as uow:
+        # Read before the token: a revocation committed after this read makes the generation
+        # remembered below stale, so the next request looks again.
+        generation = _revocations(uow.session)
         record = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         now = utcnow()
         if record is None:
@@ -282,17 +316,17 @@ def authenticate_token(db: Database, token: str) -> User:
         user, needs_touch = record.user, _is_stale(record.last_used_at, now)
     if needs_touch:
         _touch_token(db, record.id, now)
-    if len(_token_cache) > 10_000:
-        _token_cache.clear()
-    _token_cache[digest] = (user, now_mono, record.expires_at)
+    if memory is not None:
+        memory.set(digest, RememberedToken(user, generation, record.expires_at))
     return user
 
 
-def recently_authenticated(token: str) -> User | None:
-    """The user of a token `authenticate_token` accepted in the last few seconds, from memory
-    (no database: the API's async path answers from here without a thread); None otherwise."""
+def recently_authenticated(db: Database, memory: TokenMemory, token: str) -> User | None:
+    """The user of a token `authenticate_token` accepted in the last few seconds, if nothing
+    was revoked since; None otherwise. Costs one primary-key read, no transaction of the ORM:
+    the API's async path answers from here without a trip to a worker thread."""
     _check_token_shape(token)
-    return _remembered(security.hash_api_token(token))
+    return _remembered(db, memory, security.hash_api_token(token))
 
 
 def _check_token_shape(token: str) -> None:
@@ -300,24 +334,37 @@ def _check_token_shape(token: str) -> None:
         raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
 
 
-def _remembered(digest: str) -> User | None:
-    cached = _token_cache.get(digest)
-    if (
-        cached is not None
-        and time.monotonic() - cached[1] < _CACHE_TTL_S
-        and (cached[2] is None or cached[2] > utcnow())
-    ):
-        return cached[0]
-    return None
+def _remembered(db: Database, memory: TokenMemory, digest: str) -> User | None:
+    remembered = memory.get(digest)
+    if remembered is None:
+        return None
+    if remembered.expires_at is not None and remembered.expires_at <= utcnow():
+        return None
+    with db.engine.connect() as connection:
+        connection.execution_options(**READ_ONLY)  # a plain BEGIN on SQLite, no write lock
+        generation = connection.execute(_READ_REVOCATIONS).scalar() or 0
+    if generation != remembered.generation:
+        memory.pop(digest)
+        return None
+    return remembered.user
 
 
-_CACHE_TTL_S = 10.0
-_token_cache: dict[str, tuple[User, float, datetime | None]] = {}
+_READ_REVOCATIONS = select(TokenRevocations.generation).where(TokenRevocations.id == 1)
+# The row may be missing (a database emptied by hand): the first revocation then creates it.
+# The same statement on SQLite and PostgreSQL.
+_BUMP_REVOCATIONS = text(
+    "INSERT INTO token_revocations (id, generation) VALUES (1, 1) "
+    "ON CONFLICT (id) DO UPDATE SET generation = token_revocations.generation + 1"
+)
 
 
-def forget_cached_tokens() -> None:
-    """Drop every remembered token (after a revocation, or a user deactivated)."""
-    _token_cache.clear()
+def _revocations(session: Session) -> int:
+    return session.scalar(_READ_REVOCATIONS) or 0
+
+
+def _bump_revocations(session: Session) -> None:
+    """Count a revocation, in the transaction that makes it (so both commit, or neither)."""
+    session.execute(_BUMP_REVOCATIONS)
 
 
 def _is_stale(last_used_at: datetime | None, now: datetime) -> bool:
