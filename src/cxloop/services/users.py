@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -16,6 +15,7 @@ from cxloop.db.base import utcnow
 from cxloop.db.engine import READ_ONLY
 from cxloop.db.models import ApiToken, TokenRevocations, User
 from cxloop.db.uow import Database
+from cxloop.domain import emails
 from cxloop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cxloop.services import audit, throttle, web_sessions
 from cxloop.services.access import Actor
@@ -47,11 +47,12 @@ def new_token_memory() -> TokenMemory:
 
 
 def normalize_email(email: str) -> str:
-    """The canonical form of an email address, or InvalidInput saying what is wrong with it."""
+    """The canonical form of a user's email address (`domain.emails`), or InvalidInput saying
+    what is wrong with it."""
     try:
-        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        message = f"{email!r} is not a valid email address: {exc}"
+        return emails.normalize_email(email)
+    except emails.NotAnEmail as exc:
+        message = f"{email!r} is not a valid email address: {exc.reason}"
         raise InvalidInput(message, code="bad_email") from None
 
 
