@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -12,13 +16,14 @@ from sqlalchemy.orm import Session
 from cxloop import security
 from cxloop.caching import TtlCache
 from cxloop.db.base import utcnow
-from cxloop.db.engine import READ_ONLY
 from cxloop.db.models import ApiToken, TokenRevocations, User
 from cxloop.db.uow import Database
 from cxloop.domain import emails
 from cxloop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cxloop.services import audit, throttle, web_sessions
 from cxloop.services.access import Actor
+
+log = structlog.get_logger(__name__)
 
 # Touching last_used_at on every request would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -38,12 +43,73 @@ class RememberedToken:
     expires_at: datetime | None
 
 
-TokenMemory = TtlCache[str, RememberedToken]
+class TokenMemory:
+    """The API tokens this process accepted in the last few seconds (one per container).
 
+    A remembered token is answered without its two queries as long as no revocation happened
+    since it was accepted: each answer reads the revocation generation (`token_revocations`,
+    one primary-key row) on a connection kept for that alone, outside the ORM and any
+    transaction, so it costs microseconds and sees every commit of every process at once.
+    """
 
-def new_token_memory() -> TokenMemory:
-    """The memory of accepted tokens a process keeps (one per container)."""
-    return TtlCache(TOKEN_MEMORY_ENTRIES, ttl_s=TOKEN_MEMORY_TTL_S)
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.accepted: TtlCache[str, RememberedToken] = TtlCache(
+            TOKEN_MEMORY_ENTRIES, ttl_s=TOKEN_MEMORY_TTL_S
+        )
+        self._connection: Any = None  # a pooled connection, kept (see _generation)
+        self._lock = threading.Lock()
+
+    def remember(self, digest: str, token: RememberedToken) -> None:
+        """Remember a token just accepted."""
+        self.accepted.set(digest, token)
+
+    def user_of(self, digest: str) -> User | None:
+        """The user of a token accepted moments ago and not revoked since; None otherwise."""
+        remembered = self.accepted.get(digest)
+        if remembered is None:
+            return None
+        if remembered.expires_at is not None and remembered.expires_at <= utcnow():
+            return None
+        if self._generation() != remembered.generation:
+            self.accepted.pop(digest)
+            return None
+        return remembered.user
+
+    def close(self) -> None:
+        """Let go of the connection (the container closes)."""
+        with self._lock:
+            self._drop_connection()
+
+    def _generation(self) -> int | None:
+        """The revocation generation now; None if it cannot be read (the caller then checks
+        the token in full, so a failure here never lets a revoked token through)."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = self._db.engine.raw_connection()
+                    driver = self._connection.driver_connection
+                    if not isinstance(driver, sqlite3.Connection):
+                        # PostgreSQL: each read its own statement, no transaction left open.
+                        # (SQLite's connections are in autocommit mode already: see db/engine.)
+                        driver.autocommit = True
+                cursor = self._connection.driver_connection.cursor()
+                try:
+                    cursor.execute(_READ_REVOCATIONS_SQL)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except Exception:
+                log.warning("token_memory.generation_unreadable", exc_info=True)
+                self._drop_connection()
+                return None
+        return int(row[0]) if row else 0
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            # Invalidated, not returned: the pool must not hand out its autocommit setting.
+            self._connection.invalidate()
+            self._connection = None
 
 
 def normalize_email(email: str) -> str:
@@ -295,7 +361,7 @@ def authenticate_token(db: Database, token: str, memory: TokenMemory | None = No
     _check_token_shape(token)
     digest = security.hash_api_token(token)
     if memory is not None:
-        user = _remembered(db, memory, digest)
+        user = memory.user_of(digest)
         if user is not None:
             return user
     with db.reader() as uow:
@@ -318,16 +384,16 @@ def authenticate_token(db: Database, token: str, memory: TokenMemory | None = No
     if needs_touch:
         _touch_token(db, record.id, now)
     if memory is not None:
-        memory.set(digest, RememberedToken(user, generation, record.expires_at))
+        memory.remember(digest, RememberedToken(user, generation, record.expires_at))
     return user
 
 
-def recently_authenticated(db: Database, memory: TokenMemory, token: str) -> User | None:
+def recently_authenticated(memory: TokenMemory, token: str) -> User | None:
     """The user of a token `authenticate_token` accepted in the last few seconds, if nothing
-    was revoked since; None otherwise. Costs one primary-key read, no transaction of the ORM:
-    the API's async path answers from here without a trip to a worker thread."""
+    was revoked since; None otherwise. No ORM and no transaction: the API's async path answers
+    from here without a trip to a worker thread."""
     _check_token_shape(token)
-    return _remembered(db, memory, security.hash_api_token(token))
+    return memory.user_of(security.hash_api_token(token))
 
 
 def _check_token_shape(token: str) -> None:
@@ -335,22 +401,8 @@ def _check_token_shape(token: str) -> None:
         raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
 
 
-def _remembered(db: Database, memory: TokenMemory, digest: str) -> User | None:
-    remembered = memory.get(digest)
-    if remembered is None:
-        return None
-    if remembered.expires_at is not None and remembered.expires_at <= utcnow():
-        return None
-    with db.engine.connect() as connection:
-        connection.execution_options(**READ_ONLY)  # a plain BEGIN on SQLite, no write lock
-        generation = connection.execute(_READ_REVOCATIONS).scalar() or 0
-    if generation != remembered.generation:
-        memory.pop(digest)
-        return None
-    return remembered.user
-
-
 _READ_REVOCATIONS = select(TokenRevocations.generation).where(TokenRevocations.id == 1)
+_READ_REVOCATIONS_SQL = "SELECT generation FROM token_revocations WHERE id = 1"
 # The row may be missing (a database emptied by hand): the first revocation then creates it.
 # The same statement on SQLite and PostgreSQL.
 _BUMP_REVOCATIONS = text(

@@ -32,7 +32,7 @@ from cxloop.services.directory.shared import (
     directory_for,
     normalize_email,
 )
-from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+from cxloop.services.pagination import Page, check_limit, decode_cursor, page_from
 
 HISTORY_LIMIT = 100
 EDITABLE_CONTACT_FIELDS = (*CONTACT_TEXT_LIMITS, "email", "external_ref", "embedded_data")
@@ -310,10 +310,7 @@ def list_contacts(
             if mailing_list is None or mailing_list.directory_id != directory_id:
                 raise NotFound(f"The directory has no mailing list {mailing_list_id!r}.")
         rows = list(uow.session.scalars(query))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None
-    return Page(items=rows, next_cursor=next_cursor)
+    return page_from(rows, limit, lambda row: (row.created_at, row.id))
 
 
 def set_contact_opt_out(
