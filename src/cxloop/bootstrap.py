@@ -20,6 +20,7 @@ from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
 from cxloop.services import response_events, runs
 from cxloop.services.response_intake import ResponseIntake
+from cxloop.services.users import TokenMemory
 from cxloop.settings import Settings
 
 # Describes kept per process (connection x sObject); each is some tens of kB.
@@ -38,6 +39,7 @@ class Container:
     tasks: QueueTasks = field(init=False)
     response_intake: ResponseIntake = field(init=False)
     jobs: list[PeriodicJob] = field(default_factory=list)
+    token_memory: TokenMemory = field(init=False)  # API tokens accepted moments ago
 
     def scheduler(self) -> Scheduler:
         return Scheduler(
@@ -49,6 +51,7 @@ class Container:
 
     def close(self) -> None:
         self.response_intake.close()
+        self.token_memory.close()
         self.db.dispose()
 
 
@@ -88,6 +91,7 @@ def build_container(
     )
     container.jobs = periodic_jobs(container)
     container.response_intake = ResponseIntake(db)
+    container.token_memory = TokenMemory(db)
     container.tasks = register_tasks(container.huey, container)
     # Process-wide wiring: the last container built is the one this process serves.
     runs.use_dispatcher(lambda keys: [container.tasks.dispatch(key) for key in keys])

@@ -37,7 +37,8 @@ from cxloop.db.operations_models import IdempotencyKey
 from cxloop.db.uow import Database
 from cxloop.errors import Conflict, CxloopError, InvalidInput
 from cxloop.services.access import Actor, SurveyAccess
-from cxloop.services.responses import RESPONSE_ID_PATTERN, new_response_id, response_document
+from cxloop.services.responses import new_response_id, response_document
+from cxloop.services.responses.plan import RESPONSE_ID_PATTERN
 from cxloop.services.survey_content import survey_ref
 
 # The header of an answer that repeats an earlier one (the IETF draft's name is not settled;
