@@ -74,7 +74,9 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 def wait_ready(base: str, server: subprocess.Popen, processes: Processes) -> None:
-    deadline = time.monotonic() + 60
+    # 120 s: `serve --processes 2` starts Python three times (itself again with a metrics
+    # directory, then two servers), which took over 60 s with other test workers busy
+    deadline = time.monotonic() + 120
     while True:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
