@@ -5,6 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
+# `make test` runs the suite on pytest-xdist workers, one per core (at most 4: each takes a
+# PostgreSQL database and a Redis db of its own, tests/conftest.py), handing each worker the next
+# test when it is free, longest tests first. `make test PYTEST_XDIST=` runs it in one process;
+# `.venv/bin/python -m pytest tests/unit/test_x.py` runs a file without xdist.
+PYTEST_XDIST ?= -n auto --maxprocesses 4 --dist load --maxschedchunk 1
+
 .PHONY: install run test lint format bench docs clean
 
 $(STAMP): pyproject.toml
@@ -20,7 +26,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -4,11 +4,17 @@
 every test that uses them (directly or through `container` / `client`) runs on both. Without a
 PostgreSQL or Redis server the second variant skips with the reason; under CI=true it fails.
 The same holds for the reference samples of ../shared/reference (`reference_sample`).
+
+Under pytest-xdist (`make test` runs one worker per core) each worker has a PostgreSQL database
+and a Redis db of its own (`worker_resources`); everything else a test uses is in its tmp_path or
+on a free port.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -16,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from argon2 import PasswordHasher
@@ -34,7 +41,8 @@ from cxloop.web.app import create_app
 POSTGRES_ADMIN_URL = os.environ.get(
     "CXLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("CXLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The Redis db of the first xdist worker (or of a run without xdist); worker gwN takes db base+N.
+REDIS_BASE_URL = os.environ.get("CXLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # ../shared beside the project; CXLOOP_TEST_SHARED_DIR points elsewhere (the tests of the CI
 # rule point it at a directory that does not exist).
@@ -89,17 +97,95 @@ def reference_samples(folder: str, pattern: str) -> list[Path]:
     return found
 
 
-# --- PostgreSQL: one fresh database per test session, migrated once, emptied between tests
+# --- what each pytest-xdist worker has of its own
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """The shared servers' parts one test process may use: its PostgreSQL database's name and
+    its Redis URL. Under xdist, worker gwN has `test_gwN_<checkout>_<run>` and Redis db base+N;
+    a run without xdist has `test_main_<checkout>_<run>` and the base db."""
+
+    worker: str
+    postgres_prefix: str  # the worker's databases of every run of this checkout
+    postgres_database: str  # this run's
+    redis_url: str
+
+
+def xdist_worker(config: pytest.Config) -> str:
+    """This xdist worker's id (gw0, gw1, ...), or "" without xdist. Read from the worker's own
+    config, not from PYTEST_XDIST_WORKER: a pytest that a test starts (test_ci_rules.py)
+    inherits that variable and would take its parent's database."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else ""
+
+
+def worker_resources_for(
+    worker: str, *, checkout: Path, postgres_url: str, redis_url: str, run: str
+) -> WorkerResources:
+    """The names for `worker` ("" without xdist) in run `run`. The checkout's path is in the
+    database name so that two checkouts (worktrees) running their suites at once never share a
+    database. The run is too: processes a killed run left behind (a server, a worker) must not
+    write into the next run's database; the next run drops theirs (see postgres_session_url)."""
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    tag = re.sub(r"[^a-z0-9]+", "_", checkout.name.lower()).strip("_")[:20]
+    digest = hashlib.sha256(str(checkout).encode()).hexdigest()[:6]
+    base = postgres_url.rsplit("/", 1)[1].split("?")[0] or "test"
+    prefix = f"{base}_{worker or 'main'}_{tag[: 63 - len(base) - 26]}_{digest}_"
+    parts = urlsplit(redis_url)
+    base_db = int(parts.path.strip("/") or 0)
+    redis = urlunsplit(parts._replace(path=f"/{base_db + index}"))
+    return WorkerResources(worker or "main", prefix, prefix + run[:8], redis)
 
 
 @pytest.fixture(scope="session")
-def postgres_session_url() -> Iterator[str]:
-    name = f"cxloop_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+def worker_resources(request: pytest.FixtureRequest) -> WorkerResources:
+    """This process's PostgreSQL database name and Redis URL (see WorkerResources)."""
+    return worker_resources_for(
+        xdist_worker(request.config),
+        checkout=Path(__file__).resolve().parents[1],
+        postgres_url=POSTGRES_ADMIN_URL,
+        redis_url=REDIS_BASE_URL,
+        run=uuid.uuid4().hex,
+    )
+
+
+def _run_first(item: pytest.Item) -> int:
+    """0 for the longest tests (marked slow: benches, fuzzing, killed workers), 1 for the other
+    page and process tests (tests/e2e), 2 for the rest."""
+    if item.get_closest_marker("slow"):
+        return 0
+    if item.get_closest_marker("browser") or "tests/e2e/" in item.path.as_posix():
+        return 1
+    return 2
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In xdist workers, the longest tests first. `--dist load --maxschedchunk 1` (Makefile)
+    gives a worker the next test when it is free, so the long tests spread over the workers and
+    the run ends on short ones, not on a bench that one worker started last. Every worker sorts
+    alike (xdist refuses different collections); a run without xdist keeps the file order."""
+    if xdist_worker(config):
+        items.sort(key=_run_first)
+
+
+# --- PostgreSQL: one fresh database per test process, migrated once, emptied between tests
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url(worker_resources: WorkerResources) -> Iterator[str]:
+    name = worker_resources.postgres_database
     try:
         admin = create_engine(
             POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
         )
         with admin.connect() as connection:
+            # This worker's databases of earlier runs of this checkout that were killed before
+            # they dropped theirs go first, with their connections (a process such a run left).
+            for (stale,) in connection.execute(text("SELECT datname FROM pg_database")):
+                if stale.startswith(worker_resources.postgres_prefix):
+                    connection.execute(text(f'DROP DATABASE "{stale}" WITH (FORCE)'))
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         unavailable("PostgreSQL", f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
@@ -152,18 +238,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A queue: SQLite in a temp dir, or Redis (its keys are removed afterwards)."""
+    """A queue: SQLite in a temp dir, or this worker's Redis db (its queue keys removed before
+    and after: an interrupted test leaves messages)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'queue.db'}"
         return
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    url = request.getfixturevalue("worker_resources").redis_url
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
     except Exception as exc:
-        unavailable("Redis", f"{type(exc).__name__}")
-    yield REDIS_URL
+        unavailable("Redis", f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]} at {url}")
+    for key in client.scan_iter("huey*"):
+        client.delete(key)
+    yield url
     for key in client.scan_iter("huey*"):
         client.delete(key)
     client.close()

@@ -20,6 +20,7 @@ from cxloop.salesforce.client import DescribeCache
 from cxloop.security import SecretBox
 from cxloop.services import response_events, runs
 from cxloop.services.response_intake import ResponseIntake
+from cxloop.services.users import TokenMemory
 from cxloop.settings import Settings
 
 # Describes kept per process (connection x sObject); each is some tens of kB.
@@ -38,6 +39,7 @@ class Container:
     tasks: QueueTasks = field(init=False)
     response_intake: ResponseIntake = field(init=False)
     jobs: list[PeriodicJob] = field(default_factory=list)
+    token_memory: TokenMemory = field(init=False)  # API tokens accepted moments ago
 
     def scheduler(self) -> Scheduler:
         return Scheduler(
@@ -49,21 +51,29 @@ class Container:
 
     def close(self) -> None:
         self.response_intake.close()
+        self.token_memory.close()
         self.db.dispose()
 
 
-def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Container:
+def build_container(
+    settings: Settings, *, upgrade_sqlite: bool = False, read_only: bool = False
+) -> Container:
     """Build the container. With `upgrade_sqlite`, an SQLite database is migrated to the newest
     schema (a laptop install should just work); PostgreSQL is migrated explicitly
-    (`cxloop db upgrade`), as operators expect."""
+    (`cxloop db upgrade`), as operators expect. A `read_only` container (of a command that
+    only reads) creates no data directory; its settings must carry their secrets."""
     settings = settings.with_secrets().with_served_base_url()
     # The cycle collector's default first threshold (700 new objects) runs it hundreds of times
     # per thousand responses taken in; fewer, larger collections cost a tenth less CPU per
     # imported response (measured), and memory no more than a few thousand objects.
     gc.set_threshold(10_000, 10, 10)
-    secure_data_dir(settings.data_dir)
+    if not read_only or settings.data_dir.is_dir():
+        secure_data_dir(settings.data_dir)
     engine = create_database_engine(
-        settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        settings.effective_database_url,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
     )
     if upgrade_sqlite and settings.is_sqlite:
         migrate.upgrade(engine)
@@ -81,6 +91,7 @@ def build_container(settings: Settings, *, upgrade_sqlite: bool = False) -> Cont
     )
     container.jobs = periodic_jobs(container)
     container.response_intake = ResponseIntake(db)
+    container.token_memory = TokenMemory(db)
     container.tasks = register_tasks(container.huey, container)
     # Process-wide wiring: the last container built is the one this process serves.
     runs.use_dispatcher(lambda keys: [container.tasks.dispatch(key) for key in keys])

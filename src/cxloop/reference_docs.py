@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from cxloop.domain import piped_text
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import INVITATION_TEMPLATE_PATHS, PIPED_TEXT_NAMESPACES
-from cxloop.settings import Settings
+from cxloop.settings import Settings, settings_by_area
 
 # -- piped text ---------------------------------------------------------------------------------
 
@@ -270,21 +270,30 @@ def configuration_markdown() -> str:
         "server's data directory, or pass `cxloop --init ...` to create one on purpose.",
         "`cxloop demo` uses a temporary directory of its own.",
         "",
-        "## Every setting",
-        "",
-        "| environment variable | `cxloop.toml` key | default | what |",
-        "| --- | --- | --- | --- |",
+        "## Every setting, by area",
     ]
-    for name, field in Settings.model_fields.items():
-        description = field.description or _UNDESCRIBED.get(name, "")
-        lines.append(
-            f"| `CXLOOP_{name.upper()}` | `{name}` | {_cell(_default(name, field))} | "
-            f"{_cell(description)} |"
-        )
+    for area, names in settings_by_area():
+        lines += [
+            "",
+            f"### {area}",
+            "",
+            "| environment variable | `cxloop.toml` key | default | what |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name in names:
+            field = Settings.model_fields[name]
+            description = field.description or _UNDESCRIBED.get(name, "")
+            lines.append(
+                f"| `CXLOOP_{name.upper()}` | `{name}` | {_cell(_default(name, field))} | "
+                f"{_cell(description)} |"
+            )
     lines += [
         "",
-        "A list or mapping in an environment variable is JSON: "
-        "`CXLOOP_SALESFORCE_EXTRA_HOSTS='[\"127.0.0.1:8701\"]'`. In `cxloop.toml`:",
+        "A list in an environment variable is comma-separated values or a JSON array: "
+        "`CXLOOP_TRUSTED_PROXIES=10.0.0.1,10.1.0.0/16`, "
+        "`CXLOOP_SALESFORCE_EXTRA_HOSTS='[\"127.0.0.1:8701\"]'`; a mapping "
+        "(`CXLOOP_SALESFORCE_APPS`) is JSON. A value in neither form stops every command with "
+        "one line naming the variable and the form it expects. In `cxloop.toml`:",
         "",
         "```toml",
         'data_dir = "/var/lib/cxloop"',

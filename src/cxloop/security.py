@@ -154,3 +154,30 @@ class SecretBox:
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt `ciphertext` with the first (newest) key."""
         return self._fernet.rotate(ciphertext.encode()).decode()
+
+
+# --- opt-out links: the contact id signed with the secret key, so they work without login
+
+
+def opt_out_token(secret_key: str, contact_id: str) -> str:
+    """The token of a contact's opt-out link: the contact id and its signature."""
+    return f"{contact_id}.{_opt_out_signature(secret_key, contact_id)}"
+
+
+def contact_id_of_opt_out_token(secret_key: str, token: str) -> str | None:
+    """The contact id an opt-out token was made for, or None if it is not genuine."""
+    contact_id, _, signature = (token or "").partition(".")
+    if not contact_id or len(token) > 200:
+        return None
+    # As bytes: compare_digest refuses str with non-ASCII characters (a forged token may hold
+    # any), and an exception here would turn a bad link into a server error.
+    expected = _opt_out_signature(secret_key, contact_id).encode()
+    if not hmac.compare_digest(signature.encode("utf-8", "surrogatepass"), expected):
+        return None
+    return contact_id
+
+
+def _opt_out_signature(secret_key: str, contact_id: str) -> str:
+    message = f"opt-out:{contact_id}".encode("utf-8", "surrogatepass")
+    digest = hmac.new(secret_key.encode(), message, hashlib.sha256)
+    return digest.hexdigest()[:32]

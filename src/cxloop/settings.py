@@ -14,6 +14,8 @@ every CLI command, wherever they are started, find the same database.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
 import secrets
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -101,35 +103,67 @@ class SalesforceApp(BaseModel):
     client_secret: SecretStr
 
 
-class Settings(BaseSettings):
-    """cxloop's configuration. Field `x` is set by the environment variable `CXLOOP_X`."""
+def _listed(name: str, value: Any) -> Any:
+    """A list setting as given: a list, a JSON array, or comma-separated values (the form an
+    environment variable takes most naturally: `CXLOOP_TRUSTED_PROXIES=10.0.0.1,10.0.0.2`)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(
+                f'{name}: expected a JSON array such as ["a", "b"] or comma-separated '
+                "values such as a,b"
+            ) from None
+        return parsed
+    return [part.strip() for part in text.split(",") if part.strip()]
 
-    model_config = SettingsConfigDict(env_prefix="CXLOOP_", extra="forbid", validate_default=True)
 
-    # --- where things live
+# --- the settings, by area. Each area is a mixin; `Settings` composes them, so every setting
+# keeps its flat name (`settings.lease_s`, `CXLOOP_LEASE_S`) and no caller changes.
+
+
+class StorageSettings(BaseModel):
+    """Database and files"""
+
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Files: SQLite, keys. Default: the per-user data directory "
         "(`$XDG_DATA_HOME/cxloop`, `~/.local/share/cxloop`).",
     )
     database_url: str = Field(default="", description="Default: SQLite in the data directory.")
-    queue_url: str = Field(
-        default="", description="Default: SQLite in the data directory; redis://... for Redis."
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL: connections each process keeps open in its pool.",
     )
+    database_max_overflow: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="PostgreSQL: connections a process may open beyond its pool under load "
+        "(closed again when returned).",
+    )
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+
+class WebSettings(BaseModel):
+    """Web server"""
+
     base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Public URL of the server: links in emails and the OAuth callback. When not "
         "set, `cxloop serve --host H --port P` uses http://H:P (127.0.0.1 for 0.0.0.0) and "
         "other commands use the one the server last served on.",
     )
-
-    # --- secrets (generated into the data directory when not given; never logged)
-    secret_key: SecretStr | None = None
-    encryption_keys: SecretStr | None = Field(
-        default=None, description="Comma-separated Fernet keys, newest first."
-    )
-
-    # --- HTTP
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     session_max_age_s: int = Field(
         default=14 * 24 * 3600,
@@ -139,7 +173,6 @@ class Settings(BaseSettings):
     session_idle_timeout_s: int = Field(
         default=8 * 3600, ge=60, description="A web session unused this long ends."
     )
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     frame_ancestors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins (https://intranet.example.com, comma-separated) allowed to embed "
@@ -151,8 +184,84 @@ class Settings(BaseSettings):
         description="Longest wait for a request's headers, and between two parts of its body; "
         "a slower client is disconnected.",
     )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs or networks, comma-separated, or `*` for any) whose "
+        "X-Forwarded-For gives the client address; empty: the connecting peer is the client.",
+    )
+    # --- public survey pages: submissions (page POSTs) per minute; 0 for no limit
+    submissions_per_address_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Public survey page submissions per client address a minute (0: no limit).",
+    )
+    submissions_per_survey_per_minute: int = Field(
+        default=1200,
+        ge=0,
+        description="Public survey page submissions per survey a minute (0: no limit).",
+    )
+    survey_image_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (such as images.example.org, comma-separated) whose images survey "
+        "texts may show; they join the survey pages' CSP img-src. Other images are shown as "
+        "their alt text.",
+    )
+    idempotency_key_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="How long an `Idempotency-Key` of a response submission is kept: a retry "
+        "with the key within this time gets the stored response.",
+    )
+    transfer_offer_days: int = Field(
+        default=14, ge=1, le=365, description="How long an offer to take over a survey stays open."
+    )
 
-    # --- throttling of logins and API token checks (counted per account and per client address)
+    @field_validator("frame_ancestors", "survey_image_hosts", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any, info: ValidationInfo) -> Any:
+        return _listed(str(info.field_name), value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        return _listed("trusted_proxies", value)
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        # The origins go into a response header verbatim: nothing but an origin may pass.
+        for origin in value:
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"frame_ancestors: {origin!r} is not an origin like https://intranet.example.com"
+                )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network "
+                    "(such as 10.0.0.1 or 10.0.0.0/8), nor `*`"
+                ) from None
+        return value
+
+
+class SecuritySettings(BaseModel):
+    """Secrets and sign-in throttling"""
+
+    # Generated into the data directory when not given; never logged.
+    secret_key: SecretStr | None = None
+    encryption_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated Fernet keys, newest first."
+    )
+    # Throttling of logins and API token checks (counted per account and per client address).
     auth_free_failures: int = Field(
         default=5, ge=1, description="Failed checks allowed before each further one waits."
     )
@@ -169,34 +278,41 @@ class Settings(BaseSettings):
     auth_failure_window_s: int = Field(
         default=3600, ge=1, description="Failures older than this (since the first) are forgotten."
     )
-    trusted_proxies: list[str] = Field(
-        default_factory=list,
-        description="Reverse proxies (IPs or networks) whose X-Forwarded-For gives the client "
-        "address; empty: the connecting peer is the client.",
-    )
-    # --- public survey pages: submissions (page POSTs) per minute; 0 for no limit
-    submissions_per_address_per_minute: int = Field(
-        default=60,
-        ge=0,
-        description="Public survey page submissions per client address a minute (0: no limit).",
-    )
-    submissions_per_survey_per_minute: int = Field(
-        default=1200,
-        ge=0,
-        description="Public survey page submissions per survey a minute (0: no limit).",
-    )
-    survey_image_hosts: list[str] = Field(
-        default_factory=list,
-        description="Hosts (such as images.example.org) whose images survey texts may show; "
-        "they join the survey pages' CSP img-src. Other images are shown as their alt text.",
-    )
 
-    # --- background work
+
+class QueueSettings(BaseModel):
+    """Queue, workers and scheduler"""
+
+    queue_url: str = Field(
+        default="", description="Default: SQLite in the data directory; redis://... for Redis."
+    )
     worker_threads: int = Field(default=2, ge=1, le=64)
     periodic_tick_s: float = Field(default=1.0, gt=0, description="How often the scheduler looks.")
     heartbeat_period_s: int = Field(default=60, ge=1, description="Scheduler heartbeat period.")
+    process_heartbeat_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a worker and a scheduler note in the database that they are "
+        "alive (`/readyz` reads it).",
+    )
+    process_silent_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="`/readyz` reports the workers or the scheduler as degraded when none has "
+        "noted a heartbeat for this long.",
+    )
+    health_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port on which `cxloop worker` and `cxloop scheduler` serve /livez, /readyz "
+        "and /metrics (0: none; `--health-port` wins).",
+    )
 
-    # --- the ledger: retries, batching, leases
+
+class EngineSettings(BaseModel):
+    """The ledger: retries, batching, leases"""
+
     retry_horizon_s: int = Field(
         default=24 * 3600, ge=0, description="How long transient errors are retried."
     )
@@ -225,7 +341,10 @@ class Settings(BaseSettings):
     )
     run_retention_days: int = Field(default=365, ge=1, description="Run history kept this long.")
 
-    # --- mail
+
+class MailSettings(BaseModel):
+    """Mail"""
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
     smtp_username: str | None = None
@@ -235,7 +354,10 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(default=10.0, gt=0)
     mail_from: str = "cxloop <cxloop@localhost>"
 
-    # --- Salesforce
+
+class SalesforceSettings(BaseModel):
+    """Salesforce"""
+
     max_connections_per_user: int = Field(default=5, ge=1)
     salesforce_client_id: str = Field(
         default="",
@@ -245,16 +367,17 @@ class Settings(BaseSettings):
     salesforce_client_secret: SecretStr | None = Field(
         default=None, description="The connected app's consumer secret (with the consumer key)."
     )
-    salesforce_apps: dict[str, SalesforceApp] = Field(
+    salesforce_apps: Annotated[dict[str, SalesforceApp], NoDecode] = Field(
         default_factory=dict,
-        description="Per login host, another connected app: {host: {client_id, client_secret}}. "
-        "Or in the database: `cxloop salesforce app set --login-url URL`.",
+        description="Per login host, another connected app: {host: {client_id, client_secret}} "
+        "(JSON). Or in the database: `cxloop salesforce app set --login-url URL`.",
     )
-    salesforce_extra_hosts: list[str] = Field(
+    salesforce_extra_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Hosts (host or host:port) allowed besides Salesforce's own, for custom and "
-        "emulator connections. A login host given an app in the database is allowed too (a "
-        "local emulator's, once linked with `cxloop connections add --type emulator`).",
+        description="Hosts (host or host:port, comma-separated) allowed besides Salesforce's "
+        "own, for custom and emulator connections. A login host given an app in the database is "
+        "allowed too (a local emulator's, once linked with "
+        "`cxloop connections add --type emulator`).",
     )
     salesforce_api_version: str = Field(default="62.0", pattern=r"^\d{2,3}\.0$")
     salesforce_timeout_s: float = Field(default=30.0, gt=0)
@@ -263,13 +386,71 @@ class Settings(BaseSettings):
     oauth_bootstrap_ttl_s: int = Field(
         default=300, ge=10, description="How long the link that starts linking in a browser works."
     )
-    transfer_offer_days: int = Field(
-        default=14, ge=1, le=365, description="How long an offer to take over a survey stays open."
-    )
 
-    # --- logging
+    @field_validator("salesforce_extra_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return _listed("salesforce_extra_hosts", value)
+
+    @field_validator("salesforce_apps", mode="before")
+    @classmethod
+    def _json_apps(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(
+                'salesforce_apps: expected JSON such as {"login.example.my.salesforce.com": '
+                '{"client_id": "...", "client_secret": "..."}}'
+            ) from None
+
+
+class LoggingSettings(BaseModel):
+    """Logging"""
+
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="Default: JSON unless on a TTY.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+
+# The areas in the order the documentation shows them.
+SETTINGS_AREAS: tuple[type[BaseModel], ...] = (
+    StorageSettings,
+    QueueSettings,
+    WebSettings,
+    SecuritySettings,
+    EngineSettings,
+    SalesforceSettings,
+    MailSettings,
+    LoggingSettings,
+)
+
+
+class Settings(
+    StorageSettings,
+    QueueSettings,
+    WebSettings,
+    SecuritySettings,
+    EngineSettings,
+    SalesforceSettings,
+    MailSettings,
+    LoggingSettings,
+    BaseSettings,
+):
+    """cxloop's configuration. Field `x` is set by the environment variable `CXLOOP_X`.
+
+    The fields are declared by area (the mixins above); access stays flat: `settings.lease_s`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CXLOOP_", extra="forbid", validate_default=True)
 
     @classmethod
     def settings_customise_sources(
@@ -284,37 +465,6 @@ class Settings(BaseSettings):
         if found is None:
             return (init_settings, env_settings)
         return (init_settings, env_settings, _TomlFile(settings_cls, toml_file=found))
-
-    @field_validator("data_dir")
-    @classmethod
-    def _absolute_data_dir(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
-
-    @field_validator("frame_ancestors", mode="before")
-    @classmethod
-    def _split_origins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("frame_ancestors")
-    @classmethod
-    def _valid_origins(cls, value: list[str]) -> list[str]:
-        # The origins go into a response header verbatim: nothing but an origin may pass.
-        for origin in value:
-            if not _ORIGIN.match(origin):
-                raise ValueError(
-                    f"frame_ancestors: {origin!r} is not an origin like https://intranet.example.com"
-                )
-        return value
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_log_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
-        return level
 
     # --- derived values: the defaults that depend on the data directory
 
@@ -335,7 +485,7 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain values, every secret replaced by a fixed mask."""
         shown: dict[str, Any] = {}
-        for name in type(self).model_fields:
+        for name in (name for _, names in settings_by_area() for name in names):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = REDACTED
@@ -350,6 +500,19 @@ class Settings(BaseSettings):
         return shown
 
     # --- secrets
+
+    def with_existing_secrets(self) -> Settings:
+        """These settings with the secrets kept in the data directory filled in when they are
+        there; nothing is generated or written (for read-only commands such as `config show`)."""
+        updates: dict[str, Any] = {}
+        for name, file_name in (
+            ("secret_key", SECRET_KEY_FILE),
+            ("encryption_keys", ENCRYPTION_KEYS_FILE),
+        ):
+            path = self.data_dir / file_name
+            if getattr(self, name) is None and path.is_file():
+                updates[name] = SecretStr(path.read_text().strip())
+        return self.model_copy(update=updates) if updates else self
 
     def with_secrets(self) -> Settings:
         """These settings with the secret key and encryption keys filled in.
@@ -415,6 +578,11 @@ class Settings(BaseSettings):
         if self.encryption_keys is None:
             raise RuntimeError("encryption keys not loaded: call Settings.with_secrets() first")
         return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
+def settings_by_area() -> list[tuple[str, list[str]]]:
+    """Every setting's name, grouped by area (title, names), in the documented order."""
+    return [(area.__doc__ or area.__name__, list(area.model_fields)) for area in SETTINGS_AREAS]
 
 
 def redact_url(url: str) -> str:

@@ -1,7 +1,9 @@
 """The CI rule for the reference samples of ../shared: a CI run without them cannot pass.
 
 Outside CI a test that needs a sample skips saying why; under CI=true it fails, as a missing
-PostgreSQL does, and `.ci/run` stops before starting anything, with a one-line reason.
+PostgreSQL does, and `.ci/run` stops before starting anything, with a one-line reason. CI runs
+the suite on pytest-xdist workers (Makefile), so the CI=true run here does too: the rule must
+hold in every worker, each of which fails its own tests.
 """
 
 from __future__ import annotations
@@ -33,14 +35,19 @@ BUILDS_ITS_OWN_FAULT = (
 )
 
 
-def run_without_samples(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
+def run_without_samples(
+    tmp_path: Path, *, ci: bool, xdist: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """pytest on the tests that need a sample, with ../shared elsewhere; `xdist` are the
+    pytest-xdist options (None: one process, as a developer runs a file)."""
+    # not CI, nor this worker's xdist identity (the inner run is a test session of its own)
+    env = {k: v for k, v in os.environ.items() if k != "CI" and not k.startswith("PYTEST_XDIST")}
     env["CXLOOP_TEST_SHARED_DIR"] = str(tmp_path / "no-shared-here")
     if ci:
         env["CI"] = "true"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider",
-         *NEEDS_A_SAMPLE, BUILDS_ITS_OWN_FAULT],
+        [sys.executable, "-m", "pytest", "-rfs", "-p", "no:cacheprovider",
+         *(xdist or ["-q"]), *NEEDS_A_SAMPLE, BUILDS_ITS_OWN_FAULT],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
     )  # fmt: skip
 
@@ -52,9 +59,15 @@ def outcome(output: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_under_ci_a_missing_reference_sample_fails_the_test(tmp_path: Path) -> None:
-    done = run_without_samples(tmp_path, ci=True)
+def test_under_ci_a_missing_reference_sample_fails_the_test_in_every_xdist_worker(
+    tmp_path: Path,
+) -> None:
+    # -v: each result line names its worker ("[gw1] [ 42%] FAILED tests/...")
+    done = run_without_samples(tmp_path, ci=True, xdist=["-n", "2", "--dist", "load", "-v"])
+    assert done.returncode == 1, done.stdout[-3000:]
     assert outcome(done.stdout) == {"failed": len(NEEDS_A_SAMPLE), "passed": 1}, done.stdout
+    failed_in = set(re.findall(r"^\[(gw\d+)\] .*FAILED", done.stdout, re.M))
+    assert failed_in == {"gw0", "gw1"}, done.stdout
     reasons = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
     assert len(reasons) == len(NEEDS_A_SAMPLE)
     assert all("CI=true and the reference sample" in line for line in reasons), reasons
@@ -64,6 +77,7 @@ def test_under_ci_a_missing_reference_sample_fails_the_test(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_outside_ci_a_missing_reference_sample_skips_saying_why(tmp_path: Path) -> None:
     done = run_without_samples(tmp_path, ci=False)
+    assert done.returncode == 0, done.stdout[-3000:]
     assert outcome(done.stdout) == {"passed": 1, "skipped": len(NEEDS_A_SAMPLE)}, done.stdout
     reasons = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
     assert reasons and all("is missing: check out the shared directory" in r for r in reasons)

@@ -29,6 +29,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 from tests.e2e.test_processes import free_port
 
+from cxloop import security
 from cxloop.bootstrap import build_container
 from cxloop.cli.demo import ORG
 from cxloop.db.models import Connection
@@ -138,7 +139,7 @@ def test_serve_with_two_processes_logs_no_secret(
     finally:
         built.close()
     secret_key = server_env["CXLOOP_SECRET_KEY"]
-    opt_out = directory.opt_out_token(secret_key, contact.id)
+    opt_out = security.opt_out_token(secret_key, contact.id)
     outbound_token = secrets.token_urlsafe(32)
     code, state = "code-" + secrets.token_urlsafe(16), "state-" + secrets.token_urlsafe(16)
     wrong_token = "cxl_" + secrets.token_urlsafe(32)

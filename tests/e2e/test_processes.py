@@ -1,5 +1,6 @@
 """Whole processes: `cxloop serve`, and workers + a scheduler sharing one database and queue."""
 
+import contextlib
 import os
 import re
 import signal
@@ -44,7 +45,11 @@ class Processes:
 
     def start(self, env: dict[str, str], *args: str) -> subprocess.Popen:
         log = (self.tmp_path / f"proc{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen([*CXLOOP, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        # its own process group: `serve --processes 2` has children, which a failed test must
+        # not leave running (they would go on writing into the worker's database)
+        proc = subprocess.Popen(
+            [*CXLOOP, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append(proc)
         return proc
 
@@ -63,9 +68,9 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(tmp_path)
     yield procs
     for proc in procs.procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # the group is gone: all stopped
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def wait_ready(base: str, server: subprocess.Popen, processes: Processes) -> None:
@@ -86,8 +91,9 @@ def test_serve_answers_ready_and_stops_gracefully(env: dict[str, str], processes
     server = processes.start(env, "serve", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, server, processes)
-    assert "/api/v1/surveys" in httpx.get(f"{base}/openapi.json").json()["paths"]
-    assert httpx.get(f"{base}/docs").status_code == 200
+    # 30 s, not httpx's 5: building the OpenAPI document took longer on a loaded machine
+    assert "/api/v1/surveys" in httpx.get(f"{base}/openapi.json", timeout=30).json()["paths"]
+    assert httpx.get(f"{base}/docs", timeout=30).status_code == 200
     # uvicorn finishes its graceful shutdown, then re-raises SIGTERM so the exit says why
     assert processes.stop_all() in ([0], [-signal.SIGTERM]), processes.logs()
     assert "Application shutdown complete" in processes.logs()
@@ -168,13 +174,13 @@ def test_serve_with_two_processes_stores_every_response_once(
     with ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(post, range(80)))
     listed = httpx.get(f"{base}/api/v1/surveys/{survey_id}/responses?limit=200",
-                       headers=headers).json()["items"]  # fmt: skip
+                       headers=headers, timeout=30).json()["items"]  # fmt: skip
     assert len(set(ids)) == 80 and {item["id"] for item in listed} == set(ids)
     # /metrics adds up every process: the requests both servers took, and the periodic jobs
     # only the supervising process runs
     deadline = time.monotonic() + 30
     while True:
-        text = httpx.get(f"{base}/metrics").text
+        text = httpx.get(f"{base}/metrics", timeout=30).text
         if 'cxloop_periodic_runs_total{job="heartbeat"}' in text:
             break
         assert time.monotonic() < deadline, text

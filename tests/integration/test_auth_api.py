@@ -1,12 +1,18 @@
 """Every /api/v1 endpoint needs a token: no or bad credentials → 401, with one error shape."""
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from cxloop.bootstrap import Container
+from cxloop.bootstrap import Container, build_container
 from cxloop.services import users
+from cxloop.web.app import create_app
 from tests.conftest import Person
 
 PROTECTED = [
@@ -79,6 +85,64 @@ def test_revoked_token_is_refused(client: TestClient, container: Container, alic
     token_id = users.list_tokens(container.db, alice.email)[0].id
     users.revoke_token(container.db, token_id)
     assert_error(client.get("/api/v1/users/me", headers=alice.headers), 401, "token_revoked")
+
+
+@pytest.fixture
+def other_client(tmp_path: Path, container: Container) -> Iterator[TestClient]:
+    """A second instance of the app (its own container, as another process has) on the same
+    database."""
+    settings = container.settings.model_copy(update={"data_dir": tmp_path / "other"})
+    other = build_container(settings)
+    with TestClient(create_app(other), raise_server_exceptions=False) as test_client:
+        yield test_client
+    other.close()
+
+
+@pytest.mark.parametrize("where", ["revoked elsewhere", "revoked here"])
+def test_a_revoked_token_is_refused_at_once_by_every_instance(
+    client: TestClient, other_client: TestClient, alice: Person, where: str
+) -> None:
+    created = client.post("/api/v1/tokens", json={"name": "ci"}, headers=alice.headers).json()
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    # Both instances have just accepted the token (and remember it for a few seconds).
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+    assert other_client.get("/api/v1/users/me", headers=headers).status_code == 200
+    revoker = client if where == "revoked here" else other_client
+    revoked = revoker.delete(f"/api/v1/tokens/{created['id']}", headers=alice.headers)
+    assert revoked.status_code == 204
+    for instance in (client, other_client):
+        assert_error(instance.get("/api/v1/users/me", headers=headers), 401, "token_revoked")
+    # Other tokens, remembered before the revocation, still work (looked up again).
+    assert other_client.get("/api/v1/users/me", headers=alice.headers).status_code == 200
+
+
+def test_a_token_revoked_by_another_process_is_refused_on_the_next_request(
+    client: TestClient, container: Container, alice: Person
+) -> None:
+    created = client.post("/api/v1/tokens", json={"name": "ci"}, headers=alice.headers).json()
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # remembered
+    env = os.environ | {
+        "CXLOOP_DATA_DIR": str(container.settings.data_dir),
+        "CXLOOP_DATABASE_URL": container.settings.effective_database_url,
+        "CXLOOP_QUEUE_URL": container.settings.effective_queue_url,
+    }
+    subprocess.run(
+        [sys.executable, "-m", "cxloop", "tokens", "revoke", str(created["id"])],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert_error(client.get("/api/v1/users/me", headers=headers), 401, "token_revoked")
+
+
+def test_a_deactivated_users_token_is_refused_at_once_by_every_instance(
+    client: TestClient, other_client: TestClient, container: Container, admin: Person,
+    alice: Person,
+) -> None:  # fmt: skip
+    assert other_client.get("/api/v1/users/me", headers=alice.headers).status_code == 200
+    users.set_active(container.db, alice.email, False)
+    assert_error(other_client.get("/api/v1/users/me", headers=alice.headers), 401, "user_inactive")
+    users.set_active(container.db, alice.email, True)
+    assert other_client.get("/api/v1/users/me", headers=alice.headers).status_code == 200
 
 
 def test_expired_token_is_refused(client: TestClient, container: Container, alice: Person) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ from typer.testing import CliRunner
 
 from cxloop.bootstrap import Container
 from cxloop.cli.main import app
+from cxloop.services import directory, users
+from cxloop.services.access import Actor
 from tests.integration.survey_helpers import quick_person
 
 runner = CliRunner()
@@ -105,3 +108,35 @@ def test_several_admins_must_say_whose_directory(cli_env: Path, container: Conta
     assert listed.exit_code == 1 and "--owner EMAIL" in flat(listed.output)
     mine = cxloop("contacts", "list", "--owner", "two@example.com")
     assert mine.exit_code == 1 and "No directory 'Default'" in flat(mine.output)
+
+
+def admin_of(container: Container) -> Actor:
+    admin = users.get_user_by_email(container.db, "admin@example.com")
+    return Actor.of(admin)
+
+
+def test_a_directory_is_named_by_id_or_name_and_a_contact_by_email_or_id(
+    cli_env: Path, container: Container
+) -> None:
+    quick_person(container, "admin@example.com", admin=True)
+    people = cli_env / "people.csv"
+    people.write_text("email,first name\nann@example.com,Ann\n")
+    assert cxloop("contacts", "import", str(people), "-d", "Partners").exit_code == 0
+    listed = cxloop("contacts", "list", "-d", "Partners", "--json")
+    assert listed.exit_code == 0, listed.output
+    [ann] = json.loads(listed.output)
+    [partners] = [
+        d for d in directory.list_directories(container.db, admin_of(container))
+        if d.name == "Partners"
+    ]  # fmt: skip
+    # The id of a directory, or its name: an id is never a name (names of that shape are refused).
+    by_id = cxloop("contacts", "show", "ann@example.com", "-d", partners.id, "--json")
+    assert by_id.exit_code == 0, by_id.output
+    by_contact_id = cxloop("contacts", "show", ann["id"], "--json")
+    assert json.loads(by_contact_id.output)["email"] == "ann@example.com"
+    id_shaped = cli_env / "odd.csv"
+    id_shaped.write_text("email\nbo@example.com\n")
+    refused = cxloop("contacts", "import", str(id_shaped), "-d", "DR_abcdefghijklmno")
+    assert refused.exit_code != 0 and "reads as a directory id" in flat(refused.output)
+    unknown = cxloop("contacts", "show", "CT_nobody", "-d", "Partners")
+    assert unknown.exit_code != 0 and "No contact 'CT_nobody'" in flat(unknown.output)

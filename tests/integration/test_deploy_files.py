@@ -412,14 +412,19 @@ def test_compose_runs_every_part_of_the_scaled_out_mode() -> None:
         assert services[name]["healthcheck"]["test"], f"{name} has a health check"
 
 
-def test_compose_switches_the_web_health_check_off_where_no_web_server_runs() -> None:
+def test_compose_checks_the_health_of_every_long_running_process_on_its_port() -> None:
     (expose,) = instructions(final_stage(dockerfile()), "EXPOSE")
     for name, service in cxloop_services(compose()).items():
         argv = service["command"]
-        serves_http = argv[0] == "serve"
-        assert service.get("healthcheck", {}).get("disable", False) is not serves_http, name
-        if serves_http:  # the image's health check asks the port it exposes
+        if argv[0] == "serve":  # the image's health check asks the port it exposes
             assert argv[argv.index("--port") + 1] == expose, name
+            assert "healthcheck" not in service, name
+        elif argv[0] in ("worker", "scheduler"):  # their probe server, on --health-port
+            port = argv[argv.index("--health-port") + 1]
+            check = " ".join(service["healthcheck"]["test"])
+            assert f"http://127.0.0.1:{port}/livez" in check, name
+        else:  # a one-shot command serves nothing
+            assert service["healthcheck"]["disable"] is True, name
 
 
 def test_every_cxloop_service_takes_the_one_shared_environment() -> None:
@@ -553,6 +558,19 @@ def test_kubernetes_web_is_probed_on_livez_and_readyz() -> None:
     assert ports[container["readinessProbe"]["httpGet"]["port"]] == int(
         serve[serve.index("--port") + 1]
     )
+
+
+@pytest.mark.parametrize("component", ["worker", "scheduler"])
+def test_kubernetes_workers_and_the_scheduler_are_probed_on_their_health_port(
+    component: str,
+) -> None:
+    (container,) = deployment(component)["spec"]["template"]["spec"]["containers"]
+    argv = container["args"]
+    port = int(argv[argv.index("--health-port") + 1])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"]["path"] == path
+        assert ports[container[probe]["httpGet"]["port"]] == port
 
 
 def test_kubernetes_runs_workers_and_exactly_one_scheduler() -> None:

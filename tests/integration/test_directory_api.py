@@ -14,6 +14,7 @@ from cxloop.db.base import utcnow
 from cxloop.db.directory_models import Distribution, Invitation
 from cxloop.services import directory as directory_service
 from cxloop.services.access import Actor
+from cxloop.services.directory import imports as directory_imports
 from tests.conftest import Person
 from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person
 from tests.integration.test_auth_api import assert_error
@@ -372,7 +373,8 @@ def test_a_chunk_that_fails_whole_is_retried_row_by_row_and_list_names_match(
             raise IntegrityError("INSERT", {}, Exception("duplicate key"))
         return real_upsert(session, target, fields, **options)
 
-    monkeypatch.setattr(directory_service, "upsert_contact", clashing_upsert)
+    # The import upserts through its own module's name: the clash is injected there.
+    monkeypatch.setattr(directory_imports, "upsert_contact", clashing_upsert)
     seen: list[int] = []
     good = [f"a{i}@example.com\n" for i in range(5)]
     lines = ["email\n", *good[:2], "boom@example.com\n", *good[2:]]

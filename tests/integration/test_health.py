@@ -1,19 +1,71 @@
 """Health endpoints, metrics and API docs."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
-from cxloop.bootstrap import build_container
+from cxloop.bootstrap import Container, build_container
+from cxloop.db.base import utcnow
+from cxloop.db.operations_models import ProcessHeartbeat
+from cxloop.services.heartbeats import Heartbeat
 from cxloop.web.app import create_app
 from tests.conftest import make_settings
 
 
-def test_livez_and_readyz(client: TestClient) -> None:
-    assert client.get("/livez").json() == {"status": "ok"}
-    ready = client.get("/readyz")
+def test_livez_and_readyz_with_the_embedded_worker(container: Container) -> None:
+    with TestClient(create_app(container, embedded_worker=True)) as client:
+        assert client.get("/livez").json() == {"status": "ok"}
+        ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "queue": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "queue": "ok", "workers": "ok", "scheduler": "ok"},
+    }
+
+
+def test_readyz_without_any_worker_or_scheduler_is_degraded_not_unavailable(
+    client: TestClient,
+) -> None:
+    reply = client.get("/readyz")
+    # 200: the web tier keeps taking responses in (the ledger keeps them for a worker)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["status"] == "degraded"
+    assert body["degraded"] == ["workers", "scheduler"]
+    assert body["checks"]["workers"] == "no worker has sent a heartbeat: is one running?"
+    assert body["checks"]["scheduler"] == "no scheduler has sent a heartbeat: is one running?"
+    # monitors that want a red light for it ask strictly
+    assert client.get("/readyz?strict=true").status_code == 503
+
+
+def test_readyz_names_a_silent_worker_and_since_when(
+    container: Container, client: TestClient
+) -> None:
+    container.settings.process_silent_after_s = 30
+    worker = Heartbeat(container.db, "worker", period_s=60)
+    scheduler = Heartbeat(container.db, "scheduler", period_s=60)
+    worker.beat()
+    scheduler.beat()
+    assert client.get("/readyz").json()["status"] == "ready"
+    long_ago = utcnow() - timedelta(seconds=95)
+    with container.db.uow() as uow:
+        uow.session.execute(
+            update(ProcessHeartbeat)
+            .where(ProcessHeartbeat.id == worker.id)
+            .values(beat_at=long_ago)
+        )
+        uow.commit()
+    body = client.get("/readyz").json()
+    assert body["status"] == "degraded" and body["degraded"] == ["workers"]
+    assert body["checks"]["scheduler"] == "ok"
+    assert body["checks"]["workers"].startswith(
+        f"silent: no worker heartbeat since {long_ago.isoformat()} ("
+    )
+    # a worker stopped on purpose takes its row away: gone, not silent
+    worker.stop()
+    assert client.get("/readyz").json()["checks"]["workers"].startswith("no worker")
 
 
 def test_readyz_names_the_unreachable_queue(tmp_path: Path, database_url: str) -> None:

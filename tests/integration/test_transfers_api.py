@@ -157,7 +157,6 @@ def test_bad_transfer_offers_and_decisions_are_refused_with_reasons(
     with container.db.uow() as uow:
         uow.session.execute(update(User).where(User.email == bob.email).values(is_active=True))
         uow.commit()
-    users.forget_cached_tokens()
     too_long = offer(client, alice, survey_id, bob, message="x" * 2001)
     assert_error(too_long, 422, "invalid_input")
     strict = offer(client, alice, survey_id, bob, keep_previous_owner_as_editor="yes")

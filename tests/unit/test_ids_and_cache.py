@@ -23,7 +23,7 @@ def test_ids_have_the_prefix_and_fifteen_letters_or_digits(prefix: str, count: i
 def test_every_character_is_equally_likely() -> None:
     # 62 characters over 620,000 draws: 10,000 expected each; a biased table (bytes 0-7 likelier by
     # 1/4 as in the old response ids) puts the first eight at ~12,500.
-    counts = Counter("".join(new_ids("", 40_000))[:620_000])
+    counts = Counter("".join(new_ids("", 41_334))[:620_000])  # 15 characters an id
     assert set(counts) == set(ID_ALPHABET)
     assert max(counts.values()) < 10_600
     assert min(counts.values()) > 9_400

@@ -1,6 +1,6 @@
-"""Bulk import, row by row: the short ways (reading a document without pydantic, checking it
-with prepared rules) give exactly what `_parse`, `check_document` and `_row` give, refusals
-word for word included."""
+"""Bulk import, row by row: reading a document the short way (without pydantic) gives exactly
+what pydantic gives, refusals word for word included; and a row imported through the response
+plan becomes exactly what the same document submitted through the API becomes."""
 
 from __future__ import annotations
 
@@ -11,16 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cxloop.domain.answers import validate_response, visible_answers
+from cxloop.domain.survey_flow import without_off_route_requirements
 from cxloop.errors import InvalidInput
-from cxloop.services import responses
 from cxloop.services.responses import (
     ImportedDocument,
-    SourceRow,
-    _checked_row,
-    _ImportPlan,
-    _parse,
-    _read_document,
-    check_document,
+    ResponsePlan,
+    parse_document,
+    read_document,
 )
 from tests.unit.test_answers import CONTENT, HAPPY
 from tests.unit.test_response_rules import _anything, _nearly_valid_answers
@@ -41,12 +39,12 @@ def read(reader: Any, raw: Any) -> Any:
 
 
 def assert_read_alike(raw: Any) -> None:
-    assert read(_read_document, raw) == read(lambda r: _parse(ImportedDocument, r), raw)
+    assert read(read_document, raw) == read(lambda r: parse_document(ImportedDocument, r), raw)
 
 
 def test_a_plain_document_is_read_as_pydantic_reads_it() -> None:
     raw = {"values": HAPPY, "embedded_data": {"CaseId": "5"}, "language": "de", "id": None}
-    assert isinstance(_read_document(raw), tuple)  # the short way
+    assert isinstance(read_document(raw), tuple)  # the short way
     assert_read_alike(raw)
     assert_read_alike({})
 
@@ -131,36 +129,68 @@ def test_any_document_is_read_or_refused_as_pydantic_does(raw: Any) -> None:
     assert_read_alike(raw)
 
 
-def checked_as_before(row: SourceRow) -> tuple[Any, Any]:
-    """What the import made of a row before `_checked_row`: `_parse`, `check_document`, `_row`."""
-    if row.problems:
-        return None, row.problems
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+PLAN = ResponsePlan("SV_1", CONTENT, "fr")
+
+
+def imported(raw: Any) -> tuple[Any, Any]:
+    """What the import makes of a document: its columns, or its problems."""
     try:
-        doc = _parse(ImportedDocument, row.document)
+        doc = read_document(raw)
     except InvalidInput as exc:
         return None, exc.details
-    problems = check_document(CONTENT, doc)
+    problems = PLAN.problems(doc)
     if problems:
         return None, problems
-    values = responses._row(
-        "SV_1", CONTENT, doc, source="import", default_language="fr",
-        now=responses.utcnow(), response_id=doc.id,
-    )  # fmt: skip
-    return values, []
+    return PLAN.row(doc, source="import", now=NOW, response_id=doc.id or "R_new000000000000"), []
 
 
-PLAN = _ImportPlan.of("SV_1", CONTENT, "fr")
+def by_the_general_checks(raw: Any) -> tuple[Any, Any]:
+    """The same document read by pydantic and checked by the general functions of the domain
+    (`validate_response`, `visible_answers`), as a stored response must come out."""
+    try:
+        doc = parse_document(ImportedDocument, raw)
+    except InvalidInput as exc:
+        return None, exc.details
+    found = validate_response(CONTENT, doc.values, doc.embedded_data)
+    found = without_off_route_requirements(CONTENT, found, doc.values, doc.embedded_data)
+    if not doc.finished:
+        found = [p for p in found if p.code != "required"]
+    problems = [p.as_dict() for p in found]
+    if doc.started_at and doc.ended_at and doc.ended_at < doc.started_at:
+        problems.append(
+            {"qid": None, "code": "bad_dates", "message": "ended_at is before started_at.",
+             "field": "ended_at"}
+        )  # fmt: skip
+    if problems:
+        return None, problems
+    ended = doc.ended_at.astimezone(UTC) if doc.ended_at else (NOW if doc.finished else None)
+    started = doc.started_at.astimezone(UTC) if doc.started_at else (ended or NOW)
+    embedded = dict(doc.embedded_data)
+    for declared in CONTENT.embedded_data:
+        if declared.default is not None and embedded.get(declared.name) in (None, ""):
+            embedded[declared.name] = declared.default
+    return {
+        "id": doc.id or "R_new000000000000",
+        "survey_id": "SV_1",
+        "values": visible_answers(CONTENT, doc.values),
+        "embedded_data": embedded,
+        "started_at": started,
+        "ended_at": ended,
+        "duration_s": None if ended is None else max(0, int((ended - started).total_seconds())),
+        "finished": doc.finished,
+        "source": "import",
+        "channel": "import",
+        "language": doc.language or "fr",
+        "distribution_id": doc.distribution_id,
+        "contact_id": doc.contact_id,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }, []
 
 
-def assert_checked_as_before(row: SourceRow) -> tuple[Any, Any, bool]:
-    with pytest.MonkeyPatch.context() as patch:  # the same moment and new id both ways
-        patch.setattr(responses, "utcnow", lambda: datetime(2026, 3, 1, 12, tzinfo=UTC))
-        patch.setattr(responses, "new_response_id", lambda: "R_new000000000000")
-        values, found, id_given = _checked_row(PLAN, row)
-        assert (values, found) == checked_as_before(row)
-    raw = row.document
-    assert id_given == (values is not None and isinstance(raw, dict) and raw.get("id") is not None)
-    return values, found, id_given
+def assert_checked_as_before(raw: Any) -> None:
+    assert imported(raw) == by_the_general_checks(raw)
 
 
 EARLY, LATE = "2026-02-01T08:00:00Z", "2026-02-01T09:30:00+01:00"
@@ -188,12 +218,7 @@ EARLY, LATE = "2026-02-01T08:00:00Z", "2026-02-01T09:30:00+01:00"
     ],
 )
 def test_a_row_is_checked_and_made_as_before(raw: Any) -> None:
-    assert_checked_as_before(SourceRow(3, raw))
-
-
-def test_a_row_with_reading_problems_is_refused_with_them() -> None:
-    problems = [{"qid": None, "code": "bad_csv", "message": "Not CSV.", "field": None}]
-    assert _checked_row(PLAN, SourceRow(3, {"values": HAPPY}, problems)) == (None, problems, False)
+    assert_checked_as_before(raw)
 
 
 _aware = st.datetimes(
@@ -219,4 +244,4 @@ _likely_good_documents = st.fixed_dictionaries(
 @settings(max_examples=500, deadline=None)
 @given(raw=st.one_of(_likely_good_documents, _documents))
 def test_any_row_is_checked_and_made_as_before(raw: Any) -> None:
-    assert_checked_as_before(SourceRow(7, raw))
+    assert_checked_as_before(raw)

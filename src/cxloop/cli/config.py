@@ -14,10 +14,9 @@ app = typer.Typer(help="Configuration.", no_args_is_help=True)
 @app.command()
 def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print the effective settings, secrets redacted."""
-    current = settings(with_secrets=False)
-    # Secrets kept in the data directory are loaded (to show that they are set) only when the
-    # directory exists: showing the configuration creates nothing.
-    values = (settings() if current.data_dir.is_dir() else current).redacted()
+    # Secrets kept in the data directory are read (to show that they are set) but never
+    # generated: showing the configuration creates no file and no directory.
+    values = settings(with_secrets=False).with_existing_secrets().redacted()
     if as_json:
         typer.echo(json.dumps(values, indent=2, default=str))
         return

@@ -35,7 +35,7 @@ _LEVEL_STYLE = {"error": "[red]✘ error[/]", "warning": "[yellow]! warning[/]",
 @one_line_errors
 def list_(user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """List your connections and their state (never their tokens)."""
-    built = container()
+    built = container(read_only=True)
     rows = [
         {"id": c.id, "name": c.name, "type": c.type, "org": c.org_id, "username": c.username,
          "status": c.status, "status_reason": c.status_reason, "last_used": c.last_used_at,

@@ -22,7 +22,11 @@ from cxloop.cli.context import (
     print_json,
     print_rows,
 )
+from cxloop.db.directory_models import Contact, Directory
+from cxloop.db.uow import Database
+from cxloop.errors import NotFound
 from cxloop.services import directory as service
+from cxloop.services.access import Actor
 from cxloop.services.directory import DEFAULT_DIRECTORY, IMPORT_FORMATS, ContactImportResult
 
 app = typer.Typer(
@@ -32,6 +36,7 @@ app = typer.Typer(
 DirectoryOption = typer.Option(
     DEFAULT_DIRECTORY, "--directory", "-d", help="Directory name or id (default: Default)."
 )
+
 OwnerOption = typer.Option(
     None, "--owner", help="Email of the directory's owner (default: the only admin)."
 )
@@ -59,7 +64,7 @@ def import_(
         fail(f"--match-on must be email or external_ref, not {match_on!r}")
     built = container()
     actor = admin_actor(built, owner, only_for="the directory")
-    target = service.find_directory(built.db, actor, directory, create_missing=True)
+    target = _directory(built.db, actor, directory, create_missing=True)
     size = file.stat().st_size
     columns = (
         TextColumn("importing"), BarColumn(), DownloadColumn(),
@@ -118,9 +123,9 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List a directory's contacts, oldest first."""
-    built = container()
+    built = container(read_only=True)
     actor = admin_actor(built, owner, only_for="the directory")
-    target = service.find_directory(built.db, actor, directory)
+    target = _directory(built.db, actor, directory)
     page = service.list_contacts(
         built.db, actor, target.id, limit=limit, opted_out=opted_out, email_contains=email_contains
     )
@@ -145,9 +150,9 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """A contact's fields, mailing lists, invitations and responses."""
-    built = container()
+    built = container(read_only=True)
     actor = admin_actor(built, owner, only_for="the directory")
-    found = service.find_contact_for(built.db, actor, email_or_id, directory)
+    found = _contact(built.db, actor, email_or_id, directory)
     details = service.contact_details(built.db, actor, found.id)
     c = details.contact
     invitations = [
@@ -203,7 +208,30 @@ def opt_out(
     """Stop invitations to a contact (or, with --undo, allow them again)."""
     built = container()
     actor = admin_actor(built, owner, only_for="the directory")
-    found = service.find_contact_for(built.db, actor, email_or_id, directory)
+    found = _contact(built.db, actor, email_or_id, directory)
     contact = service.set_contact_opt_out(built.db, actor, found.id, not undo)
     state = "opted out: no more invitations" if contact.opted_out else "opted in again"
     console.print(f"{contact.email} is {state}.", highlight=False, soft_wrap=True)
+
+
+# --- what a command's argument names: the rule for "a name or an id", decided here
+
+
+def _directory(
+    db: Database, actor: Actor, name_or_id: str, *, create_missing: bool = False
+) -> Directory:
+    """`--directory`: the id of a directory the actor may use, else the name of one of theirs
+    (made when missing, for an import). A directory's name never has the shape of an id, so
+    the two cannot be confused."""
+    try:
+        return service.get_directory(db, actor, name_or_id)
+    except NotFound:
+        return service.find_directory_by_name(db, actor, name_or_id, create_missing=create_missing)
+
+
+def _contact(db: Database, actor: Actor, email_or_id: str, directory: str) -> Contact:
+    """`EMAIL_OR_ID`: an email (it has an @) in `--directory`, else a contact id."""
+    if "@" in email_or_id:
+        target = _directory(db, actor, directory)
+        return service.find_contact_by_email(db, actor, target.id, email_or_id)
+    return service.get_contact(db, actor, email_or_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
+from cryptography.fernet import Fernet
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 
@@ -72,10 +75,22 @@ def settings(*, with_secrets: bool = True) -> Settings:
     try:
         return load_settings(**overrides) if with_secrets else Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CXLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        fail(f"the configuration is not valid: {problems}")
+        fail(f"the configuration is not valid: {configuration_problems(exc)}")
+    except SettingsError as exc:
+        # pydantic-settings could not even read a value (its own message names the field)
+        fail(f"the configuration is not valid: {exc}")
+
+
+def configuration_problems(exc: ValidationError) -> str:
+    """A settings validation error as one line: each variable and what is wrong with it."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        # A validator's message starts with the setting's own name: say it once, as a variable.
+        message = message.removeprefix(f"{name}: ")
+        problems.append(f"CXLOOP_{name.upper()}: {message}")
+    return "; ".join(problems)
 
 
 def sqlite_file(current: Settings) -> Path | None:
@@ -102,20 +117,43 @@ def refuse_new_database(current: Settings) -> None:
 
 
 def container(
-    *, upgrade_sqlite: bool = True, require_schema: bool = True, create: bool = False
+    *,
+    upgrade_sqlite: bool = True,
+    require_schema: bool = True,
+    create: bool = False,
+    read_only: bool = False,
 ) -> Container:
     """The container; an SQLite database is migrated by itself, PostgreSQL must be upgraded.
     Only with `create` (`cxloop serve`, `cxloop db upgrade`) or `--init` may a new SQLite
-    database be made: any other command refuses, saying where it looked."""
+    database be made: any other command refuses, saying where it looked.
+
+    A `read_only` command (a listing, `db current`) writes nothing: no key file, no data
+    directory, no queue file. It reads the keys kept in the data directory when they are there;
+    when they are not, it works with throwaway ones (it decrypts nothing) and no queue."""
     if not create:
         refuse_new_database(settings(with_secrets=False))
+    current = read_only_settings() if read_only else settings()
     try:
-        built = build_container(settings(), upgrade_sqlite=upgrade_sqlite)
+        built = build_container(current, upgrade_sqlite=upgrade_sqlite, read_only=read_only)
     except (QueueConfigError, ValueError) as exc:
         fail(str(exc))
     if require_schema and not migrate.is_up_to_date(built.db.engine):
         fail("the database schema is not the newest: run `cxloop db upgrade` first")
     return built
+
+
+def read_only_settings() -> Settings:
+    """The settings of a command that writes nothing: secrets read, never generated."""
+    current = settings(with_secrets=False).with_existing_secrets()
+    updates: dict[str, Any] = {}
+    queue_file = current.effective_queue_url.partition("sqlite:///")[2]
+    if queue_file and not Path(queue_file).exists():
+        updates["queue_url"] = "memory://"  # it sends nothing: no queue file is made for it
+    if current.secret_key is None:
+        updates["secret_key"] = SecretStr(secrets.token_urlsafe(48))
+    if current.encryption_keys is None:
+        updates["encryption_keys"] = SecretStr(Fernet.generate_key().decode())
+    return current.model_copy(update=updates)
 
 
 def import_format(file: Path, formats: Mapping[str, str]) -> str:

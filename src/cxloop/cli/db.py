@@ -35,7 +35,7 @@ def current() -> None:
             highlight=False,
         )
         return
-    engine = container(upgrade_sqlite=False, require_schema=False).db.engine
+    engine = container(upgrade_sqlite=False, require_schema=False, read_only=True).db.engine
     now, head = migrate.current_revision(engine), migrate.head_revision(engine)
     state = "newest" if now == head else f"behind: newest is {head}; run `cxloop db upgrade`"
     console.print(f"{now or 'empty'} ({state})")

@@ -400,7 +400,7 @@ class Demo:
             "email": fields["Email"], "first_name": fields.get("FirstName") or "",
             "last_name": fields.get("LastName") or "", "external_ref": customer.get("Id", ""),
         }  # fmt: skip
-        found = directory.find_directory(
+        found = directory.find_directory_by_name(
             self.container.db, actor, directory.DEFAULT_DIRECTORY, create_missing=True
         )
         directory.import_contacts(self.container.db, actor, found.id, [json.dumps(row)], "jsonl")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cxloop import __version__
 from cxloop.cli import (
     config,
     connections,
@@ -47,6 +48,12 @@ def main(
 ) -> None:
     """cxloop: closed-loop customer feedback linked to Salesforce."""
     use_global_options(GlobalOptions(data_dir=data_dir, init=init))
+
+
+@app.command()
+def version() -> None:
+    """Print cxloop's version."""
+    typer.echo(__version__)
 
 
 app.command()(serve.serve)

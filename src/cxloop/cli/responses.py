@@ -94,7 +94,7 @@ def export(
     user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
 ) -> None:
     """Write a survey's responses as CSV (the reference product's layout), JSON or JSON lines."""
-    built = container()
+    built = container(read_only=True)
     chunks = response_service.export_responses(
         built.db, admin_actor(built, user), survey_id, format
     )

@@ -35,7 +35,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List runs, newest first."""
-    built = container()
+    built = container(read_only=True)
     page = service.list_runs(
         built.db,
         actor_for(built, user),
@@ -55,7 +55,7 @@ def list_(
 @one_line_errors
 def show(run_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """Show a run: each task run's attempts, payload, Salesforce's reply, the record Id."""
-    built = container()
+    built = container(read_only=True)
     run = service.get_run(built.db, actor_for(built, user), run_id)
     if as_json:
         # the API's shape (GET /api/v1/runs/{id}): one set of keys for scripts either way

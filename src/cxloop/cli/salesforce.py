@@ -30,7 +30,7 @@ app.add_typer(app_app, name="app")
 def show(as_json: bool = JsonOption) -> None:
     """Show the connected apps, where each comes from (setting, database, none) and the
     callback URL to register in them; never a secret."""
-    built = container()
+    built = container(read_only=True)
     rows = [
         {"scope": v.scope, "client_id": v.client_id or "-",
          "client_secret": REDACTED if v.source != "none" else "-", "source": v.source,

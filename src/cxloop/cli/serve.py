@@ -19,9 +19,11 @@ from cxloop.cli.context import console, container, fail
 from cxloop.cli.context import settings as load_settings
 from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
-from cxloop.services import users
-from cxloop.settings import default_data_dir
+from cxloop.services import keys, users
+from cxloop.services.heartbeats import Heartbeat
+from cxloop.settings import ENCRYPTION_KEYS_FILE, default_data_dir
 from cxloop.web.app import EmbeddedWorker, create_app, served_app
+from cxloop.web.probe_server import ProbeServer
 from cxloop.web.protocol import READ_TIMEOUT_ENV, HeaderDeadlineProtocol
 
 
@@ -49,6 +51,7 @@ def serve(
         os.environ["CXLOOP_BASE_URL"] = derived
     built = container(upgrade_sqlite=True, create=True)
     configure_logging(built.settings.log_level, built.settings.log_json)
+    refuse_unless_keys_fit(built)
     if derived:
         built.settings.note_served_base_url()
     if (no_worker or processes > 1) and is_process_local(built.huey):
@@ -111,6 +114,28 @@ def serve(
         built.close()
 
 
+def refuse_generated_keys_in_cluster(command: str) -> None:
+    """A worker or scheduler of a cluster (PostgreSQL, or a Redis queue) must share the web
+    processes' keys: it never generates a key file of its own, which could decrypt nothing."""
+    current = load_settings(with_secrets=False)
+    clustered = not current.is_sqlite or current.effective_queue_url.startswith("redis")
+    keys_file = current.data_dir / ENCRYPTION_KEYS_FILE
+    if clustered and current.encryption_keys is None and not keys_file.is_file():
+        fail(
+            f"`cxloop {command}` shares a database with other processes but has no encryption "
+            "keys: set CXLOOP_ENCRYPTION_KEYS to the keys every other process uses"
+        )
+
+
+def refuse_unless_keys_fit(built: Container) -> None:
+    """Stop with a one-line reason unless this process's keys decrypt the database's secrets."""
+    try:
+        keys.check_keys(built.db, built.secret_box)
+    except keys.KeysDoNotMatch as exc:
+        built.close()
+        fail(exc.message)
+
+
 def derived_base_url(host: str, port: int) -> str:
     """The base URL of a server listening on host:port, as this machine's browser reaches it:
     a wildcard address (0.0.0.0, ::) is not one to browse to, so 127.0.0.1 stands for it."""
@@ -141,21 +166,36 @@ def _restart_with_shared_metrics(built: Container, port: int) -> NoReturn:
     os.execv(sys.executable, [sys.executable, "-m", "cxloop", *sys.argv[1:]])
 
 
+HealthPortOption = typer.Option(
+    None,
+    "--health-port",
+    min=0,
+    max=65535,
+    help="Serve /livez, /readyz and /metrics on this port (0: not at all). Default: "
+    "CXLOOP_HEALTH_PORT.",
+)
+
+
 def worker(
     workers: int = typer.Option(2, "--workers", min=1, max=64, help="Worker threads."),
     no_periodic: bool = typer.Option(
         False, "--no-periodic", help="Do not schedule periodic jobs (run `cxloop scheduler`)."
     ),
+    health_port: int | None = HealthPortOption,
 ) -> None:
     """Run a worker: executes queued work; stops gracefully on SIGTERM or SIGINT."""
+    refuse_generated_keys_in_cluster("worker")
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
+    refuse_unless_keys_fit(built)
     if is_process_local(built.huey):
         fail(
             "a separate worker cannot share an in-memory queue (CXLOOP_QUEUE_URL=memory://): "
             "set it to sqlite:///PATH or redis://HOST:PORT/DB"
         )
     scheduler = None if no_periodic else built.scheduler()
+    probes = start_probes(built, health_port)
+    beats = start_heartbeats(built, ["worker"] if no_periodic else ["worker", "scheduler"])
     if scheduler:
         scheduler.start_thread()
     consumer = Consumer(
@@ -172,13 +212,16 @@ def worker(
     finally:
         if scheduler:
             scheduler.stop()
+        stop_all(beats, probes)
         built.close()
 
 
-def scheduler() -> None:
+def scheduler(health_port: int | None = HealthPortOption) -> None:
     """Run the periodic scheduler alone (one per deployment is enough; more are harmless)."""
+    refuse_generated_keys_in_cluster("scheduler")
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
+    refuse_unless_keys_fit(built)
     sched = built.scheduler()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -186,5 +229,39 @@ def scheduler() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    sched.run_forever()
-    built.close()
+    probes = start_probes(built, health_port)
+    beats = start_heartbeats(built, ["scheduler"])
+    try:
+        sched.run_forever()
+    finally:
+        stop_all(beats, probes)
+        built.close()
+
+
+def start_heartbeats(built: Container, roles: list[str]) -> list[Heartbeat]:
+    """Start noting this process's heartbeat in each role (`/readyz` of the web reads them)."""
+    beats = [Heartbeat(built.db, role, built.settings.process_heartbeat_s) for role in roles]
+    for beat in beats:
+        beat.start()
+    return beats
+
+
+def start_probes(built: Container, port: int | None) -> ProbeServer | None:
+    """The probe server on `port` (else CXLOOP_HEALTH_PORT), or None when that is 0."""
+    port = built.settings.health_port if port is None else port
+    if not port:
+        return None
+    try:
+        probes = ProbeServer(built, port)
+    except OSError as exc:
+        built.close()
+        fail(f"cannot serve /livez, /readyz and /metrics on port {port}: {exc.strerror}")
+    probes.start()
+    return probes
+
+
+def stop_all(beats: list[Heartbeat], probes: ProbeServer | None) -> None:
+    for beat in beats:
+        beat.stop()
+    if probes:
+        probes.stop()

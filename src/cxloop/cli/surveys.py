@@ -86,7 +86,7 @@ def export(
     """Print (or write) a survey's content document, to edit and import again."""
     if format not in ("json", "yaml"):
         fail(f"unknown format {format!r}: use json or yaml")
-    built = container()
+    built = container(read_only=True)
     state = survey_content.get_content(built.db, admin_actor(built), survey_id)
     text = state.content.to_json() + "\n" if format == "json" else state.content.to_yaml()
     if output is None:
@@ -124,7 +124,7 @@ def close(
 @one_line_errors
 def list_(as_json: bool = JsonOption) -> None:
     """List all surveys."""
-    built = container()
+    built = container(read_only=True)
     actor = admin_actor(built)
     rows = []
     cursor = None
@@ -265,7 +265,7 @@ def transfers(
     as_json: bool = JsonOption,
 ) -> None:  # fmt: skip
     """List transfer offers to you (or from you)."""
-    built = container()
+    built = container(read_only=True)
     found = transfer_service.list_transfers(
         built.db, actor_for(built, user), direction=direction,  # type: ignore[arg-type]
         status=None if status == "any" else status,
@@ -337,7 +337,7 @@ def _print_paused(view: transfer_service.TransferView) -> None:
 @one_line_errors
 def grants(survey_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """List the owner's connections this survey's editors may pick."""
-    built = container()
+    built = container(read_only=True)
     rows = [
         {"connection_id": g.connection_id, "name": g.connection_name,
          "type": g.connection_type, "status": g.connection_status, "granted": g.granted_at}

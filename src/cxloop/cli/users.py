@@ -80,7 +80,7 @@ def list_(as_json: bool = JsonOption) -> None:
     rows = [
         {"id": user.id, "email": user.email, "name": user.name, "admin": user.is_admin,
          "active": user.is_active, "last_login": user.last_login_at}
-        for user in user_service.list_users(container().db)
+        for user in user_service.list_users(container(read_only=True).db)
     ]  # fmt: skip
     print_rows(rows, ["id", "email", "name", "admin", "active", "last_login"], as_json=as_json)
 
@@ -111,7 +111,7 @@ def list_tokens(
         {"id": record.id, "user": record.user.email, "name": record.name,
          "prefix": record.token_prefix, "created": record.created_at,
          "last_used": record.last_used_at, "state": "revoked" if record.revoked_at else "active"}
-        for record in user_service.list_tokens(container().db, user)
+        for record in user_service.list_tokens(container(read_only=True).db, user)
     ]  # fmt: skip
     columns = ["id", "user", "name", "prefix", "created", "last_used", "state"]
     print_rows(rows, columns, as_json=as_json)

@@ -40,7 +40,7 @@ UserOption = typer.Option(None, "--user", help="Act as this user (default: the o
 @one_line_errors
 def list_(survey_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """List a survey's workflows."""
-    built = container()
+    built = container(read_only=True)
     rows = [
         {"id": w.id, "name": w.name, "event": w.event_type, "enabled": w.enabled,
          "revision": w.revision, "updated": w.updated_at}
@@ -59,7 +59,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show a workflow (or one of its revisions): what it is, then its document as YAML."""
-    built = container()
+    built = container(read_only=True)
     actor = actor_for(built, user)
     if as_json:
         print_json(_workflow_json(built, actor, workflow_id, revision))
@@ -94,7 +94,7 @@ def export(
     user: str | None = UserOption,
 ) -> None:
     """Write the document as YAML, exactly what `apply` reads back."""
-    built = container()
+    built = container(read_only=True)
     text = service.export_workflow(built.db, actor_for(built, user), workflow_id, revision=revision)
     if output is None:
         typer.echo(text, nl=False)
@@ -143,7 +143,7 @@ def apply(
 @one_line_errors
 def revisions(workflow_id: str, user: str | None = UserOption, as_json: bool = JsonOption) -> None:
     """List a workflow's revisions: who changed what, when (UTC)."""
-    built = container()
+    built = container(read_only=True)
     rows = [
         {"revision": r.revision, "created": r.created_at, "author": r.author.email,
          "enabled": r.enabled, "summary": r.summary}
@@ -156,7 +156,7 @@ def revisions(workflow_id: str, user: str | None = UserOption, as_json: bool = J
 @one_line_errors
 def diff(workflow_id: str, a: int, b: int, user: str | None = UserOption) -> None:
     """Show what changed from revision A to revision B, as a unified diff of their YAML."""
-    built = container()
+    built = container(read_only=True)
     text = service.diff_revisions(built.db, actor_for(built, user), workflow_id, a, b)
     if not text:
         err_console.print(f"Revisions {a} and {b} have the same document.", highlight=False)

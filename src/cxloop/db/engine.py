@@ -22,8 +22,16 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def create_database_engine(url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> Engine:
-    """An engine for `url`, tuned for the backend it names."""
+def create_database_engine(
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = 30_000,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+) -> Engine:
+    """An engine for `url`, tuned for the backend it names. `pool_size` and `max_overflow`
+    size PostgreSQL's pool per process (settings `database_pool_size`, `database_max_overflow`);
+    SQLite's small pool is fixed (one writer at a time anyway)."""
     url = normalize_database_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
@@ -32,7 +40,11 @@ def create_database_engine(url: str, *, sqlite_busy_timeout_ms: int = 30_000) ->
         # hide_parameters: an error's message quotes the statement but never the values bound
         # to it (a token's hash, an encrypted secret, an answer), on either backend.
         return create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            hide_parameters=True,
         )
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 

@@ -60,6 +60,20 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class TokenRevocations(Base):
+    """One row counting revocations of API access (a token revoked, a user deactivated).
+
+    Every process remembers accepted tokens for a few seconds; it compares the count it saw
+    then with this row on each request, so a revocation in any process takes effect at once in
+    all of them. The row may be missing (a fresh or emptied database): that reads as 0.
+    """
+
+    __tablename__ = "token_revocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Survey(Base):
     """A survey project: one owner, collaborators, later questions, responses and workflows."""
 
@@ -321,6 +335,7 @@ class PersonalLink(Base):
 # the metadata wherever the models are imported (the app, Alembic).
 from cxloop.db import (  # noqa: E402, F401
     directory_models,
+    operations_models,
     ownership_models,
     run_models,
     workflow_models,

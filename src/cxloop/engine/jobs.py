@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from cxloop.engine import ledger, worker
 from cxloop.engine.scheduler import PeriodicJob
-from cxloop.services import throttle, web_sessions
+from cxloop.services import idempotency, throttle, web_sessions
 from cxloop.services.connections import delete_stale_attempts
 
 if TYPE_CHECKING:
@@ -31,6 +31,9 @@ def periodic_jobs(container: Container) -> list[PeriodicJob]:
         PeriodicJob("forget_stale_oauth_attempts", 3600, lambda: delete_stale_attempts(db)),
         PeriodicJob(
             "forget_ended_sessions", 3600, lambda: web_sessions.delete_expired(db, settings)
+        ),
+        PeriodicJob(
+            "forget_expired_idempotency_keys", 3600, lambda: idempotency.forget_expired(db)
         ),
         PeriodicJob(
             "forget_old_throttle_counters",

@@ -63,7 +63,8 @@ from cxloop.errors import Conflict, CxloopError, NotFound
 from cxloop.services import response_events
 from cxloop.services.access import SurveyAccess
 from cxloop.services.personal_links import find_link, get_link
-from cxloop.services.responses import check_accepting, duration, new_response_id, with_defaults
+from cxloop.services.responses.errors import check_accepting
+from cxloop.services.responses.plan import ResponsePlan, duration
 from cxloop.services.signed_links import RESERVED_PARAMS, check_signed_link
 from cxloop.services.survey_content import SurveyRef, content_for, survey_ref
 
@@ -474,20 +475,20 @@ def _save(
     if response is None:
         if not values and not create:
             return None  # going back from an empty first page stores nothing
+        plan = ResponsePlan(survey.id, content, survey.language)
         response = Response(
-            id=new_response_id(),
-            survey_id=survey.id,
-            values=values,
-            embedded_data=with_defaults(content, _allowed_for(content, state)),
-            started_at=state.started_at,
-            finished=False,
-            source="web",
-            channel=_channel_of(state, link),
-            language=survey.language,
-            distribution_id=link.distribution_id if link else None,
-            contact_id=link.contact_id if link else None,
-            created_at=now,
-            updated_at=now,
+            **plan.new_row(
+                values=values,
+                embedded_data=plan.with_defaults(_allowed_for(content, state)),
+                started_at=state.started_at,
+                ended_at=None,
+                finished=False,
+                source="web",
+                channel=_channel_of(state, link),
+                distribution_id=link.distribution_id if link else None,
+                contact_id=link.contact_id if link else None,
+                now=now,
+            )
         )
         session.add(response)
         session.flush()

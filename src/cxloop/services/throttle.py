@@ -27,6 +27,7 @@ from cxloop import metrics
 from cxloop.db.base import utcnow
 from cxloop.db.models import ThrottleCounter
 from cxloop.db.uow import Database
+from cxloop.domain.emails import comparable_email
 from cxloop.errors import TooManyAttempts
 from cxloop.services import audit
 from cxloop.settings import Settings
@@ -68,7 +69,7 @@ class Throttle:
     def login_subjects(self, email: str, address: str) -> list[Subject]:
         s = self._settings
         return [
-            Subject("login_account", email.strip().lower(), s.auth_lockout_failures_per_account),
+            Subject("login_account", comparable_email(email), s.auth_lockout_failures_per_account),
             Subject("login_address", address, s.auth_lockout_failures_per_address),
         ]
 

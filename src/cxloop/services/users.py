@@ -2,33 +2,123 @@
 
 from __future__ import annotations
 
-import time
+import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+import structlog
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cxloop import security
+from cxloop.caching import TtlCache
 from cxloop.db.base import utcnow
-from cxloop.db.models import ApiToken, User
+from cxloop.db.models import ApiToken, TokenRevocations, User
 from cxloop.db.uow import Database
+from cxloop.domain import emails
 from cxloop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cxloop.services import audit, throttle, web_sessions
 from cxloop.services.access import Actor
 
+log = structlog.get_logger(__name__)
+
 # Touching last_used_at on every request would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
+# How long a process remembers a token it accepted (a revocation ends it at once anyway).
+TOKEN_MEMORY_TTL_S = 10.0
+TOKEN_MEMORY_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class RememberedToken:
+    """A token accepted moments ago: its user, the revocation generation seen then, and when
+    the token expires."""
+
+    user: User
+    generation: int
+    expires_at: datetime | None
+
+
+class TokenMemory:
+    """The API tokens this process accepted in the last few seconds (one per container).
+
+    A remembered token is answered without its two queries as long as no revocation happened
+    since it was accepted: each answer reads the revocation generation (`token_revocations`,
+    one primary-key row) on a connection kept for that alone, outside the ORM and any
+    transaction, so it costs microseconds and sees every commit of every process at once.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.accepted: TtlCache[str, RememberedToken] = TtlCache(
+            TOKEN_MEMORY_ENTRIES, ttl_s=TOKEN_MEMORY_TTL_S
+        )
+        self._connection: Any = None  # a pooled connection, kept (see _generation)
+        self._lock = threading.Lock()
+
+    def remember(self, digest: str, token: RememberedToken) -> None:
+        """Remember a token just accepted."""
+        self.accepted.set(digest, token)
+
+    def user_of(self, digest: str) -> User | None:
+        """The user of a token accepted moments ago and not revoked since; None otherwise."""
+        remembered = self.accepted.get(digest)
+        if remembered is None:
+            return None
+        if remembered.expires_at is not None and remembered.expires_at <= utcnow():
+            return None
+        if self._generation() != remembered.generation:
+            self.accepted.pop(digest)
+            return None
+        return remembered.user
+
+    def close(self) -> None:
+        """Let go of the connection (the container closes)."""
+        with self._lock:
+            self._drop_connection()
+
+    def _generation(self) -> int | None:
+        """The revocation generation now; None if it cannot be read (the caller then checks
+        the token in full, so a failure here never lets a revoked token through)."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = self._db.engine.raw_connection()
+                    driver = self._connection.driver_connection
+                    if not isinstance(driver, sqlite3.Connection):
+                        # PostgreSQL: each read its own statement, no transaction left open.
+                        # (SQLite's connections are in autocommit mode already: see db/engine.)
+                        driver.autocommit = True
+                cursor = self._connection.driver_connection.cursor()
+                try:
+                    cursor.execute(_READ_REVOCATIONS_SQL)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except Exception:
+                log.warning("token_memory.generation_unreadable", exc_info=True)
+                self._drop_connection()
+                return None
+        return int(row[0]) if row else 0
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            # Invalidated, not returned: the pool must not hand out its autocommit setting.
+            self._connection.invalidate()
+            self._connection = None
+
 
 def normalize_email(email: str) -> str:
-    """The canonical form of an email address, or InvalidInput saying what is wrong with it."""
+    """The canonical form of a user's email address (`domain.emails`), or InvalidInput saying
+    what is wrong with it."""
     try:
-        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        message = f"{email!r} is not a valid email address: {exc}"
+        return emails.normalize_email(email)
+    except emails.NotAnEmail as exc:
+        message = f"{email!r} is not a valid email address: {exc.reason}"
         raise InvalidInput(message, code="bad_email") from None
 
 
@@ -151,7 +241,7 @@ def set_password(db: Database, email: str, password: str, *, actor: Actor | None
 
 def set_active(db: Database, email: str, active: bool, *, actor: Actor | None = None) -> User:
     """Deactivate (or reactivate) a user. A deactivated user's web sessions end at once and
-    their API tokens stop working (other processes: within seconds). Admins only."""
+    their API tokens stop working at once, in every process. Admins only."""
     if actor is not None and not actor.is_admin:
         raise Forbidden("Only an admin can deactivate or reactivate users.")
     with db.uow() as uow:
@@ -160,12 +250,12 @@ def set_active(db: Database, email: str, active: bool, *, actor: Actor | None = 
             user.is_active = active
             if not active:
                 web_sessions.end_all_for_user(uow.session, user.id)
+                _bump_revocations(uow.session)
             audit.record(
                 uow.session, actor.id if actor else None,
                 "user.activate" if active else "user.deactivate", "user", user.id,
             )  # fmt: skip
             uow.commit()
-    forget_cached_tokens()
     return user
 
 
@@ -176,13 +266,19 @@ def _user_for_change(session: Session, email: str, actor: Actor | None) -> User:
     return user
 
 
-def check_token(db: Database, guard: throttle.Throttle, token: str, address: str) -> User:
+def check_token(
+    db: Database,
+    guard: throttle.Throttle,
+    token: str,
+    address: str,
+    memory: TokenMemory | None = None,
+) -> User:
     """`authenticate_token` behind the throttle: a client address with too many failed token
     checks must wait (429) before its next token is even looked at; only failures are counted."""
     subjects = guard.token_subjects(address)
     guard.check(subjects)
     try:
-        return authenticate_token(db, token)
+        return authenticate_token(db, token, memory)
     except Unauthenticated:
         guard.failed(subjects)
         raise
@@ -238,14 +334,14 @@ def list_tokens(db: Database, user_email: str | None = None) -> list[ApiToken]:
 
 
 def revoke_token(db: Database, token_id: int, *, actor: Actor | None = None) -> ApiToken:
-    """Revoke a token for good; revoking twice is harmless."""
+    """Revoke a token for good, at once in every process; revoking twice is harmless."""
     with db.uow() as uow:
         record = uow.session.get(ApiToken, token_id)
         if record is None or (actor and not actor.is_admin and record.user_id != actor.id):
             raise NotFound(f"No API token {token_id}.", code="token_not_found")
         if record.revoked_at is None:
-            forget_cached_tokens()
             record.revoked_at = utcnow()
+            _bump_revocations(uow.session)
             audit.record(
                 uow.session, actor.id if actor else None, "token.revoke", "api_token",
                 str(record.id),
@@ -254,19 +350,24 @@ def revoke_token(db: Database, token_id: int, *, actor: Actor | None = None) -> 
         return record
 
 
-def authenticate_token(db: Database, token: str) -> User:
+def authenticate_token(db: Database, token: str, memory: TokenMemory | None = None) -> User:
     """The active user a bearer token belongs to; Unauthenticated with the reason otherwise.
 
-    A token seen in the last few seconds is answered from memory (two queries saved on every
-    API call); revoking it here forgets it at once, and other processes within `_CACHE_TTL_S`.
+    With a `memory`, a token accepted in the last few seconds is answered from it (two queries
+    saved on every API call) as long as no revocation happened since (`token_revocations`, one
+    primary-key read): revoking a token or deactivating a user takes effect at once, in every
+    process sharing the database.
     """
     _check_token_shape(token)
     digest = security.hash_api_token(token)
-    user = _remembered(digest)
-    if user is not None:
-        return user
-    now_mono = time.monotonic()
+    if memory is not None:
+        user = memory.user_of(digest)
+        if user is not None:
+            return user
     with db.reader() as uow:
+        # Read before the token: a revocation committed after this read makes the generation
+        # remembered below stale, so the next request looks again.
+        generation = _revocations(uow.session)
         record = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         now = utcnow()
         if record is None:
@@ -282,17 +383,17 @@ def authenticate_token(db: Database, token: str) -> User:
         user, needs_touch = record.user, _is_stale(record.last_used_at, now)
     if needs_touch:
         _touch_token(db, record.id, now)
-    if len(_token_cache) > 10_000:
-        _token_cache.clear()
-    _token_cache[digest] = (user, now_mono, record.expires_at)
+    if memory is not None:
+        memory.remember(digest, RememberedToken(user, generation, record.expires_at))
     return user
 
 
-def recently_authenticated(token: str) -> User | None:
-    """The user of a token `authenticate_token` accepted in the last few seconds, from memory
-    (no database: the API's async path answers from here without a thread); None otherwise."""
+def recently_authenticated(memory: TokenMemory, token: str) -> User | None:
+    """The user of a token `authenticate_token` accepted in the last few seconds, if nothing
+    was revoked since; None otherwise. No ORM and no transaction: the API's async path answers
+    from here without a trip to a worker thread."""
     _check_token_shape(token)
-    return _remembered(security.hash_api_token(token))
+    return memory.user_of(security.hash_api_token(token))
 
 
 def _check_token_shape(token: str) -> None:
@@ -300,24 +401,23 @@ def _check_token_shape(token: str) -> None:
         raise Unauthenticated("That is not a cxloop API token.", code="bad_token")
 
 
-def _remembered(digest: str) -> User | None:
-    cached = _token_cache.get(digest)
-    if (
-        cached is not None
-        and time.monotonic() - cached[1] < _CACHE_TTL_S
-        and (cached[2] is None or cached[2] > utcnow())
-    ):
-        return cached[0]
-    return None
+_READ_REVOCATIONS = select(TokenRevocations.generation).where(TokenRevocations.id == 1)
+_READ_REVOCATIONS_SQL = "SELECT generation FROM token_revocations WHERE id = 1"
+# The row may be missing (a database emptied by hand): the first revocation then creates it.
+# The same statement on SQLite and PostgreSQL.
+_BUMP_REVOCATIONS = text(
+    "INSERT INTO token_revocations (id, generation) VALUES (1, 1) "
+    "ON CONFLICT (id) DO UPDATE SET generation = token_revocations.generation + 1"
+)
 
 
-_CACHE_TTL_S = 10.0
-_token_cache: dict[str, tuple[User, float, datetime | None]] = {}
+def _revocations(session: Session) -> int:
+    return session.scalar(_READ_REVOCATIONS) or 0
 
 
-def forget_cached_tokens() -> None:
-    """Drop every remembered token (after a revocation, or a user deactivated)."""
-    _token_cache.clear()
+def _bump_revocations(session: Session) -> None:
+    """Count a revocation, in the transaction that makes it (so both commit, or neither)."""
+    session.execute(_BUMP_REVOCATIONS)
 
 
 def _is_stale(last_used_at: datetime | None, now: datetime) -> bool:

@@ -13,8 +13,10 @@ from fastapi.staticfiles import StaticFiles
 
 from cxloop import __version__
 from cxloop.bootstrap import Container, build_container
+from cxloop.db.operations_models import PROCESS_ROLES
 from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
+from cxloop.services.heartbeats import Heartbeat
 from cxloop.settings import load_settings
 from cxloop.web import api_docs, health, hooks, oauth, optout, pages, respond, ui
 from cxloop.web.api import (
@@ -64,14 +66,21 @@ class EmbeddedWorker:
             max_delay=IDLE_POLL_MAX_S,
         )
         self._scheduler = container.scheduler()
+        # /readyz of every web process reads these (services/heartbeats.py)
+        period_s = container.settings.process_heartbeat_s
+        self._heartbeats = [Heartbeat(container.db, role, period_s) for role in PROCESS_ROLES]
 
     def start(self) -> None:
         self._consumer.start()
         self._scheduler.start_thread()
+        for heartbeat in self._heartbeats:
+            heartbeat.start()
         log.info("worker.embedded_started")
 
     def stop(self) -> None:
         """Stop claiming new work and let what is running finish."""
+        for heartbeat in self._heartbeats:
+            heartbeat.stop()
         self._scheduler.stop()
         self._consumer.stop(graceful=True)
         log.info("worker.embedded_stopped")

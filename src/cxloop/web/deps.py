@@ -29,8 +29,9 @@ def get_db(request: Request) -> Database:
 async def api_actor(request: Request) -> Actor:
     """The user behind an API request: `Authorization: Bearer cxl_...` is required.
 
-    Async, so that a token seen moments ago costs no trip to a worker thread; only a token
-    not in memory is looked up in the database, in a thread.
+    Async, so that a token accepted moments ago costs no trip to a worker thread (only a read
+    of the revocation generation, by primary key); a token not in memory is looked up in the
+    database, in a thread.
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -45,18 +46,19 @@ async def api_actor(request: Request) -> Actor:
         raise Unauthenticated(
             "Send the API token as `Authorization: Bearer <token>`.", code="bad_token"
         )
+    container = get_container(request)
     try:
-        user = users.recently_authenticated(token)
+        user = users.recently_authenticated(container.token_memory, token)
     except Unauthenticated:
         user = None  # not even shaped like a token: counted as a failure below
     if user is None:
-        container = get_container(request)
         user = await run_in_threadpool(
             users.check_token,
             container.db,
             throttle.Throttle(container.db, container.settings),
             token,
             throttle.client_address(request.client),
+            container.token_memory,
         )
     return Actor.of(user)
 

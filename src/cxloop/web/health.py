@@ -1,36 +1,33 @@
-"""Liveness, readiness and metrics: what load balancers and Prometheus ask."""
+"""Liveness, readiness and metrics: what load balancers and Prometheus ask.
+
+`/readyz` answers 503 only when this process cannot take work in (the database or the queue
+does not answer, or the schema is behind). Silent workers or a silent scheduler make it
+`degraded` with 200: the web tier can still take responses in, and the ledger keeps them until
+a worker comes back, whereas a 503 would take every web pod out of the load balancer and stop
+the intake too (docs/deploy.md). `?strict=true` answers 503 for degraded as well, for monitors.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from cxloop import metrics
 from cxloop.db import migrate
+from cxloop.db.base import utcnow
 from cxloop.engine.queue import ping, queue_depth
+from cxloop.services import heartbeats
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/livez")
-def livez() -> dict[str, str]:
-    """The process is up and answering."""
-    return {"status": "ok"}
-
-
-@router.get(
-    "/readyz",
-    responses={
-        503: {"description": "The database or the queue does not answer (checks say which)"}
-    },
-)
-def readyz(request: Request) -> JSONResponse:
-    """200 when the database (at the current schema) and the queue answer; else 503 saying which."""
-    container = request.app.state.container
+def readiness(container: Any, *, with_processes: bool) -> tuple[int, dict[str, Any]]:
+    """The status code and body of `/readyz`: the database and the queue of this process and,
+    `with_processes`, whether workers and a scheduler are heard from (heartbeats)."""
     checks: dict[str, Any] = {}
     try:
         with container.db.engine.connect() as connection:
@@ -47,11 +44,49 @@ def readyz(request: Request) -> JSONResponse:
         checks["queue"] = "ok"
     except Exception as exc:
         checks["queue"] = f"unreachable: {type(exc).__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    if not all(value == "ok" for value in checks.values()):
+        return 503, {"status": "unavailable", "checks": checks}
+    if not with_processes:
+        return 200, {"status": "ready", "checks": checks}
+    settings = container.settings
+    now = utcnow()
+    silent = []
+    for health in heartbeats.role_health(container.db, settings.process_silent_after_s, now):
+        name = "workers" if health.role == "worker" else health.role
+        checks[name] = health.describe(now)
+        if health.is_silent:
+            silent.append(name)
+    if silent:
+        return 200, {"status": "degraded", "checks": checks, "degraded": silent}
+    return 200, {"status": "ready", "checks": checks}
+
+
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """The process is up and answering."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {
+            "description": "ready, or degraded: no heartbeat from any worker or from the "
+            "scheduler for CXLOOP_PROCESS_SILENT_AFTER_S (checks say which, and since when)"
+        },
+        503: {"description": "The database or the queue does not answer (checks say which)"},
+    },
+)
+def readyz(
+    request: Request,
+    strict: bool = Query(False, description="Answer 503 when degraded too (for monitors)."),
+) -> JSONResponse:
+    """200 when the database (at the current schema) and the queue answer, with `status`
+    `ready`, or `degraded` when workers or the scheduler are silent; else 503 saying which."""
+    status_code, body = readiness(request.app.state.container, with_processes=True)
+    if strict and body["status"] == "degraded":
+        status_code = 503
+    return JSONResponse(body, status_code=status_code)
 
 
 @router.get("/metrics", include_in_schema=False)

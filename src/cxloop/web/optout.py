@@ -1,7 +1,7 @@
 """The opt-out page, `/optout/{token}`: no login, no JavaScript, idempotent.
 
 The token in the address is the permission: it carries the contact id signed with the app's
-secret key (`services.directory.opt_out_token`), so no cookie or CSRF token is needed, as on the
+secret key (`security.opt_out_token`), so no cookie or CSRF token is needed, as on the
 respondent's survey pages. GET shows the (masked) address and a button; POST opts the contact
 out, again and again if asked. A POST whose body is `List-Unsubscribe=One-Click` (RFC 8058, sent
 by mail clients) works the same way. A forged or stale token gets a 404 page, never an error.

@@ -268,7 +268,11 @@ def shoot(page: Any, name: str, lang: str, viewport: str) -> Path:
     """A full-page screenshot to test-results/ui/<name>-<lang>-<viewport>.png (not committed)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}-{lang}-{viewport}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # Two tests may take the same view (accounts-empty) at once on two xdist workers: each
+    # writes its own file and renames it over the shot, so the shot is always a whole picture.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+    partial.write_bytes(page.screenshot(full_page=True))
+    partial.replace(path)
     return path
 
 

@@ -11,15 +11,15 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.errors import InvalidInput
-from cxloop.services import responses
+from cxloop.services import idempotency, responses
 from cxloop.services.responses import ResponseFilter, response_document
-from cxloop.web.deps import ApiActor, Db, Intake
+from cxloop.web.deps import ApiActor, AppContainer, Db, Intake
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
 
@@ -109,13 +109,54 @@ async def create_response(
     actor: ApiActor,
     db: Db,
     intake: Intake,
+    container: AppContainer,
     payload: Annotated[Any, Body(description="A response object, or an array of them")],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.KEY_HEADER,
+            description="Makes a retry safe: a request repeated with the same key (and the "
+            "same body) is answered with the stored response, marked `Idempotent-Replayed: "
+            "true`, and stores nothing again. A body's `id` (a ResponseID) does the same.",
+        ),
+    ] = None,
 ) -> JSONResponse:
+    key = idempotency.check_key(idempotency_key)
     if isinstance(payload, list):
+        if key is not None:
+            raise InvalidInput(
+                "An Idempotency-Key stands for one response: for an array, give each item "
+                "its own `id` instead.",
+                code="invalid_idempotency_key",
+            )
         return await run_in_threadpool(_bulk, db, actor, survey_id, payload)
-    # One response: the intake stores it with whatever else arrived meanwhile (group commit).
-    response = await asyncio.wrap_future(intake.submit(actor, survey_id, payload))
+    if not idempotency.is_retry_safe(payload, key):
+        # The busiest path: no key, no id, no trip to a thread. The intake stores the response
+        # with whatever else arrived meanwhile (group commit).
+        response = await asyncio.wrap_future(intake.submit(actor, survey_id, payload))
+        return JSONResponse(response_document(response), status_code=201)
+    ttl_s = container.settings.idempotency_key_ttl_s
+    claim = await run_in_threadpool(
+        idempotency.begin, db, actor, survey_id, payload, key, ttl_s=ttl_s
+    )
+    if isinstance(claim, idempotency.Replay):
+        return _replayed(claim)
+    try:
+        response = await asyncio.wrap_future(intake.submit(actor, survey_id, claim.document))
+    except Exception as exc:
+        replay = await run_in_threadpool(
+            idempotency.after_failure, db, actor, survey_id, claim, exc
+        )
+        return _replayed(replay)
+    if claim.key is not None:
+        await run_in_threadpool(idempotency.finish, db, actor, survey_id, claim, response)
     return JSONResponse(response_document(response), status_code=201)
+
+
+def _replayed(replay: idempotency.Replay) -> JSONResponse:
+    return JSONResponse(
+        replay.body, status_code=replay.status_code, headers={idempotency.REPLAY_HEADER: "true"}
+    )
 
 
 def _bulk(db: Any, actor: Any, survey_id: str, items: list[Any]) -> JSONResponse:

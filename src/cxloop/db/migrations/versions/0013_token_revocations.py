@@ -1,0 +1,30 @@
+"""token_revocations: a revocation generation read on every API request
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-05 16:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    table = op.create_table(
+        "token_revocations",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_token_revocations")),
+    )
+    op.bulk_insert(table, [{"id": 1, "generation": 0}])
+
+
+def downgrade() -> None:
+    op.drop_table("token_revocations")

@@ -1,0 +1,113 @@
+"""Submitting responses whole (the API's POST): one at a time, or together (group commit).
+
+Every accepted response runs the response-event hooks inside its transaction, before the
+commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cxloop.db.base import utcnow
+from cxloop.db.models import Response
+from cxloop.db.response_rows import insert_response_rows, persistent_responses
+from cxloop.db.uow import Database
+from cxloop.errors import CxloopError
+from cxloop.services import response_events
+from cxloop.services.access import Actor, SurveyAccess
+from cxloop.services.responses.errors import check_accepting, invalid_response
+from cxloop.services.responses.plan import ResponseDocument, ResponsePlan, Source, parse_document
+from cxloop.services.survey_content import SurveyRef, content_for, survey_ref
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One response submitted whole by `actor` (the API's single POST)."""
+
+    actor: Actor
+    survey_id: str
+    document: Any
+    source: Source = "api"
+
+
+def submit_response(
+    db: Database, actor: Actor, survey_id: str, document: Any, *, source: Source = "api"
+) -> Response:
+    """Store one response submitted whole (editors and up; the survey must be active)."""
+    [outcome] = submit_responses(db, [Submission(actor, survey_id, document, source)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def submit_responses(db: Database, submissions: Sequence[Submission]) -> list[Response | Exception]:
+    """Store responses submitted one by one, together in one transaction (group commit).
+
+    Each submission is checked on its own and gets its own outcome, in order: the stored
+    response, or the error that refused or failed it. The accepted ones commit together, each
+    with its runs. Should that transaction fail, each is stored again in a transaction of its
+    own, so that one culprit never costs the others their response.
+    """
+    try:
+        return _submit_together(db, submissions)
+    except Exception as exc:
+        if len(submissions) == 1:
+            return [exc]
+    return [submit_responses(db, [one])[0] for one in submissions]
+
+
+def _submit_together(db: Database, submissions: Sequence[Submission]) -> list[Response | Exception]:
+    with db.uow() as uow:
+        outcomes = _check_submissions(uow.session, submissions)
+        rows = [outcome for outcome in outcomes if isinstance(outcome, dict)]
+        if not rows:
+            return [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        insert_response_rows(uow.session, rows)
+        stored = iter(persistent_responses(uow.session, rows))
+        responses = [next(stored) if isinstance(o, dict) else o for o in outcomes]
+        response_events.on_response_events(
+            uow.session, [r for r in responses if isinstance(r, Response)], "created", uow
+        )
+        uow.commit()
+    return responses
+
+
+def _check_submissions(
+    session: Session, submissions: Sequence[Submission]
+) -> list[dict[str, Any] | Exception]:
+    """The row to insert for each submission, or the error that refuses it."""
+    surveys: dict[tuple[str, str], SurveyRef | CxloopError] = {}
+    plans: dict[str, ResponsePlan] = {}
+    now = utcnow()
+    outcomes: list[dict[str, Any] | Exception] = []
+    for submission in submissions:
+        key = (submission.survey_id, submission.actor.id)
+        try:
+            if key not in surveys:
+                try:
+                    surveys[key] = survey_ref(
+                        session, submission.survey_id, submission.actor, SurveyAccess.EDIT
+                    )
+                except CxloopError as exc:
+                    surveys[key] = exc
+            survey = surveys[key]
+            if isinstance(survey, CxloopError):
+                raise survey
+            doc = parse_document(ResponseDocument, submission.document)
+            check_accepting(survey)
+            plan = plans.get(survey.id)
+            if plan is None:
+                plan = plans[survey.id] = ResponsePlan(
+                    survey.id, content_for(session, survey), survey.language
+                )
+            problems = plan.problems(doc)
+            if problems:
+                raise invalid_response(problems)
+            outcomes.append(plan.row(doc, source=submission.source, now=now, response_id=doc.id))
+        except CxloopError as exc:
+            outcomes.append(exc)
+    return outcomes
