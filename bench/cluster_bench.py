@@ -195,9 +195,9 @@ def submit(
     on_accepted: Any = None,
 ) -> Submissions:
     """POST `count` responses from `clients` threads, submission n to web process n mod 2 (a
-    round-robin load balancer). Each carries an Idempotency-Key; a request that got no answer
-    or a 5xx is sent again with the same key to the next web process, for up to `retry_for_s`.
-    """
+    round-robin load balancer). Each carries an Idempotency-Key; a request that got no answer,
+    a 5xx or a 409 is sent again with the same key to the next web process, for up to
+    `retry_for_s`. A replay answered 201 with the stored response counts as accepted."""
     seen = Submissions()
     path = f"/api/v1/surveys/{survey_id}/responses"
 
@@ -224,7 +224,8 @@ def submit(
                         if on_accepted:
                             on_accepted(accepted)
                         break
-                    if reply is not None and reply.status_code < 500:
+                    # 409: the first request with this key may still be storing it; ask again
+                    if reply is not None and reply.status_code < 500 and reply.status_code != 409:
                         with seen.lock:
                             seen.refused += 1
                         break
