@@ -46,7 +46,7 @@ from cxloop.domain.response_csv import ResponseTable, header_row_count
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.survey_flow import without_off_route_requirements
 from cxloop.errors import CxloopError, InvalidInput, NotFound
-from cxloop.services import audit, response_events
+from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
 from cxloop.services.survey_content import SurveyRef, content_for, content_of, survey_ref
@@ -323,8 +323,8 @@ def _submit_together(db: Database, submissions: Sequence[Submission]) -> list[Re
         insert_response_rows(uow.session, rows)
         stored = iter(persistent_responses(uow.session, rows))
         responses = [next(stored) if isinstance(o, dict) else o for o in outcomes]
-        response_events.on_response_events(
-            uow.session, [r for r in responses if isinstance(r, Response)], "created", uow
+        uow.ledger.record_response_events(
+            uow, [r for r in responses if isinstance(r, Response)], "created"
         )
         uow.commit()
     return responses
@@ -411,7 +411,7 @@ def update_response(
             uow.session, actor.id, "response.update", "response", response.id,
             survey_id=survey_id, changed=sorted(patch.model_dump(exclude_unset=True)),
         )  # fmt: skip
-        response_events.on_response_event(uow.session, response, "updated", uow)
+        uow.ledger.record_response_events(uow, [response], "updated")
         uow.commit()
     return response
 
@@ -915,9 +915,8 @@ def _insert(db: Database, batch: list[_Pending]) -> tuple[list[_Pending], list[_
             insert_response_rows(session, rows)
             # Most imports start no workflow (only those that include imported responses):
             # one question per batch then saves building a response object per row.
-            if response_events.any_hook_interested(session, [rows[0]["survey_id"]], "import"):
-                responses = persistent_responses(session, rows)
-                response_events.on_response_events(session, responses, "created", uow)
+            if uow.ledger.wants_responses(session, [rows[0]["survey_id"]], "import"):
+                uow.ledger.record_response_events(uow, rows, "created")
         uow.commit()
     return stored, taken
 
