@@ -19,6 +19,7 @@ from cxloop.cli.context import console, container, fail
 from cxloop.cli.context import settings as load_settings
 from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
+from cxloop.process import tune_garbage_collector
 from cxloop.services import users
 from cxloop.settings import default_data_dir
 from cxloop.web.app import EmbeddedWorker, create_app, served_app
@@ -41,6 +42,7 @@ def serve(
     ),
 ) -> None:
     """Run the web server, with the worker and scheduler inside unless --no-worker."""
+    tune_garbage_collector()
     derived = None
     if not load_settings(with_secrets=False).base_url_is_set:
         # The base URL follows the server: every process of this command (and its children,
@@ -148,6 +150,7 @@ def worker(
     ),
 ) -> None:
     """Run a worker: executes queued work; stops gracefully on SIGTERM or SIGINT."""
+    tune_garbage_collector()
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
     if is_process_local(built.huey):
@@ -177,6 +180,7 @@ def worker(
 
 def scheduler() -> None:
     """Run the periodic scheduler alone (one per deployment is enough; more are harmless)."""
+    tune_garbage_collector()
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
     sched = built.scheduler()
