@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from email.utils import formataddr
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -39,11 +40,13 @@ if TYPE_CHECKING:
     from cxloop.settings import Settings
 
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
-_ERROR_CODES = {
-    "invalid_email": "INVALID_EMAIL",
-    "email_taken": "EMAIL_TAKEN",
-    "invalid_embedded_data": "INVALID_EMBEDDED_DATA",
-}
+_ERROR_CODES = MappingProxyType(
+    {
+        "invalid_email": "INVALID_EMAIL",
+        "email_taken": "EMAIL_TAKEN",
+        "invalid_embedded_data": "INVALID_EMBEDDED_DATA",
+    }
+)
 
 
 def execute(container: EngineParts, task_run: TaskRun) -> Outcome:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
@@ -29,7 +30,9 @@ from cxloop.ledger import ledger_of
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 
-CONTENT_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".qsf": "qsf"}
+CONTENT_FORMATS = MappingProxyType(
+    {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".qsf": "qsf"}
+)
 _QID_NUMBER = re.compile(r"^QID([1-9][0-9]{0,8})$")
 _EMPTY = SurveyContent()
 
