@@ -356,6 +356,37 @@ def test_dry_run_shows_the_exact_record_without_sending(
     assert sf_records(emulator, "Survey_Response__c") == []
 
 
+def test_dry_run_asks_the_matchers_rule_including_when_the_workflow_starts(
+    linked: Container, setup: dict[str, Any]
+) -> None:
+    # Bug: the dry run ignored the event's `when`: a workflow that starts on updates only was
+    # shown as running for a response as it arrived, which the matcher never starts it on.
+    from cxloop.engine.dry_run import dry_run
+
+    document = upsert_workflow("Acme", name="On updates")
+    document["event"]["when"] = ["updated"]
+    workflow_id = add_workflow(linked, setup, document)
+    response_id = submit(linked, setup, 9, "Fine")
+    assert task_runs(linked) == []  # the matcher: a new response does not start it
+    preview = dry_run(linked, setup["actor"], workflow_id, response_id)
+    assert preview["would_run"] is False
+    assert preview["why_not"] == ["the workflow starts when a response is updated, not created"]
+    updated = dry_run(linked, setup["actor"], workflow_id, response_id, response_event="updated")
+    assert updated["would_run"] is True and updated["why_not"] == []
+    detractors = upsert_workflow("Acme", name="Detractors on updates")
+    detractors["event"]["when"] = ["updated"]
+    detractors["conditions"] = {
+        "join": "and",
+        "conditions": [{"field": "q://QID1", "operator": "less_or_equal", "value": 6}],
+    }
+    other_id = add_workflow(linked, setup, detractors)
+    both = dry_run(linked, setup["actor"], other_id, response_id)
+    assert both["why_not"] == [  # every reason, as the matcher's rule gives them
+        "the workflow starts when a response is updated, not created",
+        "the conditions do not hold for this response",
+    ]
+
+
 def test_dry_run_over_the_api_and_cli(
     linked: Container, setup: dict[str, Any], web: TestClient, owner: Person,
     monkeypatch: pytest.MonkeyPatch,
