@@ -112,9 +112,11 @@ def prepare(env: dict[str, str]) -> tuple[Any, str]:
     os.environ.update(env)
     from cxloop.bootstrap import build_container
     from cxloop.db import migrate
+    from cxloop.process import tune_garbage_collector
     from cxloop.services import users
     from cxloop.settings import load_settings
 
+    tune_garbage_collector()  # the import runs in this process, tuned as `cxloop serve` is
     container = build_container(load_settings())
     migrate.upgrade(container.db.engine)
     users.create_user(container.db, "bench@example.com", None, is_admin=True)

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container, build_container
-from cxloop.services import response_events, survey_content, surveys, users
+from cxloop.ledger import ResponseFacts
+from cxloop.services import survey_content, surveys, users
 from cxloop.services.access import Actor
 from cxloop.web.app import create_app
 from sfemu.testing import EmulatorServer, run_in_thread
@@ -197,10 +198,43 @@ def mailbox(linked: Container) -> Iterator[list[Any]]:
         yield caught
 
 
+class LedgerWatch:
+    """What a container's ledger is told of responses: each call's event and response facts,
+    and each interest question (survey ids, source). `before(uow, facts, event)` runs inside
+    the response's transaction before the ledger does its work (to add to, or fail, it);
+    `interested` answers interest questions instead of the ledger when set."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[ResponseFacts]]] = []
+        self.asked: list[tuple[list[str], str]] = []
+        self.before: Callable[[Any, list[ResponseFacts], str], None] | None = None
+        self.interested: bool | None = None
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(facts) for _, facts in self.calls]
+
+
 @pytest.fixture
-def hooks() -> Any:
-    """Register response hooks for one test, and remove them afterwards."""
-    undo: list[Any] = []
-    yield lambda hook, **options: undo.append(response_events.register_hook(hook, **options))
-    for unregister in undo:
-        unregister()
+def ledger_watch(container: Container, monkeypatch: pytest.MonkeyPatch) -> LedgerWatch:
+    """Watch the `container`'s ledger (its own instance; nothing module-wide is touched)."""
+    watch = LedgerWatch()
+    ledger = container.ledger
+    record, wants = ledger.record_response_events, ledger.wants_responses
+
+    def recording(uow: Any, responses: Any, event: str) -> None:
+        facts = [ResponseFacts.of(r) for r in responses]
+        watch.calls.append((event, facts))
+        if watch.before is not None:
+            watch.before(uow, facts, event)
+        record(uow, responses, event)
+
+    def asking(session: Any, survey_ids: Any, source: str) -> bool:
+        watch.asked.append((list(survey_ids), source))
+        if watch.interested is not None:
+            return watch.interested
+        return wants(session, survey_ids, source)
+
+    monkeypatch.setattr(ledger, "record_response_events", recording)
+    monkeypatch.setattr(ledger, "wants_responses", asking)
+    return watch

@@ -23,7 +23,8 @@ from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.workflow_models import Workflow
 from cxloop.domain.workflow import parse_document
 from cxloop.engine.dry_run import dry_run
-from cxloop.services import directory, responses, runs, survey_content, surveys, users
+from cxloop.ledger import RunEvent
+from cxloop.services import directory, responses, survey_content, surveys, users
 from cxloop.services.access import Actor
 from tests.integration.conftest import smtp_catcher
 from tests.integration.survey_helpers import hidden_fields
@@ -112,14 +113,14 @@ def deliver(
         survey = uow.session.get(Survey, setup["survey_id"])
         workflow = uow.session.get(Workflow, workflow_id)
         document = parse_document(workflow.document)
-        runs.add_run(
-            uow.session,
+        uow.ledger.record_outbound_message(
+            uow,
             survey,
-            workflow,
+            workflow.id,
+            workflow.revision,
             document,
+            [RunEvent(f"outbound:00D000000000001:{event['Id']}", event)],
             event_type="salesforce_outbound_message",
-            event_key=f"outbound:00D000000000001:{event['Id']}",
-            event_data=event,
         )
         uow.commit()
     drain(container)
@@ -290,23 +291,24 @@ def test_a_response_workflow_invites_and_a_later_task_reads_the_contact_id(
 def test_a_retried_task_run_mails_once_after_an_smtp_failure(
     container: Container, setup: dict[str, Any], inbox: list[Message]
 ) -> None:
-    from cxloop.engine import ledger, worker
+    from cxloop.engine import worker
+    from cxloop.ledger import claims
 
     workflow_id = add_workflow(container, setup, outbound())
     real_port = container.settings.smtp_port
     container.settings.smtp_port = 9  # nothing listens here
     with container.db.uow() as uow:
-        runs.add_run(
-            uow.session,
+        uow.ledger.record_outbound_message(
+            uow,
             uow.session.get(Survey, setup["survey_id"]),
-            uow.session.get(Workflow, workflow_id),
+            workflow_id,
+            uow.session.get(Workflow, workflow_id).revision,
             parse_document(OUTBOUND),
+            [RunEvent("outbound:x:1", case())],
             event_type="salesforce_outbound_message",
-            event_key="outbound:x:1",
-            event_data=case(),
         )
         uow.commit()
-    worker.process(container, ledger.overdue_keys(container.db, grace_s=0)[0])
+    worker.process(container, claims.overdue_keys(container.db, grace_s=0)[0])
     task_run = only_task_run(container)
     assert task_run.status == "waiting_retry" and "could not be reached" in task_run.status_reason
     with container.db.reader() as uow:

@@ -14,8 +14,9 @@ from cxloop.bootstrap import Container
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.workflow import parse_document
-from cxloop.engine import ledger, worker
-from cxloop.services import responses, runs
+from cxloop.engine import worker
+from cxloop.ledger import claims
+from cxloop.services import responses
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
 from tests.integration.conftest import follow_login
@@ -93,7 +94,7 @@ def drain(container: Container, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         worker.sweep(container)
-        keys = ledger.overdue_keys(container.db, grace_s=0)
+        keys = claims.overdue_keys(container.db, grace_s=0)
         if not keys and not _open(container):
             return
         for key in keys:
@@ -263,7 +264,7 @@ def test_the_matcher_says_which_new_responses_could_start_a_workflow(
 
     def wants(source: str) -> bool:
         with linked.db.reader() as uow:
-            return runs.wants_responses(uow.session, survey_ids, source)
+            return uow.ledger.wants_responses(uow.session, survey_ids, source)
 
     assert not wants("api") and not wants("import")  # no workflow yet
     add_workflow(linked, setup, upsert_workflow("Acme", name="Live only"))
@@ -355,6 +356,37 @@ def test_dry_run_shows_the_exact_record_without_sending(
     assert sf_records(emulator, "Survey_Response__c") == []
 
 
+def test_dry_run_asks_the_matchers_rule_including_when_the_workflow_starts(
+    linked: Container, setup: dict[str, Any]
+) -> None:
+    # Bug: the dry run ignored the event's `when`: a workflow that starts on updates only was
+    # shown as running for a response as it arrived, which the matcher never starts it on.
+    from cxloop.engine.dry_run import dry_run
+
+    document = upsert_workflow("Acme", name="On updates")
+    document["event"]["when"] = ["updated"]
+    workflow_id = add_workflow(linked, setup, document)
+    response_id = submit(linked, setup, 9, "Fine")
+    assert task_runs(linked) == []  # the matcher: a new response does not start it
+    preview = dry_run(linked, setup["actor"], workflow_id, response_id)
+    assert preview["would_run"] is False
+    assert preview["why_not"] == ["the workflow starts when a response is updated, not created"]
+    updated = dry_run(linked, setup["actor"], workflow_id, response_id, response_event="updated")
+    assert updated["would_run"] is True and updated["why_not"] == []
+    detractors = upsert_workflow("Acme", name="Detractors on updates")
+    detractors["event"]["when"] = ["updated"]
+    detractors["conditions"] = {
+        "join": "and",
+        "conditions": [{"field": "q://QID1", "operator": "less_or_equal", "value": 6}],
+    }
+    other_id = add_workflow(linked, setup, detractors)
+    both = dry_run(linked, setup["actor"], other_id, response_id)
+    assert both["why_not"] == [  # every reason, as the matcher's rule gives them
+        "the workflow starts when a response is updated, not created",
+        "the conditions do not hold for this response",
+    ]
+
+
 def test_dry_run_over_the_api_and_cli(
     linked: Container, setup: dict[str, Any], web: TestClient, owner: Person,
     monkeypatch: pytest.MonkeyPatch,
@@ -432,7 +464,7 @@ def test_mail_server_down_is_retried_then_delivered(
     real_port = linked.settings.smtp_port
     linked.settings.smtp_port = 9  # nothing listens here
     submit(linked, setup, 5)
-    worker.process(linked, ledger.overdue_keys(linked.db, grace_s=0)[0])
+    worker.process(linked, claims.overdue_keys(linked.db, grace_s=0)[0])
     (task_run,) = task_runs(linked)
     assert task_run.status == "waiting_retry" and "could not be reached" in task_run.status_reason
     linked.settings.smtp_port = real_port
@@ -452,14 +484,14 @@ def test_the_request_limit_holds_back_only_that_org_then_work_resumes(
         "/faults", json={"error": "REQUEST_LIMIT_EXCEEDED", "count": 1}
     ).raise_for_status()
     submit(linked, setup, 8)
-    key = ledger.overdue_keys(linked.db, grace_s=0)[0]
+    key = claims.overdue_keys(linked.db, grace_s=0)[0]
     worker.process(linked, key)
     (task_run,) = task_runs(linked)
     assert task_run.status == "waiting_retry" and "API limit" in task_run.status_reason
     with linked.db.reader() as uow:
         (throttle,) = uow.session.query(OrgThrottle).all()
     assert throttle.org_id == setup["connection"]["org_id"] and throttle.strikes == 1
-    assert ledger.throttled_until(linked.db, throttle.org_id) is not None
+    assert claims.throttled_until(linked.db, throttle.org_id) is not None
     drain(linked)
     assert task_runs(linked)[0].status == "succeeded"
 

@@ -19,9 +19,10 @@ from cxloop.bootstrap import Container
 from cxloop.db.base import utcnow
 from cxloop.db.models import Response
 from cxloop.db.run_models import Run, TaskRun
-from cxloop.engine import ledger, worker
-from cxloop.engine.ledger import Outcome
-from cxloop.services import runs, workflows
+from cxloop.engine import worker
+from cxloop.ledger import claims
+from cxloop.ledger.claims import Outcome
+from cxloop.services import workflows
 from cxloop.services.responses import new_response_id
 from tests.integration.test_engine import add_workflow, submit, task_runs, upsert_workflow
 
@@ -92,14 +93,14 @@ def test_two_tasks_of_a_run_finishing_together_free_the_task_that_waits_for_both
     add_workflow(linked, setup, two_tasks_and_one_that_uses_both())
     submit(linked, setup, 9)
     rows = by_task(linked)
-    claimed_a = ledger.claim_task_runs(
+    claimed_a = claims.claim_task_runs(
         linked.db, rows["response"].batch_key, limit=5, lease_s=60, worker="A"
     )
-    claimed_b = ledger.claim_task_runs(
+    claimed_b = claims.claim_task_runs(
         linked.db, rows["contact"].batch_key, limit=5, lease_s=60, worker="B"
     )
     assert len(claimed_a) == len(claimed_b) == 1
-    real_release = ledger.release_blocked
+    real_release = linked.ledger.release_blocked
     a_settled, a_may_commit = threading.Event(), threading.Event()
 
     def release_then_hold(session: Any, run_ids: Any) -> list[str]:
@@ -109,11 +110,11 @@ def test_two_tasks_of_a_run_finishing_together_free_the_task_that_waits_for_both
             assert a_may_commit.wait(10)
         return freed
 
-    monkeypatch.setattr(ledger, "release_blocked", release_then_hold)
+    monkeypatch.setattr(linked.ledger, "release_blocked", release_then_hold)
     freed: dict[str, list[str]] = {}
 
     def record(name: str, outcome: Outcome) -> None:
-        settled = ledger.record_outcomes(linked.db, [outcome], started_at=utcnow(), worker=name)
+        settled = claims.record_outcomes(linked.db, [outcome], started_at=utcnow(), worker=name)
         freed[name] = settled.ready_keys
 
     a = CheckedThread(record, "A", succeeded(claimed_a[0].id, "a0X000000000001AAA"), name="A")
@@ -141,7 +142,7 @@ def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
     add_workflow(linked, setup, upsert_workflow("Acme"))
     submit(linked, setup, 9)
     (row,) = task_runs(linked)
-    (claimed,) = ledger.claim_task_runs(
+    (claimed,) = claims.claim_task_runs(
         linked.db, row.batch_key, limit=5, lease_s=60, worker="slow"
     )
     with linked.db.uow() as uow:  # the batch took longer than its lease
@@ -149,7 +150,7 @@ def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
             update(TaskRun).values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
         uow.commit()
-    real_columns = ledger.outcome_columns
+    real_columns = claims.outcome_columns
     has_read, may_write = threading.Event(), threading.Event()
 
     def columns_after_a_pause(outcome: Outcome, now: Any) -> dict[str, Any]:
@@ -157,9 +158,9 @@ def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
         assert may_write.wait(10)
         return real_columns(outcome, now)
 
-    monkeypatch.setattr(ledger, "outcome_columns", columns_after_a_pause)
+    monkeypatch.setattr(claims, "outcome_columns", columns_after_a_pause)
     recording = CheckedThread(
-        lambda: ledger.record_outcomes(
+        lambda: claims.record_outcomes(
             linked.db, [succeeded(claimed.id, "a0X000000000001AAA")],
             started_at=utcnow(), worker="slow",
         )
@@ -169,9 +170,9 @@ def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
     taken_again: list[Any] = []
 
     def sweep_then_claim() -> None:
-        ledger.expire_leases(linked.db)
+        claims.expire_leases(linked.db)
         taken_again.extend(
-            ledger.claim_task_runs(linked.db, row.batch_key, limit=5, lease_s=60, worker="other")
+            claims.claim_task_runs(linked.db, row.batch_key, limit=5, lease_s=60, worker="other")
         )
 
     sweeper = CheckedThread(sweep_then_claim)
@@ -218,11 +219,6 @@ def unsaved_responses(survey_id: str, count: int) -> list[Response]:
     ]
 
 
-class _NoCommit:
-    def after_commit(self, _callback: Any) -> None:
-        pass
-
-
 def test_matching_a_batch_costs_one_query_and_two_inserts(
     linked: Container, setup: dict[str, Any], statements: list[str]
 ) -> None:
@@ -232,7 +228,7 @@ def test_matching_a_batch_costs_one_query_and_two_inserts(
         statements.clear()
         with linked.db.uow() as uow:
             batch = unsaved_responses(setup["survey_id"], 30)
-            runs.match_responses(uow.session, batch, "created", _NoCommit())  # type: ignore[arg-type]
+            uow.ledger.record_response_events(uow, batch, "created")
             uow.commit()
     assert statements.count("SELECT") == 1
     assert statements.count("INSERT") == 4  # runs and task runs, for each workflow
@@ -245,7 +241,7 @@ def test_a_survey_without_workflows_costs_one_query(
 ) -> None:
     with linked.db.uow() as uow:
         batch = unsaved_responses(setup["survey_id"], 10)
-        runs.match_responses(uow.session, batch, "created", _NoCommit())  # type: ignore[arg-type]
+        uow.ledger.record_response_events(uow, batch, "created")
     assert statements.count("SELECT") == 1
     assert "INSERT" not in statements
 
@@ -273,54 +269,52 @@ def test_a_saved_workflow_matches_with_its_new_revision_and_a_disabled_one_not_a
     ]
 
 
-@pytest.fixture
-def fresh_worker_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker, "_last_batch_at", {})
-    monkeypatch.setattr(worker, "_lingering", set())
-    monkeypatch.setattr(worker, "_in_flight", {})
-
-
 def ready_key(container: Container, setup: dict[str, Any], count: int) -> str:
     add_workflow(container, setup, upsert_workflow("Acme"))
     for number in range(count):
         submit(container, setup, number % 11)
-    (key,) = ledger.overdue_keys(container.db, grace_s=0)
+    (key,) = claims.overdue_keys(container.db, grace_s=0)
     return key
 
 
 def test_a_filling_batch_goes_once_nothing_joins_it(
-    linked: Container, setup: dict[str, Any], fresh_worker_state: None
+    linked: Container, setup: dict[str, Any]
 ) -> None:
     linked.settings.batch_linger_s, linked.settings.batch_quiet_s = 5.0, 0.1
     key = ready_key(linked, setup, 3)
-    worker._last_batch_at[key] = time.monotonic()  # under load: a batch went moments ago
+    linked.engine_state.pacing.last_batch_at[key] = (
+        time.monotonic()
+    )  # under load: a batch went moments ago
     started = time.monotonic()
-    with worker._turn(linked, key) as waited:
+    with worker.batch_turn(linked, key) as waited:
         assert waited is not None
     assert time.monotonic() - started < 2.0  # well before the 5 s linger
 
 
 def test_a_batch_of_this_process_in_flight_is_no_reason_to_stop_waiting(
-    linked: Container, setup: dict[str, Any], fresh_worker_state: None
+    linked: Container, setup: dict[str, Any]
 ) -> None:
     # While this process sends a batch, arrivals pause because of it: keep filling.
     linked.settings.batch_linger_s, linked.settings.batch_quiet_s = 0.6, 0.05
     key = ready_key(linked, setup, 3)
-    worker._last_batch_at[key] = time.monotonic()
-    with worker._sending(key), worker._turn(linked, key) as waited:
+    linked.engine_state.pacing.last_batch_at[key] = time.monotonic()
+    with (
+        worker.sending_batch(linked.engine_state.pacing, key),
+        worker.batch_turn(linked, key) as waited,
+    ):
         assert waited is not None and waited >= 0.3
 
 
-def test_two_messages_never_split_one_batch(
-    linked: Container, setup: dict[str, Any], fresh_worker_state: None
-) -> None:
+def test_two_messages_never_split_one_batch(linked: Container, setup: dict[str, Any]) -> None:
     linked.settings.batch_size, linked.settings.batch_linger_s = 2, 5.0
     key = ready_key(linked, setup, 3)
-    worker._lingering.add(key)  # another thread of this process is filling this key's batch
-    with worker._turn(linked, key) as waited:
+    linked.engine_state.pacing.lingering.add(
+        key
+    )  # another thread of this process is filling this key's batch
+    with worker.batch_turn(linked, key) as waited:
         assert waited is None  # it will take these rows
     submit(linked, setup, 5)  # now two full batches are ready: the second one is ours
-    with worker._turn(linked, key) as waited:
+    with worker.batch_turn(linked, key) as waited:
         assert waited == 0.0
 
 
@@ -328,7 +322,6 @@ def test_an_org_held_back_during_a_message_gets_no_more_batches_from_it(
     linked: Container,
     setup: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
-    fresh_worker_state: None,
 ) -> None:
     # Bug: the hold was looked at once per message; the rounds after it went on claiming.
     linked.settings.batch_size = 1
@@ -339,22 +332,22 @@ def test_an_org_held_back_during_a_message_gets_no_more_batches_from_it(
 
     def execute_then_hold_back(container: Container, claimed: Any, target: Any) -> Any:
         outcomes = real_execute(container, claimed, target)
-        ledger.throttle_org(container.db, target.org_id, 60, "test", escalate=False)
+        claims.throttle_org(container.db, target.org_id, 60, "test", escalate=False)
         return outcomes
 
     monkeypatch.setattr(worker.salesforce_batch, "execute", execute_then_hold_back)
     worker.process(linked, key)
     statuses = sorted(t.status for t in task_runs(linked))
     assert statuses == ["pending", "succeeded"] and scheduled == [key]
-    assert ledger.batch_target(linked.db, setup["actor"].id, "Acme").held_until is not None
+    assert claims.batch_target(linked.db, setup["actor"].id, "Acme").held_until is not None
 
 
 def test_a_nearly_full_batch_waits_half_as_long_again_to_fill(
-    linked: Container, setup: dict[str, Any], fresh_worker_state: None
+    linked: Container, setup: dict[str, Any]
 ) -> None:
     settings = linked.settings
     settings.batch_size, settings.batch_linger_s, settings.batch_quiet_s = 3, 0.4, 0.0
     key = ready_key(linked, setup, 2)  # two thirds of a batch
-    worker._last_batch_at[key] = time.monotonic()
-    with worker._turn(linked, key) as waited:
+    linked.engine_state.pacing.last_batch_at[key] = time.monotonic()
+    with worker.batch_turn(linked, key) as waited:
         assert waited is not None and waited > 0.45  # more than the linger itself

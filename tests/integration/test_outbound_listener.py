@@ -23,7 +23,7 @@ from cxloop.cli.main import app as cli
 from cxloop.db.base import utcnow
 from cxloop.db.run_models import OutboundNotification, Run, TaskRun
 from cxloop.domain.outbound_message import render_ack
-from cxloop.engine import ledger
+from cxloop.ledger import claims
 from cxloop.services import outbound, surveys, workflows
 from cxloop.web.app import create_app
 from sfemu.testing import EmulatorServer
@@ -453,7 +453,7 @@ def test_old_inbox_rows_go_with_old_runs_and_metrics_count_outcomes(
             .values(received_at=utcnow() - timedelta(days=400))
         )
         uow.commit()
-    ledger.delete_old_runs(linked.db, 365)
+    claims.delete_old_runs(linked.db, 365)
     with linked.db.reader() as uow:
         left = list(uow.session.scalars(select(OutboundNotification.notification_id)))
     assert left == [case(2)["nid"]]

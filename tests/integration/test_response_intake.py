@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from cxloop.bootstrap import Container
 from cxloop.db.models import Response
 from cxloop.errors import Forbidden, InvalidInput, NotFound
-from cxloop.services import response_events
 from cxloop.services.access import Actor
 from cxloop.services.response_intake import ResponseIntake
 from cxloop.services.responses import Submission, SurveyNotAccepting, submit_responses
+from tests.integration.conftest import LedgerWatch
 from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person, share
 
 
@@ -30,20 +30,18 @@ def actor_of(person: Any) -> Actor:
 
 
 @pytest.fixture
-def batches() -> Any:
-    """The sizes of the batches the response hooks are called with."""
-    sizes: list[int] = []
+def batches(ledger_watch: LedgerWatch) -> Any:
+    """The sizes of the batches the ledger is told of, and a gate that holds the writer inside
+    its transaction once."""
     gate: dict[str, threading.Event] = {}
 
-    def for_many(session: Any, responses: Any, event: str, uow: Any) -> None:
-        sizes.append(len(responses))
+    def hold(uow: Any, facts: Any, event: str) -> None:
         if "hold" in gate:
             gate["entered"].set()
-            gate.pop("hold").wait(10)  # hold the writer inside its transaction once
+            gate.pop("hold").wait(10)
 
-    unregister = response_events.register_hook(lambda *args: None, for_many=for_many)
-    yield sizes, gate
-    unregister()
+    ledger_watch.before = hold
+    return ledger_watch, gate
 
 
 def test_each_submission_of_a_batch_gets_its_own_outcome(
@@ -54,7 +52,7 @@ def test_each_submission_of_a_batch_gets_its_own_outcome(
     survey_id = make_survey(client, alice)
     draft_id = make_survey(client, alice, status="draft", name="Not yet")
     share(client, alice, survey_id, viewer, "viewer")
-    sizes, _ = batches
+    watch, _ = batches
     good = {"values": GOOD_VALUES}
     outcomes = submit_responses(
         container.db,
@@ -74,34 +72,32 @@ def test_each_submission_of_a_batch_gets_its_own_outcome(
     ]  # fmt: skip
     assert outcomes[1].details[0]["qid"] == "QID1"  # type: ignore[union-attr]
     assert stored_ids(container) == {outcomes[0].id, outcomes[6].id}  # type: ignore[union-attr]
-    assert sizes == [2]  # one transaction, the hooks told of both stored responses at once
+    assert watch.sizes == [2]  # one transaction: the ledger is told of both responses at once
 
 
-def test_a_hook_failing_for_one_submission_costs_the_others_nothing(
+def test_the_ledger_failing_for_one_submission_costs_the_others_nothing(
     client: TestClient, container: Container, batches: Any
 ) -> None:
     alice = quick_person(container, "alice@example.com")
     survey_id = make_survey(client, alice)
 
-    def explode(session: Any, response: Response, event: str, uow: Any) -> None:
-        if response.values.get("QID1") == 0:
+    watch, _ = batches
+
+    def explode(uow: Any, facts: Any, event: str) -> None:
+        if any(response.values.get("QID1") == 0 for response in facts):
             raise RuntimeError("the matcher broke")
 
-    unregister = response_events.register_hook(explode)
-    try:
-        outcomes = submit_responses(
-            container.db,
-            [
-                Submission(actor_of(alice), survey_id, {"values": GOOD_VALUES | {"QID1": n}})
-                for n in (7, 0, 8)
-            ],
-        )
-    finally:
-        unregister()
+    watch.before = explode
+    outcomes = submit_responses(
+        container.db,
+        [
+            Submission(actor_of(alice), survey_id, {"values": GOOD_VALUES | {"QID1": n}})
+            for n in (7, 0, 8)
+        ],
+    )
     assert [type(o) for o in outcomes] == [Response, RuntimeError, Response]
     assert stored_ids(container) == {outcomes[0].id, outcomes[2].id}  # type: ignore[union-attr]
-    sizes, _ = batches
-    assert sizes == [3, 1, 1, 1]  # the shared transaction, then one each to find the culprit
+    assert watch.sizes == [3, 1, 1, 1]  # the shared transaction, then one each for the culprit
 
 
 def test_what_arrives_while_a_transaction_runs_goes_in_the_next_one(
@@ -109,7 +105,7 @@ def test_what_arrives_while_a_transaction_runs_goes_in_the_next_one(
 ) -> None:
     alice = quick_person(container, "alice@example.com")
     survey_id = make_survey(client, alice)
-    sizes, gate = batches
+    watch, gate = batches
     gate["hold"], gate["entered"] = threading.Event(), threading.Event()
     release = gate["hold"]
     intake = ResponseIntake(container.db, max_batch=10)
@@ -127,7 +123,7 @@ def test_what_arrives_while_a_transaction_runs_goes_in_the_next_one(
             bad.result(10)
     finally:
         intake.close()
-    assert sizes == [1, 10, 10, 4]  # at most max_batch a transaction; the bad one in the last
+    assert watch.sizes == [1, 10, 10, 4]  # at most max_batch a transaction; the bad one in the last
     assert stored_ids(container) == {response.id for response in responses}
 
 

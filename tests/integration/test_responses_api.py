@@ -14,6 +14,7 @@ from cxloop.db.models import AuditEntry, Response
 from cxloop.errors import InvalidInput
 from cxloop.services import responses as response_service
 from cxloop.services.access import Actor
+from tests.integration.conftest import LedgerWatch
 from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person, share
 from tests.integration.test_auth_api import assert_error
 
@@ -191,14 +192,10 @@ def test_list_filters_and_pages_with_a_cursor(client: TestClient, container: Con
 
 
 def test_update_merges_checks_and_runs_the_updated_event(
-    client: TestClient, container: Container, hooks: Any
+    client: TestClient, container: Container, ledger_watch: LedgerWatch
 ) -> None:
     alice = quick_person(container, "alice@example.com")
     survey_id = make_survey(client, alice)
-    events: list[tuple[str, str, bool]] = []
-    hooks(
-        lambda session, response, event, uow: events.append((event, response.id, response.finished))
-    )
     body = {"values": {"QID1": 9, "QID3": "1"}, "finished": False}
     created = client.post(path(survey_id), json=body, headers=alice.headers).json()
     assert created["finished"] is False and created["ended_at"] is None
@@ -215,6 +212,7 @@ def test_update_merges_checks_and_runs_the_updated_event(
     assert result["values"] == {"QID1": 5, "QID3": "2", "QID9": {"1": "1", "2": "2"}}
     assert result["finished"] is True and result["ended_at"] is not None
     assert result["embedded_data"] == {"CaseId": "9", "Channel": "email"}
+    events = [(event, r.id, r.finished) for event, facts in ledger_watch.calls for r in facts]
     assert events == [
         ("created", created["id"], False),
         ("updated", created["id"], True),
@@ -262,34 +260,39 @@ def test_bulk_array_stores_the_good_and_reports_the_bad_per_item(
     assert all_good.status_code == 201 and all_good.json()["stored"] == 3
 
 
-def test_a_hook_runs_inside_the_transaction_and_its_failure_rolls_back(
-    client: TestClient, container: Container, hooks: Any
+def test_the_ledger_runs_inside_the_transaction_and_its_failure_rolls_back(
+    client: TestClient, container: Container, ledger_watch: LedgerWatch
 ) -> None:
     alice = quick_person(container, "alice@example.com")
     survey_id = make_survey(client, alice)
     actor = Actor(id=alice.id, email=alice.email, is_admin=False)
+    failing: list[Any] = []
 
-    def record(session: Any, response: Response, event: str, uow: Any) -> None:
-        # visible to the hook: the response is flushed in this very transaction
-        assert session.get(Response, response.id) is response
-        session.add(AuditEntry(action=f"hook.{event}", object_type="response",
-                               object_id=response.id, details={}))  # fmt: skip
+    def record(uow: Any, facts: Any, event: str) -> None:
+        for response in facts:
+            # visible to the ledger: the response is written in this very transaction
+            assert uow.session.get(Response, response.id) is not None
+            uow.session.add(AuditEntry(action=f"ledger.{event}", object_type="response",
+                                       object_id=response.id, details={}))  # fmt: skip
+            for fail in failing:
+                fail(response)
 
-    hooks(record)
+    ledger_watch.before = record
+    ledger_watch.interested = True  # imports too, though no workflow includes imported ones
     kept = response_service.submit_response(container.db, actor, survey_id, {"values": GOOD_VALUES})
     with container.db.reader() as uow:
         audited = uow.session.scalars(
-            select(AuditEntry.object_id).where(AuditEntry.action == "hook.created")
+            select(AuditEntry.object_id).where(AuditEntry.action == "ledger.created")
         ).all()
     assert audited == [kept.id]
 
-    def explode(session: Any, response: Response, event: str, uow: Any) -> None:
+    def explode(response: Any) -> None:
         if response.values.get("QID1") == 0:
             raise RuntimeError("the matcher broke")
         if response.values.get("QID1") == 1:
             raise InvalidInput("No workflow can take this response.", code="refused_by_hook")
 
-    hooks(explode)
+    failing.append(explode)
     with pytest.raises(RuntimeError):
         response_service.submit_response(
             container.db, actor, survey_id, {"values": GOOD_VALUES | {"QID1": 0}}
@@ -303,21 +306,17 @@ def test_a_hook_runs_inside_the_transaction_and_its_failure_rolls_back(
     assert [r["status"] for r in bulk["results"]] == ["stored", "refused", "stored"]
     assert bulk["results"][1]["problems"][0]["code"] == "not_stored"
     assert count_responses(container) == 3
-    # a hook with a batch variant sees an import batch in one call
-    batches: list[int] = []
-    hooks(
-        lambda *args: pytest.fail("called per response"),
-        for_many=lambda session, responses, event, uow: batches.append(len(responses)),
-    )
+    # the ledger is told of an import batch in one call
+    ledger_watch.calls.clear()
     two = [{"values": GOOD_VALUES | {"QID1": n}} for n in (9, 10)]
     assert client.post(path(survey_id), json=two, headers=alice.headers).status_code == 201
-    assert batches == [2]
+    assert ledger_watch.sizes == [2]
     with container.db.reader() as uow:
         assert (
             uow.session.scalar(
                 select(func.count())
                 .select_from(AuditEntry)
-                .where(AuditEntry.action == "hook.created")
+                .where(AuditEntry.action == "ledger.created")
             )
             == 5
         )

@@ -1,5 +1,5 @@
 """Bulk import's storing shortcuts, on both databases: rows converted for the driver are stored
-as SQLAlchemy stores them, hooks get real persistent responses, and only ResponseIds that came
+as SQLAlchemy stores them, the ledger is told of each batch once, and only ResponseIds that came
 with the rows are looked up for clashes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from cxloop.bootstrap import Container
@@ -17,6 +17,7 @@ from cxloop.db import response_rows
 from cxloop.db.models import Response
 from cxloop.services import responses as response_service
 from cxloop.services.access import Actor
+from tests.integration.conftest import LedgerWatch
 from tests.integration.survey_helpers import GOOD_VALUES, make_survey, quick_person
 
 
@@ -81,25 +82,19 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
         )
 
 
-def test_hooks_get_persistent_responses_whose_changes_are_stored(
-    client: TestClient, container: Container, hooks: Any
+def test_the_ledger_is_told_of_each_import_batch_once_with_the_rows_as_stored(
+    client: TestClient, container: Container, ledger_watch: LedgerWatch
 ) -> None:
     actor, survey_id = setup(client, container)
-    seen: list[tuple[str, int]] = []
+    ledger_watch.interested = True  # as if a workflow included imported responses
 
-    def one(session: Any, response: Response, event: str, uow: Any) -> None:
-        assert inspect(response).persistent and session.get(Response, response.id) is response
-        assert response.source == "import" and response.values["QID1"] == response.duration_s
+    def check(uow: Any, facts: Any, event: str) -> None:
+        for response in facts:
+            stored = uow.session.get(Response, response.id)  # written in this transaction
+            assert stored is not None and stored.values == response.values
+            assert response.source == "import" and response.values["QID1"] == response.duration_s
 
-    def many(session: Any, batch: Any, event: str, uow: Any) -> None:
-        for response in batch:
-            assert inspect(response).persistent and not inspect(response).modified
-            assert session.get(Response, response.id) is response
-            response.language = f"x{response.values['QID1']}"  # flushed with the batch
-        seen.append((event, len(batch)))
-
-    hooks(one)
-    hooks(lambda *args: pytest.fail("called per response"), for_many=many)
+    ledger_watch.before = check
     start = datetime(2026, 1, 1, tzinfo=UTC)
     rows = [
         response_service.SourceRow(
@@ -114,10 +109,9 @@ def test_hooks_get_persistent_responses_whose_changes_are_stored(
     ]
     result = response_service.import_responses(container.db, actor, survey_id, rows, batch_size=3)
     assert (result.stored, result.failed) == (7, 0)
-    assert seen == [("created", 3), ("created", 3), ("created", 1)]
-    with container.db.reader() as uow:
-        languages = uow.session.scalars(select(Response.language).order_by(Response.duration_s))
-        assert list(languages) == [f"x{n}" for n in range(7)]
+    assert [(event, len(facts)) for event, facts in ledger_watch.calls] == [
+        ("created", 3), ("created", 3), ("created", 1),
+    ]  # fmt: skip
 
 
 def test_only_ids_that_came_with_rows_can_clash_and_they_are_refused_where_they_are(
@@ -163,30 +157,17 @@ def test_only_ids_that_came_with_rows_can_clash_and_they_are_refused_where_they_
     assert stored[10].startswith("R_") and stored[10] != stored[13]
 
 
-def test_an_import_asks_the_hooks_whether_they_care_before_building_responses(
-    client: TestClient, container: Container, hooks: Any
+def test_an_import_asks_the_ledger_whether_it_cares_once_per_batch(
+    client: TestClient, container: Container, ledger_watch: LedgerWatch
 ) -> None:
     alice = quick_person(container, "alice@example.com")
     survey_id = make_survey(client, alice)
     actor = Actor(id=alice.id, email=alice.email, is_admin=False)
-    asked: list[tuple[list[str], str]] = []
-    seen: list[int] = []
-    caring = {"answer": False}
-
-    def interested(session: Any, survey_ids: Any, source: str) -> bool:
-        asked.append((list(survey_ids), source))
-        return caring["answer"]
-
-    hooks(
-        lambda *args: pytest.fail("called per response"),
-        for_many=lambda session, responses, event, uow: seen.append(len(responses)),
-        interested=interested,
-    )
     rows = [response_service.SourceRow(n, {"values": GOOD_VALUES}) for n in range(5)]
     result = response_service.import_responses(container.db, actor, survey_id, rows, batch_size=2)
-    assert result.stored == 5 and seen == []  # nobody cared: no objects, no hook calls
-    assert asked == [([survey_id], "import")] * 3  # once per batch
-    caring["answer"] = True
+    assert result.stored == 5 and ledger_watch.calls == []  # no workflow takes imports
+    assert ledger_watch.asked == [([survey_id], "import")] * 3  # once per batch
+    ledger_watch.interested = True
     rows = [response_service.SourceRow(n, {"values": GOOD_VALUES}) for n in range(5)]
     response_service.import_responses(container.db, actor, survey_id, rows, batch_size=2)
-    assert seen == [2, 2, 1]
+    assert ledger_watch.sizes == [2, 2, 1]

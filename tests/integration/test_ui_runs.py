@@ -156,8 +156,7 @@ def test_the_runs_list_pages_with_a_cursor(world: dict[str, Any], monkeypatch) -
 def test_runs_of_several_surveys_are_merged_newest_first_across_pages(
     world: dict[str, Any], linked: Container, setup: dict[str, Any], monkeypatch, merged: int
 ) -> None:
-    from cxloop.services import runs as run_service
-    from cxloop.services import survey_content
+    from cxloop.services import run_history, survey_content
     from cxloop.web.ui import runs as ui_runs
     from tests.integration.conftest import CONTENT
 
@@ -176,7 +175,7 @@ def test_runs_of_several_surveys_are_merged_newest_first_across_pages(
             for r in uow.session.scalars(select(Run).order_by(Run.created_at.desc(), Run.id.desc()))
         ]
     monkeypatch.setattr(ui_runs, "PAGE_SIZE", 2)
-    monkeypatch.setattr(run_service, "_MERGED_SURVEYS", merged)
+    monkeypatch.setattr(run_history, "MERGED_SURVEYS", merged)
     for role in ("owner", "admin"):  # merged per survey; the admin's index walk
         client, seen, url = world["clients"][role], [], "/runs"
         while url:

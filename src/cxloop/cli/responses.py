@@ -20,6 +20,7 @@ from cxloop.cli.context import (
     import_format,
     one_line_errors,
 )
+from cxloop.process import tune_garbage_collector
 from cxloop.services import responses as response_service
 from cxloop.services.responses import IMPORT_FORMATS, ImportResult
 
@@ -36,6 +37,7 @@ def import_(
 ) -> None:
     """Import responses (source=import); bad lines are listed and exit 1, good ones are kept."""
     fmt = import_format(file, IMPORT_FORMATS)
+    tune_garbage_collector()  # a long import: as the server would take it in
     built = container()
     actor = admin_actor(built, user)
     size = file.stat().st_size

@@ -16,7 +16,7 @@ from cxloop.cli.context import (
     print_json,
     print_rows,
 )
-from cxloop.services import runs as service
+from cxloop.services import run_history as service
 
 app = typer.Typer(help="Run history: what workflows did, and replaying what failed.")
 

@@ -19,6 +19,7 @@ from cxloop.cli.context import console, container, fail
 from cxloop.cli.context import settings as load_settings
 from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
+from cxloop.process import tune_garbage_collector
 from cxloop.services import keys, users
 from cxloop.services.heartbeats import Heartbeat
 from cxloop.settings import ENCRYPTION_KEYS_FILE, default_data_dir
@@ -43,6 +44,7 @@ def serve(
     ),
 ) -> None:
     """Run the web server, with the worker and scheduler inside unless --no-worker."""
+    tune_garbage_collector()
     derived = None
     if not load_settings(with_secrets=False).base_url_is_set:
         # The base URL follows the server: every process of this command (and its children,
@@ -185,6 +187,7 @@ def worker(
 ) -> None:
     """Run a worker: executes queued work; stops gracefully on SIGTERM or SIGINT."""
     refuse_generated_keys_in_cluster("worker")
+    tune_garbage_collector()
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
     refuse_unless_keys_fit(built)
@@ -219,6 +222,7 @@ def worker(
 def scheduler(health_port: int | None = HealthPortOption) -> None:
     """Run the periodic scheduler alone (one per deployment is enough; more are harmless)."""
     refuse_generated_keys_in_cluster("scheduler")
+    tune_garbage_collector()
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
     refuse_unless_keys_fit(built)

@@ -1,27 +1,42 @@
 """Writing response rows fast: the hot path of single submissions and of imports.
 
-`insert_response_rows` hands rows to the driver with SQLAlchemy's own compiled INSERT and type
-converters (COPY on PostgreSQL); `persistent_responses` makes the `Response` objects the hooks
-get, as SQLAlchemy's loader would for rows it had read. Both rely on SQLAlchemy internals (the
-version is pinned below 2.2); `tests/integration/test_responses_bulk_import.py` holds them to
-what the plain INSERT and ORM objects give.
+`insert_response_rows` hands rows to the driver with each column type's own bind processor (the
+converter SQLAlchemy would apply) and an INSERT written in the driver's parameter style (COPY on
+PostgreSQL). Only public SQLAlchemy API is used (a table's columns, a type's `bind_processor`, a
+dialect's `paramstyle` and identifier quoting), so SQLAlchemy may float to its newest release;
+`tests/integration/test_responses_bulk_import.py` holds the rows to what the plain INSERT gives.
+The matcher reads the rows themselves (`ledger.ResponseFacts`): no ORM object is made for them.
 """
 
 from __future__ import annotations
 
 import operator
-import weakref
 from typing import Any
 
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_state
 
 from cxloop.db.models import Response
 
 RESPONSE_INSERT = Response.__table__.insert()
+_COLUMNS = tuple(Response.__table__.columns)
+# Where a dialect keeps its prepared INSERT (each engine has a dialect of its own).
+_PREPARED_ATTRIBUTE = "cxloop_response_insert"
+
+
+def _placeholders(dialect: Dialect, names: tuple[str, ...]) -> tuple[str, bool]:
+    """The VALUES placeholders in the driver's parameter style, and whether it is positional."""
+    style = dialect.paramstyle
+    if style == "qmark":
+        return ", ".join("?" for _ in names), True
+    if style == "format":
+        return ", ".join("%s" for _ in names), True
+    if style == "numeric":
+        return ", ".join(f":{n}" for n in range(1, len(names) + 1)), True
+    if style == "named":
+        return ", ".join(f":{name}" for name in names), False
+    return ", ".join(f"%({name})s" for name in names), False  # pyformat
 
 
 class _DriverInsert:
@@ -30,38 +45,33 @@ class _DriverInsert:
     For an executemany SQLAlchemy converts each value of each row through its column type
     (timestamps, JSON, booleans). Done here, a value given to several columns of one type is
     converted once: an imported row's four timestamps are usually one and the same datetime.
-    The statement and the converters are SQLAlchemy's own (the compiled INSERT, each type's
-    bind processor).
+    The converters are SQLAlchemy's own (each type's bind processor for the dialect).
 
     psycopg (PostgreSQL) sends an executemany as one statement per row; it takes the same rows
     as one COPY FROM STDIN in a third less time here, and less on the server too. Its errors are
     raised as SQLAlchemy's, as the INSERT's would be.
     """
 
-    def __init__(self, dialect: Any) -> None:
-        compiled = RESPONSE_INSERT.compile(dialect=dialect)
+    def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self.sql = str(compiled)
-        self.positional = compiled.positiontup is not None
-        names = compiled.positiontup if self.positional else list(compiled.binds)
-        self.usable = (
-            len(names) > 1 and not compiled.escaped_bind_names and set(names) == set(compiled.binds)
-        )
-        self.names = tuple(names)
+        names = tuple(column.key for column in _COLUMNS)
+        quote = dialect.identifier_preparer.quote
+        table = dialect.identifier_preparer.format_table(Response.__table__)
+        columns = ", ".join(quote(column.name) for column in _COLUMNS)
+        values, self.positional = _placeholders(dialect, names)
+        self.sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"
+        self.names = names
         self.pick = operator.itemgetter(*names)  # a row's values, in the statement's order
         converters = []
-        for index, name in enumerate(names):
-            column_type = compiled.binds[name].type
-            convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+        for index, column in enumerate(_COLUMNS):
+            convert = column.type.dialect_impl(dialect).bind_processor(dialect)
             if convert is not None:
-                converters.append((index, type(column_type), convert))
+                converters.append((index, type(column.type), convert))
         # Columns of one type side by side: a value repeated among them is converted once.
         self.converters = tuple(sorted(converters, key=lambda c: c[1].__qualname__))
         self.copy_sql: str | None = None
         if dialect.driver == "psycopg":
-            quote = dialect.identifier_preparer.quote
-            table = dialect.identifier_preparer.format_table(Response.__table__)
-            self.copy_sql = f"COPY {table} ({', '.join(map(quote, names))}) FROM STDIN"
+            self.copy_sql = f"COPY {table} ({columns}) FROM STDIN"
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Insert the rows on this connection, in its transaction."""
@@ -110,51 +120,26 @@ class _DriverInsert:
         return converted
 
 
-_DRIVER_INSERTS: weakref.WeakKeyDictionary[Any, _DriverInsert] = weakref.WeakKeyDictionary()
-
-
 def insert_response_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    """`session.execute(RESPONSE_INSERT, rows)`, the rows handed to the driver directly."""
+    """`session.execute(RESPONSE_INSERT, rows)`, the rows handed to the driver directly.
+
+    Every row has every column of `responses` (as the response services make them)."""
     connection = session.connection()
     dialect = connection.dialect
-    insert = _DRIVER_INSERTS.get(dialect)
+    insert = getattr(dialect, _PREPARED_ATTRIBUTE, None)
     if insert is None:
-        insert = _DRIVER_INSERTS.setdefault(dialect, _DriverInsert(dialect))
-    if insert.usable:
-        insert.execute(connection, rows)
-    else:
-        session.execute(RESPONSE_INSERT, rows)
-
-
-_RESPONSE_MAPPER = sa_inspect(Response)
+        insert = _DriverInsert(dialect)
+        setattr(dialect, _PREPARED_ATTRIBUTE, insert)
+    insert.execute(connection, rows)
 
 
 def persistent_responses(session: Session, rows: list[dict[str, Any]]) -> list[Response]:
-    """Responses for rows just INSERTed, in the session as persistent objects.
-
-    What `Response(**row)`, `make_transient_to_detached` and `session.add` would make, for a
-    fifth of the cost: each object is made the way SQLAlchemy's loader
-    makes one for a row it has read (`orm/loading.py`), its values put in place as loaded and
-    its state put in the session's identity map.
-    """
-    new_instance = _RESPONSE_MAPPER.class_manager.new_instance
-    identity_key = _RESPONSE_MAPPER.identity_key_from_primary_key
-    identity_map = session.identity_map
-    session_key = session.hash_key
+    """`Response` objects for rows just INSERTed, in the session as persistent objects (what a
+    submission returns). Public ORM API only: each is made and attached as stored."""
     responses = []
     for row in rows:
-        key = identity_key([row["id"]])
-        if key in identity_map:  # never in an import's own session; the long way is exact
-            response = Response(**row)
-            make_transient_to_detached(response)
-            session.add(response)
-        else:
-            response = new_instance()
-            state = instance_state(response)
-            response.__dict__.update(row)
-            state.key = key
-            state.identity_token = key[2]
-            state.session_id = session_key
-            identity_map._add_unpresent(state, key)
+        response = Response(**row)
+        make_transient_to_detached(response)
+        session.add(response)
         responses.append(response)
     return responses

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cxloop.db.engine import READ_ONLY
 from cxloop.db.write_lock import sqlite_write_lock
+
+if TYPE_CHECKING:
+    from cxloop.ledger import Ledger
 
 
 class UnitOfWork:
@@ -34,6 +38,11 @@ class UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self._session: Session | None = None
         self._committed = False
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger runs are written with (the container's, through the session's info)."""
+        return self.session.info["ledger"]
 
     @property
     def session(self) -> Session:
@@ -83,11 +92,21 @@ class UnitOfWork:
 
 
 class Database:
-    """An engine and its session factory; hands out units of work."""
+    """An engine, its session factory and the ledger; hands out units of work.
 
-    def __init__(self, engine: Engine) -> None:
+    Every session carries the ledger in its `info` (`uow.ledger`), so a service reaches the
+    container's ledger through the unit of work it was given, and code holding only a session
+    (or an object loaded in one) through `cxloop.ledger.ledger_of(session)`.
+    """
+
+    def __init__(self, engine: Engine, ledger: Ledger | None = None) -> None:
+        if ledger is None:
+            from cxloop.ledger import Ledger  # a database of its own (tools, some tests)
+
+            ledger = Ledger()
         self.engine = engine
-        self.session_factory = sessionmaker(engine, expire_on_commit=False)
+        self.ledger = ledger
+        self.session_factory = sessionmaker(engine, expire_on_commit=False, info={"ledger": ledger})
         # SQLite has one writer at a time: writers queue on a lock that wakes the next one as
         # soon as the last commits, rather than in SQLite's polling busy handler.
         self._write_lock = (

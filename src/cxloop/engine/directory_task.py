@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from email.utils import formataddr
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -22,10 +23,10 @@ from cxloop.db.models import Survey
 from cxloop.db.run_models import TaskRun
 from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.workflow import DirectoryTask
-from cxloop.engine import ledger
-from cxloop.engine.ledger import Outcome
 from cxloop.engine.render import RunGone, task_and_context
 from cxloop.errors import InvalidInput, NotFound
+from cxloop.ledger import claims
+from cxloop.ledger.claims import Outcome
 from cxloop.mail.sender import MailError, build_message, one_line, send
 from cxloop.services import distributions
 from cxloop.services.directory import ContactFields, opt_out_url
@@ -35,18 +36,20 @@ from cxloop.services.personal_links import link_url
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-    from cxloop.bootstrap import Container
+    from cxloop.engine.parts import EngineParts
     from cxloop.settings import Settings
 
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
-_ERROR_CODES = {
-    "invalid_email": "INVALID_EMAIL",
-    "email_taken": "EMAIL_TAKEN",
-    "invalid_embedded_data": "INVALID_EMBEDDED_DATA",
-}
+_ERROR_CODES = MappingProxyType(
+    {
+        "invalid_email": "INVALID_EMAIL",
+        "email_taken": "EMAIL_TAKEN",
+        "invalid_embedded_data": "INVALID_EMBEDDED_DATA",
+    }
+)
 
 
-def execute(container: Container, task_run: TaskRun) -> Outcome:
+def execute(container: EngineParts, task_run: TaskRun) -> Outcome:
     """Upsert the contact and send its invitation (unless skipped or sent before)."""
     settings = container.settings
     try:
@@ -184,7 +187,7 @@ def _address(prepared: PreparedInvitation) -> str:
 
 
 def _mail_failed(
-    container: Container,
+    container: EngineParts,
     task_run: TaskRun,
     prepared: PreparedInvitation,
     exc: MailError,
@@ -194,7 +197,7 @@ def _mail_failed(
     error = {"kind": "permanent" if exc.permanent else "transient", "message": str(exc)}
     at = None
     if not exc.permanent:
-        at = ledger.next_retry_at(settings, task_run)
+        at = claims.next_retry_at(settings, task_run)
         if at is not None:
             return Outcome(
                 task_run.id,
@@ -213,9 +216,9 @@ def _mail_failed(
     return Outcome(task_run.id, "failed", reason=reason, error=error, payload=payload)
 
 
-def _retry_soon(container: Container, task_run: TaskRun, reason: str) -> Outcome:
+def _retry_soon(container: EngineParts, task_run: TaskRun, reason: str) -> Outcome:
     settings = container.settings
-    at = ledger.next_retry_at(settings, task_run)
+    at = claims.next_retry_at(settings, task_run)
     error = {"kind": "transient", "message": reason}
     if at is None:
         return Outcome(task_run.id, "failed", reason=f"Gave up: {reason}", error=error)

@@ -17,42 +17,43 @@ from cxloop.engine.directory_task import (
 )
 from cxloop.engine.render import render_record
 from cxloop.errors import InvalidInput, NotFound
+from cxloop.ledger import (
+    ResponseFacts,
+    event_field_resolver,
+    response_metadata,
+    response_start_decision,
+)
 from cxloop.salesforce.errors import SalesforceError
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
 from cxloop.services.connection_grants import pickable_connections
 from cxloop.services.directory import clean_contact_fields
 from cxloop.services.distributions import recipient_fields
 from cxloop.services.personal_links import link_url
-from cxloop.services.runs import (
-    event_field_resolver,
-    response_field_resolver,
-    response_metadata,
-    survey_content_of,
-    workflow_document,
-)
 from cxloop.services.salesforce_clients import ConnectionUnusable, client_for
 from cxloop.services.workflows import paused_task_reasons, resolve_connection
 
 if TYPE_CHECKING:
-    from cxloop.bootstrap import Container
+    from cxloop.engine.parts import EngineParts
 
 
 MAX_EVENT_FIELDS = 200
 
 
 def dry_run(
-    container: Container,
+    container: EngineParts,
     actor: Actor,
     workflow_id: str,
     response_id: str | None = None,
     *,
     event_fields: dict[str, Any] | None = None,
+    response_event: str = "created",
 ) -> dict[str, Any]:
     """Evaluate the event and conditions, and render every task's record or mail.
 
-    A `survey_response` workflow is tried on a stored response (`response_id`); an outbound
-    message workflow on a record's fields as Salesforce would send them (`event_fields`, e.g.
-    {"Id": "500...", "SuppliedEmail": "..."}).
+    A `survey_response` workflow is tried on a stored response (`response_id`) as the
+    `response_event` (`created` or `updated`) would find it, by the matcher's own rule
+    (`response_start_decision`); an outbound message workflow on a record's fields as
+    Salesforce would send them (`event_fields`, e.g. {"Id": "500...", "SuppliedEmail": "..."}).
     """
     if (response_id is None) == (event_fields is None):
         raise InvalidInput(
@@ -73,8 +74,8 @@ def dry_run(
             response = uow.session.get(Response, response_id)
             if response is None or response.survey_id != survey.id:
                 raise NotFound(f"No response {response_id!r} in this workflow's survey.")
-        document = workflow_document(workflow.id, workflow.revision, workflow.document)
-        content = survey_content_of(survey)
+        document = uow.ledger.workflow_document(workflow.id, workflow.revision, workflow.document)
+        content = uow.ledger.contents.of(survey)
         # Only a connection the actor may pick (an editor: one the owner allowed for this
         # survey) is used, and none for a task paused until the owner picks one.
         pickable = {
@@ -98,8 +99,10 @@ def dry_run(
         owner_email = survey.owner.email
     placeholders = {t.id: {"Id": f"<Id from task {t.id}>"} for t in document.tasks}
     if response is not None:
-        notes = _event_notes(document.event, response)
-        resolver = response_field_resolver(content, response)
+        decision = response_start_decision(
+            document, content, ResponseFacts.of(response), response_event, explain=True
+        )
+        matched, notes = decision.starts, list(decision.why_not)
         context = PipedTextContext(
             survey_content=content,
             answers=response.values or {},
@@ -112,20 +115,17 @@ def dry_run(
         notes = []
         if isinstance(document.event, SurveyResponseEvent):
             notes.append("the workflow starts on responses, not on Salesforce outbound messages")
-        resolver = event_field_resolver(survey.id, event_fields)
         context = PipedTextContext(
             survey_content=content,
             event_fields=event_fields,
             metadata={"SurveyID": survey.id},
             task_outputs=placeholders,
         )
-    matched = not notes
-    if document.conditions is not None:
-        conditions_hold = evaluate(document.conditions, resolver)
-        if not conditions_hold:
-            what = "response" if response is not None else "record"
-            notes.append(f"the conditions do not hold for this {what}")
-        matched = matched and conditions_hold
+        if document.conditions is not None and not evaluate(
+            document.conditions, event_field_resolver(survey.id, event_fields)
+        ):
+            notes.append("the conditions do not hold for this record")
+        matched = not notes
     tasks = []
     for task in document.tasks:
         if isinstance(task, EmailTask):
@@ -180,21 +180,6 @@ def _checked_event_fields(fields: Any) -> dict[str, Any]:
     return {name: None if value is None else str(value) for name, value in fields.items()}
 
 
-def _event_notes(event: Any, response: Response) -> list[str]:
-    notes = []
-    if isinstance(event, SurveyResponseEvent):
-        if response.source == "import" and not event.include_imported:
-            notes.append("the response was imported and the workflow leaves imported ones out")
-        if not response.finished and not event.include_incomplete:
-            notes.append("the response is incomplete and the workflow leaves those out")
-    else:
-        notes.append(
-            "the workflow starts on Salesforce outbound messages, not on responses: try it on "
-            "a record's fields instead"
-        )
-    return notes
-
-
 def _blocked_preview(task: SalesforceTask, problem: str) -> dict[str, Any]:
     return {
         "id": task.id,
@@ -207,7 +192,7 @@ def _blocked_preview(task: SalesforceTask, problem: str) -> dict[str, Any]:
 
 
 def _salesforce_preview(
-    container: Container,
+    container: EngineParts,
     task: SalesforceTask,
     context: PipedTextContext,
     connection: Any,
@@ -245,7 +230,7 @@ def _salesforce_preview(
 
 
 def directory_preview(
-    container: Container, task: DirectoryTask, context: PipedTextContext, survey_id: str
+    container: EngineParts, task: DirectoryTask, context: PipedTextContext, survey_id: str
 ) -> dict[str, Any]:
     """The contact the task would upsert and the invitation it would send, with placeholder
     links; nothing is stored or sent (opt-out and the frequency rule are decided when it runs)."""

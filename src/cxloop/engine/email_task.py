@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 from cxloop.db.run_models import TaskRun
 from cxloop.domain.piped_text import render
 from cxloop.domain.workflow import EmailTask
-from cxloop.engine import ledger
-from cxloop.engine.ledger import Outcome
 from cxloop.engine.render import RunGone, task_and_context
+from cxloop.ledger import claims
+from cxloop.ledger.claims import Outcome
 from cxloop.mail.sender import MailError, build_message, parse_addresses, send
 
 if TYPE_CHECKING:
-    from cxloop.bootstrap import Container
+    from cxloop.engine.parts import EngineParts
 
 
-def execute(container: Container, task_run: TaskRun) -> Outcome:
+def execute(container: EngineParts, task_run: TaskRun) -> Outcome:
     """Send the mail; transient SMTP trouble is retried through the ledger."""
     settings = container.settings
     try:
@@ -38,7 +38,7 @@ def execute(container: Container, task_run: TaskRun) -> Outcome:
         error = {"kind": "permanent" if exc.permanent else "transient", "message": str(exc)}
         if exc.permanent:
             return Outcome(task_run.id, "failed", reason=str(exc), error=error, payload=payload)
-        at = ledger.next_retry_at(settings, task_run)
+        at = claims.next_retry_at(settings, task_run)
         if at is None:
             return Outcome(task_run.id, "failed", reason=f"Gave up: {exc}", error=error)
         return Outcome(

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cxloop.engine import ledger, worker
+from cxloop.engine import worker
 from cxloop.engine.scheduler import PeriodicJob
+from cxloop.ledger import claims
 from cxloop.services import idempotency, throttle, web_sessions
 from cxloop.services.connections import delete_stale_attempts
 
 if TYPE_CHECKING:
-    from cxloop.bootstrap import Container
+    from cxloop.engine.parts import EngineParts
 
 
 def heartbeat() -> None:
     """Proof of life of the scheduler and workers; `/readyz` can tell how long ago it ran."""
 
 
-def periodic_jobs(container: Container) -> list[PeriodicJob]:
+def periodic_jobs(container: EngineParts) -> list[PeriodicJob]:
     """Every periodic job, by name. Names are stable: they key `periodic_slots`."""
     settings, db = container.settings, container.db
     return [
@@ -26,7 +27,7 @@ def periodic_jobs(container: Container) -> list[PeriodicJob]:
         PeriodicJob(
             "forget_old_runs",
             3600,
-            lambda: ledger.delete_old_runs(db, settings.run_retention_days),
+            lambda: claims.delete_old_runs(db, settings.run_retention_days),
         ),
         PeriodicJob("forget_stale_oauth_attempts", 3600, lambda: delete_stale_attempts(db)),
         PeriodicJob(

@@ -2,8 +2,8 @@
 
 Workers render a whole batch at once: the runs' contexts come from one query (runs joined with
 their responses and surveys; task outputs only when the task pipes them), and each Salesforce
-task's mapping is planned once per workflow revision and describe (`record_plan`), so that a
-record costs its piped values and field conversions, nothing more.
+task's mapping is planned once per workflow revision and describe (`record_plan`, kept in the
+container's engine state), so that a record costs its piped values and field conversions.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from cxloop.caching import TtlCache
 from cxloop.db.base import utcnow
 from cxloop.db.models import Response, Survey
 from cxloop.db.run_models import Run, TaskRun
@@ -24,12 +25,7 @@ from cxloop.db.workflow_models import WorkflowRevision
 from cxloop.domain.piped_text import PipedTextContext, PipedTextRenderer
 from cxloop.domain.salesforce_values import ValueProblem, to_field_value
 from cxloop.domain.workflow import AnyTask, SalesforceTask, WorkflowDocument
-from cxloop.services.runs import (
-    parsed_workflow_document,
-    response_metadata,
-    survey_content_by_version,
-    workflow_document,
-)
+from cxloop.ledger import ledger_of, response_metadata
 
 
 class RunGone(Exception):
@@ -48,8 +44,9 @@ def revision_document(
     gone = RunGone(f"The workflow {workflow_name!r} (revision {revision}) was deleted.")
     if workflow_id is None:  # the workflow was deleted (and its revisions with it)
         raise gone
-    # Revisions never change: a revision this process has parsed needs no query.
-    parsed = parsed_workflow_document(workflow_id, revision)
+    # Revisions never change: a revision the ledger has parsed needs no query.
+    documents = ledger_of(session).documents
+    parsed = documents.parsed(workflow_id, revision)
     if parsed is not None:
         return parsed
     document = session.scalar(
@@ -57,7 +54,7 @@ def revision_document(
     )
     if document is None:
         raise gone
-    return workflow_document(workflow_id, revision, document)
+    return documents.parse(workflow_id, revision, document)
 
 
 _REVISION_DOCUMENT = select(WorkflowRevision.document).where(
@@ -88,10 +85,11 @@ def batch_runs(
         return {}
     outputs = task_outputs_of(session, ids) if task_outputs else {}
     now = utcnow()
+    contents = ledger_of(session).contents
     found: dict[str, BatchRun] = {}
     for row in session.execute(_RUNS, {"run_ids": ids}):
         content = (
-            survey_content_by_version(session, row.run_survey_id, row.content_version)
+            contents.by_version(session, row.run_survey_id, row.content_version)
             if row.content_version is not None
             else None
         )
@@ -263,16 +261,24 @@ class RecordPlan:
         return record
 
 
-def record_plan(task: SalesforceTask, describe: dict[str, Any]) -> RecordPlan:
-    """The plan of a task for a describe, made once per (task, describe) object pair.
+RecordPlans = TtlCache[tuple[Any, ...], RecordPlan]
 
-    Parsed workflow revisions and describes are cached objects, so their identity is the key;
-    the plan holds both, so neither id can be reused while the entry lives.
-    """
-    key = (id(task), id(describe))
-    plan = _RECORD_PLANS.get(key)
+
+def record_plan(
+    plans: RecordPlans, key: tuple[Any, ...], task: SalesforceTask, describe: dict[str, Any]
+) -> RecordPlan:
+    """The plan of a task for a describe, made once per `key` (the workflow revision and task)
+    while the describe stays the same object (a describe fetched anew makes a new plan)."""
+    plan = plans.get(key)
     if plan is not None and plan.task is task and plan.describe is describe:
         return plan
+    plan = make_record_plan(task, describe)
+    plans.set(key, plan)
+    return plan
+
+
+def make_record_plan(task: SalesforceTask, describe: dict[str, Any]) -> RecordPlan:
+    """How a task's mappings become a record of the described sObject."""
     by_name = {f["name"].lower(): f for f in describe.get("fields", [])}
     steps = []
     for mapping in task.mappings:
@@ -291,14 +297,7 @@ def record_plan(task: SalesforceTask, describe: dict[str, Any]) -> RecordPlan:
         record_type_id = _record_type_id(describe, task.record_type)
         if record_type_id is None:
             problem = f"{task.object} has no record type {task.record_type!r}"
-    plan = RecordPlan(task, describe, tuple(steps), record_type_id, problem)
-    if len(_RECORD_PLANS) >= 512:  # describes expire and revisions pile up; memory only
-        _RECORD_PLANS.clear()
-    _RECORD_PLANS[key] = plan
-    return plan
-
-
-_RECORD_PLANS: dict[tuple[int, int], RecordPlan] = {}
+    return RecordPlan(task, describe, tuple(steps), record_type_id, problem)
 
 
 def render_record(
@@ -309,7 +308,7 @@ def render_record(
     Lookups are left as (object, match field, value, when missing) for the batch to resolve in
     one query per lookup.
     """
-    return record_plan(task, describe).render(context)
+    return make_record_plan(task, describe).render(context)
 
 
 def _record_type_id(describe: dict[str, Any], wanted: str) -> str | None:

@@ -10,19 +10,13 @@ wrong → fail now, keeping its code, message and fields.
 from __future__ import annotations
 
 import dataclasses
-import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from cxloop import metrics
 from cxloop.domain.piped_text import PipedTextContext
 from cxloop.domain.workflow import SalesforceTask, task_references
-from cxloop.engine import ledger
-from cxloop.engine.ledger import BatchTarget, ClaimedTaskRun, Outcome
 from cxloop.engine.render import (
     RenderedRecord,
     RunGone,
@@ -31,14 +25,15 @@ from cxloop.engine.render import (
     revision_document,
     task_outputs_of,
 )
+from cxloop.ledger import SalesforceBatchKey, claims
+from cxloop.ledger.claims import BatchTarget, ClaimedTaskRun, Outcome
 from cxloop.salesforce.client import RecordResult, SalesforceClient
 from cxloop.salesforce.errors import SalesforceError, SalesforceUnreachable
 from cxloop.services import salesforce_clients
-from cxloop.services.runs import SalesforceBatchKey
 from cxloop.services.salesforce_clients import ConnectionUnusable
 
 if TYPE_CHECKING:
-    from cxloop.bootstrap import Container
+    from cxloop.engine.parts import EngineParts
 
 
 @dataclass(slots=True)
@@ -46,15 +41,16 @@ class _Item:
     task_run: ClaimedTaskRun
     task: SalesforceTask | None = None
     context: PipedTextContext | None = None
+    plan_key: tuple[Any, ...] = ()  # the workflow revision and task its record plan is kept by
     record: RenderedRecord | None = None
     payload: dict[str, Any] | None = None  # what this attempt sent
     outcome: Outcome | None = None
 
 
 def execute(
-    container: Container, task_runs: Sequence[ClaimedTaskRun], target: BatchTarget
+    container: EngineParts, task_runs: Sequence[ClaimedTaskRun], target: BatchTarget
 ) -> list[Outcome]:
-    """Do the batch (claimed for `target`, see `ledger.batch_target`); returns one outcome per
+    """Do the batch (claimed for `target`, see `claims.batch_target`); returns one outcome per
     task run."""
     items = [_Item(t) for t in task_runs]
     connection_id = target.connection_id
@@ -68,7 +64,7 @@ def execute(
         return [_paused(i, reason, release=True) for i in items]
     # Defence in depth: whatever the documents say, a connection only ever works for surveys
     # its user owns now, and never for a task paused until its owner picks a connection.
-    foreign = ledger.foreign_task_runs(container.db, task_runs, key.owner_id)
+    foreign = claims.foreign_task_runs(container.db, task_runs, key.owner_id)
     if foreign:
         for item in items:
             if item.task_run.id in foreign:
@@ -88,7 +84,7 @@ def execute(
     try:
         client = _client(container, connection_id)
     except ConnectionUnusable as exc:
-        ledger.pause_connection_work(container.db, connection_id, exc.message)
+        claims.pause_connection_work(container.db, connection_id, exc.message)
         return [_paused(i, exc.message) for i in items]
     org_id = target.org_id or "unknown"
     with client:
@@ -103,7 +99,7 @@ def execute(
                 _slow_down_near_the_limit(container, org_id, client.last_usage.fraction)
 
 
-def _client(container: Container, connection_id: str) -> SalesforceClient:
+def _client(container: EngineParts, connection_id: str) -> SalesforceClient:
     """A REST client for a stored connection (as `salesforce_clients.client_for` makes them),
     on this process's shared HTTP connection pool: a new pool per batch would cost a TLS
     context (tens of milliseconds of CPU loading the CA bundle) and a new connection to
@@ -114,26 +110,11 @@ def _client(container: Container, connection_id: str) -> SalesforceClient:
         settings,
         connection_id,
         container.describe_cache,
-        http=_shared_http(settings.salesforce_timeout_s),
+        http=container.engine_state.http.client(settings.salesforce_timeout_s),
     )
 
 
-def _shared_http(timeout_s: float) -> httpx.Client:
-    """One pooled httpx client per timeout for the whole process (httpx clients may be shared
-    between threads; a forked child makes its own, never using its parent's connections)."""
-    key = (os.getpid(), timeout_s)
-    with _http_lock:
-        http = _http_clients.get(key)
-        if http is None or http.is_closed:
-            http = _http_clients[key] = httpx.Client(timeout=timeout_s, follow_redirects=False)
-        return http
-
-
-_http_clients: dict[tuple[int, float], httpx.Client] = {}
-_http_lock = threading.Lock()
-
-
-def _execute(container: Container, client: SalesforceClient, items: list[_Item]) -> list[Outcome]:
+def _execute(container: EngineParts, client: SalesforceClient, items: list[_Item]) -> list[Outcome]:
     db = container.db
     with db.reader() as uow:
         session = uow.session
@@ -156,6 +137,7 @@ def _execute(container: Container, client: SalesforceClient, items: list[_Item])
             task = document.task(task_run.task_id)
             assert isinstance(task, SalesforceTask)
             item.task = task
+            item.plan_key = (run.workflow_id, run.workflow_revision, task.id)
             item.context = run.context
             uses = uses_outputs.get(id(task))
             if uses is None:
@@ -175,9 +157,11 @@ def _execute(container: Container, client: SalesforceClient, items: list[_Item])
     task = live[0].task
     assert task is not None
     describe = client.describe(task.object)
+    plans = container.engine_state.record_plans
     for item in live:
         assert item.task is not None and item.context is not None
-        item.record = record_plan(item.task, describe).render(item.context)
+        plan = record_plan(plans, item.plan_key, item.task, describe)
+        item.record = plan.render(item.context)
         if item.record.problems:
             item.outcome = _failed(item, "CXLOOP_BAD_VALUE", "; ".join(item.record.problems))
     live = [i for i in live if i.outcome is None]
@@ -218,7 +202,7 @@ def _send(client: SalesforceClient, task: SalesforceTask, items: list[_Item]) ->
     return client.collection_delete(ids)
 
 
-def _from_result(container: Container, item: _Item, result: RecordResult) -> Outcome:
+def _from_result(container: EngineParts, item: _Item, result: RecordResult) -> Outcome:
     task_run = item.task_run
     payload = item.payload
     if result.success:
@@ -245,7 +229,7 @@ def _from_result(container: Container, item: _Item, result: RecordResult) -> Out
 
 
 def _whole_batch_failed(
-    container: Container,
+    container: EngineParts,
     items: list[_Item],
     exc: SalesforceError,
     org_id: str,
@@ -255,10 +239,10 @@ def _whole_batch_failed(
     outcomes = []
     if exc.kind == "reauth" or exc.kind == "auth":
         reason = f"The connection needs to be reconnected: {exc.message}"
-        ledger.pause_connection_work(container.db, connection_id, reason)
+        claims.pause_connection_work(container.db, connection_id, reason)
         return [i.outcome or _paused(i, reason, exc) for i in items]
     if exc.kind == "limit":
-        until = ledger.throttle_org(
+        until = claims.throttle_org(
             container.db, org_id, settings.limit_backoff_s, str(exc), escalate=True
         )
         for item in items:
@@ -295,14 +279,14 @@ def _whole_batch_failed(
 
 
 def _retry(
-    container: Container,
+    container: EngineParts,
     task_run: ClaimedTaskRun,
     error: SalesforceError,
     payload: dict[str, Any] | None,
     ambiguous: bool = False,
 ) -> Outcome:
     settings = container.settings
-    at = ledger.next_retry_at(settings, task_run)
+    at = claims.next_retry_at(settings, task_run)
     if at is None:
         return Outcome(
             task_run.id,
@@ -409,9 +393,9 @@ def _soql_string(value: str) -> str:
     return f"'{escaped}'"
 
 
-def _slow_down_near_the_limit(container: Container, org_id: str, fraction: float) -> None:
+def _slow_down_near_the_limit(container: EngineParts, org_id: str, fraction: float) -> None:
     if fraction >= container.settings.api_usage_threshold:
-        ledger.throttle_org(
+        claims.throttle_org(
             container.db,
             org_id,
             10.0,

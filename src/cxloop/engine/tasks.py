@@ -14,7 +14,7 @@ from cxloop.engine import worker
 from cxloop.engine.scheduler import record_execution
 
 if TYPE_CHECKING:
-    from cxloop.bootstrap import Container
+    from cxloop.engine.parts import EngineParts
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,7 @@ class QueueTasks:
     dispatch: Any
 
 
-def register_tasks(huey: Huey, container: Container) -> QueueTasks:
+def register_tasks(huey: Huey, container: EngineParts) -> QueueTasks:
     """Register cxloop's tasks on `huey` (names fixed, so every process agrees on them)."""
 
     @huey.task(name="cxloop.run_periodic_job")

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cxloop.db.base import utcnow
-from cxloop.engine import directory_task, email_task, ledger, salesforce_batch
-from cxloop.services import runs
+from cxloop.engine import directory_task, email_task, salesforce_batch
+from cxloop.ledger import SalesforceBatchKey, claims
 
 if TYPE_CHECKING:
-    from cxloop.bootstrap import Container
+    from cxloop.engine.parts import BatchPacing, EngineParts
 
 log = structlog.get_logger(__name__)
 
@@ -36,20 +36,16 @@ _BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
 _POLL_S = 0.05
 _NEARLY_FULL = 2 / 3  # of a batch: ...
 _NEARLY_FULL_LINGER = 1.5  # ... may wait this many times `batch_linger_s` to fill
-_last_batch_at: dict[str, float] = {}
-_lingering: set[str] = set()
-_in_flight: dict[str, int] = {}  # batches of a key being sent by this process now
-_lingering_lock = threading.Lock()
 
 
-def process(container: Container, batch_key: str) -> None:
+def process(container: EngineParts, batch_key: str) -> None:
     """Handle one dispatch message for `batch_key`: batches until nothing of it is ready."""
     if batch_key.startswith("sf|"):
         _process_salesforce(container, batch_key)
         return
     worker = f"{WORKER_ID}:{threading.get_ident()}"
     for _ in range(MAX_ROUNDS):
-        claimed = ledger.claim_batch(
+        claimed = claims.claim_batch(
             container.db,
             batch_key,
             limit=container.settings.batch_size,
@@ -59,7 +55,7 @@ def process(container: Container, batch_key: str) -> None:
         if not claimed:
             return
         started_at = utcnow()
-        task_runs = ledger.task_runs_by_id(container.db, claimed)
+        task_runs = claims.task_runs_by_id(container.db, claimed)
         try:
             if batch_key.startswith("directory|"):
                 outcomes = [directory_task.execute(container, t) for t in task_runs]
@@ -72,28 +68,29 @@ def process(container: Container, batch_key: str) -> None:
         _record(container, outcomes, started_at, worker)
 
 
-def _process_salesforce(container: Container, batch_key: str) -> None:
+def _process_salesforce(container: EngineParts, batch_key: str) -> None:
     """Salesforce batches: each round looks up where the key's records go (the owner's
     connection, its org's hold) in one query, waits for company, claims up to a batch with
     one UPDATE that returns the rows, sends them in one Collections call and records every
     outcome in one transaction."""
     db, settings = container.db, container.settings
-    key = runs.SalesforceBatchKey.parse(batch_key)
+    key = SalesforceBatchKey.parse(batch_key)
+    pacing = container.engine_state.pacing
     worker = f"{WORKER_ID}:{threading.get_ident()}"
     for _ in range(MAX_ROUNDS):
-        target = ledger.batch_target(db, key.owner_id, key.connection)
+        target = claims.batch_target(db, key.owner_id, key.connection)
         if target.held_until is not None:
             schedule(container, batch_key, target.held_until)  # come back when it may go
             return
-        with _turn(container, batch_key) as waited:
+        with batch_turn(container, batch_key) as waited:
             if waited is None:
                 return
             if waited > _POLL_S:  # the org may have been held back meanwhile
-                target = ledger.batch_target(db, key.owner_id, key.connection)
+                target = claims.batch_target(db, key.owner_id, key.connection)
                 if target.held_until is not None:
                     schedule(container, batch_key, target.held_until)
                     return
-            claimed = ledger.claim_task_runs(
+            claimed = claims.claim_task_runs(
                 db,
                 batch_key,
                 limit=settings.batch_size,
@@ -104,8 +101,8 @@ def _process_salesforce(container: Container, batch_key: str) -> None:
         if not claimed:
             return
         started_at = utcnow()
-        _last_batch_at[batch_key] = time.monotonic()
-        with _sending(batch_key):
+        pacing.last_batch_at[batch_key] = time.monotonic()
+        with sending_batch(pacing, batch_key):
             try:
                 outcomes = salesforce_batch.execute(container, claimed, target)
             except Exception:
@@ -116,16 +113,16 @@ def _process_salesforce(container: Container, batch_key: str) -> None:
 
 
 def _record(
-    container: Container, outcomes: list[ledger.Outcome], started_at: datetime, worker: str
+    container: EngineParts, outcomes: list[claims.Outcome], started_at: datetime, worker: str
 ) -> None:
-    settled = ledger.record_outcomes(container.db, outcomes, started_at=started_at, worker=worker)
-    runs.dispatch(settled.ready_keys)
+    settled = claims.record_outcomes(container.db, outcomes, started_at=started_at, worker=worker)
+    container.ledger.dispatch(settled.ready_keys)
     for key, at in settled.retries:
         schedule(container, key, at)
 
 
 @contextmanager
-def _turn(container: Container, batch_key: str) -> Iterator[float | None]:
+def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]:
     """Wait while a batch is filling, then claim inside the block; yields how long it waited,
     or None when this message should leave (nothing ready, or another message of this
     process is already waiting for this key and will take these rows).
@@ -150,18 +147,19 @@ def _turn(container: Container, batch_key: str) -> Iterator[float | None]:
     settings = container.settings
     db = container.db
     size = settings.batch_size
-    count, oldest, newest = ledger.ready_summary(db, batch_key)
+    pacing = container.engine_state.pacing
+    count, oldest, newest = claims.ready_summary(db, batch_key)
     if count == 0:
         yield None
         return
-    recently_busy = time.monotonic() - _last_batch_at.get(batch_key, -1e9) < _BUSY_WINDOW_S
+    recently_busy = time.monotonic() - pacing.last_batch_at.get(batch_key, -1e9) < _BUSY_WINDOW_S
     if oldest is None or settings.batch_linger_s <= 0 or (count == 1 and not recently_busy):
         yield 0.0
         return
-    with _lingering_lock:
-        waiting = batch_key in _lingering
+    with pacing.lock:
+        waiting = batch_key in pacing.lingering
         if not waiting:
-            _lingering.add(batch_key)
+            pacing.lingering.add(batch_key)
     if waiting:
         yield 0.0 if count >= 2 * size else None
         return
@@ -175,45 +173,45 @@ def _turn(container: Container, batch_key: str) -> Iterator[float | None]:
             if waited >= linger:
                 break
             time.sleep(min(_POLL_S, linger - waited))
-            count, oldest, newest = ledger.ready_summary(db, batch_key)
+            count, oldest, newest = claims.ready_summary(db, batch_key)
             if oldest is None or newest is None:
                 break
             quiet_for = (utcnow() - newest).total_seconds()
-            if 0 < settings.batch_quiet_s <= quiet_for and not _in_flight.get(batch_key):
+            if 0 < settings.batch_quiet_s <= quiet_for and not pacing.in_flight.get(batch_key):
                 break
         yield time.monotonic() - started
     finally:
         # Released once the claim is made: a message arriving from now on claims for itself.
-        with _lingering_lock:
-            _lingering.discard(batch_key)
+        with pacing.lock:
+            pacing.lingering.discard(batch_key)
 
 
 @contextmanager
-def _sending(batch_key: str) -> Iterator[None]:
-    """Count the batches of a key this process is sending (see `_wait_for_company`)."""
-    with _lingering_lock:
-        _in_flight[batch_key] = _in_flight.get(batch_key, 0) + 1
+def sending_batch(pacing: BatchPacing, batch_key: str) -> Iterator[None]:
+    """Count the batches of a key this process is sending (see `batch_turn`)."""
+    with pacing.lock:
+        pacing.in_flight[batch_key] = pacing.in_flight.get(batch_key, 0) + 1
     try:
         yield
     finally:
-        with _lingering_lock:
-            _in_flight[batch_key] -= 1
-            if not _in_flight[batch_key]:
-                del _in_flight[batch_key]
+        with pacing.lock:
+            pacing.in_flight[batch_key] -= 1
+            if not pacing.in_flight[batch_key]:
+                del pacing.in_flight[batch_key]
 
 
-def schedule(container: Container, batch_key: str, at: datetime) -> None:
+def schedule(container: EngineParts, batch_key: str, at: datetime) -> None:
     """Dispatch `batch_key` again at `at` (the sweeper is the safety net if this is lost)."""
     delay = max((at - utcnow()).total_seconds(), 0.0)
     container.tasks.dispatch.schedule(args=(batch_key,), delay=delay)
 
 
-def sweep(container: Container) -> None:
+def sweep(container: EngineParts) -> None:
     """Re-queue what is stuck: expired leases, ready rows nobody took, paused work that may
     resume. Runs periodically in the scheduler's rhythm."""
-    keys = set(ledger.expire_leases(container.db))
-    keys |= set(ledger.resume_paused(container.db))
-    keys |= set(ledger.overdue_keys(container.db, grace_s=1.0))
+    keys = set(claims.expire_leases(container.db))
+    keys |= set(claims.resume_paused(container.db))
+    keys |= set(claims.overdue_keys(container.db, grace_s=1.0))
     if keys:
         log.info("sweeper.requeued", batch_keys=len(keys))
-        runs.dispatch(keys)
+        container.ledger.dispatch(keys)

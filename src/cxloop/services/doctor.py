@@ -12,7 +12,7 @@ from cxloop.salesforce.client import DescribeCache, SalesforceClient
 from cxloop.salesforce.doctor import Finding
 from cxloop.salesforce.errors import ApiDisabled, SalesforceError
 from cxloop.salesforce.remedies import Remedies
-from cxloop.services import connections, runs, surveys, workflows
+from cxloop.services import connections, surveys, workflows
 from cxloop.services.access import Actor
 from cxloop.services.salesforce_clients import client_for
 from cxloop.services.task_checks import ConnectionFacts, check_task_in_org, user_profile
@@ -76,7 +76,9 @@ def survey_tasks(
     survey = surveys.get_survey(container.db, actor, survey_id)  # 404 unless the actor may see it
     found: list[SalesforceTaskSpec] = []
     for workflow in workflows.list_workflows(container.db, actor, survey_id):
-        document = runs.workflow_document(workflow.id, workflow.revision, workflow.document)
+        document = container.ledger.workflow_document(
+            workflow.id, workflow.revision, workflow.document
+        )
         for task in document.tasks:
             if not isinstance(task, SalesforceTask):
                 continue

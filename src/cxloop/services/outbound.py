@@ -28,9 +28,7 @@ import contextlib
 import hashlib
 import ipaddress
 import re
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +42,6 @@ from cxloop.db.models import Survey
 from cxloop.db.run_models import OutboundNotification
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
-from cxloop.domain.conditions import evaluate
 from cxloop.domain.outbound_message import (
     Notification,
     OutboundMessage,
@@ -56,15 +53,9 @@ from cxloop.domain.outbound_message import (
     same_org,
 )
 from cxloop.domain.workflow import OutboundMessageEvent, WorkflowDocument
+from cxloop.ledger import Ledger, RunEvent, outbound_conditions_hold
 from cxloop.salesforce import hosts
 from cxloop.salesforce.errors import HostNotAllowed
-from cxloop.services.runs import (
-    RunEvent,
-    add_runs_bulk,
-    dispatch,
-    event_field_resolver,
-    workflow_document,
-)
 from cxloop.services.workflows import outbound_token_hash, resolve_owner_connection
 
 log = structlog.get_logger(__name__)
@@ -159,18 +150,19 @@ def _receive(
     db: Database, token: str, body: bytes, client_ip: str | None, extra_hosts: list[str]
 ) -> ReceiveResult:
     token_hash = _token_hash(token)
+    targets = db.ledger.outbound_targets
     try:
         return _receive_for(
             db, _cached_target(db, token_hash), token_hash, body, client_ip, extra_hosts
         )
     except _Stale:
-        _forget_target(token_hash)
+        targets.pop(token_hash)
     try:
         return _receive_for(
             db, _cached_target(db, token_hash), token_hash, body, client_ip, extra_hosts
         )
     except _Stale:
-        _forget_target(token_hash)
+        targets.pop(token_hash)
         raise Refused(
             "The cxloop workflow changed while this message arrived; Salesforce will send it "
             "again.",
@@ -193,7 +185,7 @@ def _receive_for(
         raise Refused(exc.faultstring, exc.reason) from None
     _check_message(target, message)
     if target.event.verify_session_id:
-        _verify_session(target, message, extra_hosts)
+        _verify_session(db.ledger, target, message, extra_hosts)
     for attempt in (1, 2):
         try:
             return _store(db, token_hash, target, message)
@@ -225,35 +217,26 @@ def _unknown_token() -> Refused:
 # its revision, so a rotated token, a disabled or edited workflow count at once; only a change
 # of the owner's connection (relinked to another org) may take TARGET_CACHE_S to be seen.
 TARGET_CACHE_S = 5.0
-_targets: dict[str, tuple[float, _Target]] = {}
-_targets_lock = threading.Lock()
 
 
 def _cached_target(db: Database, token_hash: str) -> _Target:
-    now = time.monotonic()
-    with _targets_lock:
-        cached = _targets.get(token_hash)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    targets = db.ledger.outbound_targets  # the container's, kept TARGET_CACHE_S each
+    cached = targets.get(token_hash)
+    if cached is not None:
+        return cached
     with db.reader() as uow:
         target = _target(uow.session, token_hash)
-    with _targets_lock:
-        if len(_targets) > 1000:
-            _targets.clear()
-        _targets[token_hash] = (now + TARGET_CACHE_S, target)
+    targets.set(token_hash, target, ttl_s=TARGET_CACHE_S)
     return target
-
-
-def _forget_target(token_hash: str) -> None:
-    with _targets_lock:
-        _targets.pop(token_hash, None)
 
 
 def _target(session: Any, token_hash: str) -> _Target:
     workflow = session.scalar(select(Workflow).where(Workflow.outbound_token_hash == token_hash))
     if workflow is None or workflow.event_type != EVENT_TYPE:
         raise _unknown_token()
-    document = workflow_document(workflow.id, workflow.revision, workflow.document)
+    document = session.info["ledger"].workflow_document(
+        workflow.id, workflow.revision, workflow.document
+    )
     event = document.event
     if not isinstance(event, OutboundMessageEvent):
         raise _unknown_token()
@@ -327,11 +310,9 @@ def _check_message(target: _Target, message: OutboundMessage) -> None:
 # --- session id verification
 
 
-_confirmed_sessions: dict[tuple[str, str], float] = {}
-_confirmed_lock = threading.Lock()
-
-
-def _verify_session(target: _Target, message: OutboundMessage, extra_hosts: list[str]) -> None:
+def _verify_session(
+    ledger: Ledger, target: _Target, message: OutboundMessage, extra_hosts: list[str]
+) -> None:
     session_id = message.session_id
     if not session_id:
         raise Refused(
@@ -340,10 +321,9 @@ def _verify_session(target: _Target, message: OutboundMessage, extra_hosts: list
             "session_missing",
         )
     key = (hashlib.sha256(session_id.encode()).hexdigest(), id15(target.org_id))
-    now = time.monotonic()
-    with _confirmed_lock:
-        if _confirmed_sessions.get(key, 0.0) > now:
-            return
+    confirmed = ledger.confirmed_sessions  # the container's, kept SESSION_CACHE_S each
+    if confirmed.get(key):
+        return
     try:
         # The stored instance URL, never one from the message: the session id goes nowhere else.
         base = hosts.check_url(target.instance_url, extra_hosts, what="instance_url")
@@ -377,10 +357,7 @@ def _verify_session(target: _Target, message: OutboundMessage, extra_hosts: list
             f"(connection {target.connection_name!r}).",
             "session_rejected",
         )
-    with _confirmed_lock:
-        if len(_confirmed_sessions) > 10_000:
-            _confirmed_sessions.clear()
-        _confirmed_sessions[key] = now + SESSION_CACHE_S
+    confirmed.set(key, True, ttl_s=SESSION_CACHE_S)
 
 
 def _userinfo_org(reply: httpx.Response) -> str | None:
@@ -404,7 +381,7 @@ def _store(
         unique.setdefault(notification.notification_id, notification)
     # Conditions are evaluated before the write transaction, so it holds the lock briefly.
     starts = {
-        key: _conditions_hold(target.document, target.survey_id, n.fields)
+        key: outbound_conditions_hold(target.document, target.survey_id, n.fields)
         for key, n in unique.items()
     }
     with db.uow() as uow:
@@ -417,7 +394,7 @@ def _store(
         ).one_or_none()
         # Rotated, disabled or changed since the first look: look again, from the start.
         if current is None or current.id != target.workflow_id:
-            _forget_target(token_hash)
+            db.ledger.outbound_targets.pop(token_hash)
             raise _unknown_token()
         if current.revision != target.revision or not current.enabled:
             raise _Stale()
@@ -430,7 +407,6 @@ def _store(
             )
         )
         fresh = [n for key, n in unique.items() if key not in known]
-        ready: list[str] = []
         runs = 0
         if fresh:
             session.execute(
@@ -455,8 +431,8 @@ def _store(
                 for n in fresh
                 if starts[n.notification_id]
             ]
-            ready = add_runs_bulk(
-                session,
+            runs = uow.ledger.record_outbound_message(
+                uow,
                 survey,
                 target.workflow_id,
                 target.revision,
@@ -464,9 +440,6 @@ def _store(
                 starting,
                 event_type=EVENT_TYPE,
             )
-            runs = len(starting)
-        if ready:
-            uow.after_commit(lambda: dispatch(ready))
         uow.commit()
     duplicates = len(message.notifications) - len(fresh)
     if fresh:
@@ -483,10 +456,3 @@ def _store(
         runs=runs,
     )
     return ReceiveResult(200, render_ack(), len(fresh), duplicates, runs)
-
-
-def _conditions_hold(document: WorkflowDocument, survey_id: str, fields: dict[str, str]) -> bool:
-    if document.conditions is None:
-        return True
-    resolve: Callable[[str], Any] = event_field_resolver(survey_id, dict(fields))
-    return evaluate(document.conditions, resolve)

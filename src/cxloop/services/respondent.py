@@ -60,7 +60,6 @@ from cxloop.domain.survey_flow import (
     shown_route_pages,
 )
 from cxloop.errors import Conflict, CxloopError, NotFound
-from cxloop.services import response_events
 from cxloop.services.access import SurveyAccess
 from cxloop.services.personal_links import find_link, get_link
 from cxloop.services.responses.errors import check_accepting
@@ -263,7 +262,7 @@ def submit_page(
         state = replace(state, response_id=response.id)
         if finishing:
             _finish(session, response, link, screened_out=bool(way.end and way.end.screened_out))
-            response_events.on_response_event(session, response, "created", uow)
+            uow.ledger.record_response_events(uow, [response], "created")
         uow.commit()
         return _screen(
             survey, content, state, answers, target, way, finished=finishing, problems=problems

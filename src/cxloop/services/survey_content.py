@@ -8,14 +8,13 @@ deleted while another's display logic still refers to it; the reply then says so
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import PurePath
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cxloop.db.models import Survey, SurveyCollaborator
 from cxloop.db.uow import Database
@@ -27,10 +26,13 @@ from cxloop.domain.survey_content import (
     SurveyContentError,
 )
 from cxloop.errors import Conflict, InvalidInput, NotFound
+from cxloop.ledger import ledger_of
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 
-CONTENT_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".qsf": "qsf"}
+CONTENT_FORMATS = MappingProxyType(
+    {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".qsf": "qsf"}
+)
 _QID_NUMBER = re.compile(r"^QID([1-9][0-9]{0,8})$")
 _EMPTY = SurveyContent()
 
@@ -56,43 +58,16 @@ class ContentFile:
 # -- reading content (cached: parsing a large document on every response would dominate) -----
 
 
-class _ContentCache:
-    """Parsed content by (survey id, version); a version never changes meaning, so no expiry."""
-
-    def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[str, int], SurveyContent] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, int]) -> SurveyContent | None:
-        with self._lock:
-            content = self._items.get(key)
-            if content is not None:
-                self._items.move_to_end(key)
-            return content
-
-    def put(self, key: tuple[str, int], content: SurveyContent) -> None:
-        with self._lock:
-            self._items[key] = content
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-_cache = _ContentCache()
-
-
 def content_of(survey: Survey) -> SurveyContent:
     """The survey's parsed content. Call it while the survey's session is open: on a cache miss
-    the (deferred) document is loaded."""
-    key = (survey.id, survey.content_version)
-    cached = _cache.get(key)
-    if cached is not None:
-        return cached
-    document = survey.content
-    content = _EMPTY if not document else SurveyContent.model_validate(document, strict=True)
-    _cache.put(key, content)
-    return content
+    the (deferred) document is loaded. Parsed once per version, in the ledger's cache (the one
+    owner of parsed survey content)."""
+    session = object_session(survey)
+    if session is None:  # a survey made in memory, never stored: nothing to cache by
+        return (
+            SurveyContent.model_validate(survey.content, strict=True) if survey.content else _EMPTY
+        )
+    return ledger_of(session).contents.of(survey) or _EMPTY
 
 
 @dataclass(frozen=True)
@@ -163,14 +138,14 @@ def survey_ref(
 
 def content_for(session: Session, survey: SurveyRef) -> SurveyContent:
     """The parsed content of a survey read with `survey_ref` (cached by version)."""
-    key = (survey.id, survey.content_version)
-    cached = _cache.get(key)
-    if cached is not None:
-        return cached
+    contents = ledger_of(session).contents
+    content = contents.get(survey.id, survey.content_version)
+    if content is not None:
+        return content
     document = session.scalar(_CONTENT, {"survey_id": survey.id})
-    content = _EMPTY if not document else SurveyContent.model_validate(document, strict=True)
-    _cache.put(key, content)
-    return content
+    if not document:
+        return _EMPTY
+    return contents.parse(survey.id, survey.content_version, document)
 
 
 def get_content(db: Database, actor: Actor, survey_id: str) -> ContentState:
@@ -439,7 +414,7 @@ def _store(
 ) -> ContentState:
     survey.content = content.to_document()
     survey.content_version = (survey.content_version or 0) + 1
-    _cache.put((survey.id, survey.content_version), content)
+    ledger_of(session).contents.put(survey.id, survey.content_version, content)
     audit.record(
         session, actor.id, action, "survey", survey.id,
         version=survey.content_version, questions=len(content.questions), **details,

@@ -31,7 +31,6 @@ from cxloop.errors import Conflict, CxloopError, Forbidden, InvalidInput, NotFou
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.connection_grants import drop_grants
-from cxloop.services.runs import dispatch
 from cxloop.services.users import normalize_email
 from cxloop.services.workflows import rebind_paused_task_runs, resolve_owner_connection
 
@@ -361,8 +360,7 @@ def _pause_foreign_tasks(
             paused.append(
                 PausedTask(workflow.id, workflow.name, task.id, task.name, task.connection, reason)
             )
-    if resumed:
-        uow.after_commit(lambda: dispatch(resumed))
+    uow.ledger.dispatch_after_commit(uow, resumed)
     return paused
 
 

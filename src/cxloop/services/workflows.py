@@ -37,7 +37,7 @@ from cxloop.db.uow import Database, UnitOfWork
 from cxloop.db.workflow_models import Workflow, WorkflowRevision, WorkflowTaskPause
 from cxloop.domain import piped_text
 from cxloop.domain.conditions import iter_conditions
-from cxloop.domain.survey_content import SurveyContent, SurveyContentError
+from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
     DocumentProblem,
     DocumentTextError,
@@ -54,11 +54,12 @@ from cxloop.domain.workflow import (
     too_large_problem,
 )
 from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
+from cxloop.ledger import SalesforceBatchKey, settle_run_status
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
 from cxloop.services.connection_grants import owner_connections as _owned_by
 from cxloop.services.connection_grants import pickable_connections
-from cxloop.services.runs import SalesforceBatchKey, dispatch, settle_run_status
+from cxloop.services.survey_content import content_of
 from cxloop.services.task_checks import (
     ConnectionFacts,
     SalesforceChecksFailed,
@@ -578,12 +579,8 @@ def _match(connections: Iterable[Connection], name_or_id: str) -> Connection | N
 
 
 def _content_of(survey: Survey) -> SurveyContent:
-    if not survey.content:
-        return SurveyContent()  # no questions yet: every q:// reference is reported
-    try:
-        return SurveyContent.from_document(survey.content)
-    except SurveyContentError:  # stored content is checked on save; this is only a guard
-        return SurveyContent()
+    # No questions yet: an empty content, so that every q:// reference is reported.
+    return content_of(survey)
 
 
 def _refusal(problems: list[DocumentProblem]) -> CxloopError:
@@ -625,8 +622,7 @@ def _lift_pauses(
         )  # fmt: skip
         if connection is not None:
             keys += rebind_paused_task_runs(session, workflow.id, pause.task_id, survey, connection)
-    if keys:
-        uow.after_commit(lambda: dispatch(keys))
+    uow.ledger.dispatch_after_commit(uow, keys)
 
 
 def rebind_paused_task_runs(

@@ -12,7 +12,8 @@ from playwright.sync_api import expect
 from tests.e2e.ui.conftest import UiServer, axe_check, no_horizontal_scroll, shoot, text
 
 from cxloop.db.run_models import TaskRun
-from cxloop.engine import ledger, worker
+from cxloop.engine import worker
+from cxloop.ledger import claims
 from cxloop.services import connections, responses, survey_content, surveys, workflows
 
 pytestmark = pytest.mark.browser
@@ -120,7 +121,7 @@ def drain(ui: UiServer, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         worker.sweep(ui.container)
-        keys = ledger.overdue_keys(ui.container.db, grace_s=0)
+        keys = claims.overdue_keys(ui.container.db, grace_s=0)
         with ui.container.db.reader() as uow:
             still = (
                 uow.session.query(TaskRun)

@@ -11,7 +11,7 @@ from cxloop.db.base import utcnow
 from cxloop.db.models import Response
 from cxloop.db.uow import Database
 from cxloop.errors import NotFound
-from cxloop.services import audit, response_events
+from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.responses.errors import invalid_response
 from cxloop.services.responses.plan import (
@@ -70,7 +70,7 @@ def update_response(
             uow.session, actor.id, "response.update", "response", response.id,
             survey_id=survey_id, changed=sorted(patch.model_dump(exclude_unset=True)),
         )  # fmt: skip
-        response_events.on_response_event(uow.session, response, "updated", uow)
+        uow.ledger.record_response_events(uow, [response], "updated")
         uow.commit()
     return response
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cxloop.db.base import utcnow
 from cxloop.db.models import Response
-from cxloop.db.response_rows import insert_response_rows, persistent_responses
+from cxloop.db.response_rows import insert_response_rows
 from cxloop.db.uow import Database
 from cxloop.domain.response_files import (
     IMPORT_FORMATS,
@@ -25,7 +25,7 @@ from cxloop.domain.response_files import (
     rows_from_array,
 )
 from cxloop.errors import CxloopError, InvalidInput
-from cxloop.services import audit, response_events
+from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.responses.errors import problem
 from cxloop.services.responses.plan import ResponsePlan, read_document
@@ -237,9 +237,8 @@ def _insert(db: Database, batch: list[_Pending]) -> tuple[list[_Pending], list[_
             insert_response_rows(session, rows)
             # Most imports start no workflow (only those that include imported responses):
             # one question per batch then saves building a response object per row.
-            if response_events.any_hook_interested(session, [rows[0]["survey_id"]], "import"):
-                responses = persistent_responses(session, rows)
-                response_events.on_response_events(session, responses, "created", uow)
+            if uow.ledger.wants_responses(session, [rows[0]["survey_id"]], "import"):
+                uow.ledger.record_response_events(uow, rows, "created")
         uow.commit()
     return stored, taken
 

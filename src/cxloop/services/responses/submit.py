@@ -17,7 +17,6 @@ from cxloop.db.models import Response
 from cxloop.db.response_rows import insert_response_rows, persistent_responses
 from cxloop.db.uow import Database
 from cxloop.errors import CxloopError
-from cxloop.services import response_events
 from cxloop.services.access import Actor, SurveyAccess
 from cxloop.services.responses.errors import check_accepting, invalid_response
 from cxloop.services.responses.plan import ResponseDocument, ResponsePlan, Source, parse_document
@@ -69,8 +68,8 @@ def _submit_together(db: Database, submissions: Sequence[Submission]) -> list[Re
         insert_response_rows(uow.session, rows)
         stored = iter(persistent_responses(uow.session, rows))
         responses = [next(stored) if isinstance(o, dict) else o for o in outcomes]
-        response_events.on_response_events(
-            uow.session, [r for r in responses if isinstance(r, Response)], "created", uow
+        uow.ledger.record_response_events(
+            uow, [r for r in responses if isinstance(r, Response)], "created"
         )
         uow.commit()
     return responses

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from cxloop.db.run_models import RUN_STATUSES, Run
-from cxloop.services import runs
+from cxloop.services import run_history
 from cxloop.web.api.schemas import PageOut, Reply
 from cxloop.web.deps import ApiActor, Db
 
@@ -85,10 +85,10 @@ def list_runs(
 ) -> PageOut[RunOut]:
     """Runs newest first, filtered by survey, workflow, status, time and text (`q`: a run id,
     a response id, a Salesforce record id or words of an error)."""
-    page = runs.list_runs(
+    page = run_history.list_runs(
         db,
         actor,
-        runs.RunFilter(survey_id, workflow_id, status, since, until, q),
+        run_history.RunFilter(survey_id, workflow_id, status, since, until, q),
         limit=limit,
         cursor=cursor,
     )
@@ -100,16 +100,18 @@ def list_runs(
 @router.get("/runs/{run_id}", response_model=RunDetail)
 def get_run(run_id: str, actor: ApiActor, db: Db) -> Run:
     """A run with each task run's attempts: the payload sent, Salesforce's reply, the record Id."""
-    return runs.get_run(db, actor, run_id)
+    return run_history.get_run(db, actor, run_id)
 
 
 @router.post("/runs/{run_id}/retry", response_model=RetryOut)
 def retry_run(run_id: str, actor: ApiActor, db: Db) -> RetryOut:
     """Replay the run's failed, skipped and paused task runs."""
-    return RetryOut(queued_task_runs=runs.retry_run(db, actor, run_id))
+    return RetryOut(queued_task_runs=run_history.retry_run(db, actor, run_id))
 
 
 @router.post("/surveys/{survey_id}/workflows/{workflow_id}/retry-failed", response_model=RetryOut)
 def retry_failed(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> RetryOut:
     """Replay every failed run of a workflow."""
-    return RetryOut(queued_task_runs=runs.retry_failed_runs(db, actor, workflow_id, survey_id))
+    return RetryOut(
+        queued_task_runs=run_history.retry_failed_runs(db, actor, workflow_id, survey_id)
+    )

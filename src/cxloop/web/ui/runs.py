@@ -1,7 +1,7 @@
 """Run history pages: the runs list (all surveys the user can see, or one survey's), a run's
 timeline with each task run's attempts and its error explained, and Retry / Replay.
 
-The list and the run come from the same services as `/api/v1/runs` (services/runs.py): the
+The list and the run come from the same services as `/api/v1/runs` (services/run_history.py): the
 filters are a `RunFilter`, paging is its keyset cursor. The plain-words explanations of errors
 come from domain/run_errors.py, the one table the API could use too.
 """
@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from cxloop.db.run_models import RUN_STATUSES, Run, TaskRun
 from cxloop.domain.run_errors import Explanation, explain
 from cxloop.errors import Forbidden, InvalidInput, NotFound
-from cxloop.services import runs, surveys
+from cxloop.services import run_history, surveys
 from cxloop.web.ui.context import Page, ui_router
 from cxloop.web.ui.i18n import N_
 
@@ -68,13 +68,13 @@ class RunQuery:
     until: date | None = None
     q: str = ""
 
-    def run_filter(self) -> runs.RunFilter:
+    def run_filter(self) -> run_history.RunFilter:
         """The service's filter: dates are whole days in UTC, `until` included."""
         since = datetime.combine(self.since, time(), UTC) if self.since else None
         until = (
             datetime.combine(self.until + timedelta(days=1), time(), UTC) if self.until else None
         )
-        return runs.RunFilter(
+        return run_history.RunFilter(
             self.survey or None,
             self.workflow or None,
             self.status or None,
@@ -126,12 +126,12 @@ def run_list(
         _day(page, until, page._("To")),
         q,
     )
-    found = runs.list_runs(
+    found = run_history.list_runs(
         page.db, page.user, query.run_filter(), limit=PAGE_SIZE, cursor=cursor or None
     )
     choices = surveys.list_surveys(page.db, page.user, limit=SURVEY_CHOICES).items
     names = {s.id: s.name for s in choices}
-    survey_workflows = runs.workflow_choices(page.db, page.user, survey) if survey else []
+    survey_workflows = run_history.workflow_choices(page.db, page.user, survey) if survey else []
     rows = [_row(page, run, names) for run in found.items]
     return page.render(
         "ui/runs/list.html",
@@ -238,7 +238,7 @@ def run_page(run_id: str, page: Page) -> Response:
 
 
 def _run_page(page: Page, run_id: str, confirm: str = "", status_code: int = 200) -> Response:
-    view = runs.get_run_view(page.db, page.user, _run_id(run_id))
+    view = run_history.get_run_view(page.db, page.user, _run_id(run_id))
     run, survey = view.run, view.survey
     role = surveys.survey_access(survey, page.user)
     can_change = role in ("owner", "editor")
@@ -340,7 +340,7 @@ def retry(run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)] 
     confirmed on the run's page."""
     if confirm != "yes":
         return _run_page(page, run_id, confirm="retry")
-    queued = runs.retry_run(page.db, page.user, _run_id(run_id))
+    queued = run_history.retry_run(page.db, page.user, _run_id(run_id))
     return page.redirect(
         f"/runs/{run_id}", page._("Retried: %(n)s task runs queued again.", n=queued)
     )
@@ -351,10 +351,10 @@ def replay(run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)]
     """Replay every failed run of this run's workflow (editors and up), after confirming."""
     if confirm != "yes":
         return _run_page(page, run_id, confirm="replay")
-    run = runs.get_run(page.db, page.user, _run_id(run_id))
+    run = run_history.get_run(page.db, page.user, _run_id(run_id))
     if run.workflow_id is None:
         raise NotFound(page._("The workflow of this run was deleted."))
-    queued = runs.retry_failed_runs(page.db, page.user, run.workflow_id, run.survey_id)
+    queued = run_history.retry_failed_runs(page.db, page.user, run.workflow_id, run.survey_id)
     return page.redirect(
         f"/runs/{run_id}",
         page._("Replayed: %(n)s task runs of the workflow's failed runs queued again.", n=queued),

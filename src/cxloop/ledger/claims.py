@@ -1,4 +1,4 @@
-"""The ledger's moves: claim ready task runs with a lease, record outcomes, sweep what's stuck.
+"""Claims and outcomes: claim ready task runs with a lease, record outcomes, sweep what's stuck.
 
 Claiming is one UPDATE that only one worker can win for a row: `FOR UPDATE SKIP LOCKED` on
 PostgreSQL (the SQLite dialect drops the clause; its writers are serialised by BEGIN IMMEDIATE).
@@ -30,7 +30,7 @@ from cxloop.db.run_models import (
 )
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import WorkflowTaskPause
-from cxloop.services.runs import release_blocked, settle_run_status, update_rows
+from cxloop.ledger.transitions import settle_run_status, update_rows
 
 if TYPE_CHECKING:
     from cxloop.settings import Settings
@@ -179,7 +179,7 @@ def record_outcomes(
     """Store each task run's outcome and attempt, settle dependents and run statuses.
 
     Written with Core statements for the whole batch (the claimed rows read and locked once,
-    `runs.update_rows` for the outcomes, one INSERT of attempts, the runs settled with two
+    `transitions.update_rows` for the outcomes, one INSERT of attempts, the runs settled with two
     queries and an UPDATE or two), never object by object: on SQLite this transaction holds the
     only write lock, and the listener and the response API wait for it.
 
@@ -238,7 +238,7 @@ def record_outcomes(
         if attempts:
             session.execute(_INSERT_ATTEMPTS, attempts)
         # Settles every run's status too, blocked task runs or not.
-        settled.ready_keys = release_blocked(session, run_ids)
+        settled.ready_keys = uow.ledger.release_blocked(session, run_ids)
         uow.commit()
     for (task_type, status), count in counted.items():
         metrics.TASK_RUNS.labels(task_type, status).inc(count)

@@ -1,0 +1,86 @@
+"""What engine code needs of the process it runs in, and the engine's own per-container state.
+
+Engine code takes an `EngineParts` (the container is one) instead of importing `bootstrap`, so
+the composition root and the engine do not import each other. `EngineState` holds what the
+engine keeps between batches (record plans, the shared HTTP pool, the worker's pacing); the
+container builds one, so two containers in one process never share it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from cxloop.caching import TtlCache
+
+if TYPE_CHECKING:
+    from cxloop.db.uow import Database
+    from cxloop.engine.scheduler import PeriodicJob
+    from cxloop.ledger import Ledger
+    from cxloop.salesforce.client import DescribeCache
+    from cxloop.settings import Settings
+
+RECORD_PLAN_ENTRIES = 512  # describes expire and revisions pile up; memory only
+
+
+class EngineParts(Protocol):
+    """The parts of a container engine code uses (`bootstrap.Container` has them all)."""
+
+    settings: Settings
+    db: Database
+    ledger: Ledger
+    describe_cache: DescribeCache
+    engine_state: EngineState
+    jobs: list[PeriodicJob]
+
+    @property
+    def tasks(self) -> Any: ...
+
+
+class BatchPacing:
+    """The worker's view of its own batches: when each key last sent one, which keys a thread
+    is filling, how many batches of a key are being sent now. Per process by nature (it paces
+    this process's threads), per container by construction."""
+
+    def __init__(self) -> None:
+        self.last_batch_at: dict[str, float] = {}
+        self.lingering: set[str] = set()
+        self.in_flight: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+
+class SharedHttp:
+    """One pooled httpx client per timeout (httpx clients may be shared between threads; a
+    forked child makes its own, never using its parent's connections)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[int, float], httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def client(self, timeout_s: float) -> httpx.Client:
+        """The pooled client for this timeout in this process."""
+        key = (os.getpid(), timeout_s)
+        with self._lock:
+            http = self._clients.get(key)
+            if http is None or http.is_closed:
+                http = self._clients[key] = httpx.Client(timeout=timeout_s, follow_redirects=False)
+            return http
+
+    def close(self) -> None:
+        """Close this process's clients."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for http in clients:
+            http.close()
+
+
+class EngineState:
+    """What the engine keeps between batches, for one container."""
+
+    def __init__(self) -> None:
+        self.record_plans: TtlCache[tuple[Any, ...], Any] = TtlCache(RECORD_PLAN_ENTRIES)
+        self.http = SharedHttp()
+        self.pacing = BatchPacing()
