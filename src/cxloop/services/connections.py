@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from cxloop.db.base import utcnow
 from cxloop.db.models import CONNECTION_TYPES, Connection, OAuthAttempt, OrgApiUsage
 from cxloop.db.uow import Database
-from cxloop.errors import Conflict, CxloopError, InvalidInput, LimitReached, NotFound
+from cxloop.errors import Conflict, CxloopError, Forbidden, InvalidInput, LimitReached, NotFound
 from cxloop.salesforce import hosts, oauth
 from cxloop.salesforce.errors import HostNotAllowed, SalesforceError
 from cxloop.services import audit, salesforce_apps
@@ -47,13 +47,10 @@ class LinkingFailed(CxloopError):
     """The OAuth callback could not finish linking; the message says why and what to do."""
 
     code = "linking_failed"
-    http_status = 400
 
 
-class LinkingRefused(LinkingFailed):
+class LinkingRefused(LinkingFailed, Forbidden):
     """The callback or bootstrap link came to a browser that did not start this linking."""
-
-    http_status = 403
 
 
 BROWSER_COOKIE_PREFIX = "cxloop_oauth_"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from cxloop.db.uow import Database
-from cxloop.errors import CxloopError
+from cxloop.errors import Conflict
 from cxloop.salesforce import hosts
 from cxloop.salesforce.client import ApiUsage, DescribeCache, SalesforceClient
 from cxloop.salesforce.errors import HostNotAllowed, NeedsReauth
@@ -13,11 +13,10 @@ from cxloop.services import connections, salesforce_apps
 from cxloop.settings import Settings
 
 
-class ConnectionUnusable(CxloopError):
+class ConnectionUnusable(Conflict):
     """The connection cannot make calls now (needs reauth, revoked); the message says why."""
 
     code = "connection_unusable"
-    http_status = 409
 
 
 class ConnectionTokenSource:

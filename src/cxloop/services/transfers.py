@@ -27,7 +27,7 @@ from cxloop.db.ownership_models import SurveyTransfer
 from cxloop.db.uow import Database, UnitOfWork
 from cxloop.db.workflow_models import Workflow, WorkflowTaskPause
 from cxloop.domain.workflow import SalesforceTask, WorkflowDocumentError, parse_document
-from cxloop.errors import Conflict, CxloopError, Forbidden, InvalidInput, NotFound
+from cxloop.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.connection_grants import drop_grants
@@ -39,11 +39,10 @@ Direction = Literal["incoming", "outgoing", "all"]
 MAX_MESSAGE = 2000
 
 
-class TransferExpired(CxloopError):
+class TransferExpired(Expired):
     """The offer was left open past its expiry."""
 
     code = "transfer_expired"
-    http_status = 410
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from cxloop.domain.workflow import (
     task_texts,
     too_large_problem,
 )
-from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
+from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound, TooLarge, Unreadable
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
 from cxloop.services.connection_grants import owner_connections as _owned_by
@@ -70,18 +70,16 @@ Outcome = Literal["created", "updated", "unchanged"]
 MAX_SUMMARY = 500
 
 
-class MalformedDocument(CxloopError):
+class MalformedDocument(Unreadable):
     """The text is not YAML or JSON at all (so there is no document to check)."""
 
     code = "malformed_document"
-    http_status = 400
 
 
-class DocumentTooLarge(CxloopError):
+class DocumentTooLarge(TooLarge):
     """The workflow document is larger than a workflow may be."""
 
-    code = "body_too_large"
-    http_status = 413
+    code = "document_too_large"
 
 
 @dataclass(frozen=True)

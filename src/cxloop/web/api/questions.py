@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.domain.survey_content import MAX_DOCUMENT_CHARS, SurveyContent, SurveyContentError
-from cxloop.errors import CxloopError, InvalidInput
+from cxloop.errors import InvalidInput, Unreadable
 from cxloop.services import survey_content
 from cxloop.services.survey_content import ContentState, question_document
 from cxloop.web.deps import ApiActor, Db
@@ -26,9 +26,8 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 QuestionBody = Annotated[dict[str, Any], Body(description="A question of the content document.")]
 
 
-class MalformedBody(CxloopError):
+class MalformedBody(Unreadable):
     code = "malformed_body"
-    http_status = 400
 
 
 def _version(if_match: str | None) -> int | None:

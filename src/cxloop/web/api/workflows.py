@@ -19,12 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.engine.dry_run import dry_run
-from cxloop.errors import CxloopError, InvalidInput
+from cxloop.errors import InvalidInput
 from cxloop.services import workflows
 from cxloop.services.task_checks import SaveChecks
 from cxloop.services.workflows import WorkflowView
 from cxloop.web.api.schemas import Reply, RequestBody
 from cxloop.web.deps import ApiActor, AppContainer, Db
+from cxloop.web.errors import UnsupportedMediaType
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/workflows", tags=["workflows"])
 
@@ -38,11 +39,6 @@ StrictQuery = Annotated[
         "warn about anything, or cannot be run."
     ),
 ]
-
-
-class UnsupportedMediaType(CxloopError):
-    code = "unsupported_media_type"
-    http_status = 415
 
 
 class ProblemOut(Reply):
