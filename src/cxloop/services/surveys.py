@@ -18,6 +18,7 @@ from cxloop.db.models import (
 )
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
+from cxloop.domain.statuses import SurveyStatus
 from cxloop.errors import Conflict, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
@@ -279,12 +280,12 @@ def _escape_like(text: str) -> str:
 
 def open_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
     """Open a survey for responses (status `active`); an open survey stays as it is."""
-    return _set_status(db, actor, survey_id, "active", "survey.open")
+    return _set_status(db, actor, survey_id, SurveyStatus.ACTIVE, "survey.open")
 
 
 def close_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
     """Close a survey: it takes no more responses (status `closed`); reopen it with open."""
-    return _set_status(db, actor, survey_id, "closed", "survey.close")
+    return _set_status(db, actor, survey_id, SurveyStatus.CLOSED, "survey.close")
 
 
 def _set_status(db: Database, actor: Actor, survey_id: str, status: str, action: str) -> Survey:
