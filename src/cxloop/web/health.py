@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from cxloop import metrics
@@ -22,10 +23,19 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
+class ReadinessOut(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description="database, queue: `ok` or what is wrong")
+
+
 @router.get(
     "/readyz",
+    response_model=ReadinessOut,
     responses={
-        503: {"description": "The database or the queue does not answer (checks say which)"}
+        503: {
+            "model": ReadinessOut,
+            "description": "The database or the queue does not answer (checks say which)",
+        }
     },
 )
 def readyz(request: Request) -> JSONResponse:

@@ -154,7 +154,28 @@ def list_responses(
     )
 
 
-@router.get("/export", summary="Export responses as CSV, a JSON array or JSON lines (streamed)")
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The responses, in the format asked for",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/ResponseOut"},
+                    }
+                },
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "One response object a line"}
+                },
+            },
+        }
+    },
+    summary="Export responses as CSV, a JSON array or JSON lines (streamed)",
+)
 def export_responses(
     survey_id: str,
     actor: ApiActor,

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
@@ -133,7 +134,12 @@ def _expected_revision(if_match: str | None) -> int | None:
     return int(text)
 
 
-@router.post("", status_code=201, summary="Create a workflow from a document (JSON or YAML)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=WorkflowOut,
+    summary="Create a workflow from a document (JSON or YAML)",
+)
 async def create_workflow(
     request: Request,
     survey_id: str,
@@ -154,7 +160,12 @@ def list_workflows(survey_id: str, actor: ApiActor, db: Db) -> list[Workflow]:
     return workflows.list_workflows(db, actor, survey_id)
 
 
-@router.post("/apply", summary="Create or update the workflow with the document's name")
+@router.post(
+    "/apply",
+    response_model=WorkflowOut,
+    responses={201: {"model": WorkflowOut, "description": "A workflow of that name was created."}},
+    summary="Create or update the workflow with the document's name",
+)
 async def apply_workflow(
     request: Request,
     survey_id: str,
@@ -182,12 +193,20 @@ def list_connection_choices(survey_id: str, actor: ApiActor, db: Db) -> list[Any
     return workflows.owner_connections(db, actor, survey_id)
 
 
-@router.get("/{workflow_id}", summary="A workflow: document, revision, state and warnings")
+@router.get(
+    "/{workflow_id}",
+    response_model=WorkflowOut,
+    summary="A workflow: document, revision, state and warnings",
+)
 def get_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
     return _reply(workflows.get_workflow(db, actor, workflow_id, survey_id=survey_id))
 
 
-@router.put("/{workflow_id}", summary="Replace the document (a new revision if it changed)")
+@router.put(
+    "/{workflow_id}",
+    response_model=WorkflowOut,
+    summary="Replace the document (a new revision if it changed)",
+)
 async def update_workflow(
     request: Request,
     survey_id: str,
@@ -213,12 +232,12 @@ def delete_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -
     return Response(status_code=204)
 
 
-@router.post("/{workflow_id}/enable", summary="Enable a workflow")
+@router.post("/{workflow_id}/enable", response_model=WorkflowOut, summary="Enable a workflow")
 def enable_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
     return _reply(workflows.set_enabled(db, actor, workflow_id, True, survey_id=survey_id))
 
 
-@router.post("/{workflow_id}/disable", summary="Disable a workflow")
+@router.post("/{workflow_id}/disable", response_model=WorkflowOut, summary="Disable a workflow")
 def disable_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
     return _reply(workflows.set_enabled(db, actor, workflow_id, False, survey_id=survey_id))
 
@@ -245,7 +264,12 @@ def get_revision(
     return workflows.get_revision(db, actor, workflow_id, revision, survey_id=survey_id)
 
 
-@router.get("/{workflow_id}/diff", summary="Unified diff of two revisions' YAML")
+@router.get(
+    "/{workflow_id}/diff",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/x-diff": {"schema": {"type": "string"}}}}},
+    summary="Unified diff of two revisions' YAML",
+)
 def diff_revisions(
     survey_id: str,
     workflow_id: str,
@@ -262,7 +286,12 @@ def diff_revisions(
     return PlainTextResponse(diff, media_type="text/x-diff; charset=utf-8")
 
 
-@router.get("/{workflow_id}/export", summary="The document as YAML, exactly as saved")
+@router.get(
+    "/{workflow_id}/export",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/yaml": {"schema": {"type": "string"}}}}},
+    summary="The document as YAML, exactly as saved",
+)
 def export_workflow(
     survey_id: str,
     workflow_id: str,
@@ -283,19 +312,46 @@ class DryRunIn(RequestBody):
     )
 
 
+class TaskPreviewOut(Reply):
+    """What one task would do: a Salesforce record, a contact and invitation, or a mail. The
+    other fields depend on the type (docs/workflows.md, "Dry run")."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: Literal["salesforce", "directory", "email"]
+
+
+class DryRunOut(Reply):
+    workflow_id: str
+    response_id: str | None = Field(default=None, description="For a survey_response workflow.")
+    channel: str | None = Field(default=None, description="The response's channel.")
+    event_fields: dict[str, str | None] | None = Field(
+        default=None, description="For an outbound message workflow: the record's fields."
+    )
+    would_run: bool
+    why_not: list[str]
+    tasks: list[TaskPreviewOut]
+
+
 @router.post(
     "/{workflow_id}/test",
+    response_model=DryRunOut,
     summary="Dry run: what this workflow would send for a response or an outbound record "
     "(editors and up)",
 )
 def test_workflow(
     survey_id: str, workflow_id: str, body: DryRunIn, actor: ApiActor, container: AppContainer
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Evaluate the event options and conditions, and show the exact records (and mails) the
     workflow would send for the response (`response_id`) or, for an outbound message workflow,
     for a record's fields (`event_fields`). Nothing is sent or stored; no run is recorded."""
     workflows.get_workflow(container.db, actor, workflow_id, survey_id=survey_id)
-    return dry_run(container, actor, workflow_id, body.response_id, event_fields=body.event_fields)
+    preview = dry_run(
+        container, actor, workflow_id, body.response_id, event_fields=body.event_fields
+    )
+    # As built: the keys a preview leaves out (response_id of an outbound one...) stay out.
+    return JSONResponse(jsonable_encoder(preview))
 
 
 class OutboundEndpointOut(Reply):
