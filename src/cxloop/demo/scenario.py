@@ -29,6 +29,7 @@ from cxloop.demo.seed import (
     response_workflow,
 )
 from cxloop.demo.stack import DemoError, Stack, local_client
+from cxloop.domain.statuses import LinkingStatus, SurveyStatus, TaskRunStatus
 from cxloop.services import directory, survey_content, surveys, users, workflows
 from cxloop.services.access import Actor
 
@@ -55,8 +56,11 @@ class Seeded:
 class Demo(Stack):
     """The stack, seeded through cxloop's services and API, and the loop driven through it."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, *, step_timeout_s: float = 30.0, **stack_options: Any) -> None:
+        """`stack_options` are the Stack's (ports, data directory); each step of the loop may
+        take `step_timeout_s`."""
+        super().__init__(**stack_options)
+        self.timeout = step_timeout_s
         self.seeded = Seeded()
 
     def api(self) -> httpx.Client:
@@ -83,7 +87,7 @@ class Demo(Stack):
             db, actor, SURVEY_NAME, "NPS and CSAT after a support case is closed."
         )
         survey_content.put_content(db, actor, survey.id, SURVEY_CONTENT)
-        surveys.update_survey(db, actor, survey.id, {"status": "active"})
+        surveys.update_survey(db, actor, survey.id, {"status": SurveyStatus.ACTIVE})
         seeded.survey_id = survey.id
         seeded.survey_url = f"{self.base_url}/s/{survey.id}"
         seeded.connection_id = self._link_connection()
@@ -151,7 +155,7 @@ class Demo(Stack):
                     )
                 back = browser.get(location)
             attempt = api.get(f"/api/v1/connections/attempts/{started.json()['attempt_id']}").json()
-        if attempt.get("status") != "completed":
+        if attempt.get("status") != LinkingStatus.COMPLETED:
             raise DemoError(
                 f"linking {CONNECTION} failed (HTTP {back.status_code}): "
                 f"{attempt.get('error') or _text_of(back.text)[:300]}"
@@ -429,7 +433,7 @@ class Demo(Stack):
             + (f" ({task['status_reason']})" if task.get("status_reason") else "")
             for run in runs
             for task in run["task_runs"]
-            if task["status"] != "succeeded"
+            if task["status"] != TaskRunStatus.SUCCEEDED
         ]
         if not runs:
             return "; cxloop has no run for the demo survey"

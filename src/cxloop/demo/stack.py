@@ -35,13 +35,11 @@ class Stack:
         smtp_port: int,
         mail_port: int,
         data_dir: Path,
-        step_timeout_s: float = 30.0,
         configure_logs: bool = True,
     ) -> None:
         self.configure_logs = configure_logs
         self.ports = {"port": port, "emulator": emulator_port, "smtp": smtp_port, "mail": mail_port}
         self.data_dir = data_dir
-        self.timeout = step_timeout_s
         self.emulator_server: Any = None
         self.emulator_url = ""
         self.catcher: MailCatcher | None = None
