@@ -81,9 +81,9 @@ class ImportReportOut(Reply):
     content_version: int
 
 
-# The content as YAML, when asked for (`?format=yaml` or a YAML body).
+# The content as YAML, when asked for (`?format=yaml` or a YAML body): the same document.
 _CONTENT_REPLIES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/yaml": {"schema": {"type": "string"}}}}
+    200: {"content": {"application/yaml": {"schema": {"$ref": "#/components/schemas/ContentOut"}}}}
 }
 
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from cxloop.errors import InvalidInput
 from cxloop.services import responses
 from cxloop.services.responses import ResponseFilter, response_document
+from cxloop.web.api.schemas import OwnMediaType
 from cxloop.web.deps import ApiActor, Db, Intake
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
@@ -156,7 +157,7 @@ def list_responses(
 
 @router.get(
     "/export",
-    response_class=StreamingResponse,
+    response_class=OwnMediaType,
     responses={
         200: {
             "description": "The responses, in the format asked for",

@@ -24,7 +24,7 @@ from cxloop.errors import InvalidInput
 from cxloop.services import workflows
 from cxloop.services.task_checks import SaveChecks
 from cxloop.services.workflows import WorkflowView
-from cxloop.web.api.schemas import Reply, RequestBody
+from cxloop.web.api.schemas import OwnMediaType, Reply, RequestBody
 from cxloop.web.deps import ApiActor, AppContainer, Db
 from cxloop.web.errors import UnsupportedMediaType
 
@@ -266,7 +266,7 @@ def get_revision(
 
 @router.get(
     "/{workflow_id}/diff",
-    response_class=PlainTextResponse,
+    response_class=OwnMediaType,
     responses={200: {"content": {"text/x-diff": {"schema": {"type": "string"}}}}},
     summary="Unified diff of two revisions' YAML",
 )
@@ -288,8 +288,9 @@ def diff_revisions(
 
 @router.get(
     "/{workflow_id}/export",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/yaml": {"schema": {"type": "string"}}}}},
+    response_class=OwnMediaType,
+    # The workflow document, exactly as saved (docs/workflows.md): free-form by design.
+    responses={200: {"content": {"text/yaml": {"schema": {"type": "object"}}}}},
     summary="The document as YAML, exactly as saved",
 )
 def export_workflow(
