@@ -1,6 +1,8 @@
 """Errors a person can act on. Services raise these; the web and CLI layers shape them.
 
 Each carries a stable `code` (for scripts), a `message` (for people) and optional `details`.
+The kinds below say what went wrong, never how a protocol reports it: the HTTP status of each
+kind is decided once, at the web edge (`cxloop.web.errors.ERROR_STATUSES`).
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from typing import Any
 
 
 class CxloopError(Exception):
-    """Base of every error cxloop reports to a user on purpose."""
+    """Base of every error cxloop reports to a user on purpose (a request that cannot be done)."""
 
     code = "error"
-    http_status = 400
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -23,51 +24,71 @@ class CxloopError(Exception):
 
 
 class InvalidInput(CxloopError):
-    """The request is well-formed but its content is not acceptable."""
+    """The request is well-formed but its content is not acceptable (`details` lists every
+    problem)."""
 
     code = "invalid_input"
-    http_status = 422
+
+
+class Unreadable(CxloopError):
+    """The input cannot be read at all (not JSON, not YAML), so there is nothing to check."""
+
+    code = "unreadable"
+
+
+class TooLarge(CxloopError):
+    """The input is larger than the thing it describes may be."""
+
+    code = "too_large"
 
 
 class Unauthenticated(CxloopError):
+    """The caller did not say who they are, or said it wrongly."""
+
     code = "unauthenticated"
-    http_status = 401
 
 
 class Forbidden(CxloopError):
     """The caller can see the object but may not do this to it."""
 
     code = "forbidden"
-    http_status = 403
 
 
 class NotFound(CxloopError):
     """The object does not exist, or the caller may not know that it does."""
 
     code = "not_found"
-    http_status = 404
 
 
 class Conflict(CxloopError):
     """The change clashes with what is stored (a taken name, a duplicate email...)."""
 
     code = "conflict"
-    http_status = 409
 
 
 class LimitReached(CxloopError):
     """A configured limit would be exceeded (connections per user...)."""
 
     code = "limit_reached"
-    http_status = 409
+
+
+class Expired(CxloopError):
+    """The thing existed but its time is over (a link, an offer)."""
+
+    code = "expired"
 
 
 class TooManyAttempts(CxloopError):
     """Too many failed logins or token checks (or submissions): wait `retry_after_s` seconds."""
 
     code = "too_many_attempts"
-    http_status = 429
 
     def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
         super().__init__(message, details={"retry_after_s": retry_after_s}, code=code)
         self.retry_after_s = retry_after_s
+
+
+class Misconfigured(CxloopError):
+    """This process is set up so that it cannot work (keys that do not fit, settings)."""
+
+    code = "misconfigured"

@@ -28,7 +28,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "tests-artifacts"
 DEMO = [sys.executable, "-m", "cxloop", "demo"]
 FREE_PORTS = ["--port", "0", "--emulator-port", "0", "--smtp-port", "0", "--mail-port", "0"]
 READY = "Ctrl-C stops everything"
-# What a person answers; the same as the demo's own headless run (cxloop.cli.demo.ANSWERS).
+# What a person answers; the same as the demo's own headless run (cxloop.demo.seed.ANSWERS).
 NPS, CSAT, COMMENT = "9", "5", "Quick and friendly. Thank you!"
 
 pytestmark = pytest.mark.browser

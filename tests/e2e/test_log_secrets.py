@@ -31,8 +31,8 @@ from tests.e2e.test_processes import free_port
 
 from cxloop import security
 from cxloop.bootstrap import build_container
-from cxloop.cli.demo import ORG
 from cxloop.db.models import Connection
+from cxloop.demo.seed import ORG
 from cxloop.services import directory, personal_links, surveys, users
 from cxloop.services.access import Actor
 from cxloop.settings import Settings

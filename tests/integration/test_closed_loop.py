@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cxloop.cli.demo import ORG, Demo, Step
+from cxloop.demo import Demo, Step
+from cxloop.demo.seed import ORG
 
 
 def start_demo(tmp_path: Path, step_timeout_s: float = 30.0) -> Demo:

@@ -8,7 +8,7 @@ import json
 from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container
-from cxloop.cli.demo import SURVEY_CONTENT
+from cxloop.demo.seed import SURVEY_CONTENT
 from tests.integration.survey_helpers import make_survey, quick_person
 from tests.integration.test_respond_pages import Respondent, text_of
 

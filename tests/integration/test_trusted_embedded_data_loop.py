@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cxloop.cli.demo import ANSWERS, ORG, Demo, Step
+from cxloop.demo import Demo, Step
+from cxloop.demo.seed import ANSWERS, ORG
 from tests.integration.test_closed_loop import start_demo
 
 FORGED = {"QID1": "0", "QID2": "1", "QID3": "FORGED by an anonymous visitor"}

@@ -3,9 +3,11 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import DateTime, String, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cxloop.errors import InvalidInput
-from cxloop.services.pagination import decode_cursor, encode_cursor
+from cxloop.services.pagination import decode_cursor, encode_cursor, paginate
 
 
 @given(
@@ -21,3 +23,35 @@ def test_garbage_cursor_is_a_clear_error(cursor: str) -> None:
     with pytest.raises(InvalidInput) as info:
         decode_cursor(cursor)
     assert info.value.code == "bad_cursor"
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Row(_Base):
+    __tablename__ = "rows"
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+@pytest.mark.parametrize("oldest_first", [False, True])
+def test_paginate_walks_every_row_once_in_order_even_with_equal_times(oldest_first: bool) -> None:
+    engine = create_engine("sqlite://")
+    _Base.metadata.create_all(engine)
+    moments = [datetime(2026, 1, 1, 12, minute) for minute in (0, 0, 1, 1, 1, 2, 3)]
+    with Session(engine) as session:
+        session.add_all(_Row(id=f"R{i}", created_at=m) for i, m in enumerate(moments))
+        session.commit()
+        seen, cursor = [], None
+        while True:
+            page = paginate(
+                session, select(_Row), _Row.created_at, _Row.id,
+                limit=2, cursor=cursor, oldest_first=oldest_first,
+            )  # fmt: skip
+            seen += [(row.created_at, row.id) for row in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert seen == sorted(seen, reverse=not oldest_first)
+    assert len(seen) == len(set(seen)) == len(moments)

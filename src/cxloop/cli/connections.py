@@ -21,6 +21,7 @@ from cxloop.cli.context import (
 )
 from cxloop.domain.document_paths import yaml_problem
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
+from cxloop.domain.statuses import LinkingStatus
 from cxloop.services import connections as service
 from cxloop.services import doctor as doctor_service
 from cxloop.services.access import Actor
@@ -176,7 +177,7 @@ def _wait_for(built: Container, actor: Actor, attempt_id: str) -> None:
     try:
         while True:
             attempt = service.attempt_status(built.db, actor, attempt_id)
-            if attempt.status == "completed" and attempt.connection_id:
+            if attempt.status == LinkingStatus.COMPLETED and attempt.connection_id:
                 connection = service.get_connection(built.db, actor, attempt.connection_id)
                 console.print(
                     f"Connected {connection.name}: {connection.username} in org "
@@ -184,7 +185,7 @@ def _wait_for(built: Container, actor: Actor, attempt_id: str) -> None:
                     highlight=False,
                 )
                 return
-            if attempt.status in ("failed", "expired"):
+            if attempt.status in (LinkingStatus.FAILED, LinkingStatus.EXPIRED):
                 fail(attempt.error or f"linking {attempt.status}")
             time.sleep(1)
     except KeyboardInterrupt:

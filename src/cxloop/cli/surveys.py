@@ -19,6 +19,7 @@ from cxloop.cli.context import (
     print_rows,
 )
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES
+from cxloop.domain.statuses import TransferStatus
 from cxloop.services import connection_grants as grant_service
 from cxloop.services import signed_links, survey_content
 from cxloop.services import surveys as survey_service
@@ -240,7 +241,7 @@ def transfer(
         expires_in_days=built.settings.transfer_offer_days, message=message,
     )  # fmt: skip
     offer = view.transfer
-    if offer.status == "pending":
+    if offer.status == TransferStatus.PENDING:
         console.print(
             f"Offered {survey_id} to {offer.to_user.email} ({offer.id}); it changes hands when "
             f"they accept (`cxloop surveys accept-transfer {offer.id}`), at the latest by "

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
 from cxloop.db.types import EncryptedText
+from cxloop.domain.statuses import InvitationStatus
 
-INVITATION_STATUSES = ("pending", "sent", "failed", "skipped")
+INVITATION_STATUSES = tuple(InvitationStatus)
 
 
 class Directory(Base):
@@ -131,7 +132,7 @@ class Invitation(Base):
         ForeignKey("personal_links.id", ondelete="SET NULL")
     )
     link_token: Mapped[str | None] = mapped_column(EncryptedText)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # INVITATION_STATUSES
+    status: Mapped[str] = mapped_column(String(16), default=InvitationStatus.PENDING)
     status_reason: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str | None] = mapped_column(String(250))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

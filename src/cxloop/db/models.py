@@ -21,9 +21,10 @@ from sqlalchemy.sql.expression import true as sa_true
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
 from cxloop.db.types import EncryptedText
+from cxloop.domain.statuses import ConnectionStatus, LinkingStatus, SurveyStatus
 from cxloop.domain.survey_content import RESPONSE_CHANNELS  # noqa: F401  (the one list)
 
-SURVEY_STATUSES = ("draft", "active", "closed")
+SURVEY_STATUSES = tuple(SurveyStatus)
 COLLABORATOR_ROLES = ("editor", "viewer")
 
 
@@ -82,7 +83,7 @@ class Survey(Base):
     id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("SV_"))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(10), default="draft")
+    status: Mapped[str] = mapped_column(String(10), default=SurveyStatus.DRAFT)
     language: Mapped[str] = mapped_column(String(16), default="en")
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -155,7 +156,7 @@ class PeriodicSlot(Base):
 
 
 CONNECTION_TYPES = ("production", "sandbox", "custom", "emulator")
-CONNECTION_STATUSES = ("active", "needs_reauth", "revoked")
+CONNECTION_STATUSES = tuple(ConnectionStatus)
 
 
 class Connection(Base):
@@ -173,7 +174,7 @@ class Connection(Base):
     sf_user_id: Mapped[str] = mapped_column(String(18))
     username: Mapped[str] = mapped_column(String(320))
     identity_url: Mapped[str] = mapped_column(String(400))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=ConnectionStatus.ACTIVE)
     status_reason: Mapped[str] = mapped_column(Text, default="")
     access_token: Mapped[str | None] = mapped_column(EncryptedText)
     refresh_token: Mapped[str | None] = mapped_column(EncryptedText)
@@ -227,7 +228,7 @@ class OAuthAttempt(Base):
     type: Mapped[str] = mapped_column(String(16))
     login_url: Mapped[str] = mapped_column(String(300))
     code_verifier: Mapped[str] = mapped_column(EncryptedText)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|completed|failed
+    status: Mapped[str] = mapped_column(String(16), default=LinkingStatus.PENDING)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
 from cxloop.db.models import Connection, Survey, User
+from cxloop.domain.statuses import TransferStatus
 
 TRANSFER_STATUSES = ("pending", "accepted", "declined", "cancelled", "expired")
 
@@ -33,7 +34,7 @@ class SurveyTransfer(Base):
     # What the sender asked for; the receiver decides whether it happens (kept_previous_owner).
     keep_previous_owner_as_editor: Mapped[bool] = mapped_column(Boolean, default=False)
     kept_previous_owner: Mapped[bool | None] = mapped_column(Boolean)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=TransferStatus.PENDING)
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

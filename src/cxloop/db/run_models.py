@@ -24,20 +24,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
+from cxloop.domain.statuses import RunStatus, TaskRunStatus
 
-RUN_STATUSES = ("pending", "running", "succeeded", "failed", "paused", "skipped")
-TASK_RUN_STATUSES = (
-    "blocked",  # waits for the tasks whose output it uses
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "waiting_retry",
-    "paused",
-    "skipped",
+RUN_STATUSES = tuple(RunStatus)
+TASK_RUN_STATUSES = tuple(TaskRunStatus)
+READY_STATUSES = (TaskRunStatus.PENDING, TaskRunStatus.WAITING_RETRY)
+OPEN_STATUSES = (
+    TaskRunStatus.BLOCKED,
+    TaskRunStatus.PENDING,
+    TaskRunStatus.RUNNING,
+    TaskRunStatus.WAITING_RETRY,
+    TaskRunStatus.PAUSED,
 )
-READY_STATUSES = ("pending", "waiting_retry")
-OPEN_STATUSES = ("blocked", "pending", "running", "waiting_retry", "paused")
 
 
 class Run(Base):
@@ -58,7 +56,7 @@ class Run(Base):
     event_key: Mapped[str] = mapped_column(String(200))
     response_id: Mapped[str | None] = mapped_column(String(20), index=True)
     event_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -85,7 +83,7 @@ class TaskRun(Base):
     task_id: Mapped[str] = mapped_column(String(40))
     task_index: Mapped[int] = mapped_column(Integer)
     task_type: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # TaskRunStatus
     status_reason: Mapped[str] = mapped_column(Text, default="")
     # Ready task runs with the same batch key go to Salesforce in one Collections call.
     batch_key: Mapped[str] = mapped_column(String(250))

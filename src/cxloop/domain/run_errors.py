@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxloop.domain.statuses import TaskRunStatus
+
 
 @dataclass(frozen=True)
 class Explanation:
@@ -164,12 +166,21 @@ OTHER_TASK = _Entry(
 _REAUTH_KINDS = frozenset({"auth", "reauth"})
 
 
+# The task-run states that have something to explain.
+_EXPLAINED_STATUSES = (
+    TaskRunStatus.FAILED,
+    TaskRunStatus.PAUSED,
+    TaskRunStatus.WAITING_RETRY,
+    TaskRunStatus.SKIPPED,
+)
+
+
 def explain(
     status: str, error: Mapping[str, Any] | None, status_reason: str = ""
 ) -> Explanation | None:
     """The explanation for a task run's `status`, `error` and `status_reason`, or None when
     there is nothing to explain (it succeeded, or is still on its way)."""
-    if status not in ("failed", "paused", "waiting_retry", "skipped"):
+    if status not in _EXPLAINED_STATUSES:
         return None
     error = error or {}
     code = str(error.get("error_code") or "")
@@ -177,14 +188,14 @@ def explain(
     message = str(error.get("message") or status_reason or "")
     names = ", ".join(str(f) for f in error.get("fields") or []) or "?"
     values = {"fields": names, "detail": message, "code": code or "?"}
-    if status == "skipped":
+    if status == TaskRunStatus.SKIPPED:
         return None  # its reason says which earlier task it waited for; nothing else to add
     if "not one of the survey owner's connections" in status_reason:
         return _explained("not_owners_account", NOT_OWNERS_ACCOUNT, values)
     if code in SALESFORCE_CODES:
         return _explained(code, SALESFORCE_CODES[code], values)
     if kind in _REAUTH_KINDS or (
-        status == "paused"
+        status == TaskRunStatus.PAUSED
         and (
             "reconnect" in status_reason.lower()
             or "needs_reauth" in status_reason

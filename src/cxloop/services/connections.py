@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from cxloop.db.base import utcnow
 from cxloop.db.models import CONNECTION_TYPES, Connection, OAuthAttempt, OrgApiUsage
 from cxloop.db.uow import Database
-from cxloop.errors import Conflict, CxloopError, InvalidInput, LimitReached, NotFound
+from cxloop.domain.statuses import ConnectionStatus, LinkingStatus
+from cxloop.errors import Conflict, CxloopError, Forbidden, InvalidInput, LimitReached, NotFound
 from cxloop.salesforce import hosts, oauth
 from cxloop.salesforce.errors import HostNotAllowed, SalesforceError
 from cxloop.services import audit, salesforce_apps
@@ -47,13 +48,10 @@ class LinkingFailed(CxloopError):
     """The OAuth callback could not finish linking; the message says why and what to do."""
 
     code = "linking_failed"
-    http_status = 400
 
 
-class LinkingRefused(LinkingFailed):
+class LinkingRefused(LinkingFailed, Forbidden):
     """The callback or bootstrap link came to a browser that did not start this linking."""
-
-    http_status = 403
 
 
 BROWSER_COOKIE_PREFIX = "cxloop_oauth_"
@@ -214,9 +212,9 @@ def complete_linking(
             _revoke_quietly(attempt.login_url, app, token.refresh_token or token.access_token)
             raise
     except CxloopError as exc:
-        _finish_attempt(db, attempt.id, "failed", exc.message)
+        _finish_attempt(db, attempt.id, LinkingStatus.FAILED, exc.message)
         raise
-    _finish_attempt(db, attempt.id, "completed", "", connection.id)
+    _finish_attempt(db, attempt.id, LinkingStatus.COMPLETED, "", connection.id)
     log.info("connection.linked", connection_id=connection.id, org_id=connection.org_id)
     return connection
 
@@ -238,8 +236,8 @@ def attempt_status(db: Database, actor: Actor, attempt_id: str) -> OAuthAttempt:
         attempt = uow.session.get(OAuthAttempt, attempt_id)
         if attempt is None or attempt.user_id != actor.id:
             raise NotFound(f"No linking attempt {attempt_id!r}.")
-        if attempt.status == "pending" and attempt.expires_at <= utcnow():
-            attempt.status = "expired"
+        if attempt.status == LinkingStatus.PENDING and attempt.expires_at <= utcnow():
+            attempt.status = LinkingStatus.EXPIRED
             attempt.error = "The login link expired before it was used; start again."
         return attempt
 
@@ -308,7 +306,7 @@ def begin_in_browser(
                 code="wrong_user",
             )
         now = utcnow()
-        if attempt.status != "pending" or attempt.browser_hash is not None:
+        if attempt.status != LinkingStatus.PENDING or attempt.browser_hash is not None:
             raise LinkingFailed(
                 "This linking link was already used. Start linking again from cxloop.",
                 code="bootstrap_used",
@@ -355,13 +353,16 @@ def _claim_attempt(
                 "This login link is unknown to cxloop: start linking again from cxloop.",
                 code="bad_state",
             )
-        if attempt.status != "pending":
+        if attempt.status != LinkingStatus.PENDING:
             raise LinkingFailed(
                 "This login link was already used. Start linking again from cxloop.",
                 code="state_replayed",
             )
         if attempt.expires_at <= utcnow():
-            attempt.status, attempt.error = "failed", "The login link expired before it was used."
+            attempt.status, attempt.error = (
+                LinkingStatus.FAILED,
+                "The login link expired before it was used.",
+            )
             uow.commit()
             raise LinkingFailed(
                 "This login link expired before it was used. Start linking again from cxloop.",
@@ -466,7 +467,7 @@ def _save_connection(
             connection.refresh_token = token.refresh_token
         connection.token_issued_at = now
         connection.token_version = (connection.token_version or 0) + 1
-        connection.status, connection.status_reason = "active", ""
+        connection.status, connection.status_reason = ConnectionStatus.ACTIVE, ""
         connection.last_error, connection.last_error_at = "", None
         uow.session.flush()
         audit.record(
@@ -577,7 +578,7 @@ def revoke_connection(
         current = _own_connection(uow.session, actor, connection_id)
         current.access_token = current.refresh_token = None
         current.token_version += 1
-        current.status = "revoked"
+        current.status = ConnectionStatus.REVOKED
         current.status_reason = (
             f"Access revoked in cxloop by {actor.email} on {utcnow():%Y-%m-%d %H:%M} UTC; "
             "reconnect with `cxloop connections refresh` to use it again."
@@ -663,7 +664,10 @@ def refresh_access_token(
         )
         if connection is None:
             raise NotFound(f"No connection {connection_id!r}.")
-        if connection.token_version != stale_version or connection.status != "active":
+        if (
+            connection.token_version != stale_version
+            or connection.status != ConnectionStatus.ACTIVE
+        ):
             return _tokens(connection)
         if not connection.refresh_token:
             raise NotFound("The connection has no refresh token.")
@@ -675,7 +679,7 @@ def refresh_access_token(
             )  # fmt: skip
         except SalesforceError as exc:
             if exc.kind == "reauth":
-                connection.status = "needs_reauth"
+                connection.status = ConnectionStatus.NEEDS_REAUTH
                 connection.status_reason = (
                     f"Salesforce refused to refresh the access ({exc.message}): the token was "
                     "revoked, expired under the connected app's policy, or the user lost access. "

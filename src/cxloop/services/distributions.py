@@ -23,6 +23,7 @@ from cxloop.db.directory_models import Contact, Directory, Distribution, Invitat
 from cxloop.db.models import Survey
 from cxloop.db.uow import Database
 from cxloop.domain.frequency import check_frequency
+from cxloop.domain.statuses import InvitationStatus
 from cxloop.domain.workflow import DirectoryTask, FrequencyRule
 from cxloop.errors import NotFound
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
@@ -36,7 +37,7 @@ from cxloop.services.pagination import Page, paginate
 from cxloop.services.personal_links import add_personal_link
 
 # Invitations the frequency rule counts: on their way or delivered.
-COUNTED_STATUSES = ("pending", "sent")
+COUNTED_STATUSES = (InvitationStatus.PENDING, InvitationStatus.SENT)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def prepare_invitation(
         if distribution is not None
         else None
     )
-    if invitation is not None and invitation.status == "sent":
+    if invitation is not None and invitation.status == InvitationStatus.SENT:
         prepared.distribution_id, prepared.invitation_id = invitation.distribution_id, invitation.id
         prepared.message_id, prepared.already_sent = invitation.message_id, True
         return prepared
@@ -154,7 +155,7 @@ def prepare_invitation(
     if reason is not None:
         prepared.skipped_reason = reason
         if invitation is not None:
-            invitation.status, invitation.status_reason = "skipped", reason
+            invitation.status, invitation.status_reason = InvitationStatus.SKIPPED, reason
             prepared.distribution_id = invitation.distribution_id
             prepared.invitation_id = invitation.id
         return prepared
@@ -187,7 +188,7 @@ def prepare_invitation(
             expires_at=now + timedelta(days=distribute.link_expiry_days),
         )
         invitation.personal_link_id, invitation.link_token = link.id, token
-    invitation.status, invitation.status_reason = "pending", ""
+    invitation.status, invitation.status_reason = InvitationStatus.PENDING, ""
     session.flush()
     prepared.distribution_id, prepared.invitation_id = distribution.id, invitation.id
     prepared.link_token = invitation.link_token
@@ -232,7 +233,7 @@ def mark_sent(session: Session, invitation_id: str, message_id: str) -> None:
     invitation = session.get(Invitation, invitation_id)
     if invitation is None:
         return
-    invitation.status, invitation.status_reason = "sent", ""
+    invitation.status, invitation.status_reason = InvitationStatus.SENT, ""
     invitation.message_id = message_id[:250]
     invitation.sent_at = utcnow()
     session.flush()
@@ -241,9 +242,9 @@ def mark_sent(session: Session, invitation_id: str, message_id: str) -> None:
 def mark_failed(session: Session, invitation_id: str, reason: str) -> None:
     """The invitation could not be sent and will not be tried again (unless the run is)."""
     invitation = session.get(Invitation, invitation_id)
-    if invitation is None or invitation.status == "sent":
+    if invitation is None or invitation.status == InvitationStatus.SENT:
         return
-    invitation.status, invitation.status_reason = "failed", reason
+    invitation.status, invitation.status_reason = InvitationStatus.FAILED, reason
     session.flush()
 
 

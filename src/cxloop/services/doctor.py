@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
+from cxloop.domain.statuses import ConnectionStatus
 from cxloop.domain.workflow import SalesforceTask
 from cxloop.salesforce.client import DescribeCache, SalesforceClient
 from cxloop.salesforce.doctor import Finding
@@ -44,7 +45,7 @@ def run(
     db, settings = container.db, container.settings
     connection = connections.get_connection(db, actor, connection_id)
     report = DoctorReport()
-    if connection.status != "active":
+    if connection.status != ConnectionStatus.ACTIVE:
         report.findings.append(
             Finding(
                 "error",
@@ -73,7 +74,7 @@ def survey_tasks(
     container: Container, actor: Actor, survey_id: str, connection_id: str, report: DoctorReport
 ) -> list[SalesforceTaskSpec]:
     """The Salesforce tasks of a survey's workflows that use this connection."""
-    survey = surveys.get_survey(container.db, actor, survey_id)  # 404 unless the actor may see it
+    survey = surveys.get_survey(container.db, actor, survey_id)  # NotFound unless visible
     found: list[SalesforceTaskSpec] = []
     for workflow in workflows.list_workflows(container.db, actor, survey_id):
         document = container.ledger.workflow_document(

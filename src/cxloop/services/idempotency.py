@@ -50,11 +50,10 @@ _RESPONSE_ID = re.compile(RESPONSE_ID_PATTERN)
 CREATED = 201
 
 
-class IdempotencyKeyReused(CxloopError):
+class IdempotencyKeyReused(InvalidInput):
     """The key was used before for a request with another body."""
 
     code = "idempotency_key_reused"
-    http_status = 422
 
 
 @dataclass(frozen=True)

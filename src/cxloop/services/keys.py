@@ -14,7 +14,7 @@ from cxloop.db.base import Base, utcnow
 from cxloop.db.operations_models import KeyCheck
 from cxloop.db.types import EncryptedText
 from cxloop.db.uow import Database
-from cxloop.errors import CxloopError
+from cxloop.errors import Misconfigured
 from cxloop.security import SecretBox
 from cxloop.settings import ENCRYPTION_KEYS_FILE, Settings
 
@@ -23,11 +23,10 @@ KEY_CHECK_TEXT = "cxloop encryption keys check"
 KEY_CHECK_ID = 1
 
 
-class KeysDoNotMatch(CxloopError):
+class KeysDoNotMatch(Misconfigured):
     """This process's encryption keys cannot decrypt the secrets stored in the database."""
 
     code = "keys_do_not_match"
-    http_status = 500
 
 
 def check_keys(db: Database, secret_box: SecretBox) -> None:

@@ -66,8 +66,26 @@ def newest_first(
 
     The extra row tells `page_from` whether there is a next page without a count.
     """
+    return keyset(query, created_at, row_id, limit=limit, cursor=cursor, oldest_first=False)
+
+
+def keyset(
+    query: Select[Any],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    oldest_first: bool,
+) -> Select[Any]:
+    """`query` ordered by (created_at, id), newest or oldest first, after the row `cursor`
+    names, one row more than `limit`."""
     check_limit(limit)
-    query = query.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+    if oldest_first:
+        query = query.order_by(created_at, row_id)
+    else:
+        query = query.order_by(created_at.desc(), row_id.desc())
+    query = query.limit(limit + 1)
     if cursor:
         last_created_at, last_id = decode_cursor(cursor)
         if isinstance(last_id, int) != (row_id.type.python_type is int):
@@ -75,9 +93,15 @@ def newest_first(
                 "The cursor belongs to another list: use the `next_cursor` this list handed out.",
                 code="bad_cursor",
             )
-        query = query.where(
-            or_(created_at < last_created_at, and_(created_at == last_created_at, row_id < last_id))
-        )
+        if oldest_first:
+            after = or_(
+                created_at > last_created_at, and_(created_at == last_created_at, row_id > last_id)
+            )
+        else:
+            after = or_(
+                created_at < last_created_at, and_(created_at == last_created_at, row_id < last_id)
+            )
+        query = query.where(after)
     return query
 
 
@@ -98,9 +122,12 @@ def paginate(
     *,
     limit: int,
     cursor: str | None,
+    oldest_first: bool = False,
 ) -> Page[Any]:
-    """One page of the ORM objects `query` selects, newest first (keyset, stable under inserts)."""
-    rows = list(
-        session.scalars(newest_first(query, created_at, row_id, limit=limit, cursor=cursor))
+    """One page of the ORM objects `query` selects, newest first (or oldest first), keyset:
+    stable under inserts."""
+    ordered = keyset(
+        query, created_at, row_id, limit=limit, cursor=cursor, oldest_first=oldest_first
     )
+    rows = list(session.scalars(ordered))
     return page_from(rows, limit, lambda row: (row.created_at, getattr(row, row_id.key)))

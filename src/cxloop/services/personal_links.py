@@ -21,17 +21,16 @@ from cxloop.db.base import utcnow
 from cxloop.db.models import PersonalLink, Survey
 from cxloop.db.uow import Database
 from cxloop.domain.answers import validate_response
-from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
+from cxloop.errors import Conflict, Expired, InvalidInput, NotFound
 from cxloop.services.survey_content import content_of
 
 MAX_TOKEN_LENGTH = 100
 
 
-class LinkExpired(CxloopError):
+class LinkExpired(Expired):
     """The personal link's time is over."""
 
     code = "link_expired"
-    http_status = 410
 
 
 def create_personal_link(

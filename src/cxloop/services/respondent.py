@@ -59,7 +59,7 @@ from cxloop.domain.survey_flow import (
     routed_content,
     shown_route_pages,
 )
-from cxloop.errors import Conflict, CxloopError, NotFound
+from cxloop.errors import Conflict, Forbidden, NotFound
 from cxloop.services.access import SurveyAccess
 from cxloop.services.personal_links import find_link, get_link
 from cxloop.services.responses.errors import check_accepting
@@ -72,12 +72,11 @@ log = structlog.get_logger(__name__)
 Action = Literal["next", "back"]
 
 
-class AnonymousLinkOff(CxloopError):
+class AnonymousLinkOff(Forbidden):
     """The survey's anonymous link is off: it takes responses only through personal or signed
     links."""
 
     code = "anonymous_link_off"
-    http_status = 403
 
     def __init__(self) -> None:
         super().__init__(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 
 from cxloop.db.uow import Database
-from cxloop.errors import CxloopError
+from cxloop.domain.statuses import ConnectionStatus
+from cxloop.errors import Conflict
 from cxloop.salesforce import hosts
 from cxloop.salesforce.client import ApiUsage, DescribeCache, SalesforceClient
 from cxloop.salesforce.errors import HostNotAllowed, NeedsReauth
@@ -13,11 +14,10 @@ from cxloop.services import connections, salesforce_apps
 from cxloop.settings import Settings
 
 
-class ConnectionUnusable(CxloopError):
+class ConnectionUnusable(Conflict):
     """The connection cannot make calls now (needs reauth, revoked); the message says why."""
 
     code = "connection_unusable"
-    http_status = 409
 
 
 class ConnectionTokenSource:
@@ -27,7 +27,7 @@ class ConnectionTokenSource:
         self._db = db
         self._settings = settings
         self._current = connections.tokens_for(db, connection_id)
-        if self._current.status != "active":
+        if self._current.status != ConnectionStatus.ACTIVE:
             raise ConnectionUnusable(
                 f"The connection is {self._current.status}: {self._current.status_reason}"
             )
@@ -52,7 +52,7 @@ class ConnectionTokenSource:
         fresh = connections.refresh_access_token(
             self._db, self._settings, self._current.connection_id, self._current.token_version
         )
-        if fresh.status != "active":
+        if fresh.status != ConnectionStatus.ACTIVE:
             raise NeedsReauth(fresh.status_reason or "the connection needs to be reconnected")
         self._current = fresh
         return fresh.access_token

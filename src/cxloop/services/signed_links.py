@@ -24,7 +24,7 @@ from cxloop.db.models import Survey
 from cxloop.db.uow import Database
 from cxloop.domain import signed_links
 from cxloop.domain.survey_content import MAX_TEXT, SOURCES_BY_CHANNEL
-from cxloop.errors import CxloopError, InvalidInput
+from cxloop.errors import Expired, Forbidden, InvalidInput
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.survey_content import content_of
@@ -35,18 +35,16 @@ MAX_FIELDS = 100
 RESERVED_PARAMS = frozenset({"t", signed_links.EXPIRES_PARAM, signed_links.SIGNATURE_PARAM})
 
 
-class SignedLinkRefused(CxloopError):
+class SignedLinkRefused(Forbidden):
     """A signed link was changed, made with a key since replaced, or is malformed."""
 
     code = "signed_link_invalid"
-    http_status = 403
 
 
-class SignedLinkExpired(CxloopError):
+class SignedLinkExpired(Expired):
     """A signed link's time is over."""
 
     code = "link_expired"
-    http_status = 410
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def put_content(
 ) -> ContentState:
     """Replace the whole content with `document` (owner and editors).
 
-    With `expected_version`, refuse (409) when someone changed the content in the meantime.
+    With `expected_version`, refuse (Conflict) when someone changed the content in the meantime.
     """
     _check_editable(db, survey_id, actor)
     content = parse_document(document)
@@ -455,7 +455,7 @@ def _next_qid(content: SurveyContent) -> str:
 
 
 def content_error(exc: SurveyContentError) -> InvalidInput:
-    """A content document's problems as a 422 listing each as {path, message}."""
+    """A content document's problems as InvalidInput listing each as {path, message}."""
     problems = [{"path": p.path, "message": p.message} for p in exc.problems]
     message = str(exc)
     return InvalidInput(message[:1].upper() + message[1:], code="invalid_content", details=problems)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from cxloop.db.models import (
     COLLABORATOR_ROLES,
@@ -18,10 +18,11 @@ from cxloop.db.models import (
 )
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
+from cxloop.domain.statuses import SurveyStatus
 from cxloop.errors import Conflict, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
-from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+from cxloop.services.pagination import Page, check_limit, paginate
 from cxloop.services.users import normalize_email
 
 EDITABLE_FIELDS = ("name", "description", "status", "language", "anonymous_link")
@@ -55,27 +56,18 @@ def list_surveys(
     check_limit(limit)
     if status is not None:
         _check_status(status)
-    query = select(Survey).order_by(Survey.created_at, Survey.id).limit(limit + 1)
+    query = select(Survey)
     if not actor.is_admin:
         query = query.where(Survey.id.in_(visible_survey_ids(actor)))
     if status is not None:
         query = query.where(Survey.status == status)
     if name_contains:
         query = query.where(Survey.name.ilike(f"%{_escape_like(name_contains)}%", escape="\\"))
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Survey.created_at > created_at,
-                and_(Survey.created_at == created_at, Survey.id > str(last_id)),
-            )
-        )
     with db.reader() as uow:
-        rows = list(uow.session.scalars(query))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None
-    return Page(items=rows, next_cursor=next_cursor)
+        return paginate(
+            uow.session, query, Survey.created_at, Survey.id,
+            limit=limit, cursor=cursor, oldest_first=True,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -288,12 +280,12 @@ def _escape_like(text: str) -> str:
 
 def open_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
     """Open a survey for responses (status `active`); an open survey stays as it is."""
-    return _set_status(db, actor, survey_id, "active", "survey.open")
+    return _set_status(db, actor, survey_id, SurveyStatus.ACTIVE, "survey.open")
 
 
 def close_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
     """Close a survey: it takes no more responses (status `closed`); reopen it with open."""
-    return _set_status(db, actor, survey_id, "closed", "survey.close")
+    return _set_status(db, actor, survey_id, SurveyStatus.CLOSED, "survey.close")
 
 
 def _set_status(db: Database, actor: Actor, survey_id: str, status: str, action: str) -> Survey:

@@ -7,8 +7,8 @@ a valid token costs nothing here, and a valid login only clears its account's co
 Failures per key (an account, a client address): the first `auth_free_failures` cost nothing;
 each further one makes the next attempt wait `auth_backoff_base_s`, doubling each time; at the
 lockout threshold the key is locked for `auth_lockout_s` (an audit entry and a metric say so).
-While a key waits or is locked, every attempt is refused with 429 and `Retry-After`, the right
-password included, without being checked.
+While a key waits or is locked, every attempt is refused (TooManyAttempts: when to retry), the
+right password included, without being checked.
 """
 
 from __future__ import annotations

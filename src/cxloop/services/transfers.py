@@ -26,8 +26,9 @@ from cxloop.db.models import Survey, SurveyCollaborator, User
 from cxloop.db.ownership_models import SurveyTransfer
 from cxloop.db.uow import Database, UnitOfWork
 from cxloop.db.workflow_models import Workflow, WorkflowTaskPause
+from cxloop.domain.statuses import TransferStatus
 from cxloop.domain.workflow import SalesforceTask, WorkflowDocumentError, parse_document
-from cxloop.errors import Conflict, CxloopError, Forbidden, InvalidInput, NotFound
+from cxloop.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
 from cxloop.services.connection_grants import drop_grants
@@ -38,11 +39,10 @@ Direction = Literal["incoming", "outgoing", "all"]
 MAX_MESSAGE = 2000
 
 
-class TransferExpired(CxloopError):
+class TransferExpired(Expired):
     """The offer was left open past its expiry."""
 
     code = "transfer_expired"
-    http_status = 410
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,8 @@ def _offer(
         _expire_stale(session, survey_id=survey.id)
         open_offer = session.scalar(
             select(SurveyTransfer).where(
-                SurveyTransfer.survey_id == survey.id, SurveyTransfer.status == "pending"
+                SurveyTransfer.survey_id == survey.id,
+                SurveyTransfer.status == TransferStatus.PENDING,
             )
         )
         now = utcnow()
@@ -132,9 +133,15 @@ def _offer(
         if actor.is_admin:
             # An admin's act needs no consent; an open offer it overtakes is cancelled.
             if open_offer is not None:
-                _close(session, actor, open_offer, "cancelled", why="an admin moved the survey")
+                _close(
+                    session,
+                    actor,
+                    open_offer,
+                    TransferStatus.CANCELLED,
+                    why="an admin moved the survey",
+                )
                 session.flush()
-            transfer.status = "accepted"
+            transfer.status = TransferStatus.ACCEPTED
             transfer.decided_at = now
             transfer.decided_by = actor.id
             transfer.kept_previous_owner = keep_previous_owner_as_editor
@@ -169,7 +176,7 @@ def list_transfers(
     actor: Actor,
     *,
     direction: Direction = "incoming",
-    status: str | None = "pending",
+    status: str | None = TransferStatus.PENDING,
 ) -> list[SurveyTransfer]:
     """Offers to the actor (incoming), from the actor (outgoing) or both (all; for an admin,
     everyone's), newest first. Offers past their expiry are expired first."""
@@ -230,7 +237,13 @@ def accept_transfer(
             )
         survey = _lock_survey(session, transfer.survey_id)
         if survey.owner_id != transfer.from_user_id:
-            _close(session, None, transfer, "cancelled", why="the survey changed owner meanwhile")
+            _close(
+                session,
+                None,
+                transfer,
+                TransferStatus.CANCELLED,
+                why="the survey changed owner meanwhile",
+            )
             uow.commit()
             raise Conflict(
                 f"Survey {survey.id} changed owner since this offer was made, so the offer "
@@ -238,7 +251,7 @@ def accept_transfer(
                 code="transfer_outdated",
             )
         now = utcnow()
-        transfer.status = "accepted"
+        transfer.status = TransferStatus.ACCEPTED
         transfer.decided_at = now
         transfer.decided_by = actor.id
         transfer.kept_previous_owner = keep_previous_owner_as_editor
@@ -255,7 +268,7 @@ def decline_transfer(db: Database, actor: Actor, transfer_id: str) -> SurveyTran
     """The receiver says no; the survey stays where it is."""
     with db.uow() as uow:
         transfer = _decidable(uow, actor, transfer_id, by="receiver")
-        _close(uow.session, actor, transfer, "declined")
+        _close(uow.session, actor, transfer, TransferStatus.DECLINED)
         uow.commit()
     return _reload(db, transfer_id)
 
@@ -264,7 +277,7 @@ def cancel_transfer(db: Database, actor: Actor, transfer_id: str) -> SurveyTrans
     """The sender (or an admin) takes the offer back."""
     with db.uow() as uow:
         transfer = _decidable(uow, actor, transfer_id, by="sender")
-        _close(uow.session, actor, transfer, "cancelled")
+        _close(uow.session, actor, transfer, TransferStatus.CANCELLED)
         uow.commit()
     return _reload(db, transfer_id)
 
@@ -366,7 +379,7 @@ def _pause_foreign_tasks(
 
 # --- helpers
 
-_STATUSES = ("pending", "accepted", "declined", "cancelled", "expired")
+_STATUSES = tuple(TransferStatus)
 
 
 def _receiver(session: Session, survey: Survey, email: str) -> User:
@@ -431,14 +444,14 @@ def _decidable(uow: UnitOfWork, actor: Actor, transfer_id: str, *, by: str) -> S
             "Only the sender of an offer (or an admin) can cancel it; decline it instead.",
             code="not_your_offer",
         )
-    if transfer.status == "pending" and transfer.expires_at <= utcnow():
-        _close(session, None, transfer, "expired")
+    if transfer.status == TransferStatus.PENDING and transfer.expires_at <= utcnow():
+        _close(session, None, transfer, TransferStatus.EXPIRED)
         uow.commit()
         raise TransferExpired(
             f"The offer {transfer.id} expired on {transfer.expires_at:%Y-%m-%d %H:%M} UTC; "
             "ask the owner for a new one.",
         )
-    if transfer.status != "pending":
+    if transfer.status != TransferStatus.PENDING:
         raise Conflict(
             f"The offer {transfer.id} was {transfer.status} already; nothing left to decide.",
             code="transfer_not_pending",
@@ -457,7 +470,11 @@ def _close(
     transfer.status = status
     transfer.decided_at = utcnow()
     transfer.decided_by = actor.id if actor else None
-    action = {"declined": "decline", "cancelled": "cancel", "expired": "expire"}[status]
+    action = {
+        TransferStatus.DECLINED: "decline",
+        TransferStatus.CANCELLED: "cancel",
+        TransferStatus.EXPIRED: "expire",
+    }[status]
     details: dict[str, object] = {"transfer_id": transfer.id, "to": transfer.to_user.email}
     if why:
         details["reason"] = why
@@ -472,14 +489,14 @@ def _expire_stale(
 ) -> None:
     """Expire the open offers past their expiry (when they are next seen), with audit."""
     query = select(SurveyTransfer).where(
-        and_(SurveyTransfer.status == "pending", SurveyTransfer.expires_at <= utcnow())
+        and_(SurveyTransfer.status == TransferStatus.PENDING, SurveyTransfer.expires_at <= utcnow())
     )
     if survey_id is not None:
         query = query.where(SurveyTransfer.survey_id == survey_id)
     if transfer_id is not None:
         query = query.where(SurveyTransfer.id == transfer_id)
     for transfer in session.scalars(query.limit(1000)):
-        _close(session, None, transfer, "expired")
+        _close(session, None, transfer, TransferStatus.EXPIRED)
     session.flush()
 
 

@@ -18,6 +18,7 @@ from cxloop.db.models import Response
 from cxloop.db.run_models import Run
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
+from cxloop.domain.statuses import ConnectionStatus
 from cxloop.errors import CxloopError, NotFound
 from cxloop.salesforce.client import DescribeCache
 from cxloop.salesforce.errors import SalesforceError
@@ -171,7 +172,7 @@ def org_catalogue(
         if found is None:
             return OrgCatalogue(problem=f"{connection!r} is not one of the owner's accounts.")
         connection_id, status = found.id, found.status
-    if status != "active":
+    if status != ConnectionStatus.ACTIVE:
         return OrgCatalogue(problem=f"The account {connection!r} needs a new login ({status}).")
     try:
         with client_for(db, settings, connection_id, cache) as client:

@@ -37,6 +37,7 @@ from cxloop.db.uow import Database, UnitOfWork
 from cxloop.db.workflow_models import Workflow, WorkflowRevision, WorkflowTaskPause
 from cxloop.domain import piped_text
 from cxloop.domain.conditions import iter_conditions
+from cxloop.domain.statuses import ConnectionStatus, TaskRunStatus
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
     DocumentProblem,
@@ -53,7 +54,7 @@ from cxloop.domain.workflow import (
     task_texts,
     too_large_problem,
 )
-from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound
+from cxloop.errors import Conflict, CxloopError, InvalidInput, NotFound, TooLarge, Unreadable
 from cxloop.ledger import SalesforceBatchKey, settle_run_status
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
@@ -71,18 +72,16 @@ Outcome = Literal["created", "updated", "unchanged"]
 MAX_SUMMARY = 500
 
 
-class MalformedDocument(CxloopError):
+class MalformedDocument(Unreadable):
     """The text is not YAML or JSON at all (so there is no document to check)."""
 
     code = "malformed_document"
-    http_status = 400
 
 
-class DocumentTooLarge(CxloopError):
+class DocumentTooLarge(TooLarge):
     """The workflow document is larger than a workflow may be."""
 
-    code = "body_too_large"
-    http_status = 413
+    code = "document_too_large"
 
 
 @dataclass(frozen=True)
@@ -287,7 +286,7 @@ def update_workflow(
 ) -> WorkflowView:
     """Replace a workflow's document; a new revision unless nothing changed.
 
-    With `expected_revision`, refuse (409) if someone saved another revision meanwhile, so that
+    With `expected_revision`, refuse (Conflict) if someone saved another revision meanwhile, so that
     two editors do not overwrite each other unknowingly. `checks` and `strict` as for create.
     """
     data = _data_of(document)
@@ -505,7 +504,7 @@ def _salesforce_targets(
         if not isinstance(task, SalesforceTask):
             continue
         connection = resolve_connection(session, survey, task.connection)
-        if connection is not None and connection.status == "active":
+        if connection is not None and connection.status == ConnectionStatus.ACTIVE:
             facts = ConnectionFacts.of(connection, for_user=actor.id)
             targets.append(TaskTarget(f"tasks[{index}]", task, facts))
     return targets
@@ -558,8 +557,12 @@ def _connection_findings(
                     f"or PUT .../connection-grants/<connection>){usable}",
                 )
             )
-        elif connection.status != "active":
-            state = "was revoked" if connection.status == "revoked" else "needs a new login"
+        elif connection.status != ConnectionStatus.ACTIVE:
+            state = (
+                "was revoked"
+                if connection.status == ConnectionStatus.REVOKED
+                else "needs a new login"
+            )
             reason = connection.status_reason or "no reason given"
             warnings.append(
                 DocumentProblem(
@@ -638,7 +641,7 @@ def rebind_paused_task_runs(
             .where(
                 Run.workflow_id == workflow_id,
                 TaskRun.task_id == task_id,
-                TaskRun.status == "paused",
+                TaskRun.status == TaskRunStatus.PAUSED,
                 TaskRun.batch_key.startswith("sf|"),
             )
         )
@@ -653,7 +656,7 @@ def rebind_paused_task_runs(
             f"sf|{survey.owner_id}|{connection}|{key.sobject}|{key.action}|{key.key_field}"
         )
         row.connection_id = None
-        row.status = "pending"
+        row.status = TaskRunStatus.PENDING
         row.status_reason = f"resumed: the owner picked the connection {connection!r}"
         row.next_attempt_at = now
         row.first_attempt_at = None  # the pause must not eat the retry horizon
@@ -803,8 +806,8 @@ def _workflow_for(
     *,
     lock: bool = False,
 ) -> tuple[Workflow, Survey]:
-    """The workflow and its survey, if the actor has `needed` access; 404 for anyone with none,
-    so that workflow ids cannot be probed."""
+    """The workflow and its survey, if the actor has `needed` access; NotFound for anyone with
+    none, so that workflow ids cannot be probed."""
     workflow = session.get(Workflow, workflow_id, with_for_update=True if lock else None)
     if workflow is None or (survey_id is not None and workflow.survey_id != survey_id):
         raise NotFound(f"No workflow {workflow_id!r}.")

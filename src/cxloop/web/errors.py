@@ -11,10 +11,68 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from cxloop.errors import CxloopError, TooManyAttempts
+from cxloop.errors import (
+    Conflict,
+    CxloopError,
+    Expired,
+    Forbidden,
+    InvalidInput,
+    LimitReached,
+    Misconfigured,
+    NotFound,
+    TooLarge,
+    TooManyAttempts,
+    Unauthenticated,
+    Unreadable,
+)
 from cxloop.web.middleware import loggable_path
 
 log = structlog.get_logger(__name__)
+
+
+class UnsupportedMediaType(CxloopError):
+    """The request body comes in a format this address does not read (its Content-Type)."""
+
+    code = "unsupported_media_type"
+
+
+# The one place where what went wrong becomes an HTTP status, and, where HTTP has its own word
+# for it, the reply's code: error kind -> (status, code or None to keep the error's own code).
+# An error takes the entry of its nearest listed ancestor (its class's method resolution order).
+ERROR_STATUSES: dict[type[CxloopError], tuple[int, str | None]] = {
+    CxloopError: (400, None),
+    Unreadable: (400, None),
+    Unauthenticated: (401, None),
+    Forbidden: (403, None),
+    NotFound: (404, None),
+    Conflict: (409, None),
+    LimitReached: (409, None),
+    Expired: (410, None),
+    TooLarge: (413, "body_too_large"),
+    UnsupportedMediaType: (415, None),
+    InvalidInput: (422, None),
+    TooManyAttempts: (429, None),
+    Misconfigured: (500, None),
+}
+
+
+def status_for(exc: CxloopError) -> int:
+    """The HTTP status that answers `exc`, from ERROR_STATUSES."""
+    return _entry_for(exc)[0]
+
+
+def code_for(exc: CxloopError) -> str:
+    """The code the JSON error shape carries for `exc`."""
+    return _entry_for(exc)[1] or exc.code
+
+
+def _entry_for(exc: CxloopError) -> tuple[int, str | None]:
+    for kind in type(exc).__mro__:
+        entry = ERROR_STATUSES.get(kind)
+        if entry is not None:
+            return entry
+    return ERROR_STATUSES[CxloopError]
+
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -84,10 +142,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CxloopError)
     async def _cxloop_error(_request: Request, exc: CxloopError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
         if isinstance(exc, TooManyAttempts):
             headers = {"Retry-After": str(exc.retry_after_s)}
-        return error_response(exc.http_status, exc.code, exc.message, exc.details, headers)
+        return error_response(status_for(exc), code_for(exc), exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,11 +9,12 @@ the intake too (docs/deploy.md). `?strict=true` answers 503 for degraded as well
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from cxloop import metrics
@@ -67,14 +68,28 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
+class ReadinessOut(BaseModel):
+    status: Literal["ready", "degraded", "unavailable"]
+    checks: dict[str, str] = Field(
+        description="database, queue (and workers, scheduler): `ok` or what is wrong"
+    )
+    degraded: list[str] | None = Field(
+        default=None, description="the silent roles (`workers`, `scheduler`), when degraded"
+    )
+
+
 @router.get(
     "/readyz",
+    response_model=ReadinessOut,
     responses={
         200: {
             "description": "ready, or degraded: no heartbeat from any worker or from the "
             "scheduler for CXLOOP_PROCESS_SILENT_AFTER_S (checks say which, and since when)"
         },
-        503: {"description": "The database or the queue does not answer (checks say which)"},
+        503: {
+            "model": ReadinessOut,
+            "description": "The database or the queue does not answer (checks say which)",
+        },
     },
 )
 def readyz(

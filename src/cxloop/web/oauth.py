@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cxloop.services import connections
 from cxloop.web.deps import get_container, session_actor
+from cxloop.web.errors import status_for
 from cxloop.web.pages import templates
 from cxloop.web.ui.accounts import take_return_to
 from cxloop.web.ui.context import flash, translate
@@ -42,7 +43,7 @@ def salesforce_start(request: Request, bootstrap: Annotated[str, Path(max_length
             container.db, container.settings, bootstrap, actor.id
         )
     except connections.LinkingFailed as exc:
-        return _result(request, False, exc.message, exc.http_status)
+        return _result(request, False, exc.message, status_for(exc))
     response = RedirectResponse(started.salesforce_url, status_code=303)
     response.set_cookie(
         started.cookie_name,
@@ -84,7 +85,7 @@ def salesforce_callback(
         if return_to:
             flash(request, exc.message, kind="error")
             return RedirectResponse(return_to, status_code=303)
-        return _result(request, False, exc.message, exc.http_status)
+        return _result(request, False, exc.message, status_for(exc))
     # The attempt's one-time cookie is left to expire: it can open nothing any more.
     if return_to:
         flash(

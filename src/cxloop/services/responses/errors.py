@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from cxloop.db.models import Survey
-from cxloop.errors import CxloopError, InvalidInput
+from cxloop.errors import Conflict, InvalidInput
 from cxloop.services.survey_content import SurveyRef
 
 # How many of a response's problems the error's message names (`details` has them all).
 SHOWN_PROBLEMS = 5
 
 
-class SurveyNotAccepting(CxloopError):
+class SurveyNotAccepting(Conflict):
     """The survey takes no responses now: it is a draft (not open yet) or closed."""
-
-    http_status = 409
 
     def __init__(self, survey: Survey | SurveyRef) -> None:
         if survey.status == "closed":

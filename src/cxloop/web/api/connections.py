@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from cxloop.db.models import Connection, OAuthAttempt
+from cxloop.domain.statuses import ConnectionStatus, LinkingStatus
 from cxloop.services import connections, doctor
 from cxloop.web.api.schemas import Reply, RequestBody
 from cxloop.web.deps import ApiActor, AppContainer, Db
@@ -41,12 +42,12 @@ class LinkingOut(Reply):
         description="Where Salesforce sends the browser back (CXLOOP_BASE_URL + "
         "/oauth/salesforce/callback): the connected app must list it."
     )
-    status: str = "pending"
+    status: LinkingStatus = LinkingStatus.PENDING
 
 
 class AttemptOut(Reply):
     id: str
-    status: str
+    status: LinkingStatus
     error: str
     connection_id: str | None
     expires_at: datetime
@@ -61,7 +62,7 @@ class ConnectionOut(Reply):
     instance_url: str
     org_id: str
     username: str
-    status: str
+    status: ConnectionStatus
     status_reason: str
     last_used_at: datetime | None
     last_error: str

@@ -16,11 +16,11 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.db.directory_models import Contact, Directory, MailingList
-from cxloop.errors import CxloopError
 from cxloop.services import directory as service
 from cxloop.services.directory import ContactFields
 from cxloop.web.api.schemas import PageOut, Reply, RequestBody
 from cxloop.web.deps import ApiActor, Db
+from cxloop.web.errors import UnsupportedMediaType
 
 router = APIRouter(prefix="/api/v1", tags=["directory"])
 
@@ -36,11 +36,6 @@ _FORMATS_BY_MEDIA_TYPE = {
     "application/x-jsonlines": "jsonl",
     "application/json-lines": "jsonl",
 }
-
-
-class UnsupportedMediaType(CxloopError):
-    code = "unsupported_media_type"
-    http_status = 415
 
 
 # --- shapes

@@ -12,12 +12,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.domain.survey_content import MAX_DOCUMENT_CHARS, SurveyContent, SurveyContentError
-from cxloop.errors import CxloopError, InvalidInput
+from cxloop.errors import InvalidInput, Unreadable
 from cxloop.services import survey_content
 from cxloop.services.survey_content import ContentState, question_document
+from cxloop.web.api.schemas import Reply
 from cxloop.web.deps import ApiActor, Db
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}", tags=["survey content"])
@@ -26,9 +28,63 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 QuestionBody = Annotated[dict[str, Any], Body(description="A question of the content document.")]
 
 
-class MalformedBody(CxloopError):
+class MalformedBody(Unreadable):
     code = "malformed_body"
-    http_status = 400
+
+
+class QuestionOut(Reply):
+    """One question of the content document; the other fields depend on its `type`
+    (docs/survey-content.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    qid: str
+    type: str
+
+
+class ContentOut(Reply):
+    """The content document (docs/survey-content.md); defaults are left out."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int
+    questions: list[QuestionOut] = Field(default_factory=list)
+
+
+class QuestionsOut(Reply):
+    version: int = Field(description="The content version, also in `ETag`.")
+    items: list[QuestionOut]
+
+
+class SkippedOut(Reply):
+    element: str
+    kind: str
+    reason: str
+
+
+class ImportReportOut(Reply):
+    """What an import did: counts per question type, what was left out and why."""
+
+    format: Literal["qsf", "json", "yaml"]
+    behaviour_changes: list[str] = Field(
+        default_factory=list, description="QSF: what makes the survey behave differently."
+    )
+    survey_name: str | None = Field(default=None, description="QSF: the exported survey's name.")
+    source_survey_id: str | None = Field(default=None, description="QSF: its survey id.")
+    imported: dict[str, int] = Field(description="Questions imported, per type.")
+    imported_total: int
+    skipped: list[SkippedOut]
+    warnings: list[str]
+    embedded_data_fields: int
+    embedded_data_from_link: list[str]
+    pages: int
+    content_version: int
+
+
+# The content as YAML, when asked for (`?format=yaml` or a YAML body): the same document.
+_CONTENT_REPLIES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/yaml": {"schema": {"$ref": "#/components/schemas/ContentOut"}}}}
+}
 
 
 def _version(if_match: str | None) -> int | None:
@@ -54,7 +110,12 @@ def _content_reply(state: ContentState, fmt: str = "json") -> Response:
     return JSONResponse(state.content.to_document(), headers=_etag(state.version))
 
 
-@router.get("/content", summary="The content document")
+@router.get(
+    "/content",
+    response_model=ContentOut,
+    responses=_CONTENT_REPLIES,
+    summary="The content document",
+)
 def get_content(
     survey_id: str,
     actor: ApiActor,
@@ -64,7 +125,12 @@ def get_content(
     return _content_reply(survey_content.get_content(db, actor, survey_id), format)
 
 
-@router.put("/content", summary="Replace the content document (JSON or YAML)")
+@router.put(
+    "/content",
+    response_model=ContentOut,
+    responses=_CONTENT_REPLIES,
+    summary="Replace the content document (JSON or YAML)",
+)
 async def put_content(
     request: Request,
     survey_id: str,
@@ -103,14 +169,14 @@ def _parse_body(raw: bytes, *, is_yaml: bool) -> Any:
         raise survey_content.content_error(exc) from None
 
 
-@router.get("/questions", summary="The questions, in order")
+@router.get("/questions", response_model=QuestionsOut, summary="The questions, in order")
 def list_questions(survey_id: str, actor: ApiActor, db: Db) -> JSONResponse:
     state = survey_content.get_content(db, actor, survey_id)
     items = [question_document(q) for q in state.content.questions]
     return JSONResponse({"version": state.version, "items": items}, headers=_etag(state.version))
 
 
-@router.post("/questions", status_code=201, summary="Add a question")
+@router.post("/questions", status_code=201, response_model=QuestionOut, summary="Add a question")
 def add_question(
     survey_id: str,
     body: QuestionBody,
@@ -127,13 +193,13 @@ def add_question(
     return JSONResponse(question_document(question), 201, headers=_etag(state.version))
 
 
-@router.get("/questions/{qid}", summary="One question")
+@router.get("/questions/{qid}", response_model=QuestionOut, summary="One question")
 def get_question(survey_id: str, qid: str, actor: ApiActor, db: Db) -> JSONResponse:
     question, version = survey_content.get_question(db, actor, survey_id, qid)
     return JSONResponse(question_document(question), headers=_etag(version))
 
 
-@router.put("/questions/{qid}", summary="Replace a question")
+@router.put("/questions/{qid}", response_model=QuestionOut, summary="Replace a question")
 def replace_question(
     survey_id: str,
     qid: str,
@@ -162,7 +228,11 @@ def delete_question(
     return Response(status_code=204, headers=_etag(state.version))
 
 
-@router.post("/import", summary="Replace the content with a file: .qsf, .json or .yaml")
+@router.post(
+    "/import",
+    response_model=ImportReportOut,
+    summary="Replace the content with a file: .qsf, .json or .yaml",
+)
 async def import_content(
     survey_id: str,
     actor: ApiActor,

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from cxloop.errors import InvalidInput
 from cxloop.services import idempotency, responses
 from cxloop.services.responses import ResponseFilter, response_document
+from cxloop.web.api.schemas import OwnMediaType
 from cxloop.web.deps import ApiActor, AppContainer, Db, Intake
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
@@ -195,7 +196,28 @@ def list_responses(
     )
 
 
-@router.get("/export", summary="Export responses as CSV, a JSON array or JSON lines (streamed)")
+@router.get(
+    "/export",
+    response_class=OwnMediaType,
+    responses={
+        200: {
+            "description": "The responses, in the format asked for",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/ResponseOut"},
+                    }
+                },
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "One response object a line"}
+                },
+            },
+        }
+    },
+    summary="Export responses as CSV, a JSON array or JSON lines (streamed)",
+)
 def export_responses(
     survey_id: str,
     actor: ApiActor,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, field_validator
 
 T = TypeVar("T")
@@ -38,6 +39,14 @@ def _contains_nul(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_contains_nul(v) for v in value)
     return False
+
+
+class OwnMediaType(Response):
+    """`response_class` of an endpoint that answers in a media type of its own (text, YAML, a
+    stream) and says which in `responses`. For the OpenAPI document only (the endpoint returns
+    its own Response): with no media type here, its error replies stay documented as JSON."""
+
+    media_type = None
 
 
 class Reply(BaseModel):

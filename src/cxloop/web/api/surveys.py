@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from cxloop.db.models import Survey, SurveyCollaborator
+from cxloop.domain.statuses import SurveyStatus, TransferStatus
 from cxloop.services import connection_grants, surveys, transfers
 from cxloop.services.access import Actor
 from cxloop.web.api.schemas import PageOut, Reply, RequestBody
@@ -18,7 +19,6 @@ from cxloop.web.deps import ApiActor, AppContainer, Db
 
 router = APIRouter(prefix="/api/v1/surveys", tags=["surveys"])
 
-Status = Literal["draft", "active", "closed"]
 Role = Literal["editor", "viewer"]
 
 
@@ -33,7 +33,7 @@ class SurveyUpdate(RequestBody):
 
     name: str = Field(default=None, min_length=1, max_length=200)
     description: str = Field(default=None, max_length=20_000)
-    status: Status = Field(default=None)
+    status: SurveyStatus = Field(default=None, strict=False)  # a JSON string
     language: str = Field(default=None, min_length=2, max_length=16)
     anonymous_link: bool = Field(
         default=None,
@@ -122,7 +122,7 @@ def list_surveys(
     db: Db,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    status: Status | None = None,
+    status: SurveyStatus | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
 ) -> PageOut[SurveyOut]:
     page = surveys.list_surveys(
@@ -200,7 +200,7 @@ def transfer_ownership(
         keep_previous_owner_as_editor=body.keep_previous_owner_as_editor,
         expires_in_days=container.settings.transfer_offer_days, message=body.message,
     )  # fmt: skip
-    if view.transfer.status == "accepted":
+    if view.transfer.status == TransferStatus.ACCEPTED:
         response.status_code = 200
     return transfer_out(view.transfer, view)
 

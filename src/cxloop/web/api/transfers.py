@@ -12,14 +12,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from cxloop.db.ownership_models import SurveyTransfer
+from cxloop.domain.statuses import TransferStatus
 from cxloop.services import transfers
 from cxloop.services.transfers import TransferView
 from cxloop.web.api.schemas import Reply, RequestBody
 from cxloop.web.deps import ApiActor, Db
 
 router = APIRouter(prefix="/api/v1/transfers", tags=["transfers"])
-
-TransferStatus = Literal["pending", "accepted", "declined", "cancelled", "expired"]
 
 
 class TransferUserOut(Reply):
@@ -85,7 +84,7 @@ def list_transfers(
     direction: Literal["incoming", "outgoing", "all"] = "incoming",
     status: Annotated[
         TransferStatus | None, Query(description="Default: only open offers (pending).")
-    ] = "pending",
+    ] = TransferStatus.PENDING,
 ) -> list[TransferOut]:
     """`incoming`: offered to you; `outgoing`: made by you; `all`: both (an admin: everyone's).
     Newest first, at most 500."""

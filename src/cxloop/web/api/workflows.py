@@ -13,18 +13,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.engine.dry_run import dry_run
-from cxloop.errors import CxloopError, InvalidInput
+from cxloop.errors import InvalidInput
 from cxloop.services import workflows
 from cxloop.services.task_checks import SaveChecks
 from cxloop.services.workflows import WorkflowView
-from cxloop.web.api.schemas import Reply, RequestBody
+from cxloop.web.api.schemas import OwnMediaType, Reply, RequestBody
 from cxloop.web.deps import ApiActor, AppContainer, Db
+from cxloop.web.errors import UnsupportedMediaType
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/workflows", tags=["workflows"])
 
@@ -38,11 +40,6 @@ StrictQuery = Annotated[
         "warn about anything, or cannot be run."
     ),
 ]
-
-
-class UnsupportedMediaType(CxloopError):
-    code = "unsupported_media_type"
-    http_status = 415
 
 
 class ProblemOut(Reply):
@@ -137,7 +134,12 @@ def _expected_revision(if_match: str | None) -> int | None:
     return int(text)
 
 
-@router.post("", status_code=201, summary="Create a workflow from a document (JSON or YAML)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=WorkflowOut,
+    summary="Create a workflow from a document (JSON or YAML)",
+)
 async def create_workflow(
     request: Request,
     survey_id: str,
@@ -158,7 +160,12 @@ def list_workflows(survey_id: str, actor: ApiActor, db: Db) -> list[Workflow]:
     return workflows.list_workflows(db, actor, survey_id)
 
 
-@router.post("/apply", summary="Create or update the workflow with the document's name")
+@router.post(
+    "/apply",
+    response_model=WorkflowOut,
+    responses={201: {"model": WorkflowOut, "description": "A workflow of that name was created."}},
+    summary="Create or update the workflow with the document's name",
+)
 async def apply_workflow(
     request: Request,
     survey_id: str,
@@ -186,12 +193,20 @@ def list_connection_choices(survey_id: str, actor: ApiActor, db: Db) -> list[Any
     return workflows.owner_connections(db, actor, survey_id)
 
 
-@router.get("/{workflow_id}", summary="A workflow: document, revision, state and warnings")
+@router.get(
+    "/{workflow_id}",
+    response_model=WorkflowOut,
+    summary="A workflow: document, revision, state and warnings",
+)
 def get_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
     return _reply(workflows.get_workflow(db, actor, workflow_id, survey_id=survey_id))
 
 
-@router.put("/{workflow_id}", summary="Replace the document (a new revision if it changed)")
+@router.put(
+    "/{workflow_id}",
+    response_model=WorkflowOut,
+    summary="Replace the document (a new revision if it changed)",
+)
 async def update_workflow(
     request: Request,
     survey_id: str,
@@ -217,12 +232,12 @@ def delete_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -
     return Response(status_code=204)
 
 
-@router.post("/{workflow_id}/enable", summary="Enable a workflow")
+@router.post("/{workflow_id}/enable", response_model=WorkflowOut, summary="Enable a workflow")
 def enable_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
     return _reply(workflows.set_enabled(db, actor, workflow_id, True, survey_id=survey_id))
 
 
-@router.post("/{workflow_id}/disable", summary="Disable a workflow")
+@router.post("/{workflow_id}/disable", response_model=WorkflowOut, summary="Disable a workflow")
 def disable_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> JSONResponse:
     return _reply(workflows.set_enabled(db, actor, workflow_id, False, survey_id=survey_id))
 
@@ -249,7 +264,12 @@ def get_revision(
     return workflows.get_revision(db, actor, workflow_id, revision, survey_id=survey_id)
 
 
-@router.get("/{workflow_id}/diff", summary="Unified diff of two revisions' YAML")
+@router.get(
+    "/{workflow_id}/diff",
+    response_class=OwnMediaType,
+    responses={200: {"content": {"text/x-diff": {"schema": {"type": "string"}}}}},
+    summary="Unified diff of two revisions' YAML",
+)
 def diff_revisions(
     survey_id: str,
     workflow_id: str,
@@ -266,7 +286,13 @@ def diff_revisions(
     return PlainTextResponse(diff, media_type="text/x-diff; charset=utf-8")
 
 
-@router.get("/{workflow_id}/export", summary="The document as YAML, exactly as saved")
+@router.get(
+    "/{workflow_id}/export",
+    response_class=OwnMediaType,
+    # The workflow document, exactly as saved (docs/workflows.md): free-form by design.
+    responses={200: {"content": {"text/yaml": {"schema": {"type": "object"}}}}},
+    summary="The document as YAML, exactly as saved",
+)
 def export_workflow(
     survey_id: str,
     workflow_id: str,
@@ -287,19 +313,46 @@ class DryRunIn(RequestBody):
     )
 
 
+class TaskPreviewOut(Reply):
+    """What one task would do: a Salesforce record, a contact and invitation, or a mail. The
+    other fields depend on the type (docs/workflows.md, "Dry run")."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: Literal["salesforce", "directory", "email"]
+
+
+class DryRunOut(Reply):
+    workflow_id: str
+    response_id: str | None = Field(default=None, description="For a survey_response workflow.")
+    channel: str | None = Field(default=None, description="The response's channel.")
+    event_fields: dict[str, str | None] | None = Field(
+        default=None, description="For an outbound message workflow: the record's fields."
+    )
+    would_run: bool
+    why_not: list[str]
+    tasks: list[TaskPreviewOut]
+
+
 @router.post(
     "/{workflow_id}/test",
+    response_model=DryRunOut,
     summary="Dry run: what this workflow would send for a response or an outbound record "
     "(editors and up)",
 )
 def test_workflow(
     survey_id: str, workflow_id: str, body: DryRunIn, actor: ApiActor, container: AppContainer
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Evaluate the event options and conditions, and show the exact records (and mails) the
     workflow would send for the response (`response_id`) or, for an outbound message workflow,
     for a record's fields (`event_fields`). Nothing is sent or stored; no run is recorded."""
     workflows.get_workflow(container.db, actor, workflow_id, survey_id=survey_id)
-    return dry_run(container, actor, workflow_id, body.response_id, event_fields=body.event_fields)
+    preview = dry_run(
+        container, actor, workflow_id, body.response_id, event_fields=body.event_fields
+    )
+    # As built: the keys a preview leaves out (response_id of an outbound one...) stay out.
+    return JSONResponse(jsonable_encoder(preview))
 
 
 class OutboundEndpointOut(Reply):

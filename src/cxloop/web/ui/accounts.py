@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from cxloop.errors import CxloopError
+from cxloop.errors import CxloopError, Forbidden, NotFound
 from cxloop.services import connections, doctor
 from cxloop.web.ui.context import (
     Page,
@@ -206,7 +206,7 @@ def rename_account(
     try:
         renamed = connections.rename_connection(page.db, page.user, connection_id, account_name)
     except CxloopError as exc:
-        if exc.http_status in (403, 404):
+        if isinstance(exc, Forbidden | NotFound):
             raise
         return page.render(
             "ui/accounts/rename.html",

@@ -31,6 +31,7 @@ from cxloop.errors import CxloopError, Forbidden, NotFound, Unauthenticated
 from cxloop.services import web_sessions
 from cxloop.services.access import Actor
 from cxloop.web.deps import SESSION_ID_KEY, get_container, session_actor
+from cxloop.web.errors import status_for
 from cxloop.web.ui.i18n import Formats, UiLanguages, pick_language
 
 CSRF_FIELD = "csrf"
@@ -248,7 +249,7 @@ class UiRoute(APIRoute):
                 return await run_in_threadpool(error_page, request, 400, "bad_request")
             except CxloopError as exc:
                 return await run_in_threadpool(
-                    error_page, request, exc.http_status, "error", exc.message
+                    error_page, request, status_for(exc), "error", exc.message
                 )
 
         return handle
