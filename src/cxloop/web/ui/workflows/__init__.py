@@ -9,8 +9,11 @@ back with one more part: that works without JavaScript, and htmx only swaps the 
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -22,6 +25,8 @@ from cxloop.errors import Conflict, CxloopError, InvalidInput
 from cxloop.services import surveys, workflow_builder, workflows
 from cxloop.services.access import SurveyAccess
 from cxloop.services.task_checks import SaveChecks
+from cxloop.web.ui.accounts import ACCOUNTS_PATH, refresh_account, with_query
+from cxloop.web.ui.accounts import STATUS_LABELS as ACCOUNT_STATUS_LABELS
 from cxloop.web.ui.context import Page, error_page, flash, ui_router
 from cxloop.web.ui.i18n import N_
 from cxloop.web.ui.workflows import form as wf_form
@@ -182,6 +187,136 @@ async def post_new(survey_id: str, request: Request, page: Page) -> Response:
     return await _post_builder(request, page, survey_id, None)
 
 
+# --- leaving the builder for an account's page, and coming back to the same form
+
+
+@router.get("/surveys/{survey_id}/workflows/draft")
+def open_draft(
+    survey_id: str,
+    page: Page,
+    workflow: Annotated[str, Query(max_length=40)] = "",
+    select: Annotated[str, Query(max_length=200)] = "",
+    connected: Annotated[str, Query(max_length=40)] = "",
+    renamed_from: Annotated[str, Query(max_length=400)] = "",
+    account: Annotated[str, Query(max_length=400)] = "",
+) -> Response:
+    """The builder as it was when its account menu or **Add account** was used (the form kept
+    in this browser's session), with what happened applied: a new account (`connected`, from
+    the OAuth callback) chosen in the task that asked for it (`select`), a renamed account
+    followed by every part that used its old name. Without a kept form (another browser, or
+    one too large for the session cookie): the saved workflow, else the Workflows tab."""
+    context = _survey_context(page, survey_id)
+    if not context["can_edit"]:
+        return _forbidden(page)
+    draft = take_draft(page, survey_id, workflow)
+    saved = None
+    if workflow:
+        saved = workflows.get_workflow(page.db, page.user, workflow, survey_id=survey_id)
+    if draft is not None:
+        state, revision = wf_form.unflatten(draft["pairs"]), str(draft.get("revision") or "")
+    elif saved is not None:
+        state, revision = wf_form.state_of(saved.workflow.document), ""
+    else:
+        return page.redirect(_base(survey_id))
+    if renamed_from and account:
+        for part in (state.get("event"), *(state.get("tasks") or [])):
+            if isinstance(part, dict) and part.get("connection") == renamed_from:
+                part["connection"] = account
+    focus = None
+    if connected and _is_account_path(select):
+        new = next(
+            (c for c in workflows.owner_connections(page.db, page.user, survey_id)
+             if c.id == connected),
+            None,
+        )  # fmt: skip
+        if new is not None:
+            _set_path(state, select, new.name)
+            focus = select
+    document = wf_form.document_of(state)
+    flags = _salesforce_flags(page, survey_id, workflow or None, document)
+    return _builder(
+        page, survey_id, context, state, saved.workflow if saved else None, flags=flags,
+        focus=focus, expected_revision=revision,
+    )  # fmt: skip
+
+
+DRAFT_KEY = "builder_draft"
+# The form is kept in the session cookie (compressed); browsers keep cookies up to 4 KB.
+MAX_DRAFT = 2500
+ACCOUNT_VERBS = ("add", "rename", "refresh", "remove", "check")
+
+
+def _is_account_path(path: str) -> bool:
+    """`event.connection` or `tasks[N].connection`: where an account is chosen."""
+    return path == "event.connection" or (
+        path.startswith("tasks[") and path.endswith("].connection")
+    )
+
+
+def keep_draft(
+    page: Page, survey_id: str, workflow_id: str | None, pairs: list[tuple[str, str]],
+    revision: str,
+) -> None:  # fmt: skip
+    """Keep the builder's form in this browser's session until `take_draft` (one at a time)."""
+    kept = [(k, v) for k, v in pairs if k not in ("csrf", "op", "revision")]
+    packed = base64.urlsafe_b64encode(
+        zlib.compress(json.dumps(kept, separators=(",", ":")).encode(), 9)
+    ).decode()
+    if len(packed) > MAX_DRAFT:
+        page.request.session.pop(DRAFT_KEY, None)
+        return
+    page.request.session[DRAFT_KEY] = {
+        "survey": survey_id, "workflow": workflow_id or "", "revision": revision, "form": packed,
+    }  # fmt: skip
+
+
+def take_draft(page: Page, survey_id: str, workflow_id: str) -> dict[str, Any] | None:
+    """The kept form of this survey's builder (and workflow), once; None if there is none."""
+    draft = page.request.session.get(DRAFT_KEY)
+    if not isinstance(draft, dict) or draft.get("survey") != survey_id:
+        return None
+    if draft.get("workflow", "") != workflow_id:
+        return None
+    page.request.session.pop(DRAFT_KEY, None)
+    try:
+        pairs = json.loads(zlib.decompress(base64.urlsafe_b64decode(str(draft["form"]))))
+    except (KeyError, ValueError, zlib.error):
+        return None
+    return {
+        "revision": draft.get("revision", ""),
+        "pairs": [(str(k), str(v)) for k, v in pairs if isinstance(k, str)],
+    }
+
+
+def _leave_for_account(
+    page: Page,
+    survey_id: str,
+    workflow_id: str | None,
+    pairs: list[tuple[str, str]],
+    revision: str,
+    op: str,
+) -> Response:
+    """**Add account** or an account's ⋯ menu in a Salesforce task: keep the form, then go to
+    the accounts page's own form for it (owner only: the handlers refuse anyone else's
+    account), which comes back to the builder (`open_draft`) when done."""
+    _, verb, target = op.split(":", 2) if op.count(":") >= 2 else ("", "", "")
+    if verb not in ACCOUNT_VERBS:
+        return page.redirect(_base(survey_id))
+    if verb == "add" and not _is_account_path(target):
+        return page.redirect(_base(survey_id))
+    keep_draft(page, survey_id, workflow_id, pairs, revision)
+    back = f"{_base(survey_id)}/draft"
+    if workflow_id:
+        back += "?" + urlencode({"workflow": workflow_id})
+    if verb == "add":
+        back = with_query(back, select=target)
+        return page.redirect(ACCOUNTS_PATH + "/new?" + urlencode({"return_to": back}))
+    if verb == "refresh":
+        return refresh_account(target, page, return_to=back)
+    query = urlencode({"return_to": back})
+    return page.redirect(f"{ACCOUNTS_PATH}/{quote(target, safe='')}/{verb}?{query}")
+
+
 # --- the builder
 
 
@@ -231,6 +366,8 @@ def _handle_builder(
         ).workflow
     if not context["can_edit"]:
         return _forbidden(page)
+    if op.startswith("account:"):
+        return _leave_for_account(page, survey_id, workflow_id, pairs, revision, op)
     state = wf_form.unflatten(pairs)
     inserts = {k.removeprefix("@insert:"): v for k, v in pairs if k.startswith("@insert:")}
     if op != "save":
@@ -478,6 +615,7 @@ def _builder(
         stale=stale,
         endpoint=endpoint,
         event_labels=EVENT_LABELS,
+        account_status_labels=ACCOUNT_STATUS_LABELS,
         **context,
     )
 

@@ -75,6 +75,8 @@ class BuilderChoices:
     event_fields: list[Option]
     field_names: set[str] = field(default_factory=set)
     operator_labels: dict[str, str] = field(default_factory=lambda: dict(OPERATOR_LABELS))
+    # The survey owner's own accounts, for their ⋯ menus (only the owner sees them).
+    owned_accounts: list[Any] = field(default_factory=list)
 
     def catalogue(self, connection: str | None) -> OrgCatalogue | None:
         return self.catalogues.get(connection or "")
@@ -186,6 +188,7 @@ def builder_choices(
     the workflow itself already holds, shown read-only."""
     event = state.get("event") if isinstance(state.get("event"), dict) else {}
     tasks = [t for t in state.get("tasks") or [] if isinstance(t, dict)]
+    owned: list[Any] = []
     try:
         owned = workflows.owner_connections(page.db, page.user, survey_id)
     except Forbidden:
@@ -236,6 +239,7 @@ def builder_choices(
         condition_fields=_condition_fields(page, content, outbound, event_fields),
         insert_options={},
         event_fields=event_fields,
+        owned_accounts=owned if survey.owner_id == page.user.id else [],
     )
     for index in range(len(tasks)):
         choices.insert_options[index] = _insert_options(
