@@ -27,6 +27,9 @@ class InvalidInput(CxloopError):
 
     code = "invalid_input"
     http_status = 422
+    # The problems as objects with their codes (a workflow document's), for pages that say
+    # them in their own language; `details` carries them for the API.
+    problems: tuple[Any, ...] = ()
 
 
 class Unauthenticated(CxloopError):

@@ -570,3 +570,40 @@ def test_a_tasks_account_menu_keeps_the_unsaved_form_and_comes_back_to_it(
     answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
     assert answer.status_code == 303
     assert web.get(answer.headers["location"]).status_code == 404  # not their account
+
+
+def test_german_builder_says_validation_and_service_problems_in_german(
+    web: TestClient, shop: dict[str, Any]
+) -> None:
+    """pydantic's English ("String should have at least 1 character") and the services' English
+    stay off German pages: problems are said by their code, with the field's label."""
+    survey_id = shop["survey_id"]
+    new_page = f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"
+    sign_in(web, "owner@example.com")
+    web.headers["Accept-Language"] = "de-DE,de;q=0.9"
+    form = {
+        **CASE_FORM,
+        "conditions.join": "and",
+        "conditions.conditions[0].field": "",
+        "conditions.conditions[0].operator": "equals",
+        "conditions.conditions[0].value": "x",
+        "tasks[0].mappings[0].field": "",
+    }
+    answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
+    assert answer.status_code == 422
+    assert "should have" not in answer.text and "is required" not in answer.text
+    assert "Feld braucht mindestens 1 Zeichen." in answer.text  # the condition's field
+    assert "Salesforce-Feld muss ein Salesforce-API-Name sein" in answer.text
+
+    # A service's refusal (a taken name) on a German page: the sentence for its code.
+    saved = _post(web, f"/surveys/{survey_id}/workflows/new", CASE_FORM, new_page)
+    assert saved.status_code == 303, saved.text
+    again = _post(web, f"/surveys/{survey_id}/workflows/new", CASE_FORM, new_page)
+    assert again.status_code == 409
+    assert "Dieser Name ist vergeben: wählen Sie einen anderen." in again.text
+    assert "already" not in again.text
+
+    # In English the same refusal keeps the service's own words.
+    web.headers["Accept-Language"] = "en"
+    again = _post(web, f"/surveys/{survey_id}/workflows/new", CASE_FORM, new_page)
+    assert "Case follow-up" in again.text and "Dieser Name" not in again.text

@@ -161,7 +161,7 @@ def add_account(
                 login_url.strip() if connection_type == "custom" else None,
             )
         except CxloopError as exc:
-            errors = form_errors(exc, default=_ERROR_FIELDS.get(exc.code, ""))
+            errors = form_errors(exc, default=_ERROR_FIELDS.get(exc.code, ""), page=page)
     if errors:
         return _add_page(page, return_to, errors, values, status_code=422)
     remember_return_to(page.request, started.attempt_id, return_to)
@@ -225,7 +225,7 @@ def rename_account(
             status_code=422,
             section="accounts",
             account=account,
-            errors=form_errors(exc, default="account_name"),
+            errors=form_errors(exc, default="account_name", page=page),
             values={"account_name": account_name},
             return_to=return_to,
         )

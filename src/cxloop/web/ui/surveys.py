@@ -85,7 +85,10 @@ def create_survey(page: Page, name: Annotated[str, Form(max_length=400)] = "") -
         survey = surveys.create_survey(page.db, page.user, name)
     except InvalidInput as exc:
         return _list_page(
-            page, errors=form_errors(exc, default="name"), values={"name": name}, status_code=422
+            page,
+            errors=form_errors(exc, default="name", page=page),
+            values={"name": name},
+            status_code=422,
         )
     return page.redirect(
         f"/surveys/{survey.id}", page._("Survey %(name)s created.", name=survey.name)
@@ -121,7 +124,7 @@ async def import_survey(
     if problem is not None:
         return _list_page(
             page,
-            import_errors=form_errors(problem, default="file"),
+            import_errors=form_errors(problem, default="file", page=page),
             values={"import_name": import_name},
             status_code=422,
         )

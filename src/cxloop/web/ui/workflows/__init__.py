@@ -29,8 +29,14 @@ from cxloop.web.ui.accounts import ACCOUNTS_PATH, refresh_account, with_query
 from cxloop.web.ui.accounts import STATUS_LABELS as ACCOUNT_STATUS_LABELS
 from cxloop.web.ui.context import Page, error_page, flash, ui_router
 from cxloop.web.ui.i18n import N_
+from cxloop.web.ui.messages import problem_message
 from cxloop.web.ui.workflows import form as wf_form
-from cxloop.web.ui.workflows.choices import STATUS_LABELS, builder_choices, path_label
+from cxloop.web.ui.workflows.choices import (
+    STATUS_LABELS,
+    builder_choices,
+    field_label,
+    path_label,
+)
 
 router = ui_router()
 
@@ -390,7 +396,7 @@ def _handle_builder(
                 expected_revision=expected, checks=checks,
             )  # fmt: skip
     except InvalidInput as exc:
-        errors = _errors_of(exc)
+        errors = _errors_of(page, exc)
         return _builder(
             page, survey_id, context, state, workflow, errors=errors, status_code=422,
             expected_revision=revision,
@@ -398,7 +404,7 @@ def _handle_builder(
     except Conflict as exc:
         errors = {"": _conflict_message(page, exc, workflow_id, survey_id)}
         if exc.code == "name_taken":
-            errors = {"name": exc.message}
+            errors = {"name": page.error_text(exc)}
         return _builder(
             page, survey_id, context, state, workflow, errors=errors, status_code=409,
             expected_revision=revision, stale=exc.code == "revision_changed",
@@ -421,7 +427,7 @@ def _conflict_message(page: Page, exc: Conflict, workflow_id: str | None, survey
             "changes were not saved. Look at the revisions, then open the workflow again and "
             "make your changes there."
         )
-    return exc.message
+    return page.error_text(exc)
 
 
 def _apply_op(
@@ -521,20 +527,29 @@ def _path_text(keys: list[str | int]) -> str:
     return text
 
 
-def _errors_of(exc: InvalidInput) -> dict[str, str]:
+def _errors_of(page: Page, exc: InvalidInput) -> dict[str, str]:
+    """The service's problems by document path, in the page's language: a validation problem
+    by its code, with its field's label; any other in the service's words (with its fix)."""
     errors: dict[str, str] = {}
+    coded = {(p.path, p.message): p for p in exc.problems if getattr(p, "code", "")}
     details = exc.details if isinstance(exc.details, list) else []
     for detail in details:
         if isinstance(detail, dict) and "message" in detail:
             path = str(detail.get("path") or "")
             message = str(detail["message"])
+            problem = coded.get((path, message))
+            if problem is not None:
+                params = dict(problem.params)
+                label = field_label(page, str(params.pop("name", "")) if problem.code ==
+                                    "extra_forbidden" else path)  # fmt: skip
+                message = problem_message(page._, problem.code, params, label) or message
             if detail.get("fix"):
                 message += f" {detail['fix']}"
             if path in errors:
                 errors[path] += f"; {message}"
             else:
                 errors[path] = message
-    return errors or {"": exc.message}
+    return errors or {"": page.error_text(exc)}
 
 
 def _problems_by_path(problems: list[DocumentProblem]) -> dict[str, str]:
@@ -744,7 +759,9 @@ def paste_yaml(
             expected_revision=expected, checks=SaveChecks.of(page.container),
         )  # fmt: skip
     except (InvalidInput, Conflict, CxloopError) as exc:
-        problems = _errors_of(exc) if isinstance(exc, InvalidInput) else {"": exc.message}
+        problems = (
+            _errors_of(page, exc) if isinstance(exc, InvalidInput) else {"": page.error_text(exc)}
+        )
         if isinstance(exc, Conflict) and exc.code == "revision_changed":
             problems = {"": _conflict_message(page, exc, workflow_id, survey_id)}
         lines = [f"{path}: {message}" if path else message for path, message in problems.items()]
@@ -806,7 +823,7 @@ def run_test(
                 None if fields is not None else response_id, event_fields=fields,
             )  # fmt: skip
         except InvalidInput as exc:
-            errors["response_id" if fields is None else "event_fields"] = exc.message
+            errors["response_id" if fields is None else "event_fields"] = page.error_text(exc)
     return _test(page, survey_id, workflow_id, result, errors, response_id, event_fields)
 
 

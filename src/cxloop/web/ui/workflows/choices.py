@@ -173,6 +173,16 @@ def path_label(page: PageContext, path: str) -> str:
     return " · ".join(parts)
 
 
+def field_label(page: PageContext, path: str) -> str:
+    """The label of the input at `path` alone ("Value"), or the key itself if it has none."""
+    last = re.sub(r"\[\d+\]$", "", path.rpartition(".")[2] or path)
+    if ".mappings[" in path and last == "field":
+        return page._("Salesforce field")
+    if last in PART_LABELS:
+        return page._(PART_LABELS[last])
+    return last
+
+
 def _parent(path: str) -> str:
     if path.endswith("]"):
         return path[: path.rindex("[")]
