@@ -143,3 +143,18 @@ def test_validation_problems_the_builder_shows_have_a_sentence_with_the_fields_l
         assert "should" not in text and "Wert" in text, text
         shown.append(text)
     assert any("mindestens 1 Zeichen" in text for text in shown), shown
+
+
+def test_no_string_means_two_things_across_the_areas_catalogues() -> None:
+    """The catalogues are merged into one per language, so a string translated differently in two
+    areas shows one area's words in the other (the survey status "Open" read "Öffnen")."""
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for domain in DOMAINS:
+        for message in read_catalogue("de", domain):
+            if not message.id or not isinstance(message.id, str):
+                continue
+            first = seen.setdefault(message.id, (domain, str(message.string)))
+            if first[1] != message.string:
+                clashes.append(f"{message.id!r}: {first} vs ({domain!r}, {message.string!r})")
+    assert not clashes, "give one of each a distinct English string:\n" + "\n".join(clashes)
