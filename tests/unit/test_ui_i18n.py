@@ -66,7 +66,17 @@ def test_the_persons_choice_wins_then_the_browsers_accept_language() -> None:
 
 
 def test_dates_and_numbers_are_written_as_the_language_writes_them() -> None:
+    from datetime import timedelta, timezone
+
+    from babel.dates import format_datetime
+
     moment = datetime(2026, 12, 5, 13, 5, tzinfo=UTC)
+    elsewhere = moment.astimezone(timezone(timedelta(hours=5)))
+    for lang in ("en", "de"):
+        for fmt in ("short", "medium", "long", "full", "yyyy-MM-dd HH:mm"):
+            assert Formats(lang).datetime(elsewhere, fmt) == format_datetime(
+                moment, format=fmt, tzinfo=UTC, locale=lang
+            )  # the cached patterns write what Babel writes, in UTC
     assert Formats("de").datetime(moment) == "05.12.2026, 13:05:00"
     assert "Dec 5, 2026" in Formats("en").datetime(moment)
     assert Formats("de").number(100000) == "100.000"

@@ -52,6 +52,39 @@ NEW_TASKS: dict[str, dict[str, Any]] = {
 }
 
 
+# The Workflows tab's fixed words, translated once per page instead of once per row (with 100
+# workflows, a template's `_()` for each cell was a fifth of the tab's time).
+ROW_WORDS = {
+    "name": N_("Name"),
+    "event": N_("Event"),
+    "enabled": N_("Enabled"),
+    "disabled": N_("Disabled"),
+    "save": N_("Save"),
+    "revision": N_("Revision"),
+    "last_run": N_("Last run"),
+    "never": N_("Never"),
+    "runs_24h": N_("Runs (24 h)"),
+    "failures_24h": N_("Failures (24 h)"),
+    "actions": N_("Actions"),
+    "open": N_("Open workflow"),
+    "revisions": N_("Revisions"),
+    "test": N_("Test"),
+    "duplicate": N_("Duplicate"),
+    "delete": N_("Delete"),
+}
+
+
+def _row_words(page: Page) -> dict[str, Any]:
+    """What `_row.html` says, in the page's language: its words, events and statuses."""
+    words: dict[str, Any] = {
+        key: page._(text).replace(" h)", "\u00a0h)")  # "24 h" is not broken
+        for key, text in ROW_WORDS.items()
+    }
+    words["events"] = {key: page._(text) for key, text in EVENT_LABELS.items()}
+    words["statuses"] = {key: page._(text) for key, text in STATUS_LABELS.items()}
+    return words
+
+
 def _base(survey_id: str) -> str:
     return f"/surveys/{survey_id}/workflows"
 
@@ -80,8 +113,7 @@ def workflows_tab(survey_id: str, page: Page) -> Response:
         "ui/workflows/list.html",
         workflows=found,
         stats=stats,
-        status_labels=STATUS_LABELS,
-        event_labels=EVENT_LABELS,
+        words=_row_words(page),
         **context,
     )
 
@@ -105,8 +137,7 @@ def toggle_enabled(
             "ui/workflows/_row.html",
             workflow=view.workflow,
             stats=stats,
-            status_labels=STATUS_LABELS,
-            event_labels=EVENT_LABELS,
+            words=_row_words(page),
             status_message=message,
             **context,
         )
