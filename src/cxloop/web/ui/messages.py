@@ -174,12 +174,14 @@ Translate = Callable[..., str]
 
 
 def service_message(gettext: Translate, lang: str, error: CxloopError) -> str:
-    """What a page says about a service's error: its own message in English, else the sentence
-    for its code (or for its kind, when the code is not one we know)."""
-    if lang == "en":
+    """What a page says about a service's error: its own message in English (or when it has no
+    code of its own: the pages raise those, already translated), else the sentence for its
+    code."""
+    if lang == "en" or error.code == type(error).code:
+        # English, or no code of its own: a page's own error (already in the page's language)
         return error.message
-    sentence = SERVICE_MESSAGES.get(error.code) or SERVICE_MESSAGES.get(type(error).code)
-    return gettext(sentence) if sentence else gettext(SERVICE_MESSAGES["error"])
+    sentence = SERVICE_MESSAGES.get(error.code)
+    return gettext(sentence) if sentence else error.message
 
 
 def problem_message(
