@@ -162,6 +162,9 @@ def add_account(
             )
         except CxloopError as exc:
             errors = form_errors(exc, default=_ERROR_FIELDS.get(exc.code, ""), page=page)
+            # the sentence for the code does not repeat what was entered: name it
+            if errors.get("login_url") and login_url.strip() not in errors["login_url"]:
+                errors["login_url"] += f" ({login_url.strip()})"
     if errors:
         return _add_page(page, return_to, errors, values, status_code=422)
     remember_return_to(page.request, started.attempt_id, return_to)
