@@ -28,6 +28,9 @@ class InvalidInput(CxloopError):
     problem)."""
 
     code = "invalid_input"
+    # The problems as objects with their codes (a workflow document's), for pages that say
+    # them in their own language; `details` carries them for the API.
+    problems: tuple[Any, ...] = ()
 
 
 class Unreadable(CxloopError):

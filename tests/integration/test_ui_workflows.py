@@ -505,3 +505,105 @@ def test_the_tab_counts_runs_and_failures_of_the_last_day_and_shows_the_last_run
     sign_in(web, "viewer@example.com")
     tab = web.get(f"/surveys/{shop['survey_id']}/workflows").text
     assert "Quiet" in tab and "failed" in tab
+
+
+def test_a_tasks_account_menu_keeps_the_unsaved_form_and_comes_back_to_it(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    """Add account / the ⋯ menu of an account in a task: the builder's form (not saved) is kept
+    in the session, and the browser comes back to it with the new or renamed account in the
+    task; only the owner's own accounts have menus, and only the owner can use them."""
+    survey_id = shop["survey_id"]
+    new_page = f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"
+    sign_in(web, "owner@example.com")
+    builder = web.get(new_page).text
+    assert "More actions for Acme" not in builder  # no Salesforce task yet
+    form = {
+        **CASE_FORM,
+        "name": "Unsaved",
+        "tasks[0].connection": "",
+        "op": "account:add:tasks[0].connection",
+    }
+    answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
+    assert answer.status_code == 303
+    target = answer.headers["location"]
+    assert target.startswith("/accounts/new?return_to=")
+    back = re.search(r"return_to=([^&]+)", target).group(1)
+    from urllib.parse import unquote
+
+    back = unquote(back)
+    assert back == f"/surveys/{survey_id}/workflows/draft?select=tasks%5B0%5D.connection"
+    acme = next(
+        c for c in workflows.owner_connections(linked.db, actor(shop["people"]["owner"]), survey_id)
+    )
+    # As the OAuth callback sends the browser back: with the new account's id.
+    page = web.get(f"{back}&connected={acme.id}")
+    assert page.status_code == 200, page.text[:2000]
+    assert 'value="Unsaved"' in page.text
+    assert re.search(r'<option value="Acme" selected>', page.text), page.text
+    assert 'data-focus="field-tasks[0].connection"' in page.text
+    assert 'aria-label="More actions for Acme"' in page.text  # the owner's account's menu
+    # The kept form is used once.
+    assert web.get(f"{back}&connected={acme.id}", follow_redirects=False).status_code == 303
+
+    # Renaming from the task's menu: back to the form, whose task follows the new name.
+    form = {**CASE_FORM, "name": "Unsaved", "op": f"account:rename:{acme.id}"}
+    answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
+    assert answer.headers["location"].startswith(f"/accounts/{acme.id}/rename?return_to=")
+    rename_page = answer.headers["location"]
+    renamed = _post(
+        web, f"/accounts/{acme.id}/rename",
+        {"account_name": "Acme 2", "return_to": f"/surveys/{survey_id}/workflows/draft"},
+        rename_page,
+    )  # fmt: skip
+    assert renamed.status_code == 303
+    page = web.get(renamed.headers["location"])
+    assert 'value="Unsaved"' in page.text
+    assert re.search(r'<option value="Acme 2" selected>', page.text), page.text
+
+    # Editors get no menus and cannot use the owner's accounts through the builder.
+    web.cookies.clear()
+    sign_in(web, "editor@example.com")
+    builder = web.get(new_page).text
+    assert "More actions for Acme" not in builder and "account:add:" not in builder
+    form = {**CASE_FORM, "op": f"account:remove:{acme.id}"}
+    answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
+    assert answer.status_code == 303
+    assert web.get(answer.headers["location"]).status_code == 404  # not their account
+
+
+def test_german_builder_says_validation_and_service_problems_in_german(
+    web: TestClient, shop: dict[str, Any]
+) -> None:
+    """pydantic's English ("String should have at least 1 character") and the services' English
+    stay off German pages: problems are said by their code, with the field's label."""
+    survey_id = shop["survey_id"]
+    new_page = f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"
+    sign_in(web, "owner@example.com")
+    web.headers["Accept-Language"] = "de-DE,de;q=0.9"
+    form = {
+        **CASE_FORM,
+        "conditions.join": "and",
+        "conditions.conditions[0].field": "",
+        "conditions.conditions[0].operator": "equals",
+        "conditions.conditions[0].value": "x",
+        "tasks[0].mappings[0].field": "",
+    }
+    answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
+    assert answer.status_code == 422
+    assert "should have" not in answer.text and "is required" not in answer.text
+    assert "Feld braucht mindestens 1 Zeichen." in answer.text  # the condition's field
+    assert "Salesforce-Feld muss ein Salesforce-API-Name sein" in answer.text
+
+    # A service's refusal (a taken name) on a German page: the sentence for its code.
+    saved = _post(web, f"/surveys/{survey_id}/workflows/new", CASE_FORM, new_page)
+    assert saved.status_code == 303, saved.text
+    again = _post(web, f"/surveys/{survey_id}/workflows/new", CASE_FORM, new_page)
+    assert again.status_code == 409
+    assert "Dieser Name ist vergeben: wählen Sie einen anderen." in again.text
+    assert "already" not in again.text
+
+    # In English the same refusal keeps the service's own words.
+    web.headers["Accept-Language"] = "en"
+    again = _post(web, f"/surveys/{survey_id}/workflows/new", CASE_FORM, new_page)
+    assert "Case follow-up" in again.text and "Dieser Name" not in again.text

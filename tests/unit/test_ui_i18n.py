@@ -66,8 +66,105 @@ def test_the_persons_choice_wins_then_the_browsers_accept_language() -> None:
 
 
 def test_dates_and_numbers_are_written_as_the_language_writes_them() -> None:
+    from datetime import timedelta, timezone
+
+    from babel.dates import format_datetime
+
     moment = datetime(2026, 12, 5, 13, 5, tzinfo=UTC)
+    elsewhere = moment.astimezone(timezone(timedelta(hours=5)))
+    for lang in ("en", "de"):
+        for fmt in ("short", "medium", "long", "full", "yyyy-MM-dd HH:mm"):
+            assert Formats(lang).datetime(elsewhere, fmt) == format_datetime(
+                moment, format=fmt, tzinfo=UTC, locale=lang
+            )  # the cached patterns write what Babel writes, in UTC
     assert Formats("de").datetime(moment) == "05.12.2026, 13:05:00"
     assert "Dec 5, 2026" in Formats("en").datetime(moment)
     assert Formats("de").number(100000) == "100.000"
     assert Formats("en").number(100000) == "100,000"
+
+
+def _raised_codes() -> set[str]:
+    """Every error code the code base raises: `code="..."` arguments and error classes' codes."""
+    import re
+    from pathlib import Path
+
+    import cxloop
+
+    root = Path(cxloop.__file__).parent
+    codes: set[str] = set()
+    for path in [
+        *root.glob("errors.py"),
+        *root.glob("services/**/*.py"),
+        *root.glob("web/**/*.py"),
+    ]:
+        text = path.read_text(encoding="utf-8")
+        codes |= set(re.findall(r'\bcode="([a-z_]+)"', text))
+        codes |= set(re.findall(r'^    code = "([a-z_]+)"$', text, flags=re.M))
+    return codes
+
+
+def test_every_service_error_code_a_page_can_show_has_a_sentence_in_every_language() -> None:
+    from cxloop.web.ui.messages import SERVICE_MESSAGES
+
+    languages = UiLanguages()
+    missing = sorted(_raised_codes() - set(SERVICE_MESSAGES))
+    assert not missing, f"codes without a sentence in web/ui/messages.py: {missing}"
+    untranslated = [
+        code for code, text in SERVICE_MESSAGES.items() if languages.gettext("de", text) == text
+    ]
+    assert not untranslated, f"sentences without German: {untranslated}"
+
+
+def test_validation_problems_the_builder_shows_have_a_sentence_with_the_fields_label() -> None:
+    from pydantic import ValidationError
+
+    from cxloop.domain.document_paths import FRIENDLY_MESSAGES
+    from cxloop.domain.workflow import WorkflowDocumentError, check_document
+    from cxloop.web.ui.messages import PROBLEM_MESSAGES, problem_message
+
+    assert set(FRIENDLY_MESSAGES) <= set(PROBLEM_MESSAGES)
+    languages = UiLanguages()
+
+    def german(message: str, **values: object) -> str:
+        return languages.gettext("de", message, **values)
+
+    bad = {
+        "name": "",
+        "event": {"type": "survey_response", "when": ["sometimes"]},
+        "conditions": {"join": "and", "conditions": [{"field": "", "operator": "equals"}]},
+        "tasks": [{"id": "t1", "type": "salesforce", "connection": "A", "object": "Case",
+                   "action": "insert", "mappings": [{"field": "", "value": "x"}], "oops": 1}],
+    }  # fmt: skip
+    problems = []
+    try:
+        check_document(bad)
+    except WorkflowDocumentError as exc:
+        problems = exc.problems
+    except ValidationError as exc:  # pragma: no cover - check_document wraps it
+        raise AssertionError(exc) from exc
+    assert problems
+    shown = []
+    for problem in problems:
+        if problem.code in ("task_order", "union_tag_invalid", "union_tag_not_found",
+                            "value_error"):  # fmt: skip
+            continue  # sentences of our own, with the value quoted
+        text = problem_message(german, problem.code, dict(problem.params), "Wert")
+        assert text is not None, f"no sentence for {problem.code} ({problem})"
+        assert "should" not in text and "Wert" in text, text
+        shown.append(text)
+    assert any("mindestens 1 Zeichen" in text for text in shown), shown
+
+
+def test_no_string_means_two_things_across_the_areas_catalogues() -> None:
+    """The catalogues are merged into one per language, so a string translated differently in two
+    areas shows one area's words in the other (the survey status "Open" read "Öffnen")."""
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for domain in DOMAINS:
+        for message in read_catalogue("de", domain):
+            if not message.id or not isinstance(message.id, str):
+                continue
+            first = seen.setdefault(message.id, (domain, str(message.string)))
+            if first[1] != message.string:
+                clashes.append(f"{message.id!r}: {first} vs ({domain!r}, {message.string!r})")
+    assert not clashes, "give one of each a distinct English string:\n" + "\n".join(clashes)

@@ -309,7 +309,11 @@ class Response(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     # Lists, filters and exports walk one survey's responses in (created_at, id) order.
-    __table_args__ = (Index("ix_responses_survey_created", "survey_id", "created_at", "id"),)
+    # Survey lists count a survey's incomplete responses from an index range: migration 0015.
+    __table_args__ = (
+        Index("ix_responses_survey_created", "survey_id", "created_at", "id"),
+        Index("ix_responses_survey_finished", "survey_id", "finished"),
+    )
 
 
 class PersonalLink(Base):

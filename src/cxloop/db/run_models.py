@@ -70,6 +70,8 @@ class Run(Base):
         Index("ix_runs_status_created", "status", "created_at"),
         # The run history across all surveys (admins), newest first: migration 0011.
         Index("ix_runs_created_id", "created_at", "id"),
+        # The Workflows tab's 24-hour counts and last statuses, from the index alone: 0015.
+        Index("ix_runs_survey_window", "survey_id", "created_at", "workflow_id", "status"),
     )
 
 

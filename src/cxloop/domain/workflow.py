@@ -49,7 +49,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -488,6 +488,10 @@ class DocumentProblem:
     path: str
     message: str
     character: int | None = None
+    # What kind of problem (pydantic's error type, for one found by validation) and its values
+    # (`min_length`, `expected`): pages say it in their language. Not part of the API's details.
+    code: str = field(default="", compare=False)
+    params: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The problem as an error detail: `{path, message}`, plus `character` when known."""
@@ -594,7 +598,14 @@ def problems_from_validation(exc: ValidationError) -> list[DocumentProblem]:
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
         path = _path(loc, keep_last=kind == "extra_forbidden")
-        problems.append(DocumentProblem(path, message))
+        values = tuple(
+            (str(k), v if isinstance(v, str | int | float) else str(v)) for k, v in ctx.items()
+        )
+        if kind == "extra_forbidden":
+            values = (("name", str(loc[-1])),)
+        if kind == "string_pattern_mismatch":  # our two patterns, each with its own sentence
+            kind = "task_id_pattern" if loc and loc[-1] == "id" else "api_name_pattern"
+        problems.append(DocumentProblem(path, message, code=kind, params=values))
     return problems
 
 

@@ -81,44 +81,37 @@ class SurveyStats:
 
 
 def survey_stats(db: Database, actor: Actor, survey_ids: list[str]) -> dict[str, SurveyStats]:
-    """Counts for the surveys among `survey_ids` that the actor can see (for lists)."""
+    """Counts for the surveys among `survey_ids` that the actor can see (for lists).
+
+    One statement, a scalar subquery per count, so that each reads an index of its own: the
+    number of responses and the latest one from (survey, created), the incomplete ones from
+    (survey, finished) (few, usually). Grouping all of a survey's responses with a filtered
+    count and a max read every response row: 60-90 ms at 100,000 responses on SQLite."""
     if not survey_ids:
         return {}
-    ids = select(Survey.id).where(Survey.id.in_(survey_ids))
+    of_survey = Response.survey_id == Survey.id
+    total = select(func.count()).where(of_survey).scalar_subquery()
+    incomplete = (
+        select(func.count()).where(of_survey, Response.finished.is_(False)).scalar_subquery()
+    )
+    last = select(func.max(Response.created_at)).where(of_survey).scalar_subquery()
+    workflow_count = select(func.count()).where(Workflow.survey_id == Survey.id).scalar_subquery()
+    query = select(Survey.id, total, incomplete, last, workflow_count).where(
+        Survey.id.in_(survey_ids)
+    )
     if not actor.is_admin:
-        ids = ids.where(Survey.id.in_(visible_survey_ids(actor)))
+        query = query.where(Survey.id.in_(visible_survey_ids(actor)))
     with db.reader() as uow:
-        visible = list(uow.session.scalars(ids))
-        responses = {
-            row.survey_id: row
-            for row in uow.session.execute(
-                select(
-                    Response.survey_id,
-                    func.count().label("total"),
-                    func.count().filter(Response.finished.is_(True)).label("finished"),
-                    func.max(Response.created_at).label("last"),
-                )
-                .where(Response.survey_id.in_(visible))
-                .group_by(Response.survey_id)
-            )
-        }
-        workflows = dict(
-            uow.session.execute(
-                select(Workflow.survey_id, func.count())
-                .where(Workflow.survey_id.in_(visible))
-                .group_by(Workflow.survey_id)
-            ).all()
+        rows = uow.session.execute(query).all()
+    return {
+        survey_id: SurveyStats(
+            responses=int(responses),
+            finished_responses=int(responses) - int(unfinished),
+            workflows=int(workflows),
+            last_response_at=latest,
         )
-    stats = {}
-    for survey_id in visible:
-        row = responses.get(survey_id)
-        stats[survey_id] = SurveyStats(
-            responses=int(row.total) if row else 0,
-            finished_responses=int(row.finished) if row else 0,
-            workflows=int(workflows.get(survey_id, 0)),
-            last_response_at=row.last if row else None,
-        )
-    return stats
+        for survey_id, responses, unfinished, latest, workflows in rows
+    }
 
 
 def visible_survey_ids(actor: Actor) -> Select[tuple[str]]:

@@ -591,7 +591,9 @@ def _refusal(problems: list[DocumentProblem]) -> CxloopError:
     details = [p.as_dict() for p in problems]
     if problems == [too_large_problem()]:
         return DocumentTooLarge(str(error), details=details)
-    return InvalidInput(str(error), details=details)
+    refusal = InvalidInput(str(error), details=details)
+    refusal.problems = tuple(problems)
+    return refusal
 
 
 def _data_of(document: Any) -> Any:

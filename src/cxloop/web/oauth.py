@@ -24,7 +24,7 @@ from cxloop.web.deps import get_container, session_actor
 from cxloop.web.errors import status_for
 from cxloop.web.pages import templates
 from cxloop.web.ui.accounts import take_return_to
-from cxloop.web.ui.context import flash, translate
+from cxloop.web.ui.context import error_text, flash, translate
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,7 +43,7 @@ def salesforce_start(request: Request, bootstrap: Annotated[str, Path(max_length
             container.db, container.settings, bootstrap, actor.id
         )
     except connections.LinkingFailed as exc:
-        return _result(request, False, exc.message, status_for(exc))
+        return _result(request, False, error_text(request, exc), status_for(exc))
     response = RedirectResponse(started.salesforce_url, status_code=303)
     response.set_cookie(
         started.cookie_name,
@@ -83,9 +83,9 @@ def salesforce_callback(
         )
     except connections.LinkingFailed as exc:
         if return_to:
-            flash(request, exc.message, kind="error")
+            flash(request, error_text(request, exc), kind="error")
             return RedirectResponse(return_to, status_code=303)
-        return _result(request, False, exc.message, status_for(exc))
+        return _result(request, False, error_text(request, exc), status_for(exc))
     # The attempt's one-time cookie is left to expire: it can open nothing any more.
     if return_to:
         flash(

@@ -14,6 +14,7 @@ the same form with its own `return_to`.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -160,7 +161,10 @@ def add_account(
                 login_url.strip() if connection_type == "custom" else None,
             )
         except CxloopError as exc:
-            errors = form_errors(exc, default=_ERROR_FIELDS.get(exc.code, ""))
+            errors = form_errors(exc, default=_ERROR_FIELDS.get(exc.code, ""), page=page)
+            # the sentence for the code does not repeat what was entered: name it
+            if errors.get("login_url") and login_url.strip() not in errors["login_url"]:
+                errors["login_url"] += f" ({login_url.strip()})"
     if errors:
         return _add_page(page, return_to, errors, values, status_code=422)
     remember_return_to(page.request, started.attempt_id, return_to)
@@ -187,7 +191,11 @@ def _to_salesforce(page: PageContext, authorize_url: str) -> Response:
 
 
 @router.get(ACCOUNTS_PATH + "/{connection_id}/rename")
-def rename_form(connection_id: str, page: Page) -> Response:
+def rename_form(
+    connection_id: str,
+    page: Page,
+    return_to: Annotated[str, Query(max_length=2000)] = ACCOUNTS_PATH,
+) -> Response:
     account = connections.get_connection(page.db, page.user, connection_id)
     return page.render(
         "ui/accounts/rename.html",
@@ -195,13 +203,20 @@ def rename_form(connection_id: str, page: Page) -> Response:
         account=account,
         errors={},
         values={"account_name": account.name},
+        return_to=safe_next(return_to, ACCOUNTS_PATH),
     )
 
 
 @router.post(ACCOUNTS_PATH + "/{connection_id}/rename")
 def rename_account(
-    connection_id: str, page: Page, account_name: Annotated[str, Form(max_length=400)] = ""
+    connection_id: str,
+    page: Page,
+    account_name: Annotated[str, Form(max_length=400)] = "",
+    return_to: Annotated[str, Form(max_length=2000)] = ACCOUNTS_PATH,
 ) -> Response:
+    """Rename the account; back to the page the menu was on (the accounts page, or a workflow
+    builder's task, which is told the old and new name so that its task follows)."""
+    return_to = safe_next(return_to, ACCOUNTS_PATH)
     account = connections.get_connection(page.db, page.user, connection_id)
     try:
         renamed = connections.rename_connection(page.db, page.user, connection_id, account_name)
@@ -213,24 +228,46 @@ def rename_account(
             status_code=422,
             section="accounts",
             account=account,
-            errors=form_errors(exc, default="account_name"),
+            errors=form_errors(exc, default="account_name", page=page),
             values={"account_name": account_name},
+            return_to=return_to,
         )
+    if return_to != ACCOUNTS_PATH:
+        return_to = with_query(return_to, renamed_from=account.name, account=renamed.name)
     return page.redirect(
-        ACCOUNTS_PATH,
+        return_to,
         page._("Renamed %(old)s to %(new)s.", old=account.name, new=renamed.name),
     )
 
 
+def with_query(path: str, **values: str) -> str:
+    """A local path with more query parameters."""
+    return path + ("&" if "?" in path else "?") + urlencode(values)
+
+
 @router.get(ACCOUNTS_PATH + "/{connection_id}/remove")
-def remove_form(connection_id: str, page: Page) -> Response:
+def remove_form(
+    connection_id: str,
+    page: Page,
+    return_to: Annotated[str, Query(max_length=2000)] = ACCOUNTS_PATH,
+) -> Response:
     account = connections.get_connection(page.db, page.user, connection_id)
-    return page.render("ui/accounts/remove.html", section="accounts", account=account)
+    return page.render(
+        "ui/accounts/remove.html",
+        section="accounts",
+        account=account,
+        return_to=safe_next(return_to, ACCOUNTS_PATH),
+    )
 
 
 @router.post(ACCOUNTS_PATH + "/{connection_id}/remove")
-def remove_account(connection_id: str, page: Page) -> Response:
+def remove_account(
+    connection_id: str,
+    page: Page,
+    return_to: Annotated[str, Form(max_length=2000)] = ACCOUNTS_PATH,
+) -> Response:
     """Revoke the account's access at Salesforce and remove it from cxloop."""
+    return_to = safe_next(return_to, ACCOUNTS_PATH)
     account = connections.get_connection(page.db, page.user, connection_id)
     result = connections.remove_connection(
         page.db, page.container.settings, page.user, connection_id
@@ -239,7 +276,7 @@ def remove_account(connection_id: str, page: Page) -> Response:
         message = page._(
             "Removed %(name)s and revoked its access at Salesforce.", name=account.name
         )
-        return page.redirect(ACCOUNTS_PATH, message)
+        return page.redirect(return_to, message)
     flash(
         page.request,
         page._(
@@ -249,12 +286,22 @@ def remove_account(connection_id: str, page: Page) -> Response:
         ),
         kind="warning",
     )
-    return page.redirect(ACCOUNTS_PATH)
+    return page.redirect(return_to)
 
 
 @router.get(ACCOUNTS_PATH + "/{connection_id}/check")
-def check_account(connection_id: str, page: Page) -> Response:
+def check_account(
+    connection_id: str,
+    page: Page,
+    return_to: Annotated[str, Query(max_length=2000)] = ACCOUNTS_PATH,
+) -> Response:
     """The doctor's findings for this account, each with its fix."""
     account = connections.get_connection(page.db, page.user, connection_id)
     report = doctor.run(page.container, page.user, connection_id)
-    return page.render("ui/accounts/check.html", section="accounts", account=account, report=report)
+    return page.render(
+        "ui/accounts/check.html",
+        section="accounts",
+        account=account,
+        report=report,
+        return_to=safe_next(return_to, ACCOUNTS_PATH),
+    )

@@ -33,6 +33,7 @@ from cxloop.services.access import Actor
 from cxloop.web.deps import SESSION_ID_KEY, get_container, session_actor
 from cxloop.web.errors import status_for
 from cxloop.web.ui.i18n import Formats, UiLanguages, pick_language
+from cxloop.web.ui.messages import service_message
 
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -61,6 +62,15 @@ def language_of(request: Request) -> str:
 def translate(request: Request, message: str, **values: object) -> str:
     """`message` in the request's language, for code that has no PageContext (the login page)."""
     return ui_languages(request).gettext(language_of(request), message, **values)
+
+
+def error_text(request: Request, error: CxloopError) -> str:
+    """A service's error in the request's language, for code that has no PageContext."""
+    return service_message(
+        lambda message, **values: translate(request, message, **values),
+        language_of(request),
+        error,
+    )
 
 
 def csrf_token(request: Request) -> str:
@@ -131,6 +141,10 @@ class PageContext:
     def _(self, message: str, **values: object) -> str:
         """`message` in the page's language (`%(name)s` placeholders filled from `values`)."""
         return self.languages.gettext(self.lang, message, **values)
+
+    def error_text(self, error: CxloopError) -> str:
+        """A service's error in the page's language (by its code; see ui/messages.py)."""
+        return service_message(self._, self.lang, error)
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """The template, in the page's language, with the shell's context."""
@@ -205,7 +219,10 @@ Page = Annotated[PageContext, Depends(page_context)]
 
 
 def form_errors(
-    exc: CxloopError, fields: dict[str, str] | None = None, default: str = ""
+    exc: CxloopError,
+    fields: dict[str, str] | None = None,
+    default: str = "",
+    page: PageContext | None = None,
 ) -> dict[str, str]:
     """A service's error as {form field: problem}, for the error summary and the message beside
     each input. `details` shaped [{"field", "problem"}] name their field; `fields` maps a
@@ -219,7 +236,7 @@ def form_errors(
             name = (fields or {}).get(name, name)
             errors.setdefault(name, str(detail["problem"]))
     if not errors:
-        errors[default] = exc.message
+        errors[default] = page.error_text(exc) if page is not None else exc.message
     return errors
 
 
@@ -242,14 +259,17 @@ class UiRoute(APIRoute):
             except CsrfRejected:
                 return await run_in_threadpool(error_page, request, 403, "csrf")
             except NotFound as exc:
-                return await run_in_threadpool(error_page, request, 404, "not_found", exc.message)
+                detail = error_text(request, exc)
+                return await run_in_threadpool(error_page, request, 404, "not_found", detail)
             except Forbidden as exc:
-                return await run_in_threadpool(error_page, request, 403, "forbidden", exc.message)
+                detail = error_text(request, exc)
+                return await run_in_threadpool(error_page, request, 403, "forbidden", detail)
             except RequestValidationError:
                 return await run_in_threadpool(error_page, request, 400, "bad_request")
             except CxloopError as exc:
+                detail = error_text(request, exc)
                 return await run_in_threadpool(
-                    error_page, request, status_for(exc), "error", exc.message
+                    error_page, request, status_for(exc), "error", detail
                 )
 
         return handle

@@ -123,7 +123,7 @@ def run_list(
         workflow,
         status,
         _day(page, since, page._("From")),
-        _day(page, until, page._("To")),
+        _day(page, until, page._("Until")),
         q,
     )
     found = run_history.list_runs(

@@ -85,11 +85,21 @@ def create_survey(page: Page, name: Annotated[str, Form(max_length=400)] = "") -
         survey = surveys.create_survey(page.db, page.user, name)
     except InvalidInput as exc:
         return _list_page(
-            page, errors=form_errors(exc, default="name"), values={"name": name}, status_code=422
+            page,
+            errors=form_errors(exc, default="name", page=page),
+            values={"name": name},
+            status_code=422,
         )
     return page.redirect(
         f"/surveys/{survey.id}", page._("Survey %(name)s created.", name=survey.name)
     )
+
+
+def _with_file_name(errors: dict[str, str], filename: str) -> dict[str, str]:
+    """The file's problem names the file (the sentence for a service's code does not)."""
+    if filename and "file" in errors and filename not in errors["file"]:
+        errors["file"] = f"{errors['file']} ({filename})"
+    return errors
 
 
 @router.post("/surveys/import")
@@ -121,7 +131,9 @@ async def import_survey(
     if problem is not None:
         return _list_page(
             page,
-            import_errors=form_errors(problem, default="file"),
+            import_errors=_with_file_name(
+                form_errors(problem, default="file", page=page), filename
+            ),
             values={"import_name": import_name},
             status_code=422,
         )

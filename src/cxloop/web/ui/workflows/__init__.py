@@ -9,8 +9,11 @@ back with one more part: that works without JavaScript, and htmx only swaps the 
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -22,10 +25,18 @@ from cxloop.errors import Conflict, CxloopError, InvalidInput
 from cxloop.services import surveys, workflow_builder, workflows
 from cxloop.services.access import SurveyAccess
 from cxloop.services.task_checks import SaveChecks
+from cxloop.web.ui.accounts import ACCOUNTS_PATH, refresh_account, with_query
+from cxloop.web.ui.accounts import STATUS_LABELS as ACCOUNT_STATUS_LABELS
 from cxloop.web.ui.context import Page, error_page, flash, ui_router
 from cxloop.web.ui.i18n import N_
+from cxloop.web.ui.messages import problem_message
 from cxloop.web.ui.workflows import form as wf_form
-from cxloop.web.ui.workflows.choices import STATUS_LABELS, builder_choices, path_label
+from cxloop.web.ui.workflows.choices import (
+    STATUS_LABELS,
+    builder_choices,
+    field_label,
+    path_label,
+)
 
 router = ui_router()
 
@@ -39,6 +50,39 @@ NEW_TASKS: dict[str, dict[str, Any]] = {
     "directory": {"type": "directory", "directory": "Default", "match_on": "email"},
     "email": {"type": "email"},
 }
+
+
+# The Workflows tab's fixed words, translated once per page instead of once per row (with 100
+# workflows, a template's `_()` for each cell was a fifth of the tab's time).
+ROW_WORDS = {
+    "name": N_("Name"),
+    "event": N_("Event"),
+    "enabled": N_("Enabled"),
+    "disabled": N_("Disabled"),
+    "save": N_("Save"),
+    "revision": N_("Revision"),
+    "last_run": N_("Last run"),
+    "never": N_("Never"),
+    "runs_24h": N_("Runs (24 h)"),
+    "failures_24h": N_("Failures (24 h)"),
+    "actions": N_("Actions"),
+    "open": N_("Open workflow"),
+    "revisions": N_("Revisions"),
+    "test": N_("Test"),
+    "duplicate": N_("Duplicate"),
+    "delete": N_("Delete"),
+}
+
+
+def _row_words(page: Page) -> dict[str, Any]:
+    """What `_row.html` says, in the page's language: its words, events and statuses."""
+    words: dict[str, Any] = {
+        key: page._(text).replace(" h)", "\u00a0h)")  # "24 h" is not broken
+        for key, text in ROW_WORDS.items()
+    }
+    words["events"] = {key: page._(text) for key, text in EVENT_LABELS.items()}
+    words["statuses"] = {key: page._(text) for key, text in STATUS_LABELS.items()}
+    return words
 
 
 def _base(survey_id: str) -> str:
@@ -69,8 +113,7 @@ def workflows_tab(survey_id: str, page: Page) -> Response:
         "ui/workflows/list.html",
         workflows=found,
         stats=stats,
-        status_labels=STATUS_LABELS,
-        event_labels=EVENT_LABELS,
+        words=_row_words(page),
         **context,
     )
 
@@ -94,8 +137,7 @@ def toggle_enabled(
             "ui/workflows/_row.html",
             workflow=view.workflow,
             stats=stats,
-            status_labels=STATUS_LABELS,
-            event_labels=EVENT_LABELS,
+            words=_row_words(page),
             status_message=message,
             **context,
         )
@@ -182,6 +224,136 @@ async def post_new(survey_id: str, request: Request, page: Page) -> Response:
     return await _post_builder(request, page, survey_id, None)
 
 
+# --- leaving the builder for an account's page, and coming back to the same form
+
+
+@router.get("/surveys/{survey_id}/workflows/draft")
+def open_draft(
+    survey_id: str,
+    page: Page,
+    workflow: Annotated[str, Query(max_length=40)] = "",
+    select: Annotated[str, Query(max_length=200)] = "",
+    connected: Annotated[str, Query(max_length=40)] = "",
+    renamed_from: Annotated[str, Query(max_length=400)] = "",
+    account: Annotated[str, Query(max_length=400)] = "",
+) -> Response:
+    """The builder as it was when its account menu or **Add account** was used (the form kept
+    in this browser's session), with what happened applied: a new account (`connected`, from
+    the OAuth callback) chosen in the task that asked for it (`select`), a renamed account
+    followed by every part that used its old name. Without a kept form (another browser, or
+    one too large for the session cookie): the saved workflow, else the Workflows tab."""
+    context = _survey_context(page, survey_id)
+    if not context["can_edit"]:
+        return _forbidden(page)
+    draft = take_draft(page, survey_id, workflow)
+    saved = None
+    if workflow:
+        saved = workflows.get_workflow(page.db, page.user, workflow, survey_id=survey_id)
+    if draft is not None:
+        state, revision = wf_form.unflatten(draft["pairs"]), str(draft.get("revision") or "")
+    elif saved is not None:
+        state, revision = wf_form.state_of(saved.workflow.document), ""
+    else:
+        return page.redirect(_base(survey_id))
+    if renamed_from and account:
+        for part in (state.get("event"), *(state.get("tasks") or [])):
+            if isinstance(part, dict) and part.get("connection") == renamed_from:
+                part["connection"] = account
+    focus = None
+    if connected and _is_account_path(select):
+        new = next(
+            (c for c in workflows.owner_connections(page.db, page.user, survey_id)
+             if c.id == connected),
+            None,
+        )  # fmt: skip
+        if new is not None:
+            _set_path(state, select, new.name)
+            focus = select
+    document = wf_form.document_of(state)
+    flags = _salesforce_flags(page, survey_id, workflow or None, document)
+    return _builder(
+        page, survey_id, context, state, saved.workflow if saved else None, flags=flags,
+        focus=focus, expected_revision=revision,
+    )  # fmt: skip
+
+
+DRAFT_KEY = "builder_draft"
+# The form is kept in the session cookie (compressed); browsers keep cookies up to 4 KB.
+MAX_DRAFT = 2500
+ACCOUNT_VERBS = ("add", "rename", "refresh", "remove", "check")
+
+
+def _is_account_path(path: str) -> bool:
+    """`event.connection` or `tasks[N].connection`: where an account is chosen."""
+    return path == "event.connection" or (
+        path.startswith("tasks[") and path.endswith("].connection")
+    )
+
+
+def keep_draft(
+    page: Page, survey_id: str, workflow_id: str | None, pairs: list[tuple[str, str]],
+    revision: str,
+) -> None:  # fmt: skip
+    """Keep the builder's form in this browser's session until `take_draft` (one at a time)."""
+    kept = [(k, v) for k, v in pairs if k not in ("csrf", "op", "revision")]
+    packed = base64.urlsafe_b64encode(
+        zlib.compress(json.dumps(kept, separators=(",", ":")).encode(), 9)
+    ).decode()
+    if len(packed) > MAX_DRAFT:
+        page.request.session.pop(DRAFT_KEY, None)
+        return
+    page.request.session[DRAFT_KEY] = {
+        "survey": survey_id, "workflow": workflow_id or "", "revision": revision, "form": packed,
+    }  # fmt: skip
+
+
+def take_draft(page: Page, survey_id: str, workflow_id: str) -> dict[str, Any] | None:
+    """The kept form of this survey's builder (and workflow), once; None if there is none."""
+    draft = page.request.session.get(DRAFT_KEY)
+    if not isinstance(draft, dict) or draft.get("survey") != survey_id:
+        return None
+    if draft.get("workflow", "") != workflow_id:
+        return None
+    page.request.session.pop(DRAFT_KEY, None)
+    try:
+        pairs = json.loads(zlib.decompress(base64.urlsafe_b64decode(str(draft["form"]))))
+    except (KeyError, ValueError, zlib.error):
+        return None
+    return {
+        "revision": draft.get("revision", ""),
+        "pairs": [(str(k), str(v)) for k, v in pairs if isinstance(k, str)],
+    }
+
+
+def _leave_for_account(
+    page: Page,
+    survey_id: str,
+    workflow_id: str | None,
+    pairs: list[tuple[str, str]],
+    revision: str,
+    op: str,
+) -> Response:
+    """**Add account** or an account's ⋯ menu in a Salesforce task: keep the form, then go to
+    the accounts page's own form for it (owner only: the handlers refuse anyone else's
+    account), which comes back to the builder (`open_draft`) when done."""
+    _, verb, target = op.split(":", 2) if op.count(":") >= 2 else ("", "", "")
+    if verb not in ACCOUNT_VERBS:
+        return page.redirect(_base(survey_id))
+    if verb == "add" and not _is_account_path(target):
+        return page.redirect(_base(survey_id))
+    keep_draft(page, survey_id, workflow_id, pairs, revision)
+    back = f"{_base(survey_id)}/draft"
+    if workflow_id:
+        back += "?" + urlencode({"workflow": workflow_id})
+    if verb == "add":
+        back = with_query(back, select=target)
+        return page.redirect(ACCOUNTS_PATH + "/new?" + urlencode({"return_to": back}))
+    if verb == "refresh":
+        return refresh_account(target, page, return_to=back)
+    query = urlencode({"return_to": back})
+    return page.redirect(f"{ACCOUNTS_PATH}/{quote(target, safe='')}/{verb}?{query}")
+
+
 # --- the builder
 
 
@@ -231,6 +403,8 @@ def _handle_builder(
         ).workflow
     if not context["can_edit"]:
         return _forbidden(page)
+    if op.startswith("account:"):
+        return _leave_for_account(page, survey_id, workflow_id, pairs, revision, op)
     state = wf_form.unflatten(pairs)
     inserts = {k.removeprefix("@insert:"): v for k, v in pairs if k.startswith("@insert:")}
     if op != "save":
@@ -253,7 +427,7 @@ def _handle_builder(
                 expected_revision=expected, checks=checks,
             )  # fmt: skip
     except InvalidInput as exc:
-        errors = _errors_of(exc)
+        errors = _errors_of(page, exc)
         return _builder(
             page, survey_id, context, state, workflow, errors=errors, status_code=422,
             expected_revision=revision,
@@ -261,7 +435,7 @@ def _handle_builder(
     except Conflict as exc:
         errors = {"": _conflict_message(page, exc, workflow_id, survey_id)}
         if exc.code == "name_taken":
-            errors = {"name": exc.message}
+            errors = {"name": page.error_text(exc)}
         return _builder(
             page, survey_id, context, state, workflow, errors=errors, status_code=409,
             expected_revision=revision, stale=exc.code == "revision_changed",
@@ -284,7 +458,7 @@ def _conflict_message(page: Page, exc: Conflict, workflow_id: str | None, survey
             "changes were not saved. Look at the revisions, then open the workflow again and "
             "make your changes there."
         )
-    return exc.message
+    return page.error_text(exc)
 
 
 def _apply_op(
@@ -384,20 +558,29 @@ def _path_text(keys: list[str | int]) -> str:
     return text
 
 
-def _errors_of(exc: InvalidInput) -> dict[str, str]:
+def _errors_of(page: Page, exc: InvalidInput) -> dict[str, str]:
+    """The service's problems by document path, in the page's language: a validation problem
+    by its code, with its field's label; any other in the service's words (with its fix)."""
     errors: dict[str, str] = {}
+    coded = {(p.path, p.message): p for p in exc.problems if getattr(p, "code", "")}
     details = exc.details if isinstance(exc.details, list) else []
     for detail in details:
         if isinstance(detail, dict) and "message" in detail:
             path = str(detail.get("path") or "")
             message = str(detail["message"])
+            problem = coded.get((path, message))
+            if problem is not None:
+                params = dict(problem.params)
+                label = field_label(page, str(params.pop("name", "")) if problem.code ==
+                                    "extra_forbidden" else path)  # fmt: skip
+                message = problem_message(page._, problem.code, params, label) or message
             if detail.get("fix"):
                 message += f" {detail['fix']}"
             if path in errors:
                 errors[path] += f"; {message}"
             else:
                 errors[path] = message
-    return errors or {"": exc.message}
+    return errors or {"": page.error_text(exc)}
 
 
 def _problems_by_path(problems: list[DocumentProblem]) -> dict[str, str]:
@@ -478,6 +661,7 @@ def _builder(
         stale=stale,
         endpoint=endpoint,
         event_labels=EVENT_LABELS,
+        account_status_labels=ACCOUNT_STATUS_LABELS,
         **context,
     )
 
@@ -606,7 +790,9 @@ def paste_yaml(
             expected_revision=expected, checks=SaveChecks.of(page.container),
         )  # fmt: skip
     except (InvalidInput, Conflict, CxloopError) as exc:
-        problems = _errors_of(exc) if isinstance(exc, InvalidInput) else {"": exc.message}
+        problems = (
+            _errors_of(page, exc) if isinstance(exc, InvalidInput) else {"": page.error_text(exc)}
+        )
         if isinstance(exc, Conflict) and exc.code == "revision_changed":
             problems = {"": _conflict_message(page, exc, workflow_id, survey_id)}
         lines = [f"{path}: {message}" if path else message for path, message in problems.items()]
@@ -668,7 +854,7 @@ def run_test(
                 None if fields is not None else response_id, event_fields=fields,
             )  # fmt: skip
         except InvalidInput as exc:
-            errors["response_id" if fields is None else "event_fields"] = exc.message
+            errors["response_id" if fields is None else "event_fields"] = page.error_text(exc)
     return _test(page, survey_id, workflow_id, result, errors, response_id, event_fields)
 
 

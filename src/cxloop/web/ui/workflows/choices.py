@@ -75,6 +75,8 @@ class BuilderChoices:
     event_fields: list[Option]
     field_names: set[str] = field(default_factory=set)
     operator_labels: dict[str, str] = field(default_factory=lambda: dict(OPERATOR_LABELS))
+    # The survey owner's own accounts, for their ⋯ menus (only the owner sees them).
+    owned_accounts: list[Any] = field(default_factory=list)
 
     def catalogue(self, connection: str | None) -> OrgCatalogue | None:
         return self.catalogues.get(connection or "")
@@ -171,6 +173,16 @@ def path_label(page: PageContext, path: str) -> str:
     return " · ".join(parts)
 
 
+def field_label(page: PageContext, path: str) -> str:
+    """The label of the input at `path` alone ("Value"), or the key itself if it has none."""
+    last = re.sub(r"\[\d+\]$", "", path.rpartition(".")[2] or path)
+    if ".mappings[" in path and last == "field":
+        return page._("Salesforce field")
+    if last in PART_LABELS:
+        return page._(PART_LABELS[last])
+    return last
+
+
 def _parent(path: str) -> str:
     if path.endswith("]"):
         return path[: path.rindex("[")]
@@ -186,6 +198,7 @@ def builder_choices(
     the workflow itself already holds, shown read-only."""
     event = state.get("event") if isinstance(state.get("event"), dict) else {}
     tasks = [t for t in state.get("tasks") or [] if isinstance(t, dict)]
+    owned: list[Any] = []
     try:
         owned = workflows.owner_connections(page.db, page.user, survey_id)
     except Forbidden:
@@ -236,6 +249,7 @@ def builder_choices(
         condition_fields=_condition_fields(page, content, outbound, event_fields),
         insert_options={},
         event_fields=event_fields,
+        owned_accounts=owned if survey.owner_id == page.user.id else [],
     )
     for index in range(len(tasks)):
         choices.insert_options[index] = _insert_options(

@@ -1,0 +1,129 @@
+"""A Salesforce task's accounts in the builder, in a browser, in English and German: **Add
+account** goes through the emulator's login page and comes back to the same, unsaved form with
+the new account chosen in the task; each of the owner's accounts has the Accounts page's ⋯ menu
+(Rename, Refresh, Remove, Check setup), which comes back to the form too; editors see neither."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from tests.e2e.ui.conftest import UiServer, axe_check, shoot, text
+from tests.e2e.ui.test_accounts import log_in_at_salesforce
+from tests.e2e.ui.test_workflows import add_task, link_account, make_survey, settle
+
+from cxloop.services import connections, workflows
+
+pytestmark = pytest.mark.browser
+
+
+def account_box(page: Any, lang: str) -> Any:
+    return page.get_by_role("combobox", name=text(lang, "Account", "Benutzerkonto"), exact=True)
+
+
+def menu_item(page: Any, lang: str, account: str, item: str) -> None:
+    page.get_by_role(
+        "button", name=text(lang, f"More actions for {account}", f"Weitere Aktionen für {account}")
+    ).click()
+    page.get_by_role("menuitem", name=item, exact=True).click()
+
+
+def test_add_an_account_from_a_task_and_manage_it_from_its_menu(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    survey_id = make_survey(ui)
+    page = signed_in("owner")
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"))
+    page.get_by_role("textbox", name="Name", exact=True).fill("Not saved yet")
+    add_task(page, lang, "Salesforce")
+
+    page.get_by_role("button", name=text(lang, "Add account", "Benutzerkonto hinzufügen")).click()
+    page.wait_for_url(re.compile(r"/accounts/new\?"))
+    page.get_by_role("radio", name="My Domain (OAuth)").check()
+    page.get_by_role("textbox", name=text(lang, "Login URL", "Anmelde-URL")).fill(
+        ui.emulator.base_url
+    )
+    page.get_by_role("textbox", name=text(lang, "Account name", "Name des Benutzerkontos")).fill(
+        "Acme new"
+    )
+    page.get_by_role(
+        "button", name=text(lang, "Connect account", "Benutzerkonto verbinden")
+    ).click()
+    log_in_at_salesforce(ui, page)
+    page.wait_for_url(re.compile(r"/workflows/draft(\?|$)"))
+
+    # The same form, unsaved, with the new account chosen in the task that asked for it.
+    expect(page.get_by_role("textbox", name="Name", exact=True)).to_have_value("Not saved yet")
+    expect(account_box(page, lang)).to_have_value("Acme new")
+    expect(account_box(page, lang)).to_be_focused()
+    expect(page.get_by_role("status").first).to_contain_text("Acme new")
+    axe_check(page)
+    shoot(page, "builder-account-added", lang, "desktop")
+
+    menu_item(page, lang, "Acme new", text(lang, "Rename", "Umbenennen"))
+    page.wait_for_url(re.compile(r"/rename\?"))
+    name = page.get_by_role("textbox", name=text(lang, "Account name", "Name des Benutzerkontos"))
+    name.fill("Acme renamed")
+    name.press("Enter")
+    page.wait_for_url(re.compile(r"/workflows/draft(\?|$)"))
+    expect(page.get_by_role("textbox", name="Name", exact=True)).to_have_value("Not saved yet")
+    expect(account_box(page, lang)).to_have_value("Acme renamed")  # the task follows the name
+
+    menu_item(page, lang, "Acme renamed", text(lang, "Check setup", "Einrichtung prüfen"))
+    page.wait_for_url(re.compile(r"/check\?"))
+    axe_check(page)
+    page.get_by_role("link", name=text(lang, "Back to the workflow", "Zurück zum Workflow")).click()
+    expect(account_box(page, lang)).to_have_value("Acme renamed")
+
+    menu_item(page, lang, "Acme renamed", text(lang, "Refresh", "Aktualisieren"))
+    log_in_at_salesforce(ui, page)
+    page.wait_for_url(re.compile(r"/workflows/draft(\?|$)"))
+    expect(account_box(page, lang)).to_have_value("Acme renamed")
+
+    menu_item(page, lang, "Acme renamed", text(lang, "Remove", "Entfernen"))
+    page.wait_for_url(re.compile(r"/remove\?"))
+    page.get_by_role("button", name=text(lang, "Remove account", "Benutzerkonto entfernen")).click()
+    page.wait_for_url(re.compile(r"/workflows/draft(\?|$)"))
+    expect(page.get_by_role("textbox", name="Name", exact=True)).to_have_value("Not saved yet")
+    expect(
+        page.get_by_role("button", name=re.compile(text(lang, "More actions for", "Weitere")))
+    ).to_have_count(0)
+    assert connections.list_connections(ui.container.db, ui.actor("owner")) == []
+
+
+def test_editors_get_no_account_menus_or_add_account_in_a_task(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    survey_id = make_survey(ui)
+    owner = ui.actor("owner")
+    page = signed_in("owner")
+    link_account(ui, page, "Acme")
+    view = workflows.create_workflow(
+        ui.container.db, owner, survey_id,
+        {
+            "name": "Has a task",
+            "event": {"type": "survey_response", "when": ["created"]},
+            "tasks": [{"id": "t", "type": "salesforce", "connection": "Acme",
+                       "object": "Case", "action": "insert", "mappings": []}],
+        },
+    )  # fmt: skip
+    builder = f"/surveys/{survey_id}/workflows/{view.workflow.id}"
+    page.goto(ui.url(builder))
+    settle(page)
+    expect(
+        page.get_by_role(
+            "button", name=text(lang, "More actions for Acme", "Weitere Aktionen für Acme")
+        )
+    ).to_be_visible()
+    editor = signed_in("editor")
+    editor.goto(ui.url(builder))
+    expect(account_box(editor, lang)).to_be_visible()
+    expect(editor.get_by_role("button", name=re.compile("Acme$"))).to_have_count(0)
+    expect(
+        editor.get_by_role("button", name=text(lang, "Add account", "Benutzerkonto hinzufügen"))
+    ).to_have_count(0)
+    # Nor can an editor take the owner's account's actions by posting the builder's op.
+    editor.goto(ui.url(f"/surveys/{survey_id}/workflows/draft?workflow={view.workflow.id}"))
+    expect(account_box(editor, lang)).to_have_value("Acme")
