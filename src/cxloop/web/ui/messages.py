@@ -24,6 +24,16 @@ SERVICE_MESSAGES: dict[str, str] = {
     "empty": N_("Nothing was sent."),
     "malformed_body": N_("What was sent cannot be read."),
     "too_large": N_("What was sent is too large."),
+    "document_too_large": N_("The document is too large."),
+    "expired": N_("This has expired."),
+    "idempotency_key_reused": N_("This Idempotency-Key was used before for a different request."),
+    "invalid_idempotency_key": N_("The Idempotency-Key header is not usable."),
+    "keys_do_not_match": N_(
+        "This server's encryption keys do not fit the stored secrets. Ask your administrator."
+    ),
+    "misconfigured": N_("This server is not set up correctly. Ask your administrator."),
+    "response_id_taken": N_("This response id belongs to another survey."),
+    "unreadable": N_("What was sent cannot be read."),
     "unsupported_media_type": N_("This kind of content is not accepted."),
     "access_denied": N_("Access was not allowed at Salesforce."),
     "admin_only": N_("Only administrators may do this."),
