@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import SecretStr
@@ -24,7 +26,7 @@ from cxloop.settings import Settings, settings_by_area
 
 # -- piped text ---------------------------------------------------------------------------------
 
-EXAMPLE_SURVEY: dict[str, Any] = {
+EXAMPLE_SURVEY: Mapping[str, Any] = MappingProxyType({
     "format_version": 1,
     "embedded_data": [{"name": "CaseId", "default": "none"}],
     "questions": [
@@ -49,20 +51,22 @@ EXAMPLE_SURVEY: dict[str, Any] = {
                    {"id": "3", "text": "Good"}]},
         {"qid": "QID8", "type": "descriptive", "text": "Thank you for your time."},
     ],
-}  # fmt: skip
+})  # fmt: skip
 
-EXAMPLE_ANSWERS: dict[str, Any] = {
-    "QID1": 9,
-    "QID2": 4,
-    "QID3": "3",
-    "QID3_3_TEXT": "A letter",
-    "QID4": ["1", "3"],
-    "QID4_3_TEXT": "The follow-up",
-    "QID5": "Answer on weekends too.",
-    "QID6": "2",
-    "QID7": {"1": "3", "2": "3", "3": "2"},
-    "QID7_3_TEXT": "Polite",
-}
+EXAMPLE_ANSWERS: Mapping[str, Any] = MappingProxyType(
+    {
+        "QID1": 9,
+        "QID2": 4,
+        "QID3": "3",
+        "QID3_3_TEXT": "A letter",
+        "QID4": ["1", "3"],
+        "QID4_3_TEXT": "The follow-up",
+        "QID5": "Answer on weekends too.",
+        "QID6": "2",
+        "QID7": {"1": "3", "2": "3", "3": "2"},
+        "QID7_3_TEXT": "Polite",
+    }
+)
 
 _NOW = datetime(2024, 11, 28, 14, 5, 9, tzinfo=timezone(timedelta(hours=1)))
 
@@ -70,7 +74,7 @@ _NOW = datetime(2024, 11, 28, 14, 5, 9, tzinfo=timezone(timedelta(hours=1)))
 def example_context() -> piped_text.PipedTextContext:
     """The example response every example of the reference is rendered against."""
     return piped_text.PipedTextContext(
-        survey_content=SurveyContent.from_document(EXAMPLE_SURVEY),
+        survey_content=SurveyContent.from_document(dict(EXAMPLE_SURVEY)),
         answers=EXAMPLE_ANSWERS,
         embedded_data={"CaseId": "00001026"},
         metadata={
@@ -104,16 +108,18 @@ def example_output(reference: str, *, html: bool = False) -> str:
     return piped_text.render(reference, example_context(), html=html)
 
 
-_NAMESPACE_TITLES = {
-    "q": "`q://`: answers",
-    "e": "`e://`: embedded data and the response's fields",
-    "rm": "`rm://`: the response's own fields",
-    "m": "`m://`: the contact the survey was sent to",
-    "l": "`l://`: links of an invitation",
-    "date": "`date://`: dates",
-    "event": "`event://`: the Salesforce outbound message",
-    "task": "`task://`: outputs of earlier tasks",
-}
+_NAMESPACE_TITLES = MappingProxyType(
+    {
+        "q": "`q://`: answers",
+        "e": "`e://`: embedded data and the response's fields",
+        "rm": "`rm://`: the response's own fields",
+        "m": "`m://`: the contact the survey was sent to",
+        "l": "`l://`: links of an invitation",
+        "date": "`date://`: dates",
+        "event": "`event://`: the Salesforce outbound message",
+        "task": "`task://`: outputs of earlier tasks",
+    }
+)
 
 
 def _cell(text: str) -> str:
@@ -126,7 +132,7 @@ def _code(text: str) -> str:
 
 def piped_text_markdown() -> str:
     """docs/piped-text.md."""
-    survey_yaml = SurveyContent.from_document(EXAMPLE_SURVEY).to_yaml()
+    survey_yaml = SurveyContent.from_document(dict(EXAMPLE_SURVEY)).to_yaml()
     lines = [
         "# Piped text reference",
         "",
@@ -311,30 +317,34 @@ def configuration_markdown() -> str:
 
 
 # What a setting without a description in the model is for.
-_UNDESCRIBED = {
-    "secret_key": "Signs session cookies. Default: generated once into the data directory.",
-    "max_request_bytes": "Larger request bodies get 413.",
-    "session_max_age_s": "How long a page login lasts.",
-    "sqlite_busy_timeout_ms": "How long an SQLite writer waits for the lock.",
-    "worker_threads": "Worker threads inside `cxloop serve`.",
-    "smtp_host": "Outgoing mail server.",
-    "smtp_port": "Its port.",
-    "smtp_username": "Its login, if it needs one.",
-    "smtp_password": "Its password.",
-    "smtp_starttls": "Upgrade the connection with STARTTLS.",
-    "smtp_ssl": "Connect with TLS from the start.",
-    "smtp_timeout_s": "How long to wait for the mail server.",
-    "mail_from": "Sender of emails.",
-    "max_connections_per_user": "Linked Salesforce accounts per user.",
-    "salesforce_client_secret": "The connected app's consumer secret.",
-    "salesforce_api_version": "Salesforce REST API version.",
-    "salesforce_timeout_s": "How long to wait for Salesforce.",
-    "salesforce_describe_ttl_s": "How long an object's describe is cached.",
-    "oauth_attempt_ttl_s": "How long a login link stays valid.",
-    "log_level": "DEBUG, INFO, WARNING or ERROR.",
-}
+_UNDESCRIBED = MappingProxyType(
+    {
+        "secret_key": "Signs session cookies. Default: generated once into the data directory.",
+        "max_request_bytes": "Larger request bodies get 413.",
+        "session_max_age_s": "How long a page login lasts.",
+        "sqlite_busy_timeout_ms": "How long an SQLite writer waits for the lock.",
+        "worker_threads": "Worker threads inside `cxloop serve`.",
+        "smtp_host": "Outgoing mail server.",
+        "smtp_port": "Its port.",
+        "smtp_username": "Its login, if it needs one.",
+        "smtp_password": "Its password.",
+        "smtp_starttls": "Upgrade the connection with STARTTLS.",
+        "smtp_ssl": "Connect with TLS from the start.",
+        "smtp_timeout_s": "How long to wait for the mail server.",
+        "mail_from": "Sender of emails.",
+        "max_connections_per_user": "Linked Salesforce accounts per user.",
+        "salesforce_client_secret": "The connected app's consumer secret.",
+        "salesforce_api_version": "Salesforce REST API version.",
+        "salesforce_timeout_s": "How long to wait for Salesforce.",
+        "salesforce_describe_ttl_s": "How long an object's describe is cached.",
+        "oauth_attempt_ttl_s": "How long a login link stays valid.",
+        "log_level": "DEBUG, INFO, WARNING or ERROR.",
+    }
+)
 
-GENERATED = {"piped-text.md": piped_text_markdown, "configuration.md": configuration_markdown}
+GENERATED = MappingProxyType(
+    {"piped-text.md": piped_text_markdown, "configuration.md": configuration_markdown}
+)
 
 
 def main(argv: list[str]) -> int:

@@ -6,16 +6,14 @@ Caches, clients and dispatchers belong to the container (`bootstrap.py`) and wha
 Constant tables are frozen (`MappingProxyType`, `frozenset`, tuples) or listed in ALLOWED with
 the reason they must stay what they are.
 
-The ledger's area is checked strictly now; the rest of the code base follows as the other parts
-of issue #15 land (`test_no_module_anywhere_holds_mutable_state`).
+The whole code base is checked (`test_no_module_anywhere_holds_mutable_state`), except web/ui/
+until its constant tables are frozen on the branch that is editing it (NOT_YET_CHECKED).
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "cxloop"
 
@@ -137,13 +135,18 @@ def test_the_ledger_area_holds_no_module_level_mutable_state() -> None:
     assert offenders([p for p in source_files() if in_ledger_area(p)]) == []
 
 
-@pytest.mark.xfail(
-    reason="other parts of issue #15 (users' token cache, constant tables in web/, domain/, "
-    "cli/) land separately; the coordinator removes this mark once they have",
-    strict=False,
-)
+# web/ui/ is being edited on another branch; its constant tables are frozen when that lands.
+# COORDINATOR: remove NOT_YET_CHECKED (and its use below) once web/ui/ is frozen too.
+NOT_YET_CHECKED = ("web/ui/",)
+
+
 def test_no_module_anywhere_holds_mutable_state() -> None:
-    assert offenders(source_files()) == []
+    checked = [
+        p
+        for p in source_files()
+        if not p.relative_to(SOURCE).as_posix().startswith(NOT_YET_CHECKED)
+    ]
+    assert offenders(checked) == []
 
 
 def test_engine_and_bootstrap_do_not_import_each_other_and_domain_imports_nothing_of_ours() -> None:

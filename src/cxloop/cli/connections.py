@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import MappingProxyType
 
 import typer
 import yaml
@@ -29,7 +30,9 @@ from cxloop.services.access import Actor
 app = typer.Typer(help="Linked Salesforce accounts.", no_args_is_help=True)
 
 UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
-_LEVEL_STYLE = {"error": "[red]✘ error[/]", "warning": "[yellow]! warning[/]", "ok": "[green]✔[/]"}
+_LEVEL_STYLE = MappingProxyType(
+    {"error": "[red]✘ error[/]", "warning": "[yellow]! warning[/]", "ok": "[green]✔[/]"}
+)
 
 
 @app.command("list")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import MappingProxyType
 
 import typer
 
@@ -144,7 +145,7 @@ def list_(as_json: bool = JsonOption) -> None:
 
 # -- signed links and the anonymous link (trusted embedded data) -----------------------------
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_UNITS = MappingProxyType({"s": 1, "m": 60, "h": 3600, "d": 86400})
 
 
 def _duration_s(text: str) -> int:

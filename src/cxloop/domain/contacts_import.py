@@ -20,13 +20,14 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 # The contact's own fields, and the header spellings that mean them (compared after lower-casing
 # and dropping spaces, underscores, hyphens and dots).
-FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+FIELD_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "email": ("email", "emailaddress", "mail", "e-mail", "recipientemail"),
     "first_name": ("firstname", "givenname", "forename", "first", "recipientfirstname"),
     "last_name": ("lastname", "surname", "familyname", "last", "recipientlastname"),
@@ -36,7 +37,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
         "externalref", "externalreference", "externaldatareference", "externalid",
         "externaldataref", "extref",
     ),
-}  # fmt: skip
+})  # fmt: skip
 TEXT_FIELDS = tuple(FIELD_ALIASES)
 EMBEDDED_KEY = "embedded_data"
 
@@ -44,9 +45,13 @@ MAX_LINE_CHARS = 100_000  # a contact fits in far less; a longer line is refused
 MAX_COLUMNS = 500
 
 _SEPARATORS = re.compile(r"[\s_.\-]+")
-_ALIAS_TO_FIELD = {
-    _SEPARATORS.sub("", alias): name for name, aliases in FIELD_ALIASES.items() for alias in aliases
-}
+_ALIAS_TO_FIELD = MappingProxyType(
+    {
+        _SEPARATORS.sub("", alias): name
+        for name, aliases in FIELD_ALIASES.items()
+        for alias in aliases
+    }
+)
 
 
 @dataclass(frozen=True)

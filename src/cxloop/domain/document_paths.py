@@ -4,23 +4,26 @@ kinds as plain messages."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel
 
 # pydantic error kinds → what a person reads next to the path.
-FRIENDLY_MESSAGES = {
-    "string_type": "must be text",
-    "int_type": "must be a whole number",
-    "bool_type": "must be true or false",
-    "list_type": "must be a list",
-    "missing": "is required",
-    "extra_forbidden": "unknown field",
-    "model_type": "must be a mapping (an object)",
-    "model_attributes_type": "must be a mapping (an object)",
-    "dict_type": "must be a mapping (an object)",
-}
+FRIENDLY_MESSAGES = MappingProxyType(
+    {
+        "string_type": "must be text",
+        "int_type": "must be a whole number",
+        "bool_type": "must be true or false",
+        "list_type": "must be a list",
+        "missing": "is required",
+        "extra_forbidden": "unknown field",
+        "model_type": "must be a mapping (an object)",
+        "model_attributes_type": "must be a mapping (an object)",
+        "dict_type": "must be a mapping (an object)",
+    }
+)
 
 
 def document_path(

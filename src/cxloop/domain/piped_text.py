@@ -49,6 +49,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
 
@@ -66,13 +67,15 @@ from cxloop.domain.survey_content import (
 
 NAMESPACES = frozenset({"q", "e", "rm", "m", "l", "date", "event", "task"})
 # The reference product's namespaces that cxloop does not provide (yet).
-UNSUPPORTED_NAMESPACES = {
-    "rand": "random numbers",
-    "gr": "scoring",
-    "lm": "loop and merge",
-    "loc": "GeoIP location",
-    "tm": "unknown",
-}
+UNSUPPORTED_NAMESPACES = MappingProxyType(
+    {
+        "rand": "random numbers",
+        "gr": "scoring",
+        "lm": "loop and merge",
+        "loc": "GeoIP location",
+        "tm": "unknown",
+    }
+)
 METADATA_FIELDS = frozenset(
     {
         "ResponseID",
@@ -95,26 +98,30 @@ METADATA_FIELDS = frozenset(
 RECIPIENT_FIELDS = frozenset(
     {"FirstName", "LastName", "Email", "ExternalDataReference", "Language"}
 )
-_RECIPIENT_ALIASES = {
-    "RecipientEmail": "Email",
-    "RecipientFirstName": "FirstName",
-    "RecipientLastName": "LastName",
-    "ExternalDataReference": "ExternalDataReference",
-}
+_RECIPIENT_ALIASES = MappingProxyType(
+    {
+        "RecipientEmail": "Email",
+        "RecipientFirstName": "FirstName",
+        "RecipientLastName": "LastName",
+        "ExternalDataReference": "ExternalDataReference",
+    }
+)
 LINKS = frozenset({"SurveyLink", "SurveyURL", "OptOutLink", "OptOutURL"})
 
 # Our reading of the reference's date presets, as format_date() formats.
-DATE_PRESETS = {
-    "SL": "m/d/Y",  # 11/28/2024
-    "DS": "Y-m-d",  # 2024-11-28
-    "PT": "F j, Y",  # November 28, 2024
-    "FL": "l, F j, Y",  # Thursday, November 28, 2024
-    "SH": "M j, Y",  # Nov 28, 2024
-    "DMY": "d/m/Y",  # 28/11/2024
-    "ISO": "c",  # 2024-11-28T14:05:09+01:00
-    "MS": "H:i:s",  # 14:05:09
-    "TS": "g:i:s A",  # 2:05:09 PM
-}
+DATE_PRESETS = MappingProxyType(
+    {
+        "SL": "m/d/Y",  # 11/28/2024
+        "DS": "Y-m-d",  # 2024-11-28
+        "PT": "F j, Y",  # November 28, 2024
+        "FL": "l, F j, Y",  # Thursday, November 28, 2024
+        "SH": "M j, Y",  # Nov 28, 2024
+        "DMY": "d/m/Y",  # 28/11/2024
+        "ISO": "c",  # 2024-11-28T14:05:09+01:00
+        "MS": "H:i:s",  # 14:05:09
+        "TS": "g:i:s A",  # 2:05:09 PM
+    }
+)
 _DATE_KINDS = ("CurrentDate", "CurrentTime", "OtherDate")
 
 _QUESTION_SELECTORS = (
@@ -519,7 +526,7 @@ def to_text(value: Any) -> str:
 
 # -- dates ------------------------------------------------------------------------------------
 
-_MONTHS = [
+_MONTHS = (
     "January",
     "February",
     "March",
@@ -532,8 +539,8 @@ _MONTHS = [
     "October",
     "November",
     "December",
-]
-_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+)
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def _date_value(parts: tuple[str, ...], now: datetime | None) -> str | None:

@@ -49,6 +49,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
@@ -75,52 +76,60 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _MAX_FLOW_DEPTH = 64
 _FIELD_NAME_RE = re.compile(FIELD_NAME_PATTERN)
 
-_SINGLE_SELECTORS = {
-    "SAVR": "vertical",
-    "SAHR": "horizontal",
-    "SACOL": "vertical",
-    "DL": "dropdown",
-    "SB": "dropdown",
-}
-_MULTIPLE_SELECTORS = {
-    "MAVR": "vertical",
-    "MAHR": "horizontal",
-    "MACOL": "vertical",
-    "MSB": "vertical",
-}
-_UNSUPPORTED_TYPES = {
-    "SBS": "side-by-side questions",
-    "CS": "constant sum questions",
-    "RO": "rank order questions",
-    "PGR": "pick, group and rank questions",
-    "Timing": "timing questions",
-    "Meta": "browser meta info questions",
-    "Captcha": "captcha questions",
-    "HeatMap": "heat map questions",
-    "HotSpot": "hot spot questions",
-    "Draw": "signature questions",
-    "FileUpload": "file upload questions",
-    "DD": "drill down questions",
-    "HL": "highlight questions",
-    "SS": "graphic slider questions",
-    "GAP": "gap analysis questions",
-}
+_SINGLE_SELECTORS = MappingProxyType(
+    {
+        "SAVR": "vertical",
+        "SAHR": "horizontal",
+        "SACOL": "vertical",
+        "DL": "dropdown",
+        "SB": "dropdown",
+    }
+)
+_MULTIPLE_SELECTORS = MappingProxyType(
+    {
+        "MAVR": "vertical",
+        "MAHR": "horizontal",
+        "MACOL": "vertical",
+        "MSB": "vertical",
+    }
+)
+_UNSUPPORTED_TYPES = MappingProxyType(
+    {
+        "SBS": "side-by-side questions",
+        "CS": "constant sum questions",
+        "RO": "rank order questions",
+        "PGR": "pick, group and rank questions",
+        "Timing": "timing questions",
+        "Meta": "browser meta info questions",
+        "Captcha": "captcha questions",
+        "HeatMap": "heat map questions",
+        "HotSpot": "hot spot questions",
+        "Draw": "signature questions",
+        "FileUpload": "file upload questions",
+        "DD": "drill down questions",
+        "HL": "highlight questions",
+        "SS": "graphic slider questions",
+        "GAP": "gap analysis questions",
+    }
+)
 # Elements that describe the export or the account, not the survey's content.
 _QUIET_ELEMENTS = frozenset({"BL", "FL", "SQ", "SO", "QC", "RS", "PROJ", "STAT", "PL", "BR", "SCO"})
-_ELEMENT_NAMES = {"QG": "quotas", "QGO": "quota order", "NT": "notes"}
+_ELEMENT_NAMES = MappingProxyType({"QG": "quotas", "QGO": "quota order", "NT": "notes"})
 
-_LOGIC_OPERATORS = {
-    "EqualTo": "equals",
-    "NotEqualTo": "not_equals",
-    "GreaterThan": "greater_than",
-    "GreaterThanOrEqual": "greater_or_equal",
-    "LessThan": "less_than",
-    "LessThanOrEqual": "less_or_equal",
-    "Contains": "contains",
-    "DoesNotContain": "not_contains",
-    "Empty": "is_empty",
-    "NotEmpty": "is_not_empty",
-}
+_LOGIC_OPERATORS = MappingProxyType(
+    {
+        "EqualTo": "equals",
+        "NotEqualTo": "not_equals",
+        "GreaterThan": "greater_than",
+        "GreaterThanOrEqual": "greater_or_equal",
+        "LessThan": "less_than",
+        "LessThanOrEqual": "less_or_equal",
+        "Contains": "contains",
+        "DoesNotContain": "not_contains",
+        "Empty": "is_empty",
+        "NotEmpty": "is_not_empty",
+    }
+)
 _NUMERIC_OPERATORS = frozenset({"greater_than", "greater_or_equal", "less_than", "less_or_equal"})
 _INT_RE = re.compile(r"[+-]?\d{1,16}")
 _MAX_SAFE_INT = 2**53  # larger whole numbers do not survive a trip through JavaScript

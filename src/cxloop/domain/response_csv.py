@@ -43,6 +43,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -111,16 +112,18 @@ _METADATA = (
 )
 METADATA_COLUMNS = tuple(Column(n, label, i, d) for n, label, i, d in _METADATA)
 # What reading does with each metadata column (others are recognised and not needed).
-_META_TARGETS = {
-    "startDate": "started_at",
-    "endDate": "ended_at",
-    "finished": "finished",
-    "_recordId": "id",
-    "userLanguage": "language",
-    "distributionId": "distribution_id",
-    "contactId": "contact_id",
-    "duration": "duration",
-}
+_META_TARGETS = MappingProxyType(
+    {
+        "startDate": "started_at",
+        "endDate": "ended_at",
+        "finished": "finished",
+        "_recordId": "id",
+        "userLanguage": "language",
+        "distributionId": "distribution_id",
+        "contactId": "contact_id",
+        "duration": "duration",
+    }
+)
 STATUS_IMPORTED = "4"
 STATUS_NORMAL = "0"
 

@@ -17,13 +17,14 @@ import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TextIO
 
 from cxloop.domain.response_csv import ResponseTable, header_row_count
 from cxloop.domain.survey_content import SurveyContent
 
 # A file's suffix and the format it holds.
-IMPORT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+IMPORT_FORMATS = MappingProxyType({".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"})
 # Unknown CSV columns named in the warning; the rest are counted.
 SHOWN_IGNORED_COLUMNS = 20
 

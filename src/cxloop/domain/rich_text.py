@@ -19,13 +19,18 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import nh3
 
-_INLINE_TAGS = {"b", "strong", "i", "em", "u", "br", "span", "sup", "sub", "img", "a", "mark"}
+_INLINE_TAGS = frozenset(
+    {"b", "strong", "i", "em", "u", "br", "span", "sup", "sub", "img", "a", "mark"}
+)
 _BLOCK_TAGS = _INLINE_TAGS | {"p", "div", "ul", "ol", "li", "h2", "h3", "h4", "blockquote"}
-_ATTRIBUTES = {"img": {"src", "alt", "width", "height"}, "a": {"href"}}
+_ATTRIBUTES = MappingProxyType(
+    {"img": frozenset({"src", "alt", "width", "height"}), "a": frozenset({"href"})}
+)
 _OPENING = re.compile(r"<(?:p|div|li|ul|ol|h[1-6]|blockquote|tr)\b[^>]*>", re.IGNORECASE)
 _CLOSING = re.compile(r"</(?:p|div|li|ul|ol|h[1-6]|blockquote|tr)\s*>", re.IGNORECASE)
 _MARKUP = re.compile(r"<[A-Za-z/!]")
@@ -54,7 +59,7 @@ def rich_html(text: str, image_hosts: Iterable[str] = (), *, inline: bool = Fals
         cleaned = nh3.clean(
             source,
             tags=_INLINE_TAGS if inline else _BLOCK_TAGS,
-            attributes=_ATTRIBUTES,
+            attributes=dict(_ATTRIBUTES),  # nh3 takes only a dict
             attribute_filter=keep,
             url_schemes={"https", "http", "mailto"},
             link_rel="noopener noreferrer nofollow",

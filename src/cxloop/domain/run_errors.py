@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from cxloop.domain.statuses import TaskRunStatus
@@ -40,100 +41,102 @@ class _Entry:
 
 
 # Salesforce's error codes (REST / sObject Collections) -> plain words and the fix.
-SALESFORCE_CODES: dict[str, _Entry] = {
-    "REQUIRED_FIELD_MISSING": _Entry(
-        "Salesforce needs a value for %(fields)s, and the task sent none.",
-        "Open the workflow and map %(fields)s in this task (or make sure the value it is mapped "
-        "to is never empty), save, then retry the run.",
-        "workflow",
-    ),
-    "INVALID_FIELD": _Entry(
-        "The task writes a field Salesforce does not know: %(detail)s",
-        "Open the workflow and correct or remove the mapping (the field list shows the "
-        "object's fields), save, then retry the run.",
-        "workflow",
-    ),
-    "INVALID_FIELD_FOR_INSERT_UPDATE": _Entry(
-        "The connected Salesforce user may not write %(fields)s.",
-        "Remove the mapping, or give the user edit access to the field in Salesforce (field-"
-        "level security); Check setup on the account shows what is missing. Then retry.",
-        "workflow",
-    ),
-    "FIELD_CUSTOM_VALIDATION_EXCEPTION": _Entry(
-        "A validation rule in Salesforce refused the record: %(detail)s",
-        "Change the values the task sends so that the rule passes (or ask your Salesforce "
-        "admin about the rule), then retry the run.",
-        "workflow",
-    ),
-    "DUPLICATE_VALUE": _Entry(
-        "Another record already has this value in a unique field: %(detail)s",
-        "Use the action upsert with that field as the key field, so the record is updated "
-        "instead of created twice, or map a value that is unique. Then retry the run.",
-        "workflow",
-    ),
-    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": _Entry(
-        "The value sent is not one of the picklist's values: %(detail)s",
-        "Map a value the picklist has (the field list shows them), or add the value to the "
-        "picklist in Salesforce. Then retry the run.",
-        "workflow",
-    ),
-    "STRING_TOO_LONG": _Entry(
-        "The text sent is longer than the field allows: %(detail)s",
-        "Map a shorter value, or make the field longer in Salesforce. Then retry the run.",
-        "workflow",
-    ),
-    "INVALID_TYPE_ON_FIELD_IN_RECORD": _Entry(
-        "A value does not fit its field's type: %(detail)s",
-        "Map a value of the field's type (a number, a date, true or false). Then retry.",
-        "workflow",
-    ),
-    "INVALID_CROSS_REFERENCE_KEY": _Entry(
-        "A lookup or Id sent does not point at a record Salesforce knows: %(detail)s",
-        "Check where the Id comes from (embedded data, an earlier task's output); fix the "
-        "data or the mapping, then retry the run.",
-        "workflow",
-    ),
-    "MALFORMED_ID": _Entry(
-        "A value sent as a Salesforce Id is not an Id: %(detail)s",
-        "Check where the Id comes from (embedded data, an earlier task's output); fix the "
-        "data or the mapping, then retry the run.",
-        "workflow",
-    ),
-    "ENTITY_IS_DELETED": _Entry(
-        "The record the task updates was deleted in Salesforce.",
-        "Nothing to retry for this record; if it should exist, restore it from Salesforce's "
-        "recycle bin and retry the run.",
-    ),
-    "NOT_FOUND": _Entry(
-        "The record the task updates or deletes does not exist in Salesforce.",
-        "Check the Id the task uses (the key field's value); fix the data, then retry.",
-        "workflow",
-    ),
-    "INSUFFICIENT_ACCESS_OR_READONLY": _Entry(
-        "The connected Salesforce user may not change this record: %(detail)s",
-        "Give the user access to the object in Salesforce (Check setup on the account shows "
-        "what is missing), then retry the run.",
-        "accounts",
-    ),
-    "INVALID_SESSION_ID": _Entry(
-        "Salesforce no longer accepts the account's login (the session or the refresh token "
-        "was revoked or expired).",
-        "Reconnect the account on the Accounts page (Refresh). Paused work goes on by itself "
-        "once the account is active again.",
-        "accounts",
-    ),
-    "REQUEST_LIMIT_EXCEEDED": _Entry(
-        "The Salesforce org has used up its daily API requests.",
-        "Nothing to do now: cxloop holds the org's work back and tries again later. If it "
-        "happens often, find what else uses the org's API or raise its limit.",
-    ),
-    "API_DISABLED_FOR_ORG": _Entry(
-        "The Salesforce org or user may not use the API.",
-        "Give the connected user the 'API Enabled' permission in Salesforce (Check setup on "
-        "the account says where), then retry the run.",
-        "accounts",
-    ),
-}
+SALESFORCE_CODES: Mapping[str, _Entry] = MappingProxyType(
+    {
+        "REQUIRED_FIELD_MISSING": _Entry(
+            "Salesforce needs a value for %(fields)s, and the task sent none.",
+            "Open the workflow and map %(fields)s in this task (or make sure the value it is "
+            "mapped to is never empty), save, then retry the run.",
+            "workflow",
+        ),
+        "INVALID_FIELD": _Entry(
+            "The task writes a field Salesforce does not know: %(detail)s",
+            "Open the workflow and correct or remove the mapping (the field list shows the "
+            "object's fields), save, then retry the run.",
+            "workflow",
+        ),
+        "INVALID_FIELD_FOR_INSERT_UPDATE": _Entry(
+            "The connected Salesforce user may not write %(fields)s.",
+            "Remove the mapping, or give the user edit access to the field in Salesforce (field-"
+            "level security); Check setup on the account shows what is missing. Then retry.",
+            "workflow",
+        ),
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION": _Entry(
+            "A validation rule in Salesforce refused the record: %(detail)s",
+            "Change the values the task sends so that the rule passes (or ask your Salesforce "
+            "admin about the rule), then retry the run.",
+            "workflow",
+        ),
+        "DUPLICATE_VALUE": _Entry(
+            "Another record already has this value in a unique field: %(detail)s",
+            "Use the action upsert with that field as the key field, so the record is updated "
+            "instead of created twice, or map a value that is unique. Then retry the run.",
+            "workflow",
+        ),
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": _Entry(
+            "The value sent is not one of the picklist's values: %(detail)s",
+            "Map a value the picklist has (the field list shows them), or add the value to the "
+            "picklist in Salesforce. Then retry the run.",
+            "workflow",
+        ),
+        "STRING_TOO_LONG": _Entry(
+            "The text sent is longer than the field allows: %(detail)s",
+            "Map a shorter value, or make the field longer in Salesforce. Then retry the run.",
+            "workflow",
+        ),
+        "INVALID_TYPE_ON_FIELD_IN_RECORD": _Entry(
+            "A value does not fit its field's type: %(detail)s",
+            "Map a value of the field's type (a number, a date, true or false). Then retry.",
+            "workflow",
+        ),
+        "INVALID_CROSS_REFERENCE_KEY": _Entry(
+            "A lookup or Id sent does not point at a record Salesforce knows: %(detail)s",
+            "Check where the Id comes from (embedded data, an earlier task's output); fix the "
+            "data or the mapping, then retry the run.",
+            "workflow",
+        ),
+        "MALFORMED_ID": _Entry(
+            "A value sent as a Salesforce Id is not an Id: %(detail)s",
+            "Check where the Id comes from (embedded data, an earlier task's output); fix the "
+            "data or the mapping, then retry the run.",
+            "workflow",
+        ),
+        "ENTITY_IS_DELETED": _Entry(
+            "The record the task updates was deleted in Salesforce.",
+            "Nothing to retry for this record; if it should exist, restore it from Salesforce's "
+            "recycle bin and retry the run.",
+        ),
+        "NOT_FOUND": _Entry(
+            "The record the task updates or deletes does not exist in Salesforce.",
+            "Check the Id the task uses (the key field's value); fix the data, then retry.",
+            "workflow",
+        ),
+        "INSUFFICIENT_ACCESS_OR_READONLY": _Entry(
+            "The connected Salesforce user may not change this record: %(detail)s",
+            "Give the user access to the object in Salesforce (Check setup on the account shows "
+            "what is missing), then retry the run.",
+            "accounts",
+        ),
+        "INVALID_SESSION_ID": _Entry(
+            "Salesforce no longer accepts the account's login (the session or the refresh token "
+            "was revoked or expired).",
+            "Reconnect the account on the Accounts page (Refresh). Paused work goes on by itself "
+            "once the account is active again.",
+            "accounts",
+        ),
+        "REQUEST_LIMIT_EXCEEDED": _Entry(
+            "The Salesforce org has used up its daily API requests.",
+            "Nothing to do now: cxloop holds the org's work back and tries again later. If it "
+            "happens often, find what else uses the org's API or raise its limit.",
+        ),
+        "API_DISABLED_FOR_ORG": _Entry(
+            "The Salesforce org or user may not use the API.",
+            "Give the connected user the 'API Enabled' permission in Salesforce (Check setup on "
+            "the account says where), then retry the run.",
+            "accounts",
+        ),
+    }
+)
 
 # Ours: situations the engine describes in its own words (a paused task run, a connection).
 NEEDS_REAUTH = _Entry(

@@ -11,9 +11,9 @@ import math
 from datetime import UTC, date, datetime
 from typing import Any
 
-_NUMBER_TYPES = {"int", "double", "currency", "percent", "long"}
-_TRUE = {"true", "1", "yes", "y", "on", "checked"}
-_FALSE = {"false", "0", "no", "n", "off", "unchecked", ""}
+_NUMBER_TYPES = frozenset({"int", "double", "currency", "percent", "long"})
+_TRUE = frozenset({"true", "1", "yes", "y", "on", "checked"})
+_FALSE = frozenset({"false", "0", "no", "n", "off", "unchecked", ""})
 
 
 class ValueProblem(ValueError):

@@ -64,6 +64,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
@@ -128,13 +129,15 @@ DEFAULT_EMBEDDED_DATA_SOURCE = "personal_link"
 ResponseChannel = Literal["anonymous_link", "personal_link", "signed_link", "api", "import"]
 RESPONSE_CHANNELS: tuple[str, ...] = ResponseChannel.__args__  # type: ignore[attr-defined]
 # Which field sources each channel may fill. The API and imports are editors speaking.
-SOURCES_BY_CHANNEL: dict[str, frozenset[str]] = {
-    "anonymous_link": frozenset({"query"}),
-    "personal_link": frozenset({"query", "personal_link"}),
-    "signed_link": frozenset({"query", "personal_link"}),
-    "api": frozenset(EMBEDDED_DATA_SOURCES),
-    "import": frozenset(EMBEDDED_DATA_SOURCES),
-}
+SOURCES_BY_CHANNEL: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "anonymous_link": frozenset({"query"}),
+        "personal_link": frozenset({"query", "personal_link"}),
+        "signed_link": frozenset({"query", "personal_link"}),
+        "api": frozenset(EMBEDDED_DATA_SOURCES),
+        "import": frozenset(EMBEDDED_DATA_SOURCES),
+    }
+)
 
 
 def _check_recode(value: Any) -> int | float:
@@ -1075,7 +1078,7 @@ def _ids_problem(condition: Condition, ids: set[str], qid: str, what: str) -> st
 
 _TAGS = frozenset(QUESTION_TYPES) | CONDITION_TAGS
 # The model behind each union tag pydantic puts in an error's location.
-_TAG_MODELS: dict[str, type[BaseModel]] = {
+_TAG_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType({
     **{
         get_args(model.model_fields["type"].annotation)[0]: model
         for model in (
@@ -1085,7 +1088,7 @@ _TAG_MODELS: dict[str, type[BaseModel]] = {
     },
     "condition": Condition,
     "group": ConditionGroup,
-}  # fmt: skip
+})  # fmt: skip
 
 _FRIENDLY = FRIENDLY_MESSAGES
 

@@ -50,6 +50,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -106,14 +107,18 @@ EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 TASK_TYPES = ("salesforce", "email", "directory")
 # The piped-text namespaces a task may use, by event: a response has answers, embedded data and
 # a contact; an outbound message has its record's fields and no answers yet.
-PIPED_TEXT_NAMESPACES: dict[str, tuple[str, ...]] = {
-    "survey_response": ("q", "e", "m", "date", "task"),
-    "salesforce_outbound_message": ("event", "e", "date", "task"),
-}
-CONDITION_NAMESPACES: dict[str, tuple[str, ...]] = {
-    "survey_response": ("q", "e", "m"),
-    "salesforce_outbound_message": ("event", "e"),
-}
+PIPED_TEXT_NAMESPACES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "survey_response": ("q", "e", "m", "date", "task"),
+        "salesforce_outbound_message": ("event", "e", "date", "task"),
+    }
+)
+CONDITION_NAMESPACES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "survey_response": ("q", "e", "m"),
+        "salesforce_outbound_message": ("event", "e"),
+    }
+)
 # What `m://Name` names in a condition: the response's own metadata (as the engine reads it).
 RESPONSE_METADATA_FIELDS = (
     "ResponseID",
@@ -561,15 +566,17 @@ def check_document(data: Any, content: SurveyContent | None = None) -> WorkflowD
 
 _TAGS = frozenset({*EVENT_TYPES, *TASK_TYPES, "condition", "group"})
 # The model behind each union tag pydantic puts in an error's location.
-_TAG_MODELS: dict[str, type[BaseModel]] = {
-    "survey_response": SurveyResponseEvent,
-    "salesforce_outbound_message": OutboundMessageEvent,
-    "salesforce": SalesforceTask,
-    "email": EmailTask,
-    "directory": DirectoryTask,
-    "condition": Condition,
-    "group": ConditionGroup,
-}
+_TAG_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
+    {
+        "survey_response": SurveyResponseEvent,
+        "salesforce_outbound_message": OutboundMessageEvent,
+        "salesforce": SalesforceTask,
+        "email": EmailTask,
+        "directory": DirectoryTask,
+        "condition": Condition,
+        "group": ConditionGroup,
+    }
+)
 _FRIENDLY = FRIENDLY_MESSAGES
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from types import MappingProxyType
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -44,15 +45,17 @@ DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 100 * 1024 * 1024
 _URL = re.compile(r"https?://[^\s<>\"'`\x00-\x1f\x7f]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
-_SECURITY_HEADERS = {
-    # The page itself needs only its inline style; a mail's HTML inherits this policy inside
-    # its srcdoc frame, so it loads nothing from anywhere (no tracking pixels, no scripts).
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+_SECURITY_HEADERS = MappingProxyType(
+    {
+        # The page itself needs only its inline style; a mail's HTML inherits this policy inside
+        # its srcdoc frame, so it loads nothing from anywhere (no tracking pixels, no scripts).
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ file: the `Remedies` of the connection). `check_against_org` fetches the describ
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from cxloop.domain.salesforce_task import FieldMapping, SalesforceTaskSpec
@@ -21,22 +23,24 @@ if TYPE_CHECKING:
 
 Level = Literal["error", "warning", "ok"]
 
-_TEXT_TYPES = {
+_TEXT_TYPES = frozenset({
     "string", "textarea", "email", "phone", "url", "picklist", "multipicklist", "combobox",
     "encryptedstring", "id", "reference",
-}  # fmt: skip
-_NUMBER_TYPES = {"int", "double", "currency", "percent", "long"}
-_COMPATIBLE: dict[str, set[str]] = {
-    "text": _TEXT_TYPES,
-    "choice": _TEXT_TYPES,
-    "number": _NUMBER_TYPES | _TEXT_TYPES,
-    "boolean": {"boolean"} | _TEXT_TYPES,
-    "date": {"date", "datetime"} | _TEXT_TYPES,
-    "datetime": {"datetime"} | _TEXT_TYPES,
-}
+})  # fmt: skip
+_NUMBER_TYPES = frozenset({"int", "double", "currency", "percent", "long"})
+_COMPATIBLE: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "text": _TEXT_TYPES,
+        "choice": _TEXT_TYPES,
+        "number": _NUMBER_TYPES | _TEXT_TYPES,
+        "boolean": _TEXT_TYPES | {"boolean"},
+        "date": _TEXT_TYPES | {"date", "datetime"},
+        "datetime": _TEXT_TYPES | {"datetime"},
+    }
+)
 # Set by Salesforce itself; a mapping can never write them.
-_SYSTEM_FIELDS = {"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
-                  "LastModifiedById", "SystemModstamp", "OwnerId"}  # fmt: skip
+_SYSTEM_FIELDS = frozenset({"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
+                            "LastModifiedById", "SystemModstamp", "OwnerId"})  # fmt: skip
 
 
 # Checks whose fix names the connected user's profile: worth looking the profile up for.

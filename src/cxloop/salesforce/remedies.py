@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 # Salesforce's object permission names (Setup) and the emulator's org file words for them,
 # keyed by the describe flag that shows each one.
-OBJECT_RIGHTS = {
-    "queryable": ("Read", "read"),
-    "createable": ("Create", "create"),
-    "updateable": ("Edit", "edit"),
-    "deletable": ("Delete", "delete"),
-}
+OBJECT_RIGHTS = MappingProxyType(
+    {
+        "queryable": ("Read", "read"),
+        "createable": ("Create", "create"),
+        "updateable": ("Edit", "edit"),
+        "deletable": ("Delete", "delete"),
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -39,21 +41,23 @@ class UnsupportedMediaType(CxloopError):
 # The one place where what went wrong becomes an HTTP status, and, where HTTP has its own word
 # for it, the reply's code: error kind -> (status, code or None to keep the error's own code).
 # An error takes the entry of its nearest listed ancestor (its class's method resolution order).
-ERROR_STATUSES: dict[type[CxloopError], tuple[int, str | None]] = {
-    CxloopError: (400, None),
-    Unreadable: (400, None),
-    Unauthenticated: (401, None),
-    Forbidden: (403, None),
-    NotFound: (404, None),
-    Conflict: (409, None),
-    LimitReached: (409, None),
-    Expired: (410, None),
-    TooLarge: (413, "body_too_large"),
-    UnsupportedMediaType: (415, None),
-    InvalidInput: (422, None),
-    TooManyAttempts: (429, None),
-    Misconfigured: (500, None),
-}
+ERROR_STATUSES: Mapping[type[CxloopError], tuple[int, str | None]] = MappingProxyType(
+    {
+        CxloopError: (400, None),
+        Unreadable: (400, None),
+        Unauthenticated: (401, None),
+        Forbidden: (403, None),
+        NotFound: (404, None),
+        Conflict: (409, None),
+        LimitReached: (409, None),
+        Expired: (410, None),
+        TooLarge: (413, "body_too_large"),
+        UnsupportedMediaType: (415, None),
+        InvalidInput: (422, None),
+        TooManyAttempts: (429, None),
+        Misconfigured: (500, None),
+    }
+)
 
 
 def status_for(exc: CxloopError) -> int:
@@ -74,19 +78,21 @@ def _entry_for(exc: CxloopError) -> tuple[int, str | None]:
     return ERROR_STATUSES[CxloopError]
 
 
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_input",
-    429: "too_many_requests",
-}
+_STATUS_CODES = MappingProxyType(
+    {
+        400: "bad_request",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        408: "request_timeout",
+        409: "conflict",
+        413: "body_too_large",
+        415: "unsupported_media_type",
+        422: "invalid_input",
+        429: "too_many_requests",
+    }
+)
 
 
 def error_response(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -29,7 +30,7 @@ templates.env.lstrip_blocks = True
 router = APIRouter(include_in_schema=False)
 
 # The token is in the address: keep it out of caches and out of other sites' Referer headers.
-_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+_HEADERS = MappingProxyType({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 MAX_TOKEN_LENGTH = 200
 DONE = "You will not receive further survey invitations."
 

@@ -4,6 +4,7 @@ themselves are in web/ui/)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -27,7 +28,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
 
 # The login page's own words for a refused login (in the person's language).
-LOGIN_ERRORS = {"bad_credentials": N_("Wrong email or password.")}
+LOGIN_ERRORS = MappingProxyType({"bad_credentials": N_("Wrong email or password.")})
 
 
 def _safe_next(target: str | None) -> str:

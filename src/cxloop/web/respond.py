@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -54,11 +55,11 @@ router = APIRouter(include_in_schema=False)
 STATE_SALT = "cxloop.respondent.v1"
 STATE_MAX_AGE_S = 30 * 24 * 3600  # a respondent may leave a tab open for a while
 MAX_FORM_FIELDS = 5_000
-_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+_HEADERS = MappingProxyType({"Cache-Control": "no-store", "Referrer-Policy": "same-origin"})
 
 
 # What a respondent is told, per error code: (status, title, message).
-_MESSAGES: dict[str, tuple[int, str, str]] = {
+_MESSAGES: Mapping[str, tuple[int, str, str]] = MappingProxyType({
     "survey_not_found": (404, "Survey not found", "There is no survey at this address."),
     "survey_not_open": (
         404, "Not open yet", "This survey is not open yet. Please try again later.",
@@ -90,7 +91,7 @@ _MESSAGES: dict[str, tuple[int, str, str]] = {
         429, "Please wait a moment",
         "Too many answers are arriving right now. Please wait a minute and send this page again.",
     ),
-}  # fmt: skip
+})  # fmt: skip
 
 
 # -- routes ----------------------------------------------------------------------------------

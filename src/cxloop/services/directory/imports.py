@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from sqlalchemy.exc import IntegrityError
 
@@ -30,7 +31,7 @@ from cxloop.services.directory.shared import (
 IMPORT_CHUNK_SIZE = 500
 MAX_REPORTED_PROBLEMS = 1_000
 MATCH_ON = ("email", "external_ref")
-IMPORT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+IMPORT_FORMATS = MappingProxyType({".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +22,9 @@ from cxloop.errors import InvalidInput, NotFound
 from cxloop.services.access import Actor
 
 DEFAULT_DIRECTORY = "Default"
-CONTACT_TEXT_LIMITS = {"first_name": 100, "last_name": 100, "phone": 40, "language": 16}
+CONTACT_TEXT_LIMITS = MappingProxyType(
+    {"first_name": 100, "last_name": 100, "phone": 40, "language": 16}
+)
 MAX_EXTERNAL_REF = 100
 MAX_EMBEDDED_DATA_FIELDS = 100
 MAX_NAME_LENGTH = 100

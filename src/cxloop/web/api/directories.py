@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -27,15 +28,17 @@ router = APIRouter(prefix="/api/v1", tags=["directory"])
 EmbeddedValue = str | int | float | bool | None
 # Bodies that say nothing of their format: `?format=` decides.
 _UNTYPED_MEDIA_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
-_FORMATS_BY_MEDIA_TYPE = {
-    "text/csv": "csv",
-    "application/csv": "csv",
-    "application/x-ndjson": "jsonl",
-    "application/ndjson": "jsonl",
-    "application/jsonl": "jsonl",
-    "application/x-jsonlines": "jsonl",
-    "application/json-lines": "jsonl",
-}
+_FORMATS_BY_MEDIA_TYPE = MappingProxyType(
+    {
+        "text/csv": "csv",
+        "application/csv": "csv",
+        "application/x-ndjson": "jsonl",
+        "application/ndjson": "jsonl",
+        "application/jsonl": "jsonl",
+        "application/x-jsonlines": "jsonl",
+        "application/json-lines": "jsonl",
+    }
+)
 
 
 # --- shapes

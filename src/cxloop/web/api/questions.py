@@ -8,6 +8,8 @@ someone else changed the content in between.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Header, Query, Request, UploadFile
@@ -82,9 +84,13 @@ class ImportReportOut(Reply):
 
 
 # The content as YAML, when asked for (`?format=yaml` or a YAML body): the same document.
-_CONTENT_REPLIES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/yaml": {"schema": {"$ref": "#/components/schemas/ContentOut"}}}}
-}
+_CONTENT_REPLIES: Mapping[int | str, dict[str, Any]] = MappingProxyType(
+    {
+        200: {
+            "content": {"application/yaml": {"schema": {"$ref": "#/components/schemas/ContentOut"}}}
+        }
+    }
+)
 
 
 def _version(if_match: str | None) -> int | None:
@@ -113,7 +119,7 @@ def _content_reply(state: ContentState, fmt: str = "json") -> Response:
 @router.get(
     "/content",
     response_model=ContentOut,
-    responses=_CONTENT_REPLIES,
+    responses=dict(_CONTENT_REPLIES),
     summary="The content document",
 )
 def get_content(
@@ -128,7 +134,7 @@ def get_content(
 @router.put(
     "/content",
     response_model=ContentOut,
-    responses=_CONTENT_REPLIES,
+    responses=dict(_CONTENT_REPLIES),
     summary="Replace the content document (JSON or YAML)",
 )
 async def put_content(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query
@@ -25,11 +26,13 @@ from cxloop.web.deps import ApiActor, AppContainer, Db, Intake
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
 
 SourceParam = Literal["web", "api", "import"]
-_MEDIA_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "json": "application/json",
-    "jsonl": "application/x-ndjson",
-}
+_MEDIA_TYPES = MappingProxyType(
+    {
+        "csv": "text/csv; charset=utf-8",
+        "json": "application/json",
+        "jsonl": "application/x-ndjson",
+    }
+)
 
 
 class ResponseOut(BaseModel):

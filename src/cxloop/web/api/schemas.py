@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from fastapi import Response
@@ -70,17 +71,19 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
-_ERROR_MEANINGS = {
-    400: "Malformed: the body is not valid JSON, or a value cannot be read",
-    401: "No API token, or one that is unknown, expired or revoked",
-    403: "The token's user may not do this (e.g. admin only)",
-    404: "Not found, or not visible to the token's user",
-    409: "In conflict with what is stored (a name taken, a stale version, a limit reached)",
-    413: "The body is larger than the server accepts",
-    415: "The body's Content-Type is not one this endpoint reads",
-    422: "Invalid input; `details` lists every problem",
-    429: "Too many attempts; `Retry-After` says when to try again",
-}
+_ERROR_MEANINGS = MappingProxyType(
+    {
+        400: "Malformed: the body is not valid JSON, or a value cannot be read",
+        401: "No API token, or one that is unknown, expired or revoked",
+        403: "The token's user may not do this (e.g. admin only)",
+        404: "Not found, or not visible to the token's user",
+        409: "In conflict with what is stored (a name taken, a stale version, a limit reached)",
+        413: "The body is larger than the server accepts",
+        415: "The body's Content-Type is not one this endpoint reads",
+        422: "Invalid input; `details` lists every problem",
+        429: "Too many attempts; `Retry-After` says when to try again",
+    }
+)
 API_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429)
 
 
