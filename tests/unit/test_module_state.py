@@ -6,8 +6,7 @@ Caches, clients and dispatchers belong to the container (`bootstrap.py`) and wha
 Constant tables are frozen (`MappingProxyType`, `frozenset`, tuples) or listed in ALLOWED with
 the reason they must stay what they are.
 
-The whole code base is checked (`test_no_module_anywhere_holds_mutable_state`), except web/ui/
-until its constant tables are frozen on the branch that is editing it (NOT_YET_CHECKED).
+The whole code base is checked (`test_no_module_anywhere_holds_mutable_state`).
 """
 
 from __future__ import annotations
@@ -135,18 +134,8 @@ def test_the_ledger_area_holds_no_module_level_mutable_state() -> None:
     assert offenders([p for p in source_files() if in_ledger_area(p)]) == []
 
 
-# web/ui/ is being edited on another branch; its constant tables are frozen when that lands.
-# COORDINATOR: remove NOT_YET_CHECKED (and its use below) once web/ui/ is frozen too.
-NOT_YET_CHECKED = ("web/ui/",)
-
-
 def test_no_module_anywhere_holds_mutable_state() -> None:
-    checked = [
-        p
-        for p in source_files()
-        if not p.relative_to(SOURCE).as_posix().startswith(NOT_YET_CHECKED)
-    ]
-    assert offenders(checked) == []
+    assert offenders(source_files()) == []
 
 
 def test_engine_and_bootstrap_do_not_import_each_other_and_domain_imports_nothing_of_ours() -> None:

@@ -13,6 +13,7 @@ the same form with its own `return_to`.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -42,24 +43,30 @@ CONNECTION_CHOICES = (
     ("sandbox", N_("Salesforce sandbox (OAuth)")),
     ("custom", N_("My Domain (OAuth)")),
 )
-TYPE_LABELS = {
-    "production": N_("Production"),
-    "sandbox": N_("Sandbox"),
-    "custom": N_("My Domain"),
-    "emulator": N_("Emulator"),
-}
-STATUS_LABELS = {
-    "active": N_("Connected"),
-    "needs_reauth": N_("Needs a new login"),
-    "revoked": N_("Revoked"),
-}
+TYPE_LABELS = MappingProxyType(
+    {
+        "production": N_("Production"),
+        "sandbox": N_("Sandbox"),
+        "custom": N_("My Domain"),
+        "emulator": N_("Emulator"),
+    }
+)
+STATUS_LABELS = MappingProxyType(
+    {
+        "active": N_("Connected"),
+        "needs_reauth": N_("Needs a new login"),
+        "revoked": N_("Revoked"),
+    }
+)
 # Which form field a service's error code is about.
-_ERROR_FIELDS = {
-    "bad_login_url": "login_url",
-    "bad_connection_type": "connection_type",
-    "bad_name": "account_name",
-    "name_taken": "account_name",
-}
+_ERROR_FIELDS = MappingProxyType(
+    {
+        "bad_login_url": "login_url",
+        "bad_connection_type": "connection_type",
+        "bad_name": "account_name",
+        "name_taken": "account_name",
+    }
+)
 
 
 def remember_return_to(request: Request, attempt_id: str, return_to: str | None) -> None:

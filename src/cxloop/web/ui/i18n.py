@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from babel import Locale
@@ -45,20 +46,22 @@ WEB_DIR = Path(__file__).resolve().parent.parent
 LOCALE_DIR = WEB_DIR / "locale"
 TEMPLATES_DIR = WEB_DIR / "templates"
 
-LANGUAGES = {"en": "English", "de": "Deutsch"}
+LANGUAGES = MappingProxyType({"en": "English", "de": "Deutsch"})
 NAMED_FORMATS = ("short", "medium", "long", "full")
 DEFAULT_LANGUAGE = "en"
 # One catalogue per UI area; `ui` holds the shell and what pages share.
 DOMAINS = ("ui", "surveys", "accounts", "workflows", "runs")
 # The functions whose first argument is a translatable string, in templates and Python.
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "translate": (2,)}
-_EXTRACT_MAP = [
+KEYWORDS = MappingProxyType(
+    {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "translate": (2,)}
+)
+_EXTRACT_MAP = (
     ("templates/ui/**.html", "jinja2"),
     ("templates/login.html", "jinja2"),
     ("ui/**.py", "python"),
     ("pages.py", "python"),
     ("oauth.py", "python"),
-]
+)
 
 
 def domain_of(path: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -29,29 +30,35 @@ router = ui_router()
 PAGE_SIZE = 25
 SURVEY_CHOICES = 500  # the survey filter lists this many surveys (more: filter by link)
 
-STATUS_LABELS = {
-    "pending": N_("Pending"),
-    "running": N_("Running"),
-    "succeeded": N_("Succeeded"),
-    "failed": N_("Failed"),
-    "paused": N_("Paused"),
-    "skipped": N_("Skipped"),
-    "blocked": N_("Waiting for an earlier task"),
-    "waiting_retry": N_("Waiting to retry"),
-}
-OUTCOME_LABELS = {
-    "succeeded": N_("Succeeded"),
-    "failed": N_("Failed"),
-    "retry": N_("Will retry"),
-    "waiting_retry": N_("Will retry"),
-    "paused": N_("Paused"),
-    "skipped": N_("Skipped"),
-}
-TASK_TYPE_LABELS = {
-    "salesforce": N_("Salesforce"),
-    "directory": N_("Directory"),
-    "email": N_("Email"),
-}
+STATUS_LABELS = MappingProxyType(
+    {
+        "pending": N_("Pending"),
+        "running": N_("Running"),
+        "succeeded": N_("Succeeded"),
+        "failed": N_("Failed"),
+        "paused": N_("Paused"),
+        "skipped": N_("Skipped"),
+        "blocked": N_("Waiting for an earlier task"),
+        "waiting_retry": N_("Waiting to retry"),
+    }
+)
+OUTCOME_LABELS = MappingProxyType(
+    {
+        "succeeded": N_("Succeeded"),
+        "failed": N_("Failed"),
+        "retry": N_("Will retry"),
+        "waiting_retry": N_("Will retry"),
+        "paused": N_("Paused"),
+        "skipped": N_("Skipped"),
+    }
+)
+TASK_TYPE_LABELS = MappingProxyType(
+    {
+        "salesforce": N_("Salesforce"),
+        "directory": N_("Directory"),
+        "email": N_("Email"),
+    }
+)
 # Keys of a payload or reply whose values are never shown (none are expected there; this is a
 # second line of defence should a mapping pipe a secret into a record).
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "session_id")

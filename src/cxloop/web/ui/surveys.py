@@ -3,6 +3,7 @@ a survey's tabs (Survey, Workflows, Distributions, Responses), open and close.""
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,13 +21,17 @@ router = ui_router()
 
 PAGE_SIZE = 25
 IMPORT_ACCEPT = ".qsf,.json,.yaml,.yml"
-STATUS_LABELS = {"draft": N_("Draft"), "active": N_("Open"), "closed": N_("Closed")}
-ROLE_LABELS = {"editor": N_("Editor"), "viewer": N_("Viewer")}
-SOURCE_LABELS = {
-    "query": N_("Link query string (anyone)"),
-    "personal_link": N_("Personal and signed links, API"),
-    "server": N_("API and workflows only"),
-}
+STATUS_LABELS = MappingProxyType(
+    {"draft": N_("Draft"), "active": N_("Open"), "closed": N_("Closed")}
+)
+ROLE_LABELS = MappingProxyType({"editor": N_("Editor"), "viewer": N_("Viewer")})
+SOURCE_LABELS = MappingProxyType(
+    {
+        "query": N_("Link query string (anyone)"),
+        "personal_link": N_("Personal and signed links, API"),
+        "server": N_("API and workflows only"),
+    }
+)
 
 
 @router.get("/")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -41,37 +43,43 @@ from cxloop.web.ui.workflows.choices import (
 router = ui_router()
 
 MAX_YAML = 1_000_000
-EVENT_LABELS = {
-    "survey_response": N_("Survey response"),
-    "salesforce_outbound_message": N_("Salesforce outbound message"),
-}
-NEW_TASKS: dict[str, dict[str, Any]] = {
-    "salesforce": {"type": "salesforce", "action": "insert", "mappings": [{}]},
-    "directory": {"type": "directory", "directory": "Default", "match_on": "email"},
-    "email": {"type": "email"},
-}
+EVENT_LABELS = MappingProxyType(
+    {
+        "survey_response": N_("Survey response"),
+        "salesforce_outbound_message": N_("Salesforce outbound message"),
+    }
+)
+NEW_TASKS: Mapping[str, dict[str, Any]] = MappingProxyType(
+    {
+        "salesforce": {"type": "salesforce", "action": "insert", "mappings": [{}]},
+        "directory": {"type": "directory", "directory": "Default", "match_on": "email"},
+        "email": {"type": "email"},
+    }
+)
 
 
 # The Workflows tab's fixed words, translated once per page instead of once per row (with 100
 # workflows, a template's `_()` for each cell was a fifth of the tab's time).
-ROW_WORDS = {
-    "name": N_("Name"),
-    "event": N_("Event"),
-    "enabled": N_("Enabled"),
-    "disabled": N_("Disabled"),
-    "save": N_("Save"),
-    "revision": N_("Revision"),
-    "last_run": N_("Last run"),
-    "never": N_("Never"),
-    "runs_24h": N_("Runs (24 h)"),
-    "failures_24h": N_("Failures (24 h)"),
-    "actions": N_("Actions"),
-    "open": N_("Open workflow"),
-    "revisions": N_("Revisions"),
-    "test": N_("Test"),
-    "duplicate": N_("Duplicate"),
-    "delete": N_("Delete"),
-}
+ROW_WORDS = MappingProxyType(
+    {
+        "name": N_("Name"),
+        "event": N_("Event"),
+        "enabled": N_("Enabled"),
+        "disabled": N_("Disabled"),
+        "save": N_("Save"),
+        "revision": N_("Revision"),
+        "last_run": N_("Last run"),
+        "never": N_("Never"),
+        "runs_24h": N_("Runs (24 h)"),
+        "failures_24h": N_("Failures (24 h)"),
+        "actions": N_("Actions"),
+        "open": N_("Open workflow"),
+        "revisions": N_("Revisions"),
+        "test": N_("Test"),
+        "duplicate": N_("Duplicate"),
+        "delete": N_("Delete"),
+    }
+)
 
 
 def _row_words(page: Page) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from cxloop.domain.conditions import OPERATORS
@@ -17,39 +18,45 @@ from cxloop.services.workflow_builder import OrgCatalogue, SalesforceField
 from cxloop.web.ui.context import PageContext
 from cxloop.web.ui.i18n import N_
 
-OPERATOR_LABELS = {
-    "equals": N_("equals"),
-    "not_equals": N_("does not equal"),
-    "less_than": N_("is less than"),
-    "less_or_equal": N_("is at most"),
-    "greater_than": N_("is greater than"),
-    "greater_or_equal": N_("is at least"),
-    "contains": N_("contains"),
-    "not_contains": N_("does not contain"),
-    "is_empty": N_("is empty"),
-    "is_not_empty": N_("is not empty"),
-    "in_list": N_("is one of"),
-    "not_in_list": N_("is none of"),
-}
+OPERATOR_LABELS = MappingProxyType(
+    {
+        "equals": N_("equals"),
+        "not_equals": N_("does not equal"),
+        "less_than": N_("is less than"),
+        "less_or_equal": N_("is at most"),
+        "greater_than": N_("is greater than"),
+        "greater_or_equal": N_("is at least"),
+        "contains": N_("contains"),
+        "not_contains": N_("does not contain"),
+        "is_empty": N_("is empty"),
+        "is_not_empty": N_("is not empty"),
+        "in_list": N_("is one of"),
+        "not_in_list": N_("is none of"),
+    }
+)
 # Shown translated: a connection's status beside its name, a run's status on the tab.
-STATUS_LABELS = {
-    "active": N_("active"),
-    "needs_reauth": N_("needs a new login"),
-    "revoked": N_("revoked"),
-    "pending": N_("pending"),
-    "running": N_("running"),
-    "succeeded": N_("succeeded"),
-    "failed": N_("failed"),
-    "paused": N_("paused"),
-    "skipped": N_("skipped"),
-}
+STATUS_LABELS = MappingProxyType(
+    {
+        "active": N_("active"),
+        "needs_reauth": N_("needs a new login"),
+        "revoked": N_("revoked"),
+        "pending": N_("pending"),
+        "running": N_("running"),
+        "succeeded": N_("succeeded"),
+        "failed": N_("failed"),
+        "paused": N_("paused"),
+        "skipped": N_("skipped"),
+    }
+)
 TEXT_OPERATORS = (
     "equals", "not_equals", "contains", "not_contains", "is_empty", "is_not_empty", "in_list",
     "not_in_list",
 )  # fmt: skip
 CHOICE_OPERATORS = ("equals", "not_equals", "is_empty", "is_not_empty", "in_list", "not_in_list")
-OPERATORS_BY_KIND = {"number": OPERATORS, "text": TEXT_OPERATORS, "choice": CHOICE_OPERATORS}
-METADATA_KINDS = {"Duration": "number", "Finished": "choice", "Channel": "choice"}
+OPERATORS_BY_KIND = MappingProxyType(
+    {"number": OPERATORS, "text": TEXT_OPERATORS, "choice": CHOICE_OPERATORS}
+)
+METADATA_KINDS = MappingProxyType({"Duration": "number", "Finished": "choice", "Channel": "choice"})
 NUMBER_TYPES = ("double", "currency", "int", "percent", "long")
 
 
@@ -121,38 +128,40 @@ class BuilderChoices:
 
 
 # What the error summary calls an input (its label), by the last part of its path.
-PART_LABELS = {
-    "name": N_("Name"),
-    "description": N_("Description"),
-    "when": N_("Start when a response is"),
-    "connection": N_("Account"),
-    "object": N_("Object"),
-    "allowed_ips": N_("Allowed IP ranges"),
-    "join": N_("Join"),
-    "field": N_("Field"),
-    "operator": N_("Operator"),
-    "value": N_("Value"),
-    "id": N_("Task id"),
-    "action": N_("Action"),
-    "key_field": N_("Key field"),
-    "key_value": N_("Record to change"),
-    "mappings": N_("Field mappings"),
-    "source_type": N_("Value type"),
-    "directory": N_("Directory"),
-    "mailing_list": N_("Mailing list"),
-    "email": N_("Contact email"),
-    "first_name": N_("First name"),
-    "last_name": N_("Last name"),
-    "external_ref": N_("External reference"),
-    "max_invitations": N_("Invitations at most"),
-    "days": N_("Days"),
-    "subject": N_("Subject"),
-    "body": N_("Message"),
-    "to": N_("To"),
-    "cc": N_("Cc"),
-    "link_expiry_days": N_("Link valid for (days)"),
-    "embedded_data": N_("Data the link carries"),
-}
+PART_LABELS = MappingProxyType(
+    {
+        "name": N_("Name"),
+        "description": N_("Description"),
+        "when": N_("Start when a response is"),
+        "connection": N_("Account"),
+        "object": N_("Object"),
+        "allowed_ips": N_("Allowed IP ranges"),
+        "join": N_("Join"),
+        "field": N_("Field"),
+        "operator": N_("Operator"),
+        "value": N_("Value"),
+        "id": N_("Task id"),
+        "action": N_("Action"),
+        "key_field": N_("Key field"),
+        "key_value": N_("Record to change"),
+        "mappings": N_("Field mappings"),
+        "source_type": N_("Value type"),
+        "directory": N_("Directory"),
+        "mailing_list": N_("Mailing list"),
+        "email": N_("Contact email"),
+        "first_name": N_("First name"),
+        "last_name": N_("Last name"),
+        "external_ref": N_("External reference"),
+        "max_invitations": N_("Invitations at most"),
+        "days": N_("Days"),
+        "subject": N_("Subject"),
+        "body": N_("Message"),
+        "to": N_("To"),
+        "cc": N_("Cc"),
+        "link_expiry_days": N_("Link valid for (days)"),
+        "embedded_data": N_("Data the link carries"),
+    }
+)
 
 
 def path_label(page: PageContext, path: str) -> str:

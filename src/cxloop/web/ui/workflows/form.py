@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from cxloop.domain.conditions import EMPTINESS_OPERATORS, LIST_OPERATORS, NUMERIC_OPERATORS
@@ -22,13 +23,13 @@ from cxloop.domain.conditions import EMPTINESS_OPERATORS, LIST_OPERATORS, NUMERI
 _TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d{1,3})\]|\.")
 MAX_ITEMS = 200  # rows of one list a form may post (the document allows fewer anyway)
 
-EVENT_KEYS = {
+EVENT_KEYS = MappingProxyType({
     "survey_response": ("type", "when", "include_imported", "include_incomplete"),
     "salesforce_outbound_message": (
         "type", "connection", "object", "verify_session_id", "allowed_ips",
     ),
-}  # fmt: skip
-TASK_KEYS = {
+})  # fmt: skip
+TASK_KEYS = MappingProxyType({
     "salesforce": (
         "type", "id", "name", "connection", "object", "action", "key_field", "key_value",
         "record_type", "mappings",
@@ -38,7 +39,7 @@ TASK_KEYS = {
         "frequency",
     ),
     "email": ("type", "id", "name", "to", "cc", "subject", "body"),
-}  # fmt: skip
+})  # fmt: skip
 CONTACT_KEYS = ("email", "first_name", "last_name", "phone", "language", "external_ref")
 DISTRIBUTE_KEYS = ("subject", "body", "from_name", "reply_to", "link_expiry_days")
 SOURCE_TYPES = ("number", "boolean", "date", "datetime", "choice")
