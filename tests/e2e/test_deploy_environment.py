@@ -99,10 +99,17 @@ def test_the_compose_environment_runs_web_workers_and_scheduler(
     web_argv = list(services["web"]["command"])
     web_argv[web_argv.index("--host") + 1] = "127.0.0.1"  # not every address of this machine
     web_argv[web_argv.index("--port") + 1] = str(port)
+    # In compose each container has its own 9000 for probes; on this one host each gets a port.
+    probe_ports = {name: free_port() for name in ("worker", "scheduler")}
+    probe_argvs = {}
+    for name, probe_port in probe_ports.items():
+        argv = list(services[name]["command"])
+        argv[argv.index("--health-port") + 1] = str(probe_port)
+        probe_argvs[name] = argv
     for name, argv, proc_env in (
         ("web", web_argv, env),
-        ("worker", services["worker"]["command"], env),
-        ("scheduler", services["scheduler"]["command"], env),
+        ("worker", probe_argvs["worker"], env),
+        ("scheduler", probe_argvs["scheduler"], env),
     ):
         log = (tmp_path / f"{name}.log").open("wb")
         processes.append(subprocess.Popen([*CXLOOP, *argv], env=proc_env, stdout=log,
@@ -127,6 +134,16 @@ def test_the_compose_environment_runs_web_workers_and_scheduler(
     broken = code.replace("/livez", "/no-such-page")
     assert subprocess.run([sys.executable, "-c", broken], capture_output=True,
                           timeout=30).returncode != 0  # fmt: skip
+
+    # The worker's and the scheduler's health checks, as compose runs them, on their ports.
+    for name, probe_port in probe_ports.items():
+        check = services[name]["healthcheck"]["test"]
+        code = check[-1].replace("127.0.0.1:9000", f"127.0.0.1:{probe_port}")
+        deadline = time.monotonic() + 60
+        while subprocess.run([sys.executable, "-c", code], capture_output=True,
+                             timeout=30).returncode != 0:  # fmt: skip
+            assert time.monotonic() < deadline, logs(tmp_path)
+            time.sleep(0.5)
 
     # The scheduler claims heartbeats; the worker runs them.
     db = Database(create_database_engine(database_url))

@@ -16,7 +16,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     """Print the effective settings, secrets redacted."""
     # Secrets kept in the data directory are read (to show that they are set) but never
     # generated: showing the configuration creates no file and no directory.
-    values = settings(with_secrets=False).with_existing_secrets().redacted()
+    values = settings(with_secrets=False).with_existing_secrets().with_served_base_url().redacted()
     if as_json:
         typer.echo(json.dumps(values, indent=2, default=str))
         return
