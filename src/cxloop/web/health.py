@@ -22,6 +22,7 @@ from cxloop.db import migrate
 from cxloop.db.base import utcnow
 from cxloop.engine.queue import ping, queue_depth
 from cxloop.services import heartbeats
+from cxloop.web.api.schemas import error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -90,6 +91,7 @@ class ReadinessOut(BaseModel):
             "model": ReadinessOut,
             "description": "The database or the queue does not answer (checks say which)",
         },
+        **error_responses(422),  # a `strict` that is not a boolean, in our error shape
     },
 )
 def readyz(
