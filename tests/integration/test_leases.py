@@ -344,6 +344,9 @@ def test_a_batch_notes_its_connection_used_and_a_failing_call_its_error(
     assert {t.status for t in task_runs(linked)} == {"succeeded"}  # retried, landed
     (shown,) = web.get("/api/v1/connections", headers=owner.headers).json()
     assert shown["last_error"] == error and shown["last_used_at"] is not None
+    sign_in(web, owner.email)
+    accounts = web.get("/accounts").text
+    assert "Server is temporarily unavailable" in accounts and "Never" not in accounts
 
 
 def test_successes_write_the_connection_at_most_once_per_interval(
