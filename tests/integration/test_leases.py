@@ -111,6 +111,23 @@ def test_an_expired_lease_comes_back_with_an_interrupted_attempt_counted_for_bac
     assert "stopped answering in the middle of it" in page
 
 
+def test_a_dead_workers_batch_comes_back_as_one_retry_of_its_key(
+    linked: Container, setup: dict[str, Any]
+) -> None:
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    for score in (1, 2, 3):
+        submit(linked, setup, score)
+    key = task_runs(linked)[0].batch_key
+    claims.claim_task_runs(linked.db, key, limit=5, lease_s=60, worker="gone:1:ab:2")
+    expire_now(linked)
+
+    settled = claims.expire_leases(linked.db, linked.settings)
+
+    first = min(t.next_attempt_at for t in task_runs(linked))
+    assert settled.retries == [(key, first)]  # one dispatch for the batch, not one per row
+    assert [(a.outcome, a.batch_size) for a in attempts_of(linked)] == [("interrupted", 3)] * 3
+
+
 def test_an_interrupted_attempt_past_the_retry_horizon_fails_the_run(
     linked: Container, setup: dict[str, Any]
 ) -> None:

@@ -475,6 +475,7 @@ def expire_leases(db: Database, settings: Settings) -> Settled:
         changes: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
         run_ids: set[str] = set()
+        first_retry: dict[str, datetime] = {}  # one dispatch per key, at its first retry
         for row in rows:
             error = interrupted_error(row.claimed_by, row.lease_expires_at)
             retry_at = retry_or_give_up(
@@ -487,7 +488,6 @@ def expire_leases(db: Database, settings: Settings) -> Settled:
             columns: dict[str, Any] = {
                 "claimed_by": None,
                 "lease_expires_at": None,
-                "claimed_at": None,
                 "ambiguous": True,
                 "error": error,
             }
@@ -504,7 +504,7 @@ def expire_leases(db: Database, settings: Settings) -> Settled:
                     "status_reason": f"{error['message']}; trying again",
                     "next_attempt_at": retry_at,
                 }
-                settled.retries.append((row.batch_key, retry_at))
+                first_retry[row.batch_key] = min(retry_at, first_retry.get(row.batch_key, retry_at))
             changes.append({"_id": row.id, **columns})
             attempts.append(
                 {
@@ -527,6 +527,7 @@ def expire_leases(db: Database, settings: Settings) -> Settled:
         # A row that gave up may settle its run, or free (skip) the tasks that wait for it.
         settled.ready_keys = uow.ledger.release_blocked(session, run_ids)
         uow.commit()
+    settled.retries = sorted(first_retry.items())
     for row in rows:
         metrics.TASK_RUNS.labels(row.task_type, "interrupted").inc()
     return settled
