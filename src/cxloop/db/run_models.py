@@ -95,6 +95,8 @@ class TaskRun(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(80))
+    # When the latest attempt was claimed (the lease itself moves with each heartbeat).
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The last attempt may have reached Salesforce without us seeing the answer.
     ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
     record_id: Mapped[str | None] = mapped_column(String(18))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from cxloop.caching import TtlCache
+from cxloop.ledger.connection_health import ConnectionHealth
 
 if TYPE_CHECKING:
     from cxloop.db.uow import Database
@@ -84,3 +85,5 @@ class EngineState:
         self.record_plans: TtlCache[tuple[Any, ...], Any] = TtlCache(RECORD_PLAN_ENTRIES)
         self.http = SharedHttp()
         self.pacing = BatchPacing()
+        # Each batch's outcome on its connection, written with the batch's outcomes.
+        self.connection_health = ConnectionHealth()

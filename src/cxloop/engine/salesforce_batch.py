@@ -87,12 +87,18 @@ def execute(
         claims.pause_connection_work(container.db, connection_id, exc.message)
         return [_paused(i, exc.message) for i in items]
     org_id = target.org_id or "unknown"
+    call_error: SalesforceError | None = None
     with client:
         try:
             return _execute(container, client, items)
         except SalesforceError as exc:
+            call_error = exc
             return _whole_batch_failed(container, items, exc, org_id, connection_id)
         finally:
+            if client.calls:  # the connection's health: written with the outcomes
+                container.engine_state.connection_health.note(
+                    connection_id, str(call_error) if call_error is not None else None
+                )
             metrics.SALESFORCE_CALLS.labels(org_id).inc(client.calls)
             if client.last_usage is not None:
                 metrics.SALESFORCE_API_USAGE.labels(org_id).set(client.last_usage.fraction)

@@ -10,6 +10,7 @@ queue carries a few messages a second per key, not one per record.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+# Unique to this start of the process: a worker restarted in the same container gets the same
+# host name and pid, and its lease heartbeat (engine/leases.py, by this prefix) must not keep
+# the dead one's rows. Claims add the thread: `host:pid:token:thread` (at most 80 characters).
+WORKER_ID = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 MAX_ROUNDS = 20  # batches one message may take before leaving the rest to other messages
 
 _BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
@@ -115,7 +119,13 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
 def _record(
     container: EngineParts, outcomes: list[claims.Outcome], started_at: datetime, worker: str
 ) -> None:
-    settled = claims.record_outcomes(container.db, outcomes, started_at=started_at, worker=worker)
+    settled = claims.record_outcomes(
+        container.db,
+        outcomes,
+        started_at=started_at,
+        worker=worker,
+        connection_health=container.engine_state.connection_health,
+    )
     container.ledger.dispatch(settled.ready_keys)
     for key, at in settled.retries:
         schedule(container, key, at)
@@ -209,7 +219,10 @@ def schedule(container: EngineParts, batch_key: str, at: datetime) -> None:
 def sweep(container: EngineParts) -> None:
     """Re-queue what is stuck: expired leases, ready rows nobody took, paused work that may
     resume. Runs periodically in the scheduler's rhythm."""
-    keys = set(claims.expire_leases(container.db))
+    expired = claims.expire_leases(container.db, container.settings)
+    for key, at in expired.retries:  # after their backoff; the sweeper is the safety net
+        schedule(container, key, at)
+    keys = set(expired.ready_keys)
     keys |= set(claims.resume_paused(container.db))
     keys |= set(claims.overdue_keys(container.db, grace_s=1.0))
     if keys:

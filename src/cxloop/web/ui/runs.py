@@ -50,6 +50,10 @@ OUTCOME_LABELS = MappingProxyType(
         "waiting_retry": N_("Will retry"),
         "paused": N_("Paused"),
         "skipped": N_("Skipped"),
+        # the call may have reached Salesforce unseen (a timeout): looked up before resending
+        "ambiguous": N_("No answer"),
+        # the worker stopped answering mid-attempt; the sweeper recorded it
+        "interrupted": N_("Interrupted"),
     }
 )
 TASK_TYPE_LABELS = MappingProxyType(
