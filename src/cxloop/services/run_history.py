@@ -17,6 +17,7 @@ from cxloop.db.models import Survey
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
+from cxloop.domain.statuses import RunStatus
 from cxloop.errors import NotFound
 from cxloop.ledger.ledger import REVISION_DOCUMENT, WORKFLOW_DOCUMENT
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
@@ -232,7 +233,7 @@ def retry_failed_runs(
         get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.EDIT)
         run_ids = list(
             uow.session.scalars(
-                select(Run.id).where(Run.workflow_id == workflow_id, Run.status == "failed")
+                select(Run.id).where(Run.workflow_id == workflow_id, Run.status == RunStatus.FAILED)
             )
         )
         keys = uow.ledger.requeue(uow.session, run_ids)

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from cxloop.db.run_models import RUN_STATUSES, Run, TaskRun
 from cxloop.domain.run_errors import Explanation, explain
+from cxloop.domain.statuses import TaskRunStatus
 from cxloop.errors import Forbidden, InvalidInput, NotFound
 from cxloop.services import run_history, surveys
 from cxloop.web.ui.context import Page, ui_router
@@ -61,6 +62,10 @@ TASK_TYPE_LABELS = MappingProxyType(
 )
 # Keys of a payload or reply whose values are never shown (none are expected there; this is a
 # second line of defence should a mapping pipe a secret into a record).
+# The task runs whose error the runs list shows (the first of a run's), and those a retry of
+# the run sends again (the page's count beside the button).
+_WITH_ERROR = frozenset({TaskRunStatus.FAILED, TaskRunStatus.PAUSED, TaskRunStatus.WAITING_RETRY})
+_RETRYABLE = frozenset({TaskRunStatus.FAILED, TaskRunStatus.SKIPPED, TaskRunStatus.PAUSED})
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "session_id")
 
 
@@ -186,7 +191,7 @@ def _row(page: Page, run: Run, survey_names: dict[str, str]) -> RunRow:
     finished = run.finished_at
     error = ""
     for task_run in run.task_runs:
-        if task_run.status not in ("failed", "paused", "waiting_retry"):
+        if task_run.status not in _WITH_ERROR:
             continue
         explanation = explain(task_run.status, task_run.error, task_run.status_reason)
         # The plain words of the run page, in the page's language; the engine's own otherwise.
@@ -252,7 +257,7 @@ def _run_page(page: Page, run_id: str, confirm: str = "", status_code: int = 200
     if confirm and not can_change:
         raise Forbidden(page._("Only the survey's owner and editors can retry or replay runs."))
     tasks = [_task_view(run, task_run) for task_run in run.task_runs]
-    retryable = sum(1 for t in run.task_runs if t.status in ("failed", "skipped", "paused"))
+    retryable = sum(1 for t in run.task_runs if t.status in _RETRYABLE)
     return page.render(
         "ui/runs/run.html",
         status_code=status_code,

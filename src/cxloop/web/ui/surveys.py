@@ -11,6 +11,7 @@ from fastapi import File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from cxloop.db.models import Survey
+from cxloop.domain.statuses import SurveyStatus
 from cxloop.errors import CxloopError, InvalidInput
 from cxloop.services import distributions, survey_content, surveys
 from cxloop.services.access import SurveyAccess, access_to
@@ -191,13 +192,13 @@ def change_status(
     survey_id: str, page: Page, status: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
     """Open (take responses) or close a survey: owner and editors."""
-    if status not in ("active", "closed"):
+    if status not in (SurveyStatus.ACTIVE, SurveyStatus.CLOSED):
         raise InvalidInput(page._("Choose to open or close the survey."))
-    change = surveys.open_survey if status == "active" else surveys.close_survey
+    change = surveys.open_survey if status == SurveyStatus.ACTIVE else surveys.close_survey
     survey = change(page.db, page.user, survey_id)  # audited as survey.open / survey.close
     message = (
         page._("Survey %(name)s is open for responses.", name=survey.name)
-        if status == "active"
+        if status == SurveyStatus.ACTIVE
         else page._("Survey %(name)s is closed.", name=survey.name)
     )
     return page.redirect(f"/surveys/{survey_id}", message)
