@@ -201,11 +201,11 @@ def _visible_run(session: Session, actor: Actor, run_id: str) -> tuple[Run, Surv
         .options(selectinload(Run.task_runs).selectinload(TaskRun.attempt_log))
     )
     if run is None:
-        raise NotFound(f"No run {run_id!r}.")
+        raise NotFound(f"No run {run_id!r}.", subject="run")
     try:
         survey = get_survey_for(session, run.survey_id, actor, SurveyAccess.VIEW)
     except NotFound:
-        raise NotFound(f"No run {run_id!r}.") from None
+        raise NotFound(f"No run {run_id!r}.", subject="run") from None
     return run, survey
 
 
@@ -214,7 +214,7 @@ def retry_run(db: Database, actor: Actor, run_id: str) -> int:
     with db.uow() as uow:
         run = uow.session.get(Run, run_id)
         if run is None:
-            raise NotFound(f"No run {run_id!r}.")
+            raise NotFound(f"No run {run_id!r}.", subject="run")
         get_survey_for(uow.session, run.survey_id, actor, SurveyAccess.EDIT)
         keys = uow.ledger.requeue(uow.session, [run.id])
         uow.ledger.dispatch_after_commit(uow, keys)
@@ -229,7 +229,7 @@ def retry_failed_runs(
     with db.uow() as uow:
         workflow = uow.session.get(Workflow, workflow_id)
         if workflow is None or (survey_id is not None and workflow.survey_id != survey_id):
-            raise NotFound(f"No workflow {workflow_id!r}.")
+            raise NotFound(f"No workflow {workflow_id!r}.", subject="workflow")
         get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.EDIT)
         run_ids = list(
             uow.session.scalars(

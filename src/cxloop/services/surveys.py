@@ -240,7 +240,9 @@ def _collaborator(survey: Survey, user_id: str) -> SurveyCollaborator:
     for collaborator in survey.collaborators:
         if collaborator.user_id == user_id:
             return collaborator
-    raise NotFound(f"User {user_id!r} is not a collaborator on this survey.")
+    raise NotFound(
+        f"User {user_id!r} is not a collaborator on this survey.", subject="collaborator"
+    )
 
 
 def _check_name(name: str) -> str:

@@ -211,7 +211,7 @@ def find_contact_by_email(db: Database, actor: Actor, directory_id: str, email: 
         directory = directory_for(uow.session, actor, directory_id)
         contact = find_contact(uow.session, directory.id, email=email)
     if contact is None:
-        raise NotFound(f"Directory {directory.name!r} has no contact {email}.")
+        raise NotFound(f"Directory {directory.name!r} has no contact {email}.", subject="contact")
     return contact
 
 
@@ -308,7 +308,10 @@ def list_contacts(
         if mailing_list_id:
             mailing_list = uow.session.get(MailingList, mailing_list_id)
             if mailing_list is None or mailing_list.directory_id != directory_id:
-                raise NotFound(f"The directory has no mailing list {mailing_list_id!r}.")
+                raise NotFound(
+                    f"The directory has no mailing list {mailing_list_id!r}.",
+                    subject="mailing_list",
+                )
         rows = list(uow.session.scalars(query))
     return page_from(rows, limit, lambda row: (row.created_at, row.id))
 

@@ -39,7 +39,7 @@ def directory_of_owner(
     if directory is not None:
         return directory
     if not create_missing or DIRECTORY_ID_SHAPE.fullmatch(name_or_id):
-        raise NotFound(f"No directory {name_or_id!r}.")
+        raise NotFound(f"No directory {name_or_id!r}.", subject="directory")
     directory = Directory(owner_id=owner_id, name=name_or_id)
     session.add(directory)
     session.flush()
@@ -114,7 +114,7 @@ def _directory_named(session: Session, owner_id: str, name: str) -> Directory:
         select(Directory).where(Directory.owner_id == owner_id, Directory.name == name)
     )
     if directory is None:
-        raise NotFound(f"No directory {name!r}.")
+        raise NotFound(f"No directory {name!r}.", subject="directory")
     return directory
 
 

@@ -111,7 +111,7 @@ def one_line(value: Any) -> str:
 def directory_for(session: Session, actor: Actor, directory_id: str) -> Directory:
     directory = session.get(Directory, directory_id)
     if directory is None or not (actor.is_admin or directory.owner_id == actor.id):
-        raise NotFound(f"No directory {directory_id!r}.")
+        raise NotFound(f"No directory {directory_id!r}.", subject="directory")
     return directory
 
 
@@ -119,7 +119,7 @@ def mailing_list_for(session: Session, actor: Actor, mailing_list_id: str) -> Ma
     mailing_list = session.get(MailingList, mailing_list_id)
     directory = session.get(Directory, mailing_list.directory_id) if mailing_list else None
     if directory is None or not (actor.is_admin or directory.owner_id == actor.id):
-        raise NotFound(f"No mailing list {mailing_list_id!r}.")
+        raise NotFound(f"No mailing list {mailing_list_id!r}.", subject="mailing_list")
     assert mailing_list is not None
     return mailing_list
 
@@ -136,7 +136,7 @@ def contact_for(session: Session, actor: Actor, contact_id: str) -> Contact:
     contact = session.get(Contact, contact_id)
     directory = session.get(Directory, contact.directory_id) if contact else None
     if directory is None or not (actor.is_admin or directory.owner_id == actor.id):
-        raise NotFound(f"No contact {contact_id!r}.")
+        raise NotFound(f"No contact {contact_id!r}.", subject="contact")
     assert contact is not None
     return contact
 

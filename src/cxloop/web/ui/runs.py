@@ -255,7 +255,9 @@ def _run_page(page: Page, run_id: str, confirm: str = "", status_code: int = 200
     role = surveys.survey_access(survey, page.user)
     can_change = role in ("owner", "editor")
     if confirm and not can_change:
-        raise Forbidden(page._("Only the survey's owner and editors can retry or replay runs."))
+        raise Forbidden(
+            page._("Only the survey's owner and editors can retry or replay runs."), localized=True
+        )
     tasks = [_task_view(run, task_run) for task_run in run.task_runs]
     retryable = sum(1 for t in run.task_runs if t.status in _RETRYABLE)
     return page.render(
@@ -342,7 +344,7 @@ def _shown(value: Any) -> Any:
 
 def _run_id(run_id: str) -> str:
     if len(run_id) > 40:
-        raise NotFound(f"No run {run_id!r}.")
+        raise NotFound(f"No run {run_id!r}.", subject="run")
     return run_id
 
 
@@ -365,7 +367,7 @@ def replay(run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)]
         return _run_page(page, run_id, confirm="replay")
     run = run_history.get_run(page.db, page.user, _run_id(run_id))
     if run.workflow_id is None:
-        raise NotFound(page._("The workflow of this run was deleted."))
+        raise NotFound(page._("The workflow of this run was deleted."), localized=True)
     queued = run_history.retry_failed_runs(page.db, page.user, run.workflow_id, run.survey_id)
     return page.redirect(
         f"/runs/{run_id}",

@@ -119,13 +119,16 @@ async def import_survey(
     filename = file.filename if file is not None and file.filename else ""
     problem: CxloopError | None = None
     if not filename:
-        problem = InvalidInput(page._("Choose a .qsf, .json or .yaml file to import."))
+        problem = InvalidInput(
+            page._("Choose a .qsf, .json or .yaml file to import."), localized=True
+        )
     elif not data:
-        problem = InvalidInput(page._("The file %(name)s is empty.", name=filename))
+        problem = InvalidInput(page._("The file %(name)s is empty.", name=filename), localized=True)
     elif len(import_name.strip()) > 200:
         problem = InvalidInput(
             page._("The survey name is too long: at most 200 characters."),
             details=[{"field": "import_name", "problem": page._("At most 200 characters.")}],
+            localized=True,
         )
     if problem is None:
         try:
@@ -193,7 +196,7 @@ def change_status(
 ) -> Response:
     """Open (take responses) or close a survey: owner and editors."""
     if status not in (SurveyStatus.ACTIVE, SurveyStatus.CLOSED):
-        raise InvalidInput(page._("Choose to open or close the survey."))
+        raise InvalidInput(page._("Choose to open or close the survey."), localized=True)
     change = surveys.open_survey if status == SurveyStatus.ACTIVE else surveys.close_survey
     survey = change(page.db, page.user, survey_id)  # audited as survey.open / survey.close
     message = (
