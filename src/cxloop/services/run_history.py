@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from cxloop.db.models import Survey
@@ -21,7 +21,7 @@ from cxloop.domain.statuses import RunStatus
 from cxloop.errors import NotFound
 from cxloop.ledger.ledger import REVISION_DOCUMENT, WORKFLOW_DOCUMENT
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
-from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+from cxloop.services.pagination import Page, after_cursor, check_limit, page_from
 from cxloop.services.surveys import visible_survey_ids
 
 
@@ -59,13 +59,7 @@ def list_runs(
     if run_filter.text and run_filter.text.strip():
         conditions.append(_text_matches(run_filter.text.strip()))
     if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        conditions.append(
-            or_(
-                Run.created_at < created_at,
-                and_(Run.created_at == created_at, Run.id < str(last_id)),
-            )
-        )
+        conditions.append(after_cursor(Run.created_at, Run.id, cursor, oldest_first=False))
     newest = (Run.created_at.desc(), Run.id.desc())
     with db.reader() as uow:
         session = uow.session
@@ -115,9 +109,7 @@ def list_runs(
             if ids
             else []
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    return page_from(rows, limit, lambda run: (run.created_at, run.id))
 
 
 def workflow_choices(db: Database, actor: Actor, survey_id: str) -> list[tuple[str, str]]:

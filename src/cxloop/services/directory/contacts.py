@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,7 +32,7 @@ from cxloop.services.directory.shared import (
     directory_for,
     normalize_email,
 )
-from cxloop.services.pagination import Page, check_limit, decode_cursor, page_from
+from cxloop.services.pagination import Page, check_limit, keyset, page_from
 
 HISTORY_LIMIT = 100
 EDITABLE_CONTACT_FIELDS = (*CONTACT_TEXT_LIMITS, "email", "external_ref", "embedded_data")
@@ -279,12 +279,7 @@ def list_contacts(
 ) -> Page[Contact]:
     """A directory's contacts, oldest first, one page at a time."""
     check_limit(limit)
-    query = (
-        select(Contact)
-        .where(Contact.directory_id == directory_id)
-        .order_by(Contact.created_at, Contact.id)
-        .limit(limit + 1)
-    )
+    query = select(Contact).where(Contact.directory_id == directory_id)
     if email_contains:
         pattern = f"%{_escape_like(email_contains.strip().lower())}%"
         query = query.where(Contact.email.like(pattern, escape="\\"))
@@ -295,14 +290,9 @@ def list_contacts(
             MailingListMember.mailing_list_id == mailing_list_id
         )
         query = query.where(Contact.id.in_(members))
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Contact.created_at > created_at,
-                and_(Contact.created_at == created_at, Contact.id > str(last_id)),
-            )
-        )
+    query = keyset(
+        query, Contact.created_at, Contact.id, limit=limit, cursor=cursor, oldest_first=True
+    )
     with db.reader() as uow:
         directory_for(uow.session, actor, directory_id)
         if mailing_list_id:
