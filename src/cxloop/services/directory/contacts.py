@@ -23,12 +23,14 @@ from cxloop.db.uow import Database
 from cxloop.errors import Conflict, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor
+from cxloop.services.changes import check_changeable
 from cxloop.services.directory.opt_out import set_opted_out
 from cxloop.services.directory.shared import (
     CONTACT_TEXT_LIMITS,
     ContactFields,
     clean_contact_fields,
     contact_for,
+    delete_recorded,
     directory_for,
     normalize_email,
 )
@@ -218,9 +220,7 @@ def find_contact_by_email(db: Database, actor: Actor, directory_id: str, email: 
 def update_contact(db: Database, actor: Actor, contact_id: str, changes: dict[str, Any]) -> Contact:
     """Change some of a contact's fields. Text fields are replaced (null or "" clears them);
     embedded data is merged (a null value removes the field)."""
-    unknown = set(changes) - set(EDITABLE_CONTACT_FIELDS)
-    if unknown:
-        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    check_changeable(changes, EDITABLE_CONTACT_FIELDS)
     embedded_changes = changes.get("embedded_data") or {}
     if not isinstance(embedded_changes, dict):
         raise InvalidInput("embedded_data must be an object.", code="invalid_contact")
@@ -258,11 +258,7 @@ def delete_contact(db: Database, actor: Actor, contact_id: str) -> None:
     """Delete a contact, its list memberships and its invitations (responses stay)."""
     with db.uow() as uow:
         contact = contact_for(uow.session, actor, contact_id)
-        audit.record(
-            uow.session, actor.id, "contact.delete", "contact", contact.id,
-            directory_id=contact.directory_id,
-        )  # fmt: skip
-        uow.session.delete(contact)
+        delete_recorded(uow.session, actor, contact, directory_id=contact.directory_id)
         uow.commit()
 
 
