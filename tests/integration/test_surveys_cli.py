@@ -5,31 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import typer
-from typer.testing import CliRunner
 
 from cxloop.bootstrap import Container
 from cxloop.cli.main import app
+from tests.integration.cli_helpers import cxloop
 from tests.integration.survey_helpers import GOOD_VALUES, all_types, quick_person
 
 QSF = Path(__file__).resolve().parents[1] / "fixtures" / "qsf"
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(
-    tmp_path: Path, container: Container, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """The CLI on the same database and data directory (so the same keys) as `container`."""
-    monkeypatch.setenv("CXLOOP_DATA_DIR", str(container.settings.data_dir))
-    monkeypatch.setenv("CXLOOP_DATABASE_URL", database_url)
-    monkeypatch.setenv("CXLOOP_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.db'}")
-    return tmp_path
-
-
-def cxloop(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def created_id(output: str) -> str:
