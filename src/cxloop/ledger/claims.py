@@ -56,6 +56,7 @@ _CLAIMED_COLUMNS = (
     _t.id, _t.run_id, _t.task_id, _t.task_type, _t.batch_key, _t.attempts, _t.first_attempt_at,
     _t.ambiguous, _t.created_at,
 )  # fmt: skip
+CLAIMED_COLUMNS = _CLAIMED_COLUMNS  # what a claim returns (the Bulk job's claim too)
 
 
 def claim_batch(
@@ -163,6 +164,8 @@ class Outcome:
     # A pause that no reconnection ends (the connection is not the survey owner's): the row
     # forgets its connection, so that `resume_paused` leaves it for the owner's rebinding.
     release_connection: bool = False
+    # The Bulk API 2.0 ingest job that carried this attempt (None: a Collections call).
+    bulk_job_id: str | None = None
 
 
 @dataclass
@@ -225,6 +228,7 @@ def record_outcomes(
                     "payload": outcome.payload,
                     "reply": outcome.reply,
                     "error": outcome.error,
+                    "bulk_job_id": outcome.bulk_job_id,
                 }
             )
             kind = (row.task_type, outcome.status)
@@ -263,6 +267,7 @@ def outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
         "lease_expires_at": None,
         "claimed_by": None,
         "ambiguous": outcome.ambiguous,
+        "bulk_job_id": None,  # an outcome ends the row's time in a Bulk job
     }
     if outcome.payload is not None:
         columns["payload"] = outcome.payload
@@ -440,7 +445,13 @@ def expire_leases(db: Database) -> list[str]:
         rows = list(
             uow.session.scalars(
                 select(TaskRun)
-                .where(TaskRun.status == "running", TaskRun.lease_expires_at < now)
+                .where(
+                    TaskRun.status == "running",
+                    TaskRun.lease_expires_at < now,
+                    # Rows in a Bulk job have no lease of their own: the job holds them until
+                    # its results are mapped (`ledger/bulk_jobs.py`), however long it runs.
+                    TaskRun.bulk_job_id.is_(None),
+                )
                 .with_for_update(skip_locked=True)
             )
         )
