@@ -344,6 +344,12 @@ class EngineSettings(BaseModel):
         le=10_000_000,
         description="Task runs per Bulk API 2.0 ingest job (the CSV is also kept under 100 MB).",
     )
+    bulk_gather_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="While a backlog of a batch key grows fast (an import), how long it may "
+        "wait to fill one Bulk API 2.0 job instead of several (0: send at once).",
+    )
     bulk_poll_s: float = Field(
         default=2.0,
         gt=0,

@@ -323,3 +323,86 @@ def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(
     task_runs = task_run_rows(fast)
     assert {t.status for t in task_runs} == {"succeeded"}  # upserts: exactly once anyway
     assert len(records(emulator)) == 2001
+
+
+def test_a_job_salesforce_fails_fails_its_task_runs_with_its_reason(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+
+    def die(self: BulkClient, job_id: str, data: bytes) -> Any:
+        raise _Killed
+
+    monkeypatch.setattr(BulkClient, "upload", die)
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    with pytest.raises(_Killed):
+        worker.process(fast, key)
+    monkeypatch.undo()
+    (job,) = jobs(fast)
+    # Before the check, the Open job gets data Salesforce cannot read, and is closed.
+    client = emulator.client()
+    path = f"/services/data/v62.0/jobs/ingest/{job.id}"
+    put = client.put(
+        f"{path}/batches", content=b"Response_ID__c\r\nx\n", headers={"Content-Type": "text/csv"}
+    )
+    assert put.status_code == 201, put.text
+    assert client.patch(f"{path}/", json={"state": "UploadComplete"}).status_code == 200
+    with fast.db.uow() as uow:
+        uow.session.execute(update(BulkJob).values(lease_expires_at=utcnow(), check_at=utcnow()))
+        uow.commit()
+    drain(fast)
+    (settled,) = jobs(fast)
+    assert settled.state == "Failed" and "LineEnding" in settled.error_message
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"failed"}
+    error = task_runs[0].error
+    assert error["error_code"] == "BULK_JOB_FAILED" and "LineEnding" in error["message"]
+    assert job.id in task_runs[0].status_reason
+    assert records(emulator) == []
+
+
+def test_the_bulk_client_says_clearly_what_salesforce_refused(
+    fast: Container, setup: dict[str, Any]
+) -> None:
+    from cxloop.engine.salesforce_batch import client_for
+    from cxloop.salesforce.errors import PermanentError
+
+    with client_for(fast, setup["connection"]["id"]) as client:
+        bulk = BulkClient(client)
+        with pytest.raises(PermanentError, match="Unable to find object") as refused:
+            bulk.create_job("No_Such_Object__c", "insert")
+        assert refused.value.error_code == "INVALIDJOB"
+        with pytest.raises(PermanentError, match="not a Salesforce API name"):
+            bulk.create_job("Account/../x", "insert")
+        with pytest.raises(PermanentError, match="no operation"):
+            bulk.create_job("Account", "merge")
+        with pytest.raises(PermanentError, match="external id"):
+            bulk.create_job("Account", "upsert")
+        with pytest.raises(PermanentError, match="not a Bulk job id"):
+            bulk.info("../../limits")
+        job = bulk.create_job("Survey_Response__c", "upsert", external_id_field="Response_ID__c")
+        assert job.state == "Open"
+        with pytest.raises(PermanentError) as early:
+            bulk.successful_results(job.id)
+        assert early.value.error_code == "INVALIDJOBSTATE"
+        bulk.upload(job.id, b'Response_ID__c,Comment__c\nr1,#N/A\nr2,"a,b"\n')
+        with pytest.raises(PermanentError) as twice:
+            bulk.upload(job.id, b"Response_ID__c\nr3\n")
+        assert twice.value.error_code == "INVALIDJOBSTATE"
+        assert bulk.close(job.id).state in ("UploadComplete", "InProgress", "JobComplete")
+        done = bulk.wait(job.id, timeout_s=30, every_s=0.05)
+        assert (done.state, done.records_processed, done.records_failed) == ("JobComplete", 2, 0)
+        results = sorted(bulk.successful_results(job.id), key=lambda r: r.values["Response_ID__c"])
+        assert [(r.values, r.created) for r in results] == [
+            ({"Response_ID__c": "r1", "Comment__c": "#N/A"}, True),
+            ({"Response_ID__c": "r2", "Comment__c": "a,b"}, True),
+        ]
+        assert bulk.failed_results(job.id) == []
+        assert bulk.unprocessed_records(job.id) == []
+        with pytest.raises(PermanentError) as late:
+            bulk.abort(job.id)
+        assert late.value.error_code == "INVALIDJOBSTATE"

@@ -31,6 +31,7 @@ each result goes to one task run.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -84,22 +85,64 @@ def is_check_key(batch_key: str) -> bool:
 
 def send_if_large(container: EngineParts, batch_key: str, target: BatchTarget, worker: str) -> bool:
     """Send the key's ready task runs through one Bulk API 2.0 ingest job when more than
-    `bulk_threshold` are ready; True when it did (the caller's round is spent), False when the
-    key stays with Collections calls (below the threshold, or Salesforce refused the job)."""
+    `bulk_threshold` are ready. True when this message is done with the key: a job went (the
+    rows it left are dispatched again), or another thread of this process is gathering or
+    sending one. False when the key stays with Collections calls (too few ready, or
+    Salesforce refused the job).
+
+    A backlog that grows fast (an import a workflow includes, `GATHER_FLOOR` of the threshold
+    ready and at least `GATHER_RATE` more a second) waits up to `bulk_gather_s` while it
+    grows, so that the import fills a few large jobs, not many small ones or Collections
+    calls racing it. A steady or shrinking backlog goes at once."""
     settings = container.settings
     if settings.bulk_threshold <= 0 or target.connection_id is None:
         return False
-    if claims.ready_summary(container.db, batch_key).count <= settings.bulk_threshold:
+    db = container.db
+    count = claims.ready_summary(db, batch_key).count
+    if count < settings.bulk_threshold * GATHER_FLOOR:
         return False
+    pacing = container.engine_state.pacing
+    with pacing.lock:
+        if batch_key in pacing.bulk:
+            return True
+        pacing.bulk.add(batch_key)
     try:
-        client = client_for(container, target.connection_id)
-    except ConnectionUnusable:
-        return False  # the Collections path pauses the connection's work, as always
-    with client:
+        count = _gather(container, batch_key, count)
+        if count <= settings.bulk_threshold:
+            return False
         try:
-            return _send_job(container, client, batch_key, target, worker)
-        finally:
-            note_usage(container, client, target.org_id or "unknown")
+            client = client_for(container, target.connection_id)
+        except ConnectionUnusable:
+            return False  # the Collections path pauses the connection's work, as always
+        with client:
+            try:
+                sent = _send_job(container, client, batch_key, target, worker)
+            finally:
+                note_usage(container, client, target.org_id or "unknown")
+    finally:
+        with pacing.lock:
+            pacing.bulk.discard(batch_key)
+    if sent:
+        container.ledger.dispatch([batch_key])  # whatever the job left: the next round
+    return sent
+
+
+GATHER_FLOOR = 0.25  # of bulk_threshold: a backlog this large may wait to grow into a job
+GATHER_RATE = 200  # ready task runs a second: growing at least this fast, it waits
+_GATHER_LOOK_S = 0.5
+
+
+def _gather(container: EngineParts, batch_key: str, count: int) -> int:
+    """Wait while the key's backlog grows fast, up to `bulk_gather_s` (or a full job);
+    returns the count of ready task runs at the end."""
+    settings = container.settings
+    deadline = time.monotonic() + settings.bulk_gather_s
+    while count < settings.bulk_max_records and time.monotonic() < deadline:
+        time.sleep(_GATHER_LOOK_S)
+        before, count = count, claims.ready_summary(container.db, batch_key).count
+        if count - before < GATHER_RATE * _GATHER_LOOK_S:
+            break  # the arrivals slowed down: what is there goes now
+    return count
 
 
 def _send_job(

@@ -86,7 +86,7 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
             schedule(container, batch_key, target.held_until)  # come back when it may go
             return
         if salesforce_bulk.send_if_large(container, batch_key, target, worker):
-            continue  # a backlog went through one Bulk API 2.0 job
+            return  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
         with batch_turn(container, batch_key) as waited:
             if waited is None:
                 return

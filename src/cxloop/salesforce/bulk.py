@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from cxloop.salesforce.client import SalesforceClient, checked_name
@@ -38,7 +39,7 @@ JOB_COMPLETE, FAILED, ABORTED = "JobComplete", "Failed", "Aborted"
 FINISHED = frozenset({JOB_COMPLETE, FAILED, ABORTED})
 NULL = "#N/A"  # a value that sets a field to null; an empty value leaves it unchanged
 MAX_UPLOAD_BYTES = 100_000_000  # 150 MB once base64-encoded, Salesforce's limit per upload
-LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+LINE_ENDINGS = MappingProxyType({"LF": "\n", "CRLF": "\r\n"})
 
 
 class CsvValueError(ValueError):
