@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--per-record-ms", type=float, default=0.0)
     parser.add_argument("--kill-mid-job", action="store_true",
-                        help="SIGKILL the server while a Bulk job is open; restart it.")  # fmt: skip
+                        help="SIGKILL the server mid-job, then restart it.")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="Seconds to wait for the backlog to drain.")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")

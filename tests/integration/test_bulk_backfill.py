@@ -406,3 +406,72 @@ def test_the_bulk_client_says_clearly_what_salesforce_refused(
         with pytest.raises(PermanentError) as late:
             bulk.abort(job.id)
         assert late.value.error_code == "INVALIDJOBSTATE"
+
+
+@pytest.mark.parametrize("gather_s", [0.0, 30.0])
+def test_a_growing_backlog_gathers_into_one_job(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    gather_s: float,
+) -> None:
+    import threading
+
+    from cxloop.engine import salesforce_bulk
+
+    # Looks a second apart, growth of 50 a second counts: an import on a loaded machine
+    # still grows faster than that, and stops growing when it ends.
+    monkeypatch.setattr(salesforce_bulk, "_GATHER_LOOK_S", 1.0)
+    monkeypatch.setattr(salesforce_bulk, "GATHER_RATE", 50)
+    fast.settings.bulk_gather_s = gather_s
+    add_workflow(fast, setup, imported_workflow("insert"))
+    import_responses(fast, setup, [f"first{n}" for n in range(2001)])
+    more = threading.Thread(
+        target=lambda: [
+            import_responses(fast, setup, [f"more{part}-{n}" for n in range(300)])
+            for part in range(4)
+        ]
+    )
+    more.start()
+    try:
+        (key,) = claims.overdue_keys(fast.db, grace_s=0)
+        worker.process(fast, key)
+    finally:
+        more.join()
+    first = jobs(fast)[0]
+    if gather_s:
+        assert first.record_count == 3201  # the import's later batches joined the job
+    else:
+        assert first.record_count < 3201  # what was there went at once
+    drain(fast)
+    assert len(records(emulator)) == 3201
+    assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
+
+
+def test_a_long_upload_keeps_the_jobs_lease(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    import threading
+
+    fast.settings.lease_s = 5
+    add_workflow(fast, setup, imported_workflow("insert"))
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    emulator.control.post(
+        "/faults",
+        json={"mode": "latency", "latency_ms": 9000, "method": "PUT", "path": "/jobs/ingest"},
+    ).raise_for_status()
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    sending = threading.Thread(target=worker.process, args=(fast, key))
+    sending.start()
+    try:
+        time.sleep(7)  # past the 5 s lease, the upload still under way
+        (job,) = jobs(fast)
+        assert job.state == "Open" and job.lease_expires_at > utcnow()
+        assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []  # the sweeper leaves it
+    finally:
+        sending.join()
+    emulator.control.delete("/faults")
+    drain(fast)
+    assert [j.state for j in jobs(fast)] == ["JobComplete"]
+    assert len(records(emulator)) == 2001

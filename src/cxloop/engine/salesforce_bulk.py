@@ -31,9 +31,11 @@ each result goes to one task run.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -52,7 +54,7 @@ from cxloop.engine.salesforce_batch import (
     whole_batch_failed,
 )
 from cxloop.ledger import SalesforceBatchKey, bulk_jobs, claims
-from cxloop.ledger.claims import BatchTarget, Outcome
+from cxloop.ledger.claims import BatchTarget, ClaimedTaskRun, Outcome
 from cxloop.salesforce.bulk import (
     ABORTED,
     FAILED,
@@ -71,6 +73,7 @@ from cxloop.salesforce.errors import SalesforceError
 from cxloop.services.salesforce_clients import ConnectionUnusable
 
 if TYPE_CHECKING:
+    from cxloop.db.uow import Database
     from cxloop.engine.parts import EngineParts
 
 log = structlog.get_logger(__name__)
@@ -178,6 +181,25 @@ def _send_job(
         lease_s=settings.lease_s,
     )
     log.info("bulk.job_opened", job_id=job.id, batch_key=batch_key, size=len(claimed))
+    # Rendering and uploading 100,000 records can outlast a lease: it is kept alive meanwhile
+    # (a dead worker's lapses, and a check then aborts the job it never closed).
+    with _keeping_lease(db, job.id, worker, settings.lease_s):
+        _prepare_and_upload(container, client, bulk, job, claimed, target, worker)
+    return True
+
+
+def _prepare_and_upload(
+    container: EngineParts,
+    client: SalesforceClient,
+    bulk: BulkClient,
+    job: BulkJobInfo,
+    claimed: list[ClaimedTaskRun],
+    target: BatchTarget,
+    worker: str,
+) -> None:
+    db, settings = container.db, container.settings
+    connection_id = target.connection_id
+    assert connection_id is not None
     started_at = utcnow()
     holder = bulk_jobs.holder(job.id)
     items = [BatchItem(t) for t in claimed]
@@ -190,7 +212,7 @@ def _send_job(
         outcomes = whole_batch_failed(container, items, exc, org_id, connection_id)
         _record(container, outcomes, started_at, holder)
         bulk_jobs.settle_job(db, job.id, ABORTED, worker=worker, error_message=str(exc))
-        return True
+        return
     live = [i for i in items if i.outcome is None]
     rows: dict[str, dict[str, str]] = {}
     columns: list[str] = []
@@ -217,11 +239,11 @@ def _send_job(
     if not live:
         _abort_quietly(bulk, job.id)
         bulk_jobs.settle_job(db, job.id, ABORTED, worker=worker, error_message="nothing to send")
-        return True
+        return
     if not bulk_jobs.store_upload(
         db, job.id, worker=worker, lease_s=settings.lease_s, columns=columns, rows=rows
     ):
-        return True  # a check took the job over (our lease ran out): it aborts and resends
+        return  # a check took the job over (our lease ran out): it aborts and resends
     try:
         bulk.upload(job.id, data)
     except SalesforceError as exc:
@@ -232,7 +254,7 @@ def _send_job(
             outcome.ambiguous = False
         _record(container, outcomes, started_at, holder)
         bulk_jobs.settle_job(db, job.id, ABORTED, worker=worker, error_message=str(exc))
-        return True
+        return
     try:
         info = bulk.close(job.id)
         state = info.state
@@ -243,7 +265,25 @@ def _send_job(
         state = OPEN
     bulk_jobs.note_state(db, job.id, state, worker=worker, check_in_s=settings.bulk_poll_s)
     _schedule_check(container, job.id, settings.bulk_poll_s)
-    return True
+
+
+@contextmanager
+def _keeping_lease(db: Database, job_id: str, worker: str, lease_s: int) -> Iterator[None]:
+    """Renew the worker's lease on the job every third of a lease while the block runs."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(max(lease_s / 3, 1.0)):
+            if not bulk_jobs.renew_lease(db, job_id, worker=worker, lease_s=lease_s):
+                return
+
+    keeper = threading.Thread(target=renew, name=f"bulk-lease-{job_id}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
 
 
 def _leading_columns(action: str, key_field: str) -> list[str]:

@@ -177,6 +177,22 @@ def store_upload(
     return True
 
 
+def renew_lease(db: Database, job_id: str, *, worker: str, lease_s: int) -> bool:
+    """Keep holding the job (a long preparation); False once the worker no longer holds it."""
+    now = utcnow()
+    with db.uow() as uow:
+        held = uow.session.execute(
+            update(BulkJob.__table__)
+            .where(_j.id == job_id, _j.claimed_by == worker, _j.settled_at.is_(None))
+            .values(
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                check_at=now + timedelta(seconds=lease_s),
+            )
+        ).rowcount
+        uow.commit()
+    return bool(held)
+
+
 def note_state(
     db: Database,
     job_id: str,
