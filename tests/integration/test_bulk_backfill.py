@@ -4,6 +4,7 @@ the real emulator, exactly once (also when the worker dies mid-job or the close 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from cxloop.salesforce.bulk import BulkClient
 from cxloop.services import responses
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
+from tests.integration.conftest import sign_in
 from tests.integration.test_engine import add_workflow, upsert_workflow
 
 
@@ -150,6 +152,20 @@ def test_a_backfill_of_2500_goes_through_one_bulk_job(
     (task_run,) = detail["task_runs"]
     assert task_run["attempt_log"][0]["bulk_job_id"] == job.id
     assert task_run["attempt_log"][0]["reply"]["bulk_job_id"] == job.id
+    sign_in(web, owner.email)
+    page = web.get(f"/runs/{run_id}")
+    assert page.status_code == 200 and "Sent in Bulk API 2.0 job" in page.text
+    assert job.id in page.text
+    german = web.get(f"/runs/{run_id}", headers={"Accept-Language": "de"})
+    assert "Gesendet im Bulk-API-2.0-Auftrag" in german.text
+    # A settled job's row goes with the run history it explains.
+    claims.delete_old_runs(fast.db, 365)
+    assert len(jobs(fast)) == 1
+    with fast.db.uow() as uow:
+        uow.session.execute(update(BulkJob).values(settled_at=utcnow() - timedelta(days=400)))
+        uow.commit()
+    claims.delete_old_runs(fast.db, 365)
+    assert jobs(fast) == []
 
 
 def test_records_refused_by_validation_fail_with_salesforces_words(

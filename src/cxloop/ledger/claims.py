@@ -22,6 +22,7 @@ from cxloop.db.base import utcnow
 from cxloop.db.models import Connection, Survey, User
 from cxloop.db.run_models import (
     READY_STATUSES,
+    BulkJob,
     OrgThrottle,
     OutboundNotification,
     Run,
@@ -528,6 +529,8 @@ def delete_old_runs(db: Database, older_than_days: int) -> int:
         )
         for run in uow.session.scalars(select(Run).where(Run.id.in_(ids))):
             uow.session.delete(run)
+        # A settled Bulk job's row only matters while its task runs' history does.
+        uow.session.execute(delete(BulkJob).where(BulkJob.settled_at < cutoff))
         # The inbox only needs to outlive Salesforce's retries (24 hours): it goes with the runs.
         uow.session.execute(
             delete(OutboundNotification).where(OutboundNotification.received_at < cutoff)
