@@ -83,8 +83,12 @@ def main() -> None:
                         help="SIGKILL the server mid-job, then restart it.")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="Seconds to wait for the backlog to drain.")  # fmt: skip
+    parser.add_argument("--smoke", action="store_true",
+                        help="A tiny run (3,000 responses) to check it works.")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     options = parser.parse_args()
+    if options.smoke:
+        options.responses = 3000
     workdir = Path(tempfile.mkdtemp(prefix="cxloop-backfill-"))
     try:
         result = run(options, workdir)
