@@ -491,3 +491,49 @@ def test_a_long_upload_keeps_the_jobs_lease(
     drain(fast)
     assert [j.state for j in jobs(fast)] == ["JobComplete"]
     assert len(records(emulator)) == 2001
+
+
+@pytest.mark.parametrize("action", ["update", "delete"])
+def test_updates_and_deletes_by_a_key_field_go_through_a_job(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer, action: str
+) -> None:
+    from cxloop.db.models import Response
+    from cxloop.engine.salesforce_batch import client_for
+
+    document = imported_workflow()
+    task = document["tasks"][0]
+    task.update(action=action, key_value="${e://Field/ResponseID}")
+    task["mappings"] = (
+        [{"field": "Comment__c", "value": "changed: ${q://QID2/ChoiceTextEntryValue}"}]
+        if action == "update"
+        else []
+    )
+    add_workflow(fast, setup, document)
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    with fast.db.reader() as uow:
+        response_ids = list(uow.session.scalars(select(Response.id)))
+    # The records the workflow changes exist already (made here with a Bulk job of our own).
+    with client_for(fast, setup["connection"]["id"]) as client:
+        bulk = BulkClient(client)
+        seed = bulk.create_job("Survey_Response__c", "insert")
+        rows = "".join(f"{r},old\n" for r in response_ids)
+        bulk.upload(seed.id, f"Response_ID__c,Comment__c\n{rows}".encode())
+        bulk.close(seed.id)
+        assert bulk.wait(seed.id, timeout_s=60, every_s=0.05).records_processed == 2001
+    emulator.control.delete("/api_usage")
+    drain(fast)
+    # describe, 7 key look-ups (300 values each), create, upload, close, looks, results
+    assert api_calls(emulator) <= 16
+    (job,) = jobs(fast)
+    assert job.operation == action and job.columns[0] == "Id"
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"succeeded"}
+    found = records(emulator, "Id, Response_ID__c, Comment__c")
+    if action == "delete":
+        assert found == []
+    else:
+        assert len(found) == 2001 and all(r["Comment__c"].startswith("changed: c") for r in found)
+        by_id = {r["Id"]: r for r in found}
+        for task_run in task_runs:  # each result went to the task run of its record
+            assert task_run.record_id == task_run.payload["Id"]
+            assert by_id[task_run.record_id]["Comment__c"] == task_run.payload["Comment__c"]
