@@ -137,3 +137,30 @@ def test_results_are_matched_to_task_runs_whatever_their_order() -> None:
     # Identical rows ask for the same write: each gets one of the two results, never both.
     twins = {matched["TR_twin_a"].id, matched["TR_twin_b"].id}
     assert twins == {expected["TR_twin_a"].id, expected["TR_twin_b"].id}
+
+
+def test_job_info_reads_salesforces_own_samples() -> None:
+    import json
+    import re
+
+    from cxloop.salesforce.bulk import BulkJobInfo
+    from tests.conftest import reference_sample
+
+    text = reference_sample("salesforce", "bulk2_ingest_samples.txt").read_text()
+    samples = [json.loads(block) for block in re.findall(r"^\{\n.*?^\}", text, re.S | re.M)]
+    assert len(samples) == 2  # Get Job Info (insert) and Create Job (upsert)
+    info, created = (BulkJobInfo.from_reply(s) for s in samples)
+    assert (info.id, info.state, info.operation, info.sobject) == (
+        "7506g00000DhRA2AAN",
+        "Open",
+        "insert",
+        "Account",
+    )
+    assert not info.is_finished and info.records_processed == 0
+    assert (created.state, created.operation, created.sobject) == (
+        "Open",
+        "upsert",
+        "LObjectScore__c",
+    )
+    with pytest.raises(SalesforceUnreachable):
+        BulkJobInfo.from_reply([{"errorCode": "NOT_FOUND", "message": "gone"}])
