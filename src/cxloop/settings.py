@@ -354,6 +354,32 @@ class EngineSettings(BaseModel):
         description="A filling batch goes early once no record has joined it for this long "
         "(0: never early).",
     )
+    bulk_threshold: int = Field(
+        default=2000,
+        ge=0,
+        description="A Salesforce batch key holding more ready task runs than this sends them "
+        "through one Bulk API 2.0 ingest job instead of Collections calls (0: never).",
+    )
+    bulk_max_records: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Task runs per Bulk API 2.0 ingest job (the CSV is also kept under 100 MB).",
+    )
+    bulk_gather_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="While a backlog of a batch key grows fast (an import), how long it may "
+        "wait to fill one Bulk API 2.0 job instead of several (0: send at once).",
+    )
+    bulk_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="First wait before a Bulk API 2.0 job's state is checked; doubles per check.",
+    )
+    bulk_poll_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between two checks of a Bulk API 2.0 job."
+    )
     sweeper_period_s: int = Field(
         default=3,
         ge=1,

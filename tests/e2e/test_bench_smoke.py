@@ -48,6 +48,11 @@ BENCHES: dict[str, tuple[set[str], set[str]]] = {
          "collections_upsert_ms_per_record", "calls_per_s", "sqlite_file", "core", "machine"},
         {"client_errors", "missing_records"},
     ),
+    "backfill_bench.py": (
+        {"responses", "records_per_s", "import_s", "drain_s", "api_calls_per_1000", "bulk_jobs",
+         "records_in_bulk_jobs", "server_cpu_s", "latency_ms", "per_record_ms"},
+        {"lost", "duplicates", "failed_task_runs"},
+    ),
     "responses_bench.py": (
         {"database", "cpus", "server_processes", "responses_per_s_single", "single_accepted",
          "latency_ms_p50", "latency_ms_p99", "clients", "seconds", "responses_per_s_import",

@@ -50,6 +50,7 @@ class BatchPacing:
         self.last_batch_at: dict[str, float] = {}
         self.lingering: set[str] = set()
         self.in_flight: dict[str, int] = {}
+        self.bulk: set[str] = set()  # keys a thread is gathering or sending a Bulk job for
         self.lock = threading.Lock()
 
 

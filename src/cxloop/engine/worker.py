@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cxloop.db.base import utcnow
-from cxloop.engine import directory_task, email_task, salesforce_batch
-from cxloop.ledger import SalesforceBatchKey, claims
+from cxloop.engine import directory_task, email_task, salesforce_batch, salesforce_bulk
+from cxloop.ledger import SalesforceBatchKey, bulk_jobs, claims
 
 if TYPE_CHECKING:
     from cxloop.engine.parts import BatchPacing, EngineParts
@@ -48,6 +48,9 @@ def process(container: EngineParts, batch_key: str) -> None:
         _process_salesforce(container, batch_key)
         return
     worker = f"{WORKER_ID}:{threading.get_ident()}"
+    if salesforce_bulk.is_check_key(batch_key):  # "bulk|<job id>": a Bulk job's check
+        salesforce_bulk.check(container, batch_key.partition("|")[2], worker)
+        return
     for _ in range(MAX_ROUNDS):
         claimed = claims.claim_batch(
             container.db,
@@ -86,6 +89,8 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
         if target.held_until is not None:
             schedule(container, batch_key, target.held_until)  # come back when it may go
             return
+        if salesforce_bulk.send_if_large(container, batch_key, target, worker):
+            return  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
         with batch_turn(container, batch_key) as waited:
             if waited is None:
                 return
@@ -225,6 +230,7 @@ def sweep(container: EngineParts) -> None:
     keys = set(expired.ready_keys)
     keys |= set(claims.resume_paused(container.db))
     keys |= set(claims.overdue_keys(container.db, grace_s=1.0))
+    keys |= set(bulk_jobs.overdue_checks(container.db, grace_s=1.0))
     if keys:
         log.info("sweeper.requeued", batch_keys=len(keys))
         container.ledger.dispatch(keys)

@@ -24,6 +24,7 @@ from cxloop.db.base import utcnow
 from cxloop.db.models import Connection, Survey, User
 from cxloop.db.run_models import (
     READY_STATUSES,
+    BulkJob,
     OrgThrottle,
     OutboundNotification,
     Run,
@@ -60,6 +61,7 @@ _CLAIMED_COLUMNS = (
     _t.id, _t.run_id, _t.task_id, _t.task_type, _t.batch_key, _t.attempts, _t.first_attempt_at,
     _t.ambiguous, _t.created_at,
 )  # fmt: skip
+CLAIMED_COLUMNS = _CLAIMED_COLUMNS  # what a claim returns (the Bulk job's claim too)
 
 
 def claim_batch(
@@ -168,6 +170,8 @@ class Outcome:
     # A pause that no reconnection ends (the connection is not the survey owner's): the row
     # forgets its connection, so that `resume_paused` leaves it for the owner's rebinding.
     release_connection: bool = False
+    # The Bulk API 2.0 ingest job that carried this attempt (None: a Collections call).
+    bulk_job_id: str | None = None
 
 
 @dataclass
@@ -238,6 +242,7 @@ def record_outcomes(
                     "payload": outcome.payload,
                     "reply": outcome.reply,
                     "error": outcome.error,
+                    "bulk_job_id": outcome.bulk_job_id,
                 }
             )
             kind = (row.task_type, outcome.status)
@@ -278,6 +283,7 @@ def outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
         "lease_expires_at": None,
         "claimed_by": None,
         "ambiguous": outcome.ambiguous,
+        "bulk_job_id": None,  # an outcome ends the row's time in a Bulk job
     }
     if outcome.payload is not None:
         columns["payload"] = outcome.payload
@@ -548,6 +554,9 @@ def interrupted_error(worker: str | None, lease_expired_at: datetime | None) -> 
 _EXPIRED_WHERE = (
     _t.status == "running",
     _t.lease_expires_at < bindparam("now", type_=_t.lease_expires_at.type),
+    # Rows in a Bulk job have no lease of their own: the job holds them until its results are
+    # mapped (`ledger/bulk_jobs.py`), however long it runs.
+    _t.bulk_job_id.is_(None),
 )
 _ANY_EXPIRED = select(_t.id).where(*_EXPIRED_WHERE).limit(1)
 _EXPIRED = (
@@ -623,6 +632,8 @@ def delete_old_runs(db: Database, older_than_days: int) -> int:
         )
         for run in uow.session.scalars(select(Run).where(Run.id.in_(ids))):
             uow.session.delete(run)
+        # A settled Bulk job's row only matters while its task runs' history does.
+        uow.session.execute(delete(BulkJob).where(BulkJob.settled_at < cutoff))
         # The inbox only needs to outlive Salesforce's retries (24 hours): it goes with the runs.
         uow.session.execute(
             delete(OutboundNotification).where(OutboundNotification.received_at < cutoff)

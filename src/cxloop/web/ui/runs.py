@@ -302,6 +302,7 @@ class TaskView:
     payload: Any
     reply: Any
     error: Any
+    bulk_job_id: str | None = None  # the Bulk API 2.0 job it is in now, or its last went in
 
 
 def _task_view(run: Run, task_run: TaskRun) -> TaskView:
@@ -331,6 +332,7 @@ def _task_view(run: Run, task_run: TaskRun) -> TaskView:
         _shown(task_run.payload if task_run.payload is not None else last and last.payload),
         _shown(last.reply if last is not None else None),
         _shown(task_run.error),
+        task_run.bulk_job_id or (last.bulk_job_id if last is not None else None),
     )
 
 
