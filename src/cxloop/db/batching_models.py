@@ -33,6 +33,8 @@ class OrgConcurrency(Base):
     org_id: Mapped[str] = mapped_column(String(18), primary_key=True)
     bound: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When Salesforce last said "too much" (the bound then does not grow for a while).
+    shrunk_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OrgBatchInFlight(Base):

@@ -115,8 +115,8 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
 
 
 def _drive(container: EngineParts, batch_key: str, senders: list[threading.Thread]) -> bool:
-    """The rounds of one driver; True when it left because the org is held back (the key is
-    scheduled for when it may go)."""
+    """The rounds of one driver; True when it left the key to later (the org is held back: the
+    key is scheduled for when it may go) or to another process (which took it over)."""
     db, settings = container.db, container.settings
     key = SalesforceBatchKey.parse(batch_key)
     state = container.engine_state
@@ -163,7 +163,10 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
         )
         sender.start()
         senders.append(sender)
-        batch_owners.own_batch_key(db, batch_key, state.worker_id, settings.batch_key_lease_s)
+        if not batch_owners.own_batch_key(
+            db, batch_key, state.worker_id, settings.batch_key_lease_s
+        ):
+            return True  # we stalled past the lease and another process took the key over
     return False
 
 
@@ -299,8 +302,16 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
     if oldest is None or settings.batch_linger_s <= 0 or (count == 1 and not recently_busy):
         yield 0.0
         return
-    started = time.monotonic()
+    started = renewed = time.monotonic()
+    owner, lease_s = container.engine_state.worker_id, settings.batch_key_lease_s
     while count < size:
+        if time.monotonic() - renewed >= lease_s / 3:
+            # A long wait keeps the key (or finds it taken after a stall: the owner now
+            # takes these rows).
+            if not batch_owners.own_batch_key(db, batch_key, owner, lease_s):
+                yield None
+                return
+            renewed = time.monotonic()
         sending = bool(pacing.in_flight.get(batch_key))
         linger = settings.batch_linger_s
         if sending:

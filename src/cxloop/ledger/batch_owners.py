@@ -33,6 +33,9 @@ from cxloop.db.batching_models import BatchKeyOwner, OrgBatchInFlight, OrgConcur
 from cxloop.db.uow import Database
 
 INITIAL_BOUND = 2  # batches in flight per org before the bound has learnt anything
+# After Salesforce said "too much", the bound stays down this long before it grows again
+# (growing at once would find the limit again with the next pair of calls).
+GROW_AFTER_SHRINK_S = 60.0
 
 _owners = BatchKeyOwner.__table__.c
 _slots = OrgBatchInFlight.__table__.c
@@ -190,10 +193,16 @@ def give_back_org_slot(db: Database, slot: OrgSlot, *, grow: bool, max_bound: in
     with db.uow() as uow:
         uow.session.execute(delete(OrgBatchInFlight.__table__).where(_slots.id == slot.id))
         if grow:
+            now = utcnow()
+            calm_since = now - timedelta(seconds=GROW_AFTER_SHRINK_S)
             uow.session.execute(
                 update(OrgConcurrency.__table__)
-                .where(_bounds.org_id == slot.org_id, _bounds.bound < max_bound)
-                .values(bound=_bounds.bound + 1, updated_at=utcnow())
+                .where(
+                    _bounds.org_id == slot.org_id,
+                    _bounds.bound < max_bound,
+                    or_(_bounds.shrunk_at.is_(None), _bounds.shrunk_at < calm_since),
+                )
+                .values(bound=_bounds.bound + 1, updated_at=now)
             )
         uow.commit()
 
@@ -209,7 +218,7 @@ def shrink_org_bound(db: Database, org_id: str) -> int:
             new = 1
             uow.session.execute(
                 insert(OrgConcurrency.__table__).values(
-                    org_id=org_id, bound=new, updated_at=utcnow()
+                    org_id=org_id, bound=new, updated_at=utcnow(), shrunk_at=utcnow()
                 )
             )
         else:
@@ -217,7 +226,7 @@ def shrink_org_bound(db: Database, org_id: str) -> int:
             uow.session.execute(
                 update(OrgConcurrency.__table__)
                 .where(_bounds.org_id == org_id)
-                .values(bound=new, updated_at=utcnow())
+                .values(bound=new, updated_at=utcnow(), shrunk_at=utcnow())
             )
         try:
             uow.commit()

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(length=18), nullable=False),
         sa.Column("bound", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("shrunk_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("org_id", name=op.f("pk_org_concurrency")),
     )
     op.create_table(
