@@ -52,6 +52,9 @@ class BatchPacing:
         self.last_batch_at: dict[str, float] = {}
         self.driving: set[str] = set()
         self.in_flight: dict[str, int] = {}
+        # Orgs for which a driver waits for a slot now: more batches are ready than the org's
+        # bound lets go, a reason to grow it.
+        self.waiting_for_slot: dict[str, int] = {}
         self.lock = threading.Lock()
 
 

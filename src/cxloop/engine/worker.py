@@ -38,7 +38,7 @@ _BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
 _POLL_S = 0.05
 _NEARLY_FULL = 2 / 3  # of a batch: ...
 _NEARLY_FULL_LINGER = 1.5  # ... may wait this many times `batch_linger_s` to fill
-_IN_FLIGHT_LINGERS = 4  # beside a batch in flight, a partial one waits this many lingers
+_IN_FLIGHT_LINGERS = 2  # beside a batch in flight, a partial one waits this many lingers
 _SLOW_CALL_S = 0.5  # a call this slow is worth another beside it (the org's bound may grow)
 _SLOT_PATIENCE_S = 10.0  # how long a driver waits for one of its org's slots ...
 _NO_SLOT_RETRY_S = 0.5  # ... before it leaves the key to a message this much later
@@ -182,17 +182,31 @@ def _take_slot(
     # A slot is held at most as long as the call may take (then a dead process's slot frees).
     hold_s = settings.salesforce_timeout_s * 2 + 10
     deadline = time.monotonic() + _SLOT_PATIENCE_S
-    while True:
-        if batch_owners.org_has_free_slot(db, target.org_id, most):
-            slot = batch_owners.take_org_slot(
-                db, target.org_id, state.worker_id, batch_key, max_bound=most, hold_s=hold_s
-            )
-            if slot is not None:
-                return slot
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(_POLL_S)
-        batch_owners.own_batch_key(db, batch_key, state.worker_id, settings.batch_key_lease_s)
+    org_id = target.org_id
+    pacing = state.pacing
+    marked = False
+    try:
+        while True:
+            if batch_owners.org_has_free_slot(db, org_id, most):
+                slot = batch_owners.take_org_slot(
+                    db, org_id, state.worker_id, batch_key, max_bound=most, hold_s=hold_s
+                )
+                if slot is not None:
+                    return slot
+            if time.monotonic() >= deadline:
+                return None
+            if not marked:  # a batch is ready that the bound holds back (see `_send`)
+                with pacing.lock:
+                    pacing.waiting_for_slot[org_id] = pacing.waiting_for_slot.get(org_id, 0) + 1
+                marked = True
+            time.sleep(_POLL_S)
+            batch_owners.own_batch_key(db, batch_key, state.worker_id, settings.batch_key_lease_s)
+    finally:
+        if marked:
+            with pacing.lock:
+                pacing.waiting_for_slot[org_id] -= 1
+                if not pacing.waiting_for_slot[org_id]:
+                    del pacing.waiting_for_slot[org_id]
 
 
 def _give_back(container: EngineParts, slot: batch_owners.OrgSlot | None, *, grow: bool) -> None:
@@ -226,7 +240,13 @@ def _send(
             (o.error or {}).get("error_code") == "REQUEST_LIMIT_EXCEEDED" for o in outcomes
         )
         slow = time.monotonic() - started >= _SLOW_CALL_S
-        grow = slot is not None and slot.saturated and slow and not limited
+        # More was ready than the bound let go: this call took the last free slot, or a
+        # driver of this process is waiting for one now (then every slow call back grows the
+        # bound by one: it doubles per round trip while the org keeps up).
+        wanted = slot is not None and (
+            slot.saturated or bool(pacing.waiting_for_slot.get(slot.org_id))
+        )
+        grow = wanted and slow and not limited
         _record(container, outcomes, started_at, worker)
     except Exception:
         # A bug must not strand the rows: their lease runs out and the sweeper retries.

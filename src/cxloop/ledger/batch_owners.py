@@ -96,10 +96,12 @@ def own_batch_key(db: Database, batch_key: str, worker: str, lease_s: float) -> 
         ).first()
         if exists is not None:
             return False  # another process owns it (its lease is live)
-        uow.session.execute(
-            insert(BatchKeyOwner.__table__).values(batch_key=batch_key, worker=worker, until=until)
-        )
-        try:
+        try:  # (PostgreSQL refuses the INSERT itself, SQLite the commit)
+            uow.session.execute(
+                insert(BatchKeyOwner.__table__).values(
+                    batch_key=batch_key, worker=worker, until=until
+                )
+            )
             uow.commit()
         except IntegrityError:
             return False  # another process took it at the same moment
@@ -157,11 +159,12 @@ def take_org_slot(
         ).scalar()
         if bound is None:
             bound = min(INITIAL_BOUND, max_bound)
-            session.execute(
-                insert(OrgConcurrency.__table__).values(org_id=org_id, bound=bound, updated_at=now)
-            )
             try:
-                session.flush()
+                session.execute(
+                    insert(OrgConcurrency.__table__).values(
+                        org_id=org_id, bound=bound, updated_at=now
+                    )
+                )
             except IntegrityError:
                 return None  # another process made the row this moment: ask again
         bound = min(bound, max_bound)
@@ -210,28 +213,28 @@ def give_back_org_slot(db: Database, slot: OrgSlot, *, grow: bool, max_bound: in
 def shrink_org_bound(db: Database, org_id: str) -> int:
     """Halve the org's bound (at least 1): Salesforce refused a call for the org's limits, or
     its API usage is near the allocation. Returns the new bound."""
-    with db.uow() as uow:
-        bound = uow.session.execute(
-            select(_bounds.bound).where(_bounds.org_id == org_id).with_for_update()
-        ).scalar()
-        if bound is None:
-            new = 1
-            uow.session.execute(
-                insert(OrgConcurrency.__table__).values(
-                    org_id=org_id, bound=new, updated_at=utcnow(), shrunk_at=utcnow()
+    now = utcnow()
+    try:
+        with db.uow() as uow:
+            bound = uow.session.execute(
+                select(_bounds.bound).where(_bounds.org_id == org_id).with_for_update()
+            ).scalar()
+            new = 1 if bound is None else max(1, bound // 2)
+            if bound is None:  # (PostgreSQL refuses a clashing INSERT itself, SQLite the commit)
+                uow.session.execute(
+                    insert(OrgConcurrency.__table__).values(
+                        org_id=org_id, bound=new, updated_at=now, shrunk_at=now
+                    )
                 )
-            )
-        else:
-            new = max(1, bound // 2)
-            uow.session.execute(
-                update(OrgConcurrency.__table__)
-                .where(_bounds.org_id == org_id)
-                .values(bound=new, updated_at=utcnow(), shrunk_at=utcnow())
-            )
-        try:
+            else:
+                uow.session.execute(
+                    update(OrgConcurrency.__table__)
+                    .where(_bounds.org_id == org_id)
+                    .values(bound=new, updated_at=now, shrunk_at=now)
+                )
             uow.commit()
-        except IntegrityError:  # made by another process this moment: shrink that one
-            return shrink_org_bound(db, org_id)
+    except IntegrityError:  # made by another process this moment: shrink that one
+        return shrink_org_bound(db, org_id)
     return new
 
 
