@@ -96,18 +96,20 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
             return  # a thread of this process drives the key: it takes these rows
         pacing.driving.add(batch_key)
     senders: list[threading.Thread] = []
-    held = False
+    owned = held = False
     try:
         if not batch_owners.own_batch_key(db, batch_key, owner, settings.batch_key_lease_s):
             return  # another live process owns the key and takes these rows
+        owned = True
         held = _drive(container, batch_key, senders)
     finally:
         try:
             _wait_for_senders(container, batch_key, senders)
+            if owned:  # (after a crash too: the next message need not wait out the lease)
+                batch_owners.release_batch_key(db, batch_key, owner)
         finally:
             with pacing.lock:
                 pacing.driving.discard(batch_key)
-    batch_owners.release_batch_key(db, batch_key, owner)
     if not held and claims.ready_summary(db, batch_key).count:
         # Rows that came while we were leaving: their messages may have found the key still
         # ours and left. Send the key again; whoever gets it now owns it.
