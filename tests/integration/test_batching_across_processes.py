@@ -291,13 +291,17 @@ def test_the_bound_never_exceeds_the_setting(
 def test_the_bound_shrinks_on_request_limit_exceeded(
     linked: Container, setup: dict[str, Any], emulator: EmulatorServer, slow_org: dict[str, Any]
 ) -> None:
-    """Salesforce's rule on concurrent long requests (here: 1 request running 0.05 s or more)
-    refuses a call beside a long one: the org's bound halves and stays down, and the work
-    still lands once."""
+    """Salesforce answers REQUEST_LIMIT_EXCEEDED: the org's bound halves and stays down, and
+    the work still lands once."""
+    linked.settings.limit_backoff_s = 0.5
     add_workflow(linked, setup, upsert_workflow("Acme"))
     submit(linked, setup, 1)
     drain(linked)
-    slow_org["set"](latency_ms=300, per_record_ms=2, long_request_s=0.05, concurrent_long_limit=1)
+    assert batch_owners.org_bound(linked.db, org_id(setup)) == 2
+    slow_org["set"](latency_ms=100, per_record_ms=1)
+    emulator.control.post(
+        "/faults", json={"error": "REQUEST_LIMIT_EXCEEDED", "count": 1}
+    ).raise_for_status()
     for number in range(1000):
         submit(linked, setup, number % 11)
     drain(linked, timeout=90)
@@ -309,6 +313,30 @@ def test_the_bound_shrinks_on_request_limit_exceeded(
         ]
     assert refused, "the emulator never refused a call: the test did not test anything"
     assert batch_owners.org_bound(linked.db, org_id(setup)) == 1
+    assert_exactly_once(linked, emulator, 1001)
+
+
+def test_too_many_long_requests_at_once_shrink_the_bound_too(
+    linked: Container, setup: dict[str, Any], emulator: EmulatorServer, slow_org: dict[str, Any]
+) -> None:
+    """Salesforce's rule on concurrent long requests (here: 1 request running 0.01 s or more)
+    refuses a call beside a long one: the bound halves, the org is held 2 s (not the daily
+    limit's backoff), and the work lands once."""
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    submit(linked, setup, 1)
+    drain(linked)
+    slow_org["set"](latency_ms=300, per_record_ms=2, long_request_s=0.01, concurrent_long_limit=1)
+    for number in range(1000):
+        submit(linked, setup, number % 11)
+    drain(linked, timeout=90)
+    with linked.db.reader() as uow:
+        refused = [
+            a
+            for a in uow.session.query(TaskRunAttempt)
+            if "ConcurrentPerOrgLongTxn" in ((a.error or {}).get("message") or "")
+        ]
+    if refused:  # two calls may start within 10 ms of each other: then nothing was refused
+        assert batch_owners.org_bound(linked.db, org_id(setup)) == 1
     assert_exactly_once(linked, emulator, 1001)
 
 

@@ -122,7 +122,9 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
     db, settings = container.db, container.settings
     key = SalesforceBatchKey.parse(batch_key)
     state = container.engine_state
-    worker = f"{state.worker_id}:{threading.get_ident()}"
+    # Claims name the process and thread as every claim does (`WORKER_ID`); the key's owner is
+    # the container (`state.worker_id`).
+    worker = f"{WORKER_ID}:{threading.get_ident()}"
     for _ in range(MAX_ROUNDS):
         target = claims.batch_target(db, key.owner_id, key.connection)
         if target.held_until is not None:
