@@ -380,6 +380,12 @@ class EngineSettings(BaseModel):
     bulk_poll_max_s: float = Field(
         default=30.0, gt=0, description="Longest wait between two checks of a Bulk API 2.0 job."
     )
+    batch_key_lease_s: float = Field(
+        default=5.0,
+        ge=1,
+        description="How long a worker process owns a batch key (it fills and claims the key's "
+        "batches alone) without renewing it; a dead owner's key is free again after this.",
+    )
     sweeper_period_s: int = Field(
         default=3,
         ge=1,
@@ -451,6 +457,15 @@ class SalesforceSettings(BaseModel):
     )
     salesforce_api_version: str = Field(default="62.0", pattern=r"^\d{2,3}\.0$")
     salesforce_timeout_s: float = Field(default=30.0, gt=0)
+    salesforce_max_concurrent_batches: int = Field(
+        default=8,
+        ge=1,
+        le=25,
+        description="Most Collections calls in flight per org, shared by every worker process. "
+        "The engine starts at 2 and grows towards this while calls are slow and succeed; it "
+        "halves on REQUEST_LIMIT_EXCEEDED and near the org's API allocation (Salesforce allows "
+        "25 long-running requests per org).",
+    )
     salesforce_describe_ttl_s: int = Field(default=3600, ge=0)
     oauth_attempt_ttl_s: int = Field(default=900, ge=60)
     oauth_bootstrap_ttl_s: int = Field(

@@ -308,14 +308,13 @@ def test_a_batch_of_this_process_in_flight_is_no_reason_to_stop_waiting(
 def test_two_messages_never_split_one_batch(linked: Container, setup: dict[str, Any]) -> None:
     linked.settings.batch_size, linked.settings.batch_linger_s = 2, 5.0
     key = ready_key(linked, setup, 3)
-    linked.engine_state.pacing.lingering.add(
-        key
-    )  # another thread of this process is filling this key's batch
-    with worker.batch_turn(linked, key) as waited:
-        assert waited is None  # it will take these rows
-    submit(linked, setup, 5)  # now two full batches are ready: the second one is ours
-    with worker.batch_turn(linked, key) as waited:
-        assert waited == 0.0
+    # another thread of this process drives this key: it takes these rows
+    linked.engine_state.pacing.driving.add(key)
+    worker.process(linked, key)
+    assert sorted(t.status for t in task_runs(linked)) == ["pending"] * 3
+    linked.engine_state.pacing.driving.discard(key)
+    worker.process(linked, key)
+    assert sorted(t.status for t in task_runs(linked)) == ["succeeded"] * 3
 
 
 def test_an_org_held_back_during_a_message_gets_no_more_batches_from_it(
@@ -325,6 +324,9 @@ def test_an_org_held_back_during_a_message_gets_no_more_batches_from_it(
 ) -> None:
     # Bug: the hold was looked at once per message; the rounds after it went on claiming.
     linked.settings.batch_size = 1
+    # One batch in flight at a time: the second is claimed only after the first is back (with
+    # two, it may rightly go beside the first, before the hold exists).
+    linked.settings.salesforce_max_concurrent_batches = 1
     key = ready_key(linked, setup, 2)
     scheduled: list[str] = []
     monkeypatch.setattr(worker, "schedule", lambda _c, batch_key, _at: scheduled.append(batch_key))

@@ -339,6 +339,7 @@ class PersonalLink(Base):
 # Larger areas keep their tables in their own modules; importing them here registers them with
 # the metadata wherever the models are imported (the app, Alembic).
 from cxloop.db import (  # noqa: E402, F401
+    batching_models,
     directory_models,
     operations_models,
     ownership_models,

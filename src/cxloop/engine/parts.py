@@ -9,6 +9,8 @@ container builds one, so two containers in one process never share it.
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,14 +45,18 @@ class EngineParts(Protocol):
 
 class BatchPacing:
     """The worker's view of its own batches: when each key last sent one, which keys a thread
-    is filling, how many batches of a key are being sent now. Per process by nature (it paces
-    this process's threads), per container by construction."""
+    drives (fills, claims and hands to senders), how many batches of a key are being sent now.
+    Per process by nature (it paces this process's threads; which process batches a key is
+    in the database, `ledger.batch_owners`), per container by construction."""
 
     def __init__(self) -> None:
         self.last_batch_at: dict[str, float] = {}
-        self.lingering: set[str] = set()
+        self.driving: set[str] = set()
         self.in_flight: dict[str, int] = {}
         self.bulk: set[str] = set()  # keys a thread is gathering or sending a Bulk job for
+        # Orgs for which a driver waits for a slot now: more batches are ready than the org's
+        # bound lets go, a reason to grow it.
+        self.waiting_for_slot: dict[str, int] = {}
         self.lock = threading.Lock()
 
 
@@ -88,3 +94,12 @@ class EngineState:
         self.pacing = BatchPacing()
         # Each batch's outcome on its connection, written with the batch's outcomes.
         self.connection_health = ConnectionHealth()
+        # Who this container is when it owns batch keys: two containers in one process (tests)
+        # are two owners, as two processes are.
+        self._owner_token = secrets.token_hex(3)
+
+    @property
+    def worker_id(self) -> str:
+        """This container's name as a batch key owner: host, process id (read now, so that a
+        forked child is another owner) and a token of its own."""
+        return f"{socket.gethostname()[:40]}:{os.getpid()}:{self._owner_token}"

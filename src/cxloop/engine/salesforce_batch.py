@@ -25,7 +25,7 @@ from cxloop.engine.render import (
     revision_document,
     task_outputs_of,
 )
-from cxloop.ledger import SalesforceBatchKey, claims
+from cxloop.ledger import SalesforceBatchKey, batch_owners, claims
 from cxloop.ledger.claims import BatchTarget, ClaimedTaskRun, Outcome
 from cxloop.salesforce.client import RecordResult, SalesforceClient
 from cxloop.salesforce.errors import SalesforceError, SalesforceUnreachable
@@ -34,6 +34,10 @@ from cxloop.services.salesforce_clients import ConnectionUnusable
 
 if TYPE_CHECKING:
     from cxloop.engine.parts import EngineParts
+
+# Salesforce's words for too many concurrent long-running requests (REQUEST_LIMIT_EXCEEDED too)
+_CONCURRENT_LIMIT = "ConcurrentPerOrgLongTxn"
+_CONCURRENT_BACKOFF_S = 2.0
 
 
 @dataclass(slots=True)
@@ -292,9 +296,18 @@ def whole_batch_failed(
         claims.pause_connection_work(container.db, connection_id, reason)
         return [i.outcome or _paused(i, reason, exc) for i in items]
     if exc.kind == "limit":
-        until = claims.throttle_org(
-            container.db, org_id, settings.limit_backoff_s, str(exc), escalate=True
-        )
+        # Fewer batches of the org in flight from now on, in every process.
+        batch_owners.shrink_org_bound(container.db, org_id)
+        if _CONCURRENT_LIMIT in exc.message:
+            # Too many long requests at once, not the daily allocation: the calls in flight
+            # end within seconds, and the smaller bound keeps the next ones under the limit.
+            until = claims.throttle_org(
+                container.db, org_id, _CONCURRENT_BACKOFF_S, str(exc), escalate=False
+            )
+        else:
+            until = claims.throttle_org(
+                container.db, org_id, settings.limit_backoff_s, str(exc), escalate=True
+            )
         for item in items:
             outcomes.append(
                 item.outcome
@@ -450,6 +463,7 @@ def _soql_string(value: str) -> str:
 
 def _slow_down_near_the_limit(container: EngineParts, org_id: str, fraction: float) -> None:
     if fraction >= container.settings.api_usage_threshold:
+        batch_owners.shrink_org_bound(container.db, org_id)
         claims.throttle_org(
             container.db,
             org_id,

@@ -1,10 +1,12 @@
 """What a worker does with a batch key: wait a moment for company, claim, execute, record.
 
-Under load, ready task runs pile up while a batch is in flight, and one message per key waits
-(up to `batch_linger_s`) for a full batch of 200: one Collections call carries them all. When
-traffic is light a record goes at once, and a batch stops waiting when nothing joins it for
-`batch_quiet_s`. One dispatch message works through batches while rows are ready, so the
-queue carries a few messages a second per key, not one per record.
+Under load, ready task runs pile up while a batch is in flight, and the one thread that drives
+a key (in the one process that owns it, `ledger.batch_owners`) waits (up to `batch_linger_s`)
+for a full batch of 200: one Collections call carries them all. When traffic is light a record
+goes at once, and a batch stops waiting when nothing joins it for `batch_quiet_s`. Full
+batches go out side by side, each from a sender thread, up to the org's bound of batches in
+flight. One dispatch message works through batches while rows are ready, so the queue carries
+a few messages a second per key, not one per record.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 
 from cxloop.db.base import utcnow
 from cxloop.engine import directory_task, email_task, salesforce_batch, salesforce_bulk
-from cxloop.ledger import SalesforceBatchKey, bulk_jobs, claims
+from cxloop.ledger import SalesforceBatchKey, batch_owners, bulk_jobs, claims
 
 if TYPE_CHECKING:
     from cxloop.engine.parts import BatchPacing, EngineParts
@@ -40,6 +42,10 @@ _BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
 _POLL_S = 0.05
 _NEARLY_FULL = 2 / 3  # of a batch: ...
 _NEARLY_FULL_LINGER = 1.5  # ... may wait this many times `batch_linger_s` to fill
+_IN_FLIGHT_LINGERS = 2  # beside a batch in flight, a partial one waits this many lingers
+_SLOW_CALL_S = 0.5  # a call this slow is worth another beside it (the org's bound may grow)
+_SLOT_PATIENCE_S = 10.0  # how long a driver waits for one of its org's slots ...
+_NO_SLOT_RETRY_S = 0.5  # ... before it leaves the key to a message this much later
 
 
 def process(container: EngineParts, batch_key: str) -> None:
@@ -76,29 +82,78 @@ def process(container: EngineParts, batch_key: str) -> None:
 
 
 def _process_salesforce(container: EngineParts, batch_key: str) -> None:
-    """Salesforce batches: each round looks up where the key's records go (the owner's
-    connection, its org's hold) in one query, waits for company, claims up to a batch with
-    one UPDATE that returns the rows, sends them in one Collections call and records every
-    outcome in one transaction."""
+    """Salesforce batches, driven by one thread of the one process that owns the key.
+
+    The key's owner (`batch_owners.own_batch_key`, a short lease in the database renewed while
+    it works) fills and claims its batches alone, so that processes never split a batch between
+    them; a message for a key another live process owns leaves at once. In this process, one
+    thread drives a key: each round looks up where its records go (the owner's connection, its
+    org's hold), waits for company (`batch_turn`), takes one of the org's slots (the per-org
+    bound all processes share), claims up to a batch with one UPDATE that returns the rows,
+    and hands them to a sender thread: one Collections call, every outcome recorded in one
+    transaction. So while a batch is being sent the next full one can go beside it, up to the
+    org's bound. The driver leaves when nothing is ready, waits for its senders, and gives the
+    key up."""
+    db, settings = container.db, container.settings
+    state = container.engine_state
+    pacing = state.pacing
+    owner = state.worker_id
+    with pacing.lock:
+        if batch_key in pacing.driving:
+            return  # a thread of this process drives the key: it takes these rows
+        pacing.driving.add(batch_key)
+    senders: list[threading.Thread] = []
+    owned = held = False
+    try:
+        if not batch_owners.own_batch_key(db, batch_key, owner, settings.batch_key_lease_s):
+            return  # another live process owns the key and takes these rows
+        owned = True
+        held = _drive(container, batch_key, senders)
+    finally:
+        try:
+            _wait_for_senders(container, batch_key, senders)
+            if owned:  # (after a crash too: the next message need not wait out the lease)
+                batch_owners.release_batch_key(db, batch_key, owner)
+        finally:
+            with pacing.lock:
+                pacing.driving.discard(batch_key)
+    if not held and claims.ready_summary(db, batch_key).count:
+        # Rows that came while we were leaving: their messages may have found the key still
+        # ours and left. Send the key again; whoever gets it now owns it.
+        container.tasks.dispatch(batch_key)
+
+
+def _drive(container: EngineParts, batch_key: str, senders: list[threading.Thread]) -> bool:
+    """The rounds of one driver; True when it left the key to later (the org is held back: the
+    key is scheduled for when it may go) or to another process (which took it over)."""
     db, settings = container.db, container.settings
     key = SalesforceBatchKey.parse(batch_key)
-    pacing = container.engine_state.pacing
+    state = container.engine_state
+    # Claims name the process and thread as every claim does (`WORKER_ID`); the key's owner is
+    # the container (`state.worker_id`).
     worker = f"{WORKER_ID}:{threading.get_ident()}"
     for _ in range(MAX_ROUNDS):
         target = claims.batch_target(db, key.owner_id, key.connection)
         if target.held_until is not None:
             schedule(container, batch_key, target.held_until)  # come back when it may go
-            return
+            return True
         if salesforce_bulk.send_if_large(container, batch_key, target, worker):
-            return  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
+            return True  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
         with batch_turn(container, batch_key) as waited:
             if waited is None:
-                return
+                return False
+            asked_at = time.monotonic()
+            slot = _take_slot(container, batch_key, target) if target.org_id else None
+            if target.org_id and slot is None:
+                schedule(container, batch_key, utcnow() + timedelta(seconds=_NO_SLOT_RETRY_S))
+                return True
+            waited += time.monotonic() - asked_at
             if waited > _POLL_S:  # the org may have been held back meanwhile
                 target = claims.batch_target(db, key.owner_id, key.connection)
                 if target.held_until is not None:
+                    _give_back(container, slot, grow=False)
                     schedule(container, batch_key, target.held_until)
-                    return
+                    return True
             claimed = claims.claim_task_runs(
                 db,
                 batch_key,
@@ -108,17 +163,131 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
                 connection_id=target.connection_id,
             )
         if not claimed:
-            return
-        started_at = utcnow()
-        pacing.last_batch_at[batch_key] = time.monotonic()
-        with sending_batch(pacing, batch_key):
-            try:
-                outcomes = salesforce_batch.execute(container, claimed, target)
-            except Exception:
-                # A bug must not strand the rows: their lease runs out and the sweeper retries.
-                log.exception("worker.batch_crashed", batch_key=batch_key, size=len(claimed))
-                return
-            _record(container, outcomes, started_at, worker)
+            _give_back(container, slot, grow=False)
+            return False
+        state.pacing.last_batch_at[batch_key] = time.monotonic()
+        with state.pacing.lock:  # counted before the thread starts: the next round sees it
+            state.pacing.in_flight[batch_key] = state.pacing.in_flight.get(batch_key, 0) + 1
+        sender = threading.Thread(
+            target=_send,
+            args=(container, batch_key, claimed, target, slot, worker),
+            name=f"cxloop-send-{len(senders)}",
+            daemon=True,
+        )
+        sender.start()
+        senders.append(sender)
+        if not batch_owners.own_batch_key(
+            db, batch_key, state.worker_id, settings.batch_key_lease_s
+        ):
+            return True  # we stalled past the lease and another process took the key over
+    return False
+
+
+def _take_slot(
+    container: EngineParts, batch_key: str, target: claims.BatchTarget
+) -> batch_owners.OrgSlot | None:
+    """One of the org's slots, waiting while all are in use (renewing the key meanwhile);
+    None when none came free in `_SLOT_PATIENCE_S` (the key is tried again shortly)."""
+    db, settings = container.db, container.settings
+    assert target.org_id is not None
+    state = container.engine_state
+    most = settings.salesforce_max_concurrent_batches
+    # A slot is held at most as long as the call may take (then a dead process's slot frees).
+    hold_s = settings.salesforce_timeout_s * 2 + 10
+    deadline = time.monotonic() + _SLOT_PATIENCE_S
+    org_id = target.org_id
+    pacing = state.pacing
+    marked = False
+    try:
+        while True:
+            if batch_owners.org_has_free_slot(db, org_id, most):
+                slot = batch_owners.take_org_slot(
+                    db, org_id, state.worker_id, batch_key, max_bound=most, hold_s=hold_s
+                )
+                if slot is not None:
+                    return slot
+            if time.monotonic() >= deadline:
+                return None
+            if not marked:  # a batch is ready that the bound holds back (see `_send`)
+                with pacing.lock:
+                    pacing.waiting_for_slot[org_id] = pacing.waiting_for_slot.get(org_id, 0) + 1
+                marked = True
+            time.sleep(_POLL_S)
+            batch_owners.own_batch_key(db, batch_key, state.worker_id, settings.batch_key_lease_s)
+    finally:
+        if marked:
+            with pacing.lock:
+                pacing.waiting_for_slot[org_id] -= 1
+                if not pacing.waiting_for_slot[org_id]:
+                    del pacing.waiting_for_slot[org_id]
+
+
+def _give_back(container: EngineParts, slot: batch_owners.OrgSlot | None, *, grow: bool) -> None:
+    if slot is not None:
+        batch_owners.give_back_org_slot(
+            container.db,
+            slot,
+            grow=grow,
+            max_bound=container.settings.salesforce_max_concurrent_batches,
+        )
+
+
+def _send(
+    container: EngineParts,
+    batch_key: str,
+    claimed: list[claims.ClaimedTaskRun],
+    target: claims.BatchTarget,
+    slot: batch_owners.OrgSlot | None,
+    worker: str,
+) -> None:
+    """A sender thread: one Collections call for a claimed batch, its outcomes recorded, the
+    org's slot given back (one more for the org when the call was slow, succeeded, and took the
+    last free place)."""
+    pacing = container.engine_state.pacing
+    started_at = utcnow()
+    started = time.monotonic()
+    grow = False
+    try:
+        outcomes = salesforce_batch.execute(container, claimed, target)
+        limited = any(
+            (o.error or {}).get("error_code") == "REQUEST_LIMIT_EXCEEDED" for o in outcomes
+        )
+        slow = time.monotonic() - started >= _SLOW_CALL_S
+        # More was ready than the bound let go: this call took the last free slot, or a
+        # driver of this process is waiting for one now (then every slow call back grows the
+        # bound by one: it doubles per round trip while the org keeps up).
+        wanted = slot is not None and (
+            slot.saturated or bool(pacing.waiting_for_slot.get(slot.org_id))
+        )
+        grow = wanted and slow and not limited
+        _record(container, outcomes, started_at, worker)
+    except Exception:
+        # A bug must not strand the rows: their lease runs out and the sweeper retries.
+        log.exception("worker.batch_crashed", batch_key=batch_key, size=len(claimed))
+    finally:
+        try:
+            _give_back(container, slot, grow=grow)
+        finally:
+            with pacing.lock:
+                pacing.in_flight[batch_key] -= 1
+                if not pacing.in_flight[batch_key]:
+                    del pacing.in_flight[batch_key]
+
+
+def _wait_for_senders(
+    container: EngineParts, batch_key: str, senders: list[threading.Thread]
+) -> None:
+    """Wait until this driver's batches are recorded, keeping the key meanwhile (the rows
+    that arrive now are ours to take next)."""
+    settings = container.settings
+    owner = container.engine_state.worker_id
+    for sender in senders:
+        while sender.is_alive():
+            sender.join(timeout=settings.batch_key_lease_s / 3)
+            if sender.is_alive():
+                batch_owners.own_batch_key(
+                    container.db, batch_key, owner, settings.batch_key_lease_s
+                )
 
 
 def _record(
@@ -139,19 +308,20 @@ def _record(
 @contextmanager
 def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]:
     """Wait while a batch is filling, then claim inside the block; yields how long it waited,
-    or None when this message should leave (nothing ready, or another message of this
-    process is already waiting for this key and will take these rows).
+    or None when nothing is ready. Called by the one thread that drives the key in the one
+    process that owns it (`_process_salesforce`), so no other thread can split its batch.
 
     A record goes at once when traffic is light (nothing else ready, no batch of this key in
-    the last moments). Under load one message per key and process waits, up to
-    `batch_linger_s`, until a full batch is ready, so that records share Collections calls
-    instead of spending one call each; it keeps that turn until its claim is made, so that two
-    threads never split one batch between them. A message that finds two full batches ready
-    claims the second one at once.
+    the last moments). Under load the driver waits, up to `batch_linger_s`, until a full batch
+    is ready, so that records share Collections calls instead of spending one call each.
 
     A batch that is nearly full (two thirds) may wait half as long again to fill: under steady
     load a few more moments save a whole call, while a batch that is far from full at the
     linger's end goes then, so latency at moderate load stays as it was.
+
+    While a batch of the key is being sent, the next one goes beside it only when it is full
+    (or after `_IN_FLIGHT_LINGERS` lingers): a partial batch would cost a call that the batch in
+    flight, once back, saves by letting it fill.
 
     The wait ends early once no record has joined for `batch_quiet_s` (the newest ready row is
     that old): the traffic stopped, at the end of a burst, and waiting longer would only add
@@ -171,34 +341,35 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
     if oldest is None or settings.batch_linger_s <= 0 or (count == 1 and not recently_busy):
         yield 0.0
         return
-    with pacing.lock:
-        waiting = batch_key in pacing.lingering
-        if not waiting:
-            pacing.lingering.add(batch_key)
-    if waiting:
-        yield 0.0 if count >= 2 * size else None
-        return
-    started = time.monotonic()
-    try:
-        while count < size:
+    started = renewed = time.monotonic()
+    owner, lease_s = container.engine_state.worker_id, settings.batch_key_lease_s
+    while count < size:
+        if time.monotonic() - renewed >= lease_s / 3:
+            # A long wait keeps the key (or finds it taken after a stall: the owner now
+            # takes these rows).
+            if not batch_owners.own_batch_key(db, batch_key, owner, lease_s):
+                yield None
+                return
+            renewed = time.monotonic()
+        sending = bool(pacing.in_flight.get(batch_key))
+        linger = settings.batch_linger_s
+        if sending:
+            if time.monotonic() - started >= linger * _IN_FLIGHT_LINGERS:
+                break
+        else:
             waited = (utcnow() - oldest).total_seconds()
-            linger = settings.batch_linger_s
             if count >= size * _NEARLY_FULL:
                 linger *= _NEARLY_FULL_LINGER
             if waited >= linger:
                 break
-            time.sleep(min(_POLL_S, linger - waited))
-            count, oldest, newest = claims.ready_summary(db, batch_key)
-            if oldest is None or newest is None:
-                break
-            quiet_for = (utcnow() - newest).total_seconds()
-            if 0 < settings.batch_quiet_s <= quiet_for and not pacing.in_flight.get(batch_key):
-                break
-        yield time.monotonic() - started
-    finally:
-        # Released once the claim is made: a message arriving from now on claims for itself.
-        with pacing.lock:
-            pacing.lingering.discard(batch_key)
+        time.sleep(_POLL_S if sending else min(_POLL_S, linger - waited))
+        count, oldest, newest = claims.ready_summary(db, batch_key)
+        if oldest is None or newest is None:
+            break
+        quiet_for = (utcnow() - newest).total_seconds()
+        if 0 < settings.batch_quiet_s <= quiet_for and not pacing.in_flight.get(batch_key):
+            break
+    yield time.monotonic() - started
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """bulk jobs: Bulk API 2.0 ingest jobs and the task runs they carry
 
-Revision ID: 0018
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-05 19:00:00
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
+revision = "0017"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
-down_revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """task runs remember when their current attempt was claimed: an attempt the sweeper records
 for a worker that stopped answering starts then
 
-Revision ID: 0017
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-05 19:30:00
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
+revision = "0016"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
 down_revision = "0015"
 branch_labels = None
