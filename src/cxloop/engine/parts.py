@@ -49,6 +49,8 @@ class BatchPacing:
         self.last_batch_at: dict[str, float] = {}
         self.lingering: set[str] = set()
         self.in_flight: dict[str, int] = {}
+        # keys with a message scheduled for the end of their org's hold: when it is due
+        self.held_messages: dict[str, float] = {}
         self.lock = threading.Lock()
 
 

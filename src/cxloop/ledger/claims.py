@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
@@ -52,6 +52,13 @@ class ClaimedTaskRun(NamedTuple):
 
 
 _t = TaskRun.__table__.c
+# Ready, written as literals: the partial index `ix_task_runs_ready_queue` (migration 0020) is
+# only chosen when the planner sees the same constants as its WHERE (SQLite never matches a
+# bound parameter against it; PostgreSQL's generic plans would not either).
+_IS_READY = _t.status.in_(
+    bindparam("ready_statuses", [str(s) for s in READY_STATUSES], expanding=True,
+              literal_execute=True)
+)  # fmt: skip
 _CLAIMED_COLUMNS = (
     _t.id, _t.run_id, _t.task_id, _t.task_type, _t.batch_key, _t.attempts, _t.first_attempt_at,
     _t.ambiguous, _t.created_at,
@@ -84,11 +91,7 @@ def claim_task_runs(
     now = utcnow()
     ready = (
         select(_t.id)
-        .where(
-            _t.batch_key == batch_key,
-            _t.status.in_(READY_STATUSES),
-            _t.next_attempt_at <= now,
-        )
+        .where(_t.batch_key == batch_key, _IS_READY, _t.next_attempt_at <= now)
         .order_by(_t.next_attempt_at, _t.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -127,23 +130,37 @@ class ReadySummary(NamedTuple):
     newest: datetime | None
 
 
+READY_COUNT_CAP = 1000  # ready rows counted at most: more than the engine's pacing asks
+
+
 def ready_summary(db: Database, batch_key: str) -> ReadySummary:
-    """How many task runs of a batch key are ready now, the oldest and the newest."""
+    """How many task runs of a batch key are ready now (counted up to `READY_COUNT_CAP`), the
+    oldest and the newest of those counted.
+
+    The count stops at the cap: the worker asks this every round and, while a batch fills,
+    every 50 ms; counting a backlog of a million rows each time would cost a scan of a
+    million index entries. Below the cap every figure is exact; at the cap the newest is the
+    newest of the oldest `READY_COUNT_CAP` (the pacing only reads it for a batch not full)."""
     now = utcnow()
     with db.reader() as uow:
         count, oldest, newest = uow.session.execute(
-            _READY_SUMMARY, {"key": batch_key, "now": now}
+            _READY_SUMMARY, {"key": batch_key, "now": now, "cap": READY_COUNT_CAP}
         ).one()
     return ReadySummary(int(count or 0), oldest, newest)
 
 
-_READY_SUMMARY = select(
-    func.count(), func.min(_t.next_attempt_at), func.max(_t.next_attempt_at)
-).where(
-    _t.batch_key == bindparam("key"),
-    _t.status.in_(READY_STATUSES),
-    _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
+_READY_OLDEST = (
+    select(_t.next_attempt_at.label("at"))
+    .where(
+        _t.batch_key == bindparam("key"),
+        _IS_READY,
+        _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
+    )
+    .order_by(_t.next_attempt_at)
+    .limit(bindparam("cap"))
+    .subquery()
 )
+_READY_SUMMARY = select(func.count(), func.min(_READY_OLDEST.c.at), func.max(_READY_OLDEST.c.at))
 
 
 @dataclass
@@ -324,11 +341,13 @@ def next_retry_at(settings: Settings, task_run: TaskRun | ClaimedTaskRun) -> dat
 
 class BatchTarget(NamedTuple):
     """Where a Salesforce batch key's records go now: the owner's connection (None when the
-    owner has none of that name or id), its org, and until when that org is held back."""
+    owner has none of that name or id), its org, until when that org is held back, and how
+    many holds in a row it has had (strikes: each one doubles the next)."""
 
     connection_id: str | None
     org_id: str | None
     held_until: datetime | None
+    strikes: int = 0
 
 
 def batch_target(db: Database, owner_id: str, name_or_id: str) -> BatchTarget:
@@ -342,11 +361,13 @@ def batch_target(db: Database, owner_id: str, name_or_id: str) -> BatchTarget:
     if row is None:
         return BatchTarget(None, None, None)
     held = row.until if row.until is not None and row.until > utcnow() else None
-    return BatchTarget(row.id, row.org_id, held)
+    return BatchTarget(row.id, row.org_id, held, row.strikes or 0)
 
 
 _TARGET = (
-    select(Connection.id, Connection.name, Connection.org_id, OrgThrottle.until)
+    select(
+        Connection.id, Connection.name, Connection.org_id, OrgThrottle.until, OrgThrottle.strikes
+    )
     .outerjoin(OrgThrottle, OrgThrottle.org_id == Connection.org_id)
     .where(
         Connection.owner_id == bindparam("owner_id"),
@@ -380,6 +401,16 @@ def throttle_org(
         until = throttle.until
         uow.commit()
     return until
+
+
+def forgive_org(db: Database, org_id: str) -> None:
+    """The org answered again: its strikes start over, so that the next outage or limit is
+    held back from its first step, not from where the last one ended."""
+    with db.uow() as uow:
+        uow.session.execute(
+            update(OrgThrottle).where(OrgThrottle.org_id == org_id).values(strikes=0)
+        )
+        uow.commit()
 
 
 # --- whose credentials
@@ -457,16 +488,32 @@ def expire_leases(db: Database) -> list[str]:
 
 def overdue_keys(db: Database, grace_s: float) -> list[str]:
     """Batch keys with ready task runs nobody picked up (a lost message, a restart)."""
-    before = utcnow() - timedelta(seconds=grace_s)
     with db.reader() as uow:
-        return list(
-            uow.session.scalars(
-                select(TaskRun.batch_key)
-                .where(TaskRun.status.in_(READY_STATUSES), TaskRun.next_attempt_at <= before)
-                .distinct()
-                .limit(1000)
-            )
-        )
+        return list(uow.session.scalars(overdue_keys_statement(grace_s)))
+
+
+def overdue_keys_statement(grace_s: float, limit: int = 1000) -> Select[tuple[str]]:
+    """The sweeper's query for `overdue_keys` (also what bench/backlog_bench.py explains).
+
+    A skip scan of the ready rows' index, one key at a time (a recursive query: the next
+    key is the smallest one above the last), each kept when one of its rows is due: it
+    costs a few index probes per batch key however many rows wait. (`SELECT DISTINCT`
+    read every ready row, a million of them every `sweeper_period_s` under a backlog.)
+    """
+    before = utcnow() - timedelta(seconds=grace_s)
+    first = select(func.min(_t.batch_key).label("key")).where(_IS_READY)
+    keys = first.cte("ready_keys", recursive=True)
+    previous = keys.alias("previous")
+    following = (
+        select(func.min(_t.batch_key)).where(_IS_READY, _t.batch_key > previous.c.key)
+    ).scalar_subquery()
+    keys = keys.union_all(select(following).where(previous.c.key.is_not(None)))
+    due = (
+        select(_t.id)
+        .where(_t.batch_key == keys.c.key, _IS_READY, _t.next_attempt_at <= before)
+        .exists()
+    )
+    return select(keys.c.key).where(keys.c.key.is_not(None), due).limit(limit)
 
 
 def resume_paused(db: Database) -> list[str]:

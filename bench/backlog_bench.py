@@ -1,0 +1,436 @@
+"""A million waiting: imported responses queue up while the org is unreachable, then drain.
+
+Processes, all real: the Salesforce emulator and cxloop. On SQLite one `cxloop serve` (embedded
+worker and scheduler); on PostgreSQL + Redis one `cxloop serve --no-worker`, one `cxloop worker`
+and one `cxloop scheduler`, each a process of its own. A connection is linked over OAuth; the
+survey's workflow includes imported responses and upserts one `Survey_Response__c` per response
+(keyed on `Response_ID__c`).
+
+1. The org is made unreachable: an emulator fault (`POST /__emulator__/faults`, target `rest`,
+   `mode: drop`) closes every REST connection without an answer, as a dead network would.
+2. `--responses` responses (default 1,000,000) are imported through the real import path, as a
+   user would: the API's bulk POST (a JSON array per request, `--chunk` responses each).
+   Meanwhile the workers try, fail and retry.
+3. The backlog is described: task runs by status, attempts written, Huey's queue and schedule.
+   On PostgreSQL `--plans FILE` writes the `EXPLAIN (ANALYZE, BUFFERS)` of the hot queries at
+   this table size (claim, ready summary, overdue keys, expire leases, resume paused, run
+   history, the import's insert).
+4. The fault is removed, and the drain is timed from the emulator's record count (its control
+   API, which the API-usage counter does not count): records/s over the first 10 %, the middle
+   10 % (45-55 %) and the last 10 % of the records. A query that slows as the tables change
+   shows as a falling rate.
+
+Every process's RSS is sampled from /proc every `--sample-s` during the whole run; the result
+has the largest per process (`max_rss_mb`). It prints one JSON object; a response refused, a
+record missing or a task run not succeeded voids the figures (bench/outcome.py).
+
+Run (nice it on a shared machine):
+  nice -n 10 .venv/bin/python bench/backlog_bench.py --responses 100000 --database postgresql
+  nice -n 10 .venv/bin/python bench/backlog_bench.py --responses 100000 --database sqlite
+`--latency-ms` / `--per-record-ms` set the emulator's latency model (default: none, the
+emulator's own speed, so the drain measures cxloop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cluster_bench import Cluster, drop_database, empty_redis, fresh_database, note
+from cryptography.fernet import Fernet
+from outcome import BenchFailed, finish, refuse
+from sqlalchemy import create_engine, text
+from workflow_bench import cxloop, free_port, linked_survey, wait_until
+
+SOBJECT = "Survey_Response__c"
+FAILURE_COUNTERS = ("refused", "lost", "task_runs_not_succeeded")
+FACTS = ("responses", "database", "chunk", "imported", "records")
+WORKFLOW = {
+    "name": "Backfill responses",
+    "event": {"type": "survey_response", "when": ["created"], "include_imported": True},
+    "tasks": [
+        {
+            "id": "response",
+            "type": "salesforce",
+            "connection": "Emulator",
+            "object": SOBJECT,
+            "action": "upsert",
+            "key_field": "Response_ID__c",
+            "mappings": [
+                {"field": "Response_ID__c", "value": "${e://Field/ResponseID}"},
+                {"field": "NPS_Score__c", "value": "${q://QID1/ChoiceGroup/SelectedChoices}"},
+                {"field": "Comment__c", "value": "${q://QID2/ChoiceTextEntryValue}"},
+            ],
+        }
+    ],
+}
+UNREACHABLE = {"target": "rest", "mode": "drop"}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process and its children (MB, /proc), 0 when it is gone."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        if status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid):
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+    return total / 1024
+
+
+class RssSampler:
+    """Samples every process of the cluster until stopped; keeps the largest RSS per name."""
+
+    def __init__(self, cluster: Cluster, every_s: float) -> None:
+        self.cluster = cluster
+        self.every_s = every_s
+        self.max_mb: dict[str, float] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sample(self) -> None:
+        for name, proc in list(self.cluster.procs.items()):
+            if proc.poll() is None:
+                mb = rss_mb(proc.pid)
+                self.max_mb[name] = max(self.max_mb.get(name, 0.0), mb)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+
+class Ledger:
+    """cxloop's tables and queue, read from outside (what an operator's SQL would see)."""
+
+    def __init__(self, database_url: str, queue_url: str) -> None:
+        self.engine = create_engine(database_url)
+        self.queue_url = queue_url
+
+    def task_runs(self) -> Counter[str]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT status, COUNT(*) FROM task_runs GROUP BY 1"))
+            return Counter({status: count for status, count in rows})
+
+    def scalar(self, sql: str) -> Any:
+        with self.engine.connect() as connection:
+            return connection.execute(text(sql)).scalar()
+
+    def queue(self) -> dict[str, int]:
+        """Huey's messages waiting, and scheduled for later."""
+        from huey import RedisHuey, SqliteHuey
+
+        if self.queue_url.startswith("redis"):
+            huey = RedisHuey(name="cxloop", url=self.queue_url)
+        else:
+            huey = SqliteHuey(name="cxloop", filename=self.queue_url.removeprefix("sqlite:///"))
+        return {"pending": huey.pending_count(), "scheduled": huey.scheduled_count()}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def import_responses(
+    api: httpx.Client, survey_id: str, total: int, chunk: int, label: str
+) -> tuple[int, int]:
+    """POST `total` responses as JSON arrays of `chunk`; returns (stored, refused)."""
+    stored = refused = 0
+    for start in range(0, total, chunk):
+        items = [
+            {"values": {"QID1": n % 11, "QID2": f"{label} #{n}"}}
+            for n in range(start, min(start + chunk, total))
+        ]
+        reply = api.post(f"/api/v1/surveys/{survey_id}/responses", json=items, timeout=600)
+        if reply.status_code not in (201, 207):
+            raise BenchFailed(f"import chunk at {start}: {reply.status_code} {reply.text[:300]}")
+        body = reply.json()
+        stored += body["stored"]
+        refused += body["refused"]
+        if (start // chunk) % 20 == 0:
+            note(f"imported {stored:,} of {total:,}")
+    return stored, refused
+
+
+def record_count(control: httpx.Client) -> int:
+    reply = control.get("/records", params={"sobject": SOBJECT, "limit": 1})
+    return int(reply.raise_for_status().json()["totalSize"])
+
+
+def drain_buckets(series: list[tuple[float, int]], total: int) -> dict[str, float]:
+    """Records/s over the first 10 %, the middle 10 % (45-55 %) and the last 10 % of `total`,
+    from (seconds, records) samples, interpolated at the bucket edges."""
+
+    def at(records: float) -> float:
+        for (t0, r0), (t1, r1) in itertools.pairwise(series):
+            if r1 >= records:
+                return t0 if r1 == r0 else t0 + (t1 - t0) * (records - r0) / (r1 - r0)
+        return series[-1][0]
+
+    buckets = {"first_10pct": (0.0, 0.1), "middle_10pct": (0.45, 0.55), "last_10pct": (0.9, 1.0)}
+    rates = {}
+    for name, (low, high) in buckets.items():
+        seconds = at(total * high) - at(total * low)
+        rates[f"drain_{name}_records_per_s"] = round(total * (high - low) / max(seconds, 1e-6), 1)
+    return rates
+
+
+PLANS = {
+    # engine/worker: claims.claim_task_runs
+    "claim": """UPDATE task_runs SET status='running', claimed_by='explain', attempts=attempts+1,
+        lease_expires_at=now() + interval '120 seconds'
+        WHERE id IN (SELECT id FROM task_runs WHERE batch_key=:key
+          AND status IN ('pending','waiting_retry') AND next_attempt_at <= now()
+          ORDER BY next_attempt_at, id LIMIT 200 FOR UPDATE SKIP LOCKED)
+        RETURNING id""",
+    # engine/worker.batch_turn: claims.ready_summary
+    "ready_summary": """SELECT count(*), min(next_attempt_at), max(next_attempt_at)
+        FROM task_runs WHERE batch_key=:key AND status IN ('pending','waiting_retry')
+        AND next_attempt_at <= now()""",
+    # the sweeper: claims.overdue_keys, expire_leases, resume_paused
+    "overdue_keys": "__overdue__",
+    "expire_leases": """SELECT * FROM task_runs WHERE status='running'
+        AND lease_expires_at < now() FOR UPDATE SKIP LOCKED""",
+    "resume_paused": """SELECT task_runs.id FROM task_runs JOIN connections
+        ON connections.id = task_runs.connection_id
+        WHERE task_runs.status='paused' AND connections.status='active'""",
+    # run history: the newest page of all runs, and of one survey
+    "runs_list": "SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT 50",
+    "runs_of_survey": """SELECT * FROM runs WHERE survey_id=:survey
+        ORDER BY created_at DESC, id DESC LIMIT 50""",
+    "failed_runs_of_survey": """SELECT * FROM runs WHERE survey_id=:survey AND status='failed'
+        ORDER BY created_at DESC, id DESC LIMIT 50""",
+}
+
+
+def explain_plans(ledger: Ledger, survey_id: str) -> dict[str, str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the hot queries, in a transaction rolled back (the claim
+    changes nothing). The overdue-keys query is the one SQLAlchemy renders from the code."""
+    from sqlalchemy.dialects import postgresql
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from cxloop.ledger import claims
+
+    overdue = claims.overdue_keys_statement(0.0).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    plans = {}
+    with ledger.engine.connect() as connection:
+        key = connection.execute(text("SELECT batch_key FROM task_runs LIMIT 1")).scalar()
+        for name, sql in PLANS.items():
+            sql = str(overdue) if sql == "__overdue__" else sql
+            rows = connection.execute(
+                text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"), {"key": key, "survey": survey_id}
+            )
+            plans[name] = "\n".join(row[0] for row in rows)
+            connection.rollback()
+    return plans
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--responses", type=int, default=1_000_000)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
+    parser.add_argument("--chunk", type=int, default=5000, help="Responses per bulk POST.")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--per-record-ms", type=float, default=0.0)
+    parser.add_argument("--worker-threads", type=int, default=4)
+    parser.add_argument("--unreachable-after-s", type=float, default=10.0,
+                        help="Seconds the org stays unreachable after the import.")  # fmt: skip
+    parser.add_argument("--sample-s", type=float, default=0.5, help="RSS sampling period.")
+    parser.add_argument("--drain-timeout", type=float, default=7200.0)
+    parser.add_argument("--plans", type=Path, default=None,
+                        help="PostgreSQL: write the hot queries' plans to this file.")  # fmt: skip
+    parser.add_argument("--postgres", default=os.environ.get(
+                            "CXLOOP_BENCH_POSTGRES_URL",
+                            "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+                        help="An admin URL of the PostgreSQL server.")  # fmt: skip
+    parser.add_argument("--pg-database", default="bench_backlog")
+    parser.add_argument("--redis", default=os.environ.get(
+                            "CXLOOP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
+                        help="The Redis database the bench empties and uses.")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    options = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="cxloop-backlog-bench-"))
+    try:
+        result = run(options, workdir)
+    except BenchFailed as exc:
+        refuse([str(exc)], {"responses": options.responses, "database": options.database})
+    finally:
+        if not options.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    finish(result, {name: result[name] for name in FAILURE_COUNTERS}, keep=FACTS)
+
+
+def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Set up, import with the org unreachable, describe the backlog, drain, tear down."""
+    postgres = options.database == "postgresql"
+    sf_port, web_port = free_port(), free_port()
+    sf, base = f"http://127.0.0.1:{sf_port}", f"http://127.0.0.1:{web_port}"
+    if postgres:
+        database_url = fresh_database(options.postgres, options.pg_database)
+        queue_url = options.redis
+        empty_redis(queue_url)
+    else:
+        database_url = f"sqlite:///{workdir / 'cxloop.db'}"
+        queue_url = f"sqlite:///{workdir / 'queue.db'}"
+    env = os.environ | {
+        "CXLOOP_DATABASE_URL": database_url,
+        "CXLOOP_QUEUE_URL": queue_url,
+        "CXLOOP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "CXLOOP_SECRET_KEY": secrets.token_urlsafe(48),
+        "CXLOOP_BASE_URL": base,
+        "CXLOOP_SALESFORCE_EXTRA_HOSTS": json.dumps([f"127.0.0.1:{sf_port}"]),
+        "CXLOOP_LOG_LEVEL": "WARNING",
+        "CXLOOP_LOG_JSON": "true",
+        "COLUMNS": "1000",
+    }
+    cluster = Cluster(workdir, env)
+    sampler = RssSampler(cluster, options.sample_s)
+    ledger: Ledger | None = None
+    result: dict[str, Any] = {
+        "responses": options.responses,
+        "database": options.database,
+        "chunk": options.chunk,
+        "latency_ms": options.latency_ms,
+        "per_record_ms": options.per_record_ms,
+        "worker_threads": options.worker_threads,
+        "load_average_at_start": os.getloadavg()[0],
+    }
+    try:
+        cluster.start("emulator", "emulator", "serve", "--port", str(sf_port),
+                      "--auto-login", "admin@example.com", "--latency-ms",
+                      f"{options.latency_ms:g}", "--per-record-ms",
+                      f"{options.per_record_ms:g}")  # fmt: skip
+        wait_until(f"{sf}/__emulator__/info")
+        control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=120)
+        app = control.get("/info").json()["connected_apps"][0]
+        control.patch(f"/apps/{app['name']}",
+                      json={"add_callback_urls": [f"{base}/oauth/salesforce/callback"]},
+                      ).raise_for_status()  # fmt: skip
+        cluster.env |= {
+            "CXLOOP_SALESFORCE_CLIENT_ID": app["client_id"],
+            "CXLOOP_SALESFORCE_CLIENT_SECRET": app["client_secret"],
+        }
+        setup_env = cluster.env | {"CXLOOP_DATA_DIR": str(workdir / "cli")}
+        cxloop(setup_env, "db", "upgrade")
+        threads = str(options.worker_threads)
+        if postgres:
+            cluster.start("web", "serve", "--no-worker", "--port", str(web_port))
+            cluster.start("worker", "worker", "--workers", threads, "--no-periodic")
+            cluster.start("scheduler", "scheduler")
+        else:
+            cluster.env["CXLOOP_WORKER_THREADS"] = threads
+            cluster.start("web", "serve", "--port", str(web_port))
+        wait_until(f"{base}/readyz", timeout=120)
+        note("cxloop ready")
+        api, survey = linked_survey(base, sf, setup_env, "Backlog")
+        survey_id = survey["id"]
+        api.post(f"/api/v1/surveys/{survey_id}/workflows", json=WORKFLOW).raise_for_status()
+        note("connection linked, survey and workflow created")
+        ledger = Ledger(database_url, queue_url)
+        sampler.start()
+
+        control.post("/faults", json=UNREACHABLE).raise_for_status()
+        calls_before = control.get("/api_usage").json()
+        began = time.monotonic()
+        stored, refused = import_responses(api, survey_id, options.responses, options.chunk,
+                                           "backlog")  # fmt: skip
+        imported_s = time.monotonic() - began
+        note(f"imported {stored:,} in {imported_s:.0f} s; the org stays unreachable a while")
+        time.sleep(options.unreachable_after_s)
+        result |= {
+            "imported": stored,
+            "refused": refused,
+            "import_seconds": round(imported_s, 1),
+            "import_responses_per_s": round(stored / imported_s, 1),
+        }
+        waiting = ledger.task_runs()
+        result |= {
+            "task_runs_while_unreachable": dict(waiting),
+            "attempts_while_unreachable": ledger.scalar("SELECT COUNT(*) FROM task_run_attempts"),
+            "queue_while_unreachable": ledger.queue(),
+        }
+        del calls_before
+        note(f"backlog: {dict(waiting)}, queue {result['queue_while_unreachable']}")
+        if postgres and options.plans:
+            with ledger.engine.connect() as connection:
+                connection.execute(text("ANALYZE"))
+                connection.commit()
+            plans = explain_plans(ledger, survey_id)
+            options.plans.write_text(
+                "".join(f"-- {name}\n{plan}\n\n" for name, plan in plans.items())
+            )
+            note(f"plans written to {options.plans}")
+
+        control.delete("/faults").raise_for_status()
+        drain_began = time.monotonic()
+        series = [(0.0, record_count(control))]
+        while series[-1][1] < stored:
+            if time.monotonic() - drain_began > options.drain_timeout:
+                raise BenchFailed(f"not drained within {options.drain_timeout} s: {series[-1]}")
+            for name in cluster.procs:
+                cluster.alive(name)
+            time.sleep(1.0)
+            series.append((time.monotonic() - drain_began, record_count(control)))
+            if len(series) % 30 == 0:
+                note(f"drain: {series[-1][1]:,} records after {series[-1][0]:.0f} s")
+        drained_s = series[-1][0]
+        settle_deadline = time.monotonic() + 120
+        runs = ledger.task_runs()
+        while runs["succeeded"] < sum(runs.values()) and time.monotonic() < settle_deadline:
+            time.sleep(1.0)
+            runs = ledger.task_runs()
+        sampler.sample()
+        records = record_count(control)
+        result |= {
+            "records": records,
+            "lost": max(stored - records, 0),
+            "task_runs_not_succeeded": sum(runs.values()) - runs["succeeded"],
+            "drain_seconds": round(drained_s, 1),
+            "drain_records_per_s": round(stored / drained_s, 1),
+            **drain_buckets(series, stored),
+            "attempts_total": ledger.scalar("SELECT COUNT(*) FROM task_run_attempts"),
+            "load_average_at_end": os.getloadavg()[0],
+        }
+    finally:
+        sampler.stop()
+        result["max_rss_mb"] = {name: round(mb, 1) for name, mb in sampler.max_mb.items()}
+        result["rss_samples"] = sampler.samples
+        cluster.stop_all()
+        note("processes stopped")
+        if ledger is not None:
+            ledger.close()
+        if postgres:
+            drop_database(options.postgres, options.pg_database)
+            empty_redis(queue_url)
+    return result
+
+
+if __name__ == "__main__":
+    if urlsplit(os.environ.get("CXLOOP_DATABASE_URL", "")).scheme:
+        print("CXLOOP_DATABASE_URL is set: the bench sets its own; unset it", file=sys.stderr)
+    main()
