@@ -30,7 +30,7 @@ from cxloop.db.run_models import (
 )
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import WorkflowTaskPause
-from cxloop.ledger.transitions import settle_run_status, update_rows
+from cxloop.ledger.transitions import update_rows
 
 if TYPE_CHECKING:
     from cxloop.settings import Settings
@@ -516,28 +516,50 @@ def overdue_keys_statement(grace_s: float, limit: int = 1000) -> Select[tuple[st
     return select(keys.c.key).where(keys.c.key.is_not(None), due).limit(limit)
 
 
-def resume_paused(db: Database) -> list[str]:
-    """Task runs paused for a connection that is active again go back to ready."""
-    with db.uow() as uow:
-        rows = list(
-            uow.session.scalars(
-                select(TaskRun)
-                .join(Connection, Connection.id == TaskRun.connection_id)
-                .where(TaskRun.status == "paused", Connection.status == "active")
+RESUME_CHUNK = 5000  # paused rows resumed per transaction
+
+
+def resume_paused(db: Database, *, chunk: int = RESUME_CHUNK) -> list[str]:
+    """Task runs paused for a connection that is active again go back to ready; returns
+    their batch keys.
+
+    Core statements, `chunk` rows to a transaction: a connection that needed reconnecting
+    for a day may have a million paused rows, which must not become a million objects in
+    the sweeper's memory, nor one transaction holding SQLite's write lock for minutes.
+    """
+    keys: set[str] = set()
+    while True:
+        with db.uow() as uow:
+            session = uow.session
+            rows = session.execute(_PAUSED_ROWS, {"chunk": chunk}).all()
+            if not rows:
+                break
+            session.execute(
+                update(TaskRun.__table__)
+                .where(_t.id.in_([row.id for row in rows]), _t.status == "paused")
+                .values(
+                    status="pending",
+                    status_reason="resumed: the connection is active again",
+                    next_attempt_at=utcnow(),
+                    # The pause must not eat the retry horizon.
+                    first_attempt_at=None,
+                )
             )
-        )
-        run_ids = set()
-        for row in rows:
-            row.status = "pending"
-            row.status_reason = "resumed: the connection is active again"
-            row.next_attempt_at = utcnow()
-            # The pause must not eat the retry horizon.
-            row.first_attempt_at = None
-            run_ids.add(row.run_id)
-        for run in uow.session.scalars(select(Run).where(Run.id.in_(run_ids))):
-            settle_run_status(run)
-        uow.commit()
-    return sorted({row.batch_key for row in rows})
+            # Settles the runs' statuses (Core, runs locked in id order like the workers do).
+            uow.ledger.release_blocked(session, {row.run_id for row in rows})
+            uow.commit()
+        keys |= {row.batch_key for row in rows}
+        if len(rows) < chunk:
+            break
+    return sorted(keys)
+
+
+_PAUSED_ROWS = (
+    select(_t.id, _t.run_id, _t.batch_key)
+    .join(Connection, Connection.id == _t.connection_id)
+    .where(_t.status == "paused", Connection.status == "active")
+    .limit(bindparam("chunk"))
+)
 
 
 def pause_connection_work(db: Database, connection_id: str, reason: str) -> None:
