@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, Select, Update, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
@@ -88,6 +88,21 @@ def claim_task_runs(
     given, is noted on them in the same statement, so that pausing and resuming by connection
     finds them.
     """
+    statement = claim_statement(
+        batch_key, limit=limit, lease_s=lease_s, worker=worker, connection_id=connection_id
+    )
+    with db.uow() as uow:
+        claimed = [ClaimedTaskRun(*row) for row in uow.session.execute(statement)]
+        uow.commit()
+    claimed.sort(key=lambda task_run: task_run.created_at)
+    return claimed
+
+
+def claim_statement(
+    batch_key: str, *, limit: int, lease_s: int, worker: str, connection_id: str | None = None
+) -> Update:
+    """The claim's UPDATE ... RETURNING (also what bench/backlog_bench.py explains): the
+    key's oldest ready rows come from the ready rows' index in order, locked or skipped."""
     now = utcnow()
     ready = (
         select(_t.id)
@@ -106,19 +121,12 @@ def claim_task_runs(
     }
     if connection_id is not None:
         values["connection_id"] = connection_id
-    with db.uow() as uow:
-        claimed = [
-            ClaimedTaskRun(*row)
-            for row in uow.session.execute(
-                update(TaskRun.__table__)
-                .where(_t.id.in_(ready))
-                .values(values)
-                .returning(*_CLAIMED_COLUMNS)
-            )
-        ]
-        uow.commit()
-    claimed.sort(key=lambda task_run: task_run.created_at)
-    return claimed
+    return (
+        update(TaskRun.__table__)
+        .where(_t.id.in_(ready))
+        .values(values)
+        .returning(*_CLAIMED_COLUMNS)
+    )
 
 
 class ReadySummary(NamedTuple):
@@ -141,12 +149,14 @@ def ready_summary(db: Database, batch_key: str) -> ReadySummary:
     every 50 ms; counting a backlog of a million rows each time would cost a scan of a
     million index entries. Below the cap every figure is exact; at the cap the newest is the
     newest of the oldest `READY_COUNT_CAP` (the pacing only reads it for a batch not full)."""
-    now = utcnow()
     with db.reader() as uow:
-        count, oldest, newest = uow.session.execute(
-            _READY_SUMMARY, {"key": batch_key, "now": now, "cap": READY_COUNT_CAP}
-        ).one()
+        count, oldest, newest = uow.session.execute(ready_summary_statement(batch_key)).one()
     return ReadySummary(int(count or 0), oldest, newest)
+
+
+def ready_summary_statement(batch_key: str) -> Select[Any]:
+    """The ready summary's query, its parameters bound (also what the backlog bench explains)."""
+    return _READY_SUMMARY.params(key=batch_key, now=utcnow(), cap=READY_COUNT_CAP)
 
 
 _READY_OLDEST = (
@@ -157,7 +167,7 @@ _READY_OLDEST = (
         _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
     )
     .order_by(_t.next_attempt_at)
-    .limit(bindparam("cap"))
+    .limit(bindparam("cap", type_=Integer))
     .subquery()
 )
 _READY_SUMMARY = select(func.count(), func.min(_READY_OLDEST.c.at), func.max(_READY_OLDEST.c.at))
@@ -531,7 +541,7 @@ def resume_paused(db: Database, *, chunk: int = RESUME_CHUNK) -> list[str]:
     while True:
         with db.uow() as uow:
             session = uow.session
-            rows = session.execute(_PAUSED_ROWS, {"chunk": chunk}).all()
+            rows = session.execute(PAUSED_ROWS, {"chunk": chunk}).all()
             if not rows:
                 break
             session.execute(
@@ -554,11 +564,11 @@ def resume_paused(db: Database, *, chunk: int = RESUME_CHUNK) -> list[str]:
     return sorted(keys)
 
 
-_PAUSED_ROWS = (
+PAUSED_ROWS = (
     select(_t.id, _t.run_id, _t.batch_key)
     .join(Connection, Connection.id == _t.connection_id)
     .where(_t.status == "paused", Connection.status == "active")
-    .limit(bindparam("chunk"))
+    .limit(bindparam("chunk", type_=Integer))
 )
 
 
