@@ -54,7 +54,7 @@ from cluster_bench import Cluster, drop_database, empty_redis, fresh_database, n
 from cryptography.fernet import Fernet
 from outcome import BenchFailed, finish, refuse
 from sqlalchemy import create_engine, text
-from workflow_bench import cxloop, free_port, linked_survey, wait_until
+from workflow_bench import cpu_seconds, cxloop, free_port, linked_survey, wait_until
 
 SOBJECT = "Survey_Response__c"
 FAILURE_COUNTERS = ("refused", "lost", "task_runs_not_succeeded")
@@ -187,22 +187,43 @@ def record_count(control: httpx.Client) -> int:
     return int(reply.raise_for_status().json()["totalSize"])
 
 
+BUCKETS = {"first_10pct": (0.0, 0.1), "middle_10pct": (0.45, 0.55), "last_10pct": (0.9, 1.0)}
+
+
+def at_count(series: list[tuple[float, int]], count: float) -> float:
+    """When `count` was reached, interpolated between (x, count) samples; a bucket that
+    starts at 0 starts at the first sample above 0 (not while nothing moved)."""
+    for (t0, r0), (t1, r1) in itertools.pairwise(series):
+        if r1 >= count and r1 > 0:
+            if r0 == 0 or r1 == r0:
+                return t0 if r0 > 0 else t1 if count > 0 else t0
+            return t0 + (t1 - t0) * (count - r0) / (r1 - r0)
+    return series[-1][0]
+
+
 def rate_buckets(series: list[tuple[float, int]], total: int, name: str) -> dict[str, float]:
     """Records/s over the first 10 %, the middle 10 % (45-55 %) and the last 10 % of `total`,
     from (seconds, records) samples, interpolated at the bucket edges."""
-
-    def at(records: float) -> float:
-        for (t0, r0), (t1, r1) in itertools.pairwise(series):
-            if r1 >= records:
-                return t0 if r1 == r0 else t0 + (t1 - t0) * (records - r0) / (r1 - r0)
-        return series[-1][0]
-
-    buckets = {"first_10pct": (0.0, 0.1), "middle_10pct": (0.45, 0.55), "last_10pct": (0.9, 1.0)}
     rates = {}
-    for bucket, (low, high) in buckets.items():
-        seconds = at(total * high) - at(total * low)
+    for bucket, (low, high) in BUCKETS.items():
+        seconds = at_count(series, total * high) - at_count(series, total * low)
         rates[f"{name}_{bucket}_per_s"] = round(total * (high - low) / max(seconds, 1e-6), 1)
     return rates
+
+
+def cpu_buckets(
+    series: list[tuple[float, int]], cpu: list[float], total: int, name: str
+) -> dict[str, float]:
+    """CPU milliseconds of cxloop's processes per record in the same buckets: what a query
+    that slows with the tables' size would show, whatever else runs on the machine."""
+    spent = [(c, r) for c, (_, r) in zip(cpu, series, strict=True)]
+    figures = {}
+    for bucket, (low, high) in BUCKETS.items():
+        seconds = at_count(spent, total * high) - at_count(spent, total * low)
+        figures[f"{name}_{bucket}_cpu_ms_per_record"] = round(
+            seconds * 1000 / (total * (high - low)), 3
+        )
+    return figures
 
 
 # Hand-written: the statements of code paths that are not functions of their own.
@@ -398,7 +419,13 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         control.delete("/faults").raise_for_status()
         drain_began = time.monotonic()
+        cxloop_pids = [proc.pid for name, proc in cluster.procs.items() if name != "emulator"]
+
+        def cxloop_cpu() -> float:
+            return sum(cpu_seconds(pid) for pid in cxloop_pids)
+
         series = [(0.0, record_count(control))]
+        cpu = [cxloop_cpu()]
         while series[-1][1] < stored:
             if time.monotonic() - drain_began > options.drain_timeout:
                 raise BenchFailed(f"not drained within {options.drain_timeout} s: {series[-1]}")
@@ -406,6 +433,7 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 cluster.alive(name)
             time.sleep(1.0)
             series.append((time.monotonic() - drain_began, record_count(control)))
+            cpu.append(cxloop_cpu())
             if len(series) % 30 == 0:
                 note(f"drain: {series[-1][1]:,} records after {series[-1][0]:.0f} s")
         drained_s = series[-1][0]
@@ -427,6 +455,8 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "drain_first_record_s": round(first_record_s, 1),
             "drain_records_per_s": round(stored / max(drained_s - first_record_s, 1e-6), 1),
             **rate_buckets(series, stored, "drain"),
+            **cpu_buckets(series, cpu, stored, "drain"),
+            "drain_cxloop_cpu_ms_per_record": round((cpu[-1] - cpu[0]) * 1000 / stored, 3),
             "attempts_total": ledger.scalar("SELECT COUNT(*) FROM task_run_attempts"),
             "load_average_at_end": os.getloadavg()[0],
         }
