@@ -261,7 +261,7 @@ def _whole_batch_failed(
         return outcomes
     ambiguous = isinstance(exc, SalesforceUnreachable)
     held_until = None
-    if exc.kind == "transient":
+    if exc.kind == "transient" and org_id != "unknown":
         # The whole call failed (unreachable, 5xx, timeout): the org is held back a moment,
         # doubling while it stays down, so that the next batches wait instead of each being
         # tried, and a backlog of a million waits as a million untouched rows, not a million
