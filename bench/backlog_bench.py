@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -158,13 +159,19 @@ class Ledger:
 
 
 def import_responses(
-    api: httpx.Client, survey_id: str, total: int, chunk: int, label: str
-) -> tuple[int, int, list[tuple[float, int]]]:
-    """POST `total` responses as JSON arrays of `chunk`; returns (stored, refused, and the
-    (seconds, stored) after each request)."""
+    api: httpx.Client,
+    survey_id: str,
+    total: int,
+    chunk: int,
+    label: str,
+    cpu: Callable[[], float],
+) -> tuple[int, int, list[tuple[float, int]], list[float]]:
+    """POST `total` responses as JSON arrays of `chunk`; returns (stored, refused, the
+    (seconds, stored) after each request, and cxloop's CPU seconds then)."""
     stored = refused = 0
     began = time.monotonic()
     series = [(0.0, 0)]
+    spent = [cpu()]
     for start in range(0, total, chunk):
         items = [
             {"values": {"QID1": n % 11, "QID2": f"{label} #{n}"}}
@@ -177,9 +184,10 @@ def import_responses(
         stored += body["stored"]
         refused += body["refused"]
         series.append((time.monotonic() - began, stored))
+        spent.append(cpu())
         if (start // chunk) % 20 == 0:
             note(f"imported {stored:,} of {total:,}")
-    return stored, refused, series
+    return stored, refused, series, spent
 
 
 def record_count(control: httpx.Client) -> int:
@@ -212,7 +220,7 @@ def rate_buckets(series: list[tuple[float, int]], total: int, name: str) -> dict
 
 
 def cpu_buckets(
-    series: list[tuple[float, int]], cpu: list[float], total: int, name: str
+    series: list[tuple[float, int]], cpu: list[float], total: int, name: str, unit: str
 ) -> dict[str, float]:
     """CPU milliseconds of cxloop's processes per record in the same buckets: what a query
     that slows with the tables' size would show, whatever else runs on the machine."""
@@ -220,7 +228,7 @@ def cpu_buckets(
     figures = {}
     for bucket, (low, high) in BUCKETS.items():
         seconds = at_count(spent, total * high) - at_count(spent, total * low)
-        figures[f"{name}_{bucket}_cpu_ms_per_record"] = round(
+        figures[f"{name}_{bucket}_cpu_ms_per_{unit}"] = round(
             seconds * 1000 / (total * (high - low)), 3
         )
     return figures
@@ -386,8 +394,13 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         control.post("/faults", json=UNREACHABLE).raise_for_status()
         began = time.monotonic()
-        stored, refused, imported = import_responses(
-            api, survey_id, options.responses, options.chunk, "backlog"
+        cxloop_pids = [proc.pid for name, proc in cluster.procs.items() if name != "emulator"]
+
+        def cxloop_cpu() -> float:
+            return sum(cpu_seconds(pid) for pid in cxloop_pids)
+
+        stored, refused, imported, import_cpu = import_responses(
+            api, survey_id, options.responses, options.chunk, "backlog", cxloop_cpu
         )
         imported_s = time.monotonic() - began
         note(f"imported {stored:,} in {imported_s:.0f} s; the org stays unreachable a while")
@@ -399,6 +412,7 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "import_responses_per_s": round(stored / imported_s, 1),
             # the import's rate as the tables grow (whole requests: at least one per bucket)
             **rate_buckets(imported, stored, "import"),
+            **cpu_buckets(imported, import_cpu, stored, "import", "response"),
         }
         waiting = ledger.task_runs()
         result |= {
@@ -419,11 +433,6 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         control.delete("/faults").raise_for_status()
         drain_began = time.monotonic()
-        cxloop_pids = [proc.pid for name, proc in cluster.procs.items() if name != "emulator"]
-
-        def cxloop_cpu() -> float:
-            return sum(cpu_seconds(pid) for pid in cxloop_pids)
-
         series = [(0.0, record_count(control))]
         cpu = [cxloop_cpu()]
         while series[-1][1] < stored:
@@ -455,7 +464,7 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "drain_first_record_s": round(first_record_s, 1),
             "drain_records_per_s": round(stored / max(drained_s - first_record_s, 1e-6), 1),
             **rate_buckets(series, stored, "drain"),
-            **cpu_buckets(series, cpu, stored, "drain"),
+            **cpu_buckets(series, cpu, stored, "drain", "record"),
             "drain_cxloop_cpu_ms_per_record": round((cpu[-1] - cpu[0]) * 1000 / stored, 3),
             "attempts_total": ledger.scalar("SELECT COUNT(*) FROM task_run_attempts"),
             "load_average_at_end": os.getloadavg()[0],
