@@ -54,10 +54,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from _support import (
+    PYTHON,
+    TaskRunLedger,
+    api_calls,
+    cpu_seconds,
+    cxloop,
+    drop_database,
+    emulator_app,
+    free_port,
+    fresh_database,
+    wait_until,
+)
 from cryptography.fernet import Fernet
 from outcome import BenchFailed, failures, finish, refuse
-from sqlalchemy import create_engine, make_url, text
-from workflow_bench import PYTHON, cpu_seconds, cxloop, free_port, set_up, wait_until
+from sqlalchemy import text
+from workflow_bench import set_up
 
 SOBJECT = "Survey_Response__c"
 SMOKE = {"responses": 40, "clients": 4, "workers": "1", "kill_workers": 1, "lease_s": 5,
@@ -247,13 +259,13 @@ def submit(
     return seen
 
 
-class Observer:
+class Observer(TaskRunLedger):
     """Reads what happened: records in the emulator (control API, not counted as API calls),
     its API usage, and cxloop's ledger in PostgreSQL."""
 
     def __init__(self, control: httpx.Client, database_url: str) -> None:
+        super().__init__(database_url)
         self.control = control
-        self.engine = create_engine(database_url)
 
     def record_count(self) -> int:
         reply = self.control.get("/records", params={"sobject": SOBJECT, "limit": 1})
@@ -264,8 +276,7 @@ class Observer:
         return list(reply.raise_for_status().json()["records"])
 
     def api_calls(self) -> int:
-        usage = self.control.get("/api_usage").raise_for_status().json()
-        return sum(int(org["used"]) for org in usage.values())
+        return api_calls(self.control)
 
     def task_runs(self) -> Counter[str]:
         with self.engine.connect() as connection:
@@ -273,13 +284,6 @@ class Observer:
                 text("SELECT status, COUNT(*) FROM task_runs GROUP BY status")
             )
             return Counter({status: count for status, count in rows})
-
-    def first_failure(self) -> str:
-        with self.engine.connect() as connection:
-            reason = connection.execute(
-                text("SELECT status_reason FROM task_runs WHERE status = 'failed' LIMIT 1")
-            ).scalar()
-        return str(reason or "")[:300]
 
     def stored_per_submission(self, label: str) -> Counter[int]:
         """How many responses cxloop stored for each submission of the run `label`."""
@@ -291,9 +295,6 @@ class Observer:
                 if number is not None:
                     stored[number] += 1
         return stored
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 def submission_number(label: str, comment: str) -> int | None:
@@ -438,23 +439,6 @@ def cxloop_processes(cluster: Cluster) -> list[subprocess.Popen]:
     return [proc for name, proc in list(cluster.procs.items()) if name != "emulator"]
 
 
-def fresh_database(admin_url: str, name: str) -> str:
-    """Drop and create the PostgreSQL database `name`; its URL."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def empty_redis(url: str) -> None:
     import redis
 
@@ -557,16 +541,8 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                       "--auto-login", "admin@example.com", "--latency-ms",
                       f"{options.latency_ms:g}", "--per-record-ms",
                       f"{options.per_record_ms:g}")  # fmt: skip
-        wait_until(f"{sf}/__emulator__/info")
-        control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=60)
-        app = control.get("/info").json()["connected_apps"][0]
-        control.patch(f"/apps/{app['name']}",
-                      json={"add_callback_urls": [f"{bases[0]}/oauth/salesforce/callback"]},
-                      ).raise_for_status()  # fmt: skip
-        cluster.env |= {
-            "CXLOOP_SALESFORCE_CLIENT_ID": app["client_id"],
-            "CXLOOP_SALESFORCE_CLIENT_SECRET": app["client_secret"],
-        }
+        control, _info, app_settings = emulator_app(sf, bases[0])
+        cluster.env |= app_settings
         setup_env = cluster.env | {"CXLOOP_DATA_DIR": str(workdir / "cli")}
         cxloop(setup_env, "db", "upgrade")
         note("database upgraded")

@@ -39,8 +39,9 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _support import PYTHON, cxloop, emulator_app, free_port, process, scratch_database, wait_until
 from outcome import finish
-from workflow_bench import PYTHON, cxloop, free_port, linked_survey, process, quantile, wait_until
+from workflow_bench import linked_survey, quantile
 
 NOTIFICATIONS = 100
 
@@ -217,16 +218,8 @@ def fresh_database(admin_url: str | None) -> Iterator[str | None]:
     if admin_url is None:
         yield None
         return
-    name = f"cxloop_bench_{os.getpid()}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(admin_url, f"cxloop_bench_{os.getpid()}") as url:
+        yield url
 
 
 def run(options: argparse.Namespace, database_url: str | None) -> None:
@@ -251,19 +244,9 @@ def run(options: argparse.Namespace, database_url: str | None) -> None:
     if options.no_worker or options.separate_worker:
         serve_args.append("--no-worker")
     with process(emulator_args, env, workdir / "emulator.log"):
-        wait_until(f"{sf}/__emulator__/info")
-        control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=60)
-        info = control.get("/info").json()
-        app = info["connected_apps"][0]
+        _control, info, app_settings = emulator_app(sf, base)
         org_id = next(o["id"] for o in info["orgs"] if o["alias"] == "acme")
-        control.patch(
-            f"/apps/{app['name']}",
-            json={"add_callback_urls": [f"{base}/oauth/salesforce/callback"]},
-        ).raise_for_status()
-        env |= {
-            "CXLOOP_SALESFORCE_CLIENT_ID": app["client_id"],
-            "CXLOOP_SALESFORCE_CLIENT_SECRET": app["client_secret"],
-        }
+        env |= app_settings
         cxloop(env, "db", "upgrade")
         with ExitStack() as processes:
             processes.enter_context(process(serve_args, env, workdir / "serve.log"))

@@ -30,11 +30,7 @@ import argparse
 import json
 import os
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _support import free_port, local_env, percentile, scratch_database, serve
 from http_load import post_json_requests, run_load
 from outcome import finish
 
-PYTHON = sys.executable
 CONTENT = {
     "format_version": 1,
     "embedded_data": [{"name": "CaseId"}],
@@ -69,17 +65,6 @@ def response_body(n: int) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
-
-
 # -- the database --------------------------------------------------------------------------
 
 
@@ -89,22 +74,16 @@ def database(url: str | None, data_dir: Path) -> Iterator[str]:
     if not url:
         yield f"sqlite:///{data_dir / 'cxloop.db'}"
         return
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import make_url
 
     from cxloop.db.engine import normalize_database_url
 
-    base, _, name = normalize_database_url(url).rpartition("/")
+    given = make_url(normalize_database_url(url))
+    name = given.database or ""
     name = name if name.startswith("test_bench_") else f"test_bench_{secrets.token_hex(4)}"
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    admin = given.set(database="postgres").render_as_string(hide_password=False)
+    with scratch_database(admin, name) as scratch:
+        yield scratch
 
 
 def prepare(env: dict[str, str]) -> tuple[Any, str]:
@@ -122,33 +101,6 @@ def prepare(env: dict[str, str]) -> tuple[Any, str]:
     users.create_user(container.db, "bench@example.com", None, is_admin=True)
     token = users.create_token(container.db, "bench@example.com", "bench").token
     return container, token
-
-
-@contextmanager
-def server(env: dict[str, str], port: int, log: Path, processes: int) -> Iterator[str]:
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "cxloop", "serve", "--port", str(port), "--processes", str(processes)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/livez", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            else:
-                raise RuntimeError(f"cxloop serve did not start; see {log}")
-            yield base
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 # -- the load ------------------------------------------------------------------------------
@@ -243,15 +195,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cxloop-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         with database(args.database_url or None, data_dir) as url:
-            env = os.environ | {
-                "CXLOOP_DATA_DIR": str(data_dir),
-                "CXLOOP_DATABASE_URL": url,
-                "CXLOOP_QUEUE_URL": f"sqlite:///{Path(tmp) / 'queue.db'}",
-                "CXLOOP_LOG_LEVEL": "WARNING",  # one log line per request is not what we measure
-            }
+            env = local_env(Path(tmp), url)
             container, token = prepare(env)
             headers = {"Authorization": f"Bearer {token}"}
-            with server(env, free_port(), Path(tmp) / "server.log", args.processes) as base:
+            port = free_port()
+            with serve(env, port, Path(tmp) / "server.log", "--processes", str(args.processes)):
+                base = f"http://127.0.0.1:{port}"
                 survey = httpx.post(f"{base}/api/v1/surveys", json={"name": "Bench"},
                                     headers=headers).json()  # fmt: skip
                 survey_id = survey["id"]

@@ -25,20 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from responses_bench import CONTENT, database, free_port, percentile, response_body
+from _support import cpu_seconds, free_port, local_env, log_in, percentile, serve, upsert_workflow
+from responses_bench import CONTENT, database, response_body
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -66,25 +62,7 @@ PAGES = (
 
 def workflow_document(n: int) -> dict[str, Any]:
     """A response workflow with one Salesforce upsert (the shape most workflows have)."""
-    return {
-        "name": f"Workflow {n:03d}",
-        "event": {"type": "survey_response", "when": ["created"]},
-        "tasks": [
-            {
-                "id": "response",
-                "type": "salesforce",
-                "connection": "Bench",
-                "object": "Survey_Response__c",
-                "action": "upsert",
-                "key_field": "Response_ID__c",
-                "mappings": [
-                    {"field": "Response_ID__c", "value": "${e://Field/ResponseID}"},
-                    {"field": "NPS_Score__c", "value": "${q://QID1/ChoiceGroup/SelectedChoices}"},
-                    {"field": "Comment__c", "value": "${q://QID3/ChoiceTextEntryValue}"},
-                ],
-            }
-        ],
-    }
+    return upsert_workflow(f"Workflow {n:03d}", "Bench", comment_qid="QID3")
 
 
 def seed(env: dict[str, str], runs: int, workflows: int) -> dict[str, Any]:
@@ -292,54 +270,6 @@ def _seed_runs(
     return failed_run
 
 
-def process_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) a process has used so far; None where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def server(env: dict[str, str], port: int, log: Path) -> Iterator[tuple[str, int]]:
-    """`cxloop serve --processes 1 --no-worker`: one server process and nothing else in it
-    (the worker and scheduler would compete with the pages for the process's GIL; in
-    production they run in their own process). Yields its base URL and process id."""
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "cxloop", "serve", "--port", str(port), "--processes", "1"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*command, "--no-worker"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/livez", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            else:
-                raise RuntimeError(f"cxloop serve did not start: {log.read_text()[-2000:]}")
-            yield base, proc.pid
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def sign_in(http: httpx.Client) -> None:
-    form = http.get("/login").raise_for_status().text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
-    assert csrf, "no login form"
-    reply = http.post("/login", data={"email": OWNER, "password": PASSWORD, "csrf": csrf.group(1)})
-    if reply.status_code != 303:
-        raise SystemExit(f"could not sign in: {reply.status_code}")
-
-
 def measure(
     http: httpx.Client, paths: dict[str, str], requests: int, server_pid: int | None = None
 ) -> dict[str, Any]:
@@ -356,7 +286,7 @@ def measure(
         cpu_before = None
         for n in range(requests + 2):
             if n == 2 and server_pid is not None:
-                cpu_before = process_cpu_s(server_pid)
+                cpu_before = cpu_seconds(server_pid, children=False)
             began = time.perf_counter()
             reply = http.get(path)
             elapsed = (time.perf_counter() - began) * 1000
@@ -372,7 +302,7 @@ def measure(
             "p95_ms": round(percentile(timings, 0.95), 1),
             "n": len(timings),
         }
-        cpu_after = process_cpu_s(server_pid) if server_pid is not None else None
+        cpu_after = cpu_seconds(server_pid, children=False) if server_pid is not None else None
         if cpu_before is not None and cpu_after is not None:
             pages[template]["cpu_ms"] = round((cpu_after - cpu_before) * 1000 / len(timings), 1)
     if failures:
@@ -397,13 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cxloop-ui-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         with database(args.database_url or None, data_dir) as url:
-            env = os.environ | {
-                "CXLOOP_DATA_DIR": str(data_dir),
-                "CXLOOP_DATABASE_URL": url,
-                "CXLOOP_QUEUE_URL": f"sqlite:///{Path(tmp) / 'queue.db'}",
-                "CXLOOP_LOG_LEVEL": "WARNING",  # one log line per request is not what we measure
-                "PYTHONPATH": str(ROOT / "src"),
-            }
+            env = local_env(Path(tmp), url) | {"PYTHONPATH": str(ROOT / "src")}
             ids = seed(env, args.runs, args.workflows)
             paths = {
                 template: template.format(
@@ -412,12 +336,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for template in PAGES
             }
             log = Path(tmp) / "server.log"
+            port = free_port()
+            # One server process and nothing else in it (the worker and scheduler would compete
+            # with the pages for the process's GIL; in production they run in their own).
             with (
-                server(env, free_port(), log) as (base, pid),
-                httpx.Client(base_url=base, timeout=60) as http,
+                serve(env, port, log, "--processes", "1", "--no-worker") as proc,
+                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http,
             ):
-                sign_in(http)
+                log_in(http, OWNER, PASSWORD)
                 load_before = os.getloadavg()[0]
+                # CPU time comes from /proc (Linux); elsewhere the pages have no cpu_ms.
+                pid = proc.pid if Path("/proc/self/stat").exists() else None
                 pages = measure(http, paths, args.requests, pid)
                 load_after = os.getloadavg()[0]
     measured = [p for p in pages.values() if isinstance(p, dict)]

@@ -35,28 +35,32 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _support import (
+    PYTHON,
+    TaskRunLedger,
+    api_calls,
+    cpu_seconds,
+    cxloop,
+    emulator_app,
+    free_port,
+    log_in,
+    process,
+    upsert_workflow,
+    wait_until,
+)
 from http_load import post_json_requests, run_load
 from outcome import BenchFailed, failures, finish, refuse
-from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 CONTENT = {
     "format_version": 1,
     "embedded_data": [{"name": "CaseId"}],
@@ -67,47 +71,6 @@ CONTENT = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(url: str, timeout: float = 60.0, **kwargs: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2, **kwargs).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def cxloop(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [PYTHON, "-m", "cxloop", *args], env=env, input=stdin, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"cxloop {' '.join(args)} failed: {done.stderr or done.stdout}")
-    return done.stdout
-
-
 BENCH_PASSWORD = "bench passphrase 1"
 
 
@@ -115,13 +78,7 @@ def link_in_browser(base: str, email: str, password: str, authorize_url: str) ->
     """What a person's browser does with the linking link: sign in to cxloop, open the one-time
     link (which sets its cookie), log in at Salesforce (the emulator's auto-login), come back."""
     with httpx.Client(base_url=base, timeout=60) as browser:
-        form = browser.get("/login").raise_for_status().text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
-        assert csrf, "no login form"
-        signed_in = browser.post(
-            "/login", data={"email": email, "password": password, "csrf": csrf.group(1)}
-        )
-        assert signed_in.status_code == 303, signed_in.text
+        log_in(browser, email, password)
         at_salesforce = browser.get(authorize_url)
         assert at_salesforce.status_code == 303, at_salesforce.text
         back = httpx.get(at_salesforce.headers["location"], follow_redirects=False, timeout=60)
@@ -156,54 +113,9 @@ def set_up(base: str, sf: str, env: dict[str, str]) -> tuple[dict[str, str], str
     """An admin with a token, a linked connection, an active survey with the workflow."""
     api, survey = linked_survey(base, sf, env, "Bench NPS")
     headers = {"Authorization": api.headers["Authorization"]}
-    workflow = {
-        "name": "Upsert response",
-        "event": {"type": "survey_response", "when": ["created"]},
-        "tasks": [
-            {
-                "id": "response",
-                "type": "salesforce",
-                "connection": "Emulator",
-                "object": "Survey_Response__c",
-                "action": "upsert",
-                "key_field": "Response_ID__c",
-                "mappings": [
-                    {"field": "Response_ID__c", "value": "${e://Field/ResponseID}"},
-                    {"field": "NPS_Score__c", "value": "${q://QID1/ChoiceGroup/SelectedChoices}"},
-                    {"field": "Comment__c", "value": "${q://QID2/ChoiceTextEntryValue}"},
-                ],
-            }
-        ],
-    }
+    workflow = upsert_workflow("Upsert response", "Emulator", comment_qid="QID2")
     api.post(f"/api/v1/surveys/{survey['id']}/workflows", json=workflow).raise_for_status()
     return headers, survey["id"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a process and its children (`serve --processes N`);
-    Linux /proc, 0 where there is none."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def api_calls(control: httpx.Client) -> int:
-    usage = control.get("/api_usage").raise_for_status().json()
-    return sum(int(org.get("calls", org.get("used", 0))) for org in _orgs(usage))
-
-
-def _orgs(usage: Any) -> list[dict[str, Any]]:
-    if isinstance(usage, dict) and "orgs" in usage:
-        return list(usage["orgs"])
-    if isinstance(usage, dict):
-        return [v for v in usage.values() if isinstance(v, dict)]
-    return list(usage)
 
 
 def sf_count(sf_client: httpx.Client, soql: str) -> int:
@@ -282,55 +194,6 @@ def wait_for_records(
         time.sleep(0.1)
     in_salesforce = sf_count(sf_client, "SELECT COUNT() FROM Survey_Response__c")
     raise BenchFailed(f"{in_salesforce} of the {expected} records arrived within {timeout} s")
-
-
-class TaskRunLedger:
-    """cxloop's own record of its task runs (its SQLite database, read beside the server)."""
-
-    def __init__(self, database: Path) -> None:
-        self.engine = create_engine(f"sqlite:///{database}")
-
-    def failed(self) -> int:
-        with self.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT COUNT(*) FROM task_runs WHERE status = 'failed'")
-            ).scalar_one()
-
-    def first_failure(self) -> str:
-        with self.engine.connect() as connection:
-            reason = connection.execute(
-                text("SELECT status_reason FROM task_runs WHERE status = 'failed' LIMIT 1")
-            ).scalar()
-        return str(reason or "")[:300]
-
-    def not_succeeded_responses(self) -> set[str]:
-        """The responses with a task run that has not succeeded."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT DISTINCT runs.response_id FROM task_runs "
-                    "JOIN runs ON runs.id = task_runs.run_id WHERE task_runs.status <> 'succeeded'"
-                )
-            )
-            return {response_id for (response_id,) in rows}
-
-    def duplicate_writes(self, key_field: str, keys: set[str] | None = None) -> int:
-        """Writes of a record beyond the one that created it, per key (of `keys`, or all),
-        from the upsert results of every attempt: an attempt that wrote a key already written
-        (`created` false, as every key here is new) or a second creation of one key."""
-        writes: dict[str, list[bool]] = {}
-        with self.engine.connect() as connection:
-            rows = connection.execute(text("SELECT payload, reply FROM task_run_attempts"))
-            for payload, reply in rows:
-                reply = (json.loads(reply) if isinstance(reply, str) else reply) or {}
-                payload = (json.loads(payload) if isinstance(payload, str) else payload) or {}
-                key = str(payload.get(key_field))
-                if reply.get("success") and (keys is None or key in keys):
-                    writes.setdefault(key, []).append(bool(reply.get("created")))
-        return sum(len(flags) - min(flags.count(True), 1) for flags in writes.values())
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 def latency_quantiles(metrics_text: str) -> tuple[dict[float, int], int]:
@@ -526,17 +389,8 @@ def run_worlds(
     results: list[dict[str, Any]] = []
     loads: list[tuple[list[str], list[str]]] = []  # per world: full-load ids, half-load ids
     with process(emulator_args, env, workdir / "emulator.log"):
-        wait_until(f"{sf}/__emulator__/info")
-        control = httpx.Client(base_url=f"{sf}/__emulator__", timeout=60)
-        app = control.get("/info").json()["connected_apps"][0]
-        control.patch(
-            f"/apps/{app['name']}",
-            json={"add_callback_urls": [f"{base}/oauth/salesforce/callback"]},
-        ).raise_for_status()
-        env |= {
-            "CXLOOP_SALESFORCE_CLIENT_ID": app["client_id"],
-            "CXLOOP_SALESFORCE_CLIENT_SECRET": app["client_secret"],
-        }
+        control, _info, app_settings = emulator_app(sf, base)
+        env |= app_settings
         cxloop(env, "db", "upgrade")
         with process(
             [PYTHON, "-m", "cxloop", "serve", "--port", str(cx_port),

@@ -15,12 +15,22 @@ class CxloopError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        code: str | None = None,
+        localized: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
         if code is not None:
             self.code = code
+        # The message is already in the reader's language (a page's own error, made with the
+        # page's gettext): pages show it as it is instead of the sentence for its code.
+        self.localized = localized
 
 
 class InvalidInput(CxloopError):
@@ -58,9 +68,26 @@ class Forbidden(CxloopError):
 
 
 class NotFound(CxloopError):
-    """The object does not exist, or the caller may not know that it does."""
+    """The object does not exist, or the caller may not know that it does.
+
+    `subject` names the kind of object ("survey", "run", ...) without changing the reply's
+    code: a page in another language says "Survey not found" in its words
+    (web/ui/messages.py NOT_FOUND_MESSAGES).
+    """
 
     code = "not_found"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str | None = None,
+        details: Any = None,
+        code: str | None = None,
+        localized: bool = False,
+    ) -> None:
+        super().__init__(message, details=details, code=code, localized=localized)
+        self.subject = subject
 
 
 class Conflict(CxloopError):

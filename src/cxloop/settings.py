@@ -21,10 +21,18 @@ import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from cryptography.fernet import Fernet
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -318,7 +326,21 @@ class EngineSettings(BaseModel):
     )
     retry_base_s: float = Field(default=2.0, gt=0, description="First retry delay; doubles.")
     retry_cap_s: float = Field(default=3600.0, gt=0, description="Longest delay between tries.")
-    lease_s: int = Field(default=120, ge=5, description="How long a claimed task run is held.")
+    lease_s: int = Field(
+        default=10,
+        ge=5,
+        description="How long a claimed task run is held without a heartbeat: a worker renews "
+        "the leases of the rows it holds every `lease_heartbeat_s`, so a call may take longer; "
+        "a dead worker's rows are taken back this long after its last heartbeat (plus up to "
+        "`sweeper_period_s`).",
+    )
+    lease_heartbeat_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="How often a worker renews the leases of the task runs it holds (one UPDATE "
+        "per process). Default: a quarter of `lease_s`; at most a third, so that a late beat "
+        "or two lose nothing.",
+    )
     batch_size: int = Field(default=200, ge=1, le=200, description="Records per Collections call.")
     batch_linger_s: float = Field(
         default=0.5,
@@ -332,7 +354,38 @@ class EngineSettings(BaseModel):
         description="A filling batch goes early once no record has joined it for this long "
         "(0: never early).",
     )
-    sweeper_period_s: int = Field(default=5, ge=1, description="How often stuck work is re-queued.")
+    bulk_threshold: int = Field(
+        default=2000,
+        ge=0,
+        description="A Salesforce batch key holding more ready task runs than this sends them "
+        "through one Bulk API 2.0 ingest job instead of Collections calls (0: never).",
+    )
+    bulk_max_records: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Task runs per Bulk API 2.0 ingest job (the CSV is also kept under 100 MB).",
+    )
+    bulk_gather_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="While a backlog of a batch key grows fast (an import), how long it may "
+        "wait to fill one Bulk API 2.0 job instead of several (0: send at once).",
+    )
+    bulk_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="First wait before a Bulk API 2.0 job's state is checked; doubles per check.",
+    )
+    bulk_poll_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between two checks of a Bulk API 2.0 job."
+    )
+    sweeper_period_s: int = Field(
+        default=3,
+        ge=1,
+        description="How often stuck work is re-queued: expired leases taken back (each with an "
+        "attempt saying so), ready rows nobody took, paused work that may resume.",
+    )
     api_usage_threshold: float = Field(
         default=0.9, gt=0, le=1, description="Slow down an org above this share of its API limit."
     )
@@ -340,6 +393,23 @@ class EngineSettings(BaseModel):
         default=300.0, gt=0, description="Pause for an org that answered REQUEST_LIMIT_EXCEEDED."
     )
     run_retention_days: int = Field(default=365, ge=1, description="Run history kept this long.")
+
+    @property
+    def effective_lease_heartbeat_s(self) -> float:
+        """How often a worker renews its leases: the setting, else a quarter of the lease."""
+        return self.lease_heartbeat_s or self.lease_s / 4
+
+    @model_validator(mode="after")
+    def _heartbeat_fits_the_lease(self) -> Self:
+        # Two beats may come late (a busy database, a long pause of the interpreter) before a
+        # living worker's rows would be taken from it.
+        if self.lease_heartbeat_s is not None and self.lease_heartbeat_s * 3 > self.lease_s:
+            raise ValueError(
+                f"lease_heartbeat_s ({self.lease_heartbeat_s:g}) must be at most a third of "
+                f"lease_s ({self.lease_s}): set CXLOOP_LEASE_HEARTBEAT_S to "
+                f"{self.lease_s / 3:g} or less, or raise CXLOOP_LEASE_S"
+            )
+        return self
 
 
 class MailSettings(BaseModel):

@@ -56,12 +56,21 @@ BENCHES: dict[str, tuple[set[str], set[str]]] = {
          "drain_last_10pct_per_s", "max_rss_mb"},
         {"refused", "lost", "task_runs_not_succeeded"},
     ),
+    "backfill_bench.py": (
+        {"responses", "records_per_s", "import_s", "drain_s", "api_calls_per_1000", "bulk_jobs",
+         "records_in_bulk_jobs", "server_cpu_s", "latency_ms", "per_record_ms"},
+        {"lost", "duplicates", "failed_task_runs"},
+    ),
     "responses_bench.py": (
         {"database", "cpus", "server_processes", "responses_per_s_single", "single_accepted",
          "latency_ms_p50", "latency_ms_p99", "clients", "seconds", "responses_per_s_import",
          "import_rows", "import_cpu_us_per_row", "responses_per_s_import_http", "array_size",
          "http_import_clients"},
         {"single_errors", "import_failed", "http_import_errors", "missing_responses"},
+    ),
+    "lease_bench.py": (
+        {"database", "lease_s", "heartbeat_s", "rows_held", "beats", "idle", "busy"},
+        {"wrong_renewals"},
     ),
 }  # fmt: skip
 

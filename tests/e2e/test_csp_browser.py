@@ -3,8 +3,6 @@ reported, and the forms still post (login, a survey's pages, the opt-out button)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from tests.e2e.conftest import CHROMIUM_ARGS
 from tests.integration.survey_helpers import all_types
@@ -13,8 +11,6 @@ from cxloop.bootstrap import Container
 from cxloop.services import directory, personal_links, survey_content, surveys
 from cxloop.services.access import Actor
 from cxloop.services.users import create_user
-from cxloop.web.app import create_app
-from cxloop.web.background import BackgroundServer
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a long enough passphrase"
@@ -23,14 +19,6 @@ window.__violations = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(
   `${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
 """
-
-
-@pytest.fixture
-def base_url(container: Container) -> Iterator[str]:
-    server = BackgroundServer(port=0, name="cxloop-csp")
-    server.start(create_app(container))
-    yield server.url
-    server.stop()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -6,14 +6,9 @@ fails). Screenshots go to tests-artifacts/ (ignored by git) for a person to look
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 from tests.e2e.conftest import CHROMIUM_ARGS
 
@@ -22,7 +17,6 @@ from cxloop.db.models import Response
 from cxloop.services import survey_content, surveys
 from cxloop.services.access import Actor
 from cxloop.services.users import create_user
-from cxloop.web.app import create_app
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests-artifacts"
 PHONE = {"width": 390, "height": 844}
@@ -43,25 +37,6 @@ CONTENT = {
 }  # fmt: skip
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def base_url(container: Container) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def tab_to(page, selector: str, presses: int = 40) -> None:

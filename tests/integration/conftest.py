@@ -238,3 +238,15 @@ def ledger_watch(container: Container, monkeypatch: pytest.MonkeyPatch) -> Ledge
     monkeypatch.setattr(ledger, "record_response_events", recording)
     monkeypatch.setattr(ledger, "wants_responses", asking)
     return watch
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, container: Container, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The CLI (tests/integration/cli_helpers.py) on the same database and data directory (so
+    the same keys) as `container`, with a queue of its own."""
+    monkeypatch.setenv("CXLOOP_DATA_DIR", str(container.settings.data_dir))
+    monkeypatch.setenv("CXLOOP_DATABASE_URL", database_url)
+    monkeypatch.setenv("CXLOOP_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.db'}")
+    return tmp_path

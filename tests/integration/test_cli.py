@@ -3,11 +3,8 @@
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cxloop.cli.main import app
-
-runner = CliRunner()
+from tests.integration.cli_helpers import cxloop
 
 
 @pytest.fixture
@@ -15,10 +12,6 @@ def cli_env(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CXLOOP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CXLOOP_DATABASE_URL", database_url)
     return tmp_path
-
-
-def cxloop(*args: str, stdin: str | None = None):
-    return runner.invoke(app, list(args), input=stdin)
 
 
 def test_create_user_list_and_token(cli_env: Path) -> None:

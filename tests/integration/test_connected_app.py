@@ -16,20 +16,18 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from typer.testing import CliRunner
 
 from cxloop.bootstrap import Container, build_container
-from cxloop.cli.main import app as cli
 from cxloop.settings import SalesforceApp
 from cxloop.web.app import create_app
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person, make_settings
 from tests.e2e.test_processes import free_port
+from tests.integration.cli_helpers import cxloop
 from tests.integration.conftest import open_in_browser, org
 
 BASE = "http://127.0.0.1:8123"
 CALLBACK = BASE + "/oauth/salesforce/callback"
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -63,10 +61,6 @@ def cli_env(bare: Container, monkeypatch: pytest.MonkeyPatch) -> Container:
     monkeypatch.setenv("CXLOOP_DATABASE_URL", bare.settings.effective_database_url)
     monkeypatch.setenv("CXLOOP_BASE_URL", BASE)
     return bare
-
-
-def cxloop(*args: str, stdin: str | None = None):
-    return runner.invoke(cli, list(args), input=stdin)
 
 
 def finish_in_browser(web: TestClient, person: Person, link: str) -> httpx.Response:

@@ -9,17 +9,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 from cxloop.bootstrap import Container, build_container
-from cxloop.cli.main import app as cli
 from cxloop.services import connections
 from cxloop.settings import Settings
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
+from tests.integration.cli_helpers import cxloop
 from tests.integration.conftest import link, open_in_browser, org
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -34,10 +31,6 @@ def cli_env(linked: Container, monkeypatch: pytest.MonkeyPatch) -> Container:
     )
     monkeypatch.setenv("CXLOOP_SALESFORCE_EXTRA_HOSTS", json.dumps(settings.salesforce_extra_hosts))
     return linked
-
-
-def cxloop(*args: str):
-    return runner.invoke(cli, list(args))
 
 
 def test_list_rename_and_remove(

@@ -3,6 +3,7 @@ databases. Each test walks one area end to end (good and bad input) to keep the 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -401,3 +402,33 @@ def test_a_chunk_that_fails_whole_is_retried_row_by_row_and_list_names_match(
         uow.commit()
     [listed] = directory_service.list_mailing_lists(container.db, actor, target.id)
     assert (listed.name, listed.member_count) == ("VIP", 1)
+
+
+NAIVE_CURSOR = "WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgIlJfeCJd"  # ["2026-01-01T00:00:00", "R_x"]
+
+
+def test_every_list_answers_a_cursor_without_a_time_zone_or_of_another_kind_with_bad_cursor(
+    client: TestClient, alice: Person
+) -> None:
+    """One keyset for every list: a cursor naming a time without a zone is refused as the
+    responses list always did (the others answered 500), and so is another kind of list's."""
+    from cxloop.services.pagination import encode_cursor
+
+    h = alice.headers
+    survey = made(client.post("/api/v1/surveys", json={"name": "Paged"}, headers=h), 201)
+    directory = made(client.post(f"{API}/directories", json={"name": "Paged"}, headers=h), 201)
+    assert survey["id"] and directory["id"]
+    lists = [
+        "/api/v1/surveys",
+        "/api/v1/runs",
+        f"/api/v1/runs?survey_id={survey['id']}",
+        f"/api/v1/surveys/{survey['id']}/distributions",
+        f"/api/v1/surveys/{survey['id']}/responses",
+        f"{API}/directories/{directory['id']}/contacts",
+    ]
+    int_id = encode_cursor(datetime(2026, 1, 1, tzinfo=UTC), 7)
+    for path in lists:
+        for cursor in (NAIVE_CURSOR, int_id):
+            reply = client.get(path, params={"cursor": cursor}, headers=h)
+            assert_error(reply, 422, "bad_cursor")
+        assert made(client.get(path, headers=h), 200)["next_cursor"] is None, path

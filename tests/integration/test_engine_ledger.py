@@ -170,7 +170,7 @@ def test_an_outcome_is_never_written_over_a_row_the_sweeper_took_back(
     taken_again: list[Any] = []
 
     def sweep_then_claim() -> None:
-        claims.expire_leases(linked.db)
+        claims.expire_leases(linked.db, linked.settings)
         taken_again.extend(
             claims.claim_task_runs(linked.db, row.batch_key, limit=5, lease_s=60, worker="other")
         )

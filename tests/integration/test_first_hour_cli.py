@@ -14,24 +14,18 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from cxloop.bootstrap import Container
-from cxloop.cli.main import app
 from cxloop.services import responses, survey_content, surveys, users, workflows
 from cxloop.services.access import Actor
 from cxloop.settings import Settings
 from tests.conftest import Person
+from tests.integration.cli_helpers import cxloop
 from tests.integration.test_auth_api import assert_error
 from tests.integration.test_workflows_api import CONTENT, EMAIL_WORKFLOW
 
 QSF = Path(__file__).resolve().parents[1] / "fixtures" / "qsf"
-runner = CliRunner()
 LONG_NAME = " and ".join(["Customer satisfaction after a support case was closed"] * 3)
-
-
-def cxloop(*args: str | Path, stdin: str | None = None):
-    return runner.invoke(app, [str(a) for a in args], input=stdin)
 
 
 @pytest.fixture
@@ -122,13 +116,9 @@ def test_config_show_creates_nothing(elsewhere: Path) -> None:
 
 
 @pytest.fixture
-def cli_env(
-    tmp_path: Path, container: Container, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Actor:
-    """The CLI on `container`'s database; an admin, alice, is its only user."""
-    monkeypatch.setenv("CXLOOP_DATA_DIR", str(container.settings.data_dir))
-    monkeypatch.setenv("CXLOOP_DATABASE_URL", database_url)
-    monkeypatch.setenv("CXLOOP_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.db'}")
+def cli_env(cli_env: Path, container: Container) -> Actor:
+    """The CLI on `container`'s database (tests/integration/conftest.py); an admin, alice, is
+    its only user."""
     return Actor.of(users.create_user(container.db, "alice@example.com", None, is_admin=True))
 
 

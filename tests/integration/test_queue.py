@@ -47,16 +47,23 @@ def test_two_schedulers_in_the_same_period_enqueue_once(queued: Container) -> No
 
 
 def test_enqueued_work_waits_for_a_worker_and_runs_once(queued: Container) -> None:
-    queued.scheduler().tick(time.time())
+    enqueued = set(queued.scheduler().tick(time.time()))
     assert queued.huey.pending_count() == len(queued.jobs)
+
+    def executions() -> dict[tuple[str, int], int]:
+        return {(s.job, s.slot): s.executions for s in slots(queued)}
+
     worker = EmbeddedWorker(queued)
     worker.start()
     try:
-        wait_for(lambda: all(s.executions == 1 for s in slots(queued)))
+        wait_for(lambda: all(executions().get(e) == 1 for e in enqueued))
     finally:
         worker.stop()
-    assert queued.huey.pending_count() == 0
-    assert [s.executions for s in slots(queued)] == [1] * len(queued.jobs)
+    # The worker's own scheduler may start the next period meanwhile (a minute boundary
+    # passed): what the first tick enqueued ran exactly once, and nothing ran twice.
+    ran = executions()
+    assert {e: ran[e] for e in enqueued} == dict.fromkeys(enqueued, 1)
+    assert max(ran.values()) == 1
 
 
 def test_scheduler_survives_a_failing_enqueue(queued: Container) -> None:

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from cxloop.bootstrap import Container
 from tests.conftest import Person
+from tests.integration.cli_helpers import cxloop
 from tests.integration.survey_helpers import make_survey, quick_person
-from tests.integration.test_surveys_cli import cli_env, cxloop  # noqa: F401  (a fixture)
 from tests.integration.test_trusted_embedded_data import CASE, CONTENT
 
 
@@ -27,7 +27,7 @@ def survey_id(client: TestClient, admin: Person) -> str:
 
 
 def test_a_signed_link_from_the_command_line_opens_until_the_key_is_rotated(
-    cli_env: Path,  # noqa: F811
+    cli_env: Path,
     client: TestClient,
     survey_id: str,
 ) -> None:
@@ -47,7 +47,7 @@ def test_a_signed_link_from_the_command_line_opens_until_the_key_is_rotated(
 
 
 def test_the_anonymous_link_is_switched_from_the_command_line(
-    cli_env: Path,  # noqa: F811
+    cli_env: Path,
     client: TestClient,
     survey_id: str,
 ) -> None:
@@ -72,7 +72,7 @@ def test_the_anonymous_link_is_switched_from_the_command_line(
     ],
 )
 def test_bad_signed_link_options_exit_with_a_reason(
-    cli_env: Path,  # noqa: F811
+    cli_env: Path,
     survey_id: str,
     args: list[str],
     words: str,
@@ -83,7 +83,7 @@ def test_bad_signed_link_options_exit_with_a_reason(
 
 
 def test_unknown_surveys_and_states_exit_with_a_reason(
-    cli_env: Path,  # noqa: F811
+    cli_env: Path,
     admin: Person,
 ) -> None:
     for args in (

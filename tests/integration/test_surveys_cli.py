@@ -5,30 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
+import typer
 
 from cxloop.bootstrap import Container
 from cxloop.cli.main import app
+from tests.integration.cli_helpers import cxloop
 from tests.integration.survey_helpers import GOOD_VALUES, all_types, quick_person
 
 QSF = Path(__file__).resolve().parents[1] / "fixtures" / "qsf"
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(
-    tmp_path: Path, container: Container, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """The CLI on the same database and data directory (so the same keys) as `container`."""
-    monkeypatch.setenv("CXLOOP_DATA_DIR", str(container.settings.data_dir))
-    monkeypatch.setenv("CXLOOP_DATABASE_URL", database_url)
-    monkeypatch.setenv("CXLOOP_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.db'}")
-    return tmp_path
-
-
-def cxloop(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def created_id(output: str) -> str:
@@ -79,12 +63,49 @@ def test_surveys_import_mistakes_are_one_line(cli_env: Path, container: Containe
         (("surveys", "import", str(cli_env / "missing.qsf")), "no file"),
         (("surveys", "import", str(QSF / "nps.qsf"), "--owner", "ghost@example.com"),
          "No user with email"),
-        (("surveys", "export", "SV_nope"), "No survey"),
+        (("surveys", "export", "SV_nope", "--user", "one@example.com"), "No survey"),
         (("surveys", "export", "SV_nope", "--format", "xml"), "unknown format"),
     ):  # fmt: skip
         result = cxloop(*args)
         assert result.exit_code == 1, (args, result.output)
         assert reason in result.output and "Traceback" not in result.output
+
+
+def test_every_surveys_command_takes_the_same_user_option() -> None:
+    """One --user in the group: the same default (the only user) and the same help everywhere;
+    only `import` names the new survey's --owner instead."""
+    group = typer.main.get_command(app).commands["surveys"]
+    shapes = {}
+    for name, command in group.commands.items():
+        option = next((p for p in command.params if "--user" in p.opts), None)
+        if name == "import":
+            assert option is None and any("--owner" in p.opts for p in command.params)
+            continue
+        assert option is not None, f"cxloop surveys {name} has no --user"
+        shapes[name] = (option.default, option.required, option.help)
+    assert set(shapes.values()) == {(None, False, "Act as this user (default: the only user).")}
+
+
+def test_surveys_commands_act_as_the_only_user_and_ask_for_user_among_several(
+    cli_env: Path, container: Container
+) -> None:
+    quick_person(container, "owner@example.com")
+    survey_id = created_id(cxloop("surveys", "import", str(QSF / "nps.qsf"),
+                                  "--owner", "owner@example.com").output)  # fmt: skip
+    alone = cxloop("surveys", "open", survey_id)  # the only user: no --user needed
+    assert alone.exit_code == 0 and "is open" in alone.output, alone.output
+    quick_person(container, "admin@example.com", admin=True)
+    for args in (("open", survey_id), ("close", survey_id), ("list",), ("export", survey_id),
+                 ("rotate-link-key", survey_id), ("grants", survey_id)):  # fmt: skip
+        several = cxloop("surveys", *args)
+        assert several.exit_code == 1, (args, several.output)
+        assert "there are several users: say which with --user EMAIL" in several.output
+    closed = cxloop("surveys", "close", survey_id, "--user", "owner@example.com")
+    assert closed.exit_code == 0 and "is closed" in closed.output
+    listed = cxloop("surveys", "list", "--user", "admin@example.com", "--json")
+    assert [row["id"] for row in json.loads(listed.output)] == [survey_id]
+    stranger = cxloop("surveys", "export", survey_id, "--user", "ghost@example.com")
+    assert stranger.exit_code == 1 and "No user with email" in stranger.output
 
 
 def test_responses_import_reports_bad_lines_and_export_writes_them(

@@ -6,36 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
 from cxloop.bootstrap import Container
-from cxloop.cli.main import app
 from cxloop.services import survey_content, surveys
 from cxloop.services.access import Actor
+from tests.integration.cli_helpers import cxloop, flat
 from tests.integration.survey_helpers import quick_person
 from tests.integration.test_workflows_api import CONTENT, add_connection, salesforce_workflow
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(
-    tmp_path: Path, container: Container, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """The CLI on the same database and data directory (so the same keys) as `container`."""
-    monkeypatch.setenv("CXLOOP_DATA_DIR", str(container.settings.data_dir))
-    monkeypatch.setenv("CXLOOP_DATABASE_URL", database_url)
-    monkeypatch.setenv("CXLOOP_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.db'}")
-    return tmp_path
-
-
-def cxloop(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def flat(output: str) -> str:
-    return " ".join(output.split())
 
 
 def test_transfer_offer_accept_and_grants_from_the_command_line(

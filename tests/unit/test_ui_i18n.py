@@ -4,6 +4,7 @@ translation; catalogues merge per language; the browser's language is picked as 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cxloop.web.ui.i18n import (
     DOMAINS,
@@ -113,6 +114,80 @@ def test_every_service_error_code_a_page_can_show_has_a_sentence_in_every_langua
         code for code, text in SERVICE_MESSAGES.items() if languages.gettext("de", text) == text
     ]
     assert not untranslated, f"sentences without German: {untranslated}"
+
+
+def _not_founds_without_a_sentence(root: Path) -> list[str]:
+    """Each `NotFound(...)` under `root` that has neither a code nor a subject with a sentence."""
+    import ast
+
+    from cxloop.web.ui.messages import NOT_FOUND_MESSAGES, SERVICE_MESSAGES
+
+    places = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "NotFound"):
+                continue
+            said = {k.arg: k.value for k in node.keywords}
+            code, subject = said.get("code"), said.get("subject")
+            if said.get("localized") is not None:
+                continue  # made in the page's language already
+            if isinstance(code, ast.Constant) and code.value in SERVICE_MESSAGES:
+                continue
+            if isinstance(subject, ast.Constant) and subject.value in NOT_FOUND_MESSAGES:
+                continue
+            places.append(f"{path.relative_to(root)}:{node.lineno}")
+    return places
+
+
+def test_every_not_found_says_what_was_not_found_in_every_language() -> None:
+    import cxloop
+    from cxloop.web.ui.messages import NOT_FOUND_MESSAGES
+
+    root = Path(cxloop.__file__).parent
+    # engine/ and ledger/ are being changed on other branches (engine/dry_run.py raises two
+    # NotFounds without a subject: German pages say "not found" for them); they join at merge.
+    missing = [
+        place
+        for place in _not_founds_without_a_sentence(root)
+        if not place.startswith(("engine/", "ledger/"))
+    ]
+    assert not missing, f"NotFound without a code or a subject= of NOT_FOUND_MESSAGES: {missing}"
+    languages = UiLanguages()
+    untranslated = [s for s in NOT_FOUND_MESSAGES.values() if languages.gettext("de", s) == s]
+    assert not untranslated, f"sentences without German: {untranslated}"
+
+
+def test_german_pages_never_show_a_services_english() -> None:
+    from cxloop.errors import Conflict, Forbidden, InvalidInput, NotFound
+    from cxloop.web.ui.messages import service_message
+
+    languages = UiLanguages()
+
+    def german(error: Exception) -> str:
+        return service_message(lambda m, **v: languages.gettext("de", m, **v), "de", error)
+
+    assert german(NotFound("No survey 'SV_x'.", subject="survey")) == "Umfrage nicht gefunden."
+    assert german(NotFound("No run 'RN_x'.", subject="run")) == "Ausführung nicht gefunden."
+    # a NotFound with nothing more to go on, and kinds without a code of their own
+    assert german(NotFound("No gadget 'x'.")) == "Nicht gefunden, oder Sie dürfen es nicht sehen."
+    assert german(NotFound("No gadget.", subject="gadget")).startswith("Nicht gefunden")
+    assert german(Forbidden("You may only view survey 'SV_x'.")) == languages.gettext(
+        "de", "You may not do this."
+    )
+    assert "English" not in german(Conflict("English words"))
+    assert german(InvalidInput("Bad.", code="no_code_like_this")) == languages.gettext(
+        "de", "The input was refused. Check what you entered."
+    )
+    # a code of its own wins over the subject; a page's own (translated) message stays
+    assert german(NotFound("No user.", code="user_not_found", subject="survey")) == (
+        "Kein Benutzer mit dieser E-Mail. Legen Sie den Benutzer zuerst an."
+    )
+    assert german(InvalidInput("Schon übersetzt.", localized=True)) == "Schon übersetzt."
+    # English pages keep the service's own, more specific words
+    english = service_message(
+        lambda m, **v: m, "en", NotFound("No survey 'SV_x'.", subject="survey")
+    )
+    assert english == "No survey 'SV_x'."
 
 
 def test_validation_problems_the_builder_shows_have_a_sentence_with_the_fields_label() -> None:

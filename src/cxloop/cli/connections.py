@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from cxloop.bootstrap import Container
 from cxloop.cli.context import (
     JsonOption,
+    UserOption,
     actor_for,
     console,
     container,
@@ -29,7 +30,6 @@ from cxloop.services.access import Actor
 
 app = typer.Typer(help="Linked Salesforce accounts.", no_args_is_help=True)
 
-UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
 _LEVEL_STYLE = MappingProxyType(
     {"error": "[red]✘ error[/]", "warning": "[yellow]! warning[/]", "ok": "[green]✔[/]"}
 )

@@ -167,8 +167,14 @@ def import_format(file: Path, formats: Mapping[str, str]) -> str:
     return fmt
 
 
+# The one --user option of every command that acts as someone (resolved by `actor_for`), so that
+# the commands of a group never disagree on its default or its help.
+UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
+
+
 def actor_for(built: Container, email: str | None) -> Actor:
-    """The user a command acts as: --user EMAIL, else the only user there is."""
+    """The user a command acts as: --user EMAIL, else the only user there is (never a guess
+    among several: then the command asks for --user)."""
     if email:
         return Actor.of(users.get_user_by_email(built.db, email))
     everyone = users.list_users(built.db)

@@ -9,6 +9,7 @@ import typer
 
 from cxloop.cli.context import (
     JsonOption,
+    UserOption,
     actor_for,
     console,
     container,
@@ -19,8 +20,6 @@ from cxloop.cli.context import (
 from cxloop.services import run_history as service
 
 app = typer.Typer(help="Run history: what workflows did, and replaying what failed.")
-
-UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
 
 
 @app.command("list")

@@ -17,6 +17,7 @@ from cxloop import metrics
 from cxloop.bootstrap import Container
 from cxloop.cli.context import console, container, fail
 from cxloop.cli.context import settings as load_settings
+from cxloop.engine.leases import LeaseKeeper
 from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
 from cxloop.process import tune_garbage_collector
@@ -201,6 +202,11 @@ def worker(
     beats = start_heartbeats(built, ["worker"] if no_periodic else ["worker", "scheduler"])
     if scheduler:
         scheduler.start_thread()
+    leases = LeaseKeeper(
+        built.db,
+        lease_s=built.settings.lease_s,
+        period_s=built.settings.effective_lease_heartbeat_s,
+    )
     consumer = Consumer(
         built.huey,
         workers=workers,
@@ -210,9 +216,11 @@ def worker(
         shutdown_timeout=60,
         max_delay=IDLE_POLL_MAX_S,
     )
+    leases.start()
     try:
         consumer.run()
     finally:
+        leases.stop()  # after the consumer's graceful stop: finishing calls kept their leases
         if scheduler:
             scheduler.stop()
         stop_all(beats, probes)

@@ -1,5 +1,8 @@
 """`cxloop surveys`: list, import from a file (.json, .yaml, .qsf), export the content; offer,
-accept or decline a transfer of ownership; allow connections for a survey's editors."""
+accept or decline a transfer of ownership; allow connections for a survey's editors.
+
+Every command acts as `--user EMAIL` (default: the only user; among several it asks), the one
+option of cli/context.py; only `import` names the new survey's `--owner` instead."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import typer
 
 from cxloop.cli.context import (
     JsonOption,
+    UserOption,
     actor_for,
     admin_actor,
     console,
@@ -84,12 +88,13 @@ def export(
     survey_id: str,
     format: str = typer.Option("json", "--format", help="json or yaml."),
     output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+    user: str | None = UserOption,
 ) -> None:
     """Print (or write) a survey's content document, to edit and import again."""
     if format not in ("json", "yaml"):
         fail(f"unknown format {format!r}: use json or yaml")
     built = container(read_only=True)
-    state = survey_content.get_content(built.db, admin_actor(built), survey_id)
+    state = survey_content.get_content(built.db, actor_for(built, user), survey_id)
     text = state.content.to_json() + "\n" if format == "json" else state.content.to_yaml()
     if output is None:
         sys.stdout.write(text)
@@ -102,11 +107,11 @@ def export(
 @one_line_errors
 def open_(
     survey_id: str,
-    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+    user: str | None = UserOption,
 ) -> None:
     """Open a survey for responses (an imported survey is a draft until opened)."""
     built = container()
-    survey = survey_service.open_survey(built.db, admin_actor(built, user), survey_id)
+    survey = survey_service.open_survey(built.db, actor_for(built, user), survey_id)
     console.print(f"Survey {survey.id} ({survey.name!r}) is open (active).", highlight=False)
 
 
@@ -114,20 +119,20 @@ def open_(
 @one_line_errors
 def close(
     survey_id: str,
-    user: str | None = typer.Option(None, "--user", help="Act as this user (default: an admin)."),
+    user: str | None = UserOption,
 ) -> None:
     """Close a survey: it takes no more responses; `cxloop surveys open` reopens it."""
     built = container()
-    survey = survey_service.close_survey(built.db, admin_actor(built, user), survey_id)
+    survey = survey_service.close_survey(built.db, actor_for(built, user), survey_id)
     console.print(f"Survey {survey.id} ({survey.name!r}) is closed.", highlight=False)
 
 
 @app.command("list")
 @one_line_errors
-def list_(as_json: bool = JsonOption) -> None:
-    """List all surveys."""
+def list_(user: str | None = UserOption, as_json: bool = JsonOption) -> None:
+    """List the surveys you can see (an admin: all of them)."""
     built = container(read_only=True)
-    actor = admin_actor(built)
+    actor = actor_for(built, user)
     rows = []
     cursor = None
     while True:
@@ -167,6 +172,7 @@ def signed_link(
     expires_in: str = typer.Option(
         "30d", "--expires-in", help="How long the link works: 7d, 12h, 30m, 3600 (max 366d)."
     ),
+    user: str | None = UserOption,
 ) -> None:
     """Print a signed link to SURVEY_ID carrying embedded data that nobody can change."""
     values: dict[str, str] = {}
@@ -180,7 +186,7 @@ def signed_link(
     seconds = _duration_s(expires_in)
     built = container()
     link = signed_links.create_signed_link(
-        built.db, admin_actor(built), survey_id, values,
+        built.db, actor_for(built, user), survey_id, values,
         expires_in_s=seconds, base_url=built.settings.base_url,
     )  # fmt: skip
     sys.stdout.write(link.url + "\n")
@@ -191,10 +197,10 @@ def signed_link(
 
 @app.command("rotate-link-key")
 @one_line_errors
-def rotate_link_key(survey_id: str) -> None:
+def rotate_link_key(survey_id: str, user: str | None = UserOption) -> None:
     """Replace SURVEY_ID's signing key: every signed link made before stops working."""
     built = container()
-    signed_links.rotate_signing_key(built.db, admin_actor(built), survey_id)
+    signed_links.rotate_signing_key(built.db, actor_for(built, user), survey_id)
     console.print(
         f"Replaced the signing key of {survey_id}: older signed links no longer work.",
         highlight=False,
@@ -207,20 +213,19 @@ def rotate_link_key(survey_id: str) -> None:
 def anonymous_link(
     survey_id: str,
     state: str = typer.Argument(..., help="on: anyone with /s/ID may answer; off: only links."),
+    user: str | None = UserOption,
 ) -> None:
     """Turn SURVEY_ID's anonymous link on or off (off: only personal and signed links work)."""
     if state not in ("on", "off"):
         fail(f"{state!r} is neither on nor off")
     built = container()
     survey_service.update_survey(
-        built.db, admin_actor(built), survey_id, {"anonymous_link": state == "on"}
+        built.db, actor_for(built, user), survey_id, {"anonymous_link": state == "on"}
     )
     console.print(f"The anonymous link of {survey_id} is {state}.", highlight=False, soft_wrap=True)
 
 
 # --- ownership: transfer offers
-
-UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
 
 
 @app.command("transfer")

@@ -16,6 +16,7 @@ import yaml
 from cxloop.bootstrap import Container
 from cxloop.cli.context import (
     JsonOption,
+    UserOption,
     actor_for,
     console,
     container,
@@ -32,8 +33,6 @@ from cxloop.services.access import Actor
 from cxloop.services.task_checks import SalesforceChecksFailed, SalesforceProblem, SaveChecks
 
 app = typer.Typer(help="Workflows: documents with revisions, kept as YAML.", no_args_is_help=True)
-
-UserOption = typer.Option(None, "--user", help="Act as this user (default: the only user).")
 
 
 @app.command("list")

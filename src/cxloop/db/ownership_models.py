@@ -16,8 +16,6 @@ from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
 from cxloop.db.models import Connection, Survey, User
 from cxloop.domain.statuses import TransferStatus
 
-TRANSFER_STATUSES = ("pending", "accepted", "declined", "cancelled", "expired")
-
 
 class SurveyTransfer(Base):
     """An offer to make another user the owner of a survey, and what became of it."""

@@ -98,8 +98,14 @@ class TaskRun(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(80))
+    # When the latest attempt was claimed (the lease itself moves with each heartbeat).
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The last attempt may have reached Salesforce without us seeing the answer.
     ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set while the task run rides in a Bulk API 2.0 ingest job (`bulk_jobs`): the job holds it
+    # (claimed_by "bulk:<job id>", no lease of its own), so the sweeper never expires it; its
+    # outcome clears it. The attempt keeps the job id for run history.
+    bulk_job_id: Mapped[str | None] = mapped_column(String(18), index=True)
     record_id: Mapped[str | None] = mapped_column(String(18))
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -147,8 +153,44 @@ class TaskRunAttempt(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reply: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The Bulk API 2.0 ingest job that carried this attempt (None: a Collections call).
+    bulk_job_id: Mapped[str | None] = mapped_column(String(18))
 
     task_run: Mapped[TaskRun] = relationship(back_populates="attempt_log")
+
+
+class BulkJob(Base):
+    """A Bulk API 2.0 ingest job cxloop created, and what it knows of it.
+
+    The row is written, with its task runs attached (`TaskRun.bulk_job_id`), before any data
+    goes to Salesforce: a worker that dies leaves a job the next one finds again. Its lease
+    (`claimed_by`, `lease_expires_at`) is held by whoever works on it now (preparing the
+    upload, or checking the job); between checks nobody holds it and `check_at` says when the
+    next check is due (the sweeper re-sends overdue checks). `settled_at` is set once every
+    task run of the job has its outcome.
+    """
+
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[str] = mapped_column(String(18), primary_key=True)  # Salesforce's job id
+    batch_key: Mapped[str] = mapped_column(String(250))
+    connection_id: Mapped[str] = mapped_column(String(20))
+    sobject: Mapped[str] = mapped_column(String(80))
+    operation: Mapped[str] = mapped_column(String(16))
+    external_id_field: Mapped[str | None] = mapped_column(String(80))
+    # The CSV's header: results are matched to task runs by these columns' values.
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    record_count: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20))  # Salesforce's state as last seen
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    check_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_bulk_jobs_open", "settled_at", "check_at"),)
 
 
 class OrgThrottle(Base):

@@ -156,6 +156,14 @@ UNREACHABLE = _Entry(
     "Usually nothing to do: cxloop tries again by itself. If it keeps failing, check the "
     "network between cxloop and Salesforce, then retry the run.",
 )
+# Ours: the sweeper took the task run back from a worker that stopped renewing its lease.
+WORKER_LOST_CODE = "CXLOOP_WORKER_LOST"
+WORKER_LOST = _Entry(
+    "The worker doing this task stopped answering in the middle of it: %(detail)s",
+    "Usually nothing to do: another worker tries again by itself, and looks before it inserts "
+    "again. If it keeps happening, look at the workers' logs and memory (a worker that is "
+    "killed or restarts mid-call).",
+)
 OTHER = _Entry(
     "Salesforce refused the record (%(code)s): %(detail)s",
     "Read Salesforce's words above, fix the task's mapping or the data, then retry the run.",
@@ -197,6 +205,8 @@ def explain(
         return _explained("not_owners_account", NOT_OWNERS_ACCOUNT, values)
     if code in SALESFORCE_CODES:
         return _explained(code, SALESFORCE_CODES[code], values)
+    if code == WORKER_LOST_CODE:
+        return _explained(code, WORKER_LOST, values)
     if kind in _REAUTH_KINDS or (
         status == TaskRunStatus.PAUSED
         and (
@@ -223,5 +233,6 @@ def _explained(code: str, entry: _Entry, values: dict[str, str]) -> Explanation:
 def all_texts() -> list[str]:
     """Every summary and fix of the table (for the translations' completeness test)."""
     entries = [*SALESFORCE_CODES.values(), NEEDS_REAUTH, NOT_OWNERS_ACCOUNT, UNREACHABLE, OTHER]
+    entries.append(WORKER_LOST)
     entries.append(OTHER_TASK)
     return [text for entry in entries for text in (entry.summary, entry.fix)]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from cxloop.caching import TtlCache
+from cxloop.ledger.connection_health import ConnectionHealth
 
 if TYPE_CHECKING:
     from cxloop.db.uow import Database
@@ -49,6 +50,7 @@ class BatchPacing:
         self.last_batch_at: dict[str, float] = {}
         self.lingering: set[str] = set()
         self.in_flight: dict[str, int] = {}
+        self.bulk: set[str] = set()  # keys a thread is gathering or sending a Bulk job for
         # keys with a message scheduled for the end of their org's hold: when it is due
         self.held_messages: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -86,3 +88,5 @@ class EngineState:
         self.record_plans: TtlCache[tuple[Any, ...], Any] = TtlCache(RECORD_PLAN_ENTRIES)
         self.http = SharedHttp()
         self.pacing = BatchPacing()
+        # Each batch's outcome on its connection, written with the batch's outcomes.
+        self.connection_health = ConnectionHealth()

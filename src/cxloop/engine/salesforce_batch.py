@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class _Item:
+class BatchItem:
+    """A claimed task run on its way: its task, context, rendered record and outcome."""
+
     task_run: ClaimedTaskRun
     task: SalesforceTask | None = None
     context: PipedTextContext | None = None
@@ -52,54 +54,73 @@ def execute(
 ) -> list[Outcome]:
     """Do the batch (claimed for `target`, see `claims.batch_target`); returns one outcome per
     task run."""
-    items = [_Item(t) for t in task_runs]
+    items = [BatchItem(t) for t in task_runs]
+    screen(container, items, target)
+    if all(i.outcome is not None for i in items):
+        return [i.outcome for i in items]  # type: ignore[misc]
     connection_id = target.connection_id
-    key = SalesforceBatchKey.parse(task_runs[0].batch_key)
-    if connection_id is None:
+    assert connection_id is not None
+    try:
+        client = client_for(container, connection_id)
+    except ConnectionUnusable as exc:
+        claims.pause_connection_work(container.db, connection_id, exc.message)
+        return [i.outcome or _paused(i, exc.message) for i in items]
+    org_id = target.org_id or "unknown"
+    call_error: SalesforceError | None = None
+    with client:
+        try:
+            return _execute(container, client, items)
+        except SalesforceError as exc:
+            call_error = exc
+            return whole_batch_failed(container, items, exc, org_id, connection_id)
+        finally:
+            note_usage(container, client, org_id, connection_id, call_error)
+
+
+def screen(container: EngineParts, items: Sequence[BatchItem], target: BatchTarget) -> None:
+    """Give an outcome (paused) to the items that must not go out with `target`'s connection:
+    none of the owner's connections has the workflow's name, the survey belongs to someone
+    else now, or the task is paused until its owner picks a connection."""
+    if not items:
+        return
+    key = SalesforceBatchKey.parse(items[0].task_run.batch_key)
+    if target.connection_id is None:
         reason = (
             f"The workflow's connection {key.connection!r} is not one of the survey owner's "
             "connections; pick one of theirs for this task and save the workflow: its paused "
             "runs then go out with it."
         )
-        return [_paused(i, reason, release=True) for i in items]
+        for item in items:
+            item.outcome = item.outcome or _paused(item, reason, release=True)
+        return
     # Defence in depth: whatever the documents say, a connection only ever works for surveys
     # its user owns now, and never for a task paused until its owner picks a connection.
-    foreign = claims.foreign_task_runs(container.db, task_runs, key.owner_id)
-    if foreign:
-        for item in items:
-            if item.task_run.id in foreign:
-                item.outcome = _paused(item, foreign[item.task_run.id], release=True)
-        live = [i for i in items if i.outcome is None]
-        if live:
-            outcomes = dict(
-                zip(
-                    (i.task_run.id for i in live),
-                    execute(container, [i.task_run for i in live], target),
-                    strict=True,
-                )
-            )
-            for item in live:
-                item.outcome = outcomes[item.task_run.id]
-        return [i.outcome for i in items]  # type: ignore[misc]
-    try:
-        client = _client(container, connection_id)
-    except ConnectionUnusable as exc:
-        claims.pause_connection_work(container.db, connection_id, exc.message)
-        return [_paused(i, exc.message) for i in items]
-    org_id = target.org_id or "unknown"
-    with client:
-        try:
-            return _execute(container, client, items)
-        except SalesforceError as exc:
-            return _whole_batch_failed(container, items, exc, org_id, connection_id)
-        finally:
-            metrics.SALESFORCE_CALLS.labels(org_id).inc(client.calls)
-            if client.last_usage is not None:
-                metrics.SALESFORCE_API_USAGE.labels(org_id).set(client.last_usage.fraction)
-                _slow_down_near_the_limit(container, org_id, client.last_usage.fraction)
+    foreign = claims.foreign_task_runs(container.db, [i.task_run for i in items], key.owner_id)
+    for item in items:
+        if item.task_run.id in foreign and item.outcome is None:
+            item.outcome = _paused(item, foreign[item.task_run.id], release=True)
 
 
-def _client(container: EngineParts, connection_id: str) -> SalesforceClient:
+def note_usage(
+    container: EngineParts,
+    client: SalesforceClient,
+    org_id: str,
+    connection_id: str | None = None,
+    call_error: SalesforceError | None = None,
+) -> None:
+    """Count a client's calls, note the connection's health (written with the outcomes), and
+    slow down near the org's daily allocation."""
+    if connection_id is not None and client.calls:
+        container.engine_state.connection_health.note(
+            connection_id, str(call_error) if call_error is not None else None
+        )
+    metrics.SALESFORCE_CALLS.labels(org_id).inc(client.calls)
+    if client.last_usage is not None:
+        metrics.SALESFORCE_API_USAGE.labels(org_id).set(client.last_usage.fraction)
+        _slow_down_near_the_limit(container, org_id, client.last_usage.fraction)
+
+
+def client_for(container: EngineParts, connection_id: str) -> SalesforceClient:
     """A REST client for a stored connection (as `salesforce_clients.client_for` makes them),
     on this process's shared HTTP connection pool: a new pool per batch would cost a TLS
     context (tens of milliseconds of CPU loading the CA bundle) and a new connection to
@@ -114,7 +135,26 @@ def _client(container: EngineParts, connection_id: str) -> SalesforceClient:
     )
 
 
-def _execute(container: EngineParts, client: SalesforceClient, items: list[_Item]) -> list[Outcome]:
+def _execute(
+    container: EngineParts, client: SalesforceClient, items: list[BatchItem]
+) -> list[Outcome]:
+    task = prepare(container, client, [i for i in items if i.outcome is None])
+    live = [i for i in items if i.outcome is None]
+    if task is not None and live:
+        results = _send(client, task, live)
+        for item, result in zip(live, results, strict=True):
+            item.outcome = outcome_of_result(container, item, result)
+    return [i.outcome for i in items]  # type: ignore[misc]
+
+
+def prepare(
+    container: EngineParts, client: SalesforceClient, items: list[BatchItem]
+) -> SalesforceTask | None:
+    """Everything before the write, for Collections calls and Bulk jobs alike: read the runs'
+    contexts, render each record with its revision's plan, resolve lookups (one SOQL query per
+    object and match field), settle ambiguous inserts already made (dedupe field), turn key
+    fields into Ids for update and delete. Items that cannot go get their outcome; returns
+    the task the others share (None when none is left)."""
     db = container.db
     with db.reader() as uow:
         session = uow.session
@@ -125,14 +165,14 @@ def _execute(container: EngineParts, client: SalesforceClient, items: list[_Item
             task_run = item.task_run
             run = runs.get(task_run.run_id)
             if run is None:
-                item.outcome = _failed(item, "RUN_DELETED", "The run was deleted.")
+                item.outcome = failed(item, "RUN_DELETED", "The run was deleted.")
                 continue
             try:
                 document = revision_document(
                     session, run.workflow_id, run.workflow_name, run.workflow_revision
                 )
             except RunGone as exc:
-                item.outcome = _failed(item, "WORKFLOW_DELETED", str(exc))
+                item.outcome = failed(item, "WORKFLOW_DELETED", str(exc))
                 continue
             task = document.task(task_run.task_id)
             assert isinstance(task, SalesforceTask)
@@ -153,7 +193,7 @@ def _execute(container: EngineParts, client: SalesforceClient, items: list[_Item
                     )
     live = [i for i in items if i.outcome is None]
     if not live:
-        return [i.outcome for i in items]  # type: ignore[misc]
+        return None
     task = live[0].task
     assert task is not None
     describe = client.describe(task.object)
@@ -163,7 +203,7 @@ def _execute(container: EngineParts, client: SalesforceClient, items: list[_Item
         plan = record_plan(plans, item.plan_key, item.task, describe)
         item.record = plan.render(item.context)
         if item.record.problems:
-            item.outcome = _failed(item, "CXLOOP_BAD_VALUE", "; ".join(item.record.problems))
+            item.outcome = failed(item, "CXLOOP_BAD_VALUE", "; ".join(item.record.problems))
     live = [i for i in live if i.outcome is None]
     _resolve_lookups(client, live)
     live = [i for i in live if i.outcome is None]
@@ -173,23 +213,16 @@ def _execute(container: EngineParts, client: SalesforceClient, items: list[_Item
     if task.action in ("update", "delete") and (task.key_field or "Id") != "Id":
         _resolve_keys_to_ids(client, task, live)
         live = [i for i in live if i.outcome is None]
-    if live:
-        results = _send(client, task, live)
-        for item, result in zip(live, results, strict=True):
-            item.outcome = _from_result(container, item, result)
-    return [i.outcome for i in items]  # type: ignore[misc]
+    return task
 
 
-def _send(client: SalesforceClient, task: SalesforceTask, items: list[_Item]) -> list[RecordResult]:
+def _send(
+    client: SalesforceClient, task: SalesforceTask, items: list[BatchItem]
+) -> list[RecordResult]:
     kind = {"type": task.object}
     records = []
     for item in items:
-        assert item.record is not None
-        body: dict[str, Any] = {"attributes": kind, **item.record.fields}
-        if task.action == "update":
-            body["Id"] = item.record.key_value
-        if task.action == "upsert":
-            body[task.key_field or ""] = item.record.key_value
+        body: dict[str, Any] = {"attributes": kind, **record_body(task, item)}
         item.payload = body
         records.append(body)
     if task.action == "insert":
@@ -202,7 +235,23 @@ def _send(client: SalesforceClient, task: SalesforceTask, items: list[_Item]) ->
     return client.collection_delete(ids)
 
 
-def _from_result(container: EngineParts, item: _Item, result: RecordResult) -> Outcome:
+def record_body(task: SalesforceTask, item: BatchItem) -> dict[str, Any]:
+    """The fields an item's write sends: its rendered fields, with the Id for an update and
+    the key field's value for an upsert (a delete sends only the Id)."""
+    assert item.record is not None
+    if task.action == "delete":
+        return {"Id": item.record.key_value}
+    body: dict[str, Any] = dict(item.record.fields)
+    if task.action == "update":
+        body["Id"] = item.record.key_value
+    if task.action == "upsert":
+        body[task.key_field or ""] = item.record.key_value
+    return body
+
+
+def outcome_of_result(container: EngineParts, item: BatchItem, result: RecordResult) -> Outcome:
+    """A record's outcome from Salesforce's result: success, a data error (failed now) or a
+    passing one (retried)."""
     task_run = item.task_run
     payload = item.payload
     if result.success:
@@ -228,13 +277,14 @@ def _from_result(container: EngineParts, item: _Item, result: RecordResult) -> O
     )
 
 
-def _whole_batch_failed(
+def whole_batch_failed(
     container: EngineParts,
-    items: list[_Item],
+    items: list[BatchItem],
     exc: SalesforceError,
     org_id: str,
     connection_id: str,
 ) -> list[Outcome]:
+    """Every item's outcome when the whole call failed (the error policy, call-wide)."""
     settings = container.settings
     outcomes = []
     if exc.kind == "reauth" or exc.kind == "auth":
@@ -319,7 +369,7 @@ def _retry(
     )
 
 
-def _resolve_lookups(client: SalesforceClient, items: list[_Item]) -> None:
+def _resolve_lookups(client: SalesforceClient, items: list[BatchItem]) -> None:
     """Fill reference fields from one SOQL query per (object, match field)."""
     wanted: dict[tuple[str, str], set[str]] = {}
     for item in items:
@@ -337,7 +387,7 @@ def _resolve_lookups(client: SalesforceClient, items: list[_Item]) -> None:
             if record_id:
                 item.record.fields[field_name] = record_id
             elif when_missing == "fail":
-                item.outcome = _failed(
+                item.outcome = failed(
                     item,
                     "CXLOOP_LOOKUP_NOT_FOUND",
                     f"no {obj} has {match_field} = {value!r}, so {field_name} cannot be set",
@@ -345,7 +395,7 @@ def _resolve_lookups(client: SalesforceClient, items: list[_Item]) -> None:
 
 
 def _settle_already_inserted(
-    client: SalesforceClient, task: SalesforceTask, items: list[_Item]
+    client: SalesforceClient, task: SalesforceTask, items: list[BatchItem]
 ) -> None:
     """After an ambiguous failure, records that did get inserted are found, not sent again."""
     suspects = [i for i in items if i.task_run.ambiguous and i.record is not None]
@@ -367,7 +417,7 @@ def _settle_already_inserted(
 
 
 def _resolve_keys_to_ids(
-    client: SalesforceClient, task: SalesforceTask, items: list[_Item]
+    client: SalesforceClient, task: SalesforceTask, items: list[BatchItem]
 ) -> None:
     key_field = task.key_field or "Id"
     values = {str(i.record.key_value) for i in items if i.record and i.record.key_value}
@@ -376,7 +426,7 @@ def _resolve_keys_to_ids(
         assert item.record is not None
         record_id = ids.get(str(item.record.key_value))
         if record_id is None:
-            item.outcome = _failed(
+            item.outcome = failed(
                 item,
                 "NOT_FOUND",
                 f"no {task.object} has {key_field} = {item.record.key_value!r}",
@@ -388,16 +438,21 @@ def _resolve_keys_to_ids(
 def _ids_by_value(
     client: SalesforceClient, obj: str, match_field: str, values: set[str]
 ) -> dict[str, str]:
-    if not values:
-        return {}
-    quoted = ", ".join(_soql_string(v) for v in sorted(values))
-    soql = f"SELECT Id, {match_field} FROM {obj} WHERE {match_field} IN ({quoted})"
     found: dict[str, str] = {}
-    for row in client.query_all(soql):
-        key = row.get(match_field)
-        if key is not None:
-            found.setdefault(str(key), row["Id"])
+    ordered = sorted(values)
+    # A Collections batch asks one query; a Bulk job's thousands of values go in slices, so
+    # that no query outgrows Salesforce's limits on a SOQL statement and its URL.
+    for start in range(0, len(ordered), _VALUES_PER_QUERY):
+        quoted = ", ".join(_soql_string(v) for v in ordered[start : start + _VALUES_PER_QUERY])
+        soql = f"SELECT Id, {match_field} FROM {obj} WHERE {match_field} IN ({quoted})"
+        for row in client.query_all(soql):
+            key = row.get(match_field)
+            if key is not None:
+                found.setdefault(str(key), row["Id"])
     return found
+
+
+_VALUES_PER_QUERY = 300
 
 
 def _soql_string(value: str) -> str:
@@ -416,7 +471,8 @@ def _slow_down_near_the_limit(container: EngineParts, org_id: str, fraction: flo
         )
 
 
-def _failed(item: _Item, code: str, message: str) -> Outcome:
+def failed(item: BatchItem, code: str, message: str) -> Outcome:
+    """A permanent failure of cxloop's own making (a bad value, a lookup not found)."""
     return Outcome(
         item.task_run.id,
         "failed",
@@ -427,7 +483,7 @@ def _failed(item: _Item, code: str, message: str) -> Outcome:
 
 
 def _paused(
-    item: _Item, reason: str, exc: SalesforceError | None = None, *, release: bool = False
+    item: BatchItem, reason: str, exc: SalesforceError | None = None, *, release: bool = False
 ) -> Outcome:
     return Outcome(
         item.task_run.id,

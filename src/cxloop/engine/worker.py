@@ -10,6 +10,7 @@ queue carries a few messages a second per key, not one per record.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -21,15 +22,18 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cxloop.db.base import utcnow
-from cxloop.engine import directory_task, email_task, salesforce_batch
-from cxloop.ledger import SalesforceBatchKey, claims
+from cxloop.engine import directory_task, email_task, salesforce_batch, salesforce_bulk
+from cxloop.ledger import SalesforceBatchKey, bulk_jobs, claims
 
 if TYPE_CHECKING:
     from cxloop.engine.parts import BatchPacing, EngineParts
 
 log = structlog.get_logger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+# Unique to this start of the process: a worker restarted in the same container gets the same
+# host name and pid, and its lease heartbeat (engine/leases.py, by this prefix) must not keep
+# the dead one's rows. Claims add the thread: `host:pid:token:thread` (at most 80 characters).
+WORKER_ID = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 MAX_ROUNDS = 20  # batches one message may take before leaving the rest to other messages
 
 _BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
@@ -44,6 +48,9 @@ def process(container: EngineParts, batch_key: str) -> None:
         _process_salesforce(container, batch_key)
         return
     worker = f"{WORKER_ID}:{threading.get_ident()}"
+    if salesforce_bulk.is_check_key(batch_key):  # "bulk|<job id>": a Bulk job's check
+        salesforce_bulk.check(container, batch_key.partition("|")[2], worker)
+        return
     for _ in range(MAX_ROUNDS):
         claimed = claims.claim_batch(
             container.db,
@@ -82,6 +89,8 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
         if target.held_until is not None:
             come_back_when_held(container, batch_key, target.held_until)
             return
+        if salesforce_bulk.send_if_large(container, batch_key, target, worker):
+            return  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
         with batch_turn(container, batch_key) as waited:
             if waited is None:
                 return
@@ -121,7 +130,13 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
 def _record(
     container: EngineParts, outcomes: list[claims.Outcome], started_at: datetime, worker: str
 ) -> None:
-    settled = claims.record_outcomes(container.db, outcomes, started_at=started_at, worker=worker)
+    settled = claims.record_outcomes(
+        container.db,
+        outcomes,
+        started_at=started_at,
+        worker=worker,
+        connection_health=container.engine_state.connection_health,
+    )
     container.ledger.dispatch(settled.ready_keys)
     for key, times in retry_messages(settled.retries).items():
         for at in times:
@@ -246,9 +261,13 @@ def schedule(container: EngineParts, batch_key: str, at: datetime) -> None:
 def sweep(container: EngineParts) -> None:
     """Re-queue what is stuck: expired leases, ready rows nobody took, paused work that may
     resume. Runs periodically in the scheduler's rhythm."""
-    keys = set(claims.expire_leases(container.db))
+    expired = claims.expire_leases(container.db, container.settings)
+    for key, at in expired.retries:  # after their backoff; the sweeper is the safety net
+        schedule(container, key, at)
+    keys = set(expired.ready_keys)
     keys |= set(claims.resume_paused(container.db))
     keys |= set(claims.overdue_keys(container.db, grace_s=1.0))
+    keys |= set(bulk_jobs.overdue_checks(container.db, grace_s=1.0))
     if keys:
         log.info("sweeper.requeued", batch_keys=len(keys))
         container.ledger.dispatch(keys)

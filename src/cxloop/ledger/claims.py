@@ -2,8 +2,10 @@
 
 Claiming is one UPDATE that only one worker can win for a row: `FOR UPDATE SKIP LOCKED` on
 PostgreSQL (the SQLite dialect drops the clause; its writers are serialised by BEGIN IMMEDIATE).
-A worker that dies leaves its rows `running` with a lease that runs out; the sweeper puts them
-back, marked ambiguous, so an insert with a dedupe field is looked up before it is sent again.
+A living worker renews the leases of the rows it holds (`engine/leases.py`); one that dies leaves
+its rows `running` with a lease that runs out. The sweeper takes them back with an attempt that
+says so, marked ambiguous, so an insert with a dedupe field is looked up before it is sent
+again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cxloop.db.base import utcnow
 from cxloop.db.models import Connection, Survey, User
 from cxloop.db.run_models import (
     READY_STATUSES,
+    BulkJob,
     OrgThrottle,
     OutboundNotification,
     Run,
@@ -30,6 +33,8 @@ from cxloop.db.run_models import (
 )
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import WorkflowTaskPause
+from cxloop.domain.run_errors import WORKER_LOST_CODE
+from cxloop.ledger.connection_health import ConnectionHealth, write_uses
 from cxloop.ledger.transitions import update_rows
 
 if TYPE_CHECKING:
@@ -63,6 +68,7 @@ _CLAIMED_COLUMNS = (
     _t.id, _t.run_id, _t.task_id, _t.task_type, _t.batch_key, _t.attempts, _t.first_attempt_at,
     _t.ambiguous, _t.created_at,
 )  # fmt: skip
+CLAIMED_COLUMNS = _CLAIMED_COLUMNS  # what a claim returns (the Bulk job's claim too)
 
 
 def claim_batch(
@@ -116,6 +122,7 @@ def claim_statement(
         "status": "running",
         "claimed_by": worker,
         "lease_expires_at": now + timedelta(seconds=lease_s),
+        "claimed_at": now,
         "attempts": _t.attempts + 1,
         "first_attempt_at": func.coalesce(_t.first_attempt_at, now),
     }
@@ -190,6 +197,8 @@ class Outcome:
     # A pause that no reconnection ends (the connection is not the survey owner's): the row
     # forgets its connection, so that `resume_paused` leaves it for the owner's rebinding.
     release_connection: bool = False
+    # The Bulk API 2.0 ingest job that carried this attempt (None: a Collections call).
+    bulk_job_id: str | None = None
 
 
 @dataclass
@@ -201,7 +210,12 @@ class Settled:
 
 
 def record_outcomes(
-    db: Database, outcomes: Sequence[Outcome], *, started_at: datetime, worker: str
+    db: Database,
+    outcomes: Sequence[Outcome],
+    *,
+    started_at: datetime,
+    worker: str,
+    connection_health: ConnectionHealth | None = None,
 ) -> Settled:
     """Store each task run's outcome and attempt, settle dependents and run statuses.
 
@@ -214,6 +228,9 @@ def record_outcomes(
     SQLite's writer holds the whole database): a sweeper that finds this batch's lease expired
     at the same moment either skips the locked rows or has already handed them back, in which
     case they are left alone here.
+
+    The connection uses `connection_health` has due (last used, last error) are written in the
+    same transaction, last, so that connection rows are always locked after task runs and runs.
     """
     settled = Settled()
     if not outcomes:
@@ -252,6 +269,7 @@ def record_outcomes(
                     "payload": outcome.payload,
                     "reply": outcome.reply,
                     "error": outcome.error,
+                    "bulk_job_id": outcome.bulk_job_id,
                 }
             )
             kind = (row.task_type, outcome.status)
@@ -266,6 +284,8 @@ def record_outcomes(
             session.execute(_INSERT_ATTEMPTS, attempts)
         # Settles every run's status too, blocked task runs or not.
         settled.ready_keys = uow.ledger.release_blocked(session, run_ids)
+        if connection_health is not None:
+            write_uses(session, connection_health.take_due())
         uow.commit()
     for (task_type, status), count in counted.items():
         metrics.TASK_RUNS.labels(task_type, status).inc(count)
@@ -290,6 +310,7 @@ def outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
         "lease_expires_at": None,
         "claimed_by": None,
         "ambiguous": outcome.ambiguous,
+        "bulk_job_id": None,  # an outcome ends the row's time in a Bulk job
     }
     if outcome.payload is not None:
         columns["payload"] = outcome.payload
@@ -474,26 +495,120 @@ def foreign_task_runs(
 # --- the sweeper
 
 
-def expire_leases(db: Database) -> list[str]:
-    """Put task runs whose worker vanished back to ready (ambiguous); returns their keys."""
+def expire_leases(db: Database, settings: Settings) -> Settled:
+    """Take back the task runs whose worker stopped renewing their lease (it died, or hangs).
+
+    Each gets an attempt row (outcome `interrupted`) saying which worker stopped answering
+    mid-attempt. The attempt counts as a transient failure that may have reached Salesforce,
+    exactly like a timeout: the row is marked ambiguous (an insert with a dedupe field is
+    looked up before it is sent again) and retried after the backoff, or failed once the
+    retry horizon is spent; its run is settled. Returns the keys ready now and the retries to
+    schedule.
+
+    One read when nothing expired (every `sweeper_period_s`): the write transaction, on
+    SQLite the one writer's lock, is only taken when there is something to take back.
+    """
+    settled = Settled()
     now = utcnow()
+    with db.reader() as uow:
+        if uow.session.execute(_ANY_EXPIRED, {"now": now}).first() is None:
+            return settled
     with db.uow() as uow:
-        rows = list(
-            uow.session.scalars(
-                select(TaskRun)
-                .where(TaskRun.status == "running", TaskRun.lease_expires_at < now)
-                .with_for_update(skip_locked=True)
-            )
-        )
+        session = uow.session
+        rows = session.execute(_EXPIRED, {"now": now}).all()
+        batch_sizes: dict[str | None, int] = {}
         for row in rows:
-            row.status = "pending"
-            row.ambiguous = True
-            row.claimed_by = None
-            row.lease_expires_at = None
-            row.next_attempt_at = now
-            row.status_reason = "its worker stopped before finishing; tried again"
+            batch_sizes[row.claimed_by] = batch_sizes.get(row.claimed_by, 0) + 1
+        changes: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        run_ids: set[str] = set()
+        first_retry: dict[str, datetime] = {}  # one dispatch per key, at its first retry
+        for row in rows:
+            error = interrupted_error(row.claimed_by, row.lease_expires_at)
+            retry_at = retry_or_give_up(
+                row.first_attempt_at,
+                row.attempts,
+                horizon_s=settings.retry_horizon_s,
+                base_s=settings.retry_base_s,
+                cap_s=settings.retry_cap_s,
+            )
+            columns: dict[str, Any] = {
+                "claimed_by": None,
+                "lease_expires_at": None,
+                "ambiguous": True,
+                "error": error,
+            }
+            if retry_at is None:
+                columns |= {
+                    "status": "failed",
+                    "status_reason": f"Gave up after {row.attempts} attempts over the retry "
+                    f"horizon: {error['message']}",
+                    "finished_at": now,
+                }
+            else:
+                columns |= {
+                    "status": "waiting_retry",
+                    "status_reason": f"{error['message']}; trying again",
+                    "next_attempt_at": retry_at,
+                }
+                first_retry[row.batch_key] = min(retry_at, first_retry.get(row.batch_key, retry_at))
+            changes.append({"_id": row.id, **columns})
+            attempts.append(
+                {
+                    "task_run_id": row.id,
+                    "number": row.attempts,
+                    # rows claimed before claims noted the time: the attempt is dated now
+                    "started_at": row.claimed_at or now,
+                    "finished_at": now,
+                    "outcome": "interrupted",
+                    "batch_size": batch_sizes[row.claimed_by],
+                    "payload": None,  # what the worker sent, if anything, died with it
+                    "reply": None,
+                    "error": error,
+                }
+            )
+            run_ids.add(row.run_id)
+        update_rows(session, TaskRun.__table__, changes)
+        if attempts:
+            session.execute(_INSERT_ATTEMPTS, attempts)
+        # A row that gave up may settle its run, or free (skip) the tasks that wait for it.
+        settled.ready_keys = uow.ledger.release_blocked(session, run_ids)
         uow.commit()
-    return sorted({row.batch_key for row in rows})
+    settled.retries = sorted(first_retry.items())
+    for row in rows:
+        metrics.TASK_RUNS.labels(row.task_type, "interrupted").inc()
+    return settled
+
+
+def interrupted_error(worker: str | None, lease_expired_at: datetime | None) -> dict[str, Any]:
+    """The error of an attempt whose worker stopped answering (as the run history shows it)."""
+    since = f" (its lease ran out at {lease_expired_at:%H:%M:%S} UTC)" if lease_expired_at else ""
+    return {
+        "kind": "transient",
+        "error_code": WORKER_LOST_CODE,
+        "message": f"worker {worker or '?'} stopped answering mid-attempt{since}; the call may "
+        "have reached Salesforce, so an insert is looked up before it is sent again",
+        "fields": [],
+    }
+
+
+_EXPIRED_WHERE = (
+    _t.status == "running",
+    _t.lease_expires_at < bindparam("now", type_=_t.lease_expires_at.type),
+    # Rows in a Bulk job have no lease of their own: the job holds them until its results are
+    # mapped (`ledger/bulk_jobs.py`), however long it runs.
+    _t.bulk_job_id.is_(None),
+)
+_ANY_EXPIRED = select(_t.id).where(*_EXPIRED_WHERE).limit(1)
+_EXPIRED = (
+    select(
+        _t.id, _t.run_id, _t.task_type, _t.batch_key, _t.attempts, _t.first_attempt_at,
+        _t.claimed_by, _t.claimed_at, _t.lease_expires_at,
+    )
+    .where(*_EXPIRED_WHERE)
+    .order_by(_t.id)
+    .with_for_update(skip_locked=True)
+)  # fmt: skip
 
 
 def overdue_keys(db: Database, grace_s: float) -> list[str]:
@@ -596,6 +711,8 @@ def delete_old_runs(db: Database, older_than_days: int) -> int:
         )
         for run in uow.session.scalars(select(Run).where(Run.id.in_(ids))):
             uow.session.delete(run)
+        # A settled Bulk job's row only matters while its task runs' history does.
+        uow.session.execute(delete(BulkJob).where(BulkJob.settled_at < cutoff))
         # The inbox only needs to outlive Salesforce's retries (24 hours): it goes with the runs.
         uow.session.execute(
             delete(OutboundNotification).where(OutboundNotification.received_at < cutoff)

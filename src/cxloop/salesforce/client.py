@@ -158,11 +158,15 @@ class SalesforceClient:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send a request, refreshing the access token once on INVALID_SESSION_ID."""
+        """Send a request, refreshing the access token once on INVALID_SESSION_ID.
+
+        `content` and `headers` are for bodies that are not JSON (Bulk API 2.0's CSV)."""
         token = self._tokens.access_token()
         for attempt in (1, 2):
-            reply = self._send(method, path, token, json, params)
+            reply = self._send(method, path, token, json, params, content, headers)
             if reply.status_code <= 300:  # 300: upsert matched several; the caller says so
                 return reply
             error = error_for(reply.status_code, reply.text)
@@ -173,7 +177,14 @@ class SalesforceClient:
         raise AssertionError("unreachable")
 
     def _send(
-        self, method: str, path: str, token: str, json: Any, params: dict[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        token: str,
+        json: Any,
+        params: dict[str, Any] | None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         url = path if path.startswith("http") else self._tokens.instance_url + path
         if not url.startswith(self._tokens.instance_url + "/"):
@@ -185,7 +196,12 @@ class SalesforceClient:
                 url,
                 json=json,
                 params=params,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                content=content,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json",
+                    **(headers or {}),
+                },
             )
         except httpx.TimeoutException as exc:
             raise SalesforceUnreachable(f"Salesforce did not answer in time ({exc}).") from exc
@@ -336,6 +352,11 @@ class SalesforceClient:
             raise PermanentError(f"a Composite request takes 1 to {COMPOSITE_LIMIT} subrequests")
         body = {"allOrNone": all_or_none, "compositeRequest": list(subrequests)}
         return self._json("POST", f"{self.base}/composite", json=body)["compositeResponse"]
+
+
+def checked_name(name: str) -> str:
+    """An sObject or field API name, checked so it cannot smuggle a path into the URL."""
+    return _name(name)
 
 
 def _name(name: str) -> str:

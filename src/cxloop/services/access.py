@@ -51,10 +51,10 @@ def get_survey_for(session: Session, survey_id: str, actor: Actor, needed: Surve
     """
     survey = session.get(Survey, survey_id)
     if survey is None:
-        raise NotFound(f"No survey {survey_id!r}.")
+        raise NotFound(f"No survey {survey_id!r}.", subject="survey")
     granted = access_to(survey, actor)
     if granted == SurveyAccess.NONE:
-        raise NotFound(f"No survey {survey_id!r}.")
+        raise NotFound(f"No survey {survey_id!r}.", subject="survey")
     if granted < needed:
         what = {SurveyAccess.EDIT: "change", SurveyAccess.OWN: "manage"}[needed]
         raise Forbidden(

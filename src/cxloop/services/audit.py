@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from cxloop.db.models import AuditEntry
 from cxloop.db.uow import Database
+from cxloop.services.pagination import take_page
 
 
 def record(
@@ -48,7 +49,5 @@ def list_entries(
     if before_id:
         query = query.where(AuditEntry.id < before_id)
     with db.reader() as uow:
-        rows = list(uow.session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1].id if more else None
+        rows, has_more = take_page(list(uow.session.scalars(query)), limit)
+    return rows, rows[-1].id if has_more else None

@@ -235,7 +235,7 @@ def attempt_status(db: Database, actor: Actor, attempt_id: str) -> OAuthAttempt:
     with db.reader() as uow:
         attempt = uow.session.get(OAuthAttempt, attempt_id)
         if attempt is None or attempt.user_id != actor.id:
-            raise NotFound(f"No linking attempt {attempt_id!r}.")
+            raise NotFound(f"No linking attempt {attempt_id!r}.", subject="linking_attempt")
         if attempt.status == LinkingStatus.PENDING and attempt.expires_at <= utcnow():
             attempt.status = LinkingStatus.EXPIRED
             attempt.error = "The login link expired before it was used; start again."
@@ -516,7 +516,7 @@ def find_connection(db: Database, actor: Actor, id_or_name: str) -> Connection:
         )
         connection = uow.session.scalar(query)
         if connection is None:
-            raise NotFound(f"You have no connection named {id_or_name!r}.")
+            raise NotFound(f"You have no connection named {id_or_name!r}.", subject="connection")
         return connection
 
 
@@ -645,7 +645,7 @@ def tokens_for(db: Database, connection_id: str) -> ConnectionTokens:
     with db.reader() as uow:
         connection = uow.session.get(Connection, connection_id)
         if connection is None:
-            raise NotFound(f"No connection {connection_id!r}.")
+            raise NotFound(f"No connection {connection_id!r}.", subject="connection")
         return _tokens(connection)
 
 
@@ -663,14 +663,14 @@ def refresh_access_token(
             select(Connection).where(Connection.id == connection_id).with_for_update(of=Connection)
         )
         if connection is None:
-            raise NotFound(f"No connection {connection_id!r}.")
+            raise NotFound(f"No connection {connection_id!r}.", subject="connection")
         if (
             connection.token_version != stale_version
             or connection.status != ConnectionStatus.ACTIVE
         ):
             return _tokens(connection)
         if not connection.refresh_token:
-            raise NotFound("The connection has no refresh token.")
+            raise NotFound("The connection has no refresh token.", subject="refresh_token")
         app = _client_app(uow.session, settings, connection.login_url)
         try:
             token = oauth.refresh(
@@ -776,7 +776,7 @@ def _client_app(session: Session, settings: Settings, login_url: str) -> oauth.C
 def _own_connection(session: Session, actor: Actor, connection_id: str) -> Connection:
     connection = session.get(Connection, connection_id)
     if connection is None or connection.owner_id != actor.id:
-        raise NotFound(f"No connection {connection_id!r}.")
+        raise NotFound(f"No connection {connection_id!r}.", subject="connection")
     return connection
 
 

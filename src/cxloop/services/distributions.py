@@ -310,11 +310,13 @@ def get_distribution(
     with db.reader() as uow:
         distribution = uow.session.get(Distribution, distribution_id)
         if distribution is None or (survey_id is not None and distribution.survey_id != survey_id):
-            raise NotFound(f"No distribution {distribution_id!r}.")
+            raise NotFound(f"No distribution {distribution_id!r}.", subject="distribution")
         try:
             get_survey_for(uow.session, distribution.survey_id, actor, SurveyAccess.VIEW)
         except NotFound:
-            raise NotFound(f"No distribution {distribution_id!r}.") from None
+            raise NotFound(
+                f"No distribution {distribution_id!r}.", subject="distribution"
+            ) from None
         rows = uow.session.execute(
             select(Invitation, Contact.email)
             .join(Contact, Contact.id == Invitation.contact_id)

@@ -1,4 +1,9 @@
-"""Keyset pagination: an opaque cursor naming the last row seen, stable under inserts."""
+"""Keyset pagination: an opaque cursor naming the last row seen, stable under inserts.
+
+Every list of the API pages this way, by (created_at, id): `paginate` for a plain query,
+`keyset` + `page_from` where a service reads the rows itself, `after_cursor` / `after_key`
+where the order is walked by other means (the run history's per-survey index walks, an export's
+chunks), `take_page` for the audit log's id-only pages."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from cxloop.errors import InvalidInput
@@ -39,7 +44,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
         created_at, row_id = json.loads(raw)
         if not isinstance(row_id, str | int) or isinstance(row_id, bool):
             raise ValueError
-        return datetime.fromisoformat(created_at), row_id
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None:  # every cursor handed out names an aware UTC time
+            raise ValueError
+        return when, row_id
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidInput(
             "The cursor is not one this server handed out: use the `next_cursor` of the "
@@ -87,30 +95,47 @@ def keyset(
         query = query.order_by(created_at.desc(), row_id.desc())
     query = query.limit(limit + 1)
     if cursor:
-        last_created_at, last_id = decode_cursor(cursor)
-        if isinstance(last_id, int) != (row_id.type.python_type is int):
-            raise InvalidInput(
-                "The cursor belongs to another list: use the `next_cursor` this list handed out.",
-                code="bad_cursor",
-            )
-        if oldest_first:
-            after = or_(
-                created_at > last_created_at, and_(created_at == last_created_at, row_id > last_id)
-            )
-        else:
-            after = or_(
-                created_at < last_created_at, and_(created_at == last_created_at, row_id < last_id)
-            )
-        query = query.where(after)
+        query = query.where(after_cursor(created_at, row_id, cursor, oldest_first=oldest_first))
     return query
+
+
+def after_cursor(
+    created_at: Any, row_id: Any, cursor: str, *, oldest_first: bool
+) -> ColumnElement[bool]:
+    """The rows after the one `cursor` names, in (created_at, id) order; InvalidInput for a
+    cursor that is not one this list hands out."""
+    last_created_at, last_id = decode_cursor(cursor)
+    if isinstance(last_id, int) != (row_id.type.python_type is int):
+        raise InvalidInput(
+            "The cursor belongs to another list: use the `next_cursor` this list handed out.",
+            code="bad_cursor",
+        )
+    return after_key(created_at, row_id, (last_created_at, last_id), oldest_first=oldest_first)
+
+
+def after_key(
+    created_at: Any, row_id: Any, key: tuple[datetime, str | int], *, oldest_first: bool
+) -> ColumnElement[bool]:
+    """The rows after the row whose (created_at, id) is `key`, oldest or newest first."""
+    last_created_at, last_id = key
+    if oldest_first:
+        return or_(
+            created_at > last_created_at, and_(created_at == last_created_at, row_id > last_id)
+        )
+    return or_(created_at < last_created_at, and_(created_at == last_created_at, row_id < last_id))
+
+
+def take_page(rows: Sequence[R], limit: int) -> tuple[list[R], bool]:
+    """The first `limit` of `rows` (read with one row more than `limit`), and whether there
+    was more: the extra row says so without a count."""
+    return list(rows[:limit]), len(rows) > limit
 
 
 def page_from(
     rows: Sequence[R], limit: int, key: Callable[[R], tuple[datetime, str | int]]
 ) -> Page[R]:
     """The first `limit` rows, with a cursor after the last of them if `rows` held one more."""
-    items = list(rows[:limit])
-    has_more = len(rows) > limit
+    items, has_more = take_page(rows, limit)
     return Page(items, encode_cursor(*key(items[-1])) if has_more else None)
 
 

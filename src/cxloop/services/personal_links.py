@@ -51,7 +51,7 @@ def create_personal_link(
     with db.uow() as uow:
         survey = uow.session.get(Survey, survey_id)
         if survey is None:
-            raise NotFound(f"No survey {survey_id!r}.")
+            raise NotFound(f"No survey {survey_id!r}.", subject="survey")
         token, _link = add_personal_link(
             uow.session,
             survey,

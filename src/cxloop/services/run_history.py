@@ -10,17 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from cxloop.db.models import Survey
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
+from cxloop.domain.statuses import RunStatus
 from cxloop.errors import NotFound
 from cxloop.ledger.ledger import REVISION_DOCUMENT, WORKFLOW_DOCUMENT
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
-from cxloop.services.pagination import Page, check_limit, decode_cursor, encode_cursor
+from cxloop.services.pagination import Page, after_cursor, check_limit, page_from
 from cxloop.services.surveys import visible_survey_ids
 
 
@@ -58,13 +59,7 @@ def list_runs(
     if run_filter.text and run_filter.text.strip():
         conditions.append(_text_matches(run_filter.text.strip()))
     if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        conditions.append(
-            or_(
-                Run.created_at < created_at,
-                and_(Run.created_at == created_at, Run.id < str(last_id)),
-            )
-        )
+        conditions.append(after_cursor(Run.created_at, Run.id, cursor, oldest_first=False))
     newest = (Run.created_at.desc(), Run.id.desc())
     with db.reader() as uow:
         session = uow.session
@@ -114,9 +109,7 @@ def list_runs(
             if ids
             else []
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    return page_from(rows, limit, lambda run: (run.created_at, run.id))
 
 
 def workflow_choices(db: Database, actor: Actor, survey_id: str) -> list[tuple[str, str]]:
@@ -200,11 +193,11 @@ def _visible_run(session: Session, actor: Actor, run_id: str) -> tuple[Run, Surv
         .options(selectinload(Run.task_runs).selectinload(TaskRun.attempt_log))
     )
     if run is None:
-        raise NotFound(f"No run {run_id!r}.")
+        raise NotFound(f"No run {run_id!r}.", subject="run")
     try:
         survey = get_survey_for(session, run.survey_id, actor, SurveyAccess.VIEW)
     except NotFound:
-        raise NotFound(f"No run {run_id!r}.") from None
+        raise NotFound(f"No run {run_id!r}.", subject="run") from None
     return run, survey
 
 
@@ -213,7 +206,7 @@ def retry_run(db: Database, actor: Actor, run_id: str) -> int:
     with db.uow() as uow:
         run = uow.session.get(Run, run_id)
         if run is None:
-            raise NotFound(f"No run {run_id!r}.")
+            raise NotFound(f"No run {run_id!r}.", subject="run")
         get_survey_for(uow.session, run.survey_id, actor, SurveyAccess.EDIT)
         keys = uow.ledger.requeue(uow.session, [run.id])
         uow.ledger.dispatch_after_commit(uow, keys)
@@ -228,11 +221,11 @@ def retry_failed_runs(
     with db.uow() as uow:
         workflow = uow.session.get(Workflow, workflow_id)
         if workflow is None or (survey_id is not None and workflow.survey_id != survey_id):
-            raise NotFound(f"No workflow {workflow_id!r}.")
+            raise NotFound(f"No workflow {workflow_id!r}.", subject="workflow")
         get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.EDIT)
         run_ids = list(
             uow.session.scalars(
-                select(Run.id).where(Run.workflow_id == workflow_id, Run.status == "failed")
+                select(Run.id).where(Run.workflow_id == workflow_id, Run.status == RunStatus.FAILED)
             )
         )
         keys = uow.ledger.requeue(uow.session, run_ids)

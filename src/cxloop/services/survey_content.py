@@ -121,7 +121,7 @@ def survey_ref(
     params = {"survey_id": survey_id, "actor_id": actor.id}
     row = session.execute(_REF_FOR_ACTOR, params).first()
     if row is None:
-        raise NotFound(f"No survey {survey_id!r}.")
+        raise NotFound(f"No survey {survey_id!r}.", subject="survey")
     *columns, role = row
     if actor.is_admin or columns[4] == actor.id:
         granted = SurveyAccess.OWN
@@ -130,7 +130,7 @@ def survey_ref(
             role, SurveyAccess.NONE
         )
     if granted == SurveyAccess.NONE:
-        raise NotFound(f"No survey {survey_id!r}.")
+        raise NotFound(f"No survey {survey_id!r}.", subject="survey")
     if granted < needed:
         get_survey_for(session, survey_id, actor, needed)  # raises, with who to ask
     return SurveyRef(*columns)
@@ -214,7 +214,9 @@ def add_question(
         else:
             index = next((i for i, q in enumerate(current.questions) if q.qid == before), -1)
             if index < 0:
-                raise NotFound(f"No question {before!r} in survey {survey_id!r}.")
+                raise NotFound(
+                    f"No question {before!r} in survey {survey_id!r}.", subject="question"
+                )
             neighbour = current.questions[index]
         if neighbour is not None:
             new.setdefault("page", neighbour.page)
@@ -445,7 +447,7 @@ def _editable(
 def _find(content: SurveyContent, qid: str, survey_id: str) -> Question:
     question = content.question(qid)
     if question is None:
-        raise NotFound(f"No question {qid!r} in survey {survey_id!r}.")
+        raise NotFound(f"No question {qid!r} in survey {survey_id!r}.", subject="question")
     return question
 
 

@@ -22,6 +22,7 @@ from cxloop.domain.statuses import SurveyStatus
 from cxloop.errors import Conflict, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor, SurveyAccess, access_to, get_survey_for
+from cxloop.services.changes import check_changeable
 from cxloop.services.pagination import Page, check_limit, paginate
 from cxloop.services.users import normalize_email
 
@@ -128,9 +129,7 @@ def get_survey(db: Database, actor: Actor, survey_id: str) -> Survey:
 def update_survey(db: Database, actor: Actor, survey_id: str, changes: dict[str, Any]) -> Survey:
     """Change name, description, status, language or whether the anonymous link takes
     responses (owner and editors)."""
-    unknown = set(changes) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    check_changeable(changes, EDITABLE_FIELDS)
     with db.uow() as uow:
         survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
         if "name" in changes:
@@ -240,7 +239,9 @@ def _collaborator(survey: Survey, user_id: str) -> SurveyCollaborator:
     for collaborator in survey.collaborators:
         if collaborator.user_id == user_id:
             return collaborator
-    raise NotFound(f"User {user_id!r} is not a collaborator on this survey.")
+    raise NotFound(
+        f"User {user_id!r} is not a collaborator on this survey.", subject="collaborator"
+    )
 
 
 def _check_name(name: str) -> str:

@@ -401,7 +401,7 @@ def _lock_survey(session: Session, survey_id: str) -> Survey:
     session.execute(select(Survey.id).where(Survey.id == survey_id).with_for_update())
     survey = session.get(Survey, survey_id, populate_existing=True)
     if survey is None:
-        raise NotFound(f"No survey {survey_id!r}.")
+        raise NotFound(f"No survey {survey_id!r}.", subject="survey")
     return survey
 
 

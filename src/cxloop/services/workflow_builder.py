@@ -18,7 +18,7 @@ from cxloop.db.models import Response
 from cxloop.db.run_models import Run
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
-from cxloop.domain.statuses import ConnectionStatus
+from cxloop.domain.statuses import ConnectionStatus, RunStatus
 from cxloop.errors import CxloopError, NotFound
 from cxloop.salesforce.client import DescribeCache
 from cxloop.salesforce.errors import SalesforceError
@@ -28,7 +28,6 @@ from cxloop.services.workflows import resolve_connection
 from cxloop.settings import Settings
 
 _OBJECTS_KEY = "@objects"  # beside the describes in the cache; no sObject name starts with @
-FAILED = ("failed",)
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def run_stats(
             select(
                 Run.workflow_id.label("workflow_id"),
                 func.count().label("runs"),
-                func.sum(case((Run.status.in_(FAILED), 1), else_=0)).label("failures"),
+                func.sum(case((Run.status == RunStatus.FAILED, 1), else_=0)).label("failures"),
                 func.max(Run.created_at).label("last_at"),
             )
             .where(window)

@@ -812,11 +812,11 @@ def _workflow_for(
     none, so that workflow ids cannot be probed."""
     workflow = session.get(Workflow, workflow_id, with_for_update=True if lock else None)
     if workflow is None or (survey_id is not None and workflow.survey_id != survey_id):
-        raise NotFound(f"No workflow {workflow_id!r}.")
+        raise NotFound(f"No workflow {workflow_id!r}.", subject="workflow")
     try:
         survey = get_survey_for(session, workflow.survey_id, actor, needed)
     except NotFound:
-        raise NotFound(f"No workflow {workflow_id!r}.") from None
+        raise NotFound(f"No workflow {workflow_id!r}.", subject="workflow") from None
     return workflow, survey
 
 

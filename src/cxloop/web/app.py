@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from cxloop import __version__
 from cxloop.bootstrap import Container, build_container
 from cxloop.db.operations_models import PROCESS_ROLES
+from cxloop.engine.leases import LeaseKeeper
 from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
 from cxloop.services.heartbeats import Heartbeat
@@ -69,8 +70,14 @@ class EmbeddedWorker:
         # /readyz of every web process reads these (services/heartbeats.py)
         period_s = container.settings.process_heartbeat_s
         self._heartbeats = [Heartbeat(container.db, role, period_s) for role in PROCESS_ROLES]
+        self._leases = LeaseKeeper(
+            container.db,
+            lease_s=container.settings.lease_s,
+            period_s=container.settings.effective_lease_heartbeat_s,
+        )
 
     def start(self) -> None:
+        self._leases.start()
         self._consumer.start()
         self._scheduler.start_thread()
         for heartbeat in self._heartbeats:
@@ -83,6 +90,8 @@ class EmbeddedWorker:
             heartbeat.stop()
         self._scheduler.stop()
         self._consumer.stop(graceful=True)
+        # After the consumer: the calls it let finish kept their leases to the end.
+        self._leases.stop()
         log.info("worker.embedded_stopped")
 
 

@@ -111,3 +111,23 @@ def test_the_first_tab_reaches_the_skip_link_which_jumps_to_the_content(
             "link", name=text(lang, "New survey or import", "Neue Umfrage oder Import")
         )
     ).to_be_focused()
+
+
+def test_what_was_not_found_is_said_in_the_pages_language(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    """A service's plain NotFound reaches a German page in German ("Umfrage nicht gefunden"),
+    never in the service's English."""
+    page = signed_in("owner")
+    for path, english, german in (
+        ("/surveys/SV_nothere", "No survey 'SV_nothere'.", "Umfrage nicht gefunden."),
+        ("/runs/RN_nothere", "No run 'RN_nothere'.", "Ausführung nicht gefunden."),
+    ):
+        reply = page.goto(ui.url(path))
+        assert reply is not None and reply.status == 404, path
+        heading = text(lang, "Page not found", "Seite nicht gefunden")
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+        expect(page.get_by_text(text(lang, english, german), exact=True)).to_be_visible()
+        if lang == "de":
+            expect(page.get_by_text(english)).to_have_count(0)
+    axe_check(page)

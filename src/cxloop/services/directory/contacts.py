@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,16 +23,18 @@ from cxloop.db.uow import Database
 from cxloop.errors import Conflict, InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor
+from cxloop.services.changes import check_changeable
 from cxloop.services.directory.opt_out import set_opted_out
 from cxloop.services.directory.shared import (
     CONTACT_TEXT_LIMITS,
     ContactFields,
     clean_contact_fields,
     contact_for,
+    delete_recorded,
     directory_for,
     normalize_email,
 )
-from cxloop.services.pagination import Page, check_limit, decode_cursor, page_from
+from cxloop.services.pagination import Page, check_limit, keyset, page_from
 
 HISTORY_LIMIT = 100
 EDITABLE_CONTACT_FIELDS = (*CONTACT_TEXT_LIMITS, "email", "external_ref", "embedded_data")
@@ -211,16 +213,14 @@ def find_contact_by_email(db: Database, actor: Actor, directory_id: str, email: 
         directory = directory_for(uow.session, actor, directory_id)
         contact = find_contact(uow.session, directory.id, email=email)
     if contact is None:
-        raise NotFound(f"Directory {directory.name!r} has no contact {email}.")
+        raise NotFound(f"Directory {directory.name!r} has no contact {email}.", subject="contact")
     return contact
 
 
 def update_contact(db: Database, actor: Actor, contact_id: str, changes: dict[str, Any]) -> Contact:
     """Change some of a contact's fields. Text fields are replaced (null or "" clears them);
     embedded data is merged (a null value removes the field)."""
-    unknown = set(changes) - set(EDITABLE_CONTACT_FIELDS)
-    if unknown:
-        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    check_changeable(changes, EDITABLE_CONTACT_FIELDS)
     embedded_changes = changes.get("embedded_data") or {}
     if not isinstance(embedded_changes, dict):
         raise InvalidInput("embedded_data must be an object.", code="invalid_contact")
@@ -258,11 +258,7 @@ def delete_contact(db: Database, actor: Actor, contact_id: str) -> None:
     """Delete a contact, its list memberships and its invitations (responses stay)."""
     with db.uow() as uow:
         contact = contact_for(uow.session, actor, contact_id)
-        audit.record(
-            uow.session, actor.id, "contact.delete", "contact", contact.id,
-            directory_id=contact.directory_id,
-        )  # fmt: skip
-        uow.session.delete(contact)
+        delete_recorded(uow.session, actor, contact, directory_id=contact.directory_id)
         uow.commit()
 
 
@@ -279,12 +275,7 @@ def list_contacts(
 ) -> Page[Contact]:
     """A directory's contacts, oldest first, one page at a time."""
     check_limit(limit)
-    query = (
-        select(Contact)
-        .where(Contact.directory_id == directory_id)
-        .order_by(Contact.created_at, Contact.id)
-        .limit(limit + 1)
-    )
+    query = select(Contact).where(Contact.directory_id == directory_id)
     if email_contains:
         pattern = f"%{_escape_like(email_contains.strip().lower())}%"
         query = query.where(Contact.email.like(pattern, escape="\\"))
@@ -295,20 +286,18 @@ def list_contacts(
             MailingListMember.mailing_list_id == mailing_list_id
         )
         query = query.where(Contact.id.in_(members))
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Contact.created_at > created_at,
-                and_(Contact.created_at == created_at, Contact.id > str(last_id)),
-            )
-        )
+    query = keyset(
+        query, Contact.created_at, Contact.id, limit=limit, cursor=cursor, oldest_first=True
+    )
     with db.reader() as uow:
         directory_for(uow.session, actor, directory_id)
         if mailing_list_id:
             mailing_list = uow.session.get(MailingList, mailing_list_id)
             if mailing_list is None or mailing_list.directory_id != directory_id:
-                raise NotFound(f"The directory has no mailing list {mailing_list_id!r}.")
+                raise NotFound(
+                    f"The directory has no mailing list {mailing_list_id!r}.",
+                    subject="mailing_list",
+                )
         rows = list(uow.session.scalars(query))
     return page_from(rows, limit, lambda row: (row.created_at, row.id))
 

@@ -16,13 +16,15 @@ from cxloop.db.directory_models import (
     Directory,
 )
 from cxloop.db.uow import Database
-from cxloop.errors import Conflict, InvalidInput, NotFound
+from cxloop.errors import Conflict, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor
+from cxloop.services.changes import check_changeable
 from cxloop.services.directory.shared import (
     DIRECTORY_ID_SHAPE,
     check_frequency,
     check_name,
+    delete_recorded,
     directory_for,
 )
 
@@ -39,7 +41,7 @@ def directory_of_owner(
     if directory is not None:
         return directory
     if not create_missing or DIRECTORY_ID_SHAPE.fullmatch(name_or_id):
-        raise NotFound(f"No directory {name_or_id!r}.")
+        raise NotFound(f"No directory {name_or_id!r}.", subject="directory")
     directory = Directory(owner_id=owner_id, name=name_or_id)
     session.add(directory)
     session.flush()
@@ -114,7 +116,7 @@ def _directory_named(session: Session, owner_id: str, name: str) -> Directory:
         select(Directory).where(Directory.owner_id == owner_id, Directory.name == name)
     )
     if directory is None:
-        raise NotFound(f"No directory {name!r}.")
+        raise NotFound(f"No directory {name!r}.", subject="directory")
     return directory
 
 
@@ -123,9 +125,7 @@ def update_directory(
 ) -> Directory:
     """Rename a directory or change its frequency rule (`frequency_limit` invitations per
     contact per `frequency_days`; both set, or both null for no rule)."""
-    unknown = set(changes) - {"name", "frequency_limit", "frequency_days"}
-    if unknown:
-        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    check_changeable(changes, ("name", "frequency_limit", "frequency_days"))
     try:
         with db.uow() as uow:
             directory = directory_for(uow.session, actor, directory_id)
@@ -155,11 +155,7 @@ def delete_directory(db: Database, actor: Actor, directory_id: str) -> None:
     """Delete a directory with its contacts, mailing lists and distributions."""
     with db.uow() as uow:
         directory = directory_for(uow.session, actor, directory_id)
-        audit.record(
-            uow.session, actor.id, "directory.delete", "directory", directory.id,
-            name=directory.name,
-        )  # fmt: skip
-        uow.session.delete(directory)
+        delete_recorded(uow.session, actor, directory, name=directory.name)
         uow.commit()
 
 

@@ -175,7 +175,10 @@ def _store_chunk(
             session = uow.session
             directory = session.get(Directory, directory_id)
             if directory is None:
-                raise NotFound(f"Directory {directory_id!r} was deleted during the import.")
+                raise NotFound(
+                    f"Directory {directory_id!r} was deleted during the import.",
+                    subject="directory",
+                )
             mailing_list = (
                 session.get(MailingList, result.mailing_list_id) if result.mailing_list_id else None
             )

@@ -19,6 +19,7 @@ from cxloop.db.directory_models import (
 )
 from cxloop.domain import emails
 from cxloop.errors import InvalidInput, NotFound
+from cxloop.services import audit
 from cxloop.services.access import Actor
 
 DEFAULT_DIRECTORY = "Default"
@@ -108,19 +109,26 @@ def one_line(value: Any) -> str:
     return " ".join(text.replace("\x00", "").split())
 
 
+def _usable_by(actor: Actor, directory: Directory | None) -> bool:
+    """Whether `actor` may use `directory` (and what is in it): its owner, or an admin."""
+    return directory is not None and (actor.is_admin or directory.owner_id == actor.id)
+
+
 def directory_for(session: Session, actor: Actor, directory_id: str) -> Directory:
+    """The directory `actor` may use, by id; NotFound otherwise (not even that it exists)."""
     directory = session.get(Directory, directory_id)
-    if directory is None or not (actor.is_admin or directory.owner_id == actor.id):
-        raise NotFound(f"No directory {directory_id!r}.")
+    if directory is None or not _usable_by(actor, directory):
+        raise NotFound(f"No directory {directory_id!r}.", subject="directory")
     return directory
 
 
 def mailing_list_for(session: Session, actor: Actor, mailing_list_id: str) -> MailingList:
+    """The mailing list, by id, in a directory `actor` may use; NotFound otherwise."""
     mailing_list = session.get(MailingList, mailing_list_id)
-    directory = session.get(Directory, mailing_list.directory_id) if mailing_list else None
-    if directory is None or not (actor.is_admin or directory.owner_id == actor.id):
-        raise NotFound(f"No mailing list {mailing_list_id!r}.")
-    assert mailing_list is not None
+    if mailing_list is None or not _usable_by(
+        actor, session.get(Directory, mailing_list.directory_id)
+    ):
+        raise NotFound(f"No mailing list {mailing_list_id!r}.", subject="mailing_list")
     return mailing_list
 
 
@@ -133,12 +141,21 @@ def mailing_list_named(session: Session, directory_id: str, name: str) -> Mailin
 
 
 def contact_for(session: Session, actor: Actor, contact_id: str) -> Contact:
+    """The contact, by id, in a directory `actor` may use; NotFound otherwise."""
     contact = session.get(Contact, contact_id)
-    directory = session.get(Directory, contact.directory_id) if contact else None
-    if directory is None or not (actor.is_admin or directory.owner_id == actor.id):
-        raise NotFound(f"No contact {contact_id!r}.")
-    assert contact is not None
+    if contact is None or not _usable_by(actor, session.get(Directory, contact.directory_id)):
+        raise NotFound(f"No contact {contact_id!r}.", subject="contact")
     return contact
+
+
+def delete_recorded(
+    session: Session, actor: Actor, thing: Directory | Contact, **details: Any
+) -> None:
+    """Delete a directory or a contact in the caller's transaction, with its audit entry
+    (`directory.delete`, `contact.delete`)."""
+    kind = "directory" if isinstance(thing, Directory) else "contact"
+    audit.record(session, actor.id, f"{kind}.delete", kind, thing.id, **details)
+    session.delete(thing)
 
 
 def check_name(name: Any, what: str) -> str:

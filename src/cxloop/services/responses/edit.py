@@ -102,5 +102,5 @@ def _response_in(session: Session, survey_id: str, response_id: str) -> Response
         session.get(Response, response_id) if len(response_id) <= MAX_RESPONSE_ID_LENGTH else None
     )
     if response is None or response.survey_id != survey_id:
-        raise NotFound(f"No response {response_id!r} in survey {survey_id!r}.")
+        raise NotFound(f"No response {response_id!r} in survey {survey_id!r}.", subject="response")
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxloop.db.models import Survey
+from cxloop.domain.statuses import SurveyStatus
 from cxloop.errors import Conflict, InvalidInput
 from cxloop.services.survey_content import SurveyRef
 
@@ -16,7 +17,7 @@ class SurveyNotAccepting(Conflict):
     """The survey takes no responses now: it is a draft (not open yet) or closed."""
 
     def __init__(self, survey: Survey | SurveyRef) -> None:
-        if survey.status == "closed":
+        if survey.status == SurveyStatus.CLOSED:
             super().__init__(
                 f"Survey {survey.id!r} is closed and takes no more responses.",
                 code="survey_closed",
@@ -31,7 +32,7 @@ class SurveyNotAccepting(Conflict):
 
 def check_accepting(survey: Survey | SurveyRef) -> None:
     """Refuse responses unless the survey is active."""
-    if survey.status != "active":
+    if survey.status != SurveyStatus.ACTIVE:
         raise SurveyNotAccepting(survey)
 
 

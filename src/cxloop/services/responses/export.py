@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cxloop.db.models import RESPONSE_SOURCES, Response
@@ -19,7 +19,7 @@ from cxloop.db.uow import Database
 from cxloop.domain.response_csv import ResponseTable
 from cxloop.errors import InvalidInput
 from cxloop.services.access import Actor, SurveyAccess, get_survey_for
-from cxloop.services.pagination import Page, check_limit, decode_cursor, page_from
+from cxloop.services.pagination import Page, after_key, check_limit, keyset, page_from
 from cxloop.services.survey_content import content_of
 
 ExportFormat = Literal["csv", "json", "jsonl"]
@@ -95,12 +95,13 @@ def list_responses(
     """A survey's responses, oldest first, one page at a time (viewers and up)."""
     check_limit(limit)
     filters = (filters or ResponseFilter()).check()
-    after = decode_cursor(cursor) if cursor else None
-    if after is not None and after[0].tzinfo is None:
-        raise InvalidInput("The cursor is not one this server handed out.", code="bad_cursor")
+    query = keyset(
+        filters.apply(select(Response).where(Response.survey_id == survey_id)),
+        Response.created_at, Response.id, limit=limit, cursor=cursor, oldest_first=True,
+    )  # fmt: skip
     with db.reader() as uow:
         get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
-        rows = _chunk(uow.session, survey_id, filters, after, limit + 1)
+        rows = list(uow.session.scalars(query))
     return page_from(rows, limit, lambda row: (row.created_at, row.id))
 
 
@@ -120,13 +121,7 @@ def _chunk(
     )
     query = filters.apply(query)
     if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            or_(
-                Response.created_at > created_at,
-                and_(Response.created_at == created_at, Response.id > str(last_id)),
-            )
-        )
+        query = query.where(after_key(Response.created_at, Response.id, after, oldest_first=True))
     return list(session.scalars(query))
 
 

@@ -24,6 +24,7 @@ class AttemptOut(Reply):
     payload: dict[str, Any] | None
     reply: dict[str, Any] | None
     error: dict[str, Any] | None
+    bulk_job_id: str | None = None  # the Bulk API 2.0 ingest job that carried this attempt
 
 
 class TaskRunOut(Reply):
@@ -35,6 +36,7 @@ class TaskRunOut(Reply):
     attempts: int
     next_attempt_at: datetime
     record_id: str | None
+    bulk_job_id: str | None = None  # the Bulk API 2.0 ingest job it is in now, if any
     payload: dict[str, Any] | None
     result: dict[str, Any] | None
     error: dict[str, Any] | None

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from cxloop.domain.statuses import ConnectionStatus
 from cxloop.errors import CxloopError, Forbidden, NotFound
 from cxloop.services import connections, doctor
 from cxloop.web.ui.context import (
@@ -101,7 +102,7 @@ def _list_context(page: PageContext) -> dict[str, Any]:
         "limit": page.container.settings.max_connections_per_user,
         "type_labels": TYPE_LABELS,
         "account_status_labels": STATUS_LABELS,
-        "needing_login": [a for a in accounts if a.status != "active"],
+        "needing_login": [a for a in accounts if a.status != ConnectionStatus.ACTIVE],
     }
 
 

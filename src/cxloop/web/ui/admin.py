@@ -15,5 +15,5 @@ router = ui_router()
 def admin_page(page: Page) -> Response:
     """Every user: email, name, admin or not, active or not, created, last login."""
     if not page.user.is_admin:  # as the API's admin-only endpoints (web.deps.admin_actor)
-        raise Forbidden("Only an admin can do this.")
+        raise Forbidden("Only an admin can do this.", code="admin_only")
     return page.render("ui/admin/users.html", section="admin", people=users.list_users(page.db))

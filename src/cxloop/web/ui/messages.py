@@ -3,11 +3,13 @@
 The services speak English (the API's messages, which stay as they are). A page shows a
 service error by its stable `code` (cxloop/errors.py), from the catalogue: in English the
 service's own, more specific message is kept; in another language the catalogue's sentence for the
-code. Problems found in a workflow document carry pydantic's error type as their code
+code, for what was not found (NotFound's `subject`), or for the error's kind, never English.
+Problems found in a workflow document carry pydantic's error type as their code
 (`string_too_short`, `missing`, `literal_error`, ...): pages show the catalogue's sentence for
 it, with the field's label, in every language (pydantic's own English is not for people).
 
-tests/unit/test_ui_i18n.py fails when a service raises a code that has no sentence here.
+tests/unit/test_ui_i18n.py fails when a service raises a code that has no sentence here, or a
+NotFound with neither a code nor a subject that has one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from cxloop.errors import CxloopError
+from cxloop.errors import CxloopError, NotFound
 from cxloop.web.ui.markers import N_
 
 # Each service error code's sentence (a page shows it where the error is about).
@@ -156,6 +158,25 @@ SERVICE_MESSAGES: Mapping[str, str] = MappingProxyType(
         "wrong_user": N_("Linking completes only for the person who started it."),
     }
 )
+# What a page says of a NotFound without a code of its own, by its `subject` (the reply's code
+# stays "not_found"; tests/unit/test_ui_i18n.py fails on a NotFound raised without either).
+NOT_FOUND_MESSAGES: Mapping[str, str] = MappingProxyType(
+    {
+        "collaborator": N_("This person does not work on the survey."),
+        "connection": N_("Salesforce account not found."),
+        "contact": N_("Contact not found."),
+        "directory": N_("Directory not found."),
+        "distribution": N_("Distribution not found."),
+        "linking_attempt": N_("This linking was not found. Start again."),
+        "mailing_list": N_("Mailing list not found."),
+        "question": N_("Question not found."),
+        "refresh_token": N_("The Salesforce account has no refresh token. Connect it again."),
+        "response": N_("Response not found."),
+        "run": N_("Run not found."),
+        "survey": N_("Survey not found."),
+        "workflow": N_("Workflow not found."),
+    }
+)
 # A validation problem's sentence by pydantic's error type; %(field)s is the field's label.
 PROBLEM_MESSAGES: Mapping[str, str] = MappingProxyType(
     {
@@ -193,14 +214,29 @@ Translate = Callable[..., str]
 
 
 def service_message(gettext: Translate, lang: str, error: CxloopError) -> str:
-    """What a page says about a service's error: its own message in English (or when it has no
-    code of its own: the pages raise those, already translated), else the sentence for its
-    code."""
-    if lang == "en" or error.code == type(error).code:
-        # English, or no code of its own: a page's own error (already in the page's language)
+    """What a page says about a service's error: in English the error's own message; in
+    another language never English: the sentence for its code, else for what was not found
+    (NotFound's subject), else for its kind (a plain Conflict: "conflict"). An error a page
+    made in its own language (`localized`) is shown as it is."""
+    if lang == "en" or error.localized:
         return error.message
-    sentence = SERVICE_MESSAGES.get(error.code)
-    return gettext(sentence) if sentence else error.message
+    return gettext(sentence_for(error))
+
+
+def sentence_for(error: CxloopError) -> str:
+    """The catalogue's (English) sentence for `error`, to translate."""
+    if isinstance(error, NotFound) and error.code == NotFound.code:
+        subject_sentence = NOT_FOUND_MESSAGES.get(error.subject or "")
+        if subject_sentence:
+            return subject_sentence
+    if error.code in SERVICE_MESSAGES:
+        return SERVICE_MESSAGES[error.code]
+    # A code with no sentence of its own: the sentence of the nearest kind that has one.
+    for kind in type(error).__mro__:
+        code = getattr(kind, "code", None)
+        if code in SERVICE_MESSAGES:
+            return SERVICE_MESSAGES[code]
+    return SERVICE_MESSAGES["error"]
 
 
 def problem_message(

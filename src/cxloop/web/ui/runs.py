@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from cxloop.db.run_models import RUN_STATUSES, Run, TaskRun
 from cxloop.domain.run_errors import Explanation, explain
+from cxloop.domain.statuses import TaskRunStatus
 from cxloop.errors import Forbidden, InvalidInput, NotFound
 from cxloop.services import run_history, surveys
 from cxloop.web.ui.context import Page, ui_router
@@ -50,6 +51,10 @@ OUTCOME_LABELS = MappingProxyType(
         "waiting_retry": N_("Will retry"),
         "paused": N_("Paused"),
         "skipped": N_("Skipped"),
+        # the call may have reached Salesforce unseen (a timeout): looked up before resending
+        "ambiguous": N_("No answer"),
+        # the worker stopped answering mid-attempt; the sweeper recorded it
+        "interrupted": N_("Interrupted"),
     }
 )
 TASK_TYPE_LABELS = MappingProxyType(
@@ -61,6 +66,10 @@ TASK_TYPE_LABELS = MappingProxyType(
 )
 # Keys of a payload or reply whose values are never shown (none are expected there; this is a
 # second line of defence should a mapping pipe a secret into a record).
+# The task runs whose error the runs list shows (the first of a run's), and those a retry of
+# the run sends again (the page's count beside the button).
+_WITH_ERROR = frozenset({TaskRunStatus.FAILED, TaskRunStatus.PAUSED, TaskRunStatus.WAITING_RETRY})
+_RETRYABLE = frozenset({TaskRunStatus.FAILED, TaskRunStatus.SKIPPED, TaskRunStatus.PAUSED})
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "session_id")
 
 
@@ -186,7 +195,7 @@ def _row(page: Page, run: Run, survey_names: dict[str, str]) -> RunRow:
     finished = run.finished_at
     error = ""
     for task_run in run.task_runs:
-        if task_run.status not in ("failed", "paused", "waiting_retry"):
+        if task_run.status not in _WITH_ERROR:
             continue
         explanation = explain(task_run.status, task_run.error, task_run.status_reason)
         # The plain words of the run page, in the page's language; the engine's own otherwise.
@@ -250,9 +259,11 @@ def _run_page(page: Page, run_id: str, confirm: str = "", status_code: int = 200
     role = surveys.survey_access(survey, page.user)
     can_change = role in ("owner", "editor")
     if confirm and not can_change:
-        raise Forbidden(page._("Only the survey's owner and editors can retry or replay runs."))
+        raise Forbidden(
+            page._("Only the survey's owner and editors can retry or replay runs."), localized=True
+        )
     tasks = [_task_view(run, task_run) for task_run in run.task_runs]
-    retryable = sum(1 for t in run.task_runs if t.status in ("failed", "skipped", "paused"))
+    retryable = sum(1 for t in run.task_runs if t.status in _RETRYABLE)
     return page.render(
         "ui/runs/run.html",
         status_code=status_code,
@@ -291,6 +302,7 @@ class TaskView:
     payload: Any
     reply: Any
     error: Any
+    bulk_job_id: str | None = None  # the Bulk API 2.0 job it is in now, or its last went in
 
 
 def _task_view(run: Run, task_run: TaskRun) -> TaskView:
@@ -320,6 +332,7 @@ def _task_view(run: Run, task_run: TaskRun) -> TaskView:
         _shown(task_run.payload if task_run.payload is not None else last and last.payload),
         _shown(last.reply if last is not None else None),
         _shown(task_run.error),
+        task_run.bulk_job_id or (last.bulk_job_id if last is not None else None),
     )
 
 
@@ -337,7 +350,7 @@ def _shown(value: Any) -> Any:
 
 def _run_id(run_id: str) -> str:
     if len(run_id) > 40:
-        raise NotFound(f"No run {run_id!r}.")
+        raise NotFound(f"No run {run_id!r}.", subject="run")
     return run_id
 
 
@@ -360,7 +373,7 @@ def replay(run_id: str, page: Page, confirm: Annotated[str, Form(max_length=10)]
         return _run_page(page, run_id, confirm="replay")
     run = run_history.get_run(page.db, page.user, _run_id(run_id))
     if run.workflow_id is None:
-        raise NotFound(page._("The workflow of this run was deleted."))
+        raise NotFound(page._("The workflow of this run was deleted."), localized=True)
     queued = run_history.retry_failed_runs(page.db, page.user, run.workflow_id, run.survey_id)
     return page.redirect(
         f"/runs/{run_id}",

@@ -11,6 +11,7 @@ from fastapi import File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from cxloop.db.models import Survey
+from cxloop.domain.statuses import SurveyStatus
 from cxloop.errors import CxloopError, InvalidInput
 from cxloop.services import distributions, survey_content, surveys
 from cxloop.services.access import SurveyAccess, access_to
@@ -118,13 +119,16 @@ async def import_survey(
     filename = file.filename if file is not None and file.filename else ""
     problem: CxloopError | None = None
     if not filename:
-        problem = InvalidInput(page._("Choose a .qsf, .json or .yaml file to import."))
+        problem = InvalidInput(
+            page._("Choose a .qsf, .json or .yaml file to import."), localized=True
+        )
     elif not data:
-        problem = InvalidInput(page._("The file %(name)s is empty.", name=filename))
+        problem = InvalidInput(page._("The file %(name)s is empty.", name=filename), localized=True)
     elif len(import_name.strip()) > 200:
         problem = InvalidInput(
             page._("The survey name is too long: at most 200 characters."),
             details=[{"field": "import_name", "problem": page._("At most 200 characters.")}],
+            localized=True,
         )
     if problem is None:
         try:
@@ -191,13 +195,13 @@ def change_status(
     survey_id: str, page: Page, status: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
     """Open (take responses) or close a survey: owner and editors."""
-    if status not in ("active", "closed"):
-        raise InvalidInput(page._("Choose to open or close the survey."))
-    change = surveys.open_survey if status == "active" else surveys.close_survey
+    if status not in (SurveyStatus.ACTIVE, SurveyStatus.CLOSED):
+        raise InvalidInput(page._("Choose to open or close the survey."), localized=True)
+    change = surveys.open_survey if status == SurveyStatus.ACTIVE else surveys.close_survey
     survey = change(page.db, page.user, survey_id)  # audited as survey.open / survey.close
     message = (
         page._("Survey %(name)s is open for responses.", name=survey.name)
-        if status == "active"
+        if status == SurveyStatus.ACTIVE
         else page._("Survey %(name)s is closed.", name=survey.name)
     )
     return page.redirect(f"/surveys/{survey_id}", message)

@@ -1,7 +1,7 @@
 """ready queue index: the ready task runs of a batch key in claim order, a partial index
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0018
 Create Date: 2026-12-05 19:30:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 revision = "0020"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
-down_revision = "0015"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -737,7 +737,7 @@ def restore(
 ) -> Response:
     """Save an earlier revision's document as the newest revision."""
     if not 1 <= number < 2**31:
-        raise InvalidInput("No such revision.")
+        raise InvalidInput("No such revision.", code="no_such_revision")
     old = workflows.get_revision(page.db, page.user, workflow_id, number, survey_id=survey_id)
     expected = int(revision) if revision.isdecimal() and len(revision) < 10 else None
     try:

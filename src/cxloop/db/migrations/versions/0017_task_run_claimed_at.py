@@ -1,0 +1,29 @@
+"""task runs remember when their current attempt was claimed: an attempt the sweeper records
+for a worker that stopped answering starts then
+
+Revision ID: 0017
+Revises: 0015
+Create Date: 2026-12-05 19:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0017"
+# The head of this branch's base; the coordinator re-chains migrations when merging.
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Leases are renewed by a heartbeat, so `lease_expires_at` no longer tells when a claim
+    # was made; the interrupted attempt's row needs its start.
+    op.add_column("task_runs", sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("task_runs") as batch:
+        batch.drop_column("claimed_at")

@@ -1,0 +1,56 @@
+"""bulk jobs: Bulk API 2.0 ingest jobs and the task runs they carry
+
+Revision ID: 0018
+Revises: 0015
+Create Date: 2026-12-05 19:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0018"
+# The head of this branch's base; the coordinator re-chains migrations when merging.
+down_revision = "0017"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "bulk_jobs",
+        sa.Column("id", sa.String(length=18), nullable=False),
+        sa.Column("batch_key", sa.String(length=250), nullable=False),
+        sa.Column("connection_id", sa.String(length=20), nullable=False),
+        sa.Column("sobject", sa.String(length=80), nullable=False),
+        sa.Column("operation", sa.String(length=16), nullable=False),
+        sa.Column("external_id_field", sa.String(length=80), nullable=True),
+        sa.Column("columns", sa.JSON(), nullable=False),
+        sa.Column("record_count", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("error_message", sa.Text(), nullable=False),
+        sa.Column("checks", sa.Integer(), nullable=False),
+        sa.Column("check_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_by", sa.String(length=80), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_jobs")),
+    )
+    op.create_index("ix_bulk_jobs_open", "bulk_jobs", ["settled_at", "check_at"])
+    with op.batch_alter_table("task_runs") as batch:
+        batch.add_column(sa.Column("bulk_job_id", sa.String(length=18), nullable=True))
+        batch.create_index("ix_task_runs_bulk_job_id", ["bulk_job_id"])
+    with op.batch_alter_table("task_run_attempts") as batch:
+        batch.add_column(sa.Column("bulk_job_id", sa.String(length=18), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("task_run_attempts") as batch:
+        batch.drop_column("bulk_job_id")
+    with op.batch_alter_table("task_runs") as batch:
+        batch.drop_index("ix_task_runs_bulk_job_id")
+        batch.drop_column("bulk_job_id")
+    op.drop_index("ix_bulk_jobs_open", table_name="bulk_jobs")
+    op.drop_table("bulk_jobs")

@@ -1,0 +1,544 @@
+"""Backfills through Bulk API 2.0: a batch key's large backlog goes in one ingest job, against
+the real emulator, exactly once (also when the worker dies mid-job or the close gets no answer)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from cxloop.bootstrap import Container
+from cxloop.db.base import utcnow
+from cxloop.db.run_models import BulkJob, TaskRun, TaskRunAttempt
+from cxloop.engine import worker
+from cxloop.ledger import bulk_jobs, claims
+from cxloop.salesforce.bulk import BulkClient
+from cxloop.services import responses
+from sfemu.testing import EmulatorServer
+from tests.conftest import Person
+from tests.integration.conftest import sign_in
+from tests.integration.test_engine import add_workflow, upsert_workflow
+
+
+def imported_workflow(action: str = "upsert", sentiment: bool = False) -> dict[str, Any]:
+    document = upsert_workflow("Acme", name="Backfill")
+    document["event"]["include_imported"] = True
+    task = document["tasks"][0]
+    if action == "insert":
+        task["action"] = "insert"
+        del task["key_field"]
+    task["mappings"].append({"field": "Completed__c", "value": "true", "constant": True})
+    if sentiment:  # the comment is a restricted picklist's value: some rows are refused
+        task["mappings"].append(
+            {"field": "Sentiment__c", "value": "${q://QID2/ChoiceTextEntryValue}"}
+        )
+    return document
+
+
+def import_responses(container: Container, setup: dict[str, Any], comments: list[str]) -> None:
+    rows = [
+        responses.SourceRow(
+            n,
+            {
+                "values": {"QID1": n % 11, "QID2": comment},
+                "embedded_data": {"CaseId": ""},
+            },
+        )
+        for n, comment in enumerate(comments, start=1)
+    ]
+    result = responses.import_responses(container.db, setup["actor"], setup["survey_id"], rows)
+    assert result.stored == len(comments), result.bad_rows
+
+
+def drain(container: Container, timeout: float = 90.0) -> None:
+    """What workers, the sweeper and scheduled checks do, inline, until nothing is open."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.sweep(container)
+        keys = claims.overdue_keys(container.db, grace_s=0)
+        keys += bulk_jobs.overdue_checks(container.db, grace_s=0)
+        if not keys and not _open(container):
+            return
+        for key in keys:
+            worker.process(container, key)
+        time.sleep(0.02)
+    raise AssertionError(f"work still open after {timeout}s: {_open(container)[:5]}")
+
+
+def _open(container: Container) -> list[Any]:
+    with container.db.reader() as uow:
+        rows = uow.session.execute(
+            select(TaskRun.id, TaskRun.status).where(
+                TaskRun.status.in_(("pending", "running", "waiting_retry", "blocked"))
+            )
+        ).all()
+        jobs = uow.session.scalars(select(BulkJob.id).where(BulkJob.settled_at.is_(None))).all()
+    return [*rows, *jobs]
+
+
+def api_calls(emulator: EmulatorServer) -> int:
+    return int(emulator.control.get("/api_usage").json()["acme"]["used"])
+
+
+def records(emulator: EmulatorServer, fields: str = "Id, Response_ID__c") -> list[dict[str, Any]]:
+    reply = emulator.client().get(
+        "/services/data/v62.0/query/",
+        params={"q": f"SELECT {fields} FROM Survey_Response__c"},
+    )
+    body = reply.json()
+    found = list(body["records"])
+    while not body.get("done", True):
+        body = emulator.client().get(body["nextRecordsUrl"]).json()
+        found.extend(body["records"])
+    return found
+
+
+def task_run_rows(container: Container) -> list[TaskRun]:
+    with container.db.reader() as uow:
+        return list(uow.session.scalars(select(TaskRun).order_by(TaskRun.created_at)))
+
+
+def jobs(container: Container) -> list[BulkJob]:
+    with container.db.reader() as uow:
+        return list(uow.session.scalars(select(BulkJob).order_by(BulkJob.created_at)))
+
+
+@pytest.fixture
+def fast(linked: Container) -> Container:
+    linked.settings.bulk_poll_s = 0.05
+    linked.settings.bulk_poll_max_s = 0.2
+    return linked
+
+
+def test_a_backfill_of_2500_goes_through_one_bulk_job(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    web: TestClient,
+    owner: Person,
+) -> None:
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f'comment, with "quotes"\nand a line {n}' for n in range(2500)])
+    emulator.control.delete("/api_usage")
+    drain(fast)
+    calls = api_calls(emulator)
+    # describe, create, upload, close, a few looks at the job, successful results
+    assert calls <= 10, calls
+    (job,) = jobs(fast)
+    assert job.state == "JobComplete" and job.record_count == 2500 and job.settled_at
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"succeeded"}
+    found = records(emulator)
+    assert len(found) == 2500
+    assert len({r["Response_ID__c"] for r in found}) == 2500  # no duplicates
+    by_response = {r["Response_ID__c"]: r["Id"] for r in found}
+    for task_run in task_runs:  # each task run has its own record's id
+        assert task_run.record_id == by_response[task_run.payload["Response_ID__c"]]
+        assert task_run.bulk_job_id is None  # no longer held by the job
+    # The values went through the CSV intact (commas, quotes, line breaks, booleans).
+    sample = records(emulator, "Response_ID__c, Comment__c, Completed__c")[0]
+    assert sample["Comment__c"].startswith('comment, with "quotes"\nand a line ')
+    assert sample["Completed__c"] is True
+    # Run history shows the job id: the API and the run page.
+    with fast.db.reader() as uow:
+        run_id = uow.session.scalar(select(TaskRun.run_id).limit(1))
+        attempt_jobs = set(uow.session.scalars(select(TaskRunAttempt.bulk_job_id)))
+    assert attempt_jobs == {job.id}
+    detail = web.get(f"/api/v1/runs/{run_id}", headers=owner.headers).json()
+    (task_run,) = detail["task_runs"]
+    assert task_run["attempt_log"][0]["bulk_job_id"] == job.id
+    assert task_run["attempt_log"][0]["reply"]["bulk_job_id"] == job.id
+    sign_in(web, owner.email)
+    page = web.get(f"/runs/{run_id}")
+    assert page.status_code == 200 and "Sent in Bulk API 2.0 job" in page.text
+    assert job.id in page.text
+    german = web.get(f"/runs/{run_id}", headers={"Accept-Language": "de"})
+    assert "Gesendet im Bulk-API-2.0-Auftrag" in german.text
+    # A settled job's row goes with the run history it explains.
+    claims.delete_old_runs(fast.db, 365)
+    assert len(jobs(fast)) == 1
+    with fast.db.uow() as uow:
+        uow.session.execute(update(BulkJob).values(settled_at=utcnow() - timedelta(days=400)))
+        uow.commit()
+    claims.delete_old_runs(fast.db, 365)
+    assert jobs(fast) == []
+
+
+def test_records_refused_by_validation_fail_with_salesforces_words(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    add_workflow(fast, setup, imported_workflow("insert", sentiment=True))
+    comments = ["Ecstatic" if n % 10 == 3 else "Positive" for n in range(2100)]
+    import_responses(fast, setup, comments)
+    drain(fast)
+    assert len(jobs(fast)) == 1
+    task_runs = task_run_rows(fast)
+    refused = [t for t in task_runs if t.status == "failed"]
+    assert len(refused) == 210
+    for task_run in refused:
+        assert task_run.payload["Sentiment__c"] == "Ecstatic"
+        assert task_run.error["error_code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+        assert "Sentiment__c" in task_run.error["fields"]
+        assert "Salesforce refused the record" in task_run.status_reason
+        assert task_run.attempts == 1
+    succeeded = [t for t in task_runs if t.status == "succeeded"]
+    assert len(succeeded) == 1890
+    found = {r["Id"]: r for r in records(emulator)}
+    assert len(found) == 1890  # an insert: each result matched by its row, none twice
+    assert {t.record_id for t in succeeded} == set(found)
+    for task_run in succeeded:
+        assert found[task_run.record_id]["Response_ID__c"] == task_run.payload["Response_ID__c"]
+
+
+class _Killed(BaseException):
+    """The worker process vanishing at this instant (not an error anything handles)."""
+
+
+@pytest.mark.parametrize("dies", ["before_close", "after_close"])
+def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    dies: str,
+) -> None:
+    add_workflow(fast, setup, imported_workflow("insert"))  # an insert: a resend would duplicate
+    import_responses(fast, setup, [f"c{n}" for n in range(2050)])
+    real_close = BulkClient.close
+
+    def close_and_die(self: BulkClient, job_id: str) -> Any:
+        if dies == "after_close":
+            real_close(self, job_id)
+        raise _Killed
+
+    monkeypatch.setattr(BulkClient, "close", close_and_die)
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    with pytest.raises(_Killed):
+        worker.process(fast, key)
+    monkeypatch.setattr(BulkClient, "close", real_close)
+    (job,) = jobs(fast)  # stored before the upload, with its task runs
+    with fast.db.reader() as uow:
+        held = uow.session.scalar(select(func.count()).where(TaskRun.bulk_job_id == job.id))
+    assert held == 2050
+    worker.sweep(fast)  # the job's lease is live: the sweeper leaves it and its rows alone
+    assert claims.overdue_keys(fast.db, grace_s=0) == []
+    assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []
+    with fast.db.uow() as uow:  # the dead worker's lease runs out
+        past = utcnow()
+        uow.session.execute(
+            update(BulkJob).values(lease_expires_at=past, check_at=past).where(BulkJob.id == job.id)
+        )
+        uow.commit()
+    drain(fast)
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"succeeded"}
+    found = records(emulator)
+    assert len(found) == 2050 and len({r["Response_ID__c"] for r in found}) == 2050
+    all_jobs = jobs(fast)
+    if dies == "before_close":  # aborted (never processed), its rows sent in a new job
+        assert [j.state for j in all_jobs] == ["Aborted", "JobComplete"]
+        assert {t.attempts for t in task_runs} == {2}
+    else:  # closed: waited for and mapped, never sent again
+        assert [j.state for j in all_jobs] == ["JobComplete"]
+        assert {t.attempts for t in task_runs} == {1}
+    assert all(t.record_id for t in task_runs)
+
+
+def test_a_close_without_an_answer_is_waited_for_not_resent(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    add_workflow(fast, setup, imported_workflow("insert"))
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    emulator.control.post(
+        "/faults",
+        json={"mode": "commit_then_drop", "method": "PATCH", "path": "/jobs/ingest", "count": 1},
+    ).raise_for_status()
+    drain(fast)
+    assert emulator.control.get("/faults").json()["faults"] == []  # the close got no answer
+    assert [j.state for j in jobs(fast)] == ["JobComplete"]
+    assert len(records(emulator)) == 2001
+    assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
+
+
+def test_passing_record_errors_in_a_job_are_retried(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    emulator.control.post(
+        "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": 5}
+    ).raise_for_status()
+    drain(fast)
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"succeeded"}
+    retried = [t for t in task_runs if t.attempts == 2]
+    assert len(retried) == 5  # the five went again (by Collections: fewer than the threshold)
+    assert len(records(emulator)) == 2001
+
+
+def test_a_refused_job_leaves_the_backlog_to_collections_calls(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    emulator.control.post(
+        "/faults",
+        json={"error": "UNKNOWN_EXCEPTION", "method": "POST", "path": "/jobs/ingest"},
+    ).raise_for_status()
+    drain(fast)
+    assert jobs(fast) == []
+    assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
+    assert len(records(emulator)) == 2001
+
+
+def test_below_the_threshold_collections_calls_as_before(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f"c{n}" for n in range(450)])
+    drain(fast)
+    assert jobs(fast) == []
+    with fast.db.reader() as uow:
+        sizes = set(uow.session.scalars(select(TaskRunAttempt.batch_size)))
+        bulk_ids = set(uow.session.scalars(select(TaskRunAttempt.bulk_job_id)))
+    assert max(sizes) == 200 and bulk_ids == {None}
+    assert len(records(emulator)) == 450
+
+
+def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+
+    def die(self: BulkClient, job_id: str) -> Any:
+        raise _Killed
+
+    monkeypatch.setattr(BulkClient, "close", die)
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    with pytest.raises(_Killed):
+        worker.process(fast, key)
+    monkeypatch.undo()
+    (job,) = jobs(fast)
+    client = emulator.client()
+    client.patch(f"/services/data/v62.0/jobs/ingest/{job.id}/", json={"state": "Aborted"})
+    assert client.delete(f"/services/data/v62.0/jobs/ingest/{job.id}/").status_code == 204
+    with fast.db.uow() as uow:
+        uow.session.execute(update(BulkJob).values(lease_expires_at=utcnow(), check_at=utcnow()))
+        uow.commit()
+    fast.settings.bulk_threshold = 5000  # the rows go again by Collections calls
+    drain(fast)
+    assert [j.state for j in jobs(fast)] == ["Unknown"]
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"succeeded"}  # upserts: exactly once anyway
+    assert len(records(emulator)) == 2001
+
+
+def test_a_job_salesforce_fails_fails_its_task_runs_with_its_reason(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+
+    def die(self: BulkClient, job_id: str, data: bytes) -> Any:
+        raise _Killed
+
+    monkeypatch.setattr(BulkClient, "upload", die)
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    with pytest.raises(_Killed):
+        worker.process(fast, key)
+    monkeypatch.undo()
+    (job,) = jobs(fast)
+    # Before the check, the Open job gets data Salesforce cannot read, and is closed.
+    client = emulator.client()
+    path = f"/services/data/v62.0/jobs/ingest/{job.id}"
+    put = client.put(
+        f"{path}/batches", content=b"Response_ID__c\r\nx\n", headers={"Content-Type": "text/csv"}
+    )
+    assert put.status_code == 201, put.text
+    assert client.patch(f"{path}/", json={"state": "UploadComplete"}).status_code == 200
+    with fast.db.uow() as uow:
+        uow.session.execute(update(BulkJob).values(lease_expires_at=utcnow(), check_at=utcnow()))
+        uow.commit()
+    drain(fast)
+    (settled,) = jobs(fast)
+    assert settled.state == "Failed" and "LineEnding" in settled.error_message
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"failed"}
+    error = task_runs[0].error
+    assert error["error_code"] == "BULK_JOB_FAILED" and "LineEnding" in error["message"]
+    assert job.id in task_runs[0].status_reason
+    assert records(emulator) == []
+
+
+def test_the_bulk_client_says_clearly_what_salesforce_refused(
+    fast: Container, setup: dict[str, Any]
+) -> None:
+    from cxloop.engine.salesforce_batch import client_for
+    from cxloop.salesforce.errors import PermanentError
+
+    with client_for(fast, setup["connection"]["id"]) as client:
+        bulk = BulkClient(client)
+        with pytest.raises(PermanentError, match="Unable to find object") as refused:
+            bulk.create_job("No_Such_Object__c", "insert")
+        assert refused.value.error_code == "INVALIDJOB"
+        with pytest.raises(PermanentError, match="not a Salesforce API name"):
+            bulk.create_job("Account/../x", "insert")
+        with pytest.raises(PermanentError, match="no operation"):
+            bulk.create_job("Account", "merge")
+        with pytest.raises(PermanentError, match="external id"):
+            bulk.create_job("Account", "upsert")
+        with pytest.raises(PermanentError, match="not a Bulk job id"):
+            bulk.info("../../limits")
+        job = bulk.create_job("Survey_Response__c", "upsert", external_id_field="Response_ID__c")
+        assert job.state == "Open"
+        with pytest.raises(PermanentError) as early:
+            bulk.successful_results(job.id)
+        assert early.value.error_code == "INVALIDJOBSTATE"
+        bulk.upload(job.id, b'Response_ID__c,Comment__c\nr1,#N/A\nr2,"a,b"\n')
+        with pytest.raises(PermanentError) as twice:
+            bulk.upload(job.id, b"Response_ID__c\nr3\n")
+        assert twice.value.error_code == "INVALIDJOBSTATE"
+        assert bulk.close(job.id).state in ("UploadComplete", "InProgress", "JobComplete")
+        done = bulk.wait(job.id, timeout_s=30, every_s=0.05)
+        assert (done.state, done.records_processed, done.records_failed) == ("JobComplete", 2, 0)
+        results = sorted(bulk.successful_results(job.id), key=lambda r: r.values["Response_ID__c"])
+        assert [(r.values, r.created) for r in results] == [
+            ({"Response_ID__c": "r1", "Comment__c": "#N/A"}, True),
+            ({"Response_ID__c": "r2", "Comment__c": "a,b"}, True),
+        ]
+        assert bulk.failed_results(job.id) == []
+        assert bulk.unprocessed_records(job.id) == []
+        with pytest.raises(PermanentError) as late:
+            bulk.abort(job.id)
+        assert late.value.error_code == "INVALIDJOBSTATE"
+
+
+@pytest.mark.parametrize("gather_s", [0.0, 30.0])
+def test_a_growing_backlog_gathers_into_one_job(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    gather_s: float,
+) -> None:
+    import threading
+
+    from cxloop.engine import salesforce_bulk
+
+    # Looks 2 s apart, growth of 20 a second counts: an import on a loaded machine
+    # still grows faster than that, and stops growing when it ends.
+    monkeypatch.setattr(salesforce_bulk, "_GATHER_LOOK_S", 2.0)
+    monkeypatch.setattr(salesforce_bulk, "GATHER_RATE", 20)
+    fast.settings.bulk_gather_s = gather_s
+    add_workflow(fast, setup, imported_workflow("insert"))
+    import_responses(fast, setup, [f"first{n}" for n in range(2001)])
+    more = threading.Thread(
+        target=lambda: [
+            import_responses(fast, setup, [f"more{part}-{n}" for n in range(300)])
+            for part in range(4)
+        ]
+    )
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    if gather_s:  # the import goes on while the worker looks
+        more.start()
+        try:
+            worker.process(fast, key)
+        finally:
+            more.join()
+    else:  # what is there goes at once, whatever comes after
+        worker.process(fast, key)
+        more.start()
+        more.join()
+    first = jobs(fast)[0]
+    if gather_s:
+        assert first.record_count == 3201  # the import's later batches joined the job
+    else:
+        assert first.record_count == 2001
+    drain(fast)
+    assert len(records(emulator)) == 3201
+    assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
+
+
+def test_a_long_upload_keeps_the_jobs_lease(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    import threading
+
+    fast.settings.lease_s = 5
+    add_workflow(fast, setup, imported_workflow("insert"))
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    emulator.control.post(
+        "/faults",
+        json={"mode": "latency", "latency_ms": 9000, "method": "PUT", "path": "/jobs/ingest"},
+    ).raise_for_status()
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    sending = threading.Thread(target=worker.process, args=(fast, key))
+    sending.start()
+    try:
+        time.sleep(7)  # past the 5 s lease, the upload still under way
+        (job,) = jobs(fast)
+        assert job.state == "Open" and job.lease_expires_at > utcnow()
+        assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []  # the sweeper leaves it
+    finally:
+        sending.join()
+    emulator.control.delete("/faults")
+    drain(fast)
+    assert [j.state for j in jobs(fast)] == ["JobComplete"]
+    assert len(records(emulator)) == 2001
+
+
+@pytest.mark.parametrize("action", ["update", "delete"])
+def test_updates_and_deletes_by_a_key_field_go_through_a_job(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer, action: str
+) -> None:
+    from cxloop.db.models import Response
+    from cxloop.engine.salesforce_batch import client_for
+
+    document = imported_workflow()
+    task = document["tasks"][0]
+    task.update(action=action, key_value="${e://Field/ResponseID}")
+    task["mappings"] = (
+        [{"field": "Comment__c", "value": "changed: ${q://QID2/ChoiceTextEntryValue}"}]
+        if action == "update"
+        else []
+    )
+    add_workflow(fast, setup, document)
+    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    with fast.db.reader() as uow:
+        response_ids = list(uow.session.scalars(select(Response.id)))
+    # The records the workflow changes exist already (made here with a Bulk job of our own).
+    with client_for(fast, setup["connection"]["id"]) as client:
+        bulk = BulkClient(client)
+        seed = bulk.create_job("Survey_Response__c", "insert")
+        rows = "".join(f"{r},old\n" for r in response_ids)
+        bulk.upload(seed.id, f"Response_ID__c,Comment__c\n{rows}".encode())
+        bulk.close(seed.id)
+        assert bulk.wait(seed.id, timeout_s=60, every_s=0.05).records_processed == 2001
+    emulator.control.delete("/api_usage")
+    drain(fast)
+    # describe, 7 key look-ups (300 values each), create, upload, close, looks, results
+    assert api_calls(emulator) <= 16
+    (job,) = jobs(fast)
+    assert job.operation == action and job.columns[0] == "Id"
+    task_runs = task_run_rows(fast)
+    assert {t.status for t in task_runs} == {"succeeded"}
+    found = records(emulator, "Id, Response_ID__c, Comment__c")
+    if action == "delete":
+        assert found == []
+    else:
+        assert len(found) == 2001 and all(r["Comment__c"].startswith("changed: c") for r in found)
+        by_id = {r["Id"]: r for r in found}
+        for task_run in task_runs:  # each result went to the task run of its record
+            assert task_run.record_id == task_run.payload["Id"]
+            assert by_id[task_run.record_id]["Comment__c"] == task_run.payload["Comment__c"]
