@@ -47,6 +47,11 @@ bench: install
 bench-cluster: install
 	$(BIN)/python bench/cluster_bench.py $(BENCH_ARGS)
 
+# a million imported responses waiting for an unreachable org, then the drain (Redis db 12)
+.PHONY: bench-backlog
+bench-backlog: install
+	nice -n 10 $(BIN)/python bench/backlog_bench.py $(BENCH_ARGS)
+
 # docs/piped-text.md and docs/configuration.md are generated from the code (a test compares them)
 docs: install
 	$(BIN)/python -m cxloop.reference_docs docs

@@ -48,6 +48,14 @@ BENCHES: dict[str, tuple[set[str], set[str]]] = {
          "collections_upsert_ms_per_record", "calls_per_s", "sqlite_file", "core", "machine"},
         {"client_errors", "missing_records"},
     ),
+    "backlog_bench.py": (
+        {"responses", "database", "imported", "import_responses_per_s",
+         "import_first_10pct_per_s", "import_last_10pct_per_s", "task_runs_while_unreachable",
+         "attempts_while_unreachable", "queue_while_unreachable", "records", "drain_seconds",
+         "drain_records_per_s", "drain_first_10pct_per_s", "drain_middle_10pct_per_s",
+         "drain_last_10pct_per_s", "max_rss_mb"},
+        {"refused", "lost", "task_runs_not_succeeded"},
+    ),
     "backfill_bench.py": (
         {"responses", "records_per_s", "import_s", "drain_s", "api_calls_per_1000", "bulk_jobs",
          "records_in_bulk_jobs", "server_cpu_s", "latency_ms", "per_record_ms"},

@@ -57,6 +57,8 @@ class BatchPacing:
         # Orgs for which a driver waits for a slot now: more batches are ready than the org's
         # bound lets go, a reason to grow it.
         self.waiting_for_slot: dict[str, int] = {}
+        # keys with a message scheduled for the end of their org's hold: when it is due
+        self.held_messages: dict[str, float] = {}
         self.lock = threading.Lock()
 
 

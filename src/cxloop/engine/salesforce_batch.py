@@ -323,11 +323,23 @@ def whole_batch_failed(
             )
         return outcomes
     ambiguous = isinstance(exc, SalesforceUnreachable)
+    held_until = None
+    if exc.kind == "transient" and org_id != "unknown":
+        # The whole call failed (unreachable, 5xx, timeout): the org is held back a moment,
+        # doubling while it stays down, so that the next batches wait instead of each being
+        # tried, and a backlog of a million waits as a million untouched rows, not a million
+        # failed attempts with a retry message each. This batch goes again when the hold ends.
+        held_until = claims.throttle_org(
+            container.db, org_id, settings.retry_base_s, f"Salesforce: {exc}", escalate=True
+        )
     for item in items:
         if item.outcome is not None:
             outcomes.append(item.outcome)
         elif exc.kind == "transient":
-            outcomes.append(_retry(container, item.task_run, exc, item.payload, ambiguous))
+            outcome = _retry(container, item.task_run, exc, item.payload, ambiguous)
+            if outcome.retry_at is not None and held_until is not None:
+                outcome.retry_at = held_until
+            outcomes.append(outcome)
         else:
             outcomes.append(
                 Outcome(

@@ -101,7 +101,7 @@ def send_if_large(container: EngineParts, batch_key: str, target: BatchTarget, w
     if settings.bulk_threshold <= 0 or target.connection_id is None:
         return False
     db = container.db
-    count = claims.ready_summary(db, batch_key).count
+    count = claims.ready_summary(db, batch_key, cap=settings.bulk_max_records + 1).count
     if count < settings.bulk_threshold * GATHER_FLOOR:
         return False
     pacing = container.engine_state.pacing
@@ -142,7 +142,8 @@ def _gather(container: EngineParts, batch_key: str, count: int) -> int:
     deadline = time.monotonic() + settings.bulk_gather_s
     while count < settings.bulk_max_records and time.monotonic() < deadline:
         time.sleep(_GATHER_LOOK_S)
-        before, count = count, claims.ready_summary(container.db, batch_key).count
+        cap = settings.bulk_max_records + 1  # counted as far as a job may take
+        before, count = count, claims.ready_summary(container.db, batch_key, cap=cap).count
         if count - before < GATHER_RATE * _GATHER_LOOK_S:
             break  # the arrivals slowed down: what is there goes now
     return count

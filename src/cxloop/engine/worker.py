@@ -135,7 +135,7 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
     for _ in range(MAX_ROUNDS):
         target = claims.batch_target(db, key.owner_id, key.connection)
         if target.held_until is not None:
-            schedule(container, batch_key, target.held_until)  # come back when it may go
+            come_back_when_held(container, batch_key, target.held_until)
             return True
         if salesforce_bulk.send_if_large(container, batch_key, target, worker):
             return True  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
@@ -152,7 +152,7 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
                 target = claims.batch_target(db, key.owner_id, key.connection)
                 if target.held_until is not None:
                     _give_back(container, slot, grow=False)
-                    schedule(container, batch_key, target.held_until)
+                    come_back_when_held(container, batch_key, target.held_until)
                     return True
             claimed = claims.claim_task_runs(
                 db,
@@ -261,6 +261,8 @@ def _send(
         )
         grow = wanted and slow and not limited
         _record(container, outcomes, started_at, worker)
+        if target.strikes and target.org_id and any(o.status == "succeeded" for o in outcomes):
+            claims.forgive_org(container.db, target.org_id)  # it answers again: strikes over
     except Exception:
         # A bug must not strand the rows: their lease runs out and the sweeper retries.
         log.exception("worker.batch_crashed", batch_key=batch_key, size=len(claimed))
@@ -301,8 +303,39 @@ def _record(
         connection_health=container.engine_state.connection_health,
     )
     container.ledger.dispatch(settled.ready_keys)
-    for key, at in settled.retries:
-        schedule(container, key, at)
+    for key, times in retry_messages(settled.retries).items():
+        for at in times:
+            schedule(container, key, at)
+
+
+def retry_messages(retries: list[tuple[str, datetime]]) -> dict[str, list[datetime]]:
+    """The messages that bring a batch's retries back: per key, one at the earliest retry and
+    one at the latest, not one per row (a batch of 200 failed rows would otherwise put 200
+    messages on the queue, and a backlog a million). The first message claims the rows ready
+    by then; the last one every row left, each at most the jitter of its backoff late."""
+    span: dict[str, list[datetime]] = {}
+    for key, at in retries:
+        times = span.setdefault(key, [at, at])
+        times[0], times[1] = min(times[0], at), max(times[1], at)
+    return {key: sorted(set(times)) for key, times in span.items()}
+
+
+def come_back_when_held(container: EngineParts, batch_key: str, until: datetime) -> None:
+    """Schedule `batch_key` for when its org's hold ends, unless this process has a message
+    for it due before then already: that one finds the org still held and schedules again,
+    or claims. (Every message that meets the hold used to schedule one more: an import of a
+    million rows, 2,000 dispatch messages, became 2,000 messages waking at the same moment.)"""
+    pacing = container.engine_state.pacing
+    now, wanted = time.time(), until.timestamp()
+    with pacing.lock:
+        due = pacing.held_messages.get(batch_key)
+        if due is not None and now <= due <= wanted:
+            return
+        for key, at in list(pacing.held_messages.items()):
+            if at < now:  # already delivered
+                del pacing.held_messages[key]
+        pacing.held_messages[batch_key] = wanted
+    schedule(container, batch_key, until)
 
 
 @contextmanager

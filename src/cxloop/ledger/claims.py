@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, Select, Update, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
@@ -35,7 +35,7 @@ from cxloop.db.uow import Database
 from cxloop.db.workflow_models import WorkflowTaskPause
 from cxloop.domain.run_errors import WORKER_LOST_CODE
 from cxloop.ledger.connection_health import ConnectionHealth, write_uses
-from cxloop.ledger.transitions import settle_run_status, update_rows
+from cxloop.ledger.transitions import update_rows
 
 if TYPE_CHECKING:
     from cxloop.settings import Settings
@@ -57,6 +57,13 @@ class ClaimedTaskRun(NamedTuple):
 
 
 _t = TaskRun.__table__.c
+# Ready, written as literals: the partial index `ix_task_runs_ready_queue` (migration 0019) is
+# only chosen when the planner sees the same constants as its WHERE (SQLite never matches a
+# bound parameter against it; PostgreSQL's generic plans would not either).
+_IS_READY = _t.status.in_(
+    bindparam("ready_statuses", [str(s) for s in READY_STATUSES], expanding=True,
+              literal_execute=True)
+)  # fmt: skip
 _CLAIMED_COLUMNS = (
     _t.id, _t.run_id, _t.task_id, _t.task_type, _t.batch_key, _t.attempts, _t.first_attempt_at,
     _t.ambiguous, _t.created_at,
@@ -87,14 +94,25 @@ def claim_task_runs(
     given, is noted on them in the same statement, so that pausing and resuming by connection
     finds them.
     """
+    statement = claim_statement(
+        batch_key, limit=limit, lease_s=lease_s, worker=worker, connection_id=connection_id
+    )
+    with db.uow() as uow:
+        claimed = [ClaimedTaskRun(*row) for row in uow.session.execute(statement)]
+        uow.commit()
+    claimed.sort(key=lambda task_run: task_run.created_at)
+    return claimed
+
+
+def claim_statement(
+    batch_key: str, *, limit: int, lease_s: int, worker: str, connection_id: str | None = None
+) -> Update:
+    """The claim's UPDATE ... RETURNING (also what bench/backlog_bench.py explains): the
+    key's oldest ready rows come from the ready rows' index in order, locked or skipped."""
     now = utcnow()
     ready = (
         select(_t.id)
-        .where(
-            _t.batch_key == batch_key,
-            _t.status.in_(READY_STATUSES),
-            _t.next_attempt_at <= now,
-        )
+        .where(_t.batch_key == batch_key, _IS_READY, _t.next_attempt_at <= now)
         .order_by(_t.next_attempt_at, _t.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -110,19 +128,12 @@ def claim_task_runs(
     }
     if connection_id is not None:
         values["connection_id"] = connection_id
-    with db.uow() as uow:
-        claimed = [
-            ClaimedTaskRun(*row)
-            for row in uow.session.execute(
-                update(TaskRun.__table__)
-                .where(_t.id.in_(ready))
-                .values(values)
-                .returning(*_CLAIMED_COLUMNS)
-            )
-        ]
-        uow.commit()
-    claimed.sort(key=lambda task_run: task_run.created_at)
-    return claimed
+    return (
+        update(TaskRun.__table__)
+        .where(_t.id.in_(ready))
+        .values(values)
+        .returning(*_CLAIMED_COLUMNS)
+    )
 
 
 class ReadySummary(NamedTuple):
@@ -134,23 +145,41 @@ class ReadySummary(NamedTuple):
     newest: datetime | None
 
 
-def ready_summary(db: Database, batch_key: str) -> ReadySummary:
-    """How many task runs of a batch key are ready now, the oldest and the newest."""
-    now = utcnow()
+READY_COUNT_CAP = 1000  # ready rows counted at most: more than the engine's pacing asks
+
+
+def ready_summary(db: Database, batch_key: str, *, cap: int = READY_COUNT_CAP) -> ReadySummary:
+    """How many task runs of a batch key are ready now (counted up to `cap`), the oldest and
+    the newest of those counted.
+
+    The count stops at the cap: the worker asks this every round and, while a batch fills,
+    every 50 ms; counting a backlog of a million rows each time would cost a scan of a
+    million index entries. Below the cap every figure is exact; at the cap the newest is the
+    newest of the oldest `cap` (the pacing only reads it for a batch not full). A caller
+    that compares the count with a larger threshold passes a cap above it."""
     with db.reader() as uow:
-        count, oldest, newest = uow.session.execute(
-            _READY_SUMMARY, {"key": batch_key, "now": now}
-        ).one()
+        statement = ready_summary_statement(batch_key, cap=cap)
+        count, oldest, newest = uow.session.execute(statement).one()
     return ReadySummary(int(count or 0), oldest, newest)
 
 
-_READY_SUMMARY = select(
-    func.count(), func.min(_t.next_attempt_at), func.max(_t.next_attempt_at)
-).where(
-    _t.batch_key == bindparam("key"),
-    _t.status.in_(READY_STATUSES),
-    _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
+def ready_summary_statement(batch_key: str, *, cap: int = READY_COUNT_CAP) -> Select[Any]:
+    """The ready summary's query, its parameters bound (also what the backlog bench explains)."""
+    return _READY_SUMMARY.params(key=batch_key, now=utcnow(), cap=cap)
+
+
+_READY_OLDEST = (
+    select(_t.next_attempt_at.label("at"))
+    .where(
+        _t.batch_key == bindparam("key"),
+        _IS_READY,
+        _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
+    )
+    .order_by(_t.next_attempt_at)
+    .limit(bindparam("cap", type_=Integer))
+    .subquery()
 )
+_READY_SUMMARY = select(func.count(), func.min(_READY_OLDEST.c.at), func.max(_READY_OLDEST.c.at))
 
 
 @dataclass
@@ -345,11 +374,13 @@ def next_retry_at(settings: Settings, task_run: TaskRun | ClaimedTaskRun) -> dat
 
 class BatchTarget(NamedTuple):
     """Where a Salesforce batch key's records go now: the owner's connection (None when the
-    owner has none of that name or id), its org, and until when that org is held back."""
+    owner has none of that name or id), its org, until when that org is held back, and how
+    many holds in a row it has had (strikes: each one doubles the next)."""
 
     connection_id: str | None
     org_id: str | None
     held_until: datetime | None
+    strikes: int = 0
 
 
 def batch_target(db: Database, owner_id: str, name_or_id: str) -> BatchTarget:
@@ -363,11 +394,13 @@ def batch_target(db: Database, owner_id: str, name_or_id: str) -> BatchTarget:
     if row is None:
         return BatchTarget(None, None, None)
     held = row.until if row.until is not None and row.until > utcnow() else None
-    return BatchTarget(row.id, row.org_id, held)
+    return BatchTarget(row.id, row.org_id, held, row.strikes or 0)
 
 
 _TARGET = (
-    select(Connection.id, Connection.name, Connection.org_id, OrgThrottle.until)
+    select(
+        Connection.id, Connection.name, Connection.org_id, OrgThrottle.until, OrgThrottle.strikes
+    )
     .outerjoin(OrgThrottle, OrgThrottle.org_id == Connection.org_id)
     .where(
         Connection.owner_id == bindparam("owner_id"),
@@ -401,6 +434,16 @@ def throttle_org(
         until = throttle.until
         uow.commit()
     return until
+
+
+def forgive_org(db: Database, org_id: str) -> None:
+    """The org answered again: its strikes start over, so that the next outage or limit is
+    held back from its first step, not from where the last one ended."""
+    with db.uow() as uow:
+        uow.session.execute(
+            update(OrgThrottle).where(OrgThrottle.org_id == org_id).values(strikes=0)
+        )
+        uow.commit()
 
 
 # --- whose credentials
@@ -572,40 +615,78 @@ _EXPIRED = (
 
 def overdue_keys(db: Database, grace_s: float) -> list[str]:
     """Batch keys with ready task runs nobody picked up (a lost message, a restart)."""
-    before = utcnow() - timedelta(seconds=grace_s)
     with db.reader() as uow:
-        return list(
-            uow.session.scalars(
-                select(TaskRun.batch_key)
-                .where(TaskRun.status.in_(READY_STATUSES), TaskRun.next_attempt_at <= before)
-                .distinct()
-                .limit(1000)
-            )
-        )
+        return list(uow.session.scalars(overdue_keys_statement(grace_s)))
 
 
-def resume_paused(db: Database) -> list[str]:
-    """Task runs paused for a connection that is active again go back to ready."""
-    with db.uow() as uow:
-        rows = list(
-            uow.session.scalars(
-                select(TaskRun)
-                .join(Connection, Connection.id == TaskRun.connection_id)
-                .where(TaskRun.status == "paused", Connection.status == "active")
+def overdue_keys_statement(grace_s: float, limit: int = 1000) -> Select[tuple[str]]:
+    """The sweeper's query for `overdue_keys` (also what bench/backlog_bench.py explains).
+
+    A skip scan of the ready rows' index, one key at a time (a recursive query: the next
+    key is the smallest one above the last), each kept when one of its rows is due: it
+    costs a few index probes per batch key however many rows wait. (`SELECT DISTINCT`
+    read every ready row, a million of them every `sweeper_period_s` under a backlog.)
+    """
+    before = utcnow() - timedelta(seconds=grace_s)
+    first = select(func.min(_t.batch_key).label("key")).where(_IS_READY)
+    keys = first.cte("ready_keys", recursive=True)
+    previous = keys.alias("previous")
+    following = (
+        select(func.min(_t.batch_key)).where(_IS_READY, _t.batch_key > previous.c.key)
+    ).scalar_subquery()
+    keys = keys.union_all(select(following).where(previous.c.key.is_not(None)))
+    due = (
+        select(_t.id)
+        .where(_t.batch_key == keys.c.key, _IS_READY, _t.next_attempt_at <= before)
+        .exists()
+    )
+    return select(keys.c.key).where(keys.c.key.is_not(None), due).limit(limit)
+
+
+RESUME_CHUNK = 5000  # paused rows resumed per transaction
+
+
+def resume_paused(db: Database, *, chunk: int = RESUME_CHUNK) -> list[str]:
+    """Task runs paused for a connection that is active again go back to ready; returns
+    their batch keys.
+
+    Core statements, `chunk` rows to a transaction: a connection that needed reconnecting
+    for a day may have a million paused rows, which must not become a million objects in
+    the sweeper's memory, nor one transaction holding SQLite's write lock for minutes.
+    """
+    keys: set[str] = set()
+    while True:
+        with db.uow() as uow:
+            session = uow.session
+            rows = session.execute(PAUSED_ROWS, {"chunk": chunk}).all()
+            if not rows:
+                break
+            session.execute(
+                update(TaskRun.__table__)
+                .where(_t.id.in_([row.id for row in rows]), _t.status == "paused")
+                .values(
+                    status="pending",
+                    status_reason="resumed: the connection is active again",
+                    next_attempt_at=utcnow(),
+                    # The pause must not eat the retry horizon.
+                    first_attempt_at=None,
+                )
             )
-        )
-        run_ids = set()
-        for row in rows:
-            row.status = "pending"
-            row.status_reason = "resumed: the connection is active again"
-            row.next_attempt_at = utcnow()
-            # The pause must not eat the retry horizon.
-            row.first_attempt_at = None
-            run_ids.add(row.run_id)
-        for run in uow.session.scalars(select(Run).where(Run.id.in_(run_ids))):
-            settle_run_status(run)
-        uow.commit()
-    return sorted({row.batch_key for row in rows})
+            # Settles the runs' statuses (Core, runs locked in id order like the workers do).
+            uow.ledger.release_blocked(session, {row.run_id for row in rows})
+            uow.commit()
+        keys |= {row.batch_key for row in rows}
+        if len(rows) < chunk:
+            break
+    return sorted(keys)
+
+
+PAUSED_ROWS = (
+    select(_t.id, _t.run_id, _t.batch_key)
+    .join(Connection, Connection.id == _t.connection_id)
+    .where(_t.status == "paused", Connection.status == "active")
+    .limit(bindparam("chunk", type_=Integer))
+)
 
 
 def pause_connection_work(db: Database, connection_id: str, reason: str) -> None:
