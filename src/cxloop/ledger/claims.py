@@ -141,22 +141,24 @@ class ReadySummary(NamedTuple):
 READY_COUNT_CAP = 1000  # ready rows counted at most: more than the engine's pacing asks
 
 
-def ready_summary(db: Database, batch_key: str) -> ReadySummary:
-    """How many task runs of a batch key are ready now (counted up to `READY_COUNT_CAP`), the
-    oldest and the newest of those counted.
+def ready_summary(db: Database, batch_key: str, *, cap: int = READY_COUNT_CAP) -> ReadySummary:
+    """How many task runs of a batch key are ready now (counted up to `cap`), the oldest and
+    the newest of those counted.
 
     The count stops at the cap: the worker asks this every round and, while a batch fills,
     every 50 ms; counting a backlog of a million rows each time would cost a scan of a
     million index entries. Below the cap every figure is exact; at the cap the newest is the
-    newest of the oldest `READY_COUNT_CAP` (the pacing only reads it for a batch not full)."""
+    newest of the oldest `cap` (the pacing only reads it for a batch not full). A caller
+    that compares the count with a larger threshold passes a cap above it."""
     with db.reader() as uow:
-        count, oldest, newest = uow.session.execute(ready_summary_statement(batch_key)).one()
+        statement = ready_summary_statement(batch_key, cap=cap)
+        count, oldest, newest = uow.session.execute(statement).one()
     return ReadySummary(int(count or 0), oldest, newest)
 
 
-def ready_summary_statement(batch_key: str) -> Select[Any]:
+def ready_summary_statement(batch_key: str, *, cap: int = READY_COUNT_CAP) -> Select[Any]:
     """The ready summary's query, its parameters bound (also what the backlog bench explains)."""
-    return _READY_SUMMARY.params(key=batch_key, now=utcnow(), cap=READY_COUNT_CAP)
+    return _READY_SUMMARY.params(key=batch_key, now=utcnow(), cap=cap)
 
 
 _READY_OLDEST = (
