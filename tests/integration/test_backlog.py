@@ -35,6 +35,22 @@ OTHER_KEY = "sf|UR_backlog|Acme|Contact|insert|"
 # --- an org that is down
 
 
+def test_a_strike_while_the_org_is_held_counts_once(container: Container) -> None:
+    # Bug: several batches of one org in flight failed together in one outage and each added a
+    # strike, doubling the hold per batch (and two first strikes at once both inserted the row).
+    first = claims.throttle_org(container.db, "00Dstrike", 30, "down", escalate=True)
+    again = claims.throttle_org(container.db, "00Dstrike", 30, "down", escalate=True)
+    assert again == first
+    with container.db.reader() as uow:
+        throttle = uow.session.get(OrgThrottle, "00Dstrike")
+        assert throttle is not None and throttle.strikes == 1
+    with container.db.uow() as uow:  # the hold ended: the next failure is a second strike
+        uow.session.execute(update(OrgThrottle).values(until=utcnow()))
+        uow.commit()
+    later = claims.throttle_org(container.db, "00Dstrike", 30, "down", escalate=True)
+    assert later - utcnow() > timedelta(seconds=45)  # 30 s doubled
+
+
 def queued(container: Container) -> int:
     """Messages on the queue: due now, or scheduled (Huey keeps those on the queue until a
     consumer sees them)."""
@@ -48,6 +64,9 @@ def test_an_unreachable_org_is_tried_one_batch_at_a_time_not_row_by_row(
     # own: 5,000 imported responses made 12,558 attempts and 11,976 queue messages in 5 s.
     linked.settings.batch_size = 2
     linked.settings.retry_base_s = 30.0  # the hold outlasts the test's look at the backlog
+    # One batch in flight: with a bound of N, an outage costs at most the N batches that were
+    # in flight when it began (and one strike: see the next test).
+    linked.settings.salesforce_max_concurrent_batches = 1
     add_workflow(linked, setup, upsert_workflow("Acme"))
     emulator.control.post("/faults", json={"target": "rest", "mode": "drop"}).raise_for_status()
     for number in range(7):

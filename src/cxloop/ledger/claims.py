@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Integer, Select, Update, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
@@ -421,12 +422,28 @@ def throttled_until(db: Database, org_id: str) -> datetime | None:
 def throttle_org(
     db: Database, org_id: str, seconds: float, reason: str, *, escalate: bool
 ) -> datetime:
-    """Hold an org back for `seconds` (doubling on repeated strikes when `escalate`)."""
+    """Hold an org back for `seconds` (doubling on repeated strikes when `escalate`).
+
+    Several batches of one org are in flight at once, so one outage or limit often fails
+    several of them together: while the org is already held, a further strike changes
+    nothing (one outage, one strike), and two processes striking first at once do not both
+    insert the row."""
     with db.uow() as uow:
-        throttle = uow.session.get(OrgThrottle, org_id)
+        session = uow.session
+        throttle = session.get(OrgThrottle, org_id, with_for_update=True)
         if throttle is None:
-            throttle = OrgThrottle(org_id=org_id, until=utcnow(), strikes=0)
-            uow.session.add(throttle)
+            try:
+                with session.begin_nested():
+                    session.add(OrgThrottle(org_id=org_id, until=utcnow(), strikes=0))
+            except IntegrityError:  # another process held it back first: take its row
+                pass
+            throttle = session.get(
+                OrgThrottle, org_id, with_for_update=True, populate_existing=True
+            )
+            assert throttle is not None
+        now = utcnow()
+        if escalate and throttle.strikes and throttle.until > now:
+            return throttle.until
         throttle.strikes = (throttle.strikes or 0) + 1 if escalate else 0
         factor = 2 ** min(throttle.strikes - 1, 5) if escalate else 1
         throttle.until = utcnow() + timedelta(seconds=seconds * factor)
