@@ -357,8 +357,9 @@ class EngineSettings(BaseModel):
     bulk_threshold: int = Field(
         default=2000,
         ge=0,
-        description="A Salesforce batch key holding more ready task runs than this sends them "
-        "through one Bulk API 2.0 ingest job instead of Collections calls (0: never).",
+        description="A Salesforce batch key holding more ready task runs than this, the oldest "
+        "from an imported response (a backfill), sends them through one Bulk API 2.0 ingest job "
+        "instead of Collections calls (0: never). Live responses always go by Collections calls.",
     )
     bulk_max_records: int = Field(
         default=100_000,

@@ -21,7 +21,7 @@ from cxloop.services import responses
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
 from tests.integration.conftest import sign_in
-from tests.integration.test_engine import add_workflow, upsert_workflow
+from tests.integration.test_engine import add_workflow, submit, upsert_workflow
 
 
 def imported_workflow(action: str = "upsert", sentiment: bool = False) -> dict[str, Any]:
@@ -307,6 +307,25 @@ def test_below_the_threshold_collections_calls_as_before(
         bulk_ids = set(uow.session.scalars(select(TaskRunAttempt.bulk_job_id)))
     assert max(sizes) == 200 and bulk_ids == {None}
     assert len(records(emulator)) == 450
+
+
+def test_live_responses_stay_with_collections_calls_however_many_wait(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    # Bug: a burst of live responses above the threshold went into a Bulk job, so their
+    # records landed when the job was done (tens of seconds), not in a second or two. Bulk
+    # API 2.0 is for backfills: imported responses.
+    fast.settings.bulk_threshold = 20
+    add_workflow(fast, setup, imported_workflow())
+    for number in range(30):
+        submit(fast, setup, number % 11)
+    drain(fast)
+    assert jobs(fast) == []
+    assert len(records(emulator)) == 30
+    import_responses(fast, setup, [f"c{n}" for n in range(30)])  # a backfill of as many
+    drain(fast)
+    assert len(jobs(fast)) == 1
+    assert len(records(emulator)) == 60
 
 
 def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(

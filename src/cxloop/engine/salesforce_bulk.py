@@ -88,10 +88,11 @@ def is_check_key(batch_key: str) -> bool:
 
 def send_if_large(container: EngineParts, batch_key: str, target: BatchTarget, worker: str) -> bool:
     """Send the key's ready task runs through one Bulk API 2.0 ingest job when more than
-    `bulk_threshold` are ready. True when this message is done with the key: a job went (the
-    rows it left are dispatched again), or another thread of this process is gathering or
-    sending one. False when the key stays with Collections calls (too few ready, or
-    Salesforce refused the job).
+    `bulk_threshold` are ready and the oldest of them is a backfill (from an imported
+    response; `claims.oldest_ready_is_backfill`). True when this message is done with the
+    key: a job went (the rows it left are dispatched again), or another thread of this
+    process is gathering or sending one. False when the key stays with Collections calls
+    (too few ready, live traffic, or Salesforce refused the job).
 
     A backlog that grows fast (an import a workflow includes, `GATHER_FLOOR` of the threshold
     ready and at least `GATHER_RATE` more a second) waits up to `bulk_gather_s` while it
@@ -104,6 +105,8 @@ def send_if_large(container: EngineParts, batch_key: str, target: BatchTarget, w
     count = claims.ready_summary(db, batch_key, cap=settings.bulk_max_records + 1).count
     if count < settings.bulk_threshold * GATHER_FLOOR:
         return False
+    if not claims.oldest_ready_is_backfill(db, batch_key):
+        return False  # a burst of live responses: Collections calls, several in flight
     pacing = container.engine_state.pacing
     with pacing.lock:
         if batch_key in pacing.bulk:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
 from cxloop.db.base import utcnow
-from cxloop.db.models import Connection, Survey, User
+from cxloop.db.models import Connection, Response, Survey, User
 from cxloop.db.run_models import (
     READY_STATUSES,
     BulkJob,
@@ -181,6 +181,35 @@ _READY_OLDEST = (
     .subquery()
 )
 _READY_SUMMARY = select(func.count(), func.min(_READY_OLDEST.c.at), func.max(_READY_OLDEST.c.at))
+
+
+def oldest_ready_is_backfill(db: Database, batch_key: str) -> bool:
+    """Whether the key's oldest ready task run comes from an imported response: a backfill,
+    what Bulk API 2.0 is for. Live responses and outbound messages stay with Collections
+    calls however many are waiting, since their records land in seconds there, not when a
+    job is done (one query on the ready-rows index, asked only of a large backlog)."""
+    with db.reader() as uow:
+        source = uow.session.execute(
+            _OLDEST_READY_SOURCE, {"key": batch_key, "now": utcnow()}
+        ).scalar()
+    return source == "import"
+
+
+_OLDEST_READY_SOURCE = (
+    select(Response.source)
+    .select_from(
+        TaskRun.__table__.join(Run, Run.id == _t.run_id).join(
+            Response, Response.id == Run.response_id
+        )
+    )
+    .where(
+        _t.batch_key == bindparam("key"),
+        _IS_READY,
+        _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
+    )
+    .order_by(_t.next_attempt_at)
+    .limit(1)
+)
 
 
 @dataclass
