@@ -184,12 +184,18 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def upsert_workflow(name: str, connection: str, comment_qid: str) -> dict[str, Any]:
+def upsert_workflow(
+    name: str, connection: str, comment_qid: str, *, include_imported: bool = False
+) -> dict[str, Any]:
     """A response workflow with one Salesforce task: upsert a Survey_Response__c keyed on the
-    response id, with the NPS (QID1) and the comment question's text."""
+    response id, with the NPS (QID1) and the comment question's text (imported responses
+    too when `include_imported`: a backfill)."""
+    event: dict[str, Any] = {"type": "survey_response", "when": ["created"]}
+    if include_imported:
+        event["include_imported"] = True
     return {
         "name": name,
-        "event": {"type": "survey_response", "when": ["created"]},
+        "event": event,
         "tasks": [
             {
                 "id": "response",

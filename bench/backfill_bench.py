@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _support import upsert_workflow
 from outcome import BenchFailed, finish, refuse
 from sqlalchemy import create_engine, text
 from workflow_bench import (
@@ -52,25 +53,7 @@ from workflow_bench import (
     wait_until,
 )
 
-WORKFLOW = {
-    "name": "Backfill",
-    "event": {"type": "survey_response", "when": ["created"], "include_imported": True},
-    "tasks": [
-        {
-            "id": "response",
-            "type": "salesforce",
-            "connection": "Emulator",
-            "object": "Survey_Response__c",
-            "action": "upsert",
-            "key_field": "Response_ID__c",
-            "mappings": [
-                {"field": "Response_ID__c", "value": "${e://Field/ResponseID}"},
-                {"field": "NPS_Score__c", "value": "${q://QID1/ChoiceGroup/SelectedChoices}"},
-                {"field": "Comment__c", "value": "${q://QID2/ChoiceTextEntryValue}"},
-            ],
-        }
-    ],
-}
+WORKFLOW = upsert_workflow("Backfill", "Emulator", "QID2", include_imported=True)
 OPEN = ("pending", "running", "waiting_retry", "blocked")
 
 

@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from _support import upsert_workflow
 from cluster_bench import Cluster, drop_database, empty_redis, fresh_database, note
 from cryptography.fernet import Fernet
 from outcome import BenchFailed, finish, refuse
@@ -60,25 +61,7 @@ from workflow_bench import cpu_seconds, cxloop, free_port, linked_survey, wait_u
 SOBJECT = "Survey_Response__c"
 FAILURE_COUNTERS = ("refused", "lost", "task_runs_not_succeeded")
 FACTS = ("responses", "database", "chunk", "imported", "records")
-WORKFLOW = {
-    "name": "Backfill responses",
-    "event": {"type": "survey_response", "when": ["created"], "include_imported": True},
-    "tasks": [
-        {
-            "id": "response",
-            "type": "salesforce",
-            "connection": "Emulator",
-            "object": SOBJECT,
-            "action": "upsert",
-            "key_field": "Response_ID__c",
-            "mappings": [
-                {"field": "Response_ID__c", "value": "${e://Field/ResponseID}"},
-                {"field": "NPS_Score__c", "value": "${q://QID1/ChoiceGroup/SelectedChoices}"},
-                {"field": "Comment__c", "value": "${q://QID2/ChoiceTextEntryValue}"},
-            ],
-        }
-    ],
-}
+WORKFLOW = upsert_workflow("Backfill responses", "Emulator", "QID2", include_imported=True)
 UNREACHABLE = {"target": "rest", "mode": "drop"}
 SMOKE = {"responses": 400, "chunk": 100, "database": "sqlite", "unreachable_after_s": 2.0,
          "drain_timeout": 200.0}  # fmt: skip
