@@ -28,7 +28,7 @@ from cxloop.engine import directory_task, email_task, salesforce_batch, salesfor
 from cxloop.ledger import SalesforceBatchKey, batch_owners, bulk_jobs, claims
 
 if TYPE_CHECKING:
-    from cxloop.engine.parts import BatchPacing, EngineParts
+    from cxloop.engine.parts import EngineParts
 
 log = structlog.get_logger(__name__)
 
@@ -403,20 +403,6 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
         if 0 < settings.batch_quiet_s <= quiet_for and not pacing.in_flight.get(batch_key):
             break
     yield time.monotonic() - started
-
-
-@contextmanager
-def sending_batch(pacing: BatchPacing, batch_key: str) -> Iterator[None]:
-    """Count the batches of a key this process is sending (see `batch_turn`)."""
-    with pacing.lock:
-        pacing.in_flight[batch_key] = pacing.in_flight.get(batch_key, 0) + 1
-    try:
-        yield
-    finally:
-        with pacing.lock:
-            pacing.in_flight[batch_key] -= 1
-            if not pacing.in_flight[batch_key]:
-                del pacing.in_flight[batch_key]
 
 
 def schedule(container: EngineParts, batch_key: str, at: datetime) -> None:
