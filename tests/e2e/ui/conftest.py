@@ -250,6 +250,8 @@ def text(lang: str, en: str, de: str) -> str:
 
 def axe_check(page: Any) -> None:
     """Run axe-core on the page: no serious or critical violations (WCAG 2.x A and AA)."""
+    # A click that navigates may leave the old document going away: check the loaded one.
+    page.wait_for_load_state()
     result = page.evaluate(
         """async () => await axe.run(document, {
             runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',

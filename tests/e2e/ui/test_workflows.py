@@ -467,9 +467,11 @@ def test_the_enabled_switch_revisions_yaml_test_and_delete_in_the_browser(
         name=text(lang, "More actions for Mail the team", "Weitere Aktionen für Mail the team"),
     ).click()
     page.get_by_role("menuitem", name=text(lang, "Delete", "Löschen")).click()
+    confirm = page.get_by_role("button", name=text(lang, "Delete workflow", "Workflow löschen"))
+    expect(confirm).to_be_visible()  # the confirmation has loaded (axe needs a document)
     axe_check(page)
     shoot(page, "delete-confirm", lang, "desktop")
-    page.get_by_role("button", name=text(lang, "Delete workflow", "Workflow löschen")).click()
+    confirm.click()
     expect(page.get_by_role("status").first).to_be_visible()
     assert workflows.list_workflows(ui.container.db, owner, survey_id) == []
 
