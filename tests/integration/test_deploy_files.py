@@ -10,6 +10,7 @@ must match across processes against docs/deploy.md.
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import re
 import shlex
@@ -115,9 +116,15 @@ def configmap() -> dict[str, str]:
 
 
 def dockerfile() -> DockerfileParser:
-    parser = DockerfileParser(path=str(DOCKERFILE), cache_content=True)
-    parser.content = DOCKERFILE.read_text()
-    return parser
+    """The Dockerfile parsed from a copy in memory: a parser on the path writes the file when
+    its content is set, and xdist workers collecting this module at once emptied it."""
+    return DockerfileParser(fileobj=io.BytesIO(DOCKERFILE.read_bytes()))
+
+
+def test_reading_the_dockerfile_never_writes_it() -> None:
+    before = DOCKERFILE.stat().st_mtime_ns
+    assert final_stage(dockerfile())  # parsed: it has stages
+    assert DOCKERFILE.stat().st_mtime_ns == before
 
 
 def final_stage(parser: DockerfileParser) -> list[dict[str, Any]]:
