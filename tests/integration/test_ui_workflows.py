@@ -5,17 +5,29 @@ input, nothing half-saved, stale forms refused."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
 
 from cxloop.bootstrap import Container
-from cxloop.db.workflow_models import Workflow
+from cxloop.db.workflow_models import BuilderDraft, Workflow
 from cxloop.services import survey_content, surveys, users, workflows
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
-from tests.integration.conftest import CONTENT, PASSWORD, actor, link, org, sign_in
+from tests.integration.conftest import (
+    CALLBACK,
+    CONTENT,
+    PASSWORD,
+    actor,
+    link,
+    org,
+    sign_in,
+)
 from tests.integration.survey_helpers import share
 
 
@@ -507,69 +519,257 @@ def test_the_tab_counts_runs_and_failures_of_the_last_day_and_shows_the_last_run
     assert "Quiet" in tab and "failed" in tab
 
 
-def test_a_tasks_account_menu_keeps_the_unsaved_form_and_comes_back_to_it(
-    web: TestClient, shop: dict[str, Any], linked: Container
-) -> None:
-    """Add account / the ⋯ menu of an account in a task: the builder's form (not saved) is kept
-    in the session, and the browser comes back to it with the new or renamed account in the
-    task; only the owner's own accounts have menus, and only the owner can use them."""
-    survey_id = shop["survey_id"]
+def _leave(web: TestClient, survey_id: str, form: dict[str, str]) -> str:
+    """Post the new-workflow builder with an account op; returns where it sends the browser."""
     new_page = f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"
-    sign_in(web, "owner@example.com")
-    builder = web.get(new_page).text
-    assert "More actions for Acme" not in builder  # no Salesforce task yet
-    form = {
-        **CASE_FORM,
-        "name": "Unsaved",
-        "tasks[0].connection": "",
-        "op": "account:add:tasks[0].connection",
-    }
     answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
-    assert answer.status_code == 303
-    target = answer.headers["location"]
-    assert target.startswith("/accounts/new?return_to=")
-    back = re.search(r"return_to=([^&]+)", target).group(1)
-    from urllib.parse import unquote
+    assert answer.status_code == 303, answer.text[:2000]
+    return str(answer.headers["location"])
 
-    back = unquote(back)
-    assert back == f"/surveys/{survey_id}/workflows/draft?select=tasks%5B0%5D.connection"
-    acme = next(
-        c for c in workflows.owner_connections(linked.db, actor(shop["people"]["owner"]), survey_id)
+
+def _return_to(location: str) -> str:
+    return unquote(re.search(r"return_to=([^&]+)", location).group(1))
+
+
+def _big_form(name: str) -> dict[str, str]:
+    """A half-built workflow far larger than a session cookie holds (~60 mapping rows)."""
+    form = {**CASE_FORM, "name": name, "tasks[0].connection": ""}
+    for row in range(60):
+        form[f"tasks[0].mappings[{row}].field"] = f"Field_{row}__c"
+        form[f"tasks[0].mappings[{row}].value"] = f"${{e://Field/Value{row}}} and some words"
+    return form
+
+
+def test_a_tasks_account_menu_keeps_the_unsaved_form_on_the_server_and_comes_back_to_it(
+    web: TestClient, shop: dict[str, Any], linked: Container, emulator: EmulatorServer
+) -> None:
+    """Add account (through Salesforce's login) and the ⋯ menu of an account in a task: the
+    builder's form, not saved and larger than any cookie, is kept on the server, and the
+    browser comes back to it with the new or renamed account in the task; a reload shows it
+    again; saving discards it. Only the owner's own accounts have menus."""
+    survey_id = shop["survey_id"]
+    sign_in(web, "owner@example.com")
+    new_page = f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"
+    assert "More actions for Acme" not in web.get(new_page).text  # no Salesforce task yet
+    location = _leave(
+        web, survey_id, {**_big_form("Unsaved"), "op": "account:add:tasks[0].connection"}
     )
-    # As the OAuth callback sends the browser back: with the new account's id.
-    page = web.get(f"{back}&connected={acme.id}")
+    assert location.startswith("/accounts/new?return_to=")
+    back = _return_to(location)
+    assert re.fullmatch(
+        rf"/surveys/{survey_id}/workflows/drafts/BD_\w+\?select=tasks%5B0%5D.connection", back
+    ), back
+
+    # Connect account, through the emulator's login page, then back to the kept form.
+    add_page = web.get(location).text
+    started = web.post(
+        "/accounts/new",
+        data={
+            "connection_type": "custom", "login_url": org(emulator, "acme")["login_url"],
+            "account_name": "Acme new", "return_to": back, "csrf": _csrf(add_page),
+        },
+        follow_redirects=False,
+    )  # fmt: skip
+    assert started.status_code == 303, started.text[:2000]
+    salesforce = web.get(urlsplit(started.headers["location"]).path, follow_redirects=False)
+    logged_in = httpx.get(salesforce.headers["location"], follow_redirects=False)
+    assert logged_in.headers["location"].startswith(CALLBACK)
+    returned = web.get(
+        urlsplit(logged_in.headers["location"]).path
+        + "?"
+        + urlsplit(logged_in.headers["location"]).query,
+        follow_redirects=False,
+    )
+    assert returned.status_code == 303
+    assert returned.headers["location"].startswith(back + "&connected=CN_")
+    page = web.get(returned.headers["location"])
     assert page.status_code == 200, page.text[:2000]
-    assert 'value="Unsaved"' in page.text
-    assert re.search(r'<option value="Acme" selected>', page.text), page.text
+    assert 'value="Unsaved"' in page.text and "Field_59__c" in page.text
+    assert re.search(r'<option value="Acme new" selected>', page.text), page.text
     assert 'data-focus="field-tasks[0].connection"' in page.text
-    assert 'aria-label="More actions for Acme"' in page.text  # the owner's account's menu
-    # The kept form is used once.
-    assert web.get(f"{back}&connected={acme.id}", follow_redirects=False).status_code == 303
+    assert "Connected Acme new" in page.text and "it is not saved yet" in page.text
+    assert 'aria-label="More actions for Acme new"' in page.text  # the owner's account's menu
+    assert web.get(returned.headers["location"]).status_code == 200  # a reload: still there
 
     # Renaming from the task's menu: back to the form, whose task follows the new name.
-    form = {**CASE_FORM, "name": "Unsaved", "op": f"account:rename:{acme.id}"}
-    answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
-    assert answer.headers["location"].startswith(f"/accounts/{acme.id}/rename?return_to=")
-    rename_page = answer.headers["location"]
+    new_acme = next(
+        c for c in workflows.owner_connections(linked.db, actor(shop["people"]["owner"]), survey_id)
+        if c.name == "Acme new"
+    )  # fmt: skip
+    form = {**CASE_FORM, "name": "Unsaved", "tasks[0].connection": "Acme new",
+            "op": f"account:rename:{new_acme.id}"}  # fmt: skip
+    location = _leave(web, survey_id, form)
+    assert location.startswith(f"/accounts/{new_acme.id}/rename?return_to=")
     renamed = _post(
-        web, f"/accounts/{acme.id}/rename",
-        {"account_name": "Acme 2", "return_to": f"/surveys/{survey_id}/workflows/draft"},
-        rename_page,
+        web, f"/accounts/{new_acme.id}/rename",
+        {"account_name": "Acme 2", "return_to": _return_to(location)}, location,
     )  # fmt: skip
     assert renamed.status_code == 303
     page = web.get(renamed.headers["location"])
     assert 'value="Unsaved"' in page.text
     assert re.search(r'<option value="Acme 2" selected>', page.text), page.text
 
+    # Saving the restored form saves the workflow with the account, and discards the draft.
+    draft_id = re.search(r'name="draft" value="(BD_\w+)"', page.text).group(1)
+    saved = web.post(
+        f"/surveys/{survey_id}/workflows/new",
+        data={**CASE_FORM, "name": "Unsaved", "tasks[0].connection": "Acme 2",
+              "draft": draft_id, "csrf": _csrf(page.text)},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert saved.status_code == 303, saved.text[:2000]
+    workflow_id = saved.headers["location"].rsplit("/", 1)[1]
+    view = workflows.get_workflow(linked.db, actor(shop["people"]["owner"]), workflow_id)
+    assert view.workflow.document["tasks"][0]["connection"] == "Acme 2"
+    gone = web.get(renamed.headers["location"], follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"].endswith("/workflows")
+    assert "not kept in this browser" in web.get(gone.headers["location"]).text
+
     # Editors get no menus and cannot use the owner's accounts through the builder.
     web.cookies.clear()
     sign_in(web, "editor@example.com")
     builder = web.get(new_page).text
-    assert "More actions for Acme" not in builder and "account:add:" not in builder
-    form = {**CASE_FORM, "op": f"account:remove:{acme.id}"}
+    assert "More actions for" not in builder and "account:add:" not in builder
+    seen = web.get(f"/surveys/{survey_id}/workflows/{workflow_id}").text
+    assert "Acme (Connected)" in seen  # the accounts editors may pick, with their status
+    assert re.search(r'<option value="Acme 2"[^>]* selected>', seen) and "More actions" not in seen
+    location = _leave(web, survey_id, {**CASE_FORM, "op": f"account:remove:{new_acme.id}"})
+    assert web.get(location).status_code == 404  # not their account
+
+
+def test_cancelling_or_failing_at_salesforce_comes_back_to_the_kept_form_with_the_reason(
+    web: TestClient, shop: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    survey_id = shop["survey_id"]
+    for lang, said in (("en", "Access was not granted at Salesforce"),
+                       ("de", "Der Zugriff wurde bei Salesforce nicht erlaubt")):  # fmt: skip
+        web.cookies.clear()
+        sign_in(web, "owner@example.com")
+        web.headers["Accept-Language"] = lang
+        location = _leave(
+            web, survey_id, {**_big_form("Half"), "op": "account:add:tasks[0].connection"}
+        )
+        back = _return_to(location)
+        started = web.post(
+            "/accounts/new",
+            data={
+                "connection_type": "custom", "login_url": org(emulator, "acme")["login_url"],
+                "account_name": f"Refused {lang}", "return_to": back,
+                "csrf": _csrf(web.get(location).text),
+            },
+            follow_redirects=False,
+        )  # fmt: skip
+        salesforce = web.get(urlsplit(started.headers["location"]).path, follow_redirects=False)
+        state = parse_qs(urlsplit(salesforce.headers["location"]).query)["state"][0]
+        refused = web.get(
+            "/oauth/salesforce/callback",
+            params={"state": state, "error": "access_denied", "error_description": "user denied"},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 303 and refused.headers["location"] == back
+        page = web.get(back)
+        assert page.status_code == 200
+        assert said in page.text and 'value="Half"' in page.text and "Field_59__c" in page.text
+        assert not re.search(r"<option value=\"Refused", page.text)
+    web.headers["Accept-Language"] = "en"
+
+
+def test_a_draft_opens_only_in_its_own_browser_for_its_own_user_and_survey_until_it_expires(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    """Bad inputs: a forged draft id, another user's draft, the same user's draft in another
+    browser, a draft under another survey's address, an expired draft, a tampered way back
+    (an account that is not the owner's, a path that is not an account's)."""
+    survey_id = shop["survey_id"]
+    owner = shop["people"]["owner"]
+    sign_in(web, "owner@example.com")
+    location = _leave(
+        web, survey_id, {**CASE_FORM, "name": "Mine", "op": "account:add:tasks[0].connection"}
+    )
+    back = _return_to(location)
+    draft_url = back.split("?")[0]
+    assert web.get(draft_url).status_code == 200
+
+    def refused(client: TestClient, url: str, survey: str = survey_id) -> str:
+        reply = client.get(url, follow_redirects=False)
+        assert reply.status_code == 303, (url, reply.status_code)
+        assert reply.headers["location"] == f"/surveys/{survey}/workflows"
+        return client.get(reply.headers["location"]).text
+
+    forged = draft_url.rsplit("/", 1)[0] + "/BD_forgedforgedforg"
+    assert "not kept in this browser" in refused(web, forged)
+    assert refused(web, draft_url.rsplit("/", 1)[0] + "/" + "x" * 300)  # too long an id
+
+    # The editor (who may edit the survey) cannot open the owner's draft.
+    with TestClient(web.app, raise_server_exceptions=False) as other:
+        sign_in(other, "editor@example.com")
+        assert "not kept in this browser" in refused(other, draft_url)
+        other.cookies.clear()
+        # Nor can the owner from another browser (another web session).
+        sign_in(other, "owner@example.com")
+        assert "not kept in this browser" in refused(other, draft_url)
+        other.cookies.clear()
+        # A stranger or a viewer gets the survey's own answer, not the draft.
+        sign_in(other, "stranger@example.com")
+        assert other.get(draft_url).status_code == 404
+        other.cookies.clear()
+        sign_in(other, "viewer@example.com")
+        assert other.get(draft_url).status_code == 403
+
+    # Another survey's address with this draft's id: not found.
+    elsewhere = surveys.create_survey(linked.db, actor(owner), "Elsewhere")
+    assert "not kept" in refused(web, draft_url.replace(survey_id, elsewhere.id), elsewhere.id)
+
+    # A tampered way back: another user's account, or a path that is no account's, is ignored.
+    page = web.get(f"{back.split('?')[0]}?select=name&connected=CN_notanaccount1")
+    assert page.status_code == 200 and 'value="Mine"' in page.text and "data-focus" not in page.text
+    page = web.get(f"{back}&connected=CN_notanaccount1")
+    assert "data-focus" not in page.text
+
+    # Expired: said so, and gone.
+    with linked.db.uow() as uow:
+        uow.session.execute(
+            update(BuilderDraft).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        uow.commit()
+    assert "has expired" in refused(web, draft_url)
+    with linked.db.reader() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(BuilderDraft)) == 0
+
+    # Logging out ends the browser's drafts with its session.
+    location = _leave(web, survey_id, {**CASE_FORM, "op": "account:add:tasks[0].connection"})
+    _post(web, "/logout", {}, "/surveys")
+    with linked.db.reader() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(BuilderDraft)) == 0
+
+
+def test_check_setup_in_a_tasks_menu_shows_the_doctors_findings_there_and_keeps_the_form(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    survey_id = shop["survey_id"]
+    sign_in(web, "owner@example.com")
+    acme = workflows.owner_connections(linked.db, actor(shop["people"]["owner"]), survey_id)[0]
+    new_page = f"/surveys/{survey_id}/workflows/new?kind=event&event=survey_response"
+    form = {**CASE_FORM, "name": "Checked", "tasks[0].mappings[0].field": "NoSuchField__c",
+            "op": f"account:check:{acme.id}:tasks[0].connection"}  # fmt: skip
     answer = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page)
-    assert answer.status_code == 303
-    assert web.get(answer.headers["location"]).status_code == 404  # not their account
+    assert answer.status_code == 200, answer.text[:2000]
+    html = answer.text
+    assert 'value="Checked"' in html and 'data-focus="field-check-tasks[0].connection"' in html
+    assert 'id="field-check-tasks[0].connection"' in html
+    assert "The refresh token works." in html and "The user has API access." in html
+    assert "NoSuchField__c" in html and "Fix:" in html  # the task's own finding, with its fix
+    with linked.db.reader() as uow:  # nothing saved, nothing kept
+        assert uow.session.scalar(select(func.count()).select_from(BuilderDraft)) == 0
+    # German: the doctor's findings in German.
+    web.headers["Accept-Language"] = "de"
+    german = _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page).text
+    web.headers["Accept-Language"] = "en"
+    assert "Der Refresh-Token funktioniert." in german
+    assert "The refresh token works." not in german and "Check the spelling" not in german
+    # Another user's account id in the op: the doctor refuses it (not found), nothing leaks.
+    form["op"] = "account:check:CN_notanaccount1:tasks[0].connection"
+    assert _post(web, f"/surveys/{survey_id}/workflows/new", form, new_page).status_code == 404
 
 
 def test_german_builder_says_validation_and_service_problems_in_german(

@@ -85,3 +85,24 @@ class WorkflowTaskPause(Base):
     connection: Mapped[str] = mapped_column(String(100))  # the reference in the document
     reason: Mapped[str] = mapped_column(Text)
     paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BuilderDraft(Base):
+    """The workflow builder's unsaved form, kept while its user is away on an account's page
+    (Add account through Salesforce's login, Rename, Refresh, Remove, Check setup) so that the
+    builder comes back as it was. It belongs to one signed-in browser (its web session: logout
+    ends it) and one survey, and expires soon (services/builder_drafts.py)."""
+
+    __tablename__ = "builder_drafts"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("BD_"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    session_hash: Mapped[str] = mapped_column(
+        ForeignKey("web_sessions.id_hash", ondelete="CASCADE"), index=True
+    )
+    survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    workflow_id: Mapped[str | None] = mapped_column(String(20))  # None: a new workflow
+    revision: Mapped[str] = mapped_column(String(12), default="")  # the revision it edits
+    form: Mapped[list[Any]] = mapped_column(JSON)  # the form's [name, value] pairs
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

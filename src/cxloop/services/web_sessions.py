@@ -25,7 +25,8 @@ from cxloop.settings import Settings
 _LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
-def _hash(session_id: str) -> str:
+def session_hash(session_id: str) -> str:
+    """What the database keeps of a session id (and what rows of one session refer to)."""
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
@@ -36,7 +37,7 @@ def start(db: Database, settings: Settings, user_id: str) -> str:
     with db.uow() as uow:
         uow.session.add(
             WebSession(
-                id_hash=_hash(session_id),
+                id_hash=session_hash(session_id),
                 user_id=user_id,
                 created_at=now,
                 last_seen_at=now,
@@ -55,7 +56,7 @@ def resolve(db: Database, settings: Settings, session_id: str) -> User | None:
     now = utcnow()
     idle = timedelta(seconds=settings.session_idle_timeout_s)
     with db.reader() as uow:
-        row = uow.session.get(WebSession, _hash(session_id))
+        row = uow.session.get(WebSession, session_hash(session_id))
         user = uow.session.get(User, row.user_id) if row is not None else None
     if row is None:
         return None
@@ -74,7 +75,9 @@ def resolve(db: Database, settings: Settings, session_id: str) -> User | None:
 def end(db: Database, session_id: str) -> None:
     """End one session (logout); ending an ended session is harmless."""
     with db.uow() as uow:
-        uow.session.execute(delete(WebSession).where(WebSession.id_hash == _hash(session_id)))
+        uow.session.execute(
+            delete(WebSession).where(WebSession.id_hash == session_hash(session_id))
+        )
         uow.commit()
 
 

@@ -142,6 +142,10 @@ class PageContext:
         """`message` in the page's language (`%(name)s` placeholders filled from `values`)."""
         return self.languages.gettext(self.lang, message, **values)
 
+    def say(self, text: object) -> str:
+        """English text made as a Phrase (the doctor's findings, ...) in the page's language."""
+        return self.languages.say(self.lang, text)
+
     def error_text(self, error: CxloopError) -> str:
         """A service's error in the page's language (by its code; see ui/messages.py)."""
         return service_message(self._, self.lang, error)

@@ -38,6 +38,7 @@ from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from cxloop.domain.phrases import say
 from cxloop.web.ui.markers import N_
 
 __all__ = ["DOMAINS", "LANGUAGES", "N_", "Formats", "UiLanguages", "pick_language"]
@@ -181,12 +182,20 @@ class UiLanguages:
         env.filters["datetime"] = formats.datetime
         env.filters["date"] = formats.date
         env.filters["number"] = formats.number
+        # A Phrase (the doctor's findings and fixes, the outbound setup steps) in this language.
+        plain = translations.ugettext if translations is not None else str
+        env.filters["say"] = lambda text: say(plain, text)
         env.globals["LANGUAGES"] = LANGUAGES
         env.globals["lang"] = lang
         return env
 
     def environment(self, lang: str) -> Environment:
         return self._environments.get(lang, self._environments[DEFAULT_LANGUAGE])
+
+    def say(self, lang: str, text: object) -> str:
+        """`text` in `lang` if it is a Phrase (domain/phrases.py), else as it is."""
+        translations = self._translations.get(lang)
+        return say(translations.ugettext if translations is not None else str, text)
 
     def gettext(self, lang: str, message: str, **values: object) -> str:
         """`message` in `lang`, with `%(name)s` placeholders filled from `values`."""

@@ -29,6 +29,8 @@ SERVICE_MESSAGES: Mapping[str, str] = MappingProxyType(
         "malformed_body": N_("What was sent cannot be read."),
         "too_large": N_("What was sent is too large."),
         "document_too_large": N_("The document is too large."),
+        "draft_expired": N_("The unsaved workflow you were building has expired: start again."),
+        "draft_too_large": N_("The workflow's form is too large to keep; save it first."),
         "expired": N_("This has expired."),
         "idempotency_key_reused": N_(
             "This Idempotency-Key was used before for a different request."
@@ -167,6 +169,7 @@ NOT_FOUND_MESSAGES: Mapping[str, str] = MappingProxyType(
         "contact": N_("Contact not found."),
         "directory": N_("Directory not found."),
         "distribution": N_("Distribution not found."),
+        "draft": N_("This unsaved workflow is not kept in this browser."),
         "linking_attempt": N_("This linking was not found. Start again."),
         "mailing_list": N_("Mailing list not found."),
         "question": N_("Question not found."),

@@ -9,9 +9,7 @@ back with one more part: that works without JavaScript, and htmx only swaps the 
 
 from __future__ import annotations
 
-import base64
 import json
-import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -19,14 +17,23 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from cxloop.domain.workflow import DocumentProblem
+from cxloop.domain.workflow import DocumentProblem, SalesforceTask
 from cxloop.engine.dry_run import dry_run
-from cxloop.errors import Conflict, CxloopError, InvalidInput
-from cxloop.services import surveys, workflow_builder, workflows
+from cxloop.errors import Conflict, CxloopError, Expired, InvalidInput, NotFound
+from cxloop.services import (
+    builder_drafts,
+    connections,
+    doctor,
+    surveys,
+    workflow_builder,
+    workflows,
+)
 from cxloop.services.access import SurveyAccess
 from cxloop.services.task_checks import SaveChecks
+from cxloop.web.deps import SESSION_ID_KEY
 from cxloop.web.ui.accounts import ACCOUNTS_PATH, refresh_account, with_query
 from cxloop.web.ui.accounts import STATUS_LABELS as ACCOUNT_STATUS_LABELS
 from cxloop.web.ui.context import Page, error_page, flash, ui_router
@@ -235,34 +242,41 @@ async def post_new(survey_id: str, request: Request, page: Page) -> Response:
 # --- leaving the builder for an account's page, and coming back to the same form
 
 
-@router.get("/surveys/{survey_id}/workflows/draft")
+@router.get("/surveys/{survey_id}/workflows/drafts/{draft_id}")
 def open_draft(
     survey_id: str,
+    draft_id: str,
     page: Page,
-    workflow: Annotated[str, Query(max_length=40)] = "",
     select: Annotated[str, Query(max_length=200)] = "",
     connected: Annotated[str, Query(max_length=40)] = "",
     renamed_from: Annotated[str, Query(max_length=400)] = "",
     account: Annotated[str, Query(max_length=400)] = "",
 ) -> Response:
     """The builder as it was when its account menu or **Add account** was used (the form kept
-    in this browser's session), with what happened applied: a new account (`connected`, from
-    the OAuth callback) chosen in the task that asked for it (`select`), a renamed account
-    followed by every part that used its old name. Without a kept form (another browser, or
-    one too large for the session cookie): the saved workflow, else the Workflows tab."""
+    on the server for this browser: services/builder_drafts.py), with what happened applied:
+    a new account (`connected`, from the OAuth callback) chosen in the task that asked for it
+    (`select`), a renamed account followed by every part that used its old name. Only the
+    owner's accounts can be chosen this way, whatever the link says. A draft that is not this
+    browser's, or has expired, is said so on the saved workflow (or the Workflows tab)."""
     context = _survey_context(page, survey_id)
     if not context["can_edit"]:
         return _forbidden(page)
-    draft = take_draft(page, survey_id, workflow)
-    saved = None
-    if workflow:
-        saved = workflows.get_workflow(page.db, page.user, workflow, survey_id=survey_id)
-    if draft is not None:
-        state, revision = wf_form.unflatten(draft["pairs"]), str(draft.get("revision") or "")
-    elif saved is not None:
-        state, revision = wf_form.state_of(saved.workflow.document), ""
-    else:
+    try:
+        draft = builder_drafts.open_draft(
+            page.db, page.user, _session_id(page), survey_id, draft_id
+        )
+    except (NotFound, Expired) as exc:
+        message = (
+            page._("The unsaved workflow you were building has expired: start again.")
+            if isinstance(exc, Expired)
+            else page._("This unsaved workflow is not kept in this browser.")
+        )
+        flash(page.request, message, "error")
         return page.redirect(_base(survey_id))
+    saved = None
+    if draft.workflow_id:
+        saved = workflows.get_workflow(page.db, page.user, draft.workflow_id, survey_id=survey_id)
+    state = wf_form.unflatten(draft.pairs)
     if renamed_from and account:
         for part in (state.get("event"), *(state.get("tasks") or [])):
             if isinstance(part, dict) and part.get("connection") == renamed_from:
@@ -274,63 +288,30 @@ def open_draft(
              if c.id == connected),
             None,
         )  # fmt: skip
-        if new is not None:
+        if new is not None and _get_path(state, select.rpartition(".")[0] or select) is not None:
             _set_path(state, select, new.name)
             focus = select
     document = wf_form.document_of(state)
-    flags = _salesforce_flags(page, survey_id, workflow or None, document)
+    flags = _salesforce_flags(page, survey_id, draft.workflow_id, document)
     return _builder(
         page, survey_id, context, state, saved.workflow if saved else None, flags=flags,
-        focus=focus, expected_revision=revision,
+        focus=focus, expected_revision=draft.revision, draft=draft,
     )  # fmt: skip
 
 
-DRAFT_KEY = "builder_draft"
-# The form is kept in the session cookie (compressed); browsers keep cookies up to 4 KB.
-MAX_DRAFT = 2500
 ACCOUNT_VERBS = ("add", "rename", "refresh", "remove", "check")
+
+
+def _session_id(page: Page) -> str:
+    """This browser's web session id (page handlers run only when someone is signed in)."""
+    return str(page.request.session.get(SESSION_ID_KEY) or "")
 
 
 def _is_account_path(path: str) -> bool:
     """`event.connection` or `tasks[N].connection`: where an account is chosen."""
     return path == "event.connection" or (
-        path.startswith("tasks[") and path.endswith("].connection")
+        path.startswith("tasks[") and path.endswith("].connection") and path[6:-12].isdecimal()
     )
-
-
-def keep_draft(
-    page: Page, survey_id: str, workflow_id: str | None, pairs: list[tuple[str, str]],
-    revision: str,
-) -> None:  # fmt: skip
-    """Keep the builder's form in this browser's session until `take_draft` (one at a time)."""
-    kept = [(k, v) for k, v in pairs if k not in ("csrf", "op", "revision")]
-    packed = base64.urlsafe_b64encode(
-        zlib.compress(json.dumps(kept, separators=(",", ":")).encode(), 9)
-    ).decode()
-    if len(packed) > MAX_DRAFT:
-        page.request.session.pop(DRAFT_KEY, None)
-        return
-    page.request.session[DRAFT_KEY] = {
-        "survey": survey_id, "workflow": workflow_id or "", "revision": revision, "form": packed,
-    }  # fmt: skip
-
-
-def take_draft(page: Page, survey_id: str, workflow_id: str) -> dict[str, Any] | None:
-    """The kept form of this survey's builder (and workflow), once; None if there is none."""
-    draft = page.request.session.get(DRAFT_KEY)
-    if not isinstance(draft, dict) or draft.get("survey") != survey_id:
-        return None
-    if draft.get("workflow", "") != workflow_id:
-        return None
-    page.request.session.pop(DRAFT_KEY, None)
-    try:
-        pairs = json.loads(zlib.decompress(base64.urlsafe_b64decode(str(draft["form"]))))
-    except (KeyError, ValueError, zlib.error):
-        return None
-    return {
-        "revision": draft.get("revision", ""),
-        "pairs": [(str(k), str(v)) for k, v in pairs if isinstance(k, str)],
-    }
 
 
 def _leave_for_account(
@@ -341,18 +322,18 @@ def _leave_for_account(
     revision: str,
     op: str,
 ) -> Response:
-    """**Add account** or an account's ⋯ menu in a Salesforce task: keep the form, then go to
-    the accounts page's own form for it (owner only: the handlers refuse anyone else's
-    account), which comes back to the builder (`open_draft`) when done."""
+    """**Add account** or an account's ⋯ menu in a Salesforce task: keep the form on the
+    server, then go to the accounts page's own form for it (owner only: the handlers refuse
+    anyone else's account), which comes back to the builder (`open_draft`) when done."""
     _, verb, target = op.split(":", 2) if op.count(":") >= 2 else ("", "", "")
-    if verb not in ACCOUNT_VERBS:
+    if verb not in ACCOUNT_VERBS or verb == "check":
         return page.redirect(_base(survey_id))
     if verb == "add" and not _is_account_path(target):
         return page.redirect(_base(survey_id))
-    keep_draft(page, survey_id, workflow_id, pairs, revision)
-    back = f"{_base(survey_id)}/draft"
-    if workflow_id:
-        back += "?" + urlencode({"workflow": workflow_id})
+    draft = builder_drafts.keep_draft(
+        page.db, page.user, _session_id(page), survey_id, workflow_id, pairs, revision
+    )
+    back = f"{_base(survey_id)}/drafts/{draft.id}"
     if verb == "add":
         back = with_query(back, select=target)
         return page.redirect(ACCOUNTS_PATH + "/new?" + urlencode({"return_to": back}))
@@ -411,9 +392,11 @@ def _handle_builder(
         ).workflow
     if not context["can_edit"]:
         return _forbidden(page)
+    state = wf_form.unflatten(pairs)
+    if op.startswith("account:check:"):
+        return _check_account_inline(page, survey_id, context, state, workflow, revision, op)
     if op.startswith("account:"):
         return _leave_for_account(page, survey_id, workflow_id, pairs, revision, op)
-    state = wf_form.unflatten(pairs)
     inserts = {k.removeprefix("@insert:"): v for k, v in pairs if k.startswith("@insert:")}
     if op != "save":
         focus = _apply_op(state, op, dict(pairs), inserts)
@@ -448,6 +431,9 @@ def _handle_builder(
             page, survey_id, context, state, workflow, errors=errors, status_code=409,
             expected_revision=revision, stale=exc.code == "revision_changed",
         )  # fmt: skip
+    draft_id = dict(pairs).get("draft", "")
+    if draft_id:  # saved: the form kept while away on an account's page is done with
+        builder_drafts.discard_draft(page.db, page.user, _session_id(page), draft_id[:40])
     message = {
         "created": page._("Workflow saved."),
         "updated": page._("Workflow saved as revision %(n)s.", n=view.workflow.revision),
@@ -457,6 +443,40 @@ def _handle_builder(
     if view.warnings:
         message += " " + page._("Look at the warnings below.")
     return page.redirect(f"{_base(survey_id)}/{view.workflow.id}", message)
+
+
+def _check_account_inline(
+    page: Page,
+    survey_id: str,
+    context: dict[str, Any],
+    state: dict[str, Any],
+    workflow: Any,
+    revision: str,
+    op: str,
+) -> Response:
+    """**Check setup** in an account's ⋯ menu: the doctor's findings for the account and for
+    the task (or event) whose menu it was, shown there with their fix; the form stays as it
+    is (nothing is saved). The owner's own accounts only (the doctor refuses any other)."""
+    connection_id, _, path = op.removeprefix("account:check:").partition(":")
+    if not _is_account_path(path):
+        path = ""
+    task = _get_path(state, path.rpartition(".")[0]) if path.startswith("tasks[") else None
+    specs = []
+    if isinstance(task, dict) and task.get("type") == "salesforce":
+        try:
+            specs = [SalesforceTask.model_validate(wf_form.document_of({"tasks": [task]})
+                                                   ["tasks"][0], strict=True)]  # fmt: skip
+        except ValidationError:
+            specs = []  # not a whole task yet: saving says what is missing
+    report = doctor.run(page.container, page.user, connection_id[:40], tasks=specs)
+    account = connections.get_connection(page.db, page.user, connection_id[:40])
+    document = wf_form.document_of(state)
+    flags = _salesforce_flags(page, survey_id, workflow.id if workflow else None, document)
+    checked = {"path": path, "account": account, "report": report, "task_checked": bool(specs)}
+    return _builder(
+        page, survey_id, context, state, workflow, flags=flags,
+        focus=f"check-{path or 'none'}", expected_revision=revision, checked=checked,
+    )  # fmt: skip
 
 
 def _conflict_message(page: Page, exc: Conflict, workflow_id: str | None, survey_id: str) -> str:
@@ -633,6 +653,8 @@ def _builder(
     status_code: int = 200,
     expected_revision: str = "",
     stale: bool = False,
+    draft: builder_drafts.Draft | None = None,
+    checked: dict[str, Any] | None = None,
 ) -> Response:
     choices = builder_choices(page, survey_id, state, context["survey"])
     errors = dict(errors or {})
@@ -670,6 +692,8 @@ def _builder(
         endpoint=endpoint,
         event_labels=EVENT_LABELS,
         account_status_labels=ACCOUNT_STATUS_LABELS,
+        draft=draft,
+        checked=checked,
         **context,
     )
 

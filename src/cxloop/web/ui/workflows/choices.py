@@ -15,6 +15,7 @@ from cxloop.domain.workflow import RESPONSE_METADATA_FIELDS
 from cxloop.errors import Forbidden
 from cxloop.services import survey_content, workflow_builder, workflows
 from cxloop.services.workflow_builder import OrgCatalogue, SalesforceField
+from cxloop.web.ui.accounts import STATUS_LABELS as ACCOUNT_STATUS_LABELS
 from cxloop.web.ui.context import PageContext
 from cxloop.web.ui.i18n import N_
 
@@ -34,12 +35,9 @@ OPERATOR_LABELS = MappingProxyType(
         "not_in_list": N_("is none of"),
     }
 )
-# Shown translated: a connection's status beside its name, a run's status on the tab.
+# Shown translated: a run's status on the tab.
 STATUS_LABELS = MappingProxyType(
     {
-        "active": N_("active"),
-        "needs_reauth": N_("needs a new login"),
-        "revoked": N_("revoked"),
         "pending": N_("pending"),
         "running": N_("running"),
         "succeeded": N_("succeeded"),
@@ -215,7 +213,11 @@ def builder_choices(
         connections = [(name, name, "") for name in sorted(named)]
     else:
         connections = [
-            (c.name, f"{c.name} ({page._(STATUS_LABELS.get(c.status, c.status))})", c.status)
+            (
+                c.name,
+                f"{c.name} ({page._(ACCOUNT_STATUS_LABELS.get(c.status, c.status))})",
+                c.status,
+            )  # the Accounts page's words
             for c in owned
         ]
     wanted: dict[str, list[str]] = {}
