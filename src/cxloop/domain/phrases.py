@@ -47,3 +47,10 @@ def say(gettext: Callable[[str], str], text: Any) -> str:
         return translated % values if values else translated
     except (KeyError, ValueError, TypeError):  # a translation with a broken placeholder
         return str(text)
+
+
+def and_list(words: list[str]) -> str:
+    """`A and B and C`, as a Phrase (one word: the word itself)."""
+    if len(words) <= 1:
+        return words[0] if words else ""
+    return Phrase("%(first)s and %(rest)s", first=words[0], rest=and_list(words[1:]))

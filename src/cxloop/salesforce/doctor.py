@@ -14,6 +14,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from cxloop.domain.phrases import Phrase, and_list
 from cxloop.domain.salesforce_task import FieldMapping, SalesforceTaskSpec
 from cxloop.salesforce.errors import SalesforceError
 from cxloop.salesforce.remedies import Remedies
@@ -56,7 +57,7 @@ class Finding:
 
     level: Level
     check: str
-    message: str
+    message: str  # a Phrase (domain/phrases.py): English, and said in German on German pages
     fix: str = ""
     field: str = ""
 
@@ -69,7 +70,7 @@ def check_task(
     fix = remedies or Remedies()
     findings: list[Finding] = []
     obj = describe.get("name", spec.object)
-    label = f"task '{spec.name}'"
+    label = Phrase("task '%(name)s'", name=spec.name)
     findings += _check_action(spec, describe, obj, label, fix)
     fields = {f["name"].lower(): f for f in describe.get("fields", [])}
     # A right the object lacks is its own finding; its fields would only repeat it.
@@ -87,7 +88,12 @@ def check_task(
     if spec.record_type:
         findings += _check_record_type(spec, describe.get("recordTypeInfos", []), obj, label, fix)
     if not any(f.level == "error" for f in findings):
-        findings.append(Finding("ok", "task", f"{label}: {spec.action} on {obj} looks right."))
+        findings.append(
+            Finding(
+                "ok", "task", Phrase("%(task)s: %(action)s on %(object)s looks right.",
+                                     task=label, action=spec.action, object=obj),
+            )
+        )  # fmt: skip
     return findings
 
 
@@ -108,8 +114,12 @@ def check_against_org(
                 Finding(
                     "error",
                     "object_missing",
-                    f"task '{spec.name}': the object {spec.object} does not exist, or the "
-                    "connection's user cannot see it.",
+                    Phrase(
+                        "task '%(name)s': the object %(object)s does not exist, or the "
+                        "connection's user cannot see it.",
+                        name=spec.name,
+                        object=spec.object,
+                    ),
                     (remedies or Remedies()).object_hidden(spec.object),
                 )
             ]
@@ -130,14 +140,20 @@ def _check_action(
     missing = [flag for flag in needed if not describe.get(flag, False)]
     if not missing:
         return []
-    rights = " and ".join(words[m] for m in missing)
+    rights = and_list([words[m] for m in missing])
     granted = [flag for flag in ("queryable", *words) if describe.get(flag, False)]
     return [
         Finding(
             "error",
             "object_permission",
-            f"{label}: the Salesforce user may not {spec.action} {obj} records "
-            f"(no {rights} permission on {obj}).",
+            Phrase(
+                "%(task)s: the Salesforce user may not %(action)s %(object)s records "
+                "(no %(rights)s permission on %(object)s).",
+                task=label,
+                action=spec.action,
+                object=obj,
+                rights=rights,
+            ),
             fix.object_permission(obj, missing, granted),
         )
     ]
@@ -150,16 +166,26 @@ def _missing_field(
     names = {str(f["name"]).lower(): str(f["name"]) for f in fields}
     near = difflib.get_close_matches(name.lower(), list(names), n=1, cutoff=0.75)
     if near:
-        spelling = f"Did you mean {names[near[0]]}? Check the spelling of the API name"
+        spelling = Phrase(
+            "Did you mean %(name)s? Check the spelling of the API name", name=names[near[0]]
+        )
     elif name.lower().endswith("__c"):
-        spelling = "Check the spelling of the API name"
+        spelling = Phrase("Check the spelling of the API name")
     else:
-        spelling = f"Check the spelling of the API name (a custom field's ends in __c: {name}__c)"
+        spelling = Phrase(
+            "Check the spelling of the API name (a custom field's ends in __c: %(name)s__c)",
+            name=name,
+        )
     return Finding(
         "error",
         "field_missing",
-        f"{label}: {obj} has no field {name} that the connection's user can see.",
-        f"{spelling}; {fix.field_hidden(obj, name)}",
+        Phrase(
+            "%(task)s: %(object)s has no field %(field)s that the connection's user can see.",
+            task=label,
+            object=obj,
+            field=name,
+        ),
+        Phrase("%(spelling)s; %(fix)s", spelling=spelling, fix=fix.field_hidden(obj, name)),
         field=name,
     )
 
@@ -180,8 +206,13 @@ def _check_mapping(
             Finding(
                 "error",
                 "field_not_writable",
-                f"{label}: {obj}.{name} is set by Salesforce and cannot be written.",
-                "Remove this mapping.",
+                Phrase(
+                    "%(task)s: %(object)s.%(field)s is set by Salesforce and cannot be written.",
+                    task=label,
+                    object=obj,
+                    field=name,
+                ),
+                Phrase("Remove this mapping."),
                 field=name,
             )
         )
@@ -193,8 +224,14 @@ def _check_mapping(
             Finding(
                 "error",
                 "field_not_writable",
-                f"{label}: {obj}.{name} is read-only for the connection's user "
-                f"and cannot be set on {spec.action}.",
+                Phrase(
+                    "%(task)s: %(object)s.%(field)s is read-only for the connection's user "
+                    "and cannot be set on %(action)s.",
+                    task=label,
+                    object=obj,
+                    field=name,
+                    action=spec.action,
+                ),
                 fix.field_read_only(obj, name),
                 field=name,
             )
@@ -205,9 +242,21 @@ def _check_mapping(
             Finding(
                 "error",
                 "type_mismatch",
-                f"{label}: {obj}.{name} is a {field_type} field but receives a "
-                f"{mapping.source_type} value.",
-                f"Map a {field_type}-compatible answer to {name}, or change the mapping's source.",
+                Phrase(
+                    "%(task)s: %(object)s.%(field)s is a %(type)s field but receives a "
+                    "%(source)s value.",
+                    task=label,
+                    object=obj,
+                    field=name,
+                    type=field_type,
+                    source=mapping.source_type,
+                ),
+                Phrase(
+                    "Map a %(type)s-compatible answer to %(field)s, or change the mapping's "
+                    "source.",
+                    type=field_type,
+                    field=name,
+                ),
                 field=name,
             )
         )
@@ -227,17 +276,24 @@ def _check_constant(
         if bad:
             restricted = bool(field.get("restrictedPicklist"))
             consequence = (
-                "Salesforce will refuse the record"
+                Phrase("Salesforce will refuse the record")
                 if restricted
-                else "Salesforce stores it, but as a value reports and filters do not offer"
+                else Phrase("Salesforce stores it, but as a value reports and filters do not offer")
             )
             return [
                 Finding(
                     "error" if restricted else "warning",
                     "bad_picklist_value",
-                    f"{label}: {', '.join(repr(b) for b in bad)} is not a value of the "
-                    f"picklist {obj}.{name} (values: {', '.join(allowed) or 'none'}); "
-                    f"{consequence}.",
+                    Phrase(
+                        "%(task)s: %(values)s is not a value of the picklist %(object)s.%(field)s "
+                        "(values: %(allowed)s); %(consequence)s.",
+                        task=label,
+                        values=", ".join(repr(b) for b in bad),
+                        object=obj,
+                        field=name,
+                        allowed=", ".join(allowed) or Phrase("none"),
+                        consequence=consequence,
+                    ),
                     fix.picklist_value(obj, name, bad),
                     field=name,
                 )
@@ -248,8 +304,15 @@ def _check_constant(
             Finding(
                 "error",
                 "bad_constant",
-                f"{label}: {value!r} is not a valid {field_type} for {obj}.{name}.",
-                f"Write a {field_type} value.",
+                Phrase(
+                    "%(task)s: %(value)s is not a valid %(type)s for %(object)s.%(field)s.",
+                    task=label,
+                    value=repr(value),
+                    type=field_type,
+                    object=obj,
+                    field=name,
+                ),
+                Phrase("Write a %(type)s value.", type=field_type),
                 field=name,
             )
         ]
@@ -259,8 +322,15 @@ def _check_constant(
             Finding(
                 "error",
                 "too_long",
-                f"{label}: the value for {obj}.{name} is longer than its {length} characters.",
-                "Shorten it.",
+                Phrase(
+                    "%(task)s: the value for %(object)s.%(field)s is longer than its %(length)s "
+                    "characters.",
+                    task=label,
+                    object=obj,
+                    field=name,
+                    length=length,
+                ),
+                Phrase("Shorten it."),
                 field=name,
             )
         ]
@@ -305,9 +375,18 @@ def _check_required(
         Finding(
             "error",
             "required_field_unmapped",
-            f"{label}: {obj} requires {', '.join(missing)}, which the task does not set; "
-            f"Salesforce will refuse every {spec.action}.",
-            f"Map a question, embedded data field or constant to {', '.join(missing)}.",
+            Phrase(
+                "%(task)s: %(object)s requires %(fields)s, which the task does not set; "
+                "Salesforce will refuse every %(action)s.",
+                task=label,
+                object=obj,
+                fields=", ".join(missing),
+                action=spec.action,
+            ),
+            Phrase(
+                "Map a question, embedded data field or constant to %(fields)s.",
+                fields=", ".join(missing),
+            ),
             field=", ".join(missing),
         )
     ]
@@ -320,14 +399,32 @@ def _check_key(
     if key == "Id":
         return []
     if field is None:
-        return [Finding("error", "key_missing", f"{label}: {obj} has no field {key} to match on.",
-                        "Pick an existing external id field as the key.", field=key)]  # fmt: skip
+        return [
+            Finding(
+                "error",
+                "key_missing",
+                Phrase(
+                    "%(task)s: %(object)s has no field %(key)s to match on.",
+                    task=label,
+                    object=obj,
+                    key=key,
+                ),
+                Phrase("Pick an existing external id field as the key."),
+                field=key,
+            )
+        ]
     if spec.action == "upsert" and not field.get("externalId"):
         return [
             Finding(
                 "error",
                 "key_not_external_id",
-                f"{label}: upsert needs an external id field, and {obj}.{key} is not one.",
+                Phrase(
+                    "%(task)s: upsert needs an external id field, and %(object)s.%(key)s is "
+                    "not one.",
+                    task=label,
+                    object=obj,
+                    key=key,
+                ),
                 fix.external_id(obj, key),
                 field=key,
             )
@@ -339,9 +436,14 @@ def _check_key(
             Finding(
                 "error",
                 "key_not_id_lookup",
-                f"{label}: {obj}.{key} cannot identify a record (it is not an idLookup or "
-                "external id field).",
-                "Use Id, or an external id field, as the key.",
+                Phrase(
+                    "%(task)s: %(object)s.%(key)s cannot identify a record (it is not an "
+                    "idLookup or external id field).",
+                    task=label,
+                    object=obj,
+                    key=key,
+                ),
+                Phrase("Use Id, or an external id field, as the key."),
                 field=key,
             )
         ]
@@ -362,13 +464,21 @@ def _check_record_type(
         None,
     )
     if match is None:
-        names = ", ".join(i.get("developerName") or i.get("name", "") for i in infos) or "none"
+        names = ", ".join(i.get("developerName") or i.get("name", "") for i in infos) or Phrase(
+            "none"
+        )
         return [
             Finding(
                 "error",
                 "record_type_missing",
-                f"{label}: {obj} has no record type {wanted!r} (it has: {names}).",
-                "Pick one of the object's record types.",
+                Phrase(
+                    "%(task)s: %(object)s has no record type %(wanted)s (it has: %(names)s).",
+                    task=label,
+                    object=obj,
+                    wanted=repr(wanted),
+                    names=names,
+                ),
+                Phrase("Pick one of the object's record types."),
                 field="RecordTypeId",
             )
         ]
@@ -377,8 +487,13 @@ def _check_record_type(
             Finding(
                 "error",
                 "record_type_not_available",
-                f"{label}: the record type {wanted!r} of {obj} is not available to the "
-                "connection's user.",
+                Phrase(
+                    "%(task)s: the record type %(wanted)s of %(object)s is not available to the "
+                    "connection's user.",
+                    task=label,
+                    wanted=repr(wanted),
+                    object=obj,
+                ),
                 fix.record_type(obj, wanted),
                 field="RecordTypeId",
             )

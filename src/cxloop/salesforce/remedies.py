@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from cxloop.domain.phrases import Phrase, and_list
+
 # Salesforce's object permission names (Setup) and the emulator's org file words for them,
 # keyed by the describe flag that shows each one.
 OBJECT_RIGHTS = MappingProxyType(
@@ -68,27 +70,38 @@ class Remedies:
     # --- who gets the permission
 
     @property
+    def _user(self) -> str:
+        return self.username or Phrase("the connection's user")
+
+    @property
     def _setup_profile(self) -> str:
-        user = self.username or "the connection's user"
         if self.profile:
-            return f"the profile '{self.profile}' (or a permission set assigned to {user})"
-        return f"the profile of {user} (or a permission set assigned to that user)"
+            return Phrase(
+                "the profile '%(profile)s' (or a permission set assigned to %(user)s)",
+                profile=self.profile, user=self._user,
+            )  # fmt: skip
+        return Phrase(
+            "the profile of %(user)s (or a permission set assigned to that user)", user=self._user
+        )
 
     @property
     def _file_profile(self) -> str:
-        return f"profiles: {self._profile_name}"
+        return Phrase("profiles: %(profile)s", profile=self._profile_name)
 
     @property
     def _profile_name(self) -> str:
         if self.profile:
             return f"'{self.profile}'"
-        who = self.username or "the connection's user"
-        where = f"; {self.control_url}/info lists each user's profile" if self.control_url else ""
-        return f"(the profile of {who}{where})"
+        where = (
+            Phrase("; %(url)s/info lists each user's profile", url=self.control_url)
+            if self.control_url
+            else ""
+        )
+        return Phrase("(the profile of %(user)s%(where)s)", user=self._user, where=where)
 
     @property
     def _reload(self) -> str:
-        return (
+        return Phrase(
             "then restart the emulator with `cxloop emulator serve --org FILE` (copy "
             "src/sfemu/default_org.yaml to start from the default org) and reconnect"
         )
@@ -111,96 +124,106 @@ class Remedies:
         if self.is_emulator:
             words = [OBJECT_RIGHTS[f][1] for f in OBJECT_RIGHTS if f in granted or f in missing]
             added = ", ".join(OBJECT_RIGHTS[m][1] for m in missing)
-            return (
-                f"In the emulator's org file, add {added} under {self._file_profile} → "
-                f"objects → {sobject} (`{sobject}: [{', '.join(words)}]`); {self._reload}."
-            )
-        rights = " and ".join(OBJECT_RIGHTS[m][0] for m in missing)
-        return (
-            f"In Setup → Users → Profiles, open {self._setup_profile} → Object Settings → "
-            f"{sobject} → Edit, and tick {rights}."
-        )
+            return Phrase(
+                "In the emulator's org file, add %(added)s under %(profile)s → objects → "
+                "%(object)s (`%(object)s: [%(words)s]`); %(reload)s.",
+                added=added, profile=self._file_profile, object=sobject,
+                words=", ".join(words), reload=self._reload,
+            )  # fmt: skip
+        return Phrase(
+            "In Setup → Users → Profiles, open %(profile)s → Object Settings → %(object)s → "
+            "Edit, and tick %(rights)s.",
+            profile=self._setup_profile, object=sobject,
+            rights=and_list([OBJECT_RIGHTS[m][0] for m in missing]),
+        )  # fmt: skip
 
     def object_hidden(self, sobject: str) -> str:
         """Make an object the user cannot see readable (or point at its API name)."""
         if self.is_emulator:
-            return (
-                f"Check the API name (custom objects end in __c); if {sobject} is in the org "
-                f"file's `objects:`, add read under {self._file_profile} → objects → "
-                f"{sobject}; {self._reload}."
-            )
-        return (
-            f"Check the API name (custom objects end in __c); if it exists, give "
-            f"{self._setup_profile} Read on {sobject} (Setup → Users → Profiles → Object "
-            "Settings)."
-        )
+            return Phrase(
+                "Check the API name (custom objects end in __c); if %(object)s is in the org "
+                "file's `objects:`, add read under %(profile)s → objects → %(object)s; "
+                "%(reload)s.",
+                object=sobject, profile=self._file_profile, reload=self._reload,
+            )  # fmt: skip
+        return Phrase(
+            "Check the API name (custom objects end in __c); if it exists, give %(profile)s "
+            "Read on %(object)s (Setup → Users → Profiles → Object Settings).",
+            profile=self._setup_profile, object=sobject,
+        )  # fmt: skip
 
     def field_hidden(self, sobject: str, name: str) -> str:
         """Make a field the user cannot see visible and editable."""
         if self.is_emulator:
-            return (
-                f"if {sobject}.{name} exists, remove `{name}: hidden` under "
-                f"{self._file_profile} → fields → {sobject} in the emulator's org file; "
-                f"{self._reload}."
-            )
-        return (
-            f"if {sobject}.{name} exists, make it visible and editable for "
-            f"{self._setup_profile} in Setup → Object Manager → {sobject} → Fields & "
-            f"Relationships → {name} → Set Field-Level Security."
-        )
+            return Phrase(
+                "if %(object)s.%(field)s exists, remove `%(field)s: hidden` under %(profile)s → "
+                "fields → %(object)s in the emulator's org file; %(reload)s.",
+                object=sobject, field=name, profile=self._file_profile, reload=self._reload,
+            )  # fmt: skip
+        return Phrase(
+            "if %(object)s.%(field)s exists, make it visible and editable for %(profile)s in "
+            "Setup → Object Manager → %(object)s → Fields & Relationships → %(field)s → Set "
+            "Field-Level Security.",
+            object=sobject, field=name, profile=self._setup_profile,
+        )  # fmt: skip
 
     def field_read_only(self, sobject: str, name: str) -> str:
         """Make a read-only field editable for the user."""
         if self.is_emulator:
-            return (
-                f"In the emulator's org file, set `{name}: edit` (or remove its entry) under "
-                f"{self._file_profile} → fields → {sobject}; {self._reload}. Or remove the "
-                "mapping."
-            )
-        return (
-            f"In Setup → Object Manager → {sobject} → Fields & Relationships → {name} → Set "
-            f"Field-Level Security, untick Read-Only for {self._setup_profile}. Or remove the "
-            "mapping."
-        )
+            return Phrase(
+                "In the emulator's org file, set `%(field)s: edit` (or remove its entry) under "
+                "%(profile)s → fields → %(object)s; %(reload)s. Or remove the mapping.",
+                field=name, profile=self._file_profile, object=sobject, reload=self._reload,
+            )  # fmt: skip
+        return Phrase(
+            "In Setup → Object Manager → %(object)s → Fields & Relationships → %(field)s → Set "
+            "Field-Level Security, untick Read-Only for %(profile)s. Or remove the mapping.",
+            object=sobject, field=name, profile=self._setup_profile,
+        )  # fmt: skip
 
     def picklist_value(self, sobject: str, name: str, values: Sequence[str]) -> str:
         """Use an existing value, or add the new ones to the picklist."""
         quoted = ", ".join(repr(v) for v in values)
         if self.is_emulator:
-            return (
-                f"Use one of the picklist's values, or add {quoted} to objects → {sobject} → "
-                f"fields → {name} → values in the emulator's org file; {self._reload}."
-            )
-        return (
-            f"Use one of the picklist's values, or add {quoted} in Setup → Object Manager → "
-            f"{sobject} → Fields & Relationships → {name} → Values → New."
-        )
+            return Phrase(
+                "Use one of the picklist's values, or add %(values)s to objects → %(object)s → "
+                "fields → %(field)s → values in the emulator's org file; %(reload)s.",
+                values=quoted, object=sobject, field=name, reload=self._reload,
+            )  # fmt: skip
+        return Phrase(
+            "Use one of the picklist's values, or add %(values)s in Setup → Object Manager → "
+            "%(object)s → Fields & Relationships → %(field)s → Values → New.",
+            values=quoted, object=sobject, field=name,
+        )  # fmt: skip
 
     def external_id(self, sobject: str, key: str) -> str:
         """Make a field an external id (or choose another key)."""
         if self.is_emulator:
-            return (
-                f"In the emulator's org file, set `external_id: true` (and `unique: true`) on "
-                f"objects → {sobject} → fields → {key}; {self._reload}. Or choose another key."
-            )
-        return (
-            f"In Setup → Object Manager → {sobject} → Fields & Relationships → {key} → Edit, "
-            "tick 'External ID' (and 'Unique' to rule out duplicates), or choose another key."
-        )
+            return Phrase(
+                "In the emulator's org file, set `external_id: true` (and `unique: true`) on "
+                "objects → %(object)s → fields → %(key)s; %(reload)s. Or choose another key.",
+                object=sobject, key=key, reload=self._reload,
+            )  # fmt: skip
+        return Phrase(
+            "In Setup → Object Manager → %(object)s → Fields & Relationships → %(key)s → Edit, "
+            "tick 'External ID' (and 'Unique' to rule out duplicates), or choose another key.",
+            object=sobject, key=key,
+        )  # fmt: skip
 
     def record_type(self, sobject: str, record_type: str) -> str:
         """Assign a record type to the user's profile."""
         if self.is_emulator:
-            return (
-                f"In the emulator's org file, add {self._profile_name} to the `profiles:` of the "
-                f"record type {record_type!r} under objects → {sobject} → record_types; "
-                f"{self._reload}."
-            )
-        return (
-            f"In Setup → Users → Profiles, open {self._setup_profile} → Object Settings → "
-            f"{sobject} → Edit, and add the record type {record_type!r} to the assigned record "
-            "types."
-        )
+            return Phrase(
+                "In the emulator's org file, add %(profile)s to the `profiles:` of the record "
+                "type %(record_type)s under objects → %(object)s → record_types; %(reload)s.",
+                profile=self._profile_name, record_type=repr(record_type), object=sobject,
+                reload=self._reload,
+            )  # fmt: skip
+        return Phrase(
+            "In Setup → Users → Profiles, open %(profile)s → Object Settings → %(object)s → "
+            "Edit, and add the record type %(record_type)s to the assigned record types.",
+            profile=self._setup_profile, object=sobject, record_type=repr(record_type),
+        )  # fmt: skip
 
     # --- the connection as a whole (the doctor)
 
@@ -209,10 +232,11 @@ class Remedies:
         if self.is_emulator:
             user = self.username or "USERNAME"
             call = self._control("PATCH", f"/users/{user}", {"api_enabled": True})
-            return f"Switch it on: {call}."
-        return (
-            f"In Setup → Users → Profiles, open {self._setup_profile} and tick 'API Enabled' "
-            "under Administrative Permissions."
+            return Phrase("Switch it on: %(call)s.", call=call)
+        return Phrase(
+            "In Setup → Users → Profiles, open %(profile)s and tick 'API Enabled' under "
+            "Administrative Permissions.",
+            profile=self._setup_profile,
         )
 
     def refresh_policy(self) -> str:
@@ -220,11 +244,12 @@ class Remedies:
         if self.is_emulator:
             body = {"refresh_token_policy": {"kind": "valid_until_revoked"}}
             call = self._control("PATCH", f"/orgs/{self._org}", body)
-            return (
+            return Phrase(
                 "Reconnect with `cxloop connections refresh`, and keep refresh tokens valid: "
-                f"{call}."
+                "%(call)s.",
+                call=call,
             )
-        return (
+        return Phrase(
             "Reconnect with `cxloop connections refresh`, and in Setup → App Manager → (the "
             "connected app) → Manage → Edit Policies set 'Refresh Token Policy' to 'Refresh "
             "token is valid until revoked'."
@@ -235,8 +260,11 @@ class Remedies:
         if self.is_emulator:
             raise_limit = self._control("PATCH", f"/orgs/{self._org}", {"daily_api_limit": 100000})
             forget = self._control("DELETE", f"/api_usage?org={self._org}")
-            return f"Raise the allocation ({raise_limit}) or forget the usage so far ({forget})."
-        return (
+            return Phrase(
+                "Raise the allocation (%(raise)s) or forget the usage so far (%(forget)s).",
+                **{"raise": raise_limit, "forget": forget},
+            )
+        return Phrase(
             "Find what else uses the org's API (Setup → System Overview), or raise the limit; "
             "cxloop holds its work meanwhile."
         )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from cxloop.domain.phrases import Phrase
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.statuses import ConnectionStatus
 from cxloop.domain.workflow import SalesforceTask
@@ -50,8 +51,14 @@ def run(
             Finding(
                 "error",
                 "connection_status",
-                f"The connection is {connection.status}: {connection.status_reason}",
-                f"Reconnect it: `cxloop connections refresh {connection.name}`.",
+                Phrase(
+                    "The connection is %(status)s: %(reason)s",
+                    status=connection.status,
+                    reason=connection.status_reason,
+                ),
+                Phrase(
+                    "Reconnect it: `cxloop connections refresh %(name)s`.", name=connection.name
+                ),
             )
         )
         return report
@@ -91,7 +98,10 @@ def survey_tasks(
             Finding(
                 "ok",
                 "survey_tasks",
-                f"Survey {survey_id} has no workflow tasks that use this connection.",
+                Phrase(
+                    "Survey %(survey)s has no workflow tasks that use this connection.",
+                    survey=survey_id,
+                ),
             )
         )
     return found
@@ -106,13 +116,20 @@ def _check_refresh(
         fix = (
             facts.remedies().refresh_policy()
             if exc.kind == "reauth"
-            else "Check that Salesforce is reachable from this server, then run the doctor again."
+            else Phrase(
+                "Check that Salesforce is reachable from this server, then run the doctor again."
+            )
         )
         report.findings.append(
-            Finding("error", "refresh", f"Refreshing the access token failed: {exc}", fix)
+            Finding(
+                "error",
+                "refresh",
+                Phrase("Refreshing the access token failed: %(error)s", error=str(exc)),
+                fix,
+            )
         )
         return False
-    report.findings.append(Finding("ok", "refresh", "The refresh token works."))
+    report.findings.append(Finding("ok", "refresh", Phrase("The refresh token works.")))
     return True
 
 
@@ -123,19 +140,30 @@ def _check_api(
         limits = client.limits()
     except ApiDisabled as exc:
         fix = (
-            "This Salesforce edition has no API access; use Enterprise, Unlimited, Developer or "
-            "Performance edition, or ask Salesforce to enable the API."
+            Phrase(
+                "This Salesforce edition has no API access; use Enterprise, Unlimited, Developer "
+                "or Performance edition, or ask Salesforce to enable the API."
+            )
             if exc.error_code == "API_DISABLED_FOR_ORG"
             else _with_profile(client, facts, cache).api_enabled()
         )
-        report.findings.append(Finding("error", "api_access", f"API access is off: {exc}", fix))
+        report.findings.append(
+            Finding(
+                "error", "api_access", Phrase("API access is off: %(error)s", error=str(exc)), fix
+            )
+        )
         return False
     except SalesforceError as exc:
         report.findings.append(
-            Finding("error", "api_access", f"The API call failed: {exc}", "Run the doctor again.")
+            Finding(
+                "error",
+                "api_access",
+                Phrase("The API call failed: %(error)s", error=str(exc)),
+                Phrase("Run the doctor again."),
+            )
         )
         return False
-    report.findings.append(Finding("ok", "api_access", "The user has API access."))
+    report.findings.append(Finding("ok", "api_access", Phrase("The user has API access.")))
     daily = limits.get("DailyApiRequests") or {}
     maximum, remaining = int(daily.get("Max") or 0), int(daily.get("Remaining") or 0)
     if maximum and remaining == 0:
@@ -143,11 +171,13 @@ def _check_api(
             Finding(
                 "error",
                 "api_requests",
-                f"The org has used all {maximum} of its daily API requests.",
+                Phrase("The org has used all %(max)s of its daily API requests.", max=maximum),
                 facts.remedies().api_requests()
                 if facts.type == "emulator"
-                else "Wait for the rolling 24-hour window to free requests, or buy more from "
-                "Salesforce; cxloop holds its work meanwhile.",
+                else Phrase(
+                    "Wait for the rolling 24-hour window to free requests, or buy more from "
+                    "Salesforce; cxloop holds its work meanwhile."
+                ),
             )
         )
     elif maximum and remaining < maximum * LOW_API_REQUESTS:
@@ -155,13 +185,25 @@ def _check_api(
             Finding(
                 "warning",
                 "api_requests",
-                f"Only {remaining} of {maximum} daily API requests are left.",
+                Phrase(
+                    "Only %(remaining)s of %(max)s daily API requests are left.",
+                    remaining=remaining,
+                    max=maximum,
+                ),
                 facts.remedies().api_requests(),
             )
         )
     else:
         report.findings.append(
-            Finding("ok", "api_requests", f"{remaining} of {maximum} daily API requests left.")
+            Finding(
+                "ok",
+                "api_requests",
+                Phrase(
+                    "%(remaining)s of %(max)s daily API requests left.",
+                    remaining=remaining,
+                    max=maximum,
+                ),
+            )
         )
     return True
 
@@ -179,4 +221,12 @@ def _check_one_task(
     try:
         return check_task_in_org(client, spec, facts, cache, fresh=True)
     except SalesforceError as exc:
-        return [Finding("error", "describe", f"task '{spec.name}': describe failed: {exc}")]
+        return [
+            Finding(
+                "error",
+                "describe",
+                Phrase(
+                    "task '%(name)s': describe failed: %(error)s", name=spec.name, error=str(exc)
+                ),
+            )
+        ]

@@ -22,6 +22,7 @@ import httpx
 
 from cxloop.db.models import Connection
 from cxloop.db.uow import Database
+from cxloop.domain.phrases import Phrase
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.workflow import DocumentProblem, SalesforceTask
 from cxloop.errors import CxloopError, InvalidInput
@@ -161,12 +162,14 @@ class SaveChecks:
             problems.append(
                 SalesforceProblem(
                     target.path,
-                    f"could not check against Salesforce: {reason}",
+                    Phrase("could not check against Salesforce: %(reason)s", reason=reason),
                     task=target.task.id,
                     code="not_checked",
-                    fix="Check that Salesforce can be reached from this server and that the "
-                    "connection works (its owner can run `cxloop connections doctor NAME`), "
-                    "then save again to have the tasks checked.",
+                    fix=Phrase(
+                        "Check that Salesforce can be reached from this server and that the "
+                        "connection works (its owner can run `cxloop connections doctor NAME`), "
+                        "then save again to have the tasks checked."
+                    ),
                 )
             )
         return problems

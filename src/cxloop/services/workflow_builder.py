@@ -18,6 +18,7 @@ from cxloop.db.models import Response
 from cxloop.db.run_models import Run
 from cxloop.db.uow import Database
 from cxloop.db.workflow_models import Workflow
+from cxloop.domain.phrases import Phrase
 from cxloop.domain.statuses import ConnectionStatus, RunStatus
 from cxloop.errors import CxloopError, NotFound
 from cxloop.salesforce.client import DescribeCache
@@ -169,10 +170,16 @@ def org_catalogue(
         survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.VIEW)
         found = resolve_connection(uow.session, survey, connection)
         if found is None:
-            return OrgCatalogue(problem=f"{connection!r} is not one of the owner's accounts.")
+            return OrgCatalogue(
+                problem=Phrase("%(name)s is not one of the owner's accounts.",
+                               name=repr(connection))
+            )  # fmt: skip
         connection_id, status = found.id, found.status
     if status != ConnectionStatus.ACTIVE:
-        return OrgCatalogue(problem=f"The account {connection!r} needs a new login ({status}).")
+        return OrgCatalogue(
+            problem=Phrase("The account %(name)s needs a new login (%(status)s).",
+                           name=repr(connection), status=status)
+        )  # fmt: skip
     try:
         with client_for(db, settings, connection_id, cache) as client:
             listed = cache.get((connection_id, _OBJECTS_KEY))
@@ -192,7 +199,9 @@ def org_catalogue(
                     fields[wanted] = _fields(client.describe(names[wanted.lower()]))
     except (SalesforceError, CxloopError, NotFound) as exc:
         reason = exc.message if isinstance(exc, CxloopError) else str(exc)
-        return OrgCatalogue(problem=f"Salesforce could not be asked: {reason}")
+        return OrgCatalogue(
+            problem=Phrase("Salesforce could not be asked: %(reason)s", reason=reason)
+        )
     objects_list = sorted((str(n), str(label)) for n, label in listed["objects"])
     return OrgCatalogue(objects=objects_list, fields=fields)
 

@@ -37,6 +37,7 @@ from cxloop.db.uow import Database, UnitOfWork
 from cxloop.db.workflow_models import Workflow, WorkflowRevision, WorkflowTaskPause
 from cxloop.domain import piped_text
 from cxloop.domain.conditions import iter_conditions
+from cxloop.domain.phrases import Phrase
 from cxloop.domain.statuses import ConnectionStatus, TaskRunStatus
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import (
@@ -436,7 +437,10 @@ def _pause_warnings(
 ) -> list[DocumentProblem]:
     index = {task.id: i for i, task in enumerate(document.tasks)}
     return [
-        DocumentProblem(f"tasks[{index.get(pause.task_id, '?')}]", f"paused: {pause.reason}")
+        DocumentProblem(
+            f"tasks[{index.get(pause.task_id, '?')}]",
+            Phrase("paused: %(reason)s", reason=pause.reason),
+        )
         for pause in session.scalars(
             select(WorkflowTaskPause)
             .where(WorkflowTaskPause.workflow_id == workflow_id)
@@ -537,40 +541,48 @@ def _connection_findings(
         connection = _match(owned, reference)
         if connection is None:
             if pickable:
-                usable = f"; use one of: {names}"
+                usable = Phrase("; use one of: %(names)s", names=names)
+            elif access >= SurveyAccess.OWN:
+                usable = Phrase("; they have not linked any yet")
             else:
-                usable = "; they have not linked any yet" if access >= SurveyAccess.OWN else ""
+                usable = ""
             errors.append(
                 DocumentProblem(
                     path,
-                    f"connection {reference!r} is not one of the survey owner's ({owner}) "
-                    f"connections{usable}",
+                    Phrase(
+                        "connection %(reference)s is not one of the survey owner's (%(owner)s) "
+                        "connections%(usable)s",
+                        reference=repr(reference), owner=owner, usable=usable,
+                    ),
                 )
-            )
+            )  # fmt: skip
         elif connection.id not in pickable_ids:
-            usable = f", or use one they allowed: {names}" if pickable else ""
+            usable = Phrase(", or use one they allowed: %(names)s", names=names) if pickable else ""
             errors.append(
                 DocumentProblem(
                     path,
-                    f"connection {reference!r} has not been allowed for this survey by its "
-                    f"owner ({owner}); ask them to allow it (`cxloop surveys grant-connection`, "
-                    f"or PUT .../connection-grants/<connection>){usable}",
+                    Phrase(
+                        "connection %(reference)s has not been allowed for this survey by its "
+                        "owner (%(owner)s); ask them to allow it (`cxloop surveys "
+                        "grant-connection`, or PUT .../connection-grants/<connection>)%(usable)s",
+                        reference=repr(reference), owner=owner, usable=usable,
+                    ),
                 )
-            )
+            )  # fmt: skip
         elif connection.status != ConnectionStatus.ACTIVE:
-            state = (
-                "was revoked"
-                if connection.status == ConnectionStatus.REVOKED
-                else "needs a new login"
-            )
-            reason = connection.status_reason or "no reason given"
-            warnings.append(
-                DocumentProblem(
-                    path,
-                    f"connection {connection.name!r} {state} ({reason}); its tasks pause "
-                    f"until the owner ({owner}) reconnects it",
-                )
-            )
+            reason = connection.status_reason or Phrase("no reason given")
+            name = repr(connection.name)
+            if connection.status == ConnectionStatus.REVOKED:
+                message = Phrase(
+                    "connection %(name)s was revoked (%(reason)s); its tasks pause until the "
+                    "owner (%(owner)s) reconnects it", name=name, reason=reason, owner=owner,
+                )  # fmt: skip
+            else:
+                message = Phrase(
+                    "connection %(name)s needs a new login (%(reason)s); its tasks pause until "
+                    "the owner (%(owner)s) reconnects it", name=name, reason=reason, owner=owner,
+                )  # fmt: skip
+            warnings.append(DocumentProblem(path, message))
     return errors, warnings
 
 
@@ -955,35 +967,51 @@ def _endpoint(
     url = base_url.rstrip("/") + OUTBOUND_HOOK_PATH + token
     fields = outbound_fields(parsed)
     session_step = (
-        "Tick 'Send Session ID': this workflow asks Salesforce to confirm the session id of "
-        "each message (verify_session_id)."
+        Phrase(
+            "Tick 'Send Session ID': this workflow asks Salesforce to confirm the session id of "
+            "each message (verify_session_id)."
+        )
         if event.verify_session_id
-        else "'Send Session ID' is optional (set verify_session_id: true in the workflow's "
-        "event to have cxloop confirm each message with Salesforce)."
+        else Phrase(
+            "'Send Session ID' is optional (set verify_session_id: true in the workflow's "
+            "event to have cxloop confirm each message with Salesforce)."
+        )
     )
     ips = (
-        f"cxloop accepts messages only from {', '.join(event.allowed_ips)} (allowed_ips); "
-        "keep that list in line with Salesforce's published IP ranges."
+        Phrase(
+            "cxloop accepts messages only from %(ips)s (allowed_ips); keep that list in line "
+            "with Salesforce's published IP ranges.", ips=", ".join(event.allowed_ips),
+        )
         if event.allowed_ips
-        else "Optionally limit where messages may come from: list Salesforce's IP ranges "
-        "(CIDRs) in the event's allowed_ips."
-    )
+        else Phrase(
+            "Optionally limit where messages may come from: list Salesforce's IP ranges "
+            "(CIDRs) in the event's allowed_ips."
+        )
+    )  # fmt: skip
     steps = [
-        f"In Salesforce Setup, open Process Automation > Outbound Messages and create a new "
-        f"Outbound Message on the object {event.object}.",
-        f"Endpoint URL: {url}",
-        f"Fields to send: {', '.join(fields)}.",
+        Phrase(
+            "In Salesforce Setup, open Process Automation > Outbound Messages and create a new "
+            "Outbound Message on the object %(object)s.", object=event.object,
+        ),
+        Phrase("Endpoint URL: %(url)s", url=url),
+        Phrase("Fields to send: %(fields)s.", fields=", ".join(fields)),
         session_step,
-        "User to send as: a user who can see these records (an integration user), in the org "
-        f"of the connection {event.connection!r}.",
-        f"Save. Then create a record-triggered Flow on {event.object} (for example: when a "
-        "record is updated and Status becomes Closed), and add an Action that calls this "
-        "Outbound Message.",
+        Phrase(
+            "User to send as: a user who can see these records (an integration user), in the "
+            "org of the connection %(connection)s.", connection=repr(event.connection),
+        ),
+        Phrase(
+            "Save. Then create a record-triggered Flow on %(object)s (for example: when a "
+            "record is updated and Status becomes Closed), and add an Action that calls this "
+            "Outbound Message.", object=event.object,
+        ),
         ips,
-        "Messages from another org, or for another object, are refused; a message sent twice "
-        "starts the workflow once. Keep the URL secret; rotate it if it leaks "
-        f"(cxloop workflows outbound-url {workflow_id} --rotate).",
-    ]
+        Phrase(
+            "Messages from another org, or for another object, are refused; a message sent "
+            "twice starts the workflow once. Keep the URL secret; rotate it if it leaks "
+            "(cxloop workflows outbound-url %(workflow)s --rotate).", workflow=workflow_id,
+        ),
+    ]  # fmt: skip
     return OutboundEndpoint(
         workflow_id=workflow_id,
         url=url,

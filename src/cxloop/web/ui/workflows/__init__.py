@@ -352,7 +352,7 @@ def open_workflow(survey_id: str, workflow_id: str, page: Page) -> Response:
     context = _survey_context(page, survey_id)
     view = workflows.get_workflow(page.db, page.user, workflow_id, survey_id=survey_id)
     state = wf_form.state_of(view.workflow.document)
-    flags = _problems_by_path(view.warnings)
+    flags = _problems_by_path(page, view.warnings)
     if context["can_edit"]:
         flags |= _salesforce_flags(page, survey_id, workflow_id, view.workflow.document)
     return _builder(page, survey_id, context, state, view.workflow, flags=flags)
@@ -595,15 +595,16 @@ def _errors_of(page: Page, exc: InvalidInput) -> dict[str, str]:
     for detail in details:
         if isinstance(detail, dict) and "message" in detail:
             path = str(detail.get("path") or "")
-            message = str(detail["message"])
+            message = detail["message"]
             problem = coded.get((path, message))
             if problem is not None:
                 params = dict(problem.params)
                 label = field_label(page, str(params.pop("name", "")) if problem.code ==
                                     "extra_forbidden" else path)  # fmt: skip
                 message = problem_message(page._, problem.code, params, label) or message
+            message = page.say(message)  # a Phrase (an owner's connection, ...) in its words
             if detail.get("fix"):
-                message += f" {detail['fix']}"
+                message += f" {page.say(detail['fix'])}"
             if path in errors:
                 errors[path] += f"; {message}"
             else:
@@ -611,13 +612,15 @@ def _errors_of(page: Page, exc: InvalidInput) -> dict[str, str]:
     return errors or {"": page.error_text(exc)}
 
 
-def _problems_by_path(problems: list[DocumentProblem]) -> dict[str, str]:
+def _problems_by_path(page: Page, problems: list[DocumentProblem]) -> dict[str, str]:
+    """Warnings (the Salesforce checks' findings with their fix, ...) by document path, in the
+    page's language."""
     flags: dict[str, str] = {}
     for problem in problems:
-        text = problem.message
+        text = page.say(problem.message)
         fix = getattr(problem, "fix", "")
         if fix:
-            text += f" {fix}"
+            text += f" {page.say(fix)}"
         flags[problem.path] = f"{flags[problem.path]}; {text}" if problem.path in flags else text
     return flags
 
@@ -637,7 +640,7 @@ def _salesforce_flags(
         )  # fmt: skip
     except CxloopError:
         return {}
-    return _problems_by_path(found)
+    return _problems_by_path(page, found)
 
 
 def _builder(
