@@ -4,6 +4,7 @@ stored; linking started from a page comes back to that page."""
 from __future__ import annotations
 
 import re
+from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -186,3 +187,26 @@ def test_check_setup_of_an_account_that_needs_a_login_offers_to_reconnect(
     assert "The refresh token was refused." in page.text
     assert f'action="/accounts/{account["id"]}/refresh"' in page.text
     assert "Reconnect Acme" in page.text
+
+
+def test_check_setup_says_the_doctors_findings_in_german_on_a_german_page(
+    web: TestClient, linked: Container, emulator: EmulatorServer, owner: Person
+) -> None:
+    account = link(web, owner, "Acme", org(emulator, "acme")["login_url"])
+    english = web.get(f"/accounts/{account['id']}/check").text
+    assert "The refresh token works." in english and "The user has API access." in english
+    web.headers["Accept-Language"] = "de"
+    german = web.get(f"/accounts/{account['id']}/check").text
+    web.headers["Accept-Language"] = "en"
+    assert "Der Refresh-Token funktioniert." in german and "Der Benutzer hat API-Zugriff." in german
+    assert "täglichen API-Anfragen übrig" in german
+    assert "The refresh token works." not in german and "daily API requests" not in german
+    with linked.db.uow() as uow:
+        row = uow.session.get(Connection, account["id"])
+        row.status, row.status_reason = "needs_reauth", "The refresh token was refused."
+        uow.commit()
+    web.headers["Accept-Language"] = "de"
+    german = web.get(f"/accounts/{account['id']}/check").text
+    web.headers["Accept-Language"] = "en"
+    assert "Verbinden Sie es erneut: `cxloop connections refresh Acme`." in unescape(german)
+    assert "Reconnect it" not in german

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -405,6 +406,30 @@ def test_salesforce_findings_show_beside_the_mapping_before_saving(
     assert (
         workflows.list_workflows(linked.db, actor(shop["people"]["owner"]), shop["survey_id"]) == []
     )
+    # On a German page the doctor's findings and their fixes are German, the English is gone.
+    web.headers["Accept-Language"] = "de"
+    german = _post(web, f"{base}/new", form, f"{base}/new?kind=event&event=survey_response").text
+    web.headers["Accept-Language"] = "en"
+    flag = re.search(r'id="flag-tasks\[0\]\.mappings\[0\]\.field">(.*?)</p>', german, re.S)
+    assert flag, german[:3000]
+    assert "hat kein Feld Not_A_Field__c" in flag.group(1) and "Prüfen Sie" in flag.group(1)
+    for english in ("has no field", "Check the spelling", "that the connection", "In Setup"):
+        assert english not in german, english
+
+
+def test_a_german_builder_says_the_owners_connection_problems_in_german(
+    web: TestClient, shop: dict[str, Any]
+) -> None:
+    """A service problem made of the owner's accounts (not a pydantic code) is German too."""
+    sign_in(web, "owner@example.com")
+    web.headers["Accept-Language"] = "de"
+    base = f"/surveys/{shop['survey_id']}/workflows"
+    form = {**CASE_FORM, "tasks[0].connection": "Nobody"}
+    reply = _post(web, f"{base}/new", form, f"{base}/new?kind=event&event=survey_response")
+    web.headers["Accept-Language"] = "en"
+    assert reply.status_code == 422
+    assert "Benutzerkonto 'Nobody' ist keines des Eigentümers der Umfrage" in unescape(reply.text)
+    assert "is not one of the survey owner" not in unescape(reply.text)
 
 
 OUTBOUND = {
@@ -434,6 +459,16 @@ def test_outbound_endpoint_is_shown_to_editors_and_rotates(
     assert reply.status_code == 303
     second = re.search(r'id="endpoint-url" value="([^"]+)"', web.get(base).text)
     assert second and second.group(1) != first.group(1)
+    # The Salesforce setup steps on a German page: German, with the same URL and fields.
+    web.headers["Accept-Language"] = "de"
+    german = unescape(web.get(base).text)
+    web.headers["Accept-Language"] = "en"
+    steps = re.search(r'<ol class="steps">(.*?)</ol>', german, re.S)
+    assert steps, german[:3000]
+    assert "Endpunkt-URL: " + second.group(1) in steps.group(1)
+    assert "Zu sendende Felder: Id, SuppliedEmail, CaseNumber." in steps.group(1)
+    for english in ("In Salesforce Setup, open", "Fields to send", "Save. Then", "Keep the URL"):
+        assert english not in steps.group(1), english
 
 
 def test_outbound_dry_run_takes_typed_event_fields(
