@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from tests.e2e.ui.conftest import UiServer, axe_check, shoot, text
-from tests.e2e.ui.test_accounts import log_in_at_salesforce
+from tests.e2e.ui.conftest import UiServer, axe_check, no_horizontal_scroll, shoot, text
+from tests.e2e.ui.test_accounts import log_in_at_salesforce, tab_to
 from tests.e2e.ui.test_workflows import add_task, link_account, make_survey, settle
 
 from cxloop.services import connections, workflows
@@ -175,3 +175,49 @@ def test_editors_get_no_account_menus_or_add_account_in_a_task(
         editor.get_by_role("button", name=text(lang, "Add account", "Benutzerkonto hinzufügen"))
     ).to_have_count(0)
     expect(account_box(editor, lang)).to_have_value("Acme")
+
+
+@pytest.mark.parametrize("viewport", ["phone"])
+def test_check_setup_in_a_task_by_keyboard_on_a_phone(
+    ui: UiServer, signed_in: Any, lang: str, viewport: str
+) -> None:
+    """The account's ⋯ menu in a task, opened and used with the keyboard only on a phone:
+    the doctor's findings appear in the task, focused, and the page still fits the phone."""
+    survey_id = make_survey(ui)
+    owner = ui.actor("owner")
+    page = signed_in("owner")
+    link_account(ui, page, "Acme")
+    view = workflows.create_workflow(
+        ui.container.db, owner, survey_id,
+        {
+            "name": "Phone check",
+            "event": {"type": "survey_response", "when": ["created"]},
+            "tasks": [{"id": "t", "type": "salesforce", "connection": "Acme",
+                       "object": "Case", "action": "insert",
+                       "mappings": [{"field": "Subject", "value": "From the phone"}]}],
+        },
+    )  # fmt: skip
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/{view.workflow.id}"))
+    settle(page)
+    menu = page.get_by_role(
+        "button", name=text(lang, "More actions for Acme", "Weitere Aktionen für Acme")
+    )
+    tab_to(page, menu, presses=120)
+    page.keyboard.press("Enter")
+    check = page.get_by_role(
+        "menuitem", name=text(lang, "Check setup", "Einrichtung prüfen"), exact=True
+    )
+    for _ in range(4):
+        if page.evaluate("el => el === document.activeElement", check.element_handle()):
+            break
+        page.keyboard.press("ArrowDown")
+    expect(check).to_be_focused()
+    page.keyboard.press("Enter")
+    report = page.locator('[id="field-check-tasks[0].connection"]')
+    expect(report).to_be_focused()
+    expect(report).to_contain_text(
+        text(lang, "insert on Case looks right.", "insert auf Case sieht richtig aus.")
+    )
+    no_horizontal_scroll(page)
+    axe_check(page)
+    shoot(page, "builder-check-setup", lang, viewport)
