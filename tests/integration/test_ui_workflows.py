@@ -842,3 +842,45 @@ def test_german_builder_says_validation_and_service_problems_in_german(
     web.headers["Accept-Language"] = "en"
     again = _post(web, f"/surveys/{survey_id}/workflows/new", CASE_FORM, new_page)
     assert "Case follow-up" in again.text and "Dieser Name" not in again.text
+
+
+def test_a_change_inside_a_task_sends_back_that_tasks_fieldset_only_when_asked(
+    web: TestClient, shop: dict[str, Any]
+) -> None:
+    """With the builder's script (X-Builder-Partial), Add field and a changed object of a
+    Salesforce task come back as that task's fieldset with where to put it; anything else
+    (no script, another task's kind, a made-up or out-of-range path) gets the whole form."""
+    sign_in(web, "owner@example.com")
+    base = f"/surveys/{shop['survey_id']}/workflows"
+    new_page = f"{base}/new?kind=event&event=survey_response"
+    csrf = _csrf(web.get(new_page).text)
+    form = {**CASE_FORM, "tasks[1].type": "email", "tasks[1].id": "mail", "csrf": csrf}
+    htmx = {"HX-Request": "true", "X-Builder-Partial": "1"}
+
+    def post(op: str, **headers: str) -> Any:
+        return web.post(f"{base}/new", data={**form, "op": op}, headers=headers)
+
+    added = post("add_mapping:0", **htmx)
+    assert added.status_code == 200
+    assert added.headers["HX-Retarget"] == '[id="field-tasks[0]"]'
+    assert added.headers["HX-Reselect"] == '[id="field-tasks[0]"]'
+    assert added.text.lstrip().startswith('<fieldset class="task panel-inner" id="field-tasks[0]"')
+    assert 'data-focus="field-tasks[0].mappings[1].field"' in added.text
+    assert 'name="tasks[0].mappings[1].field"' in added.text and "tasks[1]" not in added.text
+    changed = post("refresh", **htmx, **{"X-Builder-Changed": "tasks[0].object"})
+    assert changed.headers.get("HX-Retarget") == '[id="field-tasks[0]"]'
+    assert len(changed.text) < len(post("refresh", **{"HX-Request": "true"}).text) / 1.5
+
+    whole = [
+        post("add_mapping:0", **{"HX-Request": "true"}),  # no script: the whole form
+        post("add_mapping:0", **{"X-Builder-Partial": "1"}),  # not htmx: the whole page
+        post("refresh", **htmx, **{"X-Builder-Changed": "tasks[1].subject"}),  # email task
+        post("refresh", **htmx, **{"X-Builder-Changed": "name"}),
+        post("refresh", **htmx, **{"X-Builder-Changed": "tasks[7].object"}),  # no such task
+        post("refresh", **htmx, **{"X-Builder-Changed": "tasks[0].object<script>"}),
+        post("add_mapping:9", **htmx),
+        post("remove_mapping:x.0", **htmx),
+    ]
+    for reply in whole:
+        assert reply.status_code == 200
+        assert "HX-Retarget" not in reply.headers and 'id="builder"' in reply.text

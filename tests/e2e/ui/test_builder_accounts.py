@@ -30,6 +30,21 @@ def menu_item(page: Any, lang: str, account: str, item: str) -> None:
     page.get_by_role("menuitem", name=item, exact=True).click()
 
 
+def open_saved_workflow(
+    ui: UiServer, page: Any, survey_id: str, name: str, tasks: list[dict[str, Any]]
+) -> str:
+    """Link the owner's account "Acme" in `page`, save a response workflow with `tasks` through
+    the service, and open it in the builder; returns its id."""
+    link_account(ui, page, "Acme")
+    view = workflows.create_workflow(
+        ui.container.db, ui.actor("owner"), survey_id,
+        {"name": name, "event": {"type": "survey_response", "when": ["created"]}, "tasks": tasks},
+    )  # fmt: skip
+    page.goto(ui.url(f"/surveys/{survey_id}/workflows/{view.workflow.id}"))
+    settle(page)
+    return view.workflow.id
+
+
 def test_add_an_account_from_a_task_and_manage_it_from_its_menu(
     ui: UiServer, signed_in: Any, lang: str
 ) -> None:
@@ -184,21 +199,10 @@ def test_check_setup_in_a_task_by_keyboard_on_a_phone(
     """The account's ⋯ menu in a task, opened and used with the keyboard only on a phone:
     the doctor's findings appear in the task, focused, and the page still fits the phone."""
     survey_id = make_survey(ui)
-    owner = ui.actor("owner")
     page = signed_in("owner")
-    link_account(ui, page, "Acme")
-    view = workflows.create_workflow(
-        ui.container.db, owner, survey_id,
-        {
-            "name": "Phone check",
-            "event": {"type": "survey_response", "when": ["created"]},
-            "tasks": [{"id": "t", "type": "salesforce", "connection": "Acme",
-                       "object": "Case", "action": "insert",
-                       "mappings": [{"field": "Subject", "value": "From the phone"}]}],
-        },
-    )  # fmt: skip
-    page.goto(ui.url(f"/surveys/{survey_id}/workflows/{view.workflow.id}"))
-    settle(page)
+    task = {"id": "t", "type": "salesforce", "connection": "Acme", "object": "Case",
+            "action": "insert", "mappings": [{"field": "Subject", "value": "phone"}]}  # fmt: skip
+    open_saved_workflow(ui, page, survey_id, "Phone check", [task])
     menu = page.get_by_role(
         "button", name=text(lang, "More actions for Acme", "Weitere Aktionen für Acme")
     )
@@ -221,3 +225,59 @@ def test_check_setup_in_a_task_by_keyboard_on_a_phone(
     no_horizontal_scroll(page)
     axe_check(page)
     shoot(page, "builder-check-setup", lang, viewport)
+
+
+MARK = """() => {
+  document.getElementById('builder').dataset.mark = 'kept';
+  document.querySelector('[name="tasks[1].subject"]').dataset.mark = 'kept';
+}"""
+
+
+def test_a_change_inside_a_task_swaps_that_task_only_and_focus_lands_on_the_change(
+    ui: UiServer, signed_in: Any, lang: str
+) -> None:
+    """Add field and a changed object re-render the task's fieldset, not the whole form: the
+    rest of the page is the same DOM (a mark set on it survives), and the focus is on the new
+    row's Salesforce field, or stays on the object that changed."""
+    survey_id = make_survey(ui)
+    owner = ui.actor("owner")
+    page = signed_in("owner")
+    workflow_id = open_saved_workflow(ui, page, survey_id, "Partial", [
+        {"id": "t", "type": "salesforce", "connection": "Acme", "object": "Case",
+         "action": "insert", "mappings": [{"field": "Subject", "value": "x"}]},
+        {"id": "mail", "type": "email", "to": "cx@example.com", "subject": "s", "body": "b"},
+    ])  # fmt: skip
+    page.evaluate(MARK)
+    replies: list[int] = []
+    page.on(
+        "response", lambda r: replies.append(len(r.body())) if r.request.method == "POST" else None
+    )
+    page.get_by_role("button", name=text(lang, "Add field", "Feld hinzufügen")).click()
+    settle(page)
+    new_field = page.locator('[name="tasks[0].mappings[1].field"]')
+    expect(new_field).to_be_focused()
+    assert page.evaluate("() => document.getElementById('builder').dataset.mark") == "kept"
+    assert (
+        page.evaluate("() => document.querySelector('[name=\"tasks[1].subject\"]').dataset.mark")
+        == "kept"
+    )  # the email task was not re-rendered
+    new_field.fill("Description")
+    page.locator('[name="tasks[0].mappings[1].value"]').fill("from the new row")
+
+    obj = page.get_by_role("combobox", name=text(lang, "Object", "Objekt"), exact=True)
+    obj.fill("Account")
+    obj.press("Tab")  # the change re-renders the task with Account's fields
+    settle(page)
+    expect(page.locator('[name="tasks[0].object"]')).to_be_focused()
+    expect(page.locator('[name="tasks[0].mappings[1].value"]')).to_have_value("from the new row")
+    assert (
+        page.evaluate("() => document.querySelector('[name=\"tasks[1].subject\"]').dataset.mark")
+        == "kept"
+    )
+    assert replies and max(replies) < 60_000, replies
+    axe_check(page)
+    with page.expect_navigation():
+        page.get_by_role("button", name=text(lang, "Save workflow", "Workflow speichern")).click()
+    saved = workflows.get_workflow(ui.container.db, owner, workflow_id).workflow.document
+    assert saved["tasks"][0]["object"] == "Account"
+    assert saved["tasks"][0]["mappings"][1] == {"field": "Description", "value": "from the new row"}

@@ -32,7 +32,7 @@
     clearTimeout(pending);
     pending = setTimeout(function () {
       pending = null;
-      lastFocus = element.id;
+      lastFocus = changed = element.id;
       refresh.click();
     }, 300);
   });
@@ -49,12 +49,23 @@
       lastFocus = null;
       return;
     }
-    var form = (root || document).querySelector ? (root || document).querySelector("[data-focus]") : null;
-    if (!form && root && root.matches && root.matches("[data-focus]")) form = root;
+    /* The swapped part first (a task's fieldset, or the whole form), then what is inside it. */
+    var form = root && root.matches && root.matches("[data-focus]") ? root : null;
+    if (!form && root && root.querySelector) form = root.querySelector("[data-focus]");
     if (!form) return;
     var target = document.getElementById(form.getAttribute("data-focus"));
     if (target && !document.querySelector("[data-error-summary]")) target.focus();
   }
   document.addEventListener("DOMContentLoaded", function () { focusTarget(document); });
-  document.addEventListener("htmx:afterSettle", function () { focusTarget(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { focusTarget(event.target); });
+
+  /* Ask for the changed task's fieldset only when a change stays inside one task (the server
+     decides; without this header, or for other changes, it sends the whole form). */
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (!event.target.closest || !event.target.closest("#builder")) return;
+    event.detail.headers["X-Builder-Partial"] = "1";
+    if (changed) event.detail.headers["X-Builder-Changed"] = changed.replace(/^field-/, "");
+    changed = null;
+  });
+  var changed = null;
 })();

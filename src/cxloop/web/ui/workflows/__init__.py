@@ -10,6 +10,7 @@ back with one more part: that works without JavaScript, and htmx only swaps the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -404,7 +405,7 @@ def _handle_builder(
         flags = _salesforce_flags(page, survey_id, workflow_id, document)
         return _builder(
             page, survey_id, context, state, workflow, flags=flags, focus=focus,
-            expected_revision=revision,
+            expected_revision=revision, part=_changed_task(page, op, state),
         )  # fmt: skip
     document = wf_form.document_of(state)
     checks = SaveChecks.of(page.container)
@@ -443,6 +444,34 @@ def _handle_builder(
     if view.warnings:
         message += " " + page._("Look at the warnings below.")
     return page.redirect(f"{_base(survey_id)}/{view.workflow.id}", message)
+
+
+# A Salesforce task's own controls: changing one of them changes nothing outside the task.
+_TASK_CONTROL = re.compile(
+    r"tasks\[(\d{1,3})\]\.(connection|object|action|key_field|mappings\[\d{1,3}\]\.field)"
+)
+
+
+def _changed_task(page: Page, op: str, state: dict[str, Any]) -> int | None:
+    """The task whose fieldset is all that a change re-renders, when the builder's script asks
+    for a part (`X-Builder-Partial`): a mapping row added or removed, or a Salesforce task's
+    account, object, action, key or field changed (`X-Builder-Changed`, the control's path).
+    None: the whole form (no script, or a change that reaches beyond one task)."""
+    headers = page.request.headers
+    if not page.is_htmx or headers.get("x-builder-partial") != "1":
+        return None
+    verb, _, target = op.partition(":")
+    index = None
+    if verb in ("add_mapping", "remove_mapping"):
+        index = target.partition(".")[0]
+    elif verb == "refresh":
+        found = _TASK_CONTROL.fullmatch(headers.get("x-builder-changed", "")[:200])
+        index = found.group(1) if found else None
+    tasks = state.get("tasks") or []
+    if index is None or not index.isdecimal() or int(index) >= len(tasks):
+        return None
+    task = tasks[int(index)]
+    return int(index) if isinstance(task, dict) and task.get("type") == "salesforce" else None
 
 
 def _check_account_inline(
@@ -658,8 +687,22 @@ def _builder(
     stale: bool = False,
     draft: builder_drafts.Draft | None = None,
     checked: dict[str, Any] | None = None,
+    part: int | None = None,
 ) -> Response:
+    """The builder page (the whole form, which htmx swaps in place), or with `part` only that
+    task's fieldset, which htmx puts where the old one was (HX-Retarget / HX-Reselect)."""
     choices = builder_choices(page, survey_id, state, context["survey"])
+    if part is not None:
+        response = page.render(
+            "ui/workflows/_task.html", index=part, task=state["tasks"][part],
+            count=len(state["tasks"]), errs={}, flags=flags or {}, focus=focus, choices=choices,
+            state=state, workflow=workflow, account_status_labels=ACCOUNT_STATUS_LABELS,
+            checked=None, **context,
+        )  # fmt: skip
+        where = f'[id="field-tasks[{part}]"]'
+        response.headers.update({"HX-Retarget": where, "HX-Reselect": where,
+                                 "HX-Reswap": "outerHTML"})  # fmt: skip
+        return response
     errors = dict(errors or {})
     placed = choices.place(errors)
     labels = {anchor: path_label(page, anchor) for anchor in placed if anchor}
