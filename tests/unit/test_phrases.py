@@ -93,6 +93,14 @@ def test_a_phrase_is_its_english_text_and_nested_phrases_are_translated() -> Non
     assert languages.say("de", and_list(["Create", "Edit"])) == "Create und Edit"
 
 
+def test_numbers_in_a_phrase_are_written_as_the_pages_language_writes_them() -> None:
+    left = Phrase("%(remaining)s of %(max)s daily API requests left.", remaining=99997, max=100000)
+    assert left == "99997 of 100000 daily API requests left."  # the API's and the CLI's text
+    languages = UiLanguages()
+    assert languages.say("de", left) == "99.997 von 100.000 täglichen API-Anfragen übrig."
+    assert languages.say("en", left) == "99,997 of 100,000 daily API requests left."
+
+
 def test_a_broken_translation_falls_back_to_the_english_not_an_error() -> None:
     text = Phrase("Only %(remaining)s of %(max)s daily API requests are left.", remaining=1, max=2)
     assert say(lambda _message: "Nur %(missing)s", text) == str(text)

@@ -36,12 +36,15 @@ def _phrase(template: str, values: dict[str, Any]) -> Phrase:
     return Phrase(template, **values)
 
 
-def say(gettext: Callable[[str], str], text: Any) -> str:
+def say(gettext: Callable[[str], str], text: Any, number: Callable[[int], str] = str) -> str:
     """`text` in the language of `gettext` (which translates a message id): a Phrase by its
-    template, with its values said the same way; any other text as it is."""
+    template, with its values said the same way (whole numbers by `number`, which writes them
+    as the language does); any other text as it is."""
     if not isinstance(text, Phrase):
+        if isinstance(text, int) and not isinstance(text, bool):
+            return number(text)
         return "" if text is None else str(text)
-    values = {name: say(gettext, value) for name, value in text.values.items()}
+    values = {name: say(gettext, value, number) for name, value in text.values.items()}
     translated = gettext(text.template)
     try:
         return translated % values if values else translated

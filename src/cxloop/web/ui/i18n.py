@@ -184,7 +184,7 @@ class UiLanguages:
         env.filters["number"] = formats.number
         # A Phrase (the doctor's findings and fixes, the outbound setup steps) in this language.
         plain = translations.ugettext if translations is not None else str
-        env.filters["say"] = lambda text: say(plain, text)
+        env.filters["say"] = lambda text: say(plain, text, formats.number)
         env.globals["LANGUAGES"] = LANGUAGES
         env.globals["lang"] = lang
         return env
@@ -195,7 +195,8 @@ class UiLanguages:
     def say(self, lang: str, text: object) -> str:
         """`text` in `lang` if it is a Phrase (domain/phrases.py), else as it is."""
         translations = self._translations.get(lang)
-        return say(translations.ugettext if translations is not None else str, text)
+        plain = translations.ugettext if translations is not None else str
+        return say(plain, text, Formats(lang).number)
 
     def gettext(self, lang: str, message: str, **values: object) -> str:
         """`message` in `lang`, with `%(name)s` placeholders filled from `values`."""

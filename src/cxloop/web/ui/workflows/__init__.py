@@ -300,7 +300,8 @@ def open_draft(
     )  # fmt: skip
 
 
-ACCOUNT_VERBS = ("add", "rename", "refresh", "remove", "check")
+# The account menu's items that leave the builder (Check setup stays: _check_account_inline).
+ACCOUNT_VERBS = ("add", "rename", "refresh", "remove")
 
 
 def _session_id(page: Page) -> str:
@@ -327,7 +328,7 @@ def _leave_for_account(
     server, then go to the accounts page's own form for it (owner only: the handlers refuse
     anyone else's account), which comes back to the builder (`open_draft`) when done."""
     _, verb, target = op.split(":", 2) if op.count(":") >= 2 else ("", "", "")
-    if verb not in ACCOUNT_VERBS or verb == "check":
+    if verb not in ACCOUNT_VERBS:
         return page.redirect(_base(survey_id))
     if verb == "add" and not _is_account_path(target):
         return page.redirect(_base(survey_id))
