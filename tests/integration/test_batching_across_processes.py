@@ -340,6 +340,28 @@ def test_too_many_long_requests_at_once_shrink_the_bound_too(
     assert_exactly_once(linked, emulator, 1001)
 
 
+def test_the_bound_doubles_once_per_round_trip_of_slow_calls(linked: Container) -> None:
+    # Growing by one per call back took a burst 4-5 s to reach 8 batches in flight at a real
+    # org's latency: the records piled up behind a bound of 2 meanwhile.
+    db, org = linked.db, "00D000000000001"
+    first = batch_owners.take_org_slot(db, org, "a", "k", max_bound=6, hold_s=30)
+    second = batch_owners.take_org_slot(db, org, "a", "k", max_bound=6, hold_s=30)
+    assert first is not None and second is not None and second.saturated
+    batch_owners.give_back_org_slot(db, first, grow=True, max_bound=6)
+    assert batch_owners.org_bound(db, org) == 4  # doubled at the first call back
+    batch_owners.give_back_org_slot(db, second, grow=True, max_bound=6)
+    assert batch_owners.org_bound(db, org) == 4  # the same round trip: no more
+    slots = [batch_owners.take_org_slot(db, org, "a", "k", max_bound=6, hold_s=30) for _ in "abcd"]
+    assert all(slot is not None and slot.bound == 4 for slot in slots)
+    batch_owners.give_back_org_slot(db, slots[0], grow=True, max_bound=6)  # type: ignore[arg-type]
+    assert batch_owners.org_bound(db, org) == 6  # doubled again, up to the setting
+    batch_owners.give_back_org_slot(db, slots[1], grow=False, max_bound=6)  # type: ignore[arg-type]
+    assert batch_owners.org_bound(db, org) == 6
+    assert batch_owners.shrink_org_bound(db, org) == 3  # REQUEST_LIMIT_EXCEEDED still halves
+    batch_owners.give_back_org_slot(db, slots[2], grow=True, max_bound=6)  # type: ignore[arg-type]
+    assert batch_owners.org_bound(db, org) == 3  # and stays down a while
+
+
 def test_an_org_slot_of_a_dead_process_frees_itself(linked: Container) -> None:
     db = linked.db
     first = batch_owners.take_org_slot(db, "00D000000000001", "a", "k", max_bound=2, hold_s=0.3)

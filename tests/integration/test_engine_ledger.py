@@ -300,8 +300,9 @@ def test_a_filling_batch_goes_once_nothing_joins_it(
 def test_a_batch_of_this_process_in_flight_is_no_reason_to_stop_waiting(
     linked: Container, setup: dict[str, Any]
 ) -> None:
-    # While this process sends a batch, arrivals pause because of it: keep filling.
-    linked.settings.batch_linger_s, linked.settings.batch_quiet_s = 0.6, 0.05
+    # While this process sends a batch, arrivals pause because of it: keep filling (past
+    # `batch_quiet_s` without an arrival; three times that is the end of the traffic).
+    linked.settings.batch_linger_s, linked.settings.batch_quiet_s = 0.6, 0.15
     key = ready_key(linked, setup, 3)
     linked.engine_state.pacing.last_batch_at[key] = time.monotonic()
     linked.engine_state.pacing.in_flight[key] = 1  # a sender thread of this process is busy

@@ -46,6 +46,10 @@ _NEARLY_FULL_LINGER = 1.5  # ... may wait this many times `batch_linger_s` to fi
 # waits to fill while records keep arriving, until its oldest record has waited this many
 # lingers (2 s by default: a batch fills in that time from 100 records a second up).
 _STEADY_LINGERS = 4
+# ... and stops early when nothing joined for this many times `batch_quiet_s`: a stall of the
+# intake (the batch being recorded holds the CPU and the write lock; a busy machine) is not
+# the end of the traffic, and a partial batch sent for it costs a call.
+_STEADY_QUIETS = 3
 _SLOW_CALL_S = 0.5  # a call this slow is worth another beside it (the org's bound may grow)
 _SLOT_PATIENCE_S = 10.0  # how long a driver waits for one of its org's slots ...
 _NO_SLOT_RETRY_S = 0.5  # ... before it leaves the key to a message this much later
@@ -244,8 +248,8 @@ def _send(
     worker: str,
 ) -> None:
     """A sender thread: one Collections call for a claimed batch, its outcomes recorded, the
-    org's slot given back (one more for the org when the call was slow, succeeded, and took the
-    last free place)."""
+    org's slot given back (the org's bound doubles when the call was slow, succeeded, and
+    more was ready than the bound let go: `batch_owners.give_back_org_slot`)."""
     pacing = container.engine_state.pacing
     started_at = utcnow()
     started = time.monotonic()
@@ -257,8 +261,8 @@ def _send(
         )
         slow = time.monotonic() - started >= _SLOW_CALL_S
         # More was ready than the bound let go: this call took the last free slot, or a
-        # driver of this process is waiting for one now (then every slow call back grows the
-        # bound by one: it doubles per round trip while the org keeps up).
+        # driver of this process is waiting for one now (then the bound doubles, once per
+        # round trip, while the org keeps up).
         wanted = slot is not None and (
             slot.saturated or bool(pacing.waiting_for_slot.get(slot.org_id))
         )
@@ -360,9 +364,9 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
       saved, and the batches in flight carry the records that came before.
 
     The wait ends early once the traffic has stopped: no record has joined for
-    `batch_quiet_s` (at the end of a burst, waiting longer would only add latency), or for a
-    whole linger while this process sends a batch of the key (that batch holds the CPU and the
-    database's write lock, so arrivals pause for a moment because of us).
+    `batch_quiet_s` (at the end of a burst, waiting longer would only add latency), or for
+    `_STEADY_QUIETS` times that under steady traffic (a batch being sent and recorded holds
+    the CPU and the database's write lock, so arrivals pause for a moment because of us).
 
     With nothing ready while a batch of the key is in flight, the driver stays for the next
     records instead of leaving: it would hand the key over, and a new driver (perhaps in
@@ -400,7 +404,6 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
                 yield None
                 return
             renewed = time.monotonic()
-        sending = bool(pacing.in_flight.get(batch_key))
         linger = settings.batch_linger_s
         if steady:
             linger *= _STEADY_LINGERS
@@ -414,9 +417,7 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
         if oldest is None or newest is None:
             break
         quiet_for = (utcnow() - newest).total_seconds()
-        quiet_s = settings.batch_quiet_s
-        if sending and quiet_s > 0:
-            quiet_s = max(quiet_s, settings.batch_linger_s)
+        quiet_s = settings.batch_quiet_s * (_STEADY_QUIETS if steady else 1)
         if 0 < quiet_s <= quiet_for:
             break
     yield time.monotonic() - started
