@@ -1,8 +1,8 @@
 """End-to-end benchmark of response → Salesforce, against a naive one-call-per-response script.
 
-Starts the Salesforce emulator and `cxloop serve` (SQLite, embedded worker) as separate
-processes, links a connection over OAuth, creates a survey whose workflow upserts one
-Survey_Response__c per response, then:
+Starts the Salesforce emulator and `cxloop serve` (SQLite, embedded worker; or PostgreSQL with
+`--database-url`) as separate processes, links a connection over OAuth, creates a survey whose
+workflow upserts one Survey_Response__c per response, then:
 
 1. full load: N responses POSTed over HTTP by concurrent clients; measures records/s until the
    last record is in Salesforce, and API calls per 1,000 responses (the emulator's counter);
@@ -20,6 +20,11 @@ The realistic world's keys are the fast world's with the prefix `realistic_`
 
 It prints one JSON object. Run: `make bench` or
 `.venv/bin/python bench/workflow_bench.py --responses 5000 --clients 16`.
+
+`--database-url postgresql://postgres@127.0.0.1:5432/bench_workflow` runs the same on
+PostgreSQL: the database the URL names is a scratch database, dropped if it is there, created,
+and dropped at the end (`database` in the output says which one ran; the queue stays the
+embedded SQLite one, as `cxloop serve` has it by default).
 
 No figure comes out of work that failed: a refused response, a task run that failed, a response
 whose record is missing (`lost`), a record written more than once (`duplicates`), a naive upsert
@@ -39,7 +44,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +62,13 @@ from _support import (
     free_port,
     log_in,
     process,
+    scratch_database,
     upsert_workflow,
     wait_until,
 )
 from http_load import post_json_requests, run_load
 from outcome import BenchFailed, failures, finish, refuse
+from sqlalchemy import make_url
 
 CONTENT = {
     "format_version": 1,
@@ -311,8 +320,17 @@ def main() -> None:
                         help="An emulator fault (JSON, as POST /__emulator__/faults) injected "
                         "before the full load of the first world measured; "
                         "repeatable.")  # fmt: skip
+    parser.add_argument("--database-url", default=None,
+                        help="Run on PostgreSQL: the URL of a scratch database, which the "
+                        "bench drops if it is there, creates, and drops at the end "
+                        "(default: SQLite in the temporary directory).")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     options = parser.parse_args()
+    if options.database_url is not None:
+        try:
+            options.database_url = postgres_url(options.database_url)
+        except ValueError as exc:
+            parser.error(str(exc))
     if options.smoke:
         for name, value in SMOKE.items():
             setattr(options, name, value)
@@ -320,9 +338,10 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="cxloop-bench-"))
     try:
-        result = run(options, workdir)
+        with database_for(options, workdir) as database_url:
+            result = run(options, workdir, database_url)
     except BenchFailed as exc:
-        refuse([str(exc)], {"responses": options.responses})
+        refuse([str(exc)], {"responses": options.responses, "database": database_name(options)})
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -330,7 +349,38 @@ def main() -> None:
     finish(result, counters, keep=("responses", "clients", "server_processes", "database"))
 
 
-def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def postgres_url(url: str) -> str:
+    """`url` with psycopg 3 as its driver; ValueError unless it names a PostgreSQL database
+    (the scratch database the bench makes)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        raise ValueError(f"--database-url must name a PostgreSQL database, not {url!r}")
+    if parsed.database in ("postgres", "template0", "template1"):
+        raise ValueError(f"--database-url names {parsed.database!r}: the bench drops it; name a "
+                         "scratch database")  # fmt: skip
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def database_name(options: argparse.Namespace) -> str:
+    """The `database` the output names: sqlite or postgresql."""
+    return "postgresql" if options.database_url else "sqlite"
+
+
+@contextmanager
+def database_for(options: argparse.Namespace, workdir: Path) -> Iterator[str]:
+    """The database cxloop runs on for the block: SQLite in `workdir`, or the scratch
+    PostgreSQL database of `--database-url`, made fresh and dropped afterwards."""
+    if not options.database_url:
+        yield f"sqlite:///{workdir / 'data' / 'cxloop.db'}"
+        return
+    url = make_url(options.database_url)
+    admin = url.set(database="postgres").render_as_string(hide_password=False)
+    assert url.database is not None
+    with scratch_database(admin, url.database) as database_url:
+        yield database_url
+
+
+def run(options: argparse.Namespace, workdir: Path, database_url: str) -> dict[str, Any]:
     """Measure the fast world, then the realistic one (or only one of them, `--world`): the
     same three parts against the emulator as it is (about 2 ms a call), then with every org's
     latency model set to a real org's. The realistic world's keys carry the prefix
@@ -345,7 +395,7 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             options.realistic_responses or options.responses,
             options.realistic_naive_responses or options.naive_responses,
         )
-    measured = run_worlds(options, list(worlds.values()), workdir)
+    measured = run_worlds(options, list(worlds.values()), workdir, database_url)
     result: dict[str, Any] = {}
     for (prefix, world), figures in zip(worlds.items(), measured, strict=True):
         if not prefix:
@@ -367,7 +417,7 @@ def set_latency(control: httpx.Client, world: World) -> None:
 
 
 def run_worlds(
-    options: argparse.Namespace, worlds: list[World], workdir: Path
+    options: argparse.Namespace, worlds: list[World], workdir: Path, database_url: str
 ) -> list[dict[str, Any]]:
     """Start the processes once; for each world in turn, set the emulator's latency model and
     run the full and the half load; stop the server and count; then the naive part of each
@@ -377,6 +427,7 @@ def run_worlds(
     sf, base = f"http://127.0.0.1:{sf_port}", f"http://127.0.0.1:{cx_port}"
     env = os.environ | {
         "CXLOOP_DATA_DIR": str(workdir / "data"),
+        "CXLOOP_DATABASE_URL": database_url,
         "CXLOOP_BASE_URL": base,
         "CXLOOP_SALESFORCE_EXTRA_HOSTS": json.dumps([f"127.0.0.1:{sf_port}"]),
         "CXLOOP_LOG_LEVEL": "WARNING",
@@ -385,7 +436,7 @@ def run_worlds(
     }
     emulator_args = [PYTHON, "-m", "cxloop", "emulator", "serve", "--port", str(sf_port),
                      "--auto-login", "admin@example.com"]  # fmt: skip
-    ledger = TaskRunLedger(workdir / "data" / "cxloop.db")
+    ledger = TaskRunLedger(database_url)
     results: list[dict[str, Any]] = []
     loads: list[tuple[list[str], list[str]]] = []  # per world: full-load ids, half-load ids
     with process(emulator_args, env, workdir / "emulator.log"):
@@ -454,7 +505,7 @@ def run_worlds(
                     "responses": len(ids),
                     "clients": options.clients,
                     "server_processes": options.processes,
-                    "database": "sqlite",
+                    "database": database_name(options),
                     "submit_seconds": round(submit_s, 2),
                     "responses_per_s": round(len(ids) / submit_s, 1),
                     "records_per_s": round(records_per_s, 1),

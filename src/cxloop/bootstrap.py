@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from huey import Huey
 
 from cxloop.db import migrate
+from cxloop.db.describe_store import DatabaseDescribeStore
 from cxloop.db.engine import create_database_engine
 from cxloop.db.types import attach_secret_box
 from cxloop.db.uow import Database
@@ -87,7 +88,9 @@ def build_container(
         huey=create_huey(settings.effective_queue_url),
         secret_box=secret_box,
         describe_cache=DescribeCache(
-            settings.salesforce_describe_ttl_s, max_entries=DESCRIBE_CACHE_ENTRIES
+            settings.salesforce_describe_ttl_s,
+            max_entries=DESCRIBE_CACHE_ENTRIES,
+            store=DatabaseDescribeStore(db),  # what one process asked, every process reads
         ),
     )
     container.jobs = periodic_jobs(container)

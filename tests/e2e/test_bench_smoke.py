@@ -8,6 +8,7 @@ the JSON keys, and that every failure counter is 0.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -111,6 +112,49 @@ def test_a_dropped_upsert_shows_as_duplicates_and_the_workflow_bench_prints_no_f
     figures = keys - {"responses", "clients", "server_processes", "database"}
     assert not figures & set(result), sorted(figures & set(result))
     assert "no figures" in stderr
+
+
+@pytest.mark.slow
+def test_the_workflow_bench_runs_on_a_scratch_postgresql_database_and_drops_it() -> None:
+    from sqlalchemy import create_engine, make_url, text
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    name = f"bench_smoke_workflow_{os.getpid()}"
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    status, result, stderr = run_bench(
+        "workflow_bench.py", "--smoke", "--world", "realistic", "--database-url", url
+    )
+    assert status == 0, (result, stderr[-2000:])
+    assert result["database"] == "postgresql"
+    assert result["realistic_lost"] == result["realistic_duplicates"] == 0
+    assert result["realistic_records_per_s"] > 0
+    admin = create_engine(POSTGRES_ADMIN_URL)
+    try:
+        with admin.connect() as connection:
+            left = connection.execute(
+                text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    assert left == 0  # dropped at the end
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/cxloop-bench.db",  # not PostgreSQL
+        "postgresql://postgres@127.0.0.1:5432",  # no database to make
+        "postgresql://postgres@127.0.0.1:5432/postgres",  # the bench would drop it
+    ],
+)
+def test_the_workflow_bench_refuses_a_database_url_it_must_not_drop(url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "workflow_bench.py"), "--database-url", url],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout
+    assert "--database-url" in done.stderr
+    assert done.stdout == ""
 
 
 @pytest.mark.slow

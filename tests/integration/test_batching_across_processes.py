@@ -182,7 +182,7 @@ def test_two_worker_processes_on_one_key_do_not_split_its_batches(
     for container in (linked, second):
         container.settings.batch_linger_s, container.settings.batch_quiet_s = 2.0, 0.0
     add_workflow(linked, setup, upsert_workflow("Acme"))
-    # Both processes learn the object's describe first, so the count below is Collections calls.
+    # The object's describe is learnt first (and shared), so the count below is Collections calls.
     submit(linked, setup, 1)
     drain(linked)
     submit(linked, setup, 2)
@@ -340,6 +340,28 @@ def test_too_many_long_requests_at_once_shrink_the_bound_too(
     assert_exactly_once(linked, emulator, 1001)
 
 
+def test_the_bound_doubles_once_per_round_trip_of_slow_calls(linked: Container) -> None:
+    # Growing by one per call back took a burst 4-5 s to reach 8 batches in flight at a real
+    # org's latency: the records piled up behind a bound of 2 meanwhile.
+    db, org = linked.db, "00D000000000001"
+    first = batch_owners.take_org_slot(db, org, "a", "k", max_bound=6, hold_s=30)
+    second = batch_owners.take_org_slot(db, org, "a", "k", max_bound=6, hold_s=30)
+    assert first is not None and second is not None and second.saturated
+    batch_owners.give_back_org_slot(db, first, grow=True, max_bound=6)
+    assert batch_owners.org_bound(db, org) == 4  # doubled at the first call back
+    batch_owners.give_back_org_slot(db, second, grow=True, max_bound=6)
+    assert batch_owners.org_bound(db, org) == 4  # the same round trip: no more
+    slots = [batch_owners.take_org_slot(db, org, "a", "k", max_bound=6, hold_s=30) for _ in "abcd"]
+    assert all(slot is not None and slot.bound == 4 for slot in slots)
+    batch_owners.give_back_org_slot(db, slots[0], grow=True, max_bound=6)  # type: ignore[arg-type]
+    assert batch_owners.org_bound(db, org) == 6  # doubled again, up to the setting
+    batch_owners.give_back_org_slot(db, slots[1], grow=False, max_bound=6)  # type: ignore[arg-type]
+    assert batch_owners.org_bound(db, org) == 6
+    assert batch_owners.shrink_org_bound(db, org) == 3  # REQUEST_LIMIT_EXCEEDED still halves
+    batch_owners.give_back_org_slot(db, slots[2], grow=True, max_bound=6)  # type: ignore[arg-type]
+    assert batch_owners.org_bound(db, org) == 3  # and stays down a while
+
+
 def test_an_org_slot_of_a_dead_process_frees_itself(linked: Container) -> None:
     db = linked.db
     first = batch_owners.take_org_slot(db, "00D000000000001", "a", "k", max_bound=2, hold_s=0.3)
@@ -355,3 +377,69 @@ def test_an_org_slot_of_a_dead_process_frees_itself(linked: Container) -> None:
     assert batch_owners.org_bound(db, "00D000000000001") == 2
     assert batch_owners.shrink_org_bound(db, "00D000000000001") == 1
     assert batch_owners.shrink_org_bound(db, "00D000000000001") == 1  # never below 1
+
+
+# --- describes shared by every process
+
+
+def test_a_describe_one_process_asked_for_is_not_asked_again_by_another(
+    linked: Container, second: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    # Bug: each process asked Salesforce for the object's describe before its first batch: a
+    # web process at save, then every worker process (one call in 17 of the cluster bench).
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    submit(linked, setup, 1)
+    before = api_calls(emulator)
+    drain(linked)  # the describe, then one Collections call
+    assert api_calls(emulator) - before == 2
+    submit(linked, setup, 2)
+    before = api_calls(emulator)
+    drain(second)  # another process: the Collections call only
+    assert api_calls(emulator) - before == 1
+    assert_exactly_once(linked, emulator, 2)
+
+
+def test_a_forgotten_describe_is_asked_again_and_an_old_one_is_not_used(
+    linked: Container, second: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    submit(linked, setup, 1)
+    drain(linked)
+    connection_id = claims.batch_target(linked.db, setup["actor"].id, "Acme").connection_id
+    assert connection_id is not None
+    key = (connection_id, "survey_response__c")
+    assert second.describe_cache.get(key) is not None  # from the database
+    linked.describe_cache.invalidate(connection_id, "Survey_Response__c")  # the doctor's refresh
+    third = build_container(linked.settings)
+    try:
+        assert third.describe_cache.get(key) is None
+        linked.describe_cache.put(key, {"name": "Survey_Response__c", "fields": []})
+        assert third.describe_cache.get(key) == {"name": "Survey_Response__c", "fields": []}
+        fourth = build_container(
+            linked.settings.model_copy(update={"salesforce_describe_ttl_s": 1})
+        )
+        try:
+            time.sleep(1.1)  # older than the fourth process's time to live
+            assert fourth.describe_cache.get(key) is None
+        finally:
+            fourth.close()
+    finally:
+        third.close()
+
+
+def test_a_database_without_the_describes_is_a_miss_not_an_error(tmp_path: Any) -> None:
+    from cxloop.db.describe_store import DatabaseDescribeStore
+    from cxloop.db.engine import create_database_engine
+    from cxloop.db.uow import Database
+    from cxloop.salesforce.client import DescribeCache
+
+    db = Database(create_database_engine(f"sqlite:///{tmp_path / 'empty.db'}"))  # no tables
+    try:
+        cache = DescribeCache(60, store=DatabaseDescribeStore(db))
+        cache.put(("CN1", "account"), {"name": "Account"})  # kept in memory; the store failed
+        assert cache.get(("CN1", "account")) == {"name": "Account"}
+        assert DescribeCache(60, store=DatabaseDescribeStore(db)).get(("CN1", "account")) is None
+        cache.invalidate("CN1")
+        assert cache.get(("CN1", "account")) is None
+    finally:
+        db.dispose()

@@ -561,3 +561,51 @@ def test_updates_and_deletes_by_a_key_field_go_through_a_job(
         for task_run in task_runs:  # each result went to the task run of its record
             assert task_run.record_id == task_run.payload["Id"]
             assert by_id[task_run.record_id]["Comment__c"] == task_run.payload["Comment__c"]
+
+
+@pytest.mark.parametrize("kind", ["live", "backfill"])
+def test_the_bulk_check_counts_no_further_than_just_past_the_threshold(
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    # Bug: every round of every driver counted the key's ready rows up to a whole job's size
+    # (`bulk_max_records` + 1; ~80 ms at a million rows on PostgreSQL) to compare them with
+    # the threshold. A probe to the threshold + 1 decides; a backlog under it is exact there.
+    fast.settings.bulk_threshold = 40
+    fast.settings.bulk_max_records = 5000
+    fast.settings.bulk_gather_s = 0  # (a backlog that waits to grow counts as far as a job)
+    add_workflow(fast, setup, imported_workflow())
+    if kind == "live":
+        for number in range(30):
+            submit(fast, setup, number % 11)
+    else:  # between the gathering floor (10) and the threshold: no job, Collections calls
+        import_responses(fast, setup, [f"c{n}" for n in range(30)])
+    caps: list[int] = []
+    counted = claims.ready_summary
+
+    def spy(db: Any, batch_key: str, *, cap: int = claims.READY_COUNT_CAP) -> Any:
+        caps.append(cap)
+        return counted(db, batch_key, cap=cap)
+
+    monkeypatch.setattr(claims, "ready_summary", spy)
+    drain(fast)
+    assert jobs(fast) == []
+    assert len(records(emulator)) == 30
+    assert 41 in caps and 5001 not in caps  # the probe, and never a count to a job's size
+
+
+def test_a_backlog_past_the_probe_is_counted_as_far_as_a_job_takes(
+    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    # The probe stops at the threshold + 1; the job then takes every ready row (up to
+    # `bulk_max_records`), not just as many as the probe counted.
+    fast.settings.bulk_threshold = 40
+    fast.settings.bulk_gather_s = 0
+    add_workflow(fast, setup, imported_workflow())
+    import_responses(fast, setup, [f"c{n}" for n in range(120)])
+    drain(fast)
+    assert [job.record_count for job in jobs(fast)] == [120]
+    assert len(records(emulator)) == 120

@@ -1,11 +1,13 @@
-"""Tables that let several worker processes batch as one: who owns a batch key, and how many
-Collections calls each org may have in flight (shared by every process, on any machine)."""
+"""Tables that let several worker processes batch as one: who owns a batch key, how many
+Collections calls each org may have in flight, and the describes every process renders with
+(shared by every process, on any machine)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cxloop.db.base import Base, UTCDateTime, utcnow
@@ -48,3 +50,16 @@ class OrgBatchInFlight(Base):
     worker: Mapped[str] = mapped_column(String(80))
     batch_key: Mapped[str] = mapped_column(String(250))
     until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SalesforceDescribe(Base):
+    """An sObject's describe as a connection's org gave it, shared by every process: one
+    process asks Salesforce, the others (web processes checking a save, workers rendering
+    batches, on any machine) read it here until it is `salesforce_describe_ttl_s` old."""
+
+    __tablename__ = "salesforce_describes"
+
+    connection_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sobject: Mapped[str] = mapped_column(String(255), primary_key=True)  # lower case
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    describe: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -42,7 +42,14 @@ _BUSY_WINDOW_S = 2.0  # a key that sent a batch this recently counts as busy
 _POLL_S = 0.05
 _NEARLY_FULL = 2 / 3  # of a batch: ...
 _NEARLY_FULL_LINGER = 1.5  # ... may wait this many times `batch_linger_s` to fill
-_IN_FLIGHT_LINGERS = 2  # beside a batch in flight, a partial one waits this many lingers
+# Under steady traffic (a batch of the key in flight or sent moments ago) a partial batch
+# waits to fill while records keep arriving, until its oldest record has waited this many
+# lingers (2 s by default: a batch fills in that time from 100 records a second up).
+_STEADY_LINGERS = 4
+# ... and stops early when nothing joined for this many times `batch_quiet_s`: a stall of the
+# intake (the batch being recorded holds the CPU and the write lock; a busy machine) is not
+# the end of the traffic, and a partial batch sent for it costs a call.
+_STEADY_QUIETS = 3
 _SLOW_CALL_S = 0.5  # a call this slow is worth another beside it (the org's bound may grow)
 _SLOT_PATIENCE_S = 10.0  # how long a driver waits for one of its org's slots ...
 _NO_SLOT_RETRY_S = 0.5  # ... before it leaves the key to a message this much later
@@ -241,8 +248,8 @@ def _send(
     worker: str,
 ) -> None:
     """A sender thread: one Collections call for a claimed batch, its outcomes recorded, the
-    org's slot given back (one more for the org when the call was slow, succeeded, and took the
-    last free place)."""
+    org's slot given back (the org's bound doubles when the call was slow, succeeded, and
+    more was ready than the bound let go: `batch_owners.give_back_org_slot`)."""
     pacing = container.engine_state.pacing
     started_at = utcnow()
     started = time.monotonic()
@@ -254,8 +261,8 @@ def _send(
         )
         slow = time.monotonic() - started >= _SLOW_CALL_S
         # More was ready than the bound let go: this call took the last free slot, or a
-        # driver of this process is waiting for one now (then every slow call back grows the
-        # bound by one: it doubles per round trip while the org keeps up).
+        # driver of this process is waiting for one now (then the bound doubles, once per
+        # round trip, while the org keeps up).
         wanted = slot is not None and (
             slot.saturated or bool(pacing.waiting_for_slot.get(slot.org_id))
         )
@@ -345,28 +352,42 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
     process that owns it (`_process_salesforce`), so no other thread can split its batch.
 
     A record goes at once when traffic is light (nothing else ready, no batch of this key in
-    the last moments). Under load the driver waits, up to `batch_linger_s`, until a full batch
-    is ready, so that records share Collections calls instead of spending one call each.
+    the last moments). Otherwise the driver waits until a full batch of 200 is ready, so that
+    records share Collections calls instead of spending one call each:
 
-    A batch that is nearly full (two thirds) may wait half as long again to fill: under steady
-    load a few more moments save a whole call, while a batch that is far from full at the
-    linger's end goes then, so latency at moderate load stays as it was.
+    - after a quiet spell (no batch of the key in flight or sent in the last moments), up to
+      `batch_linger_s`; a batch that is nearly full (two thirds) may wait half as long again,
+      since a few more moments save a whole call;
+    - under steady traffic (a batch of the key in flight or just sent), while records keep
+      arriving, until the oldest has waited `_STEADY_LINGERS` lingers: each partial batch sent
+      while the traffic goes on is a call of the org's allocation that waiting would have
+      saved, and the batches in flight carry the records that came before.
 
-    While a batch of the key is being sent, the next one goes beside it only when it is full
-    (or after `_IN_FLIGHT_LINGERS` lingers): a partial batch would cost a call that the batch in
-    flight, once back, saves by letting it fill.
+    The wait ends early once the traffic has stopped: no record has joined for
+    `batch_quiet_s` (at the end of a burst, waiting longer would only add latency), or for
+    `_STEADY_QUIETS` times that under steady traffic (a batch being sent and recorded holds
+    the CPU and the database's write lock, so arrivals pause for a moment because of us).
 
-    The wait ends early once no record has joined for `batch_quiet_s` (the newest ready row is
-    that old): the traffic stopped, at the end of a burst, and waiting longer would only add
-    latency. Not while this process is sending a batch of the same key: that batch holds the
-    CPU and the database's write lock, so arrivals pause because of us, not because the
-    traffic stopped.
+    With nothing ready while a batch of the key is in flight, the driver stays for the next
+    records instead of leaving: it would hand the key over, and a new driver (perhaps in
+    another process) knows nothing of the traffic and sends what piled up meanwhile as a
+    partial batch.
     """
     settings = container.settings
     db = container.db
     size = settings.batch_size
     pacing = container.engine_state.pacing
+    owner, lease_s = container.engine_state.worker_id, settings.batch_key_lease_s
+    started = renewed = time.monotonic()
     count, oldest, newest = claims.ready_summary(db, batch_key)
+    while count == 0 and pacing.in_flight.get(batch_key):
+        if time.monotonic() - renewed >= lease_s / 3:
+            if not batch_owners.own_batch_key(db, batch_key, owner, lease_s):
+                yield None
+                return
+            renewed = time.monotonic()
+        time.sleep(_POLL_S)
+        count, oldest, newest = claims.ready_summary(db, batch_key)
     if count == 0:
         yield None
         return
@@ -374,8 +395,7 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
     if oldest is None or settings.batch_linger_s <= 0 or (count == 1 and not recently_busy):
         yield 0.0
         return
-    started = renewed = time.monotonic()
-    owner, lease_s = container.engine_state.worker_id, settings.batch_key_lease_s
+    steady = recently_busy or bool(pacing.in_flight.get(batch_key))
     while count < size:
         if time.monotonic() - renewed >= lease_s / 3:
             # A long wait keeps the key (or finds it taken after a stall: the owner now
@@ -384,23 +404,21 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
                 yield None
                 return
             renewed = time.monotonic()
-        sending = bool(pacing.in_flight.get(batch_key))
         linger = settings.batch_linger_s
-        if sending:
-            if time.monotonic() - started >= linger * _IN_FLIGHT_LINGERS:
-                break
-        else:
-            waited = (utcnow() - oldest).total_seconds()
-            if count >= size * _NEARLY_FULL:
-                linger *= _NEARLY_FULL_LINGER
-            if waited >= linger:
-                break
-        time.sleep(_POLL_S if sending else min(_POLL_S, linger - waited))
+        if steady:
+            linger *= _STEADY_LINGERS
+        elif count >= size * _NEARLY_FULL:
+            linger *= _NEARLY_FULL_LINGER
+        waited = (utcnow() - oldest).total_seconds()
+        if waited >= linger:
+            break
+        time.sleep(min(_POLL_S, linger - waited))
         count, oldest, newest = claims.ready_summary(db, batch_key)
         if oldest is None or newest is None:
             break
         quiet_for = (utcnow() - newest).total_seconds()
-        if 0 < settings.batch_quiet_s <= quiet_for and not pacing.in_flight.get(batch_key):
+        quiet_s = settings.batch_quiet_s * (_STEADY_QUIETS if steady else 1)
+        if 0 < quiet_s <= quiet_for:
             break
     yield time.monotonic() - started
 

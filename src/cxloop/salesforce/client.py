@@ -75,40 +75,72 @@ class RecordResult:
         return self.errors[0] if self.errors else None
 
 
+class DescribeStore(Protocol):
+    """Where a process's describe cache looks after its own memory: describes other processes
+    asked for (`db.describe_store`). Never raises: a store it cannot use is a miss."""
+
+    def load(
+        self, key: tuple[str, str], max_age_s: float
+    ) -> tuple[float, dict[str, Any]] | None: ...
+
+    def save(self, key: tuple[str, str], describe: dict[str, Any]) -> None: ...
+
+    def forget(self, connection_key: str, sobject: str | None = None) -> None: ...
+
+
 class DescribeCache:
     """Describe results per (connection, sObject), kept for a TTL; shared by a process's clients
-    (the engine, the doctor, the checks on save).
+    (the engine, the doctor, the checks on save), and through `store` (when given) by every
+    process of the database: what one process asked Salesforce, the others read there.
 
     Bounded: past `max_entries` the oldest entry goes, so many connections times many objects
     cannot grow a long-running process without limit.
     """
 
-    def __init__(self, ttl_s: float, max_entries: int = 1000) -> None:
+    def __init__(
+        self, ttl_s: float, max_entries: int = 1000, *, store: DescribeStore | None = None
+    ) -> None:
         self._ttl_s = ttl_s
         self._max_entries = max(1, max_entries)
         self._entries: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._store = store
 
     def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
         with self._lock:
             entry = self._entries.get(key)
-        if entry is None or time.monotonic() - entry[0] > self._ttl_s:
+        if entry is not None and time.monotonic() - entry[0] <= self._ttl_s:
+            return entry[1]
+        if self._store is None or self._ttl_s <= 0:
             return None
-        return entry[1]
+        kept = self._store.load(key, self._ttl_s)
+        if kept is None:
+            return None
+        age, value = kept
+        self._remember(key, value, time.monotonic() - age)  # it expires when the kept one does
+        return value
 
     def put(self, key: tuple[str, str], value: dict[str, Any]) -> None:
+        self._remember(key, value, time.monotonic())
+        if self._store is not None and self._ttl_s > 0:
+            self._store.save(key, value)
+
+    def _remember(self, key: tuple[str, str], value: dict[str, Any], at: float) -> None:
         with self._lock:
             self._entries.pop(key, None)  # re-inserted last: the newest
-            self._entries[key] = (time.monotonic(), value)
+            self._entries[key] = (at, value)
             while len(self._entries) > self._max_entries:
                 del self._entries[next(iter(self._entries))]
 
     def invalidate(self, connection_key: str, sobject: str | None = None) -> None:
-        """Forget one sObject's describe, or all of a connection's."""
+        """Forget one sObject's describe, or all of a connection's (here and in the store;
+        other processes forget theirs when their copy expires)."""
         with self._lock:
             for key in [k for k in self._entries if k[0] == connection_key]:
                 if sobject is None or key[1].lower() == sobject.lower():
                     del self._entries[key]
+        if self._store is not None:
+            self._store.forget(connection_key, sobject)
 
 
 class SalesforceClient:
