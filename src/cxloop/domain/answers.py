@@ -46,6 +46,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from cxloop.domain.conditions import evaluate, is_empty
+from cxloop.domain.document_paths import short_value
 from cxloop.domain.survey_content import (
     DescriptiveQuestion,
     MatrixQuestion,
@@ -829,16 +830,7 @@ def _mapping(answers: Any) -> Mapping[str, Any]:
 
 
 def _quote(value: Any, limit: int = 40) -> str:
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = repr(value)
-        except Exception:  # e.g. an int too long to print; the message must still be made
-            text = f"a {type(value).__name__}"
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"'{text}'"
+    return f"'{short_value(value, limit)}'"
 
 
 def _short_number(value: int) -> str:
