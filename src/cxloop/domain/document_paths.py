@@ -135,3 +135,15 @@ def short_value(value: Any, limit: int = 40) -> str:
         return shorten(repr(value), limit)
     except Exception:  # e.g. an int too long to print; the message must still be made
         return f"a {type(value).__name__}"
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether a NUL character stands anywhere in `value`: a text, or the keys and values of
+    the mappings and lists it is made of (PostgreSQL stores no NUL in text or JSON)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_nul(v) for v in value)
+    return False

@@ -8,6 +8,8 @@ from typing import Any, Generic, TypeVar
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from cxloop.domain.document_paths import contains_nul
+
 T = TypeVar("T")
 # The largest integer a row id can be (SQLite's INTEGER, PostgreSQL's BIGINT): a larger one in
 # a query would make the driver fail rather than find nothing.
@@ -27,19 +29,9 @@ class RequestBody(BaseModel):
     @field_validator("*")
     @classmethod
     def _no_nul_characters(cls, value: Any) -> Any:
-        if _contains_nul(value):
+        if contains_nul(value):
             raise ValueError("text must not contain NUL characters")
         return value
-
-
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_contains_nul(v) for v in value)
-    return False
 
 
 class OwnMediaType(Response):
