@@ -163,52 +163,43 @@ class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class Choice(_Model):
-    """One option of a single or multiple choice question."""
+class _Labelled(_Model):
+    """An entry of a question with an id and a text that may carry markup."""
 
     id: ChoiceId
     text: str = Field(max_length=MAX_CHOICE_TEXT)
+
+    def plain_text(self) -> str:
+        """The text without markup."""
+        return plain_text(self.text)
+
+
+class _Recoded(_Labelled):
+    """An entry that an answer picks, with an optional recode."""
+
     recode: Recode | None = None
+
+    @property
+    def effective_recode(self) -> int | float | None:
+        """The recode; without one, the id when it is a number (the reference's rule)."""
+        return self.recode if self.recode is not None else _id_as_number(self.id)
+
+
+class Choice(_Recoded):
+    """One option of a single or multiple choice question."""
+
     allow_text_entry: bool = False
     exclusive: bool = False
 
-    @property
-    def effective_recode(self) -> int | float | None:
-        """The recode; without one, the choice id when it is a number (the reference's rule)."""
-        return self.recode if self.recode is not None else _id_as_number(self.id)
 
-    def plain_text(self) -> str:
-        """The choice text without markup."""
-        return plain_text(self.text)
-
-
-class MatrixRow(_Model):
+class MatrixRow(_Labelled):
     """A statement in a matrix; rows are answered on the matrix's scale."""
 
-    id: ChoiceId
-    text: str = Field(max_length=MAX_CHOICE_TEXT)
     allow_text_entry: bool = False
 
-    def plain_text(self) -> str:
-        """The row text without markup."""
-        return plain_text(self.text)
 
-
-class ScalePoint(_Model):
+class ScalePoint(_Recoded):
     """A column of a matrix scale ("Agree"), with its recode."""
-
-    id: ChoiceId
-    text: str = Field(max_length=MAX_CHOICE_TEXT)
-    recode: Recode | None = None
-
-    @property
-    def effective_recode(self) -> int | float | None:
-        """The recode; without one, the scale point id when it is a number."""
-        return self.recode if self.recode is not None else _id_as_number(self.id)
-
-    def plain_text(self) -> str:
-        """The scale point text without markup."""
-        return plain_text(self.text)
 
 
 class _QuestionBase(_Model):
