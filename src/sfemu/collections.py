@@ -178,10 +178,7 @@ def _update(ctx: RestContext, payload: Any) -> RestResult:
             record_id = ctx.dml.update(sobject, str(given_id), values)
             results.append({"id": record_id, "success": True, "errors": []})
         except RecordFailure as failure:
-            shown = ids.try_normalize(given_id) or given_id
-            results.append(
-                {"id": shown, "success": False, "errors": [failure.error.as_collection()]}
-            )
+            results.append(_failed(given_id, failure))
     return _finish(ctx, results, all_or_none, savepoint)
 
 
@@ -199,11 +196,15 @@ def _delete(ctx: RestContext, params: dict[str, list[str]]) -> RestResult:
             deleted = ctx.dml.delete(record_id)
             results.append({"id": deleted, "success": True, "errors": []})
         except RecordFailure as failure:
-            shown = ids.try_normalize(record_id) or record_id
-            results.append(
-                {"id": shown, "success": False, "errors": [failure.error.as_collection()]}
-            )
+            results.append(_failed(record_id, failure))
     return _finish(ctx, results, all_or_none, savepoint)
+
+
+def _failed(given_id: Any, failure: RecordFailure) -> dict[str, Any]:
+    """A record's failed result, under the id it was given by (normalised to 18 characters
+    when it is an id at all)."""
+    shown = ids.try_normalize(given_id) or given_id
+    return {"id": shown, "success": False, "errors": [failure.error.as_collection()]}
 
 
 def _upsert(ctx: RestContext, sobject: SObjectDef, field_name: str, payload: Any) -> RestResult:

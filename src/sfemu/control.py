@@ -16,7 +16,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from .dml import Dml, RecordFailure, render_record
+from .dml import Dml, RecordFailure, render_record, update_as_administrator
 from .emulator import policy_from_dict
 from .errors import SalesforceError
 from .faults import FaultSpecError
@@ -236,21 +236,12 @@ async def update_record(request: Request, org_key: str, record_id: str) -> Respo
     body = await _json(request)
     with emulator.lock:
         sobject, _record = _find(emulator, org, record_id)
-        txn = emulator.transaction()
-        dml = Dml(emulator, emulator.system_caller(org), txn)
         try:
-            dml.update(sobject, record_id, dml.read_body(sobject, body))
+            caller = update_as_administrator(emulator, org, sobject, record_id, body)
         except RecordFailure as failure:
-            txn.rollback()
             raise ControlError(400, failure.error.code, failure.error.message) from None
-        except SalesforceError:
-            txn.rollback()
-            raise
-        txn.commit()
         _sobject, record = _find(emulator, org, record_id)
-        return json_response(
-            render_record(dml.caller.view(sobject), record, dml.caller.api_version)
-        )
+        return json_response(render_record(caller.view(sobject), record, caller.api_version))
 
 
 @router.delete("/records/{org_key}/{record_id}")

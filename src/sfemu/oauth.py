@@ -633,16 +633,23 @@ async def identity(request: Request) -> Response:
             "mobile_phone_verified": False,
             "is_lightning_login_user": False,
             "status": {"created_date": None, "body": None},
-            "urls": _instance_urls(base, org, user),
-            "active": user.active,
-            "user_type": "STANDARD",
-            "language": user.language,
-            "locale": user.locale,
-            "utcOffset": -28800000 if user.timezone == "America/Los_Angeles" else 0,
+            **_account_fields(base, org, user),
             "last_modified_date": "2024-01-01T00:00:00.000+0000",
             "is_app_installed": True,
         }
     return json_response(body)
+
+
+def _account_fields(base: str, org: Org, user: User) -> dict[str, Any]:
+    """What the identity service and OpenID userinfo both say of the user's account."""
+    return {
+        "urls": _instance_urls(base, org, user),
+        "active": user.active,
+        "user_type": "STANDARD",
+        "language": user.language,
+        "locale": user.locale,
+        "utcOffset": -28800000 if user.timezone == "America/Los_Angeles" else 0,
+    }
 
 
 @_route("/services/oauth2/userinfo", ["GET", "POST"])
@@ -673,12 +680,7 @@ async def userinfo(request: Request) -> Response:
             "picture": photo,
             "address": {"country": "US"},
             "is_salesforce_integration_user": False,
-            "urls": _instance_urls(base, org, user),
-            "active": user.active,
-            "user_type": "STANDARD",
-            "language": user.language,
-            "locale": user.locale,
-            "utcOffset": -28800000 if user.timezone == "America/Los_Angeles" else 0,
+            **_account_fields(base, org, user),
             "updated_at": "2024-01-01T00:00:00Z",
             "is_app_installed": True,
         }

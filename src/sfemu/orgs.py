@@ -14,6 +14,11 @@ PERMITTED_USERS = ("all", "admin_approved")
 ORG_KINDS = ("production", "sandbox")
 
 
+def _check_one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+
+
 @dataclass
 class RefreshPolicy:
     """How long a refresh token lives: until revoked, N seconds after issue, or N unused."""
@@ -22,11 +27,7 @@ class RefreshPolicy:
     seconds: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in REFRESH_POLICIES:
-            raise ValueError(
-                f"refresh token policy must be one of {', '.join(REFRESH_POLICIES)},"
-                f" not {self.kind!r}"
-            )
+        _check_one_of("refresh token policy", self.kind, REFRESH_POLICIES)
         if self.kind != "valid_until_revoked" and (self.seconds is None or self.seconds < 0):
             raise ValueError(f"refresh token policy {self.kind!r} needs 'seconds' >= 0")
 
@@ -54,11 +55,7 @@ class AppPolicy:
     client_credentials_user: str | None = None
 
     def __post_init__(self) -> None:
-        if self.permitted_users not in PERMITTED_USERS:
-            raise ValueError(
-                f"permitted_users must be one of {', '.join(PERMITTED_USERS)},"
-                f" not {self.permitted_users!r}"
-            )
+        _check_one_of("permitted_users", self.permitted_users, PERMITTED_USERS)
 
     def allows(self, profile_name: str) -> bool:
         """Whether a user of this profile may use the app."""

@@ -523,6 +523,19 @@ _TYPE_NAMES = {
 }
 
 
+# The literals a field of each of these types may be compared with (a date literal such as
+# LAST_N_DAYS:7 is a range).
+_LITERAL_KINDS = {
+    FieldType.BOOLEAN: ("boolean",),
+    FieldType.INT: ("number",),
+    FieldType.DOUBLE: ("number",),
+    FieldType.CURRENCY: ("number",),
+    FieldType.PERCENT: ("number",),
+    FieldType.DATE: ("date", "range"),
+    FieldType.DATETIME: ("datetime", "range"),
+}
+
+
 @dataclass
 class Resolved:
     """A field reference resolved against the schema."""
@@ -740,26 +753,9 @@ class Compiler:
             if literal.kind != "string":
                 raise wrong(True)
             return literal.value.lower()
-        if ftype == FieldType.BOOLEAN:
-            if literal.kind != "boolean":
-                raise wrong(False)
-            return literal.value
-        if ftype in (FieldType.INT, FieldType.DOUBLE, FieldType.CURRENCY, FieldType.PERCENT):
-            if literal.kind != "number":
-                raise wrong(False)
-            return literal.value
-        if ftype == FieldType.DATE:
-            if literal.kind == "range":
-                return literal.value
-            if literal.kind != "date":
-                raise wrong(False)
-            return literal.value
-        if ftype == FieldType.DATETIME:
-            if literal.kind == "range":
-                return literal.value
-            if literal.kind != "datetime":
-                raise wrong(False)
-            return literal.value
+        accepted = _LITERAL_KINDS.get(ftype)
+        if accepted is not None and literal.kind not in accepted:
+            raise wrong(False)
         return literal.value
 
     def compile_comparison(self, node: Comparison) -> Callable[[dict[str, Any]], bool]:

@@ -100,26 +100,25 @@ class Table:
             index.clear()
 
     def _index(self, record: dict[str, Any]) -> None:
-        if record.get("IsDeleted"):
-            return
-        for name, index in self.indexes.items():
-            value = record.get(name)
-            if value is not None:
-                fdef = self.sobject.fields[name]
-                index.setdefault(index_key(fdef, value), set()).add(record["Id"])
+        for key, index in self._index_entries(record):
+            index.setdefault(key, set()).add(record["Id"])
 
     def _unindex(self, record: dict[str, Any]) -> None:
+        for key, index in self._index_entries(record):
+            ids = index.get(key)
+            if ids is not None:
+                ids.discard(record["Id"])
+                if not ids:
+                    del index[key]
+
+    def _index_entries(self, record: dict[str, Any]) -> Iterator[tuple[Any, dict[Any, set[str]]]]:
+        """Each index that holds `record` (a deleted record is in none) with its key there."""
         if record.get("IsDeleted"):
             return
         for name, index in self.indexes.items():
             value = record.get(name)
             if value is not None:
-                key = index_key(self.sobject.fields[name], value)
-                ids = index.get(key)
-                if ids is not None:
-                    ids.discard(record["Id"])
-                    if not ids:
-                        del index[key]
+                yield index_key(self.sobject.fields[name], value), index
 
 
 class Database:

@@ -9,13 +9,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .dml import Dml, RecordFailure
+from .dml import RecordFailure, update_as_administrator
 from .errors import SalesforceError
 from .httputil import request_base_url
 from .schema import FieldType
 
 if TYPE_CHECKING:
     from .emulator import Emulator
+    from .orgs import Org
+    from .schema import SObjectDef
 
 router = APIRouter()
 
@@ -85,15 +87,9 @@ async def records_page(request: Request, org_key: str, sobject_name: str) -> Res
     """The newest records of one object."""
     emulator = _emulator(request)
     with emulator.lock:
-        org = emulator.org(org_key)
-        sobject = org.sobject(sobject_name) if org else None
+        org, sobject = _org_and_object(emulator, org_key, sobject_name)
         if org is None or sobject is None:
-            return render(
-                request,
-                "message.html",
-                {"title": "Not found", "text": "No such org or object."},
-                404,
-            )
+            return _not_found(request, "No such org or object.")
         records = list(emulator.table(org, sobject).live())[-200:][::-1]
         columns = [
             f
@@ -115,6 +111,18 @@ async def record_page(
     return _record_form(request, org_key, sobject_name, record_id, None, None)
 
 
+def _org_and_object(
+    emulator: Emulator, org_key: str, sobject_name: str
+) -> tuple[Org | None, SObjectDef | None]:
+    """The org and its object the page's address names (None where there is no such)."""
+    org = emulator.org(org_key)
+    return org, org.sobject(sobject_name) if org else None
+
+
+def _not_found(request: Request, text: str) -> Response:
+    return render(request, "message.html", {"title": "Not found", "text": text}, 404)
+
+
 def _record_form(
     request: Request,
     org_key: str,
@@ -129,9 +137,7 @@ def _record_form(
         sobject = org.sobject(sobject_name) if org else None
         found = emulator.find_record(org, record_id) if org else None
         if org is None or sobject is None or found is None:
-            return render(
-                request, "message.html", {"title": "Not found", "text": "No such record."}, 404
-            )
+            return _not_found(request, "No such record.")
         _sobject, record = found
         editable = [f for f in sobject.fields.values() if f.updateable and not f.system]
         readonly = [f for f in sobject.fields.values() if f not in editable]
@@ -160,15 +166,9 @@ async def record_save(
     emulator = _emulator(request)
     form = await request.form()
     with emulator.lock:
-        org = emulator.org(org_key)
-        sobject = org.sobject(sobject_name) if org else None
+        org, sobject = _org_and_object(emulator, org_key, sobject_name)
         if org is None or sobject is None:
-            return render(
-                request,
-                "message.html",
-                {"title": "Not found", "text": "No such org or object."},
-                404,
-            )
+            return _not_found(request, "No such org or object.")
         body: dict[str, Any] = {}
         for fdef in sobject.fields.values():
             if not fdef.updateable or fdef.system:
@@ -178,12 +178,9 @@ async def record_save(
                     body[fdef.name] = fdef.name in form
             elif fdef.name in form:
                 body[fdef.name] = str(form[fdef.name]).strip() or None
-        txn = emulator.transaction()
-        dml = Dml(emulator, emulator.system_caller(org), txn)
         try:
-            dml.update(sobject, record_id, dml.read_body(sobject, body))
+            update_as_administrator(emulator, org, sobject, record_id, body)
         except RecordFailure as failure:
-            txn.rollback()
             return _record_form(
                 request,
                 org_key,
@@ -193,9 +190,7 @@ async def record_save(
                 None,
             )
         except SalesforceError as exc:
-            txn.rollback()
             return _record_form(
                 request, org_key, sobject_name, record_id, f"{exc.code}: {exc.message}", None
             )
-        txn.commit()
     return RedirectResponse(f"{UI}/{org_key}/{sobject.name}/{record_id}?saved=1", status_code=303)

@@ -49,6 +49,25 @@ def slow_org(emulator: EmulatorServer) -> Iterator[dict[str, Any]]:
     ).raise_for_status()  # fmt: skip
 
 
+@pytest.fixture
+def acme_workflow(linked: Container, setup: dict[str, Any]) -> None:
+    """The survey's workflow that upserts each response into the Acme org."""
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+
+
+def submit_many(container: Container, setup: dict[str, Any], count: int) -> None:
+    """`count` responses, their scores 0-10 in turn."""
+    for number in range(count):
+        submit(container, setup, number % 11)
+
+
+def learn_the_describe(container: Container, setup: dict[str, Any]) -> None:
+    """One response sent through, so that the object's describe is known: the calls counted
+    after it are Collections calls, and a latency model set after it does not slow it."""
+    submit(container, setup, 1)
+    drain(container)
+
+
 class PeakInFlight:
     """Polls the emulator for the org's requests running now; keeps the highest count."""
 
@@ -106,9 +125,12 @@ def the_key(container: Container) -> str:
 
 
 def test_a_key_owned_by_a_live_process_is_left_to_it(
-    linked: Container, second: Container, setup: dict[str, Any], emulator: EmulatorServer
+    linked: Container,
+    acme_workflow: None,
+    second: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
 ) -> None:
-    add_workflow(linked, setup, upsert_workflow("Acme"))
     for number in range(5):
         submit(linked, setup, number)
     key = the_key(linked)
@@ -128,9 +150,12 @@ def test_a_key_owned_by_a_live_process_is_left_to_it(
 
 
 def test_a_dead_owners_key_is_free_again_within_seconds(
-    linked: Container, second: Container, setup: dict[str, Any], emulator: EmulatorServer
+    linked: Container,
+    acme_workflow: None,
+    second: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
 ) -> None:
-    add_workflow(linked, setup, upsert_workflow("Acme"))
     for number in range(3):
         submit(linked, setup, number)
     key = the_key(linked)
@@ -167,6 +192,7 @@ def test_bad_leases_and_strangers_cannot_take_or_free_a_key(
 
 def test_two_worker_processes_on_one_key_do_not_split_its_batches(
     linked: Container,
+    acme_workflow: None,
     second: Container,
     setup: dict[str, Any],
     emulator: EmulatorServer,
@@ -181,10 +207,8 @@ def test_two_worker_processes_on_one_key_do_not_split_its_batches(
     responses = 600
     for container in (linked, second):
         container.settings.batch_linger_s, container.settings.batch_quiet_s = 2.0, 0.0
-    add_workflow(linked, setup, upsert_workflow("Acme"))
     # The object's describe is learnt first (and shared), so the count below is Collections calls.
-    submit(linked, setup, 1)
-    drain(linked)
+    learn_the_describe(linked, setup)
     submit(linked, setup, 2)
     drain(second)
     slow_org["set"](latency_ms=100, per_record_ms=1)
@@ -250,16 +274,17 @@ def the_key_of(container: Container) -> str:
 
 
 def test_full_batches_of_one_org_go_side_by_side_never_more_than_the_bound(
-    linked: Container, setup: dict[str, Any], emulator: EmulatorServer, slow_org: dict[str, Any]
+    linked: Container,
+    acme_workflow: None,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    slow_org: dict[str, Any],
 ) -> None:
     linked.settings.salesforce_max_concurrent_batches = 3
-    add_workflow(linked, setup, upsert_workflow("Acme"))
-    submit(linked, setup, 1)
-    drain(linked)  # the describe, before the latency
+    learn_the_describe(linked, setup)
     # 200 records take 0.2 + 200 x 0.004 = 1 s a call
     slow_org["set"](latency_ms=200, per_record_ms=4)
-    for number in range(1200):
-        submit(linked, setup, number % 11)
+    submit_many(linked, setup, 1200)
     started = time.monotonic()
     with PeakInFlight(emulator) as peak:
         drain(linked, timeout=60)
@@ -273,15 +298,16 @@ def test_full_batches_of_one_org_go_side_by_side_never_more_than_the_bound(
 
 
 def test_the_bound_never_exceeds_the_setting(
-    linked: Container, setup: dict[str, Any], emulator: EmulatorServer, slow_org: dict[str, Any]
+    linked: Container,
+    acme_workflow: None,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    slow_org: dict[str, Any],
 ) -> None:
     linked.settings.salesforce_max_concurrent_batches = 1
-    add_workflow(linked, setup, upsert_workflow("Acme"))
-    submit(linked, setup, 1)
-    drain(linked)
+    learn_the_describe(linked, setup)
     slow_org["set"](latency_ms=150, per_record_ms=2)
-    for number in range(800):
-        submit(linked, setup, number % 11)
+    submit_many(linked, setup, 800)
     with PeakInFlight(emulator) as peak:
         drain(linked, timeout=60)
     assert peak.peak == 1
@@ -289,21 +315,22 @@ def test_the_bound_never_exceeds_the_setting(
 
 
 def test_the_bound_shrinks_on_request_limit_exceeded(
-    linked: Container, setup: dict[str, Any], emulator: EmulatorServer, slow_org: dict[str, Any]
+    linked: Container,
+    acme_workflow: None,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    slow_org: dict[str, Any],
 ) -> None:
     """Salesforce answers REQUEST_LIMIT_EXCEEDED: the org's bound halves and stays down, and
     the work still lands once."""
     linked.settings.limit_backoff_s = 0.5
-    add_workflow(linked, setup, upsert_workflow("Acme"))
-    submit(linked, setup, 1)
-    drain(linked)
+    learn_the_describe(linked, setup)
     assert batch_owners.org_bound(linked.db, org_id(setup)) == 2
     slow_org["set"](latency_ms=100, per_record_ms=1)
     emulator.control.post(
         "/faults", json={"error": "REQUEST_LIMIT_EXCEEDED", "count": 1}
     ).raise_for_status()
-    for number in range(1000):
-        submit(linked, setup, number % 11)
+    submit_many(linked, setup, 1000)
     drain(linked, timeout=90)
     with linked.db.reader() as uow:
         refused = [
@@ -317,17 +344,18 @@ def test_the_bound_shrinks_on_request_limit_exceeded(
 
 
 def test_too_many_long_requests_at_once_shrink_the_bound_too(
-    linked: Container, setup: dict[str, Any], emulator: EmulatorServer, slow_org: dict[str, Any]
+    linked: Container,
+    acme_workflow: None,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    slow_org: dict[str, Any],
 ) -> None:
     """Salesforce's rule on concurrent long requests (here: 1 request running 0.01 s or more)
     refuses a call beside a long one: the bound halves, the org is held 2 s (not the daily
     limit's backoff), and the work lands once."""
-    add_workflow(linked, setup, upsert_workflow("Acme"))
-    submit(linked, setup, 1)
-    drain(linked)
+    learn_the_describe(linked, setup)
     slow_org["set"](latency_ms=300, per_record_ms=2, long_request_s=0.01, concurrent_long_limit=1)
-    for number in range(1000):
-        submit(linked, setup, number % 11)
+    submit_many(linked, setup, 1000)
     drain(linked, timeout=90)
     with linked.db.reader() as uow:
         refused = [

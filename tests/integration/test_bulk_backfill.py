@@ -4,6 +4,7 @@ the real emulator, exactly once (also when the worker dies mid-job or the close 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -114,6 +115,18 @@ def fast(linked: Container) -> Container:
     return linked
 
 
+@pytest.fixture
+def backfill(fast: Container, setup: dict[str, Any]) -> Callable[..., None]:
+    """Save the backfill workflow (`action`: upsert or insert), then import `count` responses
+    (comments c0, c1, ...) for it: a backlog of one batch key."""
+
+    def make(count: int, action: str = "upsert") -> None:
+        add_workflow(fast, setup, imported_workflow(action))
+        import_responses(fast, setup, [f"c{n}" for n in range(count)])
+
+    return make
+
+
 def test_a_backfill_of_2500_goes_through_one_bulk_job(
     fast: Container,
     setup: dict[str, Any],
@@ -201,13 +214,13 @@ class _Killed(BaseException):
 @pytest.mark.parametrize("dies", ["before_close", "after_close"])
 def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
     fast: Container,
+    backfill: Callable[..., None],
     setup: dict[str, Any],
     emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
     dies: str,
 ) -> None:
-    add_workflow(fast, setup, imported_workflow("insert"))  # an insert: a resend would duplicate
-    import_responses(fast, setup, [f"c{n}" for n in range(2050)])
+    backfill(2050, "insert")  # an insert: a resend would duplicate
     real_close = BulkClient.close
 
     def close_and_die(self: BulkClient, job_id: str) -> Any:
@@ -249,10 +262,9 @@ def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
 
 
 def test_a_close_without_an_answer_is_waited_for_not_resent(
-    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+    fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    add_workflow(fast, setup, imported_workflow("insert"))
-    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    backfill(2001, "insert")
     emulator.control.post(
         "/faults",
         json={"mode": "commit_then_drop", "method": "PATCH", "path": "/jobs/ingest", "count": 1},
@@ -265,10 +277,9 @@ def test_a_close_without_an_answer_is_waited_for_not_resent(
 
 
 def test_passing_record_errors_in_a_job_are_retried(
-    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+    fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    add_workflow(fast, setup, imported_workflow())
-    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    backfill(2001)
     emulator.control.post(
         "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": 5}
     ).raise_for_status()
@@ -281,10 +292,9 @@ def test_passing_record_errors_in_a_job_are_retried(
 
 
 def test_a_refused_job_leaves_the_backlog_to_collections_calls(
-    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+    fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    add_workflow(fast, setup, imported_workflow())
-    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    backfill(2001)
     emulator.control.post(
         "/faults",
         json={"error": "UNKNOWN_EXCEPTION", "method": "POST", "path": "/jobs/ingest"},
@@ -296,10 +306,9 @@ def test_a_refused_job_leaves_the_backlog_to_collections_calls(
 
 
 def test_below_the_threshold_collections_calls_as_before(
-    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+    fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    add_workflow(fast, setup, imported_workflow())
-    import_responses(fast, setup, [f"c{n}" for n in range(450)])
+    backfill(450)
     drain(fast)
     assert jobs(fast) == []
     with fast.db.reader() as uow:
@@ -330,12 +339,12 @@ def test_live_responses_stay_with_collections_calls_however_many_wait(
 
 def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(
     fast: Container,
+    backfill: Callable[..., None],
     setup: dict[str, Any],
     emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    add_workflow(fast, setup, imported_workflow())
-    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    backfill(2001)
 
     def die(self: BulkClient, job_id: str) -> Any:
         raise _Killed
@@ -362,12 +371,12 @@ def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(
 
 def test_a_job_salesforce_fails_fails_its_task_runs_with_its_reason(
     fast: Container,
+    backfill: Callable[..., None],
     setup: dict[str, Any],
     emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    add_workflow(fast, setup, imported_workflow())
-    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    backfill(2001)
 
     def die(self: BulkClient, job_id: str, data: bytes) -> Any:
         raise _Killed
@@ -490,13 +499,12 @@ def test_a_growing_backlog_gathers_into_one_job(
 
 
 def test_a_long_upload_keeps_the_jobs_lease(
-    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+    fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
     import threading
 
     fast.settings.lease_s = 5
-    add_workflow(fast, setup, imported_workflow("insert"))
-    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    backfill(2001, "insert")
     emulator.control.post(
         "/faults",
         json={"mode": "latency", "latency_ms": 9000, "method": "PUT", "path": "/jobs/ingest"},

@@ -47,6 +47,18 @@ def test_list_rename_and_remove(
     assert missing.exit_code == 1 and "no connection named" in missing.output
 
 
+def test_revoke_cuts_access_but_keeps_the_connection(
+    cli_env: Container, web: TestClient, emulator: EmulatorServer, owner: Person
+) -> None:
+    link(web, owner, "Acme", org(emulator, "acme")["login_url"])
+    revoked = cxloop("connections", "revoke", "Acme")
+    assert revoked.exit_code == 0, revoked.output
+    listed = cxloop("connections", "list")
+    assert "Acme" in listed.output and "revoked" in listed.output
+    missing = cxloop("connections", "revoke", "Nobody")
+    assert missing.exit_code == 1 and "no connection named" in missing.output
+
+
 def test_add_prints_a_one_time_link_that_links_in_a_signed_in_browser(
     cli_env: Container, web: TestClient, emulator: EmulatorServer, owner: Person
 ) -> None:

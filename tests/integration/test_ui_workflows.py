@@ -384,6 +384,22 @@ def test_the_dry_run_shows_each_tasks_payload_without_sending(
     assert missing.status_code == 422 and 'id="error-response_id"' in missing.text
 
 
+def test_a_dry_run_on_an_unknown_response_says_so_in_the_pages_language(
+    web: TestClient, shop: dict[str, Any], linked: Container
+) -> None:
+    workflow_id = _saved(linked, shop)
+    base = f"/surveys/{shop['survey_id']}/workflows/{workflow_id}"
+    sign_in(web, "editor@example.com")
+    page = web.get(f"{base}/test")
+    reply = web.post(
+        f"{base}/test",
+        data={"response_id": "R_doesnotexist", "csrf": _csrf(page.text)},
+        headers={"Accept-Language": "de"},
+    )
+    assert reply.status_code == 404
+    assert "Antwort nicht gefunden." in reply.text
+
+
 def test_salesforce_findings_show_beside_the_mapping_before_saving(
     web: TestClient, shop: dict[str, Any], linked: Container
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
@@ -21,12 +22,15 @@ from cxloop.cli.context import (
     one_line_errors,
     print_rows,
 )
+from cxloop.db.uow import Database
 from cxloop.domain.document_paths import yaml_problem
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.statuses import LinkingStatus
 from cxloop.services import connections as service
 from cxloop.services import doctor as doctor_service
 from cxloop.services.access import Actor
+from cxloop.services.connections import RemovalResult
+from cxloop.settings import Settings
 
 app = typer.Typer(help="Linked Salesforce accounts.", no_args_is_help=True)
 
@@ -120,21 +124,24 @@ def rename(name: str, new_name: str, user: str | None = UserOption) -> None:
 @one_line_errors
 def remove(name: str, user: str | None = UserOption) -> None:
     """Revoke a connection's access at Salesforce and remove it."""
-    built = container()
-    actor = actor_for(built, user)
-    connection = service.find_connection(built.db, actor, name)
-    result = service.remove_connection(built.db, built.settings, actor, connection.id)
-    console.print(result.message, highlight=False)
+    _revoke(service.remove_connection, name, user)
 
 
 @app.command()
 @one_line_errors
 def revoke(name: str, user: str | None = UserOption) -> None:
     """Revoke a connection's access at Salesforce but keep it; `refresh` reconnects it."""
+    _revoke(service.revoke_connection, name, user)
+
+
+def _revoke(
+    action: Callable[[Database, Settings, Actor, str], RemovalResult], name: str, user: str | None
+) -> None:
+    """Revoke the named connection's tokens by `action` (remove or revoke); say what happened."""
     built = container()
     actor = actor_for(built, user)
     connection = service.find_connection(built.db, actor, name)
-    result = service.revoke_connection(built.db, built.settings, actor, connection.id)
+    result = action(built.db, built.settings, actor, connection.id)
     console.print(result.message, highlight=False)
 
 

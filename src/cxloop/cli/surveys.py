@@ -7,6 +7,7 @@ option of cli/context.py; only `import` names the new survey's `--owner` instead
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
@@ -23,12 +24,15 @@ from cxloop.cli.context import (
     one_line_errors,
     print_rows,
 )
+from cxloop.db.models import Survey
+from cxloop.db.uow import Database
 from cxloop.domain.qsf import DEFAULT_MAX_BYTES
 from cxloop.domain.statuses import TransferStatus
 from cxloop.services import connection_grants as grant_service
 from cxloop.services import signed_links, survey_content
 from cxloop.services import surveys as survey_service
 from cxloop.services import transfers as transfer_service
+from cxloop.services.access import Actor
 
 app = typer.Typer(
     help="Surveys: list, import, export, open and close; transfers, connection grants, links.",
@@ -110,9 +114,7 @@ def open_(
     user: str | None = UserOption,
 ) -> None:
     """Open a survey for responses (an imported survey is a draft until opened)."""
-    built = container()
-    survey = survey_service.open_survey(built.db, actor_for(built, user), survey_id)
-    console.print(f"Survey {survey.id} ({survey.name!r}) is open (active).", highlight=False)
+    _change_status(survey_service.open_survey, survey_id, user, "is open (active)")
 
 
 @app.command("close")
@@ -122,9 +124,15 @@ def close(
     user: str | None = UserOption,
 ) -> None:
     """Close a survey: it takes no more responses; `cxloop surveys open` reopens it."""
+    _change_status(survey_service.close_survey, survey_id, user, "is closed")
+
+
+def _change_status(
+    change: Callable[[Database, Actor, str], Survey], survey_id: str, user: str | None, now: str
+) -> None:
     built = container()
-    survey = survey_service.close_survey(built.db, actor_for(built, user), survey_id)
-    console.print(f"Survey {survey.id} ({survey.name!r}) is closed.", highlight=False)
+    survey = change(built.db, actor_for(built, user), survey_id)
+    console.print(f"Survey {survey.id} ({survey.name!r}) {now}.", highlight=False)
 
 
 @app.command("list")

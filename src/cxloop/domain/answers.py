@@ -46,13 +46,16 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from cxloop.domain.conditions import evaluate, is_empty
+from cxloop.domain.document_paths import short_value
 from cxloop.domain.survey_content import (
+    Choice,
     DescriptiveQuestion,
     MatrixQuestion,
     MultipleChoiceQuestion,
     NpsQuestion,
     Question,
     RatingQuestion,
+    ScalePoint,
     SingleChoiceQuestion,
     SurveyContent,
     TextEntryQuestion,
@@ -204,22 +207,28 @@ def _recode(question: Question, value: Any) -> Any:
     if isinstance(question, NpsQuestion | RatingQuestion):
         return value
     if isinstance(question, SingleChoiceQuestion):
-        choice = question.choice(value)
-        return choice.effective_recode if choice else None
+        return _recodes(question.choice, value, many=False)
     if isinstance(question, MultipleChoiceQuestion):
-        choices = (question.choice(v) for v in value)
-        return [c.effective_recode for c in choices if c and c.effective_recode is not None]
+        return _recodes(question.choice, value, many=True)
     return None
 
 
 def _scale_recode(question: MatrixQuestion, row_value: Any) -> Any:
     if isinstance(row_value, str):
-        point = question.scale_point(row_value)
-        return point.effective_recode if point else None
+        return _recodes(question.scale_point, row_value, many=False)
     if isinstance(row_value, list):
-        points = (question.scale_point(v) for v in row_value)
-        return [p.effective_recode for p in points if p and p.effective_recode is not None]
+        return _recodes(question.scale_point, row_value, many=True)
     return None
+
+
+def _recodes(find: Callable[[Any], Choice | ScalePoint | None], value: Any, many: bool) -> Any:
+    """The recode of the entry `value` names (`find` looks it up by id), or with `many` the
+    recodes of those the list `value` names, leaving out unknown ones and those without."""
+    if not many:
+        found = find(value)
+        return found.effective_recode if found else None
+    entries = (find(v) for v in value)
+    return [e.effective_recode for e in entries if e and e.effective_recode is not None]
 
 
 def clean_value(question: Question, value: Any) -> Any:
@@ -829,16 +838,7 @@ def _mapping(answers: Any) -> Mapping[str, Any]:
 
 
 def _quote(value: Any, limit: int = 40) -> str:
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = repr(value)
-        except Exception:  # e.g. an int too long to print; the message must still be made
-            text = f"a {type(value).__name__}"
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"'{text}'"
+    return f"'{short_value(value, limit)}'"
 
 
 def _short_number(value: int) -> str:

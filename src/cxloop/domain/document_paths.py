@@ -120,3 +120,30 @@ class TextKeysLoader(yaml.SafeLoader):
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:bool":
                 key_node.tag = "tag:yaml.org,2002:str"
         return node
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """`text`, cut to at most `limit` characters with an ellipsis, for a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_value(value: Any, limit: int = 40) -> str:
+    """A value as a message quotes it: text as it is, anything else by its repr, shortened."""
+    if isinstance(value, str):
+        return shorten(value, limit)
+    try:
+        return shorten(repr(value), limit)
+    except Exception:  # e.g. an int too long to print; the message must still be made
+        return f"a {type(value).__name__}"
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether a NUL character stands anywhere in `value`: a text, or the keys and values of
+    the mappings and lists it is made of (PostgreSQL stores no NUL in text or JSON)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_nul(v) for v in value)
+    return False

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cxloop.domain.answers import AnswerProblem, text_key
+from cxloop.domain.document_paths import shorten
 from cxloop.domain.survey_content import (
     Choice,
     DescriptiveQuestion,
@@ -615,5 +616,4 @@ def header_row_count(rows: Iterable[Sequence[str]]) -> int:
 
 
 def _quote(value: str, limit: int = 40) -> str:
-    text = value if len(value) <= limit else value[: limit - 1] + "…"
-    return f"'{text}'"
+    return f"'{shorten(value, limit)}'"

@@ -90,6 +90,7 @@ from cxloop.domain.document_paths import (
     TextKeysLoader,
     allowed_keys,
     document_path,
+    short_value,
     unknown_key_message,
     yaml_problem,
 )
@@ -162,52 +163,43 @@ class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class Choice(_Model):
-    """One option of a single or multiple choice question."""
+class _Labelled(_Model):
+    """An entry of a question with an id and a text that may carry markup."""
 
     id: ChoiceId
     text: str = Field(max_length=MAX_CHOICE_TEXT)
+
+    def plain_text(self) -> str:
+        """The text without markup."""
+        return plain_text(self.text)
+
+
+class _Recoded(_Labelled):
+    """An entry that an answer picks, with an optional recode."""
+
     recode: Recode | None = None
+
+    @property
+    def effective_recode(self) -> int | float | None:
+        """The recode; without one, the id when it is a number (the reference's rule)."""
+        return self.recode if self.recode is not None else _id_as_number(self.id)
+
+
+class Choice(_Recoded):
+    """One option of a single or multiple choice question."""
+
     allow_text_entry: bool = False
     exclusive: bool = False
 
-    @property
-    def effective_recode(self) -> int | float | None:
-        """The recode; without one, the choice id when it is a number (the reference's rule)."""
-        return self.recode if self.recode is not None else _id_as_number(self.id)
 
-    def plain_text(self) -> str:
-        """The choice text without markup."""
-        return plain_text(self.text)
-
-
-class MatrixRow(_Model):
+class MatrixRow(_Labelled):
     """A statement in a matrix; rows are answered on the matrix's scale."""
 
-    id: ChoiceId
-    text: str = Field(max_length=MAX_CHOICE_TEXT)
     allow_text_entry: bool = False
 
-    def plain_text(self) -> str:
-        """The row text without markup."""
-        return plain_text(self.text)
 
-
-class ScalePoint(_Model):
+class ScalePoint(_Recoded):
     """A column of a matrix scale ("Agree"), with its recode."""
-
-    id: ChoiceId
-    text: str = Field(max_length=MAX_CHOICE_TEXT)
-    recode: Recode | None = None
-
-    @property
-    def effective_recode(self) -> int | float | None:
-        """The recode; without one, the scale point id when it is a number."""
-        return self.recode if self.recode is not None else _id_as_number(self.id)
-
-    def plain_text(self) -> str:
-        """The scale point text without markup."""
-        return plain_text(self.text)
 
 
 class _QuestionBase(_Model):
@@ -677,7 +669,7 @@ def check_document(document: Any) -> list[ContentProblem]:
         problems.append(
             ContentProblem(
                 "format_version",
-                f"{_short(document['format_version'])} is not a format this version of cxloop "
+                f"{short_value(document['format_version'])} is not a format this version of cxloop "
                 f"reads (it reads {FORMAT_VERSION})",
             )
         )
@@ -830,7 +822,7 @@ def flow_problems(
         if isinstance(element, FlowBlock) and element.block not in blocks:
             problems.append(
                 ContentProblem(
-                    f"{path}.block", f"no question belongs to block '{_short(element.block)}'"
+                    f"{path}.block", f"no question belongs to block '{short_value(element.block)}'"
                 )
             )
         elif isinstance(element, FlowRandomizer):
@@ -868,7 +860,7 @@ def flow_problems(
                     problems.append(
                         ContentProblem(
                             f"{cpath}.field",
-                            f"'{_short(condition.field)}' is not an answer field or embedded "
+                            f"'{short_value(condition.field)}' is not an answer field or embedded "
                             "data; use QID1, QID1/recode, QID1/text/<choice id>, "
                             "QID1/row/<row id> or e://Field/<name>",
                         )
@@ -1015,7 +1007,7 @@ def _field_problem(
     field = parse_answer_field(condition.field)
     if field is None:
         return (
-            f"'{_short(condition.field)}' is not an answer field; use QID1, QID1/recode, "
+            f"'{short_value(condition.field)}' is not an answer field; use QID1, QID1/recode, "
             "QID1/text/<choice id>, QID1/row/<row id> or QID1/row/<row id>/recode"
         )
     target = earlier.get(field.qid)
@@ -1070,7 +1062,7 @@ def _ids_problem(condition: Condition, ids: set[str], qid: str, what: str) -> st
     values = condition.value if isinstance(condition.value, list) else [condition.value]
     for value in values:
         if isinstance(value, bool) or str(value) not in ids:
-            return f"{qid} has no {what} '{_short(value)}'"
+            return f"{qid} has no {what} '{short_value(value)}'"
     return None
 
 
@@ -1103,9 +1095,8 @@ def problems_from_validation(
         kind = error["type"]
         if kind == "union_tag_invalid":
             tag = error.get("ctx", {}).get("tag", "")
-            message = (
-                f"unknown question type '{_short(tag)}'; use one of: {', '.join(QUESTION_TYPES)}"
-            )
+            types = ", ".join(QUESTION_TYPES)
+            message = f"unknown question type '{short_value(tag)}'; use one of: {types}"
         elif kind == "union_tag_not_found":
             message = "'type' is missing; use one of: " + ", ".join(QUESTION_TYPES)
             loc = (*loc, "type")
@@ -1113,7 +1104,7 @@ def problems_from_validation(
             message = _pattern_message(loc, error.get("input"))
         elif kind == "literal_error" and loc[:1] == ("embedded_data",) and loc[-1:] == ("source",):
             message = (
-                f"'{_short(error.get('input'))}' is not a source; use query (anyone, from the "
+                f"'{short_value(error.get('input'))}' is not a source; use query (anyone, from the "
                 "link), personal_link (personal and signed links) or server (API, workflows)"
             )
         elif kind == "extra_forbidden":
@@ -1129,33 +1120,22 @@ def problems_from_validation(
 def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:
     last = loc[-1] if loc else ""
     if last == "qid":
-        return f"'{_short(value)}' is not a QID; use QID followed by a number, such as QID1"
+        return f"'{short_value(value)}' is not a QID; use QID followed by a number, such as QID1"
     if last == "export_tag":
         return (
-            f"'{_short(value)}' is not a usable export tag: 1-100 characters without commas, "
+            f"'{short_value(value)}' is not a usable export tag: 1-100 characters without commas, "
             "quotes or control characters"
         )
     if last == "name":
         return (
-            f"'{_short(value)}' is not a usable field name: 1-200 characters without "
+            f"'{short_value(value)}' is not a usable field name: 1-200 characters without "
             "/ { } $ ? & = # % or control characters"
         )
-    return f"'{_short(value)}' is not a usable id: 1-64 letters, digits, '-' or '_'"
+    return f"'{short_value(value)}' is not a usable id: 1-64 letters, digits, '-' or '_'"
 
 
 def _path(loc: Iterable[Any], keep_last: bool = False) -> str:
     return document_path(loc, union_tags=_TAGS, tagged_after="show_if", keep_last=keep_last)
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = repr(value)
-        except Exception:  # e.g. an int too long to print; the message must still be made
-            text = f"a {type(value).__name__}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _too_big() -> ContentProblem:

@@ -81,6 +81,7 @@ from cxloop.domain.document_paths import (
     TextKeysLoader,
     allowed_keys,
     document_path,
+    shorten,
     unknown_key_message,
     yaml_problem,
 )
@@ -633,8 +634,9 @@ def _pattern_message(loc: tuple[Any, ...], value: Any) -> str:
 
 
 def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(
+        repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}", limit
+    )
 
 
 def _shape_problem(data: Any) -> DocumentProblem | None:

@@ -66,14 +66,16 @@ def dry_run(
     with container.db.reader() as uow:
         workflow = uow.session.get(Workflow, workflow_id)
         if workflow is None:
-            raise NotFound(f"No workflow {workflow_id!r}.")
+            raise NotFound(f"No workflow {workflow_id!r}.", subject="workflow")
         # Editors and up: the dry run reads Salesforce with the owner's connection.
         survey = get_survey_for(uow.session, workflow.survey_id, actor, SurveyAccess.EDIT)
         response = None
         if response_id is not None:
             response = uow.session.get(Response, response_id)
             if response is None or response.survey_id != survey.id:
-                raise NotFound(f"No response {response_id!r} in this workflow's survey.")
+                raise NotFound(
+                    f"No response {response_id!r} in this workflow's survey.", subject="response"
+                )
         document = uow.ledger.workflow_document(workflow.id, workflow.revision, workflow.document)
         content = uow.ledger.contents.of(survey)
         # Only a connection the actor may pick (an editor: one the owner allowed for this

@@ -746,19 +746,35 @@ def pause_connection_work(db: Database, connection_id: str, reason: str) -> None
         uow.commit()
 
 
-def delete_old_runs(db: Database, older_than_days: int) -> int:
-    """Forget finished runs older than the retention period."""
+def delete_old_runs(
+    db: Database,
+    older_than_days: int,
+    *,
+    chunk_size: int = 1_000,
+    most: int = 10_000,
+) -> int:
+    """Forget finished runs older than the retention period: at most `most` a call, in
+    transactions of `chunk_size` runs. Each chunk is one DELETE ... WHERE id IN (SELECT ...
+    LIMIT n); the database's ON DELETE CASCADE takes their task runs and attempts along, so no
+    row is loaded. Returns how many runs went."""
     cutoff = utcnow() - timedelta(days=older_than_days)
-    with db.uow() as uow:
-        ids = list(
-            uow.session.scalars(
-                select(Run.id)
-                .where(Run.created_at < cutoff, Run.status.in_(("succeeded", "failed", "skipped")))
-                .limit(10_000)
+    runs = Run.__table__
+    deleted = 0
+    while deleted < most:
+        chunk = (
+            select(runs.c.id)
+            .where(
+                runs.c.created_at < cutoff, runs.c.status.in_(("succeeded", "failed", "skipped"))
             )
+            .limit(min(chunk_size, most - deleted))
         )
-        for run in uow.session.scalars(select(Run).where(Run.id.in_(ids))):
-            uow.session.delete(run)
+        with db.uow() as uow:
+            gone = uow.session.execute(delete(runs).where(runs.c.id.in_(chunk))).rowcount
+            uow.commit()
+        deleted += gone
+        if gone < chunk_size:
+            break
+    with db.uow() as uow:
         # A settled Bulk job's row only matters while its task runs' history does.
         uow.session.execute(delete(BulkJob).where(BulkJob.settled_at < cutoff))
         # The inbox only needs to outlive Salesforce's retries (24 hours): it goes with the runs.
@@ -766,7 +782,7 @@ def delete_old_runs(db: Database, older_than_days: int) -> int:
             delete(OutboundNotification).where(OutboundNotification.received_at < cutoff)
         )
         uow.commit()
-    return len(ids)
+    return deleted
 
 
 def task_runs_by_id(db: Database, ids: Iterable[str]) -> list[TaskRun]:

@@ -343,17 +343,13 @@ class SalesforceClient:
         self, records: Sequence[dict[str, Any]], *, all_or_none: bool = False
     ) -> list[RecordResult]:
         """Insert records (each with `attributes.type`)."""
-        _check_batch(records)
-        body = {"allOrNone": all_or_none, "records": list(records)}
-        return _results(self._json("POST", f"{self.base}/composite/sobjects", json=body))
+        return self._collection("POST", f"{self.base}/composite/sobjects", records, all_or_none)
 
     def collection_update(
         self, records: Sequence[dict[str, Any]], *, all_or_none: bool = False
     ) -> list[RecordResult]:
         """Update records (each with `attributes.type` and `Id`)."""
-        _check_batch(records)
-        body = {"allOrNone": all_or_none, "records": list(records)}
-        return _results(self._json("PATCH", f"{self.base}/composite/sobjects", json=body))
+        return self._collection("PATCH", f"{self.base}/composite/sobjects", records, all_or_none)
 
     def collection_upsert(
         self,
@@ -364,10 +360,15 @@ class SalesforceClient:
         all_or_none: bool = False,
     ) -> list[RecordResult]:
         """Upsert records on an external id field (each with `attributes.type`)."""
+        path = f"{self.base}/composite/sobjects/{_name(sobject)}/{_name(external_id_field)}"
+        return self._collection("PATCH", path, records, all_or_none)
+
+    def _collection(
+        self, method: str, path: str, records: Sequence[dict[str, Any]], all_or_none: bool
+    ) -> list[RecordResult]:
         _check_batch(records)
         body = {"allOrNone": all_or_none, "records": list(records)}
-        path = f"{self.base}/composite/sobjects/{_name(sobject)}/{_name(external_id_field)}"
-        return _results(self._json("PATCH", path, json=body))
+        return _results(self._json(method, path, json=body))
 
     def collection_delete(
         self, ids: Sequence[str], *, all_or_none: bool = False

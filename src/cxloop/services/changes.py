@@ -1,4 +1,6 @@
-"""Partial updates (PATCH a survey, a directory, a contact): which fields a change may name."""
+"""What creates and partial updates (PATCH a survey, a directory, a contact) may give: which
+fields a change may name, and the one rule for the names of connections, directories and
+mailing lists."""
 
 from __future__ import annotations
 
@@ -14,3 +16,19 @@ def check_changeable(changes: Mapping[str, Any], changeable: Iterable[str]) -> N
     unknown = set(changes) - set(changeable)
     if unknown:
         raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+
+
+MAX_NAME_LENGTH = 100
+
+
+def check_line_name(name: Any, what: str) -> str:
+    """`name` without surrounding blanks: required, one line (no tab, line break or NUL) of at
+    most MAX_NAME_LENGTH characters; InvalidInput (bad_name) speaking of a `what` otherwise."""
+    text = name.strip() if isinstance(name, str) else ""
+    if not text:
+        raise InvalidInput(f"The {what} needs a name.", code="bad_name")
+    if len(text) > MAX_NAME_LENGTH or any(char in text for char in "\r\n\t\x00"):
+        raise InvalidInput(
+            f"A {what} name is one line of at most {MAX_NAME_LENGTH} characters.", code="bad_name"
+        )
+    return text

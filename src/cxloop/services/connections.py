@@ -37,11 +37,10 @@ from cxloop.salesforce import hosts, oauth
 from cxloop.salesforce.errors import HostNotAllowed, SalesforceError
 from cxloop.services import audit, salesforce_apps
 from cxloop.services.access import Actor
+from cxloop.services.changes import check_line_name
 from cxloop.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-MAX_NAME_LENGTH = 100
 
 
 class LinkingFailed(CxloopError):
@@ -107,7 +106,7 @@ def start_linking(
     cxloop's callback URL registered there first, so no setting is needed. `operator`: the
     caller is the CLI, run by whoever runs the server, who may trust a new emulator host (as an
     admin may)."""
-    name = _check_name(name)
+    name = check_line_name(name, "connection")
     if connection_type not in CONNECTION_TYPES:
         raise InvalidInput(
             f"Unknown connection type {connection_type!r}: "
@@ -521,7 +520,7 @@ def find_connection(db: Database, actor: Actor, id_or_name: str) -> Connection:
 
 
 def rename_connection(db: Database, actor: Actor, connection_id: str, name: str) -> Connection:
-    name = _check_name(name)
+    name = check_line_name(name, "connection")
     with db.uow() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
         if name != connection.name:
@@ -807,18 +806,6 @@ def _name_taken(name: str) -> Conflict:
     return Conflict(
         f"You already have a connection named {name!r}: pick another name.", code="name_taken"
     )
-
-
-def _check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput("The connection needs a name.", code="bad_name")
-    if len(name) > MAX_NAME_LENGTH or any(ch in name for ch in "\r\n\t"):
-        raise InvalidInput(
-            f"A connection name is one line of at most {MAX_NAME_LENGTH} characters.",
-            code="bad_name",
-        )
-    return name
 
 
 def _hash_state(state: str) -> str:

@@ -21,6 +21,7 @@ from cxloop.domain import emails
 from cxloop.errors import InvalidInput, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor
+from cxloop.services.changes import check_line_name
 
 DEFAULT_DIRECTORY = "Default"
 CONTACT_TEXT_LIMITS = MappingProxyType(
@@ -28,7 +29,6 @@ CONTACT_TEXT_LIMITS = MappingProxyType(
 )
 MAX_EXTERNAL_REF = 100
 MAX_EMBEDDED_DATA_FIELDS = 100
-MAX_NAME_LENGTH = 100
 MAX_FREQUENCY_LIMIT = 1_000
 MAX_FREQUENCY_DAYS = 3_650
 # A directory's id: its name may not have this shape, so that a workflow's or a command's
@@ -159,14 +159,7 @@ def delete_recorded(
 
 
 def check_name(name: Any, what: str) -> str:
-    text = name.strip() if isinstance(name, str) else ""
-    if not text:
-        raise InvalidInput(f"The {what} needs a name.", code="bad_name")
-    if len(text) > MAX_NAME_LENGTH or any(char in text for char in "\r\n\t\x00"):
-        raise InvalidInput(
-            f"A {what} name is one line of at most {MAX_NAME_LENGTH} characters.",
-            code="bad_name",
-        )
+    text = check_line_name(name, what)
     if what == "directory" and DIRECTORY_ID_SHAPE.fullmatch(text):
         raise InvalidInput(
             f"{text!r} reads as a directory id: give the directory a name that does not.",

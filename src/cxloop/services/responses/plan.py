@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from cxloop.domain.answers import ResponseRules
+from cxloop.domain.document_paths import contains_nul
 from cxloop.domain.ids import new_id
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.survey_flow import without_off_route_requirements
@@ -120,7 +121,7 @@ def parse_document(model: type[M], raw: Any) -> M:
             problems.append(problem(None, "invalid_field", f"{where}: {message}", where))
         raise invalid_response(problems) from None
     for name in ("values", "embedded_data"):
-        if _has_nul(getattr(parsed, name, None)):
+        if contains_nul(getattr(parsed, name, None)):
             # No database keeps NUL in text, and nothing downstream expects one.
             message = f"{name}: text must not contain NUL characters"
             raise invalid_response([problem(None, "nul_character", message, name)])
@@ -226,19 +227,9 @@ def _plain_mapping(mapping: Any) -> bool:
         if kind is str:
             if "\x00" in value:
                 return False
-        elif value is not None and kind not in _SCALARS and _has_nul(value):
+        elif value is not None and kind not in _SCALARS and contains_nul(value):
             return False
     return True
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 # -- the plan --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from cxloop.domain.survey_content import MAX_DOCUMENT_CHARS, SurveyContent, Surv
 from cxloop.errors import InvalidInput, Unreadable
 from cxloop.services import survey_content
 from cxloop.services.survey_content import ContentState, question_document
-from cxloop.web.api.schemas import Reply
+from cxloop.web.api.schemas import Reply, if_match_number
 from cxloop.web.deps import ApiActor, Db
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}", tags=["survey content"])
@@ -94,14 +94,7 @@ _CONTENT_REPLIES: Mapping[int | str, dict[str, Any]] = MappingProxyType(
 
 
 def _version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdecimal() or len(text) > 12:
-        raise InvalidInput(
-            'If-Match must be a content version from an ETag, such as "3".', code="bad_if_match"
-        )
-    return int(text)
+    return if_match_number(if_match, "a content version", max_digits=12)
 
 
 def _etag(version: int) -> dict[str, str]:

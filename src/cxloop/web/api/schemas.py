@@ -8,6 +8,9 @@ from typing import Any, Generic, TypeVar
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from cxloop.domain.document_paths import contains_nul
+from cxloop.errors import InvalidInput
+
 T = TypeVar("T")
 # The largest integer a row id can be (SQLite's INTEGER, PostgreSQL's BIGINT): a larger one in
 # a query would make the driver fail rather than find nothing.
@@ -27,19 +30,9 @@ class RequestBody(BaseModel):
     @field_validator("*")
     @classmethod
     def _no_nul_characters(cls, value: Any) -> Any:
-        if _contains_nul(value):
+        if contains_nul(value):
             raise ValueError("text must not contain NUL characters")
         return value
-
-
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_contains_nul(v) for v in value)
-    return False
 
 
 class OwnMediaType(Response):
@@ -92,3 +85,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"model": ErrorOut, "description": _ERROR_MEANINGS[status]} for status in statuses
     }
+
+
+def if_match_number(if_match: str | None, what: str, *, max_digits: int) -> int | None:
+    """The number an If-Match header gives back from our ETag (`"3"`, or weak `W/"3"`), or
+    None without the header. `what` names it in the error: "a workflow revision"."""
+    if if_match is None:
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdecimal() or len(text) > max_digits:
+        raise InvalidInput(
+            f'If-Match must be {what} from an ETag, such as "3".', code="bad_if_match"
+        )
+    return int(text)

@@ -9,22 +9,25 @@ Salesforce tasks against their orgs: `warnings` say what is wrong and how to fix
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from cxloop.bootstrap import Container
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.engine.dry_run import dry_run
-from cxloop.errors import InvalidInput
 from cxloop.services import workflows
+from cxloop.services.access import Actor
 from cxloop.services.task_checks import SaveChecks
 from cxloop.services.workflows import WorkflowView
-from cxloop.web.api.schemas import OwnMediaType, Reply, RequestBody
+from cxloop.web.api.schemas import OwnMediaType, Reply, RequestBody, if_match_number
 from cxloop.web.deps import ApiActor, AppContainer, Db
 from cxloop.web.errors import UnsupportedMediaType
 
@@ -123,15 +126,40 @@ async def _document(request: Request) -> Any:
     return await run_in_threadpool(workflows.parse_text, raw, syntax)
 
 
+@dataclass(frozen=True)
+class _Save:
+    """A save of a workflow document as the create, apply and replace routes take it: the
+    request (its body is the document), who saves, and whether any Salesforce warning refuses
+    the save."""
+
+    request: Request
+    actor: Actor
+    container: Container
+    strict: bool
+
+    async def run(
+        self, save: Callable[..., WorkflowView], target_id: str, **options: Any
+    ) -> WorkflowView:
+        """Read the document from the body and hand it to the service `save` (with the save
+        checks) for the survey or workflow `target_id`."""
+        document = await _document(self.request)
+        return await run_in_threadpool(
+            save, self.container.db, self.actor, target_id, document,
+            checks=SaveChecks.of(self.container), strict=self.strict, **options,
+        )  # fmt: skip
+
+
+def _save(
+    request: Request, actor: ApiActor, container: AppContainer, strict: StrictQuery = False
+) -> _Save:
+    return _Save(request, actor, container, strict)
+
+
+SaveInput = Annotated[_Save, Depends(_save)]
+
+
 def _expected_revision(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdecimal() or len(text) > 9:
-        raise InvalidInput(
-            'If-Match must be a workflow revision from an ETag, such as "3".', code="bad_if_match"
-        )
-    return int(text)
+    return if_match_number(if_match, "a workflow revision", max_digits=9)
 
 
 @router.post(
@@ -140,19 +168,8 @@ def _expected_revision(if_match: str | None) -> int | None:
     response_model=WorkflowOut,
     summary="Create a workflow from a document (JSON or YAML)",
 )
-async def create_workflow(
-    request: Request,
-    survey_id: str,
-    actor: ApiActor,
-    container: AppContainer,
-    strict: StrictQuery = False,
-) -> JSONResponse:
-    document = await _document(request)
-    view = await run_in_threadpool(
-        workflows.create_workflow, container.db, actor, survey_id, document,
-        checks=SaveChecks.of(container), strict=strict,
-    )  # fmt: skip
-    return _reply(view, 201)
+async def create_workflow(survey_id: str, save: SaveInput) -> JSONResponse:
+    return _reply(await save.run(workflows.create_workflow, survey_id), 201)
 
 
 @router.get("", response_model=list[WorkflowSummaryOut], summary="The survey's workflows")
@@ -166,19 +183,9 @@ def list_workflows(survey_id: str, actor: ApiActor, db: Db) -> list[Workflow]:
     responses={201: {"model": WorkflowOut, "description": "A workflow of that name was created."}},
     summary="Create or update the workflow with the document's name",
 )
-async def apply_workflow(
-    request: Request,
-    survey_id: str,
-    actor: ApiActor,
-    container: AppContainer,
-    strict: StrictQuery = False,
-) -> JSONResponse:
+async def apply_workflow(survey_id: str, save: SaveInput) -> JSONResponse:
     """Workflows as code: `outcome` says `created` (201), `updated` or `unchanged` (200)."""
-    document = await _document(request)
-    view = await run_in_threadpool(
-        workflows.apply_workflow, container.db, actor, survey_id, document,
-        checks=SaveChecks.of(container), strict=strict,
-    )  # fmt: skip
+    view = await save.run(workflows.apply_workflow, survey_id)
     return _reply(view, 201 if view.outcome == "created" else 200)
 
 
@@ -208,21 +215,15 @@ def get_workflow(survey_id: str, workflow_id: str, actor: ApiActor, db: Db) -> J
     summary="Replace the document (a new revision if it changed)",
 )
 async def update_workflow(
-    request: Request,
     survey_id: str,
     workflow_id: str,
-    actor: ApiActor,
-    container: AppContainer,
+    save: SaveInput,
     if_match: Annotated[str | None, Header()] = None,
-    strict: StrictQuery = False,
 ) -> JSONResponse:
     expected = _expected_revision(if_match)
-    document = await _document(request)
-    view = await run_in_threadpool(
-        workflows.update_workflow, container.db, actor, workflow_id, document,
-        survey_id=survey_id, expected_revision=expected, checks=SaveChecks.of(container),
-        strict=strict,
-    )  # fmt: skip
+    view = await save.run(
+        workflows.update_workflow, workflow_id, survey_id=survey_id, expected_revision=expected
+    )
     return _reply(view)
 
 

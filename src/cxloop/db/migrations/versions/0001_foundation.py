@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import create_indexes, foreign_key, id_column, primary_key, timestamp, unique
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -21,127 +23,90 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("actor_id", sa.String(length=20), nullable=True),
+        timestamp("at"),
+        id_column("actor_id", nullable=True),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("object_type", sa.String(length=32), nullable=False),
         sa.Column("object_id", sa.String(length=64), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+        primary_key("audit_log", "id"),
     )
-    with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_audit_log_actor_id"), ["actor_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
-        batch_op.create_index("ix_audit_log_object", ["object_type", "object_id"], unique=False)
+    create_indexes("audit_log", "actor_id", "at", ix_audit_log_object=["object_type", "object_id"])
 
     op.create_table(
         "periodic_slots",
         sa.Column("job", sa.String(length=64), nullable=False),
         sa.Column("slot", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("scheduled_at"),
         sa.Column("executions", sa.Integer(), nullable=False),
-        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("job", "slot", name=op.f("pk_periodic_slots")),
+        timestamp("last_run_at", nullable=True),
+        primary_key("periodic_slots", "job", "slot"),
     )
     op.create_table(
         "users",
-        sa.Column("id", sa.String(length=20), nullable=False),
+        id_column("id"),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=True),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
-        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+        timestamp("created_at"),
+        timestamp("last_login_at", nullable=True),
+        primary_key("users", "id"),
+        unique("users", "email"),
     )
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("user_id", sa.String(length=20), nullable=False),
+        id_column("user_id"),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("token_prefix", sa.String(length=16), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
+        timestamp("created_at"),
+        timestamp("last_used_at", nullable=True),
+        timestamp("expires_at", nullable=True),
+        timestamp("revoked_at", nullable=True),
+        foreign_key("api_tokens", "user_id", "users", ondelete="CASCADE"),
+        primary_key("api_tokens", "id"),
+        unique("api_tokens", "token_hash"),
     )
-    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_api_tokens_user_id"), ["user_id"], unique=False)
+    create_indexes("api_tokens", "user_id")
 
     op.create_table(
         "surveys",
-        sa.Column("id", sa.String(length=20), nullable=False),
+        id_column("id"),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("language", sa.String(length=16), nullable=False),
-        sa.Column("owner_id", sa.String(length=20), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_surveys_owner_id_users")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys")),
+        id_column("owner_id"),
+        timestamp("created_at"),
+        timestamp("updated_at"),
+        foreign_key("surveys", "owner_id", "users"),
+        primary_key("surveys", "id"),
     )
-    with op.batch_alter_table("surveys", schema=None) as batch_op:
-        batch_op.create_index("ix_surveys_created", ["created_at", "id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_surveys_owner_id"), ["owner_id"], unique=False)
+    create_indexes("surveys", "owner_id", ix_surveys_created=["created_at", "id"])
 
     op.create_table(
         "survey_collaborators",
-        sa.Column("survey_id", sa.String(length=20), nullable=False),
-        sa.Column("user_id", sa.String(length=20), nullable=False),
+        id_column("survey_id"),
+        id_column("user_id"),
         sa.Column("role", sa.String(length=10), nullable=False),
-        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["survey_id"],
-            ["surveys.id"],
-            name=op.f("fk_survey_collaborators_survey_id_surveys"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_survey_collaborators_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("survey_id", "user_id", name=op.f("pk_survey_collaborators")),
+        timestamp("added_at"),
+        foreign_key("survey_collaborators", "survey_id", "surveys", ondelete="CASCADE"),
+        foreign_key("survey_collaborators", "user_id", "users", ondelete="CASCADE"),
+        primary_key("survey_collaborators", "survey_id", "user_id"),
     )
-    with op.batch_alter_table("survey_collaborators", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_survey_collaborators_user_id"), ["user_id"], unique=False
-        )
-
+    create_indexes("survey_collaborators", "user_id")
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("survey_collaborators", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_survey_collaborators_user_id"))
-
     op.drop_table("survey_collaborators")
-    with op.batch_alter_table("surveys", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_surveys_owner_id"))
-        batch_op.drop_index("ix_surveys_created")
-
     op.drop_table("surveys")
-    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_api_tokens_user_id"))
-
     op.drop_table("api_tokens")
     op.drop_table("users")
     op.drop_table("periodic_slots")
-    with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_log_object")
-        batch_op.drop_index(batch_op.f("ix_audit_log_at"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_actor_id"))
-
     op.drop_table("audit_log")
     # ### end Alembic commands ###

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import create_indexes, foreign_key, id_column, primary_key, timestamp, unique
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -23,13 +25,13 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(length=18), nullable=False),
         sa.Column("used", sa.Integer(), nullable=False),
         sa.Column("allocation", sa.Integer(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("org_id", name=op.f("pk_org_api_usage")),
+        timestamp("updated_at"),
+        primary_key("org_api_usage", "org_id"),
     )
     op.create_table(
         "connections",
-        sa.Column("id", sa.String(length=20), nullable=False),
-        sa.Column("owner_id", sa.String(length=20), nullable=False),
+        id_column("id"),
+        id_column("owner_id"),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("login_url", sa.String(length=300), nullable=False),
@@ -42,72 +44,46 @@ def upgrade() -> None:
         sa.Column("status_reason", sa.Text(), nullable=False),
         sa.Column("access_token", sa.Text(), nullable=True),
         sa.Column("refresh_token", sa.Text(), nullable=True),
-        sa.Column("token_issued_at", sa.DateTime(timezone=True), nullable=True),
+        timestamp("token_issued_at", nullable=True),
         sa.Column("token_version", sa.Integer(), nullable=False),
-        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        timestamp("last_used_at", nullable=True),
         sa.Column("last_error", sa.Text(), nullable=False),
-        sa.Column("last_error_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["owner_id"],
-            ["users.id"],
-            name=op.f("fk_connections_owner_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_connections")),
-        sa.UniqueConstraint("owner_id", "name", name=op.f("uq_connections_owner_id")),
+        timestamp("last_error_at", nullable=True),
+        timestamp("created_at"),
+        timestamp("updated_at"),
+        foreign_key("connections", "owner_id", "users", ondelete="CASCADE"),
+        primary_key("connections", "id"),
+        unique("connections", "owner_id", "name"),
     )
-    with op.batch_alter_table("connections", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_connections_org_id"), ["org_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_connections_owner_id"), ["owner_id"], unique=False)
+    create_indexes("connections", "org_id", "owner_id")
 
     op.create_table(
         "oauth_attempts",
-        sa.Column("id", sa.String(length=20), nullable=False),
+        id_column("id"),
         sa.Column("state_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.String(length=20), nullable=False),
-        sa.Column("connection_id", sa.String(length=20), nullable=True),
+        id_column("user_id"),
+        id_column("connection_id", nullable=True),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("login_url", sa.String(length=300), nullable=False),
         sa.Column("code_verifier", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("error", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["connection_id"],
-            ["connections.id"],
-            name=op.f("fk_oauth_attempts_connection_id_connections"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_oauth_attempts_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_attempts")),
-        sa.UniqueConstraint("state_hash", name=op.f("uq_oauth_attempts_state_hash")),
+        timestamp("created_at"),
+        timestamp("expires_at"),
+        timestamp("finished_at", nullable=True),
+        foreign_key("oauth_attempts", "connection_id", "connections", ondelete="CASCADE"),
+        foreign_key("oauth_attempts", "user_id", "users", ondelete="CASCADE"),
+        primary_key("oauth_attempts", "id"),
+        unique("oauth_attempts", "state_hash"),
     )
-    with op.batch_alter_table("oauth_attempts", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_oauth_attempts_user_id"), ["user_id"], unique=False)
-
+    create_indexes("oauth_attempts", "user_id")
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("oauth_attempts", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_oauth_attempts_user_id"))
-
     op.drop_table("oauth_attempts")
-    with op.batch_alter_table("connections", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_connections_owner_id"))
-        batch_op.drop_index(batch_op.f("ix_connections_org_id"))
-
     op.drop_table("connections")
     op.drop_table("org_api_usage")
     # ### end Alembic commands ###

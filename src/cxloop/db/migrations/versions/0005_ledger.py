@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import create_indexes, foreign_key, id_column, primary_key, timestamp, unique
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -20,111 +22,89 @@ def upgrade() -> None:
     op.create_table(
         "org_throttles",
         sa.Column("org_id", sa.String(length=18), nullable=False),
-        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+        timestamp("until"),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("strikes", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("org_id", name=op.f("pk_org_throttles")),
+        primary_key("org_throttles", "org_id"),
     )
     op.create_table(
         "runs",
-        sa.Column("id", sa.String(length=20), nullable=False),
-        sa.Column("survey_id", sa.String(length=20), nullable=False),
-        sa.Column("workflow_id", sa.String(length=20), nullable=True),
+        id_column("id"),
+        id_column("survey_id"),
+        id_column("workflow_id", nullable=True),
         sa.Column("workflow_name", sa.String(length=200), nullable=False),
         sa.Column("workflow_revision", sa.Integer(), nullable=False),
         sa.Column("event_type", sa.String(length=40), nullable=False),
         sa.Column("event_key", sa.String(length=200), nullable=False),
-        sa.Column("response_id", sa.String(length=20), nullable=True),
+        id_column("response_id", nullable=True),
         sa.Column("event_data", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["survey_id"],
-            ["surveys.id"],
-            name=op.f("fk_runs_survey_id_surveys"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["workflow_id"],
-            ["workflows.id"],
-            name=op.f("fk_runs_workflow_id_workflows"),
-            ondelete="SET NULL",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
-        sa.UniqueConstraint("workflow_id", "event_key", name=op.f("uq_runs_workflow_id")),
+        timestamp("created_at"),
+        timestamp("finished_at", nullable=True),
+        foreign_key("runs", "survey_id", "surveys", ondelete="CASCADE"),
+        foreign_key("runs", "workflow_id", "workflows", ondelete="SET NULL"),
+        primary_key("runs", "id"),
+        unique("runs", "workflow_id", "event_key"),
     )
-    with op.batch_alter_table("runs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_runs_response_id"), ["response_id"], unique=False)
-        batch_op.create_index("ix_runs_status_created", ["status", "created_at"], unique=False)
-        batch_op.create_index("ix_runs_survey_created", ["survey_id", "created_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_runs_workflow_id"), ["workflow_id"], unique=False)
+    create_indexes(
+        "runs",
+        "response_id",
+        "workflow_id",
+        ix_runs_status_created=["status", "created_at"],
+        ix_runs_survey_created=["survey_id", "created_at"],
+    )
 
     op.create_table(
         "task_runs",
-        sa.Column("id", sa.String(length=20), nullable=False),
-        sa.Column("run_id", sa.String(length=20), nullable=False),
+        id_column("id"),
+        id_column("run_id"),
         sa.Column("task_id", sa.String(length=40), nullable=False),
         sa.Column("task_index", sa.Integer(), nullable=False),
         sa.Column("task_type", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=False),
         sa.Column("batch_key", sa.String(length=250), nullable=False),
-        sa.Column("connection_id", sa.String(length=20), nullable=True),
+        id_column("connection_id", nullable=True),
         sa.Column("depends_on", sa.JSON(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        timestamp("next_attempt_at"),
+        timestamp("lease_expires_at", nullable=True),
         sa.Column("claimed_by", sa.String(length=80), nullable=True),
         sa.Column("ambiguous", sa.Boolean(), nullable=False),
         sa.Column("record_id", sa.String(length=18), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=True),
         sa.Column("result", sa.JSON(), nullable=True),
         sa.Column("error", sa.JSON(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.id"], name=op.f("fk_task_runs_run_id_runs"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_task_runs")),
+        timestamp("created_at"),
+        timestamp("first_attempt_at", nullable=True),
+        timestamp("finished_at", nullable=True),
+        foreign_key("task_runs", "run_id", "runs", ondelete="CASCADE"),
+        primary_key("task_runs", "id"),
     )
-    with op.batch_alter_table("task_runs", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_task_runs_connection_id"), ["connection_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_task_runs_ready", ["batch_key", "status", "next_attempt_at"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_task_runs_run_id"), ["run_id"], unique=False)
-        batch_op.create_index(
-            "ix_task_runs_status_next", ["status", "next_attempt_at"], unique=False
-        )
+    create_indexes(
+        "task_runs",
+        "connection_id",
+        "run_id",
+        ix_task_runs_ready=["batch_key", "status", "next_attempt_at"],
+        ix_task_runs_status_next=["status", "next_attempt_at"],
+    )
 
     op.create_table(
         "task_run_attempts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("task_run_id", sa.String(length=20), nullable=False),
+        id_column("task_run_id"),
         sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("started_at"),
+        timestamp("finished_at"),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("batch_size", sa.Integer(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=True),
         sa.Column("reply", sa.JSON(), nullable=True),
         sa.Column("error", sa.JSON(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["task_run_id"],
-            ["task_runs.id"],
-            name=op.f("fk_task_run_attempts_task_run_id_task_runs"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_task_run_attempts")),
+        foreign_key("task_run_attempts", "task_run_id", "task_runs", ondelete="CASCADE"),
+        primary_key("task_run_attempts", "id"),
     )
-    with op.batch_alter_table("task_run_attempts", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_task_run_attempts_task_run_id"), ["task_run_id"], unique=False
-        )
+    create_indexes("task_run_attempts", "task_run_id")
 
 
 def downgrade() -> None:

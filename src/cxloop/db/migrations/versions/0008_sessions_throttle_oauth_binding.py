@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import create_indexes, foreign_key, id_column, primary_key, timestamp
+
 revision = "0008"
 down_revision = "0006"
 branch_labels = None
@@ -20,43 +22,28 @@ def upgrade() -> None:
     op.create_table(
         "web_sessions",
         sa.Column("id_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.String(length=20), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_web_sessions_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_web_sessions")),
+        id_column("user_id"),
+        timestamp("created_at"),
+        timestamp("last_seen_at"),
+        timestamp("expires_at"),
+        foreign_key("web_sessions", "user_id", "users", ondelete="CASCADE"),
+        primary_key("web_sessions", "id_hash"),
     )
-    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_web_sessions_user_id"), ["user_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_web_sessions_expires_at"), ["expires_at"], unique=False
-        )
+    create_indexes("web_sessions", "user_id", "expires_at")
 
     op.create_table(
         "throttle_counters",
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("hits", sa.Integer(), nullable=False),
-        sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("blocked_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("key", name=op.f("pk_throttle_counters")),
+        timestamp("window_started_at"),
+        timestamp("blocked_until", nullable=True),
+        timestamp("updated_at"),
+        primary_key("throttle_counters", "key"),
     )
-    with op.batch_alter_table("throttle_counters", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_throttle_counters_updated_at"), ["updated_at"], unique=False
-        )
-
+    create_indexes("throttle_counters", "updated_at")
     with op.batch_alter_table("oauth_attempts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("bootstrap_hash", sa.String(length=64), nullable=True))
-        batch_op.add_column(
-            sa.Column("bootstrap_expires_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(timestamp("bootstrap_expires_at", nullable=True))
         batch_op.add_column(sa.Column("browser_hash", sa.String(length=64), nullable=True))
         batch_op.create_unique_constraint(
             batch_op.f("uq_oauth_attempts_bootstrap_hash"), ["bootstrap_hash"]
@@ -69,10 +56,5 @@ def downgrade() -> None:
         batch_op.drop_column("browser_hash")
         batch_op.drop_column("bootstrap_expires_at")
         batch_op.drop_column("bootstrap_hash")
-    with op.batch_alter_table("throttle_counters", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_throttle_counters_updated_at"))
     op.drop_table("throttle_counters")
-    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_web_sessions_expires_at"))
-        batch_op.drop_index(batch_op.f("ix_web_sessions_user_id"))
     op.drop_table("web_sessions")

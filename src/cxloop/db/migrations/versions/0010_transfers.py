@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import create_indexes, foreign_key, id_column, primary_key, timestamp
+
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
@@ -19,36 +21,24 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "survey_transfers",
-        sa.Column("id", sa.String(length=20), nullable=False),
-        sa.Column("survey_id", sa.String(length=20), nullable=False),
-        sa.Column("from_user_id", sa.String(length=20), nullable=False),
-        sa.Column("to_user_id", sa.String(length=20), nullable=False),
-        sa.Column("created_by", sa.String(length=20), nullable=False),
+        id_column("id"),
+        id_column("survey_id"),
+        id_column("from_user_id"),
+        id_column("to_user_id"),
+        id_column("created_by"),
         sa.Column("keep_previous_owner_as_editor", sa.Boolean(), nullable=False),
         sa.Column("kept_previous_owner", sa.Boolean(), nullable=True),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("decided_by", sa.String(length=20), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["survey_id"], ["surveys.id"],
-            name=op.f("fk_survey_transfers_survey_id_surveys"), ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["from_user_id"], ["users.id"],
-            name=op.f("fk_survey_transfers_from_user_id_users"), ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["to_user_id"], ["users.id"],
-            name=op.f("fk_survey_transfers_to_user_id_users"), ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"],
-            name=op.f("fk_survey_transfers_created_by_users"), ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_survey_transfers")),
+        timestamp("created_at"),
+        timestamp("expires_at"),
+        timestamp("decided_at", nullable=True),
+        id_column("decided_by", nullable=True),
+        foreign_key("survey_transfers", "survey_id", "surveys", ondelete="CASCADE"),
+        foreign_key("survey_transfers", "from_user_id", "users", ondelete="CASCADE"),
+        foreign_key("survey_transfers", "to_user_id", "users", ondelete="CASCADE"),
+        foreign_key("survey_transfers", "created_by", "users", ondelete="CASCADE"),
+        primary_key("survey_transfers", "id"),
     )  # fmt: skip
     with op.batch_alter_table("survey_transfers", schema=None) as batch_op:
         batch_op.create_index(
@@ -70,47 +60,30 @@ def upgrade() -> None:
 
     op.create_table(
         "survey_connection_grants",
-        sa.Column("survey_id", sa.String(length=20), nullable=False),
-        sa.Column("connection_id", sa.String(length=20), nullable=False),
-        sa.Column("granted_by", sa.String(length=20), nullable=False),
-        sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["survey_id"], ["surveys.id"],
-            name=op.f("fk_survey_connection_grants_survey_id_surveys"), ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["connection_id"], ["connections.id"],
-            name=op.f("fk_survey_connection_grants_connection_id_connections"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint(
-            "survey_id", "connection_id", name=op.f("pk_survey_connection_grants")
-        ),
+        id_column("survey_id"),
+        id_column("connection_id"),
+        id_column("granted_by"),
+        timestamp("granted_at"),
+        foreign_key("survey_connection_grants", "survey_id", "surveys", ondelete="CASCADE"),
+        foreign_key("survey_connection_grants", "connection_id", "connections", ondelete="CASCADE"),
+        primary_key("survey_connection_grants", "survey_id", "connection_id"),
     )  # fmt: skip
-    with op.batch_alter_table("survey_connection_grants", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_survey_connection_grants_connection_id"), ["connection_id"], unique=False
-        )
+    create_indexes("survey_connection_grants", "connection_id")
 
     op.create_table(
         "workflow_task_pauses",
-        sa.Column("workflow_id", sa.String(length=20), nullable=False),
+        id_column("workflow_id"),
         sa.Column("task_id", sa.String(length=40), nullable=False),
         sa.Column("connection", sa.String(length=100), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("paused_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["workflow_id"], ["workflows.id"],
-            name=op.f("fk_workflow_task_pauses_workflow_id_workflows"), ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("workflow_id", "task_id", name=op.f("pk_workflow_task_pauses")),
+        timestamp("paused_at"),
+        foreign_key("workflow_task_pauses", "workflow_id", "workflows", ondelete="CASCADE"),
+        primary_key("workflow_task_pauses", "workflow_id", "task_id"),
     )  # fmt: skip
 
 
 def downgrade() -> None:
     op.drop_table("workflow_task_pauses")
-    with op.batch_alter_table("survey_connection_grants", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_survey_connection_grants_connection_id"))
     op.drop_table("survey_connection_grants")
     with op.batch_alter_table("survey_transfers", schema=None) as batch_op:
         batch_op.drop_index("uq_survey_transfers_open")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import foreign_key, id_column, primary_key, timestamp
+
 revision = "0012"
 down_revision = "0011"
 branch_labels = None
@@ -23,13 +25,10 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=300), nullable=False),
         sa.Column("client_secret", sa.Text(), nullable=False),
         sa.Column("origin", sa.String(length=16), nullable=False),
-        sa.Column("updated_by", sa.String(length=20), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["updated_by"], ["users.id"],
-            name=op.f("fk_salesforce_apps_updated_by_users"), ondelete="SET NULL",
-        ),
-        sa.PrimaryKeyConstraint("login_host", name=op.f("pk_salesforce_apps")),
+        id_column("updated_by", nullable=True),
+        timestamp("updated_at"),
+        foreign_key("salesforce_apps", "updated_by", "users", ondelete="SET NULL"),
+        primary_key("salesforce_apps", "login_host"),
     )  # fmt: skip
 
 

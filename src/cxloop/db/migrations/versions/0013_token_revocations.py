@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import primary_key
+
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
@@ -21,7 +23,7 @@ def upgrade() -> None:
         "token_revocations",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("generation", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_token_revocations")),
+        primary_key("token_revocations", "id"),
     )
     op.bulk_insert(table, [{"id": 1, "generation": 0}])
 

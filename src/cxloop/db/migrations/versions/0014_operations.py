@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import foreign_key, id_column, primary_key, timestamp
+
 revision = "0014"
 down_revision = "0013"
 branch_labels = None
@@ -19,24 +21,18 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "idempotency_keys",
-        sa.Column("user_id", sa.String(length=20), nullable=False),
-        sa.Column("survey_id", sa.String(length=20), nullable=False),
+        id_column("user_id"),
+        id_column("survey_id"),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
-        sa.Column("response_id", sa.String(length=20), nullable=False),
+        id_column("response_id"),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("body", sa.JSON(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"],
-            name=op.f("fk_idempotency_keys_user_id_users"), ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["survey_id"], ["surveys.id"],
-            name=op.f("fk_idempotency_keys_survey_id_surveys"), ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("user_id", "survey_id", "key", name=op.f("pk_idempotency_keys")),
+        timestamp("created_at"),
+        timestamp("expires_at"),
+        foreign_key("idempotency_keys", "user_id", "users", ondelete="CASCADE"),
+        foreign_key("idempotency_keys", "survey_id", "surveys", ondelete="CASCADE"),
+        primary_key("idempotency_keys", "user_id", "survey_id", "key"),
     )  # fmt: skip
     op.create_index(
         op.f("ix_idempotency_keys_expires_at"), "idempotency_keys", ["expires_at"], unique=False
@@ -47,9 +43,9 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_process_heartbeats")),
+        timestamp("started_at"),
+        timestamp("beat_at"),
+        primary_key("process_heartbeats", "id"),
     )
     op.create_index(
         op.f("ix_process_heartbeats_role"), "process_heartbeats", ["role"], unique=False
@@ -58,8 +54,8 @@ def upgrade() -> None:
         "key_checks",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("sealed", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_key_checks")),
+        timestamp("created_at"),
+        primary_key("key_checks", "id"),
     )
 
 

@@ -8,8 +8,9 @@ Create Date: 2026-12-05 19:30:00
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
+
+from cxloop.db.ddl import timestamp
 
 revision = "0016"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
@@ -21,7 +22,7 @@ depends_on = None
 def upgrade() -> None:
     # Leases are renewed by a heartbeat, so `lease_expires_at` no longer tells when a claim
     # was made; the interrupted attempt's row needs its start.
-    op.add_column("task_runs", sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("task_runs", timestamp("claimed_at", nullable=True))
 
 
 def downgrade() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import id_column, primary_key, timestamp
+
 revision = "0017"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
 down_revision = "0016"
@@ -22,21 +24,21 @@ def upgrade() -> None:
         "bulk_jobs",
         sa.Column("id", sa.String(length=18), nullable=False),
         sa.Column("batch_key", sa.String(length=250), nullable=False),
-        sa.Column("connection_id", sa.String(length=20), nullable=False),
+        id_column("connection_id"),
         sa.Column("sobject", sa.String(length=80), nullable=False),
         sa.Column("operation", sa.String(length=16), nullable=False),
         sa.Column("external_id_field", sa.String(length=80), nullable=True),
         sa.Column("columns", sa.JSON(), nullable=False),
         sa.Column("record_count", sa.Integer(), nullable=False),
-        sa.Column("state", sa.String(length=20), nullable=False),
+        id_column("state"),
         sa.Column("error_message", sa.Text(), nullable=False),
         sa.Column("checks", sa.Integer(), nullable=False),
-        sa.Column("check_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("check_at"),
         sa.Column("claimed_by", sa.String(length=80), nullable=True),
-        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_jobs")),
+        timestamp("lease_expires_at", nullable=True),
+        timestamp("created_at"),
+        timestamp("settled_at", nullable=True),
+        primary_key("bulk_jobs", "id"),
     )
     op.create_index("ix_bulk_jobs_open", "bulk_jobs", ["settled_at", "check_at"])
     with op.batch_alter_table("task_runs") as batch:

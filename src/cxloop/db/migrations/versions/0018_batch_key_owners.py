@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db.ddl import primary_key, timestamp
+
 revision = "0018"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
 down_revision = "0017"
@@ -22,16 +24,16 @@ def upgrade() -> None:
         "batch_key_owners",
         sa.Column("batch_key", sa.String(length=250), nullable=False),
         sa.Column("worker", sa.String(length=80), nullable=False),
-        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("batch_key", name=op.f("pk_batch_key_owners")),
+        timestamp("until"),
+        primary_key("batch_key_owners", "batch_key"),
     )
     op.create_table(
         "org_concurrency",
         sa.Column("org_id", sa.String(length=18), nullable=False),
         sa.Column("bound", sa.Integer(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("shrunk_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("org_id", name=op.f("pk_org_concurrency")),
+        timestamp("updated_at"),
+        timestamp("shrunk_at", nullable=True),
+        primary_key("org_concurrency", "org_id"),
     )
     op.create_table(
         "org_batches_in_flight",
@@ -39,8 +41,8 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(length=18), nullable=False),
         sa.Column("worker", sa.String(length=80), nullable=False),
         sa.Column("batch_key", sa.String(length=250), nullable=False),
-        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_org_batches_in_flight")),
+        timestamp("until"),
+        primary_key("org_batches_in_flight", "id"),
     )
     op.create_index(
         op.f("ix_org_batches_in_flight_org_id"), "org_batches_in_flight", ["org_id"], unique=False
