@@ -67,7 +67,10 @@ def test_the_csv_quotes_what_needs_it_and_leaves_missing_cells_empty() -> None:
     st.lists(
         st.dictionaries(
             st.sampled_from(["A", "B", "C"]),
-            st.text(alphabet=st.characters(blacklist_characters="\x00\r")),
+            # Lone surrogates never reach a job: no stored answer can hold one (refused at intake).
+            st.text(
+                alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00\r")
+            ),
             min_size=1,
         ),
         min_size=1,
