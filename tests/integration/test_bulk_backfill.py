@@ -211,6 +211,25 @@ class _Killed(BaseException):
     """The worker process vanishing at this instant (not an error anything handles)."""
 
 
+def die_at(
+    container: Container, monkeypatch: pytest.MonkeyPatch, step: str, *, after: bool = False
+) -> None:
+    """The worker runs the backlog's key and vanishes at the Bulk client's `step` (before it is
+    sent, or after it when `after`); the client is itself again afterwards."""
+    real = getattr(BulkClient, step)
+
+    def die(self: BulkClient, *args: Any) -> Any:
+        if after:
+            real(self, *args)
+        raise _Killed
+
+    monkeypatch.setattr(BulkClient, step, die)
+    (key,) = claims.overdue_keys(container.db, grace_s=0)
+    with pytest.raises(_Killed):
+        worker.process(container, key)
+    monkeypatch.setattr(BulkClient, step, real)
+
+
 @pytest.mark.parametrize("dies", ["before_close", "after_close"])
 def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
     fast: Container,
@@ -221,18 +240,7 @@ def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
     dies: str,
 ) -> None:
     backfill(2050, "insert")  # an insert: a resend would duplicate
-    real_close = BulkClient.close
-
-    def close_and_die(self: BulkClient, job_id: str) -> Any:
-        if dies == "after_close":
-            real_close(self, job_id)
-        raise _Killed
-
-    monkeypatch.setattr(BulkClient, "close", close_and_die)
-    (key,) = claims.overdue_keys(fast.db, grace_s=0)
-    with pytest.raises(_Killed):
-        worker.process(fast, key)
-    monkeypatch.setattr(BulkClient, "close", real_close)
+    die_at(fast, monkeypatch, "close", after=dies == "after_close")
     (job,) = jobs(fast)  # stored before the upload, with its task runs
     with fast.db.reader() as uow:
         held = uow.session.scalar(select(func.count()).where(TaskRun.bulk_job_id == job.id))
@@ -345,15 +353,7 @@ def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     backfill(2001)
-
-    def die(self: BulkClient, job_id: str) -> Any:
-        raise _Killed
-
-    monkeypatch.setattr(BulkClient, "close", die)
-    (key,) = claims.overdue_keys(fast.db, grace_s=0)
-    with pytest.raises(_Killed):
-        worker.process(fast, key)
-    monkeypatch.undo()
+    die_at(fast, monkeypatch, "close")
     (job,) = jobs(fast)
     client = emulator.client()
     client.patch(f"/services/data/v62.0/jobs/ingest/{job.id}/", json={"state": "Aborted"})
@@ -377,15 +377,7 @@ def test_a_job_salesforce_fails_fails_its_task_runs_with_its_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     backfill(2001)
-
-    def die(self: BulkClient, job_id: str, data: bytes) -> Any:
-        raise _Killed
-
-    monkeypatch.setattr(BulkClient, "upload", die)
-    (key,) = claims.overdue_keys(fast.db, grace_s=0)
-    with pytest.raises(_Killed):
-        worker.process(fast, key)
-    monkeypatch.undo()
+    die_at(fast, monkeypatch, "upload")
     (job,) = jobs(fast)
     # Before the check, the Open job gets data Salesforce cannot read, and is closed.
     client = emulator.client()
