@@ -15,7 +15,9 @@ from cxloop.bootstrap import Container
 from cxloop.db.base import utcnow
 from cxloop.db.run_models import OrgThrottle, Run, TaskRun, TaskRunAttempt
 from cxloop.engine import worker
+from cxloop.engine.render import batch_runs, task_outputs_of
 from cxloop.ledger import claims
+from cxloop.ledger.claims import ClaimedTaskRun
 from cxloop.services import surveys, users
 from cxloop.services.access import Actor
 from sfemu.testing import EmulatorServer
@@ -154,6 +156,32 @@ def test_paused_work_resumes_in_chunks_without_loading_a_row(
     with linked.db.reader() as uow:
         assert set(uow.session.scalars(select(Run.status))) == {"pending"}
     assert claims.resume_paused(linked.db, chunk=4) == []
+
+
+# --- a Bulk job's worth of task runs
+
+
+def test_a_bulk_jobs_worth_of_runs_is_read_in_bounded_in_lists(container: Container) -> None:
+    # Bug: the million-waiting bench on PostgreSQL drained nothing. A Bulk job claims up to
+    # 100,000 task runs and its screen read their runs with one IN list of every run id: past
+    # PostgreSQL's 65,535 bound parameters the statement failed, the job stayed Open until its
+    # lease ran out, was aborted, and the next job failed the same way.
+    survey_id = _backlog(container, ready=2, done=0)
+    now = utcnow()
+    real = [ClaimedTaskRun(f"TR_b{n:09d}", f"RN_b{n:09d}", "t", "salesforce", KEY, 1, None,
+                           False, now) for n in range(2)]  # fmt: skip
+    gone = [ClaimedTaskRun(f"TR_g{n:09d}", f"RN_g{n:09d}", "t", "salesforce", KEY, 1, None,
+                           False, now) for n in range(70_000)]  # fmt: skip
+    task_runs = gone[:40_000] + real + gone[40_000:]  # the runs that exist in a middle chunk
+    foreign = claims.foreign_task_runs(container.db, task_runs, owner_id="UR_someone_else")
+    assert sorted(foreign) == ["TR_b000000000", "TR_b000000001"]
+    run_ids = [t.run_id for t in task_runs]
+    with container.db.reader() as uow:
+        runs = batch_runs(uow.session, run_ids)
+        outputs = task_outputs_of(uow.session, run_ids)
+    assert sorted(runs) == ["RN_b000000000", "RN_b000000001"]
+    assert {run.survey_id for run in runs.values()} == {survey_id}
+    assert outputs == {}
 
 
 # --- the queries read the ready rows' index

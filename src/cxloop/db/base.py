@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
@@ -11,6 +12,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from cxloop.domain.ids import ID_LENGTH, new_ids
+
+_Item = TypeVar("_Item")
 
 # Constraint names that Alembic can find again on both engines (SQLite batch mode needs them).
 NAMING_CONVENTION = {
@@ -53,3 +56,13 @@ def utcnow() -> datetime:
 def new_id(prefix: str, length: int = ID_LENGTH) -> str:
     """A public id in the reference product's style: `SV_` + 15 random letters and digits."""
     return new_ids(prefix, 1, length)[0]
+
+
+IDS_PER_QUERY = 5000  # values bound in one IN list
+
+
+def in_chunks(values: Sequence[_Item], size: int = IDS_PER_QUERY) -> Iterator[Sequence[_Item]]:
+    """`values` in slices of at most `size`, one IN list each: a Bulk job's batch holds up to
+    100,000 runs, and PostgreSQL binds at most 65,535 parameters in one statement."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cxloop.caching import TtlCache
-from cxloop.db.base import utcnow
+from cxloop.db.base import in_chunks, utcnow
 from cxloop.db.models import Response, Survey
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.uow import Database
@@ -87,7 +87,8 @@ def batch_runs(
     now = utcnow()
     contents = ledger_of(session).contents
     found: dict[str, BatchRun] = {}
-    for row in session.execute(_RUNS, {"run_ids": ids}):
+    rows = (row for chunk in in_chunks(ids) for row in session.execute(_RUNS, {"run_ids": chunk}))
+    for row in rows:
         content = (
             contents.by_version(session, row.run_survey_id, row.content_version)
             if row.content_version is not None
@@ -165,8 +166,9 @@ def task_outputs_of(
     """What `${task://TASK/...}` reads, by run id and task id: each succeeded task's record Id
     and result."""
     outputs: dict[str, dict[str, dict[str, Any]]] = {}
-    for run_id, task_id, record_id, result in session.execute(_OUTPUTS, {"run_ids": list(run_ids)}):
-        outputs.setdefault(run_id, {})[task_id] = {"Id": record_id or "", **(result or {})}
+    for chunk in in_chunks(list(run_ids)):
+        for run_id, task_id, record_id, result in session.execute(_OUTPUTS, {"run_ids": chunk}):
+            outputs.setdefault(run_id, {})[task_id] = {"Id": record_id or "", **(result or {})}
     return outputs
 
 

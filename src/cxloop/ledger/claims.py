@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from cxloop import metrics
-from cxloop.db.base import utcnow
+from cxloop.db.base import in_chunks, utcnow
 from cxloop.db.models import Connection, Response, Survey, User
 from cxloop.db.run_models import (
     READY_STATUSES,
@@ -506,11 +506,12 @@ def foreign_task_runs(
         session = uow.session
         runs = {
             row.id: row
+            for chunk in in_chunks(run_ids)
             for row in session.execute(
                 select(Run.id, Run.workflow_id, Survey.owner_id, User.email)
                 .join(Survey, Survey.id == Run.survey_id)
                 .join(User, User.id == Survey.owner_id)
-                .where(Run.id.in_(run_ids))
+                .where(Run.id.in_(chunk))
             )
         }
         workflow_ids = list({row.workflow_id for row in runs.values() if row.workflow_id})
