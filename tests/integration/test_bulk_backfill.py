@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from cxloop.bootstrap import Container
 from cxloop.db.base import utcnow
 from cxloop.db.run_models import BulkJob, TaskRun, TaskRunAttempt
-from cxloop.engine import worker
+from cxloop.engine import salesforce_bulk, worker
 from cxloop.ledger import bulk_jobs, claims
 from cxloop.salesforce.bulk import BulkClient
 from cxloop.services import responses
@@ -181,9 +181,17 @@ def test_a_backfill_of_2500_goes_through_one_bulk_job(
     assert jobs(fast) == []
 
 
+@pytest.mark.parametrize("slices", [1, 3])
 def test_records_refused_by_validation_fail_with_salesforces_words(
-    fast: Container, setup: dict[str, Any], emulator: EmulatorServer
+    fast: Container,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    slices: int,
 ) -> None:
+    # A job is rendered a slice at a time (its contexts never all in memory): three slices of
+    # 700 make the same job as one of 2,100.
+    monkeypatch.setattr(salesforce_bulk, "PREPARE_CHUNK", 2100 // slices)
     add_workflow(fast, setup, imported_workflow("insert", sentiment=True))
     comments = ["Ecstatic" if n % 10 == 3 else "Positive" for n in range(2100)]
     import_responses(fast, setup, comments)
@@ -515,6 +523,62 @@ def test_a_long_upload_keeps_the_jobs_lease(
     drain(fast)
     assert [j.state for j in jobs(fast)] == ["JobComplete"]
     assert len(records(emulator)) == 2001
+
+
+def test_an_upload_whose_job_a_check_took_over_stores_nothing(container: Container) -> None:
+    # Bug: store_upload called a rollback() the unit of work does not have: a worker whose
+    # job had been taken over (its lease ran out while it rendered) died with AttributeError.
+    job_id = "750TAKEN0000001AAA"
+    bulk_jobs.open_job(container.db, job_id=job_id, batch_key="sf|UR_x|Acme|Contact|insert|",
+                       connection_id="CN_x", sobject="Contact", operation="insert",
+                       external_id_field=None, limit=10, worker="sender", lease_s=5)  # fmt: skip
+    with container.db.uow() as uow:  # the sender's lease runs out; a check takes the job
+        uow.session.execute(update(BulkJob).values(lease_expires_at=utcnow()))
+        uow.commit()
+    assert bulk_jobs.claim_job(container.db, job_id, worker="check", lease_s=5) is not None
+    stored = bulk_jobs.store_upload(
+        container.db, job_id, worker="sender", lease_s=5, columns=["Name"], rows={}
+    )
+    assert stored is False
+    job = bulk_jobs.job_of(container.db, job_id)
+    assert job is not None and job.columns == [] and job.claimed_by == "check"
+
+
+def test_a_long_check_keeps_the_jobs_lease(
+    fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    # Bug: reading and recording a 100,000-record job's results outlasted the check's lease
+    # under load; the sweeper's checks took the job over, three at once in one worker, each
+    # holding every result in memory (885 MB).
+    import threading
+
+    fast.settings.lease_s = 4
+    backfill(2001, "insert")
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    worker.process(fast, key)  # created, uploaded, closed; its check is scheduled
+    (job,) = jobs(fast)
+    from cxloop.engine.salesforce_batch import client_for
+
+    with client_for(fast, setup["connection"]["id"]) as client:
+        assert BulkClient(client).wait(job.id, timeout_s=60, every_s=0.05).is_finished
+    emulator.control.post(
+        "/faults",
+        json={"mode": "latency", "latency_ms": 12000, "method": "GET", "path": "successfulResults"},
+    ).raise_for_status()
+    checking = threading.Thread(target=worker.process, args=(fast, bulk_jobs.check_key(job.id)))
+    checking.start()
+    try:
+        time.sleep(8)  # twice the lease, the results still on their way
+        (job,) = jobs(fast)
+        assert job.settled_at is None and job.lease_expires_at > utcnow()
+        assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []  # the sweeper leaves it
+        assert bulk_jobs.claim_job(fast.db, job.id, worker="another", lease_s=4) is None
+    finally:
+        checking.join()
+    emulator.control.delete("/faults")
+    (job,) = jobs(fast)
+    assert job.state == "JobComplete" and job.settled_at is not None
+    assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
 
 
 @pytest.mark.parametrize("action", ["update", "delete"])

@@ -212,9 +212,10 @@ def _prepare_and_upload(
     holder = bulk_jobs.holder(job.id)
     items = [BatchItem(t) for t in claimed]
     org_id = target.org_id or "unknown"
+    columns: list[str] = []
     try:
-        screen(container, items, target)
-        task = prepare(container, client, [i for i in items if i.outcome is None])
+        for start in range(0, len(items), PREPARE_CHUNK):
+            _render_rows(container, client, items[start : start + PREPARE_CHUNK], target, columns)
     except SalesforceError as exc:  # a lookup query failed: the error policy, call-wide
         _abort_quietly(bulk, job.id)
         outcomes = whole_batch_failed(container, items, exc, org_id, connection_id)
@@ -222,28 +223,10 @@ def _prepare_and_upload(
         bulk_jobs.settle_job(db, job.id, ABORTED, worker=worker, error_message=str(exc))
         return
     live = [i for i in items if i.outcome is None]
-    rows: dict[str, dict[str, str]] = {}
-    columns: list[str] = []
-    if task is not None:
-        columns = _leading_columns(task.action, task.key_field or "")
-        seen = set(columns)
-        for item in live:
-            try:
-                cells = csv_row(record_body(task, item))
-            except CsvValueError as exc:
-                item.outcome = failed(item, "CXLOOP_BAD_VALUE", str(exc))
-                continue
-            item.payload = cells
-            rows[item.task_run.id] = cells
-            for column in cells:
-                if column not in seen:  # the header: every row's columns, first seen first
-                    seen.add(column)
-                    columns.append(column)
-        live = [i for i in live if i.outcome is None]
     data, live = _fit(columns, live, container)
     # Outcomes known before the upload (not sent, not to be sent) leave the job now.
     _record(container, [i.outcome for i in items if i.outcome is not None], started_at, holder)
-    rows = {i.task_run.id: rows[i.task_run.id] for i in live}
+    rows = {i.task_run.id: i.payload or {} for i in live}
     if not live:
         _abort_quietly(bulk, job.id)
         bulk_jobs.settle_job(db, job.id, ABORTED, worker=worker, error_message="nothing to send")
@@ -273,6 +256,43 @@ def _prepare_and_upload(
         state = OPEN
     bulk_jobs.note_state(db, job.id, state, worker=worker, check_in_s=settings.bulk_poll_s)
     _schedule_check(container, job.id, settings.bulk_poll_s)
+
+
+PREPARE_CHUNK = 5000  # task runs rendered at a time: a job's contexts are never all in memory
+
+
+def _render_rows(
+    container: EngineParts,
+    client: SalesforceClient,
+    items: list[BatchItem],
+    target: BatchTarget,
+    columns: list[str],
+) -> None:
+    """Screen and render `items` (one slice of a job) into their CSV rows, kept as their
+    payloads; `columns`, the job's header, gains the columns they add, first seen first.
+    Each item then drops its context and rendered record: a job of 100,000 keeps only its
+    rows' cells (the contexts of a whole job took most of a gigabyte)."""
+    screen(container, items, target)
+    task = prepare(container, client, [i for i in items if i.outcome is None])
+    if task is not None:
+        if not columns:
+            columns.extend(_leading_columns(task.action, task.key_field or ""))
+        seen = set(columns)
+        for item in items:
+            if item.outcome is not None:
+                continue
+            try:
+                cells = csv_row(record_body(task, item))
+            except CsvValueError as exc:
+                item.outcome = failed(item, "CXLOOP_BAD_VALUE", str(exc))
+                continue
+            item.payload = cells
+            for column in cells:
+                if column not in seen:
+                    seen.add(column)
+                    columns.append(column)
+    for item in items:
+        item.context = item.record = None
 
 
 @contextmanager
@@ -354,7 +374,9 @@ def check(container: EngineParts, job_id: str, worker: str) -> None:
         _later(container, job, worker, settings.bulk_poll_max_s)
         return
     org_id = target.org_id or "unknown"
-    with client:
+    # Reading and recording 100,000 results can outlast a lease: a second check taking the
+    # job over meanwhile would read them all again beside this one.
+    with client, _keeping_lease(db, job_id, worker, settings.lease_s):
         try:
             _check(container, BulkClient(client), job, worker, wait)
         except SalesforceError as exc:

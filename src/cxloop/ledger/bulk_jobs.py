@@ -164,8 +164,7 @@ def store_upload(
             )
         ).rowcount
         if not held:
-            uow.rollback()
-            return False
+            return False  # leaving the unit of work uncommitted rolls it back
         if rows:
             session.execute(
                 update(TaskRun.__table__)
