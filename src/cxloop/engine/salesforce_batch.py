@@ -487,13 +487,7 @@ def _slow_down_near_the_limit(container: EngineParts, org_id: str, fraction: flo
 
 def failed(item: BatchItem, code: str, message: str) -> Outcome:
     """A permanent failure of cxloop's own making (a bad value, a lookup not found)."""
-    return Outcome(
-        item.task_run.id,
-        "failed",
-        reason=message,
-        error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
-        payload=item.payload,
-    )
+    return Outcome.permanent_failure(item.task_run.id, code, message, payload=item.payload)
 
 
 def _paused(

@@ -426,18 +426,7 @@ def _without_result(item: BatchItem, info: BulkJobInfo) -> Outcome:
             f"Salesforce's Bulk API 2.0 job {info.id} failed before this record: "
             f"{info.error_message or 'no reason given'}"
         )
-        return Outcome(
-            task_run.id,
-            "failed",
-            reason=message,
-            error={
-                "kind": "permanent",
-                "error_code": "BULK_JOB_FAILED",
-                "message": message,
-                "fields": [],
-            },
-            payload=item.payload,
-        )
+        return failed(item, "BULK_JOB_FAILED", message)
     if info.state == ABORTED:
         return Outcome(
             task_run.id,

@@ -232,6 +232,20 @@ class Outcome:
     # The Bulk API 2.0 ingest job that carried this attempt (None: a Collections call).
     bulk_job_id: str | None = None
 
+    @classmethod
+    def permanent_failure(
+        cls, task_run_id: str, code: str, message: str, payload: dict[str, Any] | None = None
+    ) -> Outcome:
+        """A failure of cxloop's own finding that no retry mends (a bad value, a lookup not
+        found, a deleted workflow): our `code`, and no field of a record to blame."""
+        return cls(
+            task_run_id,
+            "failed",
+            reason=message,
+            error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
+            payload=payload,
+        )
+
 
 @dataclass
 class Settled:
