@@ -129,22 +129,16 @@ def update_directory(
     try:
         with db.uow() as uow:
             directory = directory_for(uow.session, actor, directory_id)
-            before = {
+            after = {
                 "name": directory.name,
                 "frequency_limit": directory.frequency_limit,
                 "frequency_days": directory.frequency_days,
-            }
-            after = before | changes
+            } | changes
             after["name"] = check_name(after["name"], "directory")
             check_frequency(after["frequency_limit"], after["frequency_days"])
             if after["name"] != directory.name:
                 _check_directory_name_free(uow.session, directory.owner_id, after["name"])
-            for name, value in after.items():
-                setattr(directory, name, value)
-            audit.record(
-                uow.session, actor.id, "directory.update", "directory", directory.id,
-                before=before, after=after,
-            )  # fmt: skip
+            audit.record_update(uow.session, actor.id, "directory", directory, after)
             uow.commit()
     except IntegrityError as exc:
         raise _directory_name_taken(changes.get("name", "")) from exc
