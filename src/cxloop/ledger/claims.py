@@ -233,6 +233,26 @@ class Outcome:
     bulk_job_id: str | None = None
 
     @classmethod
+    def retry_now(
+        cls,
+        task_run_id: str,
+        reason: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        ambiguous: bool = False,
+    ) -> Outcome:
+        """Ready again at once, with no error to keep: the record was not refused, its
+        attempt just came to nothing (cut from a job, a job aborted or forgotten)."""
+        return cls(
+            task_run_id,
+            "waiting_retry",
+            reason=reason,
+            payload=payload,
+            retry_at=utcnow(),
+            ambiguous=ambiguous,
+        )
+
+    @classmethod
     def permanent_failure(
         cls, task_run_id: str, code: str, message: str, payload: dict[str, Any] | None = None
     ) -> Outcome:
