@@ -87,7 +87,7 @@ from cxloop.domain.conditions import (
 )
 from cxloop.domain.document_paths import (
     FRIENDLY_MESSAGES,
-    TextKeysLoader,
+    NoAliasLoader,
     allowed_keys,
     document_path,
     short_value,
@@ -569,7 +569,7 @@ class SurveyContent(_Model):
         if len(text) > MAX_DOCUMENT_CHARS:
             raise SurveyContentError([_too_big()])
         try:
-            document = yaml.load(text, Loader=_NoAliasLoader)
+            document = yaml.load(text, Loader=NoAliasLoader)
         except (yaml.YAMLError, RecursionError, ValueError) as exc:
             raise SurveyContentError(
                 [ContentProblem("", f"not valid YAML: {yaml_problem(exc)}")]
@@ -1178,19 +1178,6 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _represent_str)
-
-
-class _NoAliasLoader(TextKeysLoader):
-    """Safe YAML without anchors/aliases, which only serve to blow up a hostile document; keys
-    are the text written."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
 
 
 # -- plain text -------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ from cxloop.domain.conditions import (
 )
 from cxloop.domain.document_paths import (
     FRIENDLY_MESSAGES,
-    TextKeysLoader,
+    NoAliasLoader,
     allowed_keys,
     document_path,
     shorten,
@@ -1015,16 +1015,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-class _Loader(TextKeysLoader):
+class _Loader(NoAliasLoader):
     """Safe YAML without aliases and without duplicate keys; keys are the text written."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
