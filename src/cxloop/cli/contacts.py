@@ -17,6 +17,7 @@ from cxloop.cli.context import (
     import_format,
     import_progress,
     one_line_errors,
+    print_import_report,
     print_json,
     print_rows,
 )
@@ -81,18 +82,13 @@ def import_(
 
 def _report(result: ContactImportResult, directory_name: str, list_name: str | None) -> None:
     on_list = f", on list {list_name!r}" if list_name and result.mailing_list_id else ""
-    console.print(
+    print_import_report(
         f"Read {result.total} row(s) into directory {directory_name!r}{on_list}: "
         f"{result.created} created, {result.updated} updated, {result.failed} refused.",
-        highlight=False,
-        soft_wrap=True,
+        result.warnings,
+        [f"line {problem.line}: {problem.message}" for problem in result.problems],
+        result.failed,
     )
-    for warning in result.warnings:
-        console.print(f"note: {warning}", highlight=False, soft_wrap=True)
-    for problem in result.problems:
-        console.print(f"line {problem.line}: {problem.message}", highlight=False, soft_wrap=True)
-    if result.failed > len(result.problems):
-        console.print(f"... and {result.failed - len(result.problems)} more refused line(s).")
 
 
 @app.command("list")

@@ -257,6 +257,17 @@ def import_progress(
         yield text, show
 
 
+def print_import_report(
+    summary: str, warnings: Sequence[str], refused_lines: Sequence[str], refused: int
+) -> None:
+    """An import's summary, its notes, the refused lines it names (one each) and how many more
+    it refused than it names; printed as written, without highlighting."""
+    for line in (summary, *(f"note: {warning}" for warning in warnings), *refused_lines):
+        console.print(line, highlight=False, soft_wrap=True)
+    if refused > len(refused_lines):
+        console.print(f"... and {refused - len(refused_lines)} more refused line(s).")
+
+
 JsonOption = typer.Option(False, "--json", help="Print JSON (stable keys) instead of a table.")
 
 

@@ -16,6 +16,7 @@ from cxloop.cli.context import (
     import_format,
     import_progress,
     one_line_errors,
+    print_import_report,
 )
 from cxloop.process import tune_garbage_collector
 from cxloop.services import responses as response_service
@@ -52,18 +53,15 @@ def import_(
 
 
 def _report(result: ImportResult) -> None:
-    console.print(
+    print_import_report(
         f"Read {result.total} row(s): {result.stored} stored, {result.failed} refused.",
-        highlight=False,
-        soft_wrap=True,
+        result.warnings,
+        [
+            f"line {row.position}: " + "; ".join(_reason(problem) for problem in row.problems)
+            for row in result.bad_rows
+        ],
+        result.failed,
     )
-    for warning in result.warnings:
-        console.print(f"note: {warning}", highlight=False, soft_wrap=True)
-    for row in result.bad_rows:
-        reasons = "; ".join(_reason(problem) for problem in row.problems)
-        console.print(f"line {row.position}: {reasons}", highlight=False, soft_wrap=True)
-    if result.failed > len(result.bad_rows):
-        console.print(f"... and {result.failed - len(result.bad_rows)} more refused line(s).")
 
 
 def _reason(problem: dict[str, Any]) -> str:
