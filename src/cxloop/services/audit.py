@@ -33,6 +33,21 @@ def record(
     )
 
 
+def record_alone(
+    db: Database,
+    actor_id: str | None,
+    action: str,
+    object_type: str,
+    object_id: str,
+    **details: Any,
+) -> None:
+    """Add an audit entry in a transaction of its own: for work that committed in parts (an
+    import, chunk by chunk), audited once it is done."""
+    with db.uow() as uow:
+        record(uow.session, actor_id, action, object_type, object_id, **details)
+        uow.commit()
+
+
 def record_update(
     session: Session,
     actor_id: str | None,
