@@ -3,14 +3,11 @@ with its history, opt one out (or back in)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cxloop.cli.context import (
-    CountingReader,
     JsonOption,
     admin_actor,
     console,
@@ -18,7 +15,9 @@ from cxloop.cli.context import (
     err_console,
     fail,
     import_format,
+    import_progress,
     one_line_errors,
+    print_import_report,
     print_json,
     print_rows,
 )
@@ -66,28 +65,15 @@ def import_(
     actor = admin_actor(built, owner, only_for="the directory")
     target = _directory(built.db, actor, directory, create_missing=True)
     size = file.stat().st_size
-    columns = (
-        TextColumn("importing"), BarColumn(), DownloadColumn(),
-        TextColumn("{task.fields[rows]} rows"), TimeRemainingColumn(),
-    )  # fmt: skip
     try:
         raw = file.open("rb")
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
-    with raw, Progress(*columns, console=err_console, transient=True) as progress:
-        counter = CountingReader(raw)
-        # Bytes that are not UTF-8 reach the parser as lone surrogates: their lines are refused.
-        text = io.TextIOWrapper(
-            io.BufferedReader(counter), encoding="utf-8-sig", errors="surrogateescape", newline=""
-        )
-        task = progress.add_task("import", total=size, rows=0)
-
-        def show(result: ContactImportResult) -> None:
-            progress.update(task, completed=counter.bytes_read, rows=result.total)
-
+    # Bytes that are not UTF-8 reach the parser as lone surrogates: their lines are refused.
+    with raw, import_progress(raw, size, errors="surrogateescape") as (text, show_rows):
         result = service.import_contacts(
             built.db, actor, target.id, text, fmt, match_on=match_on, mailing_list=list_name,
-            chunk_size=chunk_size, on_progress=show,
+            chunk_size=chunk_size, on_progress=lambda so_far: show_rows(so_far.total),
         )  # fmt: skip
     _report(result, target.name, list_name)
     if result.failed and not (result.created or result.updated):
@@ -96,18 +82,13 @@ def import_(
 
 def _report(result: ContactImportResult, directory_name: str, list_name: str | None) -> None:
     on_list = f", on list {list_name!r}" if list_name and result.mailing_list_id else ""
-    console.print(
+    print_import_report(
         f"Read {result.total} row(s) into directory {directory_name!r}{on_list}: "
         f"{result.created} created, {result.updated} updated, {result.failed} refused.",
-        highlight=False,
-        soft_wrap=True,
+        result.warnings,
+        [f"line {problem.line}: {problem.message}" for problem in result.problems],
+        result.failed,
     )
-    for warning in result.warnings:
-        console.print(f"note: {warning}", highlight=False, soft_wrap=True)
-    for problem in result.problems:
-        console.print(f"line {problem.line}: {problem.message}", highlight=False, soft_wrap=True)
-    if result.failed > len(result.problems):
-        console.print(f"... and {result.failed - len(result.problems)} more refused line(s).")
 
 
 @app.command("list")

@@ -6,19 +6,21 @@ import io
 import json
 import secrets
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 import typer
 from cryptography.fernet import Fernet
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from cxloop.bootstrap import Container, build_container
@@ -229,6 +231,41 @@ class CountingReader(io.RawIOBase):
         count = self._raw.readinto(buffer)
         self.bytes_read += count or 0
         return count
+
+
+@contextmanager
+def import_progress(
+    raw: BinaryIO, size: int, *, errors: str = "strict"
+) -> Iterator[tuple[io.TextIOWrapper, Callable[[int], None]]]:
+    """`raw` (a file of `size` bytes) read as UTF-8 text for an import, under a progress bar on
+    stderr of the bytes read and the rows done: yields the text and a function that takes the
+    rows done so far. `errors` as `open` takes it."""
+    columns = (
+        TextColumn("importing"), BarColumn(), DownloadColumn(),
+        TextColumn("{task.fields[rows]} rows"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        counter = CountingReader(raw)
+        text = io.TextIOWrapper(
+            io.BufferedReader(counter), encoding="utf-8-sig", errors=errors, newline=""
+        )
+        task = progress.add_task("import", total=size, rows=0)
+
+        def show(rows: int) -> None:
+            progress.update(task, completed=counter.bytes_read, rows=rows)
+
+        yield text, show
+
+
+def print_import_report(
+    summary: str, warnings: Sequence[str], refused_lines: Sequence[str], refused: int
+) -> None:
+    """An import's summary, its notes, the refused lines it names (one each) and how many more
+    it refused than it names; printed as written, without highlighting."""
+    for line in (summary, *(f"note: {warning}" for warning in warnings), *refused_lines):
+        console.print(line, highlight=False, soft_wrap=True)
+    if refused > len(refused_lines):
+        console.print(f"... and {refused - len(refused_lines)} more refused line(s).")
 
 
 JsonOption = typer.Option(False, "--json", help="Print JSON (stable keys) instead of a table.")

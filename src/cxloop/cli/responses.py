@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cxloop.cli.context import (
-    CountingReader,
     admin_actor,
     console,
     container,
-    err_console,
     fail,
     import_format,
+    import_progress,
     one_line_errors,
+    print_import_report,
 )
 from cxloop.process import tune_garbage_collector
 from cxloop.services import responses as response_service
@@ -41,25 +39,12 @@ def import_(
     built = container()
     actor = admin_actor(built, user)
     size = file.stat().st_size
-    columns = (
-        TextColumn("importing"), BarColumn(), DownloadColumn(),
-        TextColumn("{task.fields[rows]} rows"), TimeRemainingColumn(),
-    )  # fmt: skip
-    with (
-        file.open("rb") as raw,
-        Progress(*columns, console=err_console, transient=True) as progress,
-    ):
-        counter = CountingReader(raw)
-        text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8-sig", newline="")
-        task = progress.add_task("import", total=size, rows=0)
-
-        def show(result: ImportResult) -> None:
-            progress.update(task, completed=counter.bytes_read, rows=result.total)
-
+    with file.open("rb") as raw, import_progress(raw, size) as (text, show_rows):
         try:
             result = response_service.import_file(
-                built.db, actor, survey_id, text, fmt, batch_size=batch_size, on_progress=show
-            )
+                built.db, actor, survey_id, text, fmt, batch_size=batch_size,
+                on_progress=lambda so_far: show_rows(so_far.total),
+            )  # fmt: skip
         except UnicodeDecodeError as exc:
             fail(f"{file.name} is not UTF-8 text (byte {exc.start} of a block cannot be read)")
     _report(result)
@@ -68,18 +53,15 @@ def import_(
 
 
 def _report(result: ImportResult) -> None:
-    console.print(
+    print_import_report(
         f"Read {result.total} row(s): {result.stored} stored, {result.failed} refused.",
-        highlight=False,
-        soft_wrap=True,
+        result.warnings,
+        [
+            f"line {row.position}: " + "; ".join(_reason(problem) for problem in row.problems)
+            for row in result.bad_rows
+        ],
+        result.failed,
     )
-    for warning in result.warnings:
-        console.print(f"note: {warning}", highlight=False, soft_wrap=True)
-    for row in result.bad_rows:
-        reasons = "; ".join(_reason(problem) for problem in row.problems)
-        console.print(f"line {row.position}: {reasons}", highlight=False, soft_wrap=True)
-    if result.failed > len(result.bad_rows):
-        console.print(f"... and {result.failed - len(result.bad_rows)} more refused line(s).")
 
 
 def _reason(problem: dict[str, Any]) -> str:

@@ -122,6 +122,19 @@ class TextKeysLoader(yaml.SafeLoader):
         return node
 
 
+class NoAliasLoader(TextKeysLoader):
+    """Safe YAML without anchors/aliases, which only serve to blow up a hostile document; keys
+    are the text written."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def shorten(text: str, limit: int = 40) -> str:
     """`text`, cut to at most `limit` characters with an ellipsis, for a message."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

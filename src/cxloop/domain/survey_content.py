@@ -87,7 +87,7 @@ from cxloop.domain.conditions import (
 )
 from cxloop.domain.document_paths import (
     FRIENDLY_MESSAGES,
-    TextKeysLoader,
+    NoAliasLoader,
     allowed_keys,
     document_path,
     short_value,
@@ -569,7 +569,7 @@ class SurveyContent(_Model):
         if len(text) > MAX_DOCUMENT_CHARS:
             raise SurveyContentError([_too_big()])
         try:
-            document = yaml.load(text, Loader=_NoAliasLoader)
+            document = yaml.load(text, Loader=NoAliasLoader)
         except (yaml.YAMLError, RecursionError, ValueError) as exc:
             raise SurveyContentError(
                 [ContentProblem("", f"not valid YAML: {yaml_problem(exc)}")]
@@ -620,21 +620,41 @@ class SurveyContentError(ValueError):
 # -- answer fields (display logic) ------------------------------------------------------------
 
 
+AnswerPart = Literal["value", "recode", "text", "row", "row_recode"]
+
+# A question's id and the part of its answer a field names after it (display logic here,
+# workflow conditions after `q://`): nothing for the value, `/recode`, `/text` (with the id of
+# the choice whose text entry it is), `/row/<row id>` or `/row/<row id>/recode`.
+ANSWER_FIELD_PATTERN = (
+    r"(?P<qid>QID[1-9][0-9]{0,8})"
+    r"(?:(?P<recode>/recode)"
+    r"|(?P<text>/text(?:/(?P<choice>[A-Za-z0-9_-]{1,64}))?)"
+    r"|/row/(?P<row>[A-Za-z0-9_-]{1,64})(?P<row_recode>/recode)?)?"
+)
+
+
+def answer_part(match: re.Match[str]) -> tuple[AnswerPart, str | None]:
+    """The part and its item (the choice id of a text entry, the row id of a row) that a match
+    of ANSWER_FIELD_PATTERN names."""
+    if match["recode"]:
+        return "recode", None
+    if match["text"]:
+        return "text", match["choice"]
+    if match["row"]:
+        return ("row_recode" if match["row_recode"] else "row"), match["row"]
+    return "value", None
+
+
 @dataclass(frozen=True)
 class AnswerField:
     """A parsed display-logic field: which part of which question's answer it names."""
 
     qid: str
-    part: Literal["value", "recode", "text", "row", "row_recode"]
+    part: AnswerPart
     item: str | None = None  # choice id for "text", row id for "row"/"row_recode"
 
 
-_FIELD_RE = re.compile(
-    r"^(?P<qid>QID[1-9][0-9]{0,8})"
-    r"(?:(?P<recode>/recode)"
-    r"|/text/(?P<text>[A-Za-z0-9_-]{1,64})"
-    r"|/row/(?P<row>[A-Za-z0-9_-]{1,64})(?P<row_recode>/recode)?)?$"
-)
+_FIELD_RE = re.compile(rf"^{ANSWER_FIELD_PATTERN}$")
 
 
 def parse_answer_field(field: str) -> AnswerField | None:
@@ -642,14 +662,10 @@ def parse_answer_field(field: str) -> AnswerField | None:
     match = _FIELD_RE.match(field) if isinstance(field, str) else None
     if not match:
         return None
-    qid = match["qid"]
-    if match["recode"]:
-        return AnswerField(qid, "recode")
-    if match["text"]:
-        return AnswerField(qid, "text", match["text"])
-    if match["row"]:
-        return AnswerField(qid, "row_recode" if match["row_recode"] else "row", match["row"])
-    return AnswerField(qid, "value")
+    part, item = answer_part(match)
+    if part == "text" and item is None:  # display logic reads one choice's text entry
+        return None
+    return AnswerField(match["qid"], part, item)
 
 
 # -- checking a document ----------------------------------------------------------------------
@@ -1162,19 +1178,6 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _represent_str)
-
-
-class _NoAliasLoader(TextKeysLoader):
-    """Safe YAML without anchors/aliases, which only serve to blow up a hostile document; keys
-    are the text written."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
 
 
 # -- plain text -------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ from cxloop.domain.conditions import (
 )
 from cxloop.domain.document_paths import (
     FRIENDLY_MESSAGES,
-    TextKeysLoader,
+    NoAliasLoader,
     allowed_keys,
     document_path,
     shorten,
@@ -87,13 +87,16 @@ from cxloop.domain.document_paths import (
 )
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
 from cxloop.domain.survey_content import (
+    ANSWER_FIELD_PATTERN,
     RESPONSE_CHANNELS,
+    AnswerPart,
     DescriptiveQuestion,
     MatrixQuestion,
     MultipleChoiceQuestion,
     SingleChoiceQuestion,
     SurveyContent,
     TextEntryQuestion,
+    answer_part,
 )
 
 TASK_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
@@ -793,16 +796,11 @@ class ConditionField:
 
     namespace: Literal["q", "e", "m", "event"]
     name: str
-    part: Literal["value", "recode", "text", "row", "row_recode"] = "value"
+    part: AnswerPart = "value"
     item: str | None = None  # choice id for "text", row id for "row" / "row_recode"
 
 
-_Q_FIELD_RE = re.compile(
-    r"^q://(?P<qid>QID[1-9][0-9]{0,8})"
-    r"(?:(?P<recode>/recode)"
-    r"|(?P<text>/text(?:/(?P<choice>[A-Za-z0-9_-]{1,64}))?)"
-    r"|/row/(?P<row>[A-Za-z0-9_-]{1,64})(?P<row_recode>/recode)?)?$"
-)
+_Q_FIELD_RE = re.compile(rf"^q://{ANSWER_FIELD_PATTERN}$")
 _NAMED_FIELD_RE = re.compile(r"^(?P<ns>e|event)://Field/(?P<name>[^/{}$\x00-\x1f]{1,200})$")
 _METADATA_FIELD_RE = re.compile(r"^m://(?P<name>[A-Za-z][A-Za-z0-9_]{0,79})$")
 
@@ -812,15 +810,7 @@ def parse_condition_field(field: str) -> ConditionField | None:
     if not isinstance(field, str):
         return None
     if match := _Q_FIELD_RE.match(field):
-        qid = match["qid"]
-        if match["recode"]:
-            return ConditionField("q", qid, "recode")
-        if match["text"]:
-            return ConditionField("q", qid, "text", match["choice"])
-        if match["row"]:
-            part = "row_recode" if match["row_recode"] else "row"
-            return ConditionField("q", qid, part, match["row"])
-        return ConditionField("q", qid)
+        return ConditionField("q", match["qid"], *answer_part(match))
     if match := _NAMED_FIELD_RE.match(field):
         return ConditionField("e" if match["ns"] == "e" else "event", match["name"])
     if match := _METADATA_FIELD_RE.match(field):
@@ -1025,16 +1015,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-class _Loader(TextKeysLoader):
+class _Loader(NoAliasLoader):
     """Safe YAML without aliases and without duplicate keys; keys are the text written."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

@@ -23,7 +23,7 @@ from cxloop.db.models import Survey
 from cxloop.db.run_models import TaskRun
 from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.workflow import DirectoryTask
-from cxloop.engine.render import RunGone, task_and_context
+from cxloop.engine.render import task_and_context
 from cxloop.errors import InvalidInput, NotFound
 from cxloop.ledger import claims
 from cxloop.ledger.claims import Outcome
@@ -50,12 +50,10 @@ _ERROR_CODES = MappingProxyType(
 
 
 def execute(container: EngineParts, task_run: TaskRun) -> Outcome:
-    """Upsert the contact and send its invitation (unless skipped or sent before)."""
+    """Upsert the contact and send its invitation (unless skipped or sent before).
+    Raises RunGone once the workflow is deleted."""
     settings = container.settings
-    try:
-        task, context = task_and_context(container.db, task_run)
-    except RunGone as exc:
-        return _failed(task_run, "WORKFLOW_DELETED", str(exc))
+    task, context = task_and_context(container.db, task_run)
     assert isinstance(task, DirectoryTask)
     fields = contact_fields(task, context)
     link_data = link_embedded_data(task, context)
@@ -63,7 +61,9 @@ def execute(container: EngineParts, task_run: TaskRun) -> Outcome:
         with container.db.uow() as uow:
             survey = uow.session.get(Survey, task_run.run.survey_id)
             if survey is None:
-                return _failed(task_run, "SURVEY_DELETED", "The survey was deleted.")
+                return Outcome.permanent_failure(
+                    task_run.id, "SURVEY_DELETED", "The survey was deleted."
+                )
             survey_id = survey.id
             prepared = distributions.prepare_invitation(
                 uow.session, survey, task, task_run.id, fields, link_data
@@ -71,9 +71,13 @@ def execute(container: EngineParts, task_run: TaskRun) -> Outcome:
             uow.commit()
     except InvalidInput as exc:
         code = _ERROR_CODES.get(exc.code, "INVALID_CONTACT")
-        return _failed(task_run, code, f"Task '{task.id}': {exc}", payload=_payload(fields))
+        return Outcome.permanent_failure(
+            task_run.id, code, f"Task '{task.id}': {exc}", payload=_payload(fields)
+        )
     except NotFound as exc:  # a directory named by an id that does not exist
-        return _failed(task_run, "DIRECTORY_NOT_FOUND", f"Task '{task.id}': {exc}")
+        return Outcome.permanent_failure(
+            task_run.id, "DIRECTORY_NOT_FOUND", f"Task '{task.id}': {exc}"
+        )
     except IntegrityError:
         # Another task run added the same contact at this very moment: try again shortly,
         # when this one finds it.
@@ -241,15 +245,3 @@ def _succeeded(task_run: TaskRun, prepared: PreparedInvitation, payload: dict[st
 
 def _payload(fields: ContactFields) -> dict[str, Any]:
     return {"contact": {"email": fields.email, "external_ref": fields.external_ref}}
-
-
-def _failed(
-    task_run: TaskRun, code: str, message: str, payload: dict[str, Any] | None = None
-) -> Outcome:
-    return Outcome(
-        task_run.id,
-        "failed",
-        reason=message,
-        payload=payload,
-        error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
-    )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from cxloop.db.run_models import TaskRun
 from cxloop.domain.piped_text import render
 from cxloop.domain.workflow import EmailTask
-from cxloop.engine.render import RunGone, task_and_context
+from cxloop.engine.render import task_and_context
 from cxloop.ledger import claims
 from cxloop.ledger.claims import Outcome
 from cxloop.mail.sender import MailError, build_message, parse_addresses, send
@@ -17,18 +17,18 @@ if TYPE_CHECKING:
 
 
 def execute(container: EngineParts, task_run: TaskRun) -> Outcome:
-    """Send the mail; transient SMTP trouble is retried through the ledger."""
+    """Send the mail; transient SMTP trouble is retried through the ledger.
+    Raises RunGone once the workflow is deleted."""
     settings = container.settings
-    try:
-        task, context = task_and_context(container.db, task_run)
-    except RunGone as exc:
-        return _failed(task_run, "WORKFLOW_DELETED", str(exc))
+    task, context = task_and_context(container.db, task_run)
     assert isinstance(task, EmailTask)
     to = parse_addresses(render(task.to, context))
     cc = parse_addresses(render(task.cc, context)) if task.cc else []
     payload = {"to": to, "cc": cc, "subject": render(task.subject, context)}
     if not to:
-        return _failed(task_run, "NO_RECIPIENT", f"'{task.to}' gives no email address here")
+        return Outcome.permanent_failure(
+            task_run.id, "NO_RECIPIENT", f"'{task.to}' gives no email address here"
+        )
     message = build_message(
         settings, to=to, cc=cc, subject=payload["subject"], body=render(task.body, context)
     )
@@ -50,13 +50,4 @@ def execute(container: EngineParts, task_run: TaskRun) -> Outcome:
         result={"message_id": message["Message-ID"]},
         payload=payload,
         reply={"accepted": True},
-    )
-
-
-def _failed(task_run: TaskRun, code: str, message: str) -> Outcome:
-    return Outcome(
-        task_run.id,
-        "failed",
-        reason=message,
-        error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
     )

@@ -360,21 +360,19 @@ def _retry(
     payload: dict[str, Any] | None,
     ambiguous: bool = False,
 ) -> Outcome:
-    settings = container.settings
-    at = claims.next_retry_at(settings, task_run)
+    at = claims.next_retry_at(container.settings, task_run)
     if at is None:
-        return Outcome(
-            task_run.id,
-            "failed",
-            reason=f"Gave up after {task_run.attempts} attempts over the retry horizon: {error}",
-            error=error.as_dict(),
-            payload=payload,
-            ambiguous=ambiguous,
+        status = "failed"
+        reason = f"Gave up after {task_run.attempts} attempts over the retry horizon: {error}"
+    else:
+        status, reason = (
+            "waiting_retry",
+            f"Salesforce had a passing problem ({error}); trying again",
         )
     return Outcome(
         task_run.id,
-        "waiting_retry",
-        reason=f"Salesforce had a passing problem ({error}); trying again",
+        status,
+        reason=reason,
         error=error.as_dict(),
         payload=payload,
         retry_at=at,
@@ -487,13 +485,7 @@ def _slow_down_near_the_limit(container: EngineParts, org_id: str, fraction: flo
 
 def failed(item: BatchItem, code: str, message: str) -> Outcome:
     """A permanent failure of cxloop's own making (a bad value, a lookup not found)."""
-    return Outcome(
-        item.task_run.id,
-        "failed",
-        reason=message,
-        error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
-        payload=item.payload,
-    )
+    return Outcome.permanent_failure(item.task_run.id, code, message, payload=item.payload)
 
 
 def _paused(

@@ -337,13 +337,10 @@ def _fit(
         if len(data) <= MAX_UPLOAD_BYTES or keep == 1:
             break
         keep = int(keep * 0.9) or 1
-    now = utcnow()
     for item in live[keep:]:
-        item.outcome = Outcome(
+        item.outcome = Outcome.retry_now(
             item.task_run.id,
-            "waiting_retry",
-            reason="did not fit in this Bulk API 2.0 job (100 MB per upload); goes with the next",
-            retry_at=now,
+            "did not fit in this Bulk API 2.0 job (100 MB per upload); goes with the next",
         )
     return data, live[:keep]
 
@@ -448,53 +445,37 @@ def _without_result(item: BatchItem, info: BulkJobInfo) -> Outcome:
             f"Salesforce's Bulk API 2.0 job {info.id} failed before this record: "
             f"{info.error_message or 'no reason given'}"
         )
-        return Outcome(
-            task_run.id,
-            "failed",
-            reason=message,
-            error={
-                "kind": "permanent",
-                "error_code": "BULK_JOB_FAILED",
-                "message": message,
-                "fields": [],
-            },
-            payload=item.payload,
-        )
+        return failed(item, "BULK_JOB_FAILED", message)
     if info.state == ABORTED:
-        return Outcome(
+        return Outcome.retry_now(
             task_run.id,
-            "waiting_retry",
-            reason=f"its Bulk API 2.0 job {info.id} was aborted before Salesforce processed it; "
+            f"its Bulk API 2.0 job {info.id} was aborted before Salesforce processed it; "
             "sent again",
             payload=item.payload,
-            retry_at=utcnow(),
         )
     # JobComplete without a word about this record: it may or may not be written.
-    return Outcome(
+    return Outcome.retry_now(
         task_run.id,
-        "waiting_retry",
-        reason=f"Bulk API 2.0 job {info.id} finished without a result for this record; "
+        f"Bulk API 2.0 job {info.id} finished without a result for this record; "
         "tried again (looked up first where the task has a dedupe field)",
         payload=item.payload,
-        retry_at=utcnow(),
         ambiguous=True,
     )
 
 
 def _settle_unknown(container: EngineParts, job: bulk_jobs.JobRow, worker: str, error: str) -> None:
     outcomes = [
-        Outcome(
+        Outcome.retry_now(
             h.task_run.id,
-            "waiting_retry",
-            reason=f"Salesforce no longer knows Bulk API 2.0 job {job.id}; tried again "
+            f"Salesforce no longer knows Bulk API 2.0 job {job.id}; tried again "
             "(looked up first where the task has a dedupe field)",
             payload=h.payload,
-            retry_at=utcnow(),
             ambiguous=True,
-            bulk_job_id=job.id,
         )
         for h in bulk_jobs.held_task_runs(container.db, job.id)
     ]
+    for outcome in outcomes:
+        outcome.bulk_job_id = job.id
     _record(container, outcomes, job.created_at, bulk_jobs.holder(job.id))
     bulk_jobs.settle_job(container.db, job.id, "Unknown", worker=worker, error_message=error)
 

@@ -16,7 +16,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,9 +25,11 @@ import structlog
 
 from cxloop.db.base import utcnow
 from cxloop.engine import directory_task, email_task, salesforce_batch, salesforce_bulk
+from cxloop.engine.render import RunGone
 from cxloop.ledger import SalesforceBatchKey, batch_owners, bulk_jobs, claims
 
 if TYPE_CHECKING:
+    from cxloop.db.run_models import TaskRun
     from cxloop.engine.parts import EngineParts
 
 log = structlog.get_logger(__name__)
@@ -77,15 +79,26 @@ def process(container: EngineParts, batch_key: str) -> None:
         started_at = utcnow()
         task_runs = claims.task_runs_by_id(container.db, claimed)
         try:
-            if batch_key.startswith("directory|"):
-                outcomes = [directory_task.execute(container, t) for t in task_runs]
-            else:
-                outcomes = [email_task.execute(container, t) for t in task_runs]
+            task = directory_task if batch_key.startswith("directory|") else email_task
+            outcomes = [_executed(container, task.execute, t) for t in task_runs]
         except Exception:
             # A bug must not strand the rows: their lease runs out and the sweeper retries.
             log.exception("worker.batch_crashed", batch_key=batch_key, size=len(task_runs))
             return
         _record(container, outcomes, started_at, worker)
+
+
+def _executed(
+    container: EngineParts,
+    execute: Callable[[EngineParts, TaskRun], claims.Outcome],
+    task_run: TaskRun,
+) -> claims.Outcome:
+    """The outcome of a directory or email task run: a permanent failure once its workflow is
+    deleted (its task is gone with it)."""
+    try:
+        return execute(container, task_run)
+    except RunGone as exc:
+        return claims.Outcome.permanent_failure(task_run.id, "WORKFLOW_DELETED", str(exc))
 
 
 def _process_salesforce(container: EngineParts, batch_key: str) -> None:

@@ -202,21 +202,8 @@ def note_state(
     error_message: str = "",
 ) -> None:
     """Note Salesforce's state of the job, release the job's lease and set its next check."""
-    now = utcnow()
-    with db.uow() as uow:
-        uow.session.execute(
-            update(BulkJob.__table__)
-            .where(_j.id == job_id, _j.claimed_by == worker)
-            .values(
-                state=state,
-                error_message=error_message,
-                checks=_j.checks + 1,
-                check_at=now + timedelta(seconds=check_in_s),
-                claimed_by=None,
-                lease_expires_at=None,
-            )
-        )
-        uow.commit()
+    check_at = utcnow() + timedelta(seconds=check_in_s)
+    _release(db, job_id, worker, state=state, error_message=error_message, check_at=check_at)
 
 
 def claim_job(db: Database, job_id: str, *, worker: str, lease_s: int) -> JobRow | None:
@@ -262,19 +249,17 @@ def held_task_runs(db: Database, job_id: str) -> list[HeldTaskRun]:
 
 def settle_job(db: Database, job_id: str, state: str, *, worker: str, error_message: str) -> None:
     """The job is done with: every task run it held has its outcome."""
-    now = utcnow()
+    _release(db, job_id, worker, state=state, error_message=error_message, settled_at=utcnow())
+
+
+def _release(db: Database, job_id: str, worker: str, **values: object) -> None:
+    """Count a check of the job and let go of it, setting `values`; only while `worker` holds
+    it (a worker whose lease was taken over changes nothing)."""
     with db.uow() as uow:
         uow.session.execute(
             update(BulkJob.__table__)
             .where(_j.id == job_id, _j.claimed_by == worker)
-            .values(
-                state=state,
-                error_message=error_message,
-                settled_at=now,
-                claimed_by=None,
-                lease_expires_at=None,
-                checks=_j.checks + 1,
-            )
+            .values(checks=_j.checks + 1, claimed_by=None, lease_expires_at=None, **values)
         )
         uow.commit()
 

@@ -232,6 +232,40 @@ class Outcome:
     # The Bulk API 2.0 ingest job that carried this attempt (None: a Collections call).
     bulk_job_id: str | None = None
 
+    @classmethod
+    def retry_now(
+        cls,
+        task_run_id: str,
+        reason: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        ambiguous: bool = False,
+    ) -> Outcome:
+        """Ready again at once, with no error to keep: the record was not refused, its
+        attempt just came to nothing (cut from a job, a job aborted or forgotten)."""
+        return cls(
+            task_run_id,
+            "waiting_retry",
+            reason=reason,
+            payload=payload,
+            retry_at=utcnow(),
+            ambiguous=ambiguous,
+        )
+
+    @classmethod
+    def permanent_failure(
+        cls, task_run_id: str, code: str, message: str, payload: dict[str, Any] | None = None
+    ) -> Outcome:
+        """A failure of cxloop's own finding that no retry mends (a bad value, a lookup not
+        found, a deleted workflow): our `code`, and no field of a record to blame."""
+        return cls(
+            task_run_id,
+            "failed",
+            reason=message,
+            error={"kind": "permanent", "error_code": code, "message": message, "fields": []},
+            payload=payload,
+        )
+
 
 @dataclass
 class Settled:

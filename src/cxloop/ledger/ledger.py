@@ -148,23 +148,6 @@ class Ledger:
         )
         return len(events)
 
-    def add_runs(
-        self,
-        session: Session,
-        survey: Any,
-        workflow_id: str,
-        revision: int,
-        document: WorkflowDocument,
-        events: Iterable[RunEvent],
-        *,
-        event_type: str,
-    ) -> list[str]:
-        """Write the runs of many events of one workflow revision in the session's transaction
-        (a distribution's send, a directory's schedule); returns the batch keys ready to go,
-        which the caller dispatches after its commit."""
-        plan = WorkflowPlan.of(workflow_id, revision, document, survey.owner_id)
-        return write_runs(session, survey.id, plan, events, event_type)
-
     # --- transitions
 
     def release_blocked(self, session: Session, run_ids: Iterable[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,39 @@ def record(
             details=details,
         )
     )
+
+
+def record_alone(
+    db: Database,
+    actor_id: str | None,
+    action: str,
+    object_type: str,
+    object_id: str,
+    **details: Any,
+) -> None:
+    """Add an audit entry in a transaction of its own: for work that committed in parts (an
+    import, chunk by chunk), audited once it is done."""
+    with db.uow() as uow:
+        record(uow.session, actor_id, action, object_type, object_id, **details)
+        uow.commit()
+
+
+def record_update(
+    session: Session,
+    actor_id: str | None,
+    object_type: str,
+    changed: Any,
+    changes: Mapping[str, Any],
+) -> None:
+    """Set `changes` on `changed` (a row with an `id`) and add the "<object_type>.update" entry
+    that holds each of those fields before and after."""
+    before = {name: getattr(changed, name) for name in changes}
+    for name, value in changes.items():
+        setattr(changed, name, value)
+    record(
+        session, actor_id, f"{object_type}.update", object_type, changed.id,
+        before=before, after=dict(changes),
+    )  # fmt: skip
 
 
 def list_entries(

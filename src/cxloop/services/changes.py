@@ -4,10 +4,13 @@ mailing lists."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from cxloop.errors import InvalidInput
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cxloop.errors import Conflict, InvalidInput
 
 
 def check_changeable(changes: Mapping[str, Any], changeable: Iterable[str]) -> None:
@@ -32,3 +35,12 @@ def check_line_name(name: Any, what: str) -> str:
             f"A {what} name is one line of at most {MAX_NAME_LENGTH} characters.", code="bad_name"
         )
     return text
+
+
+def check_name_free(
+    session: Session, model: Any, owner_id: str, name: str, taken: Callable[[str], Conflict]
+) -> None:
+    """Raise `taken(name)` when the owner already has a `model` row (a connection, a directory)
+    of this name: names are unique per owner."""
+    if session.scalar(select(model.id).where(model.owner_id == owner_id, model.name == name)):
+        raise taken(name)

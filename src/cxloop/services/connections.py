@@ -37,7 +37,7 @@ from cxloop.salesforce import hosts, oauth
 from cxloop.salesforce.errors import HostNotAllowed, SalesforceError
 from cxloop.services import audit, salesforce_apps
 from cxloop.services.access import Actor
-from cxloop.services.changes import check_line_name
+from cxloop.services.changes import check_line_name, check_name_free
 from cxloop.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -524,7 +524,7 @@ def rename_connection(db: Database, actor: Actor, connection_id: str, name: str)
     with db.uow() as uow:
         connection = _own_connection(uow.session, actor, connection_id)
         if name != connection.name:
-            _check_name_free(uow.session, actor.id, name)
+            check_name_free(uow.session, Connection, actor.id, name, _name_taken)
             audit.record(
                 uow.session, actor.id, "connection.rename", "connection", connection.id,
                 before=connection.name, after=name,
@@ -791,15 +791,7 @@ def _check_room_for_another(session: Session, settings: Settings, user_id: str, 
             "CXLOOP_MAX_CONNECTIONS_PER_USER.",
             code="too_many_connections",
         )
-    _check_name_free(session, user_id, name)
-
-
-def _check_name_free(session: Session, user_id: str, name: str) -> None:
-    taken = session.scalar(
-        select(Connection.id).where(Connection.owner_id == user_id, Connection.name == name)
-    )
-    if taken:
-        raise _name_taken(name)
+    check_name_free(session, Connection, user_id, name, _name_taken)
 
 
 def _name_taken(name: str) -> Conflict:

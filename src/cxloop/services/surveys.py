@@ -138,13 +138,7 @@ def update_survey(db: Database, actor: Actor, survey_id: str, changes: dict[str,
             _check_status(changes["status"])
         if "anonymous_link" in changes and not isinstance(changes["anonymous_link"], bool):
             raise InvalidInput("anonymous_link must be true or false.")
-        before = {field: getattr(survey, field) for field in changes}
-        for field, value in changes.items():
-            setattr(survey, field, value)
-        audit.record(
-            uow.session, actor.id, "survey.update", "survey", survey.id,
-            before=before, after=changes,
-        )  # fmt: skip
+        audit.record_update(uow.session, actor.id, "survey", survey, changes)
         uow.commit()
     return _reload(db, survey_id)
 

@@ -13,6 +13,8 @@ workflow, so that nobody's credentials ever run for someone else. Every step is 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -85,28 +87,7 @@ def offer_transfer(
     """
     if len(message) > MAX_MESSAGE:
         raise InvalidInput(f"The message is too long: at most {MAX_MESSAGE} characters.")
-    try:
-        return _offer(
-            db, actor, survey_id, new_owner_email, keep_previous_owner_as_editor,
-            expires_in_days, message,
-        )  # fmt: skip
-    except IntegrityError as exc:  # two offers raced past the lock: the database let one in
-        raise Conflict(
-            f"Survey {survey_id} got another transfer offer at the same moment; reload.",
-            code="transfer_pending",
-        ) from exc
-
-
-def _offer(
-    db: Database,
-    actor: Actor,
-    survey_id: str,
-    new_owner_email: str,
-    keep_previous_owner_as_editor: bool,
-    expires_in_days: int,
-    message: str,
-) -> TransferView:
-    with db.uow() as uow:
+    with _one_open_offer(survey_id), db.uow() as uow:
         session = uow.session
         survey = get_survey_for(session, survey_id, actor, SurveyAccess.OWN)
         survey = _lock_survey(session, survey.id)
@@ -166,6 +147,19 @@ def _offer(
         uow.commit()
         transfer_id = transfer.id
     return TransferView(_reload(db, transfer_id), paused)
+
+
+@contextmanager
+def _one_open_offer(survey_id: str) -> Iterator[None]:
+    """Two offers that raced past the survey's lock: the database lets one in, the other is
+    told so."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict(
+            f"Survey {survey_id} got another transfer offer at the same moment; reload.",
+            code="transfer_pending",
+        ) from exc
 
 
 # --- reading

@@ -19,7 +19,7 @@ from cxloop.db.uow import Database
 from cxloop.errors import Conflict, NotFound
 from cxloop.services import audit
 from cxloop.services.access import Actor
-from cxloop.services.changes import check_changeable
+from cxloop.services.changes import check_changeable, check_name_free
 from cxloop.services.directory.shared import (
     DIRECTORY_ID_SHAPE,
     check_frequency,
@@ -70,7 +70,7 @@ def create_directory(
     check_frequency(frequency_limit, frequency_days)
     try:
         with db.uow() as uow:
-            _check_directory_name_free(uow.session, actor.id, name)
+            check_name_free(uow.session, Directory, actor.id, name, _directory_name_taken)
             directory = Directory(
                 owner_id=actor.id,
                 name=name,
@@ -129,22 +129,18 @@ def update_directory(
     try:
         with db.uow() as uow:
             directory = directory_for(uow.session, actor, directory_id)
-            before = {
+            after = {
                 "name": directory.name,
                 "frequency_limit": directory.frequency_limit,
                 "frequency_days": directory.frequency_days,
-            }
-            after = before | changes
+            } | changes
             after["name"] = check_name(after["name"], "directory")
             check_frequency(after["frequency_limit"], after["frequency_days"])
             if after["name"] != directory.name:
-                _check_directory_name_free(uow.session, directory.owner_id, after["name"])
-            for name, value in after.items():
-                setattr(directory, name, value)
-            audit.record(
-                uow.session, actor.id, "directory.update", "directory", directory.id,
-                before=before, after=after,
-            )  # fmt: skip
+                check_name_free(
+                    uow.session, Directory, directory.owner_id, after["name"], _directory_name_taken
+                )
+            audit.record_update(uow.session, actor.id, "directory", directory, after)
             uow.commit()
     except IntegrityError as exc:
         raise _directory_name_taken(changes.get("name", "")) from exc
@@ -157,14 +153,6 @@ def delete_directory(db: Database, actor: Actor, directory_id: str) -> None:
         directory = directory_for(uow.session, actor, directory_id)
         delete_recorded(uow.session, actor, directory, name=directory.name)
         uow.commit()
-
-
-def _check_directory_name_free(session: Session, owner_id: str, name: str) -> None:
-    taken = session.scalar(
-        select(Directory.id).where(Directory.owner_id == owner_id, Directory.name == name)
-    )
-    if taken:
-        raise _directory_name_taken(name)
 
 
 def _directory_name_taken(name: str) -> Conflict:

@@ -118,13 +118,10 @@ def import_contacts(
     result.problems.sort(key=lambda problem: problem.line)
     if on_progress:
         on_progress(result)
-    with db.uow() as uow:
-        audit.record(
-            uow.session, actor.id, "contacts.import", "directory", directory_id,
-            total=result.total, created=result.created, updated=result.updated,
-            failed=result.failed,
-        )  # fmt: skip
-        uow.commit()
+    audit.record_alone(
+        db, actor.id, "contacts.import", "directory", directory_id,
+        total=result.total, created=result.created, updated=result.updated, failed=result.failed,
+    )  # fmt: skip
     return result
 
 

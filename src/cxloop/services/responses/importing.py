@@ -112,12 +112,10 @@ def import_responses(
         _store_batch(db, pending, result, on_stored, max_reported)
     if on_progress:
         on_progress(result)
-    with db.uow() as uow:
-        audit.record(
-            uow.session, actor.id, "responses.import", "survey", survey_id,
-            total=result.total, stored=result.stored, failed=result.failed,
-        )  # fmt: skip
-        uow.commit()
+    audit.record_alone(
+        db, actor.id, "responses.import", "survey", survey_id,
+        total=result.total, stored=result.stored, failed=result.failed,
+    )  # fmt: skip
     return result
 
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from cxloop.db.directory_models import Contact, Directory, MailingList
 from cxloop.services import directory as service
 from cxloop.services.directory import ContactFields
-from cxloop.web.api.schemas import PageOut, Reply, RequestBody
+from cxloop.web.api.schemas import PageOut, Reply, RequestBody, reply_model
 from cxloop.web.deps import ApiActor, Db
 from cxloop.web.errors import UnsupportedMediaType
 
@@ -111,15 +111,7 @@ class MailingListRef(Reply):
     name: str
 
 
-class InvitationOut(Reply):
-    id: str
-    distribution_id: str
-    survey_id: str
-    subject: str
-    status: str
-    status_reason: str
-    created_at: datetime
-    sent_at: datetime | None
+InvitationOut = reply_model("InvitationOut", service.InvitationRecord, __name__)
 
 
 class ResponseRefOut(Reply):

@@ -8,21 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cxloop.services import distributions
-from cxloop.web.api.schemas import PageOut, Reply
+from cxloop.web.api.schemas import PageOut, Reply, reply_model
 from cxloop.web.deps import ApiActor, Db
 
 router = APIRouter(prefix="/api/v1", tags=["distributions"])
 
 
-class InvitationOut(Reply):
-    id: str
-    contact_id: str
-    email: str
-    status: str
-    reason: str
-    message_id: str | None
-    created_at: datetime
-    sent_at: datetime | None
+InvitationOut = reply_model("InvitationOut", distributions.InvitationView, __name__)
 
 
 class DistributionOut(Reply):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_type_hints
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, create_model, field_validator
 
 from cxloop.domain.document_paths import contains_nul
 from cxloop.errors import InvalidInput
@@ -45,6 +46,15 @@ class OwnMediaType(Response):
 
 class Reply(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def reply_model(name: str, view: type[Any], module: str) -> type[Reply]:
+    """A reply named `name` (declared in `module`, as OpenAPI names it) that carries exactly the
+    fields of a service's dataclass `view`, in its order and with its types, every one required:
+    for a reply that is the view as it stands, so the two cannot drift apart."""
+    types = get_type_hints(view)
+    fields: dict[str, Any] = {f.name: (types[f.name], ...) for f in dataclasses.fields(view)}
+    return create_model(name, __base__=Reply, __module__=module, **fields)
 
 
 class PageOut(BaseModel, Generic[T]):

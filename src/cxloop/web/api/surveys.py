@@ -13,7 +13,7 @@ from cxloop.db.models import Survey, SurveyCollaborator
 from cxloop.domain.statuses import SurveyStatus, TransferStatus
 from cxloop.services import connection_grants, surveys, transfers
 from cxloop.services.access import Actor
-from cxloop.web.api.schemas import PageOut, Reply, RequestBody
+from cxloop.web.api.schemas import PageOut, Reply, RequestBody, reply_model
 from cxloop.web.api.transfers import TransferOut, transfer_out
 from cxloop.web.deps import ApiActor, AppContainer, Db
 
@@ -59,13 +59,7 @@ class TransferIn(RequestBody):
     message: str = Field(default="", max_length=2000, description="A note to the receiver.")
 
 
-class GrantOut(Reply):
-    connection_id: str
-    connection_name: str
-    connection_type: str
-    connection_status: str
-    granted_by: str
-    granted_at: datetime
+GrantOut = reply_model("GrantOut", connection_grants.Grant, __name__)
 
 
 class UserRef(Reply):

@@ -15,7 +15,7 @@ from cxloop.db.ownership_models import SurveyTransfer
 from cxloop.domain.statuses import TransferStatus
 from cxloop.services import transfers
 from cxloop.services.transfers import TransferView
-from cxloop.web.api.schemas import Reply, RequestBody
+from cxloop.web.api.schemas import Reply, RequestBody, reply_model
 from cxloop.web.deps import ApiActor, Db
 
 router = APIRouter(prefix="/api/v1/transfers", tags=["transfers"])
@@ -27,13 +27,7 @@ class TransferUserOut(Reply):
     name: str
 
 
-class PausedTaskOut(Reply):
-    workflow_id: str
-    workflow_name: str
-    task_id: str
-    task_name: str
-    connection: str
-    reason: str
+PausedTaskOut = reply_model("PausedTaskOut", transfers.PausedTask, __name__)
 
 
 class TransferOut(Reply):

@@ -27,7 +27,7 @@ from cxloop.services import workflows
 from cxloop.services.access import Actor
 from cxloop.services.task_checks import SaveChecks
 from cxloop.services.workflows import WorkflowView
-from cxloop.web.api.schemas import OwnMediaType, Reply, RequestBody, if_match_number
+from cxloop.web.api.schemas import OwnMediaType, Reply, RequestBody, if_match_number, reply_model
 from cxloop.web.deps import ApiActor, AppContainer, Db
 from cxloop.web.errors import UnsupportedMediaType
 
@@ -356,14 +356,7 @@ def test_workflow(
     return JSONResponse(jsonable_encoder(preview))
 
 
-class OutboundEndpointOut(Reply):
-    workflow_id: str
-    url: str
-    object: str
-    fields: list[str]
-    verify_session_id: bool
-    allowed_ips: list[str]
-    steps: list[str]
+OutboundEndpointOut = reply_model("OutboundEndpointOut", workflows.OutboundEndpoint, __name__)
 
 
 @router.get(

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from cxloop.db.models import Connection
 from cxloop.domain.statuses import ConnectionStatus
 from cxloop.errors import CxloopError, Forbidden, NotFound
 from cxloop.services import connections, doctor
@@ -36,6 +37,10 @@ from cxloop.web.ui.i18n import N_
 router = ui_router()
 
 ACCOUNTS_PATH = "/accounts"
+# Where a form goes back to when it is done (a local path; `safe_next` holds it to that): a
+# query parameter of the page that shows the form, a field of the form posted.
+ReturnToQuery = Annotated[str, Query(max_length=2000)]
+ReturnToForm = Annotated[str, Form(max_length=2000)]
 RETURN_KEY = "oauth_return"
 MAX_REMEMBERED = 5  # pending linkings remembered per browser (the session is a cookie)
 # The connection types a person chooses from; "custom" is Salesforce's My Domain login.
@@ -107,9 +112,7 @@ def _list_context(page: PageContext) -> dict[str, Any]:
 
 
 @router.get(ACCOUNTS_PATH + "/new")
-def add_account_form(
-    page: Page, return_to: Annotated[str, Query(max_length=2000)] = ACCOUNTS_PATH
-) -> Response:
+def add_account_form(page: Page, return_to: ReturnToQuery = ACCOUNTS_PATH) -> Response:
     """The add-account form: connection type, login URL (My Domain), account name."""
     return _add_page(page, safe_next(return_to, ACCOUNTS_PATH))
 
@@ -139,7 +142,7 @@ def add_account(
     connection_type: Annotated[str, Form(max_length=20)] = "",
     account_name: Annotated[str, Form(max_length=400)] = "",
     login_url: Annotated[str, Form(max_length=400)] = "",
-    return_to: Annotated[str, Form(max_length=2000)] = ACCOUNTS_PATH,
+    return_to: ReturnToForm = ACCOUNTS_PATH,
 ) -> Response:
     """Start linking a new account, then send the browser to Salesforce's login (via cxloop's
     one-time start link); every problem with the form is shown beside its input instead."""
@@ -183,7 +186,7 @@ def add_account(
 def refresh_account(
     connection_id: str,
     page: Page,
-    return_to: Annotated[str, Form(max_length=2000)] = ACCOUNTS_PATH,
+    return_to: ReturnToForm = ACCOUNTS_PATH,
 ) -> Response:
     """Log in to Salesforce again for this account (the same org only; the same account id,
     so workflows keep working)."""
@@ -202,17 +205,13 @@ def _to_salesforce(page: PageContext, authorize_url: str) -> Response:
 def rename_form(
     connection_id: str,
     page: Page,
-    return_to: Annotated[str, Query(max_length=2000)] = ACCOUNTS_PATH,
+    return_to: ReturnToQuery = ACCOUNTS_PATH,
 ) -> Response:
     account = connections.get_connection(page.db, page.user, connection_id)
-    return page.render(
-        "ui/accounts/rename.html",
-        section="accounts",
-        account=account,
-        errors={},
-        values={"account_name": account.name},
-        return_to=safe_next(return_to, ACCOUNTS_PATH),
-    )
+    return _account_page(
+        page, "ui/accounts/rename.html", account, return_to,
+        errors={}, values={"account_name": account.name},
+    )  # fmt: skip
 
 
 @router.post(ACCOUNTS_PATH + "/{connection_id}/rename")
@@ -220,7 +219,7 @@ def rename_account(
     connection_id: str,
     page: Page,
     account_name: Annotated[str, Form(max_length=400)] = "",
-    return_to: Annotated[str, Form(max_length=2000)] = ACCOUNTS_PATH,
+    return_to: ReturnToForm = ACCOUNTS_PATH,
 ) -> Response:
     """Rename the account; back to the page the menu was on (the accounts page, or a workflow
     builder's task, which is told the old and new name so that its task follows)."""
@@ -231,15 +230,11 @@ def rename_account(
     except CxloopError as exc:
         if isinstance(exc, Forbidden | NotFound):
             raise
-        return page.render(
-            "ui/accounts/rename.html",
-            status_code=422,
-            section="accounts",
-            account=account,
+        return _account_page(
+            page, "ui/accounts/rename.html", account, return_to, status_code=422,
             errors=form_errors(exc, default="account_name", page=page),
             values={"account_name": account_name},
-            return_to=return_to,
-        )
+        )  # fmt: skip
     if return_to != ACCOUNTS_PATH:
         return_to = with_query(return_to, renamed_from=account.name, account=renamed.name)
     return page.redirect(
@@ -257,22 +252,17 @@ def with_query(path: str, **values: str) -> str:
 def remove_form(
     connection_id: str,
     page: Page,
-    return_to: Annotated[str, Query(max_length=2000)] = ACCOUNTS_PATH,
+    return_to: ReturnToQuery = ACCOUNTS_PATH,
 ) -> Response:
     account = connections.get_connection(page.db, page.user, connection_id)
-    return page.render(
-        "ui/accounts/remove.html",
-        section="accounts",
-        account=account,
-        return_to=safe_next(return_to, ACCOUNTS_PATH),
-    )
+    return _account_page(page, "ui/accounts/remove.html", account, return_to)
 
 
 @router.post(ACCOUNTS_PATH + "/{connection_id}/remove")
 def remove_account(
     connection_id: str,
     page: Page,
-    return_to: Annotated[str, Form(max_length=2000)] = ACCOUNTS_PATH,
+    return_to: ReturnToForm = ACCOUNTS_PATH,
 ) -> Response:
     """Revoke the account's access at Salesforce and remove it from cxloop."""
     return_to = safe_next(return_to, ACCOUNTS_PATH)
@@ -301,15 +291,29 @@ def remove_account(
 def check_account(
     connection_id: str,
     page: Page,
-    return_to: Annotated[str, Query(max_length=2000)] = ACCOUNTS_PATH,
+    return_to: ReturnToQuery = ACCOUNTS_PATH,
 ) -> Response:
     """The doctor's findings for this account, each with its fix."""
     account = connections.get_connection(page.db, page.user, connection_id)
     report = doctor.run(page.container, page.user, connection_id)
+    return _account_page(page, "ui/accounts/check.html", account, return_to, report=report)
+
+
+def _account_page(
+    page: PageContext,
+    template: str,
+    account: Connection,
+    return_to: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """A page about one account (its rename and remove forms, its check) in the accounts
+    section, with a way back to `return_to` (if it is a local path)."""
     return page.render(
-        "ui/accounts/check.html",
+        template,
+        status_code=status_code,
         section="accounts",
         account=account,
-        report=report,
         return_to=safe_next(return_to, ACCOUNTS_PATH),
+        **context,
     )

@@ -1,55 +1,44 @@
-"""workflows and their revisions
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-28
-"""
+"""workflows and their revisions"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-from cxloop.db.ddl import foreign_key, id_column, primary_key, timestamp, unique
+from cxloop.db import ddl
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    ddl.create_table(
         "workflows",
-        id_column("id"),
-        id_column("survey_id"),
-        sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("event_type", sa.String(length=40), nullable=False),
-        sa.Column("document", sa.JSON(), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("outbound_token_hash", sa.String(length=64), nullable=True),
-        id_column("created_by"),
-        timestamp("created_at"),
-        timestamp("updated_at"),
-        foreign_key("workflows", "created_by", "users"),
-        foreign_key("workflows", "survey_id", "surveys", ondelete="CASCADE"),
-        primary_key("workflows", "id"),
-        unique("workflows", "outbound_token_hash"),
-        unique("workflows", "survey_id", "name"),
+        ddl.id_column("id"),
+        ddl.id_column("survey_id"),
+        ddl.string("name", 200),
+        ddl.boolean("enabled"),
+        ddl.string("event_type", 40),
+        ddl.json("document"),
+        ddl.integer("revision"),
+        ddl.string("outbound_token_hash", 64, nullable=True),
+        ddl.id_column("created_by"),
+        ddl.timestamp("created_at"),
+        ddl.timestamp("updated_at"),
+        references={"created_by": ddl.Reference("users"), "survey_id": ddl.cascade("surveys")},
+        unique_on=[["outbound_token_hash"], ["survey_id", "name"]],
     )
-    op.create_table(
+    ddl.create_table(
         "workflow_revisions",
-        id_column("workflow_id"),
+        ddl.id_column("workflow_id"),
         sa.Column("revision", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("document", sa.JSON(), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("summary", sa.String(length=500), nullable=False),
-        id_column("author_id"),
-        timestamp("created_at"),
-        foreign_key("workflow_revisions", "author_id", "users"),
-        foreign_key("workflow_revisions", "workflow_id", "workflows", ondelete="CASCADE"),
-        primary_key("workflow_revisions", "workflow_id", "revision"),
+        ddl.json("document"),
+        ddl.boolean("enabled"),
+        ddl.string("summary", 500),
+        ddl.id_column("author_id"),
+        ddl.timestamp("created_at"),
+        key=["workflow_id", "revision"],
+        references={"author_id": ddl.Reference("users"), "workflow_id": ddl.cascade("workflows")},
     )
 
 

@@ -1,52 +1,42 @@
-"""the ledger: runs, task runs, attempts, org throttles
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-28
-"""
+"""the ledger: runs, task runs, attempts, org throttles"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
-from cxloop.db.ddl import create_indexes, foreign_key, id_column, primary_key, timestamp, unique
+from cxloop.db import ddl
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    ddl.create_table(
         "org_throttles",
-        sa.Column("org_id", sa.String(length=18), nullable=False),
-        timestamp("until"),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("strikes", sa.Integer(), nullable=False),
-        primary_key("org_throttles", "org_id"),
+        ddl.string("org_id", 18),
+        ddl.timestamp("until"),
+        ddl.text("reason"),
+        ddl.integer("strikes"),
+        key=["org_id"],
     )
-    op.create_table(
+    ddl.create_table(
         "runs",
-        id_column("id"),
-        id_column("survey_id"),
-        id_column("workflow_id", nullable=True),
-        sa.Column("workflow_name", sa.String(length=200), nullable=False),
-        sa.Column("workflow_revision", sa.Integer(), nullable=False),
-        sa.Column("event_type", sa.String(length=40), nullable=False),
-        sa.Column("event_key", sa.String(length=200), nullable=False),
-        id_column("response_id", nullable=True),
-        sa.Column("event_data", sa.JSON(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        timestamp("created_at"),
-        timestamp("finished_at", nullable=True),
-        foreign_key("runs", "survey_id", "surveys", ondelete="CASCADE"),
-        foreign_key("runs", "workflow_id", "workflows", ondelete="SET NULL"),
-        primary_key("runs", "id"),
-        unique("runs", "workflow_id", "event_key"),
+        ddl.id_column("id"),
+        ddl.id_column("survey_id"),
+        ddl.id_column("workflow_id", nullable=True),
+        ddl.string("workflow_name", 200),
+        ddl.integer("workflow_revision"),
+        ddl.string("event_type", 40),
+        ddl.string("event_key", 200),
+        ddl.id_column("response_id", nullable=True),
+        ddl.json("event_data"),
+        ddl.string("status", 16),
+        ddl.timestamp("created_at"),
+        ddl.timestamp("finished_at", nullable=True),
+        references={"survey_id": ddl.cascade("surveys"), "workflow_id": ddl.set_null("workflows")},
+        unique_on=[["workflow_id", "event_key"]],
     )
-    create_indexes(
+    ddl.create_indexes(
         "runs",
         "response_id",
         "workflow_id",
@@ -54,34 +44,33 @@ def upgrade() -> None:
         ix_runs_survey_created=["survey_id", "created_at"],
     )
 
-    op.create_table(
+    ddl.create_table(
         "task_runs",
-        id_column("id"),
-        id_column("run_id"),
-        sa.Column("task_id", sa.String(length=40), nullable=False),
-        sa.Column("task_index", sa.Integer(), nullable=False),
-        sa.Column("task_type", sa.String(length=16), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("status_reason", sa.Text(), nullable=False),
-        sa.Column("batch_key", sa.String(length=250), nullable=False),
-        id_column("connection_id", nullable=True),
-        sa.Column("depends_on", sa.JSON(), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        timestamp("next_attempt_at"),
-        timestamp("lease_expires_at", nullable=True),
-        sa.Column("claimed_by", sa.String(length=80), nullable=True),
-        sa.Column("ambiguous", sa.Boolean(), nullable=False),
-        sa.Column("record_id", sa.String(length=18), nullable=True),
-        sa.Column("payload", sa.JSON(), nullable=True),
-        sa.Column("result", sa.JSON(), nullable=True),
-        sa.Column("error", sa.JSON(), nullable=True),
-        timestamp("created_at"),
-        timestamp("first_attempt_at", nullable=True),
-        timestamp("finished_at", nullable=True),
-        foreign_key("task_runs", "run_id", "runs", ondelete="CASCADE"),
-        primary_key("task_runs", "id"),
+        ddl.id_column("id"),
+        ddl.id_column("run_id"),
+        ddl.string("task_id", 40),
+        ddl.integer("task_index"),
+        ddl.string("task_type", 16),
+        ddl.string("status", 16),
+        ddl.text("status_reason"),
+        ddl.string("batch_key", 250),
+        ddl.id_column("connection_id", nullable=True),
+        ddl.json("depends_on"),
+        ddl.integer("attempts"),
+        ddl.timestamp("next_attempt_at"),
+        ddl.timestamp("lease_expires_at", nullable=True),
+        ddl.string("claimed_by", 80, nullable=True),
+        ddl.boolean("ambiguous"),
+        ddl.string("record_id", 18, nullable=True),
+        ddl.json("payload", nullable=True),
+        ddl.json("result", nullable=True),
+        ddl.json("error", nullable=True),
+        ddl.timestamp("created_at"),
+        ddl.timestamp("first_attempt_at", nullable=True),
+        ddl.timestamp("finished_at", nullable=True),
+        references={"run_id": ddl.cascade("runs")},
     )
-    create_indexes(
+    ddl.create_indexes(
         "task_runs",
         "connection_id",
         "run_id",
@@ -89,22 +78,21 @@ def upgrade() -> None:
         ix_task_runs_status_next=["status", "next_attempt_at"],
     )
 
-    op.create_table(
+    ddl.create_table(
         "task_run_attempts",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        id_column("task_run_id"),
-        sa.Column("number", sa.Integer(), nullable=False),
-        timestamp("started_at"),
-        timestamp("finished_at"),
-        sa.Column("outcome", sa.String(length=16), nullable=False),
-        sa.Column("batch_size", sa.Integer(), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=True),
-        sa.Column("reply", sa.JSON(), nullable=True),
-        sa.Column("error", sa.JSON(), nullable=True),
-        foreign_key("task_run_attempts", "task_run_id", "task_runs", ondelete="CASCADE"),
-        primary_key("task_run_attempts", "id"),
+        ddl.serial_id(),
+        ddl.id_column("task_run_id"),
+        ddl.integer("number"),
+        ddl.timestamp("started_at"),
+        ddl.timestamp("finished_at"),
+        ddl.string("outcome", 16),
+        ddl.integer("batch_size"),
+        ddl.json("payload", nullable=True),
+        ddl.json("reply", nullable=True),
+        ddl.json("error", nullable=True),
+        references={"task_run_id": ddl.cascade("task_runs")},
     )
-    create_indexes("task_run_attempts", "task_run_id")
+    ddl.create_indexes("task_run_attempts", "task_run_id")
 
 
 def downgrade() -> None:

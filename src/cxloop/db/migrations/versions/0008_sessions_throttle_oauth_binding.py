@@ -1,50 +1,42 @@
-"""server-side web sessions, throttle counters, and the browser binding of OAuth attempts
-
-Revision ID: 0008
-Revises: 0006
-Create Date: 2026-12-05 13:00:00
-"""
+"""server-side web sessions, throttle counters, and the browser binding of OAuth attempts"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
-from cxloop.db.ddl import create_indexes, foreign_key, id_column, primary_key, timestamp
+from cxloop.db import ddl
 
 revision = "0008"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    ddl.create_table(
         "web_sessions",
-        sa.Column("id_hash", sa.String(length=64), nullable=False),
-        id_column("user_id"),
-        timestamp("created_at"),
-        timestamp("last_seen_at"),
-        timestamp("expires_at"),
-        foreign_key("web_sessions", "user_id", "users", ondelete="CASCADE"),
-        primary_key("web_sessions", "id_hash"),
+        ddl.string("id_hash", 64),
+        ddl.id_column("user_id"),
+        ddl.timestamp("created_at"),
+        ddl.timestamp("last_seen_at"),
+        ddl.timestamp("expires_at"),
+        key=["id_hash"],
+        references={"user_id": ddl.cascade("users")},
     )
-    create_indexes("web_sessions", "user_id", "expires_at")
+    ddl.create_indexes("web_sessions", "user_id", "expires_at")
 
-    op.create_table(
+    ddl.create_table(
         "throttle_counters",
-        sa.Column("key", sa.String(length=200), nullable=False),
-        sa.Column("hits", sa.Integer(), nullable=False),
-        timestamp("window_started_at"),
-        timestamp("blocked_until", nullable=True),
-        timestamp("updated_at"),
-        primary_key("throttle_counters", "key"),
+        ddl.string("key", 200),
+        ddl.integer("hits"),
+        ddl.timestamp("window_started_at"),
+        ddl.timestamp("blocked_until", nullable=True),
+        ddl.timestamp("updated_at"),
+        key=["key"],
     )
-    create_indexes("throttle_counters", "updated_at")
+    ddl.create_indexes("throttle_counters", "updated_at")
     with op.batch_alter_table("oauth_attempts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("bootstrap_hash", sa.String(length=64), nullable=True))
-        batch_op.add_column(timestamp("bootstrap_expires_at", nullable=True))
-        batch_op.add_column(sa.Column("browser_hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(ddl.string("bootstrap_hash", 64, nullable=True))
+        batch_op.add_column(ddl.timestamp("bootstrap_expires_at", nullable=True))
+        batch_op.add_column(ddl.string("browser_hash", 64, nullable=True))
         batch_op.create_unique_constraint(
             batch_op.f("uq_oauth_attempts_bootstrap_hash"), ["bootstrap_hash"]
         )

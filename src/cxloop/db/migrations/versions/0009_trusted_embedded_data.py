@@ -1,9 +1,5 @@
 """trusted embedded data: a response's channel, a survey's anonymous-link switch and its
 encrypted key for signed links
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-05 13:00:00
 """
 
 from __future__ import annotations
@@ -11,10 +7,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxloop.db import ddl
+
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -24,7 +20,7 @@ def upgrade() -> None:
         "surveys",
         sa.Column("anonymous_link", sa.Boolean(), server_default=sa.true(), nullable=False),
     )
-    op.add_column("surveys", sa.Column("link_signing_key", sa.Text(), nullable=True))
+    op.add_column("surveys", ddl.text("link_signing_key", nullable=True))
     # The default is the least trusted channel.
     op.add_column(
         "responses",

@@ -1,9 +1,4 @@
-"""runs newest first: an index on (created_at, id) for the run history across all surveys
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-05 14:00:00
-"""
+"""runs newest first: an index on (created_at, id) for the run history across all surveys"""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 revision = "0011"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

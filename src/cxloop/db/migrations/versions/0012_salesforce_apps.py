@@ -1,35 +1,27 @@
-"""connected apps set at run time: the default one and one per login host
-
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-05 14:00:00
-"""
+"""connected apps set at run time: the default one and one per login host"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
-from cxloop.db.ddl import foreign_key, id_column, primary_key, timestamp
+from cxloop.db import ddl
 
 revision = "0012"
 down_revision = "0011"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    ddl.create_table(
         "salesforce_apps",
-        sa.Column("login_host", sa.String(length=300), nullable=False),
-        sa.Column("client_id", sa.String(length=300), nullable=False),
-        sa.Column("client_secret", sa.Text(), nullable=False),
-        sa.Column("origin", sa.String(length=16), nullable=False),
-        id_column("updated_by", nullable=True),
-        timestamp("updated_at"),
-        foreign_key("salesforce_apps", "updated_by", "users", ondelete="SET NULL"),
-        primary_key("salesforce_apps", "login_host"),
-    )  # fmt: skip
+        ddl.string("login_host", 300),
+        ddl.string("client_id", 300),
+        ddl.text("client_secret"),
+        ddl.string("origin", 16),
+        ddl.id_column("updated_by", nullable=True),
+        ddl.timestamp("updated_at"),
+        key=["login_host"],
+        references={"updated_by": ddl.set_null("users")},
+    )
 
 
 def downgrade() -> None:

@@ -1,21 +1,14 @@
-"""token_revocations: a revocation generation read on every API request
-
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-05 16:00:00
-"""
+"""token_revocations: a revocation generation read on every API request"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-from cxloop.db.ddl import primary_key
+from cxloop.db import ddl
 
 revision = "0013"
 down_revision = "0012"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -23,7 +16,7 @@ def upgrade() -> None:
         "token_revocations",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("generation", sa.BigInteger(), nullable=False),
-        primary_key("token_revocations", "id"),
+        ddl.primary_key("token_revocations", "id"),
     )
     op.bulk_insert(table, [{"id": 1, "generation": 0}])
 

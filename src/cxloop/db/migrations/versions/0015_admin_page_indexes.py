@@ -1,9 +1,5 @@
 """admin page indexes: the Workflows tab's 24-hour counts and the survey lists' response counts
 read an index only
-
-Revision ID: 0015
-Revises: 0014
-Create Date: 2026-12-05 16:00:00
 """
 
 from __future__ import annotations
@@ -13,8 +9,6 @@ from alembic import op
 revision = "0015"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
 down_revision = "0014"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,28 +1,22 @@
 """task runs remember when their current attempt was claimed: an attempt the sweeper records
 for a worker that stopped answering starts then
-
-Revision ID: 0016
-Revises: 0015
-Create Date: 2026-12-05 19:30:00
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-from cxloop.db.ddl import timestamp
+from cxloop.db import ddl
 
 revision = "0016"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
 down_revision = "0015"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     # Leases are renewed by a heartbeat, so `lease_expires_at` no longer tells when a claim
     # was made; the interrupted attempt's row needs its start.
-    op.add_column("task_runs", timestamp("claimed_at", nullable=True))
+    op.add_column("task_runs", ddl.timestamp("claimed_at", nullable=True))
 
 
 def downgrade() -> None:

@@ -1,9 +1,4 @@
-"""ready queue index: the ready task runs of a batch key in claim order, a partial index
-
-Revision ID: 0019
-Revises: 0018
-Create Date: 2026-12-05 19:30:00
-"""
+"""ready queue index: the ready task runs of a batch key in claim order, a partial index"""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from alembic import op
 revision = "0019"
 # The head of this branch's base; the coordinator re-chains migrations when merging.
 down_revision = "0018"
-branch_labels = None
-depends_on = None
 
 READY_WHERE = "status IN ('pending', 'waiting_retry')"
 
