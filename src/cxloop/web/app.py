@@ -17,6 +17,7 @@ from cxloop.db.operations_models import PROCESS_ROLES
 from cxloop.engine.leases import LeaseKeeper
 from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
+from cxloop.process import tune_garbage_collector
 from cxloop.services.heartbeats import Heartbeat
 from cxloop.settings import load_settings
 from cxloop.web import api_docs, health, hooks, oauth, optout, pages, respond, ui
@@ -193,7 +194,12 @@ def _documented_errors(router: APIRouter) -> dict[int | str, dict[str, Any]] | N
 
 def served_app() -> FastAPI:
     """The app of one of `cxloop serve --processes N`'s server processes (a uvicorn factory):
-    its own container, from the same settings as the supervising process, and no worker."""
+    its own container, from the same settings as the supervising process, and no worker.
+
+    uvicorn starts these processes fresh (multiprocessing's spawn), so they inherit nothing
+    of the supervising process's interpreter: the garbage collector is tuned here again, in
+    the processes that take the responses in."""
+    tune_garbage_collector()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     return create_app(build_container(settings), owns_container=True)

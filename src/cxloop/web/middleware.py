@@ -253,20 +253,28 @@ class SecurityHeadersMiddleware:
         # on loopback over http.
         self.form_targets = " ".join(["https:", *_LOOPBACK_HTTP, *salesforce_hosts])
 
-    def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
-        """The security headers for an answer to `path`."""
-        if path.startswith(_API_EXPLORERS):
-            policy = _CSP_API_EXPLORER
-        elif path.startswith("/s/"):
-            policy = _CSP.format(
+        # Three policies, one per kind of path: built once, not on every answer.
+        self._explorer_headers = self._headers(_CSP_API_EXPLORER)
+        self._survey_headers = self._headers(
+            _CSP.format(
                 ancestors=self.survey_ancestors,
                 form_targets=self.form_targets,
                 images=self.survey_images,
             )
-        else:
-            policy = _CSP.format(
-                ancestors="'none'", form_targets=self.form_targets, images="'self' data:"
-            )
+        )
+        self._other_headers = self._headers(
+            _CSP.format(ancestors="'none'", form_targets=self.form_targets, images="'self' data:")
+        )
+
+    def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        """The security headers for an answer to `path`."""
+        if path.startswith(_API_EXPLORERS):
+            return list(self._explorer_headers)
+        if path.startswith("/s/"):
+            return list(self._survey_headers)
+        return list(self._other_headers)
+
+    def _headers(self, policy: str) -> tuple[tuple[bytes, bytes], ...]:
         headers = [
             (b"content-security-policy", policy.encode()),
             (b"x-content-type-options", b"nosniff"),
@@ -277,7 +285,7 @@ class SecurityHeadersMiddleware:
             headers.append((b"x-frame-options", b"DENY"))
         if self.hsts:
             headers.append((b"strict-transport-security", b"max-age=31536000"))
-        return headers
+        return tuple(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

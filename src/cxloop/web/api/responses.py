@@ -12,7 +12,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,7 @@ from cxloop.errors import InvalidInput
 from cxloop.services import idempotency, responses
 from cxloop.services.responses import ResponseFilter, response_document
 from cxloop.web.api.schemas import OwnMediaType
-from cxloop.web.deps import ApiActor, AppContainer, Db, Intake
+from cxloop.web.deps import ApiActor, Db, get_container
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
 
@@ -111,9 +111,7 @@ Until = Annotated[datetime | None, Query(description="Recorded before (ISO 8601 
 async def create_response(
     survey_id: str,
     actor: ApiActor,
-    db: Db,
-    intake: Intake,
-    container: AppContainer,
+    request: Request,
     payload: Annotated[Any, Body(description="A response object, or an array of them")],
     idempotency_key: Annotated[
         str | None,
@@ -125,6 +123,10 @@ async def create_response(
         ),
     ] = None,
 ) -> JSONResponse:
+    # The container from the request, not as three more dependencies: FastAPI resolves each
+    # dependency anew on every request, and this is the busiest endpoint (docs/performance.md).
+    container = get_container(request)
+    db, intake = container.db, container.response_intake
     key = idempotency.check_key(idempotency_key)
     if isinstance(payload, list):
         if key is not None:
