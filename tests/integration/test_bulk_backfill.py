@@ -544,6 +544,38 @@ def test_an_upload_whose_job_a_check_took_over_stores_nothing(container: Contain
     assert job is not None and job.columns == [] and job.claimed_by == "check"
 
 
+def test_a_job_whose_claim_took_longer_than_a_lease_is_still_its_workers(
+    fast: Container, backfill: Callable[..., None]
+) -> None:
+    # Bug: open_job counted the job's lease from the start of its transaction. Claiming
+    # 100,000 rows on a busy PostgreSQL took longer than the 10 s lease, so a check took every
+    # job over (and aborted it) while its worker was still rendering it: nothing drained.
+    from sqlalchemy import event
+
+    fast.settings.lease_s = 5
+    backfill(2001, "insert")
+
+    def slow_claim(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        claiming = statement.startswith("UPDATE task_runs") and "RETURNING" in statement
+        if claiming:
+            time.sleep(6)  # a busy database: the claim outlasts the lease
+
+    batch_key = task_run_rows(fast)[0].batch_key
+    event.listen(fast.db.engine, "before_cursor_execute", slow_claim)
+    try:
+        bulk_jobs.open_job(fast.db, job_id="750SLOW00000001AAA", batch_key=batch_key,
+                           connection_id="CN_x", sobject="Survey_Response__c",
+                           operation="insert", external_id_field=None, limit=5000,
+                           worker="sender", lease_s=5)  # fmt: skip
+    finally:
+        event.remove(fast.db.engine, "before_cursor_execute", slow_claim)
+    job = bulk_jobs.job_of(fast.db, "750SLOW00000001AAA")
+    assert job is not None and job.record_count == 2001
+    assert job.lease_expires_at > utcnow() + timedelta(seconds=3)
+    assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []
+    assert bulk_jobs.claim_job(fast.db, job.id, worker="check", lease_s=5) is None
+
+
 def test_a_long_check_keeps_the_jobs_lease(
     fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:

@@ -130,8 +130,13 @@ def open_job(
                 .returning(*CLAIMED_COLUMNS)
             )
         ]
+        # The lease counts from now: claiming 100,000 rows can take longer than a lease, and
+        # a lease counted from the start would be over before the worker's keeper began.
+        leased_until = utcnow() + timedelta(seconds=lease_s)
         session.execute(
-            update(BulkJob.__table__).where(_j.id == job_id).values(record_count=len(claimed))
+            update(BulkJob.__table__)
+            .where(_j.id == job_id)
+            .values(record_count=len(claimed), lease_expires_at=leased_until, check_at=leased_until)
         )
         uow.commit()
     claimed.sort(key=lambda task_run: task_run.created_at)
