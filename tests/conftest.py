@@ -199,16 +199,27 @@ def postgres_session_url(worker_resources: WorkerResources) -> Iterator[str]:
     admin.dispose()
 
 
-_truncators: dict[str, Any] = {}
+_emptiers: dict[str, tuple[Any, str]] = {}
 
 
 def _empty_postgres(url: str) -> None:
-    engine = _truncators.get(url)
-    if engine is None:  # one engine for the session: a connection per test is slow enough
-        engine = _truncators[url] = create_database_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    """Delete every row and restart every sequence, in one round trip. Not TRUNCATE: it makes
+    new files for each of the ~40 tables and their indexes, ~1.5 s a test on a busy machine
+    against ~30 ms for these DELETEs of the few rows a test leaves (children before parents)."""
+    found = _emptiers.get(url)
+    if found is None:  # one engine for the session: a connection per test is slow enough
+        engine = create_database_engine(url)
+        with engine.connect() as connection:
+            sequences = connection.scalars(
+                text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+            ).all()
+        tables = reversed(Base.metadata.sorted_tables)
+        statements = [f'DELETE FROM "{table.name}"' for table in tables]
+        statements += [f'ALTER SEQUENCE "{name}" RESTART' for name in sequences]
+        found = _emptiers[url] = (engine, "; ".join(statements))
+    engine, statement = found
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        connection.exec_driver_sql(statement)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Chromium's path; a missing browser skips the test (fails it under CI=true)."""
     if not CHROMIUM.exists():

@@ -173,8 +173,15 @@ def viewport() -> str:
     return "desktop"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    """One Chromium for the tests of a module that a worker runs one after another: starting
+    Playwright's driver and Chromium costs ~2 s of CPU a time (several seconds of the clock on
+    a busy machine), and each test still gets browser contexts of its own (`new_page`: own
+    cookies and storage), which is what keeps tests apart. Not session-wide: between calls
+    Playwright's sync API marks its event loop as running in this thread, so a test of another
+    module that calls asyncio.run (tests/sfemu/test_bad_input.py) would fail; pytest closes a
+    module's fixtures before the worker's next test of another module."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
