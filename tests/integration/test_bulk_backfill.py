@@ -574,6 +574,23 @@ def test_a_job_whose_claim_took_longer_than_a_lease_is_still_its_workers(
     assert job.lease_expires_at > utcnow() + timedelta(seconds=3)
     assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []
     assert bulk_jobs.claim_job(fast.db, job.id, worker="check", lease_s=5) is None
+    # Bug: store_upload locked the job's row first, then wrote every payload (minutes for
+    # 100,000): the keeper could not renew, and the lease counted from the start was over.
+    rows = {t.id: {"Response_ID__c": t.id} for t in task_run_rows(fast)}
+
+    def slow_payloads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE task_runs SET payload"):
+            time.sleep(6)
+
+    event.listen(fast.db.engine, "before_cursor_execute", slow_payloads)
+    try:
+        stored = bulk_jobs.store_upload(fast.db, job.id, worker="sender", lease_s=5,
+                                        columns=["Response_ID__c"], rows=rows)  # fmt: skip
+    finally:
+        event.remove(fast.db.engine, "before_cursor_execute", slow_payloads)
+    assert stored is True
+    job = bulk_jobs.job_of(fast.db, job.id)
+    assert job is not None and job.lease_expires_at > utcnow() + timedelta(seconds=3)
 
 
 def test_a_long_check_keeps_the_jobs_lease(

@@ -155,21 +155,11 @@ def store_upload(
     """Before the upload: keep each task run's CSV row (its payload: what the job sends, and
     what its result is matched by) and the CSV's header on the job; renew the job's lease.
     False when the worker no longer holds the job (its lease ran out and a check took it)."""
-    now = utcnow()
     with db.uow() as uow:
         session = uow.session
-        held = session.execute(
-            update(BulkJob.__table__)
-            .where(_j.id == job_id, _j.claimed_by == worker, _j.settled_at.is_(None))
-            .values(
-                columns=list(columns),
-                record_count=len(rows),
-                lease_expires_at=now + timedelta(seconds=lease_s),
-                check_at=now + timedelta(seconds=lease_s),
-            )
-        ).rowcount
-        if not held:
-            return False  # leaving the unit of work uncommitted rolls it back
+        # The payloads first, the job's row last: writing 100,000 payloads takes minutes on a
+        # busy database, and the job's row locked all that time blocked the lease keeper, so
+        # the lease had run out by the commit and a waiting check took the job over.
         if rows:
             session.execute(
                 update(TaskRun.__table__)
@@ -177,6 +167,19 @@ def store_upload(
                 .values(payload=bindparam("payload")),
                 [{"_id": task_run_id, "payload": row} for task_run_id, row in rows.items()],
             )
+        leased_until = utcnow() + timedelta(seconds=lease_s)
+        held = session.execute(
+            update(BulkJob.__table__)
+            .where(_j.id == job_id, _j.claimed_by == worker, _j.settled_at.is_(None))
+            .values(
+                columns=list(columns),
+                record_count=len(rows),
+                lease_expires_at=leased_until,
+                check_at=leased_until,
+            )
+        ).rowcount
+        if not held:
+            return False  # leaving the unit of work uncommitted rolls it back
         uow.commit()
     return True
 
