@@ -1,4 +1,5 @@
-"""The SQLite writers' lock: exclusive across processes, re-entrant in a thread, one per file."""
+"""The SQLite writers' lock: exclusive across processes, re-entrant in a thread, never waiting
+on a lock of the same file held in the same process."""
 
 from __future__ import annotations
 
@@ -44,15 +45,13 @@ def test_a_writer_waits_for_the_writer_of_another_process(tmp_path: Path) -> Non
     assert holder.returncode == 0
 
 
-def test_one_lock_per_file_so_a_nested_writer_on_a_second_database_passes(
-    tmp_path: Path,
-) -> None:
+def test_a_nested_writer_on_a_second_database_of_the_file_passes(tmp_path: Path) -> None:
+    # Two Databases of one file in one process (two containers, as in tests) each have their
+    # own lock; the record lock belongs to the process, so the inner one does not wait on the
+    # outer (an flock would: it belongs to the open file).
     url = f"sqlite:///{tmp_path / 'cxloop.db'}"
     first, second = Database(create_database_engine(url)), Database(create_database_engine(url))
     try:
-        assert sqlite_write_lock(str(tmp_path / "cxloop.db")) is sqlite_write_lock(
-            str(tmp_path / "." / "cxloop.db")
-        )
         with first.uow() as outer:
             outer.session.execute(text("CREATE TABLE t (x INTEGER)"))
             outer.commit()

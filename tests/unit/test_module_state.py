@@ -27,11 +27,6 @@ ALLOWED = {
     ("bootstrap.py", "*"): "the composition root: what it holds is the container's",
     ("db/base.py", "NAMING_CONVENTION"): "SQLAlchemy's MetaData takes a dict; never changed",
     ("db/engine.py", "READ_ONLY"): "execution options SQLAlchemy takes as a dict; never changed",
-    ("db/write_lock.py", "_locks"): (
-        "an flock belongs to the process's open file: two locks of one SQLite file in one "
-        "process would make a writer nested across two Databases wait on itself, so the lock "
-        "of a file is one per process by nature (it holds no data, only the lock)"
-    ),
 }
 
 # The ledger's area (issue #15, part A): held to the rule now.

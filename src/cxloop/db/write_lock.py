@@ -3,9 +3,15 @@
 SQLite has one writer at a time. A writer that finds the database locked waits in SQLite's busy
 handler, which polls with sleeps that grow to 100 ms: under load, throughput collapses and
 latency climbs. Writers queue on this lock instead, and the kernel wakes the next one the moment
-the last one is done: a thread lock for the threads of a process, and an exclusive `flock` on
-`<database>-writer.lock` for the processes (`cxloop serve --workers N`, `cxloop worker`, the
-CLI) that share the file.
+the last one is done: a thread lock for the threads of a process, and an exclusive POSIX record
+lock (`lockf`) on `<database>-writer.lock` for the processes (`cxloop serve --workers N`,
+`cxloop worker`, the CLI) that share the file.
+
+Each `Database` has a lock of its own (the container builds one Database). A POSIX record lock
+belongs to the process, not to an open file: a second lock of the same file in the same process
+(two containers in one process, as in tests) never waits on the first, so a writer nested across
+them passes. Between two such locks SQLite's own busy handler is the queue, as without this lock;
+SQLite alone guarantees the single writer, this lock only makes the waiting fast.
 """
 
 from __future__ import annotations
@@ -22,17 +28,11 @@ except ImportError:  # not POSIX: the thread lock alone; other processes wait in
 
 
 def sqlite_write_lock(database_path: str | None) -> SqliteWriteLock:
-    """The write lock of an SQLite database file, one per file in a process (two `Database`s
-    of one file share it, so that a writer nested across them passes instead of waiting on
-    itself); a lock of its own for an in-memory database."""
+    """A write lock of an SQLite database file (exclusive across processes); one without a file
+    for an in-memory database."""
     if database_path in (None, "", ":memory:"):
         return SqliteWriteLock(None)
-    key = os.path.abspath(database_path)
-    with _registry_lock:
-        lock = _locks.get(key)
-        if lock is None:
-            lock = _locks[key] = SqliteWriteLock(key)
-        return lock
+    return SqliteWriteLock(os.path.abspath(database_path))
 
 
 class SqliteWriteLock:
@@ -51,7 +51,7 @@ class SqliteWriteLock:
         try:
             self._depth += 1
             if self._depth == 1 and self._lock_path is not None:
-                fcntl.flock(self._file(), fcntl.LOCK_EX)  # releases the GIL while it waits
+                fcntl.lockf(self._file(), fcntl.LOCK_EX)  # releases the GIL while it waits
         except BaseException:
             self._depth -= 1
             self._thread_lock.release()
@@ -67,19 +67,15 @@ class SqliteWriteLock:
         try:
             self._depth -= 1
             if self._depth == 0 and self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
 
     def _file(self) -> int:
-        # One descriptor per process: a child must not share its parent's (a flock belongs
-        # to the open file, so parent and child would hold it together).
+        # One descriptor per process: a child inherits its parent's descriptor but not its
+        # record lock, and opens its own.
         if self._fd is None or self._fd_pid != os.getpid():
             assert self._lock_path is not None
             self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             self._fd_pid = os.getpid()
         return self._fd
-
-
-_locks: dict[str, SqliteWriteLock] = {}
-_registry_lock = threading.Lock()
