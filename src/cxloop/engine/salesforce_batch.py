@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cxloop import metrics
+from cxloop.db.base import in_chunks
 from cxloop.domain.piped_text import PipedTextContext
 from cxloop.domain.workflow import SalesforceTask, task_references
 from cxloop.engine.render import (
@@ -365,10 +366,8 @@ def _retry(
         status = "failed"
         reason = f"Gave up after {task_run.attempts} attempts over the retry horizon: {error}"
     else:
-        status, reason = (
-            "waiting_retry",
-            f"Salesforce had a passing problem ({error}); trying again",
-        )
+        status = "waiting_retry"
+        reason = f"Salesforce had a passing problem ({error}); trying again"
     return Outcome(
         task_run.id,
         status,
@@ -453,8 +452,8 @@ def _ids_by_value(
     ordered = sorted(values)
     # A Collections batch asks one query; a Bulk job's thousands of values go in slices, so
     # that no query outgrows Salesforce's limits on a SOQL statement and its URL.
-    for start in range(0, len(ordered), _VALUES_PER_QUERY):
-        quoted = ", ".join(_soql_string(v) for v in ordered[start : start + _VALUES_PER_QUERY])
+    for chunk in in_chunks(ordered, _VALUES_PER_QUERY):
+        quoted = ", ".join(_soql_string(v) for v in chunk)
         soql = f"SELECT Id, {match_field} FROM {obj} WHERE {match_field} IN ({quoted})"
         for row in client.query_all(soql):
             key = row.get(match_field)

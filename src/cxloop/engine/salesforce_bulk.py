@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from cxloop.db.base import utcnow
+from cxloop.db.base import in_chunks, utcnow
 from cxloop.engine.salesforce_batch import (
     BatchItem,
     client_for,
@@ -214,8 +214,8 @@ def _prepare_and_upload(
     org_id = target.org_id or "unknown"
     columns: list[str] = []
     try:
-        for start in range(0, len(items), PREPARE_CHUNK):
-            _render_rows(container, client, items[start : start + PREPARE_CHUNK], target, columns)
+        for chunk in in_chunks(items, PREPARE_CHUNK):
+            _render_rows(container, client, chunk, target, columns)
     except SalesforceError as exc:  # a lookup query failed: the error policy, call-wide
         _abort_quietly(bulk, job.id)
         outcomes = whole_batch_failed(container, items, exc, org_id, connection_id)
@@ -471,11 +471,10 @@ def _settle_unknown(container: EngineParts, job: bulk_jobs.JobRow, worker: str, 
             "(looked up first where the task has a dedupe field)",
             payload=h.payload,
             ambiguous=True,
+            bulk_job_id=job.id,
         )
         for h in bulk_jobs.held_task_runs(container.db, job.id)
     ]
-    for outcome in outcomes:
-        outcome.bulk_job_id = job.id
     _record(container, outcomes, job.created_at, bulk_jobs.holder(job.id))
     bulk_jobs.settle_job(container.db, job.id, "Unknown", worker=worker, error_message=error)
 
@@ -520,8 +519,7 @@ def _record(
     """Record outcomes in transactions of `RECORD_CHUNK`; a retry is scheduled, ready
     dependents dispatched. Only rows the job still holds are written, so a check that
     records again after a crash changes nothing twice."""
-    for start in range(0, len(outcomes), RECORD_CHUNK):
-        chunk = outcomes[start : start + RECORD_CHUNK]
+    for chunk in in_chunks(outcomes, RECORD_CHUNK):
         settled = claims.record_outcomes(container.db, chunk, started_at=started_at, worker=worker)
         container.ledger.dispatch(settled.ready_keys)
         for key, at in {k: a for k, a in settled.retries}.items():

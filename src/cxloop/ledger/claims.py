@@ -240,6 +240,7 @@ class Outcome:
         *,
         payload: dict[str, Any] | None = None,
         ambiguous: bool = False,
+        bulk_job_id: str | None = None,
     ) -> Outcome:
         """Ready again at once, with no error to keep: the record was not refused, its
         attempt just came to nothing (cut from a job, a job aborted or forgotten)."""
@@ -250,6 +251,7 @@ class Outcome:
             payload=payload,
             retry_at=utcnow(),
             ambiguous=ambiguous,
+            bulk_job_id=bulk_job_id,
         )
 
     @classmethod
