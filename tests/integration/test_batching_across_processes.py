@@ -285,15 +285,13 @@ def test_full_batches_of_one_org_go_side_by_side_never_more_than_the_bound(
     # 200 records take 0.2 + 200 x 0.004 = 1 s a call
     slow_org["set"](latency_ms=200, per_record_ms=4)
     submit_many(linked, setup, 1200)
-    started = time.monotonic()
     with PeakInFlight(emulator) as peak:
         drain(linked, timeout=60)
-    elapsed = time.monotonic() - started
-    # Six calls of a second each: 2 at once, then 3 once the bound grew (never above 3).
+    # Six calls of a second each: 2 at once, then 3 once the bound grew (never above 3). The
+    # peak, not the wall time, is the evidence: the time depends on the machine's load.
     assert peak.peak >= 2, peak.peak
     assert peak.peak <= 3, peak.peak
     assert batch_owners.org_bound(linked.db, org_id(setup)) == 3
-    assert elapsed < 5.5, elapsed  # one at a time would take 6 s or more
     assert_exactly_once(linked, emulator, 1201)
 
 

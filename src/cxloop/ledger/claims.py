@@ -101,7 +101,7 @@ def claim_task_runs(
     with db.uow() as uow:
         claimed = [ClaimedTaskRun(*row) for row in uow.session.execute(statement)]
         uow.commit()
-    claimed.sort(key=lambda task_run: task_run.created_at)
+    claimed.sort(key=lambda task_run: (task_run.created_at, task_run.id))
     return claimed
 
 

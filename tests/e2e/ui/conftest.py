@@ -173,6 +173,16 @@ def viewport() -> str:
     return "desktop"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def patient_assertions() -> None:
+    """`expect` waits as long as the pages' actions do: on a machine busy with the rest of the
+    suite, a page that calls the emulator (the doctor, a describe) takes more than the default
+    5 s, and a failure then says "not found" about a page that was still loading."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+
+
 @pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
     """One Chromium for the tests of a module that a worker runs one after another: starting
@@ -204,7 +214,7 @@ def new_page(browser: Any, lang: str, viewport: str) -> Iterator[Callable[[], An
             extra_http_headers={"Accept-Language": "de-DE,de;q=0.9" if lang == "de" else "en"},
             has_touch=viewport == "phone",
         )
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(20_000)
         # axe-core is injected the way DevTools does it (not an inline script, which the
         # pages' Content-Security-Policy refuses); `axe_check` runs it.
         context.add_init_script(path=str(AXE))
