@@ -445,7 +445,7 @@ def test_the_bulk_client_says_clearly_what_salesforce_refused(
             ({"Response_ID__c": "r1", "Comment__c": "#N/A"}, True),
             ({"Response_ID__c": "r2", "Comment__c": "a,b"}, True),
         ]
-        assert bulk.failed_results(job.id) == []
+        assert list(bulk.failed_results(job.id)) == []
         assert bulk.unprocessed_records(job.id) == []
         with pytest.raises(PermanentError) as late:
             bulk.abort(job.id)

@@ -94,6 +94,10 @@ class EngineState:
         self.record_plans: TtlCache[tuple[Any, ...], Any] = TtlCache(RECORD_PLAN_ENTRIES)
         self.http = SharedHttp()
         self.pacing = BatchPacing()
+        # One Bulk job's rows (or results) in memory per process at a time: a job of 25,000
+        # is ~100 MB while it is rendered or its results matched, and the threads of a worker
+        # each holding one took it past 400 MB.
+        self.bulk_job_in_memory = threading.Lock()
         # Each batch's outcome on its connection, written with the batch's outcomes.
         self.connection_health = ConnectionHealth()
         # Who this container is when it owns batch keys: two containers in one process (tests)

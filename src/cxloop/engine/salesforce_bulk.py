@@ -124,7 +124,7 @@ def send_if_large(container: EngineParts, batch_key: str, target: BatchTarget, w
             client = client_for(container, target.connection_id)
         except ConnectionUnusable:
             return False  # the Collections path pauses the connection's work, as always
-        with client:
+        with client, container.engine_state.bulk_job_in_memory:
             try:
                 sent = _send_job(container, client, batch_key, target, worker)
             finally:
@@ -405,28 +405,35 @@ def _check(
         bulk_jobs.note_state(db, job.id, info.state, worker=worker, check_in_s=wait)
         _schedule_check(container, job.id, wait)
         return
+    with container.engine_state.bulk_job_in_memory:
+        _settle(container, bulk, job, info, worker)
+
+
+def _settle(
+    container: EngineParts, bulk: BulkClient, job: bulk_jobs.JobRow, info: BulkJobInfo, worker: str
+) -> None:
+    """Give each task run of the finished job its outcome, from its result row (or from the
+    job's state, without one), and settle the job."""
+    db = container.db
     held = bulk_jobs.held_task_runs(db, job.id)
-    results: list[BulkResult] = []
-    if info.state != ABORTED or info.records_processed:
-        if info.records_processed > info.records_failed or info.state != JOB_COMPLETE:
-            results.extend(bulk.successful_results(job.id))
-        if info.records_failed or info.state != JOB_COMPLETE:
-            results.extend(bulk.failed_results(job.id))
-    matched, unmatched = correlate(job.columns, [(h.task_run.id, h.payload) for h in held], results)
+    matched, unmatched = correlate(
+        job.columns, ((h.task_run.id, h.payload) for h in held), _results_of(bulk, info)
+    )
     if unmatched:
         log.warning("bulk.results_unmatched", job_id=job.id, rows=unmatched)
-    outcomes = []
-    for task_run, payload in held:
-        item = BatchItem(task_run, payload=payload)
-        result = matched.get(task_run.id)
-        if result is not None:
-            outcome = outcome_of_result(container, item, _record_result(result))
-            outcome.reply = {**(outcome.reply or {}), "bulk_job_id": job.id}
-        else:
-            outcome = _without_result(item, info)
-        outcome.bulk_job_id = job.id
-        outcomes.append(outcome)
-    _record(container, outcomes, job.created_at, bulk_jobs.holder(job.id))
+    for chunk in in_chunks(held, RECORD_CHUNK):
+        outcomes = []
+        for task_run, payload in chunk:
+            item = BatchItem(task_run, payload=payload)
+            result = matched.pop(task_run.id, None)
+            if result is not None:
+                outcome = outcome_of_result(container, item, _record_result(result))
+                outcome.reply = {**(outcome.reply or {}), "bulk_job_id": job.id}
+            else:
+                outcome = _without_result(item, info)
+            outcome.bulk_job_id = job.id
+            outcomes.append(outcome)
+        _record(container, outcomes, job.created_at, bulk_jobs.holder(job.id))
     bulk_jobs.settle_job(db, job.id, info.state, worker=worker, error_message=info.error_message)
     log.info(
         "bulk.job_settled",
@@ -435,6 +442,17 @@ def _check(
         task_runs=len(held),
         failed=info.records_failed,
     )
+
+
+def _results_of(bulk: BulkClient, info: BulkJobInfo) -> Iterator[BulkResult]:
+    """The finished job's result rows, successful then failed, each file asked for when the
+    one before is read: one file's text in memory at a time, its rows as they are matched."""
+    if info.state == ABORTED and not info.records_processed:
+        return
+    if info.records_processed > info.records_failed or info.state != JOB_COMPLETE:
+        yield from bulk.successful_results(info.id)
+    if info.records_failed or info.state != JOB_COMPLETE:
+        yield from bulk.failed_results(info.id)
 
 
 def _without_result(item: BatchItem, info: BulkJobInfo) -> Outcome:

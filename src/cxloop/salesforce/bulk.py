@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -174,9 +174,10 @@ class BulkClient:
                 )
             time.sleep(every_s)
 
-    def successful_results(self, job_id: str) -> list[BulkResult]:
-        """The records Salesforce wrote (any order)."""
-        return [
+    def successful_results(self, job_id: str) -> Iterator[BulkResult]:
+        """The records Salesforce wrote (any order), read one at a time as they are asked for:
+        a job's results are never all in memory as objects."""
+        return (
             BulkResult(
                 values=_values(row),
                 success=True,
@@ -184,11 +185,12 @@ class BulkClient:
                 created=(row.get("sf__Created") or "").lower() == "true",
             )
             for row in self._csv(job_id, "successfulResults")
-        ]
+        )
 
-    def failed_results(self, job_id: str) -> list[BulkResult]:
-        """The records Salesforce refused, each with its error (any order)."""
-        return [
+    def failed_results(self, job_id: str) -> Iterator[BulkResult]:
+        """The records Salesforce refused, each with its error (any order), read one at a
+        time as they are asked for."""
+        return (
             BulkResult(
                 values=_values(row),
                 success=False,
@@ -196,17 +198,18 @@ class BulkClient:
                 error=parse_error(row.get("sf__Error") or ""),
             )
             for row in self._csv(job_id, "failedResults")
-        ]
+        )
 
     def unprocessed_records(self, job_id: str) -> list[dict[str, str]]:
         """The records of a failed or aborted job that Salesforce never processed."""
         return [_values(row) for row in self._csv(job_id, "unprocessedrecords")]
 
-    def _csv(self, job_id: str, which: str) -> list[dict[str, str]]:
+    def _csv(self, job_id: str, which: str) -> Iterator[dict[str, str]]:
+        # The request goes now (its errors raise here); the rows are parsed as they are read.
         reply = self.client.request(
             "GET", f"{self._jobs}/{_job_id(job_id)}/{which}/", headers={"Accept": "text/csv"}
         )
-        return read_csv(reply.content)
+        return iter_csv(reply.content)
 
 
 def _job_id(job_id: str) -> str:
@@ -286,17 +289,27 @@ def write_csv(
 
 def read_csv(data: bytes) -> list[dict[str, str]]:
     """The rows of a result CSV, by column name."""
+    return list(iter_csv(data))
+
+
+def iter_csv(data: bytes) -> Iterator[dict[str, str]]:
+    """The rows of a result CSV, by column name, read as they are asked for (the text is
+    decoded at once: a file that is not UTF-8 fails before any row)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SalesforceUnreachable(
             f"Salesforce sent a result CSV that is not UTF-8 ({exc})."
         ) from exc
+    return _rows_of(text)
+
+
+def _rows_of(text: str) -> Iterator[dict[str, str]]:
     if not text.strip():
-        return []
+        return
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
-        return [dict(row) for row in reader]
+        yield from reader
     except csv.Error as exc:
         raise SalesforceUnreachable(
             f"Salesforce sent a result CSV cxloop cannot read (line {reader.line_num}: {exc})."
