@@ -11,8 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sfemu.cli import format_essentials
-
 app = typer.Typer(help="The local Salesforce emulator (sfemu).", no_args_is_help=True)
 
 _console = Console()
@@ -39,6 +37,8 @@ def link_commands(data: dict[str, Any]) -> list[str]:
 
 
 def _print_essentials(data: dict[str, Any]) -> None:
+    from sfemu.cli import format_essentials  # the emulator's server, only when it serves
+
     if not sys.stdout.isatty():
         # Piped to a file or a program: plain lines, never cut or wrapped.
         print(format_essentials(data), "", *link_commands(data), sep="\n", flush=True)

@@ -10,7 +10,6 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import typer
-import uvicorn
 from huey.consumer import Consumer
 
 from cxloop import metrics
@@ -24,9 +23,7 @@ from cxloop.process import tune_garbage_collector
 from cxloop.services import keys, users
 from cxloop.services.heartbeats import Heartbeat
 from cxloop.settings import ENCRYPTION_KEYS_FILE, default_data_dir
-from cxloop.web.app import EmbeddedWorker, create_app, served_app
 from cxloop.web.probe_server import ProbeServer
-from cxloop.web.protocol import READ_TIMEOUT_ENV, HeaderDeadlineProtocol
 
 
 def serve(
@@ -45,6 +42,13 @@ def serve(
     ),
 ) -> None:
     """Run the web server, with the worker and scheduler inside unless --no-worker."""
+    # The web app is imported by the command that serves it: the other commands (a worker,
+    # the scheduler, every short command) start without FastAPI and uvicorn.
+    import uvicorn
+
+    from cxloop.web.app import EmbeddedWorker, create_app, served_app
+    from cxloop.web.protocol import READ_TIMEOUT_ENV, HeaderDeadlineProtocol
+
     tune_garbage_collector()
     derived = None
     if not load_settings(with_secrets=False).base_url_is_set:

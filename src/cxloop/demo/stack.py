@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,10 +14,11 @@ import httpx
 from cxloop.bootstrap import Container, build_container
 from cxloop.demo.seed import SF_USER
 from cxloop.logs import configure_logging
-from cxloop.mail.catcher import MailCatcher
 from cxloop.settings import Settings
-from cxloop.web.app import create_app
-from cxloop.web.background import BackgroundServer, bind
+
+if TYPE_CHECKING:
+    from cxloop.mail.catcher import MailCatcher
+    from cxloop.web.background import BackgroundServer
 
 
 class DemoError(Exception):
@@ -84,6 +85,8 @@ class Stack:
         self.emulator_url = plan.base_url
 
     def _start_catcher(self) -> None:
+        from cxloop.mail.catcher import MailCatcher  # with its web server: only for a demo
+
         try:
             self.catcher = MailCatcher(
                 smtp_port=self.ports["smtp"], web_port=self.ports["mail"]
@@ -94,6 +97,10 @@ class Stack:
             ) from None
 
     def _start_cxloop(self) -> None:
+        # The web app is imported when the demo starts it, not by every `cxloop` command.
+        from cxloop.web.app import create_app
+        from cxloop.web.background import BackgroundServer
+
         try:
             self.server = BackgroundServer(port=self.ports["port"], name="cxloop-server")
         except OSError as exc:
@@ -166,6 +173,8 @@ def _port_problem(what: str, port: int | str, exc: OSError) -> str:
 
 def _check_port_free(what: str, option: str, port: int) -> None:
     """Say which option to change before anything starts, rather than half-way."""
+    from cxloop.web.background import bind
+
     if port == 0:
         return
     try:

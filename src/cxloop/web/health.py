@@ -9,58 +9,19 @@ the intake too (docs/deploy.md). `?strict=true` answers 503 for degraded as well
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from cxloop import metrics
-from cxloop.db import migrate
-from cxloop.db.base import utcnow
-from cxloop.engine.queue import ping, queue_depth
-from cxloop.services import heartbeats
+from cxloop.engine.queue import queue_depth
+from cxloop.services.readiness import readiness
 from cxloop.web.api.schemas import error_responses
 
 router = APIRouter(tags=["health"])
-
-
-def readiness(container: Any, *, with_processes: bool) -> tuple[int, dict[str, Any]]:
-    """The status code and body of `/readyz`: the database and the queue of this process and,
-    `with_processes`, whether workers and a scheduler are heard from (heartbeats)."""
-    checks: dict[str, Any] = {}
-    try:
-        with container.db.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = (
-            "ok"
-            if migrate.is_up_to_date(container.db.engine)
-            else "schema is not at the newest revision: run `cxloop db upgrade`"
-        )
-    except Exception as exc:
-        checks["database"] = f"unreachable: {type(exc).__name__}"
-    try:
-        ping(container.huey)
-        checks["queue"] = "ok"
-    except Exception as exc:
-        checks["queue"] = f"unreachable: {type(exc).__name__}"
-    if not all(value == "ok" for value in checks.values()):
-        return 503, {"status": "unavailable", "checks": checks}
-    if not with_processes:
-        return 200, {"status": "ready", "checks": checks}
-    settings = container.settings
-    now = utcnow()
-    silent = []
-    for health in heartbeats.role_health(container.db, settings.process_silent_after_s, now):
-        name = "workers" if health.role == "worker" else health.role
-        checks[name] = health.describe(now)
-        if health.is_silent:
-            silent.append(name)
-    if silent:
-        return 200, {"status": "degraded", "checks": checks, "degraded": silent}
-    return 200, {"status": "ready", "checks": checks}
 
 
 @router.get("/livez")

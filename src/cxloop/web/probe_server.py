@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cxloop import metrics
 from cxloop.engine.queue import queue_depth
-from cxloop.web.health import readiness
+from cxloop.services.readiness import readiness
 
 log = structlog.get_logger(__name__)
 
