@@ -19,7 +19,7 @@ from cxloop.cli.context import settings as load_settings
 from cxloop.engine.leases import LeaseKeeper
 from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
 from cxloop.logs import configure_logging
-from cxloop.process import tune_garbage_collector
+from cxloop.process import limit_malloc_arenas, tune_garbage_collector
 from cxloop.services import keys, users
 from cxloop.services.heartbeats import Heartbeat
 from cxloop.settings import ENCRYPTION_KEYS_FILE, default_data_dir
@@ -50,6 +50,7 @@ def serve(
     from cxloop.web.protocol import READ_TIMEOUT_ENV, HeaderDeadlineProtocol
 
     tune_garbage_collector()
+    limit_malloc_arenas()
     derived = None
     if not load_settings(with_secrets=False).base_url_is_set:
         # The base URL follows the server: every process of this command (and its children,
@@ -193,6 +194,7 @@ def worker(
     """Run a worker: executes queued work; stops gracefully on SIGTERM or SIGINT."""
     refuse_generated_keys_in_cluster("worker")
     tune_garbage_collector()
+    limit_malloc_arenas()
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
     refuse_unless_keys_fit(built)
@@ -235,6 +237,7 @@ def scheduler(health_port: int | None = HealthPortOption) -> None:
     """Run the periodic scheduler alone (one per deployment is enough; more are harmless)."""
     refuse_generated_keys_in_cluster("scheduler")
     tune_garbage_collector()
+    limit_malloc_arenas()
     built = container()
     configure_logging(built.settings.log_level, built.settings.log_json)
     refuse_unless_keys_fit(built)

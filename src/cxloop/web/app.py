@@ -17,7 +17,7 @@ from cxloop.db.operations_models import PROCESS_ROLES
 from cxloop.engine.leases import LeaseKeeper
 from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
-from cxloop.process import tune_garbage_collector
+from cxloop.process import limit_malloc_arenas, tune_garbage_collector
 from cxloop.services.heartbeats import Heartbeat
 from cxloop.settings import load_settings
 from cxloop.web import api_docs, health, hooks, oauth, optout, pages, respond, ui
@@ -200,6 +200,7 @@ def served_app() -> FastAPI:
     of the supervising process's interpreter: the garbage collector is tuned here again, in
     the processes that take the responses in."""
     tune_garbage_collector()
+    limit_malloc_arenas()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     return create_app(build_container(settings), owns_container=True)
