@@ -82,9 +82,11 @@ def main() -> None:
         options.responses, options.repeat = 24, 1
     tune_garbage_collector()  # as the server processes have it
     configure_logging("WARNING", json=True)  # as the benches run the server
-    with tempfile.TemporaryDirectory(prefix="cxloop-intake-") as workdir:
-        with database(options.database_url, Path(workdir)) as url:
-            result = run(url, Path(workdir), options)
+    with (
+        tempfile.TemporaryDirectory(prefix="cxloop-intake-") as workdir,
+        database(options.database_url, Path(workdir)) as url,
+    ):
+        result = run(url, Path(workdir), options)
     if result["refused"]:
         print(json.dumps({"refused": result["refused"], "failed": True}))
         sys.exit(1)

@@ -133,13 +133,9 @@ def insert_response_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     insert.execute(connection, rows)
 
 
-def persistent_responses(session: Session, rows: list[dict[str, Any]]) -> list[Response]:
-    """`Response` objects for rows just INSERTed, in the session as persistent objects (what a
-    submission returns). Public ORM API only: each is made and attached as stored."""
-    responses = []
-    for row in rows:
-        response = Response(**row)
-        make_transient_to_detached(response)
-        session.add(response)
-        responses.append(response)
-    return responses
+def detached_response(row: dict[str, Any]) -> Response:
+    """A `Response` for a row just stored, detached (as one loaded in a session now closed).
+    Public ORM API only: made and marked as stored, in no session."""
+    response = Response(**row)
+    make_transient_to_detached(response)
+    return response
