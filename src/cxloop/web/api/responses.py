@@ -144,7 +144,7 @@ async def _plain_submission(request: Request) -> dict[str, Any] | None:
         return None
     try:
         payload = json.loads(body)
-    except ValueError:
+    except Exception:  # not JSON, not UTF-8, nested too deep: the declared way refuses it
         return None
     if not isinstance(payload, dict) or idempotency.is_retry_safe(payload, None):
         return None
