@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cxloop.db.base import utcnow
 from cxloop.db.run_models import Run, TaskRun
+from cxloop.db.uow import core_connection
 from cxloop.domain.ids import new_ids
 from cxloop.domain.workflow import DirectoryTask, SalesforceTask, WorkflowDocument, task_references
 
@@ -97,9 +98,10 @@ def write_runs(
             task_rows.append(row)
             if row["status"] == "pending":
                 ready.append(row["batch_key"])
-    session.execute(_INSERT_RUNS, run_rows)
+    connection = core_connection(session)
+    connection.execute(_INSERT_RUNS, run_rows)
     if task_rows:
-        session.execute(_INSERT_TASK_RUNS, task_rows)
+        connection.execute(_INSERT_TASK_RUNS, task_rows)
     return ready
 
 
