@@ -106,8 +106,8 @@ class SubmitRoute(APIRoute):
     The busiest request is one response as a JSON object, without an `id` or an
     Idempotency-Key: the intake stores it with whatever else arrived meanwhile (group
     commit). For it, FastAPI's handling (parsing the Content-Type, solving the endpoint's
-    parameters and dependencies, its exit stacks) cost about as much CPU as the rest of the
-    request path together (docs/performance.md). The short way does what that handling would
+    parameters and dependencies, its exit stacks) made two-fifths of the request path's Python
+    calls (docs/performance.md). The short way does what that handling would
     have done for such a request, in the same order: read and parse the body, authenticate
     (`api_actor`, whose refusals pass to the same error handlers), call the endpoint's own
     code. Anything else (another content type, a body that is not a JSON object, an array, a
