@@ -69,6 +69,12 @@ BENCHES: dict[str, tuple[set[str], set[str]]] = {
          "http_import_clients"},
         {"single_errors", "import_failed", "http_import_errors", "missing_responses"},
     ),
+    "intake_bench.py": (
+        {"database", "responses", "repeat", "commit_batch", "commit_cpu_us_per_response",
+         "path_clients", "path_cpu_us_per_response", "whole_clients",
+         "whole_cpu_us_per_response", "whole_mean_batch"},
+        {"refused"},
+    ),
     "lease_bench.py": (
         {"database", "lease_s", "heartbeat_s", "rows_held", "beats", "idle", "busy"},
         {"wrong_renewals"},

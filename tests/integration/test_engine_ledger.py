@@ -20,7 +20,7 @@ from cxloop.db.base import utcnow
 from cxloop.db.models import Response
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.engine import worker
-from cxloop.ledger import claims
+from cxloop.ledger import claims, writing
 from cxloop.ledger.claims import Outcome
 from cxloop.services import workflows
 from cxloop.services.responses import new_response_id
@@ -226,18 +226,34 @@ def unsaved_responses(survey_id: str, count: int) -> list[Response]:
 
 
 def test_matching_a_batch_costs_one_query_and_two_inserts(
-    linked: Container, setup: dict[str, Any], statements: list[str]
+    linked: Container,
+    setup: dict[str, Any],
+    statements: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     add_workflow(linked, setup, upsert_workflow("Acme"))
     add_workflow(linked, setup, upsert_workflow("Acme", name="Second"))
+    # The rows go to the driver (on PostgreSQL by COPY, which the engine's events do not see):
+    # count the writes where they are made too.
+    writes: list[str] = []
+    insert_rows = writing.insert_rows
+
+    def counted(session: Any, table: Any, rows: Any) -> None:
+        writes.append(table.name)
+        insert_rows(session, table, rows)
+
+    monkeypatch.setattr(writing, "insert_rows", counted)
     for _ in range(2):  # the first batch also reads the documents; later ones do not
         statements.clear()
+        writes.clear()
         with linked.db.uow() as uow:
             batch = unsaved_responses(setup["survey_id"], 30)
             uow.ledger.record_response_events(uow, batch, "created")
             uow.commit()
     assert statements.count("SELECT") == 1
-    assert statements.count("INSERT") == 4  # runs and task runs, for each workflow
+    assert writes == ["runs", "task_runs"] * 2  # runs and task runs, for each workflow
+    if linked.db.engine.dialect.name == "sqlite":
+        assert statements.count("INSERT") == 4
     with linked.db.reader() as uow:
         assert len(uow.session.scalars(select(Run.id)).all()) == 2 * 2 * 30
 
@@ -432,3 +448,35 @@ def drained_key(container: Container, setup: dict[str, Any]) -> str:
     drain(container)
     assert claims.ready_summary(container.db, key).count == 0
     return key
+
+
+def test_runs_written_through_the_driver_are_stored_as_a_core_insert_stores_them(
+    linked: Container, setup: dict[str, Any]
+) -> None:
+    add_workflow(linked, setup, upsert_workflow("Acme"))
+    with linked.db.uow() as uow:
+        [response] = unsaved_responses(setup["survey_id"], 1)
+        uow.ledger.record_response_events(uow, [response], "created")
+        uow.commit()
+    with linked.db.reader() as uow:
+        run = uow.session.execute(select(Run.__table__)).one()._asdict()
+        task_run = uow.session.execute(select(TaskRun.__table__)).one()._asdict()
+        # SQL NULL, not JSON null, where a Core INSERT left the column out
+        json_nulls = uow.session.execute(
+            select(TaskRun.id).where(
+                TaskRun.payload.is_(None), TaskRun.result.is_(None), TaskRun.error.is_(None)
+            )
+        ).all()
+    # What the rows had to spell out (the driver applies no column defaults)
+    assert (run["status"], run["event_data"], run["finished_at"]) == ("pending", {}, None)
+    assert task_run | {k: None for k in ("id", "run_id", "next_attempt_at", "created_at")} == {
+        "id": None, "run_id": None, "task_id": "response", "task_index": 0,
+        "task_type": "salesforce", "status": "pending", "status_reason": "",
+        "batch_key": task_run["batch_key"], "connection_id": None, "depends_on": [],
+        "attempts": 0, "next_attempt_at": None, "lease_expires_at": None, "claimed_by": None,
+        "claimed_at": None, "ambiguous": False, "bulk_job_id": None, "record_id": None,
+        "payload": None, "result": None, "error": None, "created_at": None,
+        "first_attempt_at": None, "finished_at": None,
+    }  # fmt: skip
+    assert task_run["batch_key"].startswith("sf|") and task_run["run_id"] == run["id"]
+    assert json_nulls == [(task_run["id"],)]

@@ -66,12 +66,12 @@ def test_each_submission_of_a_batch_gets_its_own_outcome(
             Submission(actor_of(alice), survey_id, good),
         ],
     )
-    kinds = [type(outcome) for outcome in outcomes]
+    kinds = [type(outcome) for outcome in outcomes]  # a stored response is its row (a dict)
     assert kinds == [
-        Response, InvalidInput, NotFound, Forbidden, SurveyNotAccepting, InvalidInput, Response,
+        dict, InvalidInput, NotFound, Forbidden, SurveyNotAccepting, InvalidInput, dict,
     ]  # fmt: skip
     assert outcomes[1].details[0]["qid"] == "QID1"  # type: ignore[union-attr]
-    assert stored_ids(container) == {outcomes[0].id, outcomes[6].id}  # type: ignore[union-attr]
+    assert stored_ids(container) == {outcomes[0]["id"], outcomes[6]["id"]}  # type: ignore[index]
     assert watch.sizes == [2]  # one transaction: the ledger is told of both responses at once
 
 
@@ -95,8 +95,8 @@ def test_the_ledger_failing_for_one_submission_costs_the_others_nothing(
             for n in (7, 0, 8)
         ],
     )
-    assert [type(o) for o in outcomes] == [Response, RuntimeError, Response]
-    assert stored_ids(container) == {outcomes[0].id, outcomes[2].id}  # type: ignore[union-attr]
+    assert [type(o) for o in outcomes] == [dict, RuntimeError, dict]
+    assert stored_ids(container) == {outcomes[0]["id"], outcomes[2]["id"]}  # type: ignore[index]
     assert watch.sizes == [3, 1, 1, 1]  # the shared transaction, then one each for the culprit
 
 
@@ -124,7 +124,7 @@ def test_what_arrives_while_a_transaction_runs_goes_in_the_next_one(
     finally:
         intake.close()
     assert watch.sizes == [1, 10, 10, 4]  # at most max_batch a transaction; the bad one in the last
-    assert stored_ids(container) == {response.id for response in responses}
+    assert stored_ids(container) == {response["id"] for response in responses}
 
 
 def test_a_closed_intake_stores_what_was_queued_and_refuses_more(
@@ -136,7 +136,7 @@ def test_a_closed_intake_stores_what_was_queued_and_refuses_more(
     queued = [intake.submit(actor_of(alice), survey_id, {"values": GOOD_VALUES}) for _ in range(5)]
     intake.close()
     assert all(future.done() for future in queued)
-    assert stored_ids(container) == {future.result().id for future in queued}
+    assert stored_ids(container) == {future.result()["id"] for future in queued}
     with pytest.raises(RuntimeError, match="closed"):
         intake.submit(actor_of(alice), survey_id, {"values": GOOD_VALUES})
 
@@ -162,3 +162,19 @@ def test_concurrent_posts_are_each_stored_once(client: TestClient, container: Co
     assert stored_ids(container) == set(by_id)
     with container.db.reader() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Response)) == 40
+
+
+def test_the_reply_to_a_post_is_the_stored_response_as_get_shows_it(
+    client: TestClient, container: Container
+) -> None:
+    alice = quick_person(container, "alice@example.com")
+    survey_id = make_survey(client, alice)
+    body = {"values": GOOD_VALUES, "embedded_data": {"CaseId": "5003000000001"}}
+    posted = client.post(f"/api/v1/surveys/{survey_id}/responses", json=body,
+                         headers=alice.headers)  # fmt: skip
+    assert posted.status_code == 201, posted.text
+    read = client.get(f"/api/v1/surveys/{survey_id}/responses/{posted.json()['id']}",
+                      headers=alice.headers)  # fmt: skip
+    # the reply is made from the row as written, the GET from the row read back: the same
+    assert posted.json() == read.json()
+    assert list(posted.json()) == list(read.json())  # the same fields in the same order

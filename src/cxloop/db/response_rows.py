@@ -1,10 +1,13 @@
-"""Writing response rows fast: the hot path of single submissions and of imports.
+"""Writing rows fast: the hot path of single submissions and of imports (responses), and of
+the runs and task runs the ledger writes for them.
 
-`insert_response_rows` hands rows to the driver with each column type's own bind processor (the
+`insert_rows` hands rows to the driver with each column type's own bind processor (the
 converter SQLAlchemy would apply) and an INSERT written in the driver's parameter style (COPY on
 PostgreSQL). Only public SQLAlchemy API is used (a table's columns, a type's `bind_processor`, a
 dialect's `paramstyle` and identifier quoting), so SQLAlchemy may float to its newest release;
 `tests/integration/test_responses_bulk_import.py` holds the rows to what the plain INSERT gives.
+Every row names every column of its table: the driver applies no column defaults, and a None
+is SQL NULL (also in a JSON column, as when the column is left out of a Core INSERT).
 The matcher reads the rows themselves (`ledger.ResponseFacts`): no ORM object is made for them.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -20,9 +24,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from cxloop.db.models import Response
 
 RESPONSE_INSERT = Response.__table__.insert()
-_COLUMNS = tuple(Response.__table__.columns)
-# Where a dialect keeps its prepared INSERT (each engine has a dialect of its own).
-_PREPARED_ATTRIBUTE = "cxloop_response_insert"
+# Where a dialect keeps its prepared INSERTs, by table (each engine has a dialect of its own).
+_PREPARED_ATTRIBUTE = "cxloop_driver_inserts"
 
 
 def _placeholders(dialect: Dialect, names: tuple[str, ...]) -> tuple[str, bool]:
@@ -40,7 +43,7 @@ def _placeholders(dialect: Dialect, names: tuple[str, ...]) -> tuple[str, bool]:
 
 
 class _DriverInsert:
-    """The INSERT of response rows in the driver's own terms, prepared once per dialect.
+    """The INSERT of a table's rows in the driver's own terms, prepared once per dialect.
 
     For an executemany SQLAlchemy converts each value of each row through its column type
     (timestamps, JSON, booleans). Done here, a value given to several columns of one type is
@@ -52,18 +55,19 @@ class _DriverInsert:
     raised as SQLAlchemy's, as the INSERT's would be.
     """
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, table: Table) -> None:
         self.dialect = dialect
-        names = tuple(column.key for column in _COLUMNS)
+        table_columns = tuple(table.columns)
+        names = tuple(column.key for column in table_columns)
         quote = dialect.identifier_preparer.quote
-        table = dialect.identifier_preparer.format_table(Response.__table__)
-        columns = ", ".join(quote(column.name) for column in _COLUMNS)
+        table_name = dialect.identifier_preparer.format_table(table)
+        columns = ", ".join(quote(column.name) for column in table_columns)
         values, self.positional = _placeholders(dialect, names)
-        self.sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"
+        self.sql = f"INSERT INTO {table_name} ({columns}) VALUES ({values})"
         self.names = names
         self.pick = operator.itemgetter(*names)  # a row's values, in the statement's order
         converters = []
-        for index, column in enumerate(_COLUMNS):
+        for index, column in enumerate(table_columns):
             convert = column.type.dialect_impl(dialect).bind_processor(dialect)
             if convert is not None:
                 converters.append((index, type(column.type), convert))
@@ -71,7 +75,7 @@ class _DriverInsert:
         self.converters = tuple(sorted(converters, key=lambda c: c[1].__qualname__))
         self.copy_sql: str | None = None
         if dialect.driver == "psycopg":
-            self.copy_sql = f"COPY {table} ({columns}) FROM STDIN"
+            self.copy_sql = f"COPY {table_name} ({columns}) FROM STDIN"
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Insert the rows on this connection, in its transaction."""
@@ -120,26 +124,31 @@ class _DriverInsert:
         return converted
 
 
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """`session.execute(table.insert(), rows)` on the session's connection (no autoflush), the
+    rows handed to the driver directly. Every row has every column of the table."""
+    connection = session.connection()
+    dialect = connection.dialect
+    prepared: dict[str, _DriverInsert] | None = getattr(dialect, _PREPARED_ATTRIBUTE, None)
+    if prepared is None:
+        prepared = {}
+        setattr(dialect, _PREPARED_ATTRIBUTE, prepared)
+    insert = prepared.get(table.name)
+    if insert is None:
+        insert = prepared[table.name] = _DriverInsert(dialect, table)
+    insert.execute(connection, rows)
+
+
 def insert_response_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     """`session.execute(RESPONSE_INSERT, rows)`, the rows handed to the driver directly.
 
     Every row has every column of `responses` (as the response services make them)."""
-    connection = session.connection()
-    dialect = connection.dialect
-    insert = getattr(dialect, _PREPARED_ATTRIBUTE, None)
-    if insert is None:
-        insert = _DriverInsert(dialect)
-        setattr(dialect, _PREPARED_ATTRIBUTE, insert)
-    insert.execute(connection, rows)
+    insert_rows(session, Response.__table__, rows)
 
 
-def persistent_responses(session: Session, rows: list[dict[str, Any]]) -> list[Response]:
-    """`Response` objects for rows just INSERTed, in the session as persistent objects (what a
-    submission returns). Public ORM API only: each is made and attached as stored."""
-    responses = []
-    for row in rows:
-        response = Response(**row)
-        make_transient_to_detached(response)
-        session.add(response)
-        responses.append(response)
-    return responses
+def detached_response(row: dict[str, Any]) -> Response:
+    """A `Response` for a row just stored, detached (as one loaded in a session now closed).
+    Public ORM API only: made and marked as stored, in no session."""
+    response = Response(**row)
+    make_transient_to_detached(response)
+    return response

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cxloop.caching import TtlCache
 from cxloop.db.models import Survey
+from cxloop.db.uow import core_connection
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.survey_content import SurveyContent
 from cxloop.domain.workflow import SurveyResponseEvent, WorkflowDocument
@@ -210,10 +211,11 @@ class _SurveyWorkflows:
 
 def _surveys_with_workflows(session: Session, survey_ids: list[str]) -> list[_SurveyWorkflows]:
     """The surveys with their enabled response workflows, in one query."""
+    connection = core_connection(session)
     if len(survey_ids) == 1:
-        rows = session.execute(_SURVEY_WORKFLOWS_ONE, {"survey_id": survey_ids[0]})
+        rows = connection.execute(_SURVEY_WORKFLOWS_ONE, {"survey_id": survey_ids[0]})
     else:
-        rows = session.execute(_SURVEY_WORKFLOWS_MANY, {"survey_ids": survey_ids})
+        rows = connection.execute(_SURVEY_WORKFLOWS_MANY, {"survey_ids": survey_ids})
     found: dict[str, tuple[str, int, list[tuple[str, int]]]] = {}
     for survey_id, owner_id, content_version, workflow_id, revision in rows:
         entry = found.setdefault(survey_id, (owner_id, content_version or 0, []))

@@ -1,21 +1,25 @@
-"""Writing runs and task runs: Core INSERTs of rows made once per workflow revision.
+"""Writing runs and task runs: INSERTs of rows made once per workflow revision, handed to the
+driver as a response's rows are (`db.response_rows.insert_rows`: COPY on PostgreSQL).
 
 No per-object ORM work: the outbound message listener writes up to 100 runs per message and
 must answer quickly, and a response's transaction holds SQLite's write lock. Each task's row is
 made once per revision and owner (`task_run_rows`) and copied for each event with fresh ids; a
-batch key that names its own task run (`email|TR_...`) names the copy's.
+batch key that names its own task run (`email|TR_...`) names the copy's. The rows name every
+column (the driver applies no defaults): what a Core INSERT would have filled in is written out
+here, and a column it would have left out is None (SQL NULL).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from cxloop.db.base import utcnow
+from cxloop.db.response_rows import insert_rows
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.domain.ids import new_ids
 from cxloop.domain.workflow import DirectoryTask, SalesforceTask, WorkflowDocument, task_references
@@ -80,6 +84,7 @@ def write_runs(
                 "event_data": event.event_data or {},
                 "status": "pending",
                 "created_at": now,
+                "finished_at": None,
             }
         )
         for template in templates:
@@ -97,15 +102,33 @@ def write_runs(
             task_rows.append(row)
             if row["status"] == "pending":
                 ready.append(row["batch_key"])
-    session.execute(_INSERT_RUNS, run_rows)
+    if session.autoflush:  # what session.execute would do first: the runs' response exists
+        session.flush()
+    insert_rows(session, Run.__table__, run_rows)
     if task_rows:
-        session.execute(_INSERT_TASK_RUNS, task_rows)
+        insert_rows(session, TaskRun.__table__, task_rows)
     return ready
 
 
 _OWN_KEYS = ("directory|", "email|")  # completed with the task run's id: these go alone
-_INSERT_RUNS = insert(Run.__table__)
-_INSERT_TASK_RUNS = insert(TaskRun.__table__)
+# A new task run's columns that no task sets: what a Core INSERT would give them.
+_NEW_TASK_RUN = MappingProxyType(
+    {
+        "connection_id": None,  # settled when it runs
+        "attempts": 0,
+        "lease_expires_at": None,
+        "claimed_by": None,
+        "claimed_at": None,
+        "ambiguous": False,
+        "bulk_job_id": None,
+        "record_id": None,
+        "payload": None,
+        "result": None,
+        "error": None,
+        "first_attempt_at": None,
+        "finished_at": None,
+    }
+)
 
 
 def task_run_rows(owner_id: str, document: WorkflowDocument) -> tuple[dict[str, Any], ...]:
@@ -128,6 +151,7 @@ def task_run_rows(owner_id: str, document: WorkflowDocument) -> tuple[dict[str, 
             batch_key = "email|"
         rows.append(
             {
+                **_NEW_TASK_RUN,
                 "task_id": task.id,
                 "task_index": index,
                 "task_type": task.type,

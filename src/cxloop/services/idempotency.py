@@ -37,7 +37,7 @@ from cxloop.db.operations_models import IdempotencyKey
 from cxloop.db.uow import Database
 from cxloop.errors import Conflict, CxloopError, InvalidInput
 from cxloop.services.access import Actor, SurveyAccess
-from cxloop.services.responses import new_response_id, response_document
+from cxloop.services.responses import StoredRow, new_response_id, response_document
 from cxloop.services.responses.plan import RESPONSE_ID_PATTERN
 from cxloop.services.survey_content import survey_ref
 
@@ -145,8 +145,11 @@ def begin(
     return Claim(_with_id(document, chosen), key=key, response_id=chosen)
 
 
-def finish(db: Database, actor: Actor, survey_id: str, claim: Claim, response: Response) -> None:
-    """After the response was stored: keep the answer for replays of the key."""
+def finish(
+    db: Database, actor: Actor, survey_id: str, claim: Claim, response: Response | StoredRow
+) -> None:
+    """After the response was stored (the `Response`, or its row): keep the answer for
+    replays of the key."""
     if claim.key is None:
         return
     with db.uow() as uow:

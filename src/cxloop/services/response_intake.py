@@ -20,10 +20,9 @@ from typing import Any
 
 import structlog
 
-from cxloop.db.models import Response
 from cxloop.db.uow import Database
 from cxloop.services.access import Actor
-from cxloop.services.responses import Source, Submission, submit_responses
+from cxloop.services.responses import Source, StoredRow, Submission, submit_responses
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +43,10 @@ class ResponseIntake:
 
     def submit(
         self, actor: Actor, survey_id: str, document: Any, *, source: Source = "api"
-    ) -> Future[Response]:
-        """Queue one response; the future holds the stored response or the error refusing it."""
-        future: Future[Response] = Future()
+    ) -> Future[StoredRow]:
+        """Queue one response; the future holds the stored response's row, or the error
+        refusing it."""
+        future: Future[StoredRow] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the response intake is closed")
@@ -87,7 +87,7 @@ class ResponseIntake:
             if stopping:
                 return
 
-    def _write(self, batch: list[tuple[Submission, Future[Response]]]) -> None:
+    def _write(self, batch: list[tuple[Submission, Future[StoredRow]]]) -> None:
         try:
             outcomes = submit_responses(self._db, [submission for submission, _ in batch])
         except Exception as exc:  # the thread must outlive any one batch

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, object_session
 
 from cxloop.db.models import Survey, SurveyCollaborator
-from cxloop.db.uow import Database
+from cxloop.db.uow import Database, core_connection
 from cxloop.domain.qsf import QsfImportError, import_qsf
 from cxloop.domain.survey_content import (
     QUESTION_ADAPTER,
@@ -113,13 +113,14 @@ def survey_ref(
     Refuses as `access.get_survey_for` does: NotFound without any access, Forbidden with too
     little.
     """
+    connection = core_connection(session)  # half this read's CPU went to the session's part
     if actor is None:
-        row = session.execute(_REF_FOR_RESPONDENT, {"survey_id": survey_id}).first()
+        row = connection.execute(_REF_FOR_RESPONDENT, {"survey_id": survey_id}).first()
         if row is None:
             raise NotFound(f"No survey {survey_id!r}.", code="survey_not_found")
         return SurveyRef(*row)
     params = {"survey_id": survey_id, "actor_id": actor.id}
-    row = session.execute(_REF_FOR_ACTOR, params).first()
+    row = connection.execute(_REF_FOR_ACTOR, params).first()
     if row is None:
         raise NotFound(f"No survey {survey_id!r}.", subject="survey")
     *columns, role = row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import uuid
@@ -24,6 +25,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Path parameters that are credentials: the outbound listener's and the opt-out page's token.
 _SECRET_PATH_PARAMS = frozenset({"token"})
 _TEMPLATE_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+_UNLOGGED_ROUTES = frozenset({"/livez", "/readyz", "/metrics"})  # probes and scrapes
 
 
 def loggable_path(scope: Scope) -> str:
@@ -54,6 +56,9 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The metrics' children by (method, route, status): looking a child up by its labels
+        # costs more than counting. Bounded: routes, methods and statuses are few.
+        self._counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,9 +95,11 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             route_path = getattr(route, "path", "unmatched")
-            metrics.HTTP_REQUESTS.labels(scope["method"], route_path, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(scope["method"], route_path).observe(elapsed)
-            if route_path not in ("/livez", "/readyz", "/metrics"):
+            count, latency = self._children(scope["method"], route_path, status)
+            count.inc()
+            latency.observe(elapsed)
+            # The line's fields (the path masked) are made only for a line that is logged.
+            if route_path not in _UNLOGGED_ROUTES and log.is_enabled_for(logging.INFO):
                 log.info(
                     "http.request",
                     method=scope["method"],
@@ -102,6 +109,17 @@ class RequestContextMiddleware:
                     ms=round(elapsed * 1000, 1),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _children(self, method: str, route_path: str, status: int) -> tuple[Any, Any]:
+        """The request counter's and the latency histogram's children for these labels."""
+        key = (method, route_path, status)
+        children = self._counted.get(key)
+        if children is None:
+            children = self._counted[key] = (
+                metrics.HTTP_REQUESTS.labels(method, route_path, str(status)),
+                metrics.HTTP_LATENCY.labels(method, route_path),
+            )
+        return children
 
 
 class BodySizeLimitMiddleware:
@@ -185,7 +203,9 @@ class RequestReadTimeoutMiddleware:
             if body_done:  # now only a disconnect can come, whenever it comes
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                # A deadline on this very task (not wait_for's task per message).
+                async with asyncio.timeout(self.timeout_s):
+                    message = await receive()
             except TimeoutError:
                 # Like the body size limit: the error handlers shape it; the connection is
                 # closed, or the rest of the body would be read as the next request.

@@ -42,7 +42,12 @@ from cxloop.services.responses.plan import (
     parse_document,
     read_document,
 )
-from cxloop.services.responses.submit import Submission, submit_response, submit_responses
+from cxloop.services.responses.submit import (
+    StoredRow,
+    Submission,
+    submit_response,
+    submit_responses,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -58,6 +63,7 @@ __all__ = [
     "RowOutcome",
     "Source",
     "SourceRow",
+    "StoredRow",
     "Submission",
     "SurveyNotAccepting",
     "check_accepting",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -27,24 +27,26 @@ EXPORT_FORMATS = ("csv", "json", "jsonl")
 EXPORT_CHUNK_SIZE = 1_000
 
 
-def response_document(response: Response) -> dict[str, Any]:
-    """A response as the API and the JSON export show it."""
+def response_document(response: Response | Mapping[str, Any]) -> dict[str, Any]:
+    """A response as the API and the JSON export show it: a `Response`, or its row as stored
+    (a mapping of its columns: what a submission gives back)."""
+    get = response.__getitem__ if isinstance(response, Mapping) else response.__getattribute__
     return {
-        "id": response.id,
-        "survey_id": response.survey_id,
-        "values": response.values,
-        "embedded_data": response.embedded_data,
-        "started_at": _iso(response.started_at),
-        "ended_at": _iso(response.ended_at),
-        "duration_s": response.duration_s,
-        "finished": response.finished,
-        "source": response.source,
-        "channel": response.channel,
-        "language": response.language,
-        "distribution_id": response.distribution_id,
-        "contact_id": response.contact_id,
-        "created_at": _iso(response.created_at),
-        "updated_at": _iso(response.updated_at),
+        "id": get("id"),
+        "survey_id": get("survey_id"),
+        "values": get("values"),
+        "embedded_data": get("embedded_data"),
+        "started_at": _iso(get("started_at")),
+        "ended_at": _iso(get("ended_at")),
+        "duration_s": get("duration_s"),
+        "finished": get("finished"),
+        "source": get("source"),
+        "channel": get("channel"),
+        "language": get("language"),
+        "distribution_id": get("distribution_id"),
+        "contact_id": get("contact_id"),
+        "created_at": _iso(get("created_at")),
+        "updated_at": _iso(get("updated_at")),
     }
 
 
