@@ -22,7 +22,7 @@ from cxloop.db.run_models import READY_STATUSES, Run, TaskRun, TaskRunAttempt
 from cxloop.engine import worker
 from cxloop.engine.leases import LeaseKeeper
 from cxloop.engine.worker import WORKER_ID
-from cxloop.ledger import claims
+from cxloop.ledger import batch_owners, claims
 from cxloop.web.app import EmbeddedWorker
 from sfemu.testing import EmulatorServer
 from tests.conftest import Person
@@ -210,6 +210,31 @@ def test_the_lease_keeper_renews_this_process_rows_only(
     assert leases[holders["earlier start"]] < soon
     assert leases[holders["a longer id"]] < soon
     assert leases[None] is None
+
+
+def test_the_heartbeat_keeps_this_process_org_slots_and_a_dead_ones_run_out(
+    container: Container,
+) -> None:
+    """An org's slots are held for a lease that the process's heartbeat renews: a process that
+    died frees its slots a lease after its last beat, not a call's whole timeout later (a
+    killed worker that held both slots of a new org's bound stalled the org for 70 s)."""
+    db, org = container.db, "00D000000000001"
+    host_pid = WORKER_ID.rsplit(":", 1)[0]
+
+    def take(worker: str) -> batch_owners.OrgSlot | None:
+        return batch_owners.take_org_slot(db, org, worker, "key", max_bound=2, hold_s=1)
+
+    assert take(f"{WORKER_ID}:7") is not None
+    # an earlier start of this process (a restarted container), which nobody renews
+    assert take(f"{host_pid}:00000000:7") is not None
+    assert take(f"{WORKER_ID}:8") is None  # the bound of 2 is used
+
+    LeaseKeeper(db, lease_s=600, period_s=60).renew()
+    time.sleep(1.2)
+
+    # The dead process's slot ran out; ours was renewed, so exactly one is free again.
+    assert take(f"{WORKER_ID}:8") is not None
+    assert take(f"{WORKER_ID}:9") is None
 
 
 def test_the_lease_keeper_beats_from_its_thread_until_stopped(

@@ -7,7 +7,9 @@ one UPDATE by the process's worker id (`engine.worker.WORKER_ID`, which every cl
 process starts with). So a Salesforce call may take longer than the lease while the process
 lives, and the lease itself can be short: a process that dies stops renewing, and the sweeper
 (`claims.expire_leases`) takes its rows back `lease_s` after the last beat, recording the
-interrupted attempt.
+interrupted attempt. The same beat renews the process's slots of its orgs' bounds
+(`org_batches_in_flight`, taken for `lease_s`): a dead process's slots free themselves as soon,
+so that its org's next batches need not wait for a call's whole timeout.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import structlog
 from sqlalchemy import select, update
 
 from cxloop.db.base import utcnow
+from cxloop.db.batching_models import OrgBatchInFlight
 from cxloop.db.run_models import TaskRun
 from cxloop.db.uow import Database
 from cxloop.domain.statuses import TaskRunStatus
@@ -27,10 +30,12 @@ from cxloop.engine.worker import WORKER_ID
 log = structlog.get_logger(__name__)
 
 _t = TaskRun.__table__.c
+_slots = OrgBatchInFlight.__table__.c
 
 
 class LeaseKeeper:
-    """Renews the leases of the task runs this process holds, from a thread of its own."""
+    """Renews the leases of the task runs and org slots this process holds, from a thread of
+    its own."""
 
     def __init__(
         self, db: Database, *, lease_s: float, period_s: float, holder: str = WORKER_ID
@@ -42,6 +47,7 @@ class LeaseKeeper:
         self._held = (_t.status == TaskRunStatus.RUNNING) & _t.claimed_by.startswith(
             f"{holder}:", autoescape=True
         )
+        self._slots_held = _slots.worker.startswith(f"{holder}:", autoescape=True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -55,14 +61,20 @@ class LeaseKeeper:
         """
         with self._db.reader() as uow:
             holds = uow.session.execute(select(_t.id).where(self._held).limit(1)).first()
-        if holds is None:
+            slots = uow.session.execute(select(_slots.id).where(self._slots_held).limit(1)).first()
+        if holds is None and slots is None:
             return 0
+        until = utcnow() + self._lease
+        renewed = 0
         with self._db.uow() as uow:
-            renewed = uow.session.execute(
-                update(TaskRun.__table__)
-                .where(self._held)
-                .values(lease_expires_at=utcnow() + self._lease)
-            ).rowcount
+            if holds is not None:
+                renewed = uow.session.execute(
+                    update(TaskRun.__table__).where(self._held).values(lease_expires_at=until)
+                ).rowcount
+            if slots is not None:
+                uow.session.execute(
+                    update(OrgBatchInFlight.__table__).where(self._slots_held).values(until=until)
+                )
             uow.commit()
         return int(renewed or 0)
 

@@ -163,7 +163,7 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
             if waited is None:
                 return False
             asked_at = time.monotonic()
-            slot = _take_slot(container, batch_key, target) if target.org_id else None
+            slot = _take_slot(container, batch_key, target, worker) if target.org_id else None
             if target.org_id and slot is None:
                 schedule(container, batch_key, utcnow() + timedelta(seconds=_NO_SLOT_RETRY_S))
                 return True
@@ -204,16 +204,18 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
 
 
 def _take_slot(
-    container: EngineParts, batch_key: str, target: claims.BatchTarget
+    container: EngineParts, batch_key: str, target: claims.BatchTarget, worker: str
 ) -> batch_owners.OrgSlot | None:
     """One of the org's slots, waiting while all are in use (renewing the key meanwhile);
-    None when none came free in `_SLOT_PATIENCE_S` (the key is tried again shortly)."""
+    None when none came free in `_SLOT_PATIENCE_S` (the key is tried again shortly). The slot
+    is held in the name of `worker` (this thread's claims' name) for a lease, which the
+    process's lease heartbeat renews with its rows (engine/leases.py): a dead process's slots
+    free themselves `lease_s` after its last beat."""
     db, settings = container.db, container.settings
     assert target.org_id is not None
     state = container.engine_state
     most = settings.salesforce_max_concurrent_batches
-    # A slot is held at most as long as the call may take (then a dead process's slot frees).
-    hold_s = settings.salesforce_timeout_s * 2 + 10
+    hold_s = settings.lease_s
     deadline = time.monotonic() + _SLOT_PATIENCE_S
     org_id = target.org_id
     pacing = state.pacing
@@ -222,7 +224,7 @@ def _take_slot(
         while True:
             if batch_owners.org_has_free_slot(db, org_id, most):
                 slot = batch_owners.take_org_slot(
-                    db, org_id, state.worker_id, batch_key, max_bound=most, hold_s=hold_s
+                    db, org_id, worker, batch_key, max_bound=most, hold_s=hold_s
                 )
                 if slot is not None:
                     return slot

@@ -12,8 +12,9 @@ several), so they hold across machines without another service:
 - **Org slots** (`org_concurrency`, `org_batches_in_flight`): a semaphore per org whose count is
   the adaptive bound. A slot is a row; taking one locks the org's bound row (`FOR UPDATE` on
   PostgreSQL, SQLite's writers are serial), counts the live slots and inserts one if the count is
-  under the bound. A slot carries a lease too (the call's timeout), so a dead process's slots
-  free themselves.
+  under the bound. A slot carries a lease too (`lease_s`, renewed by the process's lease
+  heartbeat with its task runs: engine/leases.py), so a dead process's slots free themselves
+  within a lease.
 
 The database was chosen over Redis because it is there in every deployment (the embedded one
 has no Redis), the claims already live there, and the cost is two small writes per batch of up
