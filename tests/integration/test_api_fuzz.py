@@ -5,7 +5,6 @@ every answer must match what the OpenAPI document says of its status."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.slow
 # Per operation, once with valid and once with invalid data. A deeper run, by hand:
 # CXLOOP_FUZZ_EXAMPLES=100 pytest tests/integration/test_api_fuzz.py
 EXAMPLES_PER_MODE = int(os.environ.get("CXLOOP_FUZZ_EXAMPLES", "12"))
-BUDGET_S = 240 * EXAMPLES_PER_MODE / 12
 # Revoking its own token would leave the rest of the run answering 401.
 NOT_FUZZED = {("DELETE", "/api/v1/tokens/{token_id}")}
 # Operations whose 503 is their documented answer, not a server error: `/readyz?strict=true`
@@ -78,6 +76,9 @@ def _aim(case: Any, ids: dict[str, str]) -> None:
                 case.path_parameters[name] = value
 
 
+# Not timed: its time is the machine's load (80-125 s in a suite run on 2 cores). The hang guard
+# is pytest-timeout's, wider than the suite's 300 s for this one long test.
+@pytest.mark.timeout(900)
 def test_no_generated_request_gets_a_server_error_or_an_undocumented_reply(
     fuzzed: tuple[FastAPI, Container],
 ) -> None:
@@ -86,7 +87,6 @@ def test_no_generated_request_gets_a_server_error_or_an_undocumented_reply(
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {token}"}
     failures: list[str] = []
-    started = time.monotonic()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 40
     for operation in operations:
@@ -117,6 +117,4 @@ def test_no_generated_request_gets_a_server_error_or_an_undocumented_reply(
                 failures.append(
                     f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}"
                 )
-    elapsed = time.monotonic() - started
     assert not failures, "\n\n".join(failures)
-    assert elapsed < BUDGET_S, f"the fuzz run took {elapsed:.0f} s; lower EXAMPLES_PER_MODE"
