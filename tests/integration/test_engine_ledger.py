@@ -238,9 +238,9 @@ def test_matching_a_batch_costs_one_query_and_two_inserts(
     writes: list[str] = []
     insert_rows = writing.insert_rows
 
-    def counted(session: Any, table: Any, rows: Any) -> None:
+    def counted(connection: Any, table: Any, rows: Any) -> None:
         writes.append(table.name)
-        insert_rows(session, table, rows)
+        insert_rows(connection, table, rows)
 
     monkeypatch.setattr(writing, "insert_rows", counted)
     for _ in range(2):  # the first batch also reads the documents; later ones do not

@@ -17,8 +17,8 @@ from cxloop.salesforce.bulk import (
     CsvValueError,
     csv_row,
     csv_value,
+    iter_csv,
     parse_error,
-    read_csv,
     write_csv,
 )
 from cxloop.salesforce.errors import PermanentError, SalesforceUnreachable, TransientError
@@ -79,7 +79,7 @@ def test_the_csv_quotes_what_needs_it_and_leaves_missing_cells_empty() -> None:
 )
 def test_what_is_written_reads_back_the_same(rows: list[dict[str, str]]) -> None:
     columns = ["A", "B", "C"]
-    back = read_csv(write_csv(columns, rows))
+    back = list(iter_csv(write_csv(columns, rows)))
     assert back == [{c: row.get(c, "") for c in columns} for row in rows]
     # The reader Salesforce's own samples need (RFC 4180) reads it too.
     parsed = list(csv.reader(io.StringIO(write_csv(columns, rows).decode(), newline="")))
@@ -88,11 +88,11 @@ def test_what_is_written_reads_back_the_same(rows: list[dict[str, str]]) -> None
 
 def test_a_result_csv_cxloop_cannot_read_is_a_clear_error() -> None:
     with pytest.raises(SalesforceUnreachable, match="not UTF-8"):
-        read_csv(b"\xff\xfe")
+        iter_csv(b"\xff\xfe")  # refused before any row is read
     with pytest.raises(SalesforceUnreachable, match="cannot read"):
-        read_csv(b'"sf__Id","sf__Error"\n"a"b,"c"\n')
-    assert read_csv(b"") == []
-    assert read_csv(b'\xef\xbb\xbf"sf__Id","X"\n"001","y"\n') == [{"sf__Id": "001", "X": "y"}]
+        list(iter_csv(b'"sf__Id","sf__Error"\n"a"b,"c"\n'))
+    assert list(iter_csv(b"")) == []
+    assert list(iter_csv(b'\xef\xbb\xbf"sf__Id","X"\n"001","y"\n')) == [{"sf__Id": "001", "X": "y"}]
 
 
 def test_sf_error_is_parsed_into_code_message_and_fields() -> None:

@@ -124,10 +124,9 @@ class _DriverInsert:
         return converted
 
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """`session.execute(table.insert(), rows)` on the session's connection (no autoflush), the
-    rows handed to the driver directly. Every row has every column of the table."""
-    connection = session.connection()
+def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """`connection.execute(table.insert(), rows)`, the rows handed to the driver directly (on a
+    session's connection: `db.uow.core_connection`). Every row has every column of the table."""
     dialect = connection.dialect
     prepared: dict[str, _DriverInsert] | None = getattr(dialect, _PREPARED_ATTRIBUTE, None)
     if prepared is None:
@@ -143,7 +142,7 @@ def insert_response_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     """`session.execute(RESPONSE_INSERT, rows)`, the rows handed to the driver directly.
 
     Every row has every column of `responses` (as the response services make them)."""
-    insert_rows(session, Response.__table__, rows)
+    insert_rows(session.connection(), Response.__table__, rows)
 
 
 def detached_response(row: dict[str, Any]) -> Response:

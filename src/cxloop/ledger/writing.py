@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from cxloop.db.base import utcnow
 from cxloop.db.response_rows import insert_rows
 from cxloop.db.run_models import Run, TaskRun
+from cxloop.db.uow import core_connection
 from cxloop.domain.ids import new_ids
 from cxloop.domain.workflow import DirectoryTask, SalesforceTask, WorkflowDocument, task_references
 
@@ -102,11 +103,10 @@ def write_runs(
             task_rows.append(row)
             if row["status"] == "pending":
                 ready.append(row["batch_key"])
-    if session.autoflush:  # what session.execute would do first: the runs' response exists
-        session.flush()
-    insert_rows(session, Run.__table__, run_rows)
+    connection = core_connection(session)  # flushed first: the runs' response exists
+    insert_rows(connection, Run.__table__, run_rows)
     if task_rows:
-        insert_rows(session, TaskRun.__table__, task_rows)
+        insert_rows(connection, TaskRun.__table__, task_rows)
     return ready
 
 

@@ -287,11 +287,6 @@ def write_csv(
     return buffer.getvalue().encode("utf-8")
 
 
-def read_csv(data: bytes) -> list[dict[str, str]]:
-    """The rows of a result CSV, by column name."""
-    return list(iter_csv(data))
-
-
 def iter_csv(data: bytes) -> Iterator[dict[str, str]]:
     """The rows of a result CSV, by column name, read as they are asked for (the text is
     decoded at once: a file that is not UTF-8 fails before any row)."""
