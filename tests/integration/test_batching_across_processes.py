@@ -295,6 +295,37 @@ def test_full_batches_of_one_org_go_side_by_side_never_more_than_the_bound(
     assert_exactly_once(linked, emulator, 1201)
 
 
+def test_a_driver_that_used_its_rounds_hands_the_key_on_with_its_batches_still_in_flight(
+    linked: Container,
+    acme_workflow: None,
+    setup: dict[str, Any],
+    emulator: EmulatorServer,
+    slow_org: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After its rounds a driver gives the key up without waiting for its calls: waiting
+    emptied the org's pipeline every `MAX_ROUNDS` batches. The next message drives on beside
+    them, and a graceful stop still waits for them."""
+    monkeypatch.setattr(worker, "MAX_ROUNDS", 2)
+    learn_the_describe(linked, setup)
+    slow_org["set"](latency_ms=1000, per_record_ms=0)  # a call of a second, whatever its size
+    submit_many(linked, setup, 600)
+    key = the_key_of(linked)
+    pacing = linked.engine_state.pacing
+
+    worker.process(linked, key)  # two batches: the org's first bound (2)
+
+    assert pacing.in_flight.get(key) == 2  # left in flight, not waited for
+    assert len(pacing.senders) == 2
+    assert key not in pacing.driving  # the key is free for the next message
+    assert batch_owners.batch_key_owner(linked.db, key) is None
+    assert claims.ready_summary(linked.db, key).count == 200
+    assert pacing.wait_for_senders(timeout_s=30)
+    assert not pacing.senders and not pacing.in_flight
+    drain(linked, timeout=60)
+    assert_exactly_once(linked, emulator, 601)
+
+
 def test_the_bound_never_exceeds_the_setting(
     linked: Container,
     acme_workflow: None,

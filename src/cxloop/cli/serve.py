@@ -17,7 +17,7 @@ from cxloop.bootstrap import Container
 from cxloop.cli.context import console, container, fail
 from cxloop.cli.context import settings as load_settings
 from cxloop.engine.leases import LeaseKeeper
-from cxloop.engine.queue import IDLE_POLL_MAX_S, is_process_local
+from cxloop.engine.queue import IDLE_POLL_MAX_S, SHUTDOWN_TIMEOUT_S, is_process_local
 from cxloop.logs import configure_logging
 from cxloop.process import limit_malloc_arenas, tune_garbage_collector
 from cxloop.services import keys, users
@@ -219,13 +219,15 @@ def worker(
         periodic=False,
         worker_type="thread",
         graceful_signal="TERM",  # a deployment's stop (SIGTERM) lets running tasks finish
-        shutdown_timeout=60,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         max_delay=IDLE_POLL_MAX_S,
     )
     leases.start()
     try:
         consumer.run()
     finally:
+        # Batches a driver left in flight finish too, with their leases kept to the end.
+        built.engine_state.pacing.wait_for_senders(SHUTDOWN_TIMEOUT_S)
         leases.stop()  # after the consumer's graceful stop: finishing calls kept their leases
         if scheduler:
             scheduler.stop()

@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -59,7 +60,24 @@ class BatchPacing:
         self.waiting_for_slot: dict[str, int] = {}
         # keys with a message scheduled for the end of their org's hold: when it is due
         self.held_messages: dict[str, float] = {}
+        # Sender threads with a Collections call in flight; a driver that used its rounds
+        # leaves them running (engine/worker.py), so a graceful stop waits for them here.
+        self.senders: set[threading.Thread] = set()
         self.lock = threading.Lock()
+
+    def wait_for_senders(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the batches in flight to be recorded (a graceful stop:
+        the consumer has stopped taking messages). False when some were still in flight."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.lock:
+                running = [sender for sender in self.senders if sender.is_alive()]
+            if not running:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            running[0].join(timeout=left)
 
 
 class SharedHttp:

@@ -20,6 +20,9 @@ QUEUE_NAME = "cxloop"
 # first message after a quiet spell could wait that long; a second keeps light traffic prompt.
 # (A Redis queue blocks on its list and does not poll.)
 IDLE_POLL_MAX_S = 1.0
+# How long a graceful stop lets running work finish (a Collections call may take the
+# Salesforce timeout and its recording more).
+SHUTDOWN_TIMEOUT_S = 60.0
 
 
 class QueueConfigError(ValueError):

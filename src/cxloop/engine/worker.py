@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import TYPE_CHECKING
 
 import structlog
@@ -113,7 +114,9 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
     and hands them to a sender thread: one Collections call, every outcome recorded in one
     transaction. So while a batch is being sent the next full one can go beside it, up to the
     org's bound. The driver leaves when nothing is ready, waits for its senders, and gives the
-    key up."""
+    key up. After `MAX_ROUNDS` batches it hands the key to a new message at once, leaving its
+    batches in flight: waiting for them would empty the org's pipeline every `MAX_ROUNDS`
+    batches (a second or more without a call under a steady load)."""
     db, settings = container.db, container.settings
     state = container.engine_state
     pacing = state.pacing
@@ -123,29 +126,40 @@ def _process_salesforce(container: EngineParts, batch_key: str) -> None:
             return  # a thread of this process drives the key: it takes these rows
         pacing.driving.add(batch_key)
     senders: list[threading.Thread] = []
-    owned = held = False
+    owned = False
+    end = DriveEnd.DONE
     try:
         if not batch_owners.own_batch_key(db, batch_key, owner, settings.batch_key_lease_s):
             return  # another live process owns the key and takes these rows
         owned = True
-        held = _drive(container, batch_key, senders)
+        end = _drive(container, batch_key, senders)
     finally:
         try:
-            _wait_for_senders(container, batch_key, senders)
+            if end is not DriveEnd.ROUNDS_USED:
+                _wait_for_senders(container, batch_key, senders)
             if owned:  # (after a crash too: the next message need not wait out the lease)
                 batch_owners.release_batch_key(db, batch_key, owner)
         finally:
             with pacing.lock:
                 pacing.driving.discard(batch_key)
-    if not held and claims.ready_summary(db, batch_key).count:
-        # Rows that came while we were leaving: their messages may have found the key still
-        # ours and left. Send the key again; whoever gets it now owns it.
+    if end is not DriveEnd.LEFT and claims.ready_summary(db, batch_key).count:
+        # Rows that came while we were leaving (their messages may have found the key still
+        # ours and left), or that the rounds left: send the key again; whoever gets it now
+        # owns it (a thread of this process sees the batches still in flight, `pacing`).
         container.tasks.dispatch(batch_key)
 
 
-def _drive(container: EngineParts, batch_key: str, senders: list[threading.Thread]) -> bool:
-    """The rounds of one driver; True when it left the key to later (the org is held back: the
-    key is scheduled for when it may go) or to another process (which took it over)."""
+class DriveEnd(Enum):
+    """How a driver's rounds ended."""
+
+    DONE = "done"  # nothing more was ready
+    LEFT = "left"  # left to later (the org is held back, or no slot came free: the key is
+    # scheduled for when it may go) or to another process (which took the key over)
+    ROUNDS_USED = "rounds used"  # `MAX_ROUNDS` batches went: other keys get a thread now
+
+
+def _drive(container: EngineParts, batch_key: str, senders: list[threading.Thread]) -> DriveEnd:
+    """The rounds of one driver, and how they ended."""
     db, settings = container.db, container.settings
     key = SalesforceBatchKey.parse(batch_key)
     state = container.engine_state
@@ -156,24 +170,26 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
         target = claims.batch_target(db, key.owner_id, key.connection)
         if target.held_until is not None:
             come_back_when_held(container, batch_key, target.held_until)
-            return True
+            return DriveEnd.LEFT
         if salesforce_bulk.send_if_large(container, batch_key, target, worker):
-            return True  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
+            return (
+                DriveEnd.LEFT
+            )  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
         with batch_turn(container, batch_key) as waited:
             if waited is None:
-                return False
+                return DriveEnd.DONE
             asked_at = time.monotonic()
             slot = _take_slot(container, batch_key, target, worker) if target.org_id else None
             if target.org_id and slot is None:
                 schedule(container, batch_key, utcnow() + timedelta(seconds=_NO_SLOT_RETRY_S))
-                return True
+                return DriveEnd.LEFT
             waited += time.monotonic() - asked_at
             if waited > _POLL_S:  # the org may have been held back meanwhile
                 target = claims.batch_target(db, key.owner_id, key.connection)
                 if target.held_until is not None:
                     _give_back(container, slot, grow=False)
                     come_back_when_held(container, batch_key, target.held_until)
-                    return True
+                    return DriveEnd.LEFT
             claimed = claims.claim_task_runs(
                 db,
                 batch_key,
@@ -184,7 +200,7 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
             )
         if not claimed:
             _give_back(container, slot, grow=False)
-            return False
+            return DriveEnd.DONE
         state.pacing.last_batch_at[batch_key] = time.monotonic()
         with state.pacing.lock:  # counted before the thread starts: the next round sees it
             state.pacing.in_flight[batch_key] = state.pacing.in_flight.get(batch_key, 0) + 1
@@ -194,13 +210,15 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
             name=f"cxloop-send-{len(senders)}",
             daemon=True,
         )
+        with state.pacing.lock:
+            state.pacing.senders.add(sender)
         sender.start()
         senders.append(sender)
         if not batch_owners.own_batch_key(
             db, batch_key, state.worker_id, settings.batch_key_lease_s
         ):
-            return True  # we stalled past the lease and another process took the key over
-    return False
+            return DriveEnd.LEFT  # we stalled past the lease and another process took the key over
+    return DriveEnd.ROUNDS_USED
 
 
 def _take_slot(
@@ -296,6 +314,7 @@ def _send(
                 pacing.in_flight[batch_key] -= 1
                 if not pacing.in_flight[batch_key]:
                     del pacing.in_flight[batch_key]
+                pacing.senders.discard(threading.current_thread())
 
 
 def _wait_for_senders(

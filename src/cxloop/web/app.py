@@ -15,7 +15,7 @@ from cxloop import __version__
 from cxloop.bootstrap import Container, build_container
 from cxloop.db.operations_models import PROCESS_ROLES
 from cxloop.engine.leases import LeaseKeeper
-from cxloop.engine.queue import IDLE_POLL_MAX_S, EmbeddedConsumer
+from cxloop.engine.queue import IDLE_POLL_MAX_S, SHUTDOWN_TIMEOUT_S, EmbeddedConsumer
 from cxloop.logs import configure_logging
 from cxloop.process import limit_malloc_arenas, tune_garbage_collector
 from cxloop.services.heartbeats import Heartbeat
@@ -68,6 +68,7 @@ class EmbeddedWorker:
             max_delay=IDLE_POLL_MAX_S,
         )
         self._scheduler = container.scheduler()
+        self._pacing = container.engine_state.pacing
         # /readyz of every web process reads these (services/heartbeats.py)
         period_s = container.settings.process_heartbeat_s
         self._heartbeats = [Heartbeat(container.db, role, period_s) for role in PROCESS_ROLES]
@@ -91,6 +92,8 @@ class EmbeddedWorker:
             heartbeat.stop()
         self._scheduler.stop()
         self._consumer.stop(graceful=True)
+        # And the batches a driver left in flight (engine/worker.py).
+        self._pacing.wait_for_senders(SHUTDOWN_TIMEOUT_S)
         # After the consumer: the calls it let finish kept their leases to the end.
         self._leases.stop()
         log.info("worker.embedded_stopped")
