@@ -215,6 +215,20 @@ def latency_quantiles(metrics_text: str) -> tuple[dict[float, int], int]:
     return buckets, buckets.get(float("inf"), 0)
 
 
+def wait_for_observations(base: str, expected: int, timeout: float) -> dict[float, int]:
+    """The submit-to-record histogram's buckets once it holds `expected` observations (one a
+    response: every response of the run so far has its record and its outcome recorded);
+    BenchFailed when `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        buckets, count = latency_quantiles(httpx.get(f"{base}/metrics", timeout=60).text)
+        if count >= expected:
+            return buckets
+        if time.monotonic() >= deadline:
+            raise BenchFailed(f"{count} of {expected} submit-to-record latencies were recorded")
+        time.sleep(0.1)
+
+
 def quantile(before: dict[float, int], after: dict[float, int], q: float) -> float | None:
     """A quantile of the observations between two scrapes, interpolated inside its bucket."""
     edges = sorted(after)
@@ -489,8 +503,11 @@ def run_worlds(
                     raise BenchFailed(f"the API call count went wrong ({calls}): own polls")
                 records_per_s = len(ids) / elapsed
 
-                # 2. half load, for latency
-                before, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
+                # 2. half load, for latency (from after the full load's last observation: a
+                # record is in Salesforce a moment before its outcome, and its latency, are
+                # recorded; counted in the half load, the full load's last batches were its p99)
+                observed = landed + len(ids)
+                before = wait_for_observations(base, observed, options.record_timeout)
                 half_rate = records_per_s / 2
                 half_count = max(1, int(half_rate * options.half_load_seconds))
                 half_ids, _, half_refused = submit_all(
@@ -498,8 +515,7 @@ def run_worlds(
                 )
                 landed += len(ids) + len(half_ids)
                 wait_for_records(sf_client, ledger, landed, options.record_timeout)
-                time.sleep(0.5)
-                after, _ = latency_quantiles(httpx.get(f"{base}/metrics").text)
+                after = wait_for_observations(base, landed, options.record_timeout)
                 loads.append((ids, half_ids))
                 results.append({
                     "responses": len(ids),
