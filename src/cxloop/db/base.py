@@ -6,9 +6,9 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, ForeignKey, MetaData
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, MappedColumn, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from cxloop.domain.ids import ID_LENGTH, new_ids
@@ -46,6 +46,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def key_reference(target: str, *, index: bool | None = None) -> MappedColumn[str]:
+    """A column of a composite primary key (a link between two rows) that refers to `target`
+    (`"surveys.id"`); the link goes when the row it refers to goes."""
+    return mapped_column(ForeignKey(target, ondelete="CASCADE"), primary_key=True, index=index)
 
 
 def utcnow() -> datetime:

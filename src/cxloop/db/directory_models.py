@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
+from cxloop.db.base import Base, UTCDateTime, key_reference, new_id, utcnow
 from cxloop.db.types import EncryptedText
 from cxloop.domain.statuses import InvitationStatus
 
@@ -84,12 +84,8 @@ class MailingListMember(Base):
 
     __tablename__ = "mailing_list_members"
 
-    mailing_list_id: Mapped[str] = mapped_column(
-        ForeignKey("mailing_lists.id", ondelete="CASCADE"), primary_key=True
-    )
-    contact_id: Mapped[str] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    mailing_list_id: Mapped[str] = key_reference("mailing_lists.id")
+    contact_id: Mapped[str] = key_reference("contacts.id", index=True)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

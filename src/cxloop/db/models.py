@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import true as sa_true
 
-from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
+from cxloop.db.base import Base, UTCDateTime, key_reference, new_id, utcnow
 from cxloop.db.types import EncryptedText
 from cxloop.domain.statuses import ConnectionStatus, LinkingStatus, SurveyStatus
 from cxloop.domain.survey_content import RESPONSE_CHANNELS  # noqa: F401  (the one list)
@@ -111,12 +111,8 @@ class SurveyCollaborator(Base):
 
     __tablename__ = "survey_collaborators"
 
-    survey_id: Mapped[str] = mapped_column(
-        ForeignKey("surveys.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    survey_id: Mapped[str] = key_reference("surveys.id")
+    user_id: Mapped[str] = key_reference("users.id", index=True)
     role: Mapped[str] = mapped_column(String(10))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

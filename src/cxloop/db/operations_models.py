@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cxloop.db.base import Base, UTCDateTime, utcnow
+from cxloop.db.base import Base, UTCDateTime, key_reference, utcnow
 from cxloop.db.types import EncryptedText
 
 PROCESS_ROLES = ("worker", "scheduler")
@@ -25,12 +25,8 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
-    user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    survey_id: Mapped[str] = mapped_column(
-        ForeignKey("surveys.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[str] = key_reference("users.id")
+    survey_id: Mapped[str] = key_reference("surveys.id")
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     response_id: Mapped[str] = mapped_column(String(20))

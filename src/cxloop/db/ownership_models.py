@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cxloop.db.base import Base, UTCDateTime, new_id, utcnow
+from cxloop.db.base import Base, UTCDateTime, key_reference, new_id, utcnow
 from cxloop.db.models import Connection, Survey, User
 from cxloop.domain.statuses import TransferStatus
 
@@ -60,12 +60,8 @@ class SurveyConnectionGrant(Base):
 
     __tablename__ = "survey_connection_grants"
 
-    survey_id: Mapped[str] = mapped_column(
-        ForeignKey("surveys.id", ondelete="CASCADE"), primary_key=True
-    )
-    connection_id: Mapped[str] = mapped_column(
-        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    survey_id: Mapped[str] = key_reference("surveys.id")
+    connection_id: Mapped[str] = key_reference("connections.id", index=True)
     granted_by: Mapped[str] = mapped_column(String(20))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -96,6 +96,23 @@ def unknown_key_message(key: Any, allowed: Sequence[str] | None) -> str:
     return f"{message}: allowed keys are {', '.join(allowed)}" if allowed else message
 
 
+def common_message(
+    error: Mapping[str, Any],
+    loc: Sequence[Any],
+    root: type[BaseModel],
+    tagged: Mapping[str, type[BaseModel]],
+) -> str:
+    """The message of a pydantic error (at `loc`, in a document of model `root`) that no
+    document's own sentence covers: an unknown key with the keys allowed there, a plain message
+    for a common kind, else pydantic's own words. `tagged` as for `allowed_keys`."""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return unknown_key_message(loc[-1], allowed_keys(root, loc, tagged))
+    if kind in FRIENDLY_MESSAGES:
+        return FRIENDLY_MESSAGES[kind]
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def yaml_problem(exc: BaseException) -> str:
     """What is wrong with a YAML text, with line and column, in plain words: never the
     parser's internals (`in "<byte string>"`, marks, Python reprs)."""

@@ -469,40 +469,43 @@ class RowReader:
                     problems.append(problem)
             elif kind == "embedded":
                 document["embedded_data"][cell.key] = raw
-            elif kind == "number":
-                number = _whole_number(raw)
-                if number is None:
-                    problems.append(_bad(cell, raw, "a whole number"))
+            else:
+                answer = _read_answer(cell, raw)
+                if answer is None:
+                    problems.append(_bad(cell, raw, _EXPECTED[kind]))
+                elif kind in ("row", "rows"):
+                    assert cell.qid is not None
+                    matrices.setdefault(cell.qid, {})[cell.key] = answer
                 else:
-                    values[cell.key or ""] = number
-            elif kind in ("text", "box"):
-                values[cell.key or ""] = raw
-            elif kind == "choice":
-                assert cell.options is not None
-                found = cell.options.read(raw)
-                if found is None:
-                    problems.append(_bad(cell, raw, "one of the question's choices"))
-                else:
-                    values[cell.key or ""] = found
-            elif kind == "choices":
-                assert cell.options is not None
-                found_many = cell.options.read_many(raw)
-                if found_many is None:
-                    problems.append(_bad(cell, raw, "the question's choices, comma-separated"))
-                else:
-                    values[cell.key or ""] = found_many
-            elif kind in ("row", "rows"):
-                assert cell.options is not None and cell.qid is not None
-                point: Any = (
-                    cell.options.read(raw) if kind == "row" else cell.options.read_many(raw)
-                )
-                if point is None:
-                    problems.append(_bad(cell, raw, "a point on the matrix's scale"))
-                else:
-                    matrices.setdefault(cell.qid, {})[cell.key] = point
+                    values[cell.key or ""] = answer
         values.update(matrices)
         _fill_start_from_duration(document)
         return document, problems
+
+
+# What a cell of each answer kind must hold: the end of the problem when it does not. Text and
+# box cells hold any text.
+_EXPECTED = MappingProxyType(
+    {
+        "number": "a whole number",
+        "choice": "one of the question's choices",
+        "choices": "the question's choices, comma-separated",
+        "row": "a point on the matrix's scale",
+        "rows": "a point on the matrix's scale",
+    }
+)
+
+
+def _read_answer(cell: _Cell, raw: str) -> Any:
+    """The answer an (answer) cell holds, or None when it cannot be read."""
+    if cell.kind == "number":
+        return _whole_number(raw)
+    if cell.kind in ("text", "box"):
+        return raw
+    assert cell.options is not None
+    if cell.kind in ("choice", "row"):
+        return cell.options.read(raw)
+    return cell.options.read_many(raw)
 
 
 def _read_meta(

@@ -86,9 +86,8 @@ from cxloop.domain.conditions import (
     conditions_with_paths,
 )
 from cxloop.domain.document_paths import (
-    FRIENDLY_MESSAGES,
     NoAliasLoader,
-    allowed_keys,
+    common_message,
     document_path,
     short_value,
     unknown_key_message,
@@ -1098,8 +1097,6 @@ _TAG_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType({
     "group": ConditionGroup,
 })  # fmt: skip
 
-_FRIENDLY = FRIENDLY_MESSAGES
-
 
 def problems_from_validation(
     exc: ValidationError, prefix: tuple[Any, ...] = ()
@@ -1123,12 +1120,8 @@ def problems_from_validation(
                 f"'{short_value(error.get('input'))}' is not a source; use query (anyone, from the "
                 "link), personal_link (personal and signed links) or server (API, workflows)"
             )
-        elif kind == "extra_forbidden":
-            message = unknown_key_message(loc[-1], allowed_keys(SurveyContent, loc, _TAG_MODELS))
-        elif kind in _FRIENDLY:
-            message = _FRIENDLY[kind]
         else:
-            message = str(error["msg"]).removeprefix("Value error, ")
+            message = common_message(error, loc, SurveyContent, _TAG_MODELS)
         problems.append(ContentProblem(_path(loc, keep_last=kind == "extra_forbidden"), message))
     return problems
 

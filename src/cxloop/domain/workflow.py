@@ -77,12 +77,10 @@ from cxloop.domain.conditions import (
     conditions_with_paths,
 )
 from cxloop.domain.document_paths import (
-    FRIENDLY_MESSAGES,
     NoAliasLoader,
-    allowed_keys,
+    common_message,
     document_path,
     shorten,
-    unknown_key_message,
     yaml_problem,
 )
 from cxloop.domain.salesforce_task import SalesforceTaskSpec
@@ -581,7 +579,6 @@ _TAG_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
         "group": ConditionGroup,
     }
 )
-_FRIENDLY = FRIENDLY_MESSAGES
 
 
 def problems_from_validation(exc: ValidationError) -> list[DocumentProblem]:
@@ -602,12 +599,8 @@ def problems_from_validation(exc: ValidationError) -> list[DocumentProblem]:
                 message, loc = f"'type' is missing; use one of: {choices}", (*loc, "type")
         elif kind == "string_pattern_mismatch":
             message = _pattern_message(loc, error.get("input"))
-        elif kind == "extra_forbidden":
-            message = unknown_key_message(loc[-1], allowed_keys(WorkflowDocument, loc, _TAG_MODELS))
-        elif kind in _FRIENDLY:
-            message = _FRIENDLY[kind]
         else:
-            message = str(error["msg"]).removeprefix("Value error, ")
+            message = common_message(error, loc, WorkflowDocument, _TAG_MODELS)
         path = _path(loc, keep_last=kind == "extra_forbidden")
         values = tuple(
             (str(k), v if isinstance(v, str | int | float) else str(v)) for k, v in ctx.items()

@@ -15,7 +15,12 @@ from cxloop.domain.answers import resolve_answer_field
 from cxloop.domain.conditions import evaluate
 from cxloop.domain.piped_text import PipedTextContext, render_value
 from cxloop.domain.survey_content import SurveyContent
-from cxloop.domain.workflow import SurveyResponseEvent, WorkflowDocument, parse_condition_field
+from cxloop.domain.workflow import (
+    ConditionField,
+    SurveyResponseEvent,
+    WorkflowDocument,
+    parse_condition_field,
+)
 
 
 class ResponseFacts(NamedTuple):
@@ -162,15 +167,9 @@ def response_field_resolver(content: SurveyContent | None, response: Any) -> Cal
         metadata=metadata,
     )
 
-    def resolve(field: str) -> Any:
-        parsed = parse_condition_field(field)
-        if parsed is None:
-            return None
+    def read(parsed: ConditionField) -> Any:
         if parsed.namespace == "m":
             return metadata.get(parsed.name)
-        if parsed.namespace == "e":
-            # The same names piped text knows: embedded data, ResponseID, RecordedDate, ...
-            return render_value(f"${{e://Field/{parsed.name}}}", context)
         if parsed.namespace != "q" or content is None:
             return None
         if parsed.part == "text" and parsed.item is None:
@@ -184,7 +183,7 @@ def response_field_resolver(content: SurveyContent | None, response: Any) -> Cal
         }[parsed.part]
         return resolve_answer_field(content, answers, parsed.name + suffix)
 
-    return resolve
+    return _resolver(context, read)
 
 
 def event_field_resolver(survey_id: str, fields: dict[str, Any]) -> Callable[[str], Any]:
@@ -196,15 +195,26 @@ def event_field_resolver(survey_id: str, fields: dict[str, Any]) -> Callable[[st
     """
     context = PipedTextContext(event_fields=fields, metadata={"SurveyID": survey_id})
 
+    def read(parsed: ConditionField) -> Any:
+        return fields.get(parsed.name) if parsed.namespace == "event" else None
+
+    return _resolver(context, read)
+
+
+def _resolver(
+    context: PipedTextContext, read: Callable[[ConditionField], Any]
+) -> Callable[[str], Any]:
+    """A condition field resolver: `e://Field/X` is what piped text's `${e://Field/X}` gives in
+    `context` (embedded data, ResponseID, RecordedDate, ...); `read` takes the other namespaces.
+    A field that does not parse reads as None."""
+
     def resolve(field: str) -> Any:
         parsed = parse_condition_field(field)
         if parsed is None:
             return None
-        if parsed.namespace == "event":
-            return fields.get(parsed.name)
         if parsed.namespace == "e":
             return render_value(f"${{e://Field/{parsed.name}}}", context)
-        return None
+        return read(parsed)
 
     return resolve
 

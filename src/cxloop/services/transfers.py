@@ -260,18 +260,21 @@ def accept_transfer(
 
 def decline_transfer(db: Database, actor: Actor, transfer_id: str) -> SurveyTransfer:
     """The receiver says no; the survey stays where it is."""
-    with db.uow() as uow:
-        transfer = _decidable(uow, actor, transfer_id, by="receiver")
-        _close(uow.session, actor, transfer, TransferStatus.DECLINED)
-        uow.commit()
-    return _reload(db, transfer_id)
+    return _close_open_offer(db, actor, transfer_id, "receiver", TransferStatus.DECLINED)
 
 
 def cancel_transfer(db: Database, actor: Actor, transfer_id: str) -> SurveyTransfer:
     """The sender (or an admin) takes the offer back."""
+    return _close_open_offer(db, actor, transfer_id, "sender", TransferStatus.CANCELLED)
+
+
+def _close_open_offer(
+    db: Database, actor: Actor, transfer_id: str, by: str, status: str
+) -> SurveyTransfer:
+    """Close an offer that `by` (receiver or sender) may still decide, with this status."""
     with db.uow() as uow:
-        transfer = _decidable(uow, actor, transfer_id, by="sender")
-        _close(uow.session, actor, transfer, TransferStatus.CANCELLED)
+        transfer = _decidable(uow, actor, transfer_id, by=by)
+        _close(uow.session, actor, transfer, status)
         uow.commit()
     return _reload(db, transfer_id)
 

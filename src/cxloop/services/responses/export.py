@@ -26,27 +26,33 @@ ExportFormat = Literal["csv", "json", "jsonl"]
 EXPORT_FORMATS = ("csv", "json", "jsonl")
 EXPORT_CHUNK_SIZE = 1_000
 
+# A response document's keys, in the order the API shows them; the dates are written as ISO text.
+_DOCUMENT_FIELDS = (
+    "id",
+    "survey_id",
+    "values",
+    "embedded_data",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "finished",
+    "source",
+    "channel",
+    "language",
+    "distribution_id",
+    "contact_id",
+    "created_at",
+    "updated_at",
+)
+_DATE_FIELDS = frozenset({"started_at", "ended_at", "created_at", "updated_at"})
+
 
 def response_document(response: Response | Mapping[str, Any]) -> dict[str, Any]:
     """A response as the API and the JSON export show it: a `Response`, or its row as stored
     (a mapping of its columns: what a submission gives back)."""
     get = response.__getitem__ if isinstance(response, Mapping) else response.__getattribute__
     return {
-        "id": get("id"),
-        "survey_id": get("survey_id"),
-        "values": get("values"),
-        "embedded_data": get("embedded_data"),
-        "started_at": _iso(get("started_at")),
-        "ended_at": _iso(get("ended_at")),
-        "duration_s": get("duration_s"),
-        "finished": get("finished"),
-        "source": get("source"),
-        "channel": get("channel"),
-        "language": get("language"),
-        "distribution_id": get("distribution_id"),
-        "contact_id": get("contact_id"),
-        "created_at": _iso(get("created_at")),
-        "updated_at": _iso(get("updated_at")),
+        name: _iso(get(name)) if name in _DATE_FIELDS else get(name) for name in _DOCUMENT_FIELDS
     }
 
 
