@@ -8,7 +8,7 @@ import typer
 
 from cxloop.cli.context import print_rows, settings
 
-app = typer.Typer(name="config", help="Configuration.", no_args_is_help=True)
+app = typer.Typer(help="Configuration.", no_args_is_help=True)
 
 
 @app.command()

@@ -32,7 +32,7 @@ from cxloop.services.access import Actor
 from cxloop.services.connections import RemovalResult
 from cxloop.settings import Settings
 
-app = typer.Typer(name="connections", help="Linked Salesforce accounts.", no_args_is_help=True)
+app = typer.Typer(help="Linked Salesforce accounts.", no_args_is_help=True)
 
 _LEVEL_STYLE = MappingProxyType(
     {"error": "[red]✘ error[/]", "warning": "[yellow]! warning[/]", "ok": "[green]✔[/]"}

@@ -29,9 +29,7 @@ from cxloop.services.access import Actor
 from cxloop.services.directory import DEFAULT_DIRECTORY, IMPORT_FORMATS, ContactImportResult
 
 app = typer.Typer(
-    name="contacts",
-    help="Contacts of a directory: import, list, show, opt out.",
-    no_args_is_help=True,
+    help="Contacts of a directory: import, list, show, opt out.", no_args_is_help=True
 )
 
 DirectoryOption = typer.Option(

@@ -7,7 +7,7 @@ import typer
 from cxloop.cli.context import console, container, settings, sqlite_file
 from cxloop.db import migrate
 
-app = typer.Typer(name="db", help="The database schema.", no_args_is_help=True)
+app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 
 @app.command()

@@ -11,9 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    name="emulator", help="The local Salesforce emulator (sfemu).", no_args_is_help=True
-)
+app = typer.Typer(help="The local Salesforce emulator (sfemu).", no_args_is_help=True)
 
 _console = Console()
 

@@ -9,7 +9,7 @@ from cxloop.bootstrap import build_container
 from cxloop.cli.context import console, container, fail, refuse_new_database, settings
 from cxloop.services import keys as key_service
 
-app = typer.Typer(name="keys", help="Encryption keys of secrets at rest.", no_args_is_help=True)
+app = typer.Typer(help="Encryption keys of secrets at rest.", no_args_is_help=True)
 
 
 @app.command()

@@ -56,27 +56,20 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _register_commands(cli: typer.Typer) -> None:
-    for command in (serve.serve, serve.worker, serve.scheduler, demo.demo):
-        cli.command()(command)
-    # Each group is named where it is declared (`cxloop surveys ...`).
-    groups = (
-        config.app,
-        db.app,
-        users.app,
-        users.tokens_app,
-        connections.app,
-        salesforce.app,
-        workflows.app,
-        keys.app,
-        runs.app,
-        emulator.app,
-        surveys.app,
-        responses.app,
-        contacts.app,
-    )
-    for group in groups:
-        cli.add_typer(group)
-
-
-_register_commands(app)
+app.command()(serve.serve)
+app.command()(serve.worker)
+app.command()(serve.scheduler)
+app.command()(demo.demo)
+app.add_typer(config.app, name="config")
+app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+app.add_typer(users.tokens_app, name="tokens")
+app.add_typer(connections.app, name="connections")
+app.add_typer(salesforce.app, name="salesforce")
+app.add_typer(workflows.app, name="workflows")
+app.add_typer(keys.app, name="keys")
+app.add_typer(runs.app, name="runs")
+app.add_typer(emulator.app, name="emulator")
+app.add_typer(surveys.app, name="surveys")
+app.add_typer(responses.app, name="responses")
+app.add_typer(contacts.app, name="contacts")

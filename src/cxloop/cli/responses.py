@@ -22,9 +22,7 @@ from cxloop.process import tune_garbage_collector
 from cxloop.services import responses as response_service
 from cxloop.services.responses import IMPORT_FORMATS, ImportResult
 
-app = typer.Typer(
-    name="responses", help="Responses: import from CSV or JSON lines, export.", no_args_is_help=True
-)
+app = typer.Typer(help="Responses: import from CSV or JSON lines, export.", no_args_is_help=True)
 
 
 @app.command("import")

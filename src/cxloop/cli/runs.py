@@ -19,7 +19,7 @@ from cxloop.cli.context import (
 )
 from cxloop.services import run_history as service
 
-app = typer.Typer(name="runs", help="Run history: what workflows did, and replaying what failed.")
+app = typer.Typer(help="Run history: what workflows did, and replaying what failed.")
 
 
 @app.command("list")

@@ -17,9 +17,7 @@ from cxloop.cli.context import (
 from cxloop.services import salesforce_apps as service
 from cxloop.settings import REDACTED
 
-app = typer.Typer(
-    name="salesforce", help="Salesforce: the connected app cxloop links with.", no_args_is_help=True
-)
+app = typer.Typer(help="Salesforce: the connected app cxloop links with.", no_args_is_help=True)
 app_app = typer.Typer(
     help="The connected app (client id and secret): show it, or set it without a restart.",
     no_args_is_help=True,

@@ -35,7 +35,6 @@ from cxloop.services import transfers as transfer_service
 from cxloop.services.access import Actor
 
 app = typer.Typer(
-    name="surveys",
     help="Surveys: list, import, export, open and close; transfers, connection grants, links.",
     no_args_is_help=True,
 )

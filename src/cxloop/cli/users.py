@@ -9,8 +9,8 @@ import typer
 from cxloop.cli.context import JsonOption, console, container, fail, one_line_errors, print_rows
 from cxloop.services import users as user_service
 
-app = typer.Typer(name="users", help="Users.", no_args_is_help=True)
-tokens_app = typer.Typer(name="tokens", help="API tokens.", no_args_is_help=True)
+app = typer.Typer(help="Users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
 
 def _read_password(from_stdin: bool) -> str:

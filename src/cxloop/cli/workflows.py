@@ -32,11 +32,7 @@ from cxloop.services import workflows as service
 from cxloop.services.access import Actor
 from cxloop.services.task_checks import SalesforceChecksFailed, SalesforceProblem, SaveChecks
 
-app = typer.Typer(
-    name="workflows",
-    help="Workflows: documents with revisions, kept as YAML.",
-    no_args_is_help=True,
-)
+app = typer.Typer(help="Workflows: documents with revisions, kept as YAML.", no_args_is_help=True)
 
 
 @app.command("list")
