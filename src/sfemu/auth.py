@@ -15,7 +15,7 @@ import hmac
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from .store import Database
@@ -54,33 +54,46 @@ class AuthCode:
 
 
 @dataclass
-class RefreshGrant:
-    """A refresh token."""
+class IssuedToken:
+    """What access and refresh tokens share: whom they are for, through which app, since when."""
 
     token: str
     org_id: str
     user_id: str
-    client_id: str
+    client_id: str | None  # None: an access token issued without an app (tests, control API)
     scopes: list[str]
     login_url: str
     issued_at: float
     last_used: float
+
+    @classmethod
+    def issue(
+        cls,
+        token: str,
+        org_id: str,
+        user_id: str,
+        client_id: str | None,
+        scopes: list[str],
+        login_url: str,
+        **more: Any,
+    ) -> Self:
+        """A new token, issued (and last used) now."""
+        now = time.time()
+        return cls(token, org_id, user_id, client_id, scopes, login_url, now, now, **more)
+
+
+@dataclass
+class RefreshGrant(IssuedToken):
+    """A refresh token."""
+
     revoked: bool = False
     kind: str = "refresh"
 
 
 @dataclass
-class Session:
+class Session(IssuedToken):
     """An access token: who it is for and when it was last used."""
 
-    token: str
-    org_id: str
-    user_id: str
-    client_id: str | None
-    scopes: list[str]
-    login_url: str
-    issued_at: float
-    last_used: float
     refresh_token: str | None = None
     revoked: bool = False
     kind: str = "access"
@@ -120,7 +133,7 @@ class TokenStore:
         self.codes = {c: v for c, v in self.codes.items() if v.org_id != org_id}
         self.db.delete_json("tokens", dead)
 
-    def _save(self, item: Session | RefreshGrant) -> None:
+    def _save(self, item: IssuedToken) -> None:
         self.db.put_json("tokens", item.token, asdict(item))
 
     # -- codes ----------------------------------------------------------------------------
@@ -155,21 +168,18 @@ class TokenStore:
         kind: str = "access",
     ) -> Session:
         """A new access token for a user."""
-        now = time.time()
         token = f"{org_id[:15]}!AQ{secrets.token_urlsafe(72)}"
-        session = Session(
-            token=token,
-            org_id=org_id,
-            user_id=user_id,
-            client_id=client_id,
-            scopes=scopes,
-            login_url=login_url,
-            issued_at=now,
-            last_used=now,
+        session = Session.issue(
+            token,
+            org_id,
+            user_id,
+            client_id,
+            scopes,
+            login_url,
             refresh_token=refresh_token,
             kind=kind,
-            issued_at_ms=str(int(now * 1000)),
         )
+        session.issued_at_ms = str(int(session.issued_at * 1000))
         self.sessions[token] = session
         self._save(session)
         return session
@@ -193,18 +203,9 @@ class TokenStore:
         self, org_id: str, user_id: str, client_id: str, scopes: list[str], login_url: str
     ) -> RefreshGrant:
         """A new refresh token."""
-        now = time.time()
-        grant = RefreshGrant(
-            token="5Aep861" + secrets.token_urlsafe(64),
-            org_id=org_id,
-            user_id=user_id,
-            client_id=client_id,
-            scopes=scopes,
-            login_url=login_url,
-            issued_at=now,
-            last_used=now,
-        )
-        self.refresh[grant.token] = grant
+        token = "5Aep861" + secrets.token_urlsafe(64)
+        grant = RefreshGrant.issue(token, org_id, user_id, client_id, scopes, login_url)
+        self.refresh[token] = grant
         self._save(grant)
         return grant
 

@@ -195,6 +195,10 @@ class CsvProblem(Exception):
     """The uploaded CSV cannot be processed: the job fails with this message."""
 
 
+class _JobGone(Exception):
+    """The job was aborted or deleted, or its org or user is gone: processing stops."""
+
+
 @dataclass
 class Column:
     """One CSV column: a field of the object, or ``Relationship.ExternalIdField``."""
@@ -549,12 +553,23 @@ class BulkJobs:
     def _alive(self, job: Job) -> bool:
         return self.jobs.get(job.id) is job and job.state != ABORTED
 
-    def _context(self, job: Job) -> tuple[Org, Caller] | None:
+    def _begin(self, job: Job) -> tuple[Org, Caller]:
+        """Under the lock: the job in progress, with its org and caller.
+
+        Raises _JobGone when the job was aborted or deleted, or its org or user is gone: there
+        is nothing left to do for it.
+        """
         org = self.emulator.orgs.get(job.org_id)
         user = org.users_by_id.get(job.user_id) if org else None
-        if org is None or user is None:
-            return None
+        if not self._alive(job) or org is None or user is None:
+            raise _JobGone
+        job.touch(IN_PROGRESS)
         return org, self.emulator.caller(org, user, job.api_version)
+
+    @staticmethod
+    def _finish(job: Job, started: float, state: str) -> None:
+        job.processing_ms = int((time.monotonic() - started) * 1000)
+        job.touch(state)
 
     def _run(self, job: Job) -> None:
         """Process a job; an unexpected error fails the job (it never stays InProgress)."""
@@ -563,6 +578,8 @@ class BulkJobs:
                 self._run_ingest(job)
             else:
                 self._run_query(job)
+        except _JobGone:
+            pass  # nothing left to do, nothing to report
         except Exception:
             log.exception("Bulk API 2.0 job %s failed unexpectedly", job.id)
             with self.emulator.lock:
@@ -576,11 +593,7 @@ class BulkJobs:
         started = time.monotonic()
         emulator = self.emulator
         with emulator.lock:
-            found = self._context(job)
-            if not self._alive(job) or found is None:
-                return
-            job.touch(IN_PROGRESS)
-            _org, caller = found
+            _org, caller = self._begin(job)
             try:
                 include_deleted = job.operation == "queryAll"
                 engine = emulator.queries
@@ -615,18 +628,13 @@ class BulkJobs:
             time.sleep(delay)
         with emulator.lock:
             if self._alive(job):
-                job.processing_ms = int((time.monotonic() - started) * 1000)
-                job.touch(JOB_COMPLETE)
+                self._finish(job, started, JOB_COMPLETE)
 
     def _run_ingest(self, job: Job) -> None:
         started = time.monotonic()
         emulator = self.emulator
         with emulator.lock:
-            found = self._context(job)
-            if not self._alive(job) or found is None:
-                return
-            org, caller = found
-            job.touch(IN_PROGRESS)
+            org, caller = self._begin(job)
             sobject = org.sobject(job.object_name)
             try:
                 if sobject is None:
@@ -635,8 +643,7 @@ class BulkJobs:
                 columns = _columns(job, caller, sobject)
             except CsvProblem as problem:
                 job.error_message = str(problem)
-                job.processing_ms = int((time.monotonic() - started) * 1000)
-                job.touch(FAILED)
+                self._finish(job, started, FAILED)
                 return
         assert sobject is not None
         chunk_size = max(1, emulator.settings.bulk_chunk_size)
@@ -656,8 +663,7 @@ class BulkJobs:
                 start = job.processed
                 chunk = job.rows[start : start + chunk_size]
                 if not chunk:
-                    job.processing_ms = int((time.monotonic() - started) * 1000)
-                    job.touch(JOB_COMPLETE)
+                    self._finish(job, started, JOB_COMPLETE)
                     return
                 self._process_chunk(job, caller, sobject, columns, start, chunk)
                 delay = org.latency.records_delay_s(len(chunk)) / parallel

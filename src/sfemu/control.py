@@ -8,16 +8,17 @@ Errors answer ``{"error": code, "detail": text}`` with 400 or 404.
 
 from __future__ import annotations
 
-import functools
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from .dml import Dml, RecordFailure, render_record, update_as_administrator
-from .emulator import policy_from_dict
+from .emulator import Emulator, policy_from_dict
 from .errors import SalesforceError
 from .faults import FaultSpecError
 from .httputil import json_response, request_base_url
@@ -25,11 +26,6 @@ from .latency import LatencyModel
 from .oauth import token_response
 from .orgfile import build_outbound_rule
 from .orgs import Org, RefreshPolicy
-
-if TYPE_CHECKING:
-    from .emulator import Emulator
-
-router = APIRouter(prefix="/__emulator__")
 
 
 class ControlError(Exception):
@@ -46,7 +42,7 @@ class ControlError(Exception):
         return json_response({"error": self.error, "detail": self.detail}, self.status)
 
 
-def _emulator(request: Request) -> Emulator:
+async def _emulator(request: Request) -> Emulator:
     return request.app.state.emulator
 
 
@@ -80,21 +76,58 @@ def _org(emulator: Emulator, key: str | None, *, required: bool = False) -> Org 
     return org
 
 
-def _wrap(handler):
-    """Turn ControlError / SalesforceError into JSON answers."""
+class _ControlRoute(APIRoute):
+    """A control endpoint: a ControlError or SalesforceError (from the endpoint or what it
+    depends on: the org, the body) becomes its JSON answer."""
 
-    @functools.wraps(handler)
-    async def wrapped(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return await handler(*args, **kwargs)
-        except ControlError as exc:
-            return exc.response()
-        except SalesforceError as exc:
-            return json_response(
-                {"error": exc.code, "detail": exc.message, "fields": exc.fields}, 400
-            )
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
 
-    return wrapped
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ControlError as exc:
+                return exc.response()
+            except SalesforceError as exc:
+                return json_response(
+                    {"error": exc.code, "detail": exc.message, "fields": exc.fields}, 400
+                )
+
+        return handle
+
+
+router = APIRouter(prefix="/__emulator__", route_class=_ControlRoute)
+_T = TypeVar("_T")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    return await _json(request)
+
+
+async def _optional_body(request: Request) -> dict[str, Any]:
+    return await _json(request, required=False)
+
+
+# What control endpoints take: the emulator, the JSON object body (required or not), the org
+# named in the path (`org_key`) or by the query parameter `org` (none: every org). All async:
+# none blocks, so none needs a worker thread.
+EmulatorDep = Annotated[Emulator, Depends(_emulator)]
+
+
+async def _org_in_path(emulator: EmulatorDep, org_key: str) -> Org:
+    org = _org(emulator, org_key)
+    assert org is not None  # a path always names one
+    return org
+
+
+async def _org_in_query(request: Request, emulator: EmulatorDep) -> Org | None:
+    return _org(emulator, request.query_params.get("org"))
+
+
+Body = Annotated[dict[str, Any], Depends(_body)]
+OptionalBody = Annotated[dict[str, Any], Depends(_optional_body)]
+OrgInPath = Annotated[Org, Depends(_org_in_path)]
+OrgInQuery = Annotated[Org | None, Depends(_org_in_query)]
 
 
 def info(emulator: Emulator, base: str) -> dict[str, Any]:
@@ -153,30 +186,22 @@ def info(emulator: Emulator, base: str) -> dict[str, Any]:
 
 
 @router.get("/info")
-@_wrap
-async def get_info(request: Request) -> Response:
+async def get_info(request: Request, emulator: EmulatorDep) -> Response:
     """GET /__emulator__/info."""
-    emulator = _emulator(request)
     return json_response(info(emulator, emulator.public_base_url(request_base_url(request))))
 
 
 @router.post("/reset")
-@_wrap
-async def reset(request: Request) -> Response:
+async def reset(emulator: EmulatorDep, body: OptionalBody) -> Response:
     """POST /__emulator__/reset [{"org": alias}]: back to the org file."""
-    emulator = _emulator(request)
-    body = await _json(request, required=False)
     org = _org(emulator, body.get("org"))
     reset_ids = emulator.reset(org.id if org else None)
     return json_response({"reset": reset_ids})
 
 
 @router.post("/seed")
-@_wrap
-async def seed(request: Request) -> Response:
+async def seed(emulator: EmulatorDep, body: Body) -> Response:
     """POST /__emulator__/seed {"org", "records": [...]}: insert records as the system."""
-    emulator = _emulator(request)
-    body = await _json(request)
     org = _org(emulator, body.get("org") or next(iter(emulator.orgs.values())).alias)
     records = body.get("records")
     if not isinstance(records, list):
@@ -187,10 +212,8 @@ async def seed(request: Request) -> Response:
 
 
 @router.get("/records")
-@_wrap
-async def list_records(request: Request) -> Response:
+async def list_records(request: Request, emulator: EmulatorDep) -> Response:
     """GET /__emulator__/records?org=&sobject=&limit=&include_deleted=: records as stored."""
-    emulator = _emulator(request)
     params = request.query_params
     org = _org(emulator, params.get("org") or next(iter(emulator.orgs.values())).alias)
     name = params.get("sobject")
@@ -208,19 +231,21 @@ async def list_records(request: Request) -> Response:
         return json_response({"totalSize": len(rows), "records": records})
 
 
-def _find(emulator: Emulator, org: Org, record_id: str) -> tuple[Any, dict[str, Any]]:
-    found = emulator.find_record(org, record_id)
+def _found(found: _T | None, error: str, detail: str) -> _T:
+    """What a lookup found, or a 404 that says what was not found."""
     if found is None:
-        raise ControlError(404, "not_found", f"no record {record_id} in org {org.alias}")
+        raise ControlError(404, error, detail)
     return found
 
 
+def _find(emulator: Emulator, org: Org, record_id: str) -> tuple[Any, dict[str, Any]]:
+    detail = f"no record {record_id} in org {org.alias}"
+    return _found(emulator.find_record(org, record_id), "not_found", detail)
+
+
 @router.get("/records/{org_key}/{record_id}")
-@_wrap
-async def get_record(request: Request, org_key: str, record_id: str) -> Response:
+async def get_record(emulator: EmulatorDep, org: OrgInPath, record_id: str) -> Response:
     """GET /__emulator__/records/{org}/{id}."""
-    emulator = _emulator(request)
-    org = _org(emulator, org_key)
     with emulator.lock:
         sobject, record = _find(emulator, org, record_id)
         caller = emulator.system_caller(org)
@@ -228,12 +253,10 @@ async def get_record(request: Request, org_key: str, record_id: str) -> Response
 
 
 @router.patch("/records/{org_key}/{record_id}")
-@_wrap
-async def update_record(request: Request, org_key: str, record_id: str) -> Response:
+async def update_record(
+    emulator: EmulatorDep, org: OrgInPath, body: Body, record_id: str
+) -> Response:
     """PATCH /__emulator__/records/{org}/{id} {fields}: update as the administrator (rules fire)."""
-    emulator = _emulator(request)
-    org = _org(emulator, org_key)
-    body = await _json(request)
     with emulator.lock:
         sobject, _record = _find(emulator, org, record_id)
         try:
@@ -245,11 +268,8 @@ async def update_record(request: Request, org_key: str, record_id: str) -> Respo
 
 
 @router.delete("/records/{org_key}/{record_id}")
-@_wrap
-async def delete_record(request: Request, org_key: str, record_id: str) -> Response:
+async def delete_record(emulator: EmulatorDep, org: OrgInPath, record_id: str) -> Response:
     """DELETE /__emulator__/records/{org}/{id}."""
-    emulator = _emulator(request)
-    org = _org(emulator, org_key)
     with emulator.lock:
         sobject, _record = _find(emulator, org, record_id)
         txn = emulator.transaction()
@@ -263,10 +283,8 @@ async def delete_record(request: Request, org_key: str, record_id: str) -> Respo
 
 
 @router.get("/api_usage")
-@_wrap
-async def api_usage(request: Request) -> Response:
+async def api_usage(emulator: EmulatorDep) -> Response:
     """GET /__emulator__/api_usage: calls counted per org in the rolling 24 hours."""
-    emulator = _emulator(request)
     with emulator.lock:
         return json_response(
             {
@@ -281,11 +299,8 @@ async def api_usage(request: Request) -> Response:
 
 
 @router.delete("/api_usage")
-@_wrap
-async def reset_api_usage(request: Request) -> Response:
+async def reset_api_usage(emulator: EmulatorDep, org: OrgInQuery) -> Response:
     """DELETE /__emulator__/api_usage[?org=]: forget counted calls."""
-    emulator = _emulator(request)
-    org = _org(emulator, request.query_params.get("org"))
     with emulator.lock:
         for org_id, usage in emulator.usage.items():
             if org is None or org.id == org_id:
@@ -298,20 +313,15 @@ async def reset_api_usage(request: Request) -> Response:
 
 
 @router.get("/faults")
-@_wrap
-async def list_faults(request: Request) -> Response:
+async def list_faults(emulator: EmulatorDep) -> Response:
     """GET /__emulator__/faults."""
-    emulator = _emulator(request)
     with emulator.lock:
         return json_response({"faults": [f.as_dict() for f in emulator.faults.faults]})
 
 
 @router.post("/faults")
-@_wrap
-async def add_fault(request: Request) -> Response:
+async def add_fault(emulator: EmulatorDep, body: Body) -> Response:
     """POST /__emulator__/faults {org?, error|latency_ms|mode, count|fraction, ...}."""
-    emulator = _emulator(request)
-    body = await _json(request)
     org = _org(emulator, body.get("org"))
     with emulator.lock:
         if (
@@ -328,21 +338,16 @@ async def add_fault(request: Request) -> Response:
 
 
 @router.delete("/faults")
-@_wrap
-async def clear_faults(request: Request) -> Response:
+async def clear_faults(emulator: EmulatorDep, org: OrgInQuery) -> Response:
     """DELETE /__emulator__/faults[?org=]."""
-    emulator = _emulator(request)
-    org = _org(emulator, request.query_params.get("org"))
     with emulator.lock:
         removed = emulator.faults.clear(org.id if org else None)
     return json_response({"removed": removed})
 
 
 @router.delete("/faults/{fault_id}")
-@_wrap
-async def remove_fault(request: Request, fault_id: str) -> Response:
+async def remove_fault(emulator: EmulatorDep, fault_id: str) -> Response:
     """DELETE /__emulator__/faults/{id}."""
-    emulator = _emulator(request)
     with emulator.lock:
         if not emulator.faults.remove(fault_id):
             raise ControlError(404, "not_found", f"no fault {fault_id}")
@@ -353,22 +358,17 @@ async def remove_fault(request: Request, fault_id: str) -> Response:
 
 
 @router.get("/orgs/{org_key}")
-@_wrap
-async def get_org(request: Request, org_key: str) -> Response:
+async def get_org(request: Request, emulator: EmulatorDep, org: OrgInPath) -> Response:
     """GET /__emulator__/orgs/{org}: the org's entry of info."""
-    emulator = _emulator(request)
-    org = _org(emulator, org_key)
     everything = info(emulator, emulator.public_base_url(request_base_url(request)))
     return json_response(next(o for o in everything["orgs"] if o["id"] == org.id))
 
 
 @router.patch("/orgs/{org_key}")
-@_wrap
-async def patch_org(request: Request, org_key: str) -> Response:
+async def patch_org(
+    request: Request, emulator: EmulatorDep, org: OrgInPath, body: Body
+) -> Response:
     """PATCH /__emulator__/orgs/{org}: session timeout, API allocation, connected app policy."""
-    emulator = _emulator(request)
-    org = _org(emulator, org_key)
-    body = await _json(request)
     allowed = {
         "session_timeout_s",
         "daily_api_limit",
@@ -435,15 +435,12 @@ async def patch_org(request: Request, org_key: str) -> Response:
                 raise ControlError(400, "bad_request", str(exc)) from None
         org.latency = latency
         emulator.save_state()
-    return await get_org.__wrapped__(request, org_key)  # type: ignore[attr-defined]
+    return await get_org(request, emulator, org)
 
 
 @router.patch("/apps/{name}")
-@_wrap
-async def patch_app(request: Request, name: str) -> Response:
+async def patch_app(emulator: EmulatorDep, body: Body, name: str) -> Response:
     """PATCH /__emulator__/apps/{name} {callback_urls | add_callback_urls}."""
-    emulator = _emulator(request)
-    body = await _json(request)
     with emulator.lock:
         app = emulator.app(name)
         if app is None:
@@ -471,18 +468,12 @@ async def patch_app(request: Request, name: str) -> Response:
 
 
 def _user(emulator: Emulator, username: str) -> tuple[Org, Any]:
-    found = emulator.find_user(username)
-    if found is None:
-        raise ControlError(404, "unknown_user", f"no user {username!r}")
-    return found
+    return _found(emulator.find_user(username), "unknown_user", f"no user {username!r}")
 
 
 @router.patch("/users/{username}")
-@_wrap
-async def patch_user(request: Request, username: str) -> Response:
+async def patch_user(emulator: EmulatorDep, body: Body, username: str) -> Response:
     """PATCH /__emulator__/users/{username} {api_enabled, active}."""
-    emulator = _emulator(request)
-    body = await _json(request)
     with emulator.lock:
         org, user = _user(emulator, username)
         if "api_enabled" in body:
@@ -505,10 +496,8 @@ async def patch_user(request: Request, username: str) -> Response:
 
 
 @router.post("/users/{username}/revoke_tokens")
-@_wrap
-async def revoke_user_tokens(request: Request, username: str) -> Response:
+async def revoke_user_tokens(emulator: EmulatorDep, username: str) -> Response:
     """POST /__emulator__/users/{username}/revoke_tokens: every access and refresh token."""
-    emulator = _emulator(request)
     with emulator.lock:
         org, user = _user(emulator, username)
         count = emulator.tokens.revoke_user(org.id, user.id)
@@ -516,11 +505,8 @@ async def revoke_user_tokens(request: Request, username: str) -> Response:
 
 
 @router.post("/tokens")
-@_wrap
-async def issue_token(request: Request) -> Response:
+async def issue_token(request: Request, emulator: EmulatorDep, body: Body) -> Response:
     """POST /__emulator__/tokens {"username", "app"?, "refresh_token"?}: a session without OAuth."""
-    emulator = _emulator(request)
-    body = await _json(request)
     base = emulator.public_base_url(request_base_url(request))
     with emulator.lock:
         org, user = _user(emulator, str(body.get("username", "")))
@@ -546,11 +532,8 @@ async def issue_token(request: Request) -> Response:
 
 
 @router.patch("/settings")
-@_wrap
-async def patch_settings(request: Request) -> Response:
+async def patch_settings(emulator: EmulatorDep, body: Body) -> Response:
     """PATCH /__emulator__/settings {"auto_login": username | null}."""
-    emulator = _emulator(request)
-    body = await _json(request)
     with emulator.lock:
         if "auto_login" in body:
             username = body["auto_login"]
@@ -565,11 +548,8 @@ async def patch_settings(request: Request) -> Response:
 
 
 @router.get("/outbound")
-@_wrap
-async def outbound_queue(request: Request) -> Response:
+async def outbound_queue(request: Request, emulator: EmulatorDep, org: OrgInQuery) -> Response:
     """GET /__emulator__/outbound[?org=&status=]: the queue."""
-    emulator = _emulator(request)
-    org = _org(emulator, request.query_params.get("org"))
     messages = emulator.outbound.messages(
         org.id if org else None, request.query_params.get("status")
     )
@@ -579,11 +559,8 @@ async def outbound_queue(request: Request) -> Response:
 
 
 @router.post("/outbound/deliver")
-@_wrap
-async def outbound_deliver(request: Request) -> Response:
+async def outbound_deliver(emulator: EmulatorDep, body: OptionalBody) -> Response:
     """POST /__emulator__/outbound/deliver [{"org", "force": true}]: deliver now, synchronously."""
-    emulator = _emulator(request)
-    body = await _json(request, required=False)
     org = _org(emulator, body.get("org"))
     results = await anyio.to_thread.run_sync(
         lambda: emulator.outbound.deliver_due(
@@ -594,10 +571,8 @@ async def outbound_deliver(request: Request) -> Response:
 
 
 @router.post("/outbound/{notification_id}/redeliver")
-@_wrap
-async def outbound_redeliver(request: Request, notification_id: str) -> Response:
+async def outbound_redeliver(emulator: EmulatorDep, notification_id: str) -> Response:
     """POST /__emulator__/outbound/{id}/redeliver: queue a notification again."""
-    emulator = _emulator(request)
     notification = emulator.outbound.redeliver(notification_id)
     if notification is None:
         raise ControlError(404, "not_found", f"no notification {notification_id}")
@@ -605,21 +580,15 @@ async def outbound_redeliver(request: Request, notification_id: str) -> Response
 
 
 @router.delete("/outbound")
-@_wrap
-async def outbound_clear(request: Request) -> Response:
+async def outbound_clear(emulator: EmulatorDep, org: OrgInQuery) -> Response:
     """DELETE /__emulator__/outbound[?org=]: empty the queue."""
-    emulator = _emulator(request)
-    org = _org(emulator, request.query_params.get("org"))
     emulator.outbound.clear(org.id if org else None)
     return Response(status_code=204)
 
 
 @router.get("/outbound/rules")
-@_wrap
-async def outbound_rules(request: Request) -> Response:
+async def outbound_rules(emulator: EmulatorDep, org: OrgInQuery) -> Response:
     """GET /__emulator__/outbound/rules[?org=]."""
-    emulator = _emulator(request)
-    org = _org(emulator, request.query_params.get("org"))
     with emulator.lock:
         rules = [
             dict(rule.as_dict(), org=o.alias)
@@ -631,11 +600,8 @@ async def outbound_rules(request: Request) -> Response:
 
 
 @router.post("/outbound/rules")
-@_wrap
-async def add_outbound_rule(request: Request) -> Response:
+async def add_outbound_rule(emulator: EmulatorDep, body: Body) -> Response:
     """POST /__emulator__/outbound/rules {"org", "name", "object", "field", "value", ...}."""
-    emulator = _emulator(request)
-    body = await _json(request)
     org = _org(emulator, body.pop("org", None), required=True)
     with emulator.lock:
         try:
@@ -660,11 +626,8 @@ def _rule(emulator: Emulator, rule_id: str) -> tuple[Org, Any]:
 
 
 @router.patch("/outbound/rules/{rule_id}")
-@_wrap
-async def patch_outbound_rule(request: Request, rule_id: str) -> Response:
+async def patch_outbound_rule(emulator: EmulatorDep, body: Body, rule_id: str) -> Response:
     """PATCH /__emulator__/outbound/rules/{id or name} {any rule key}."""
-    emulator = _emulator(request)
-    body = await _json(request)
     with emulator.lock:
         org, rule = _rule(emulator, rule_id)
         spec = rule.as_dict()
@@ -679,10 +642,8 @@ async def patch_outbound_rule(request: Request, rule_id: str) -> Response:
 
 
 @router.delete("/outbound/rules/{rule_id}")
-@_wrap
-async def delete_outbound_rule(request: Request, rule_id: str) -> Response:
+async def delete_outbound_rule(emulator: EmulatorDep, rule_id: str) -> Response:
     """DELETE /__emulator__/outbound/rules/{id or name}."""
-    emulator = _emulator(request)
     with emulator.lock:
         org, rule = _rule(emulator, rule_id)
         org.outbound_rules.remove(rule)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -170,6 +171,19 @@ class _Reject(Exception):
         self.response = response
 
 
+def _rejects_answered(handler):
+    """An authorize step that answers a _Reject with its page or redirect."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except _Reject as reject:
+            return reject.response
+
+    return wrapped
+
+
 def _check_authorize(request: Request, params: dict[str, str]) -> tuple[ConnectedApp, list[str]]:
     """Validate authorize parameters; raises _Reject with the page or redirect Salesforce gives."""
     emulator: Emulator = request.app.state.emulator
@@ -242,17 +256,28 @@ def _issue_code(
     return _redirect(redirect_uri, {"code": code.code, "state": state})
 
 
+def _login_form(
+    request: Request,
+    params: dict[str, str],
+    host: LoginHost,
+    app: ConnectedApp,
+    username: str,
+    error: str | None = None,
+) -> Response:
+    """The login page, carrying the authorize parameters on to its POST."""
+    context = {"params": params, "error": error, "username": username, "host": host, "app": app}
+    return render(request, "login.html", context)
+
+
 @_route("/services/oauth2/authorize", ["GET"])
+@_rejects_answered
 async def authorize(request: Request) -> Response:
     """Start the web-server flow: the login form, or straight back with a code (--auto-login)."""
     emulator: Emulator = request.app.state.emulator
     params = {k: v for k, v in request.query_params.items() if k in _AUTHORIZE_PARAMS}
     host = login_host(request)
     with emulator.lock:
-        try:
-            app, scopes = _check_authorize(request, params)
-        except _Reject as reject:
-            return reject.response
+        app, scopes = _check_authorize(request, params)
         if emulator.auto_login:
             found = emulator.find_user(emulator.auto_login)
             if found is None or not found[1].active:
@@ -260,20 +285,11 @@ async def authorize(request: Request) -> Response:
                     request, "invalid_grant", f"auto-login user {emulator.auto_login} cannot log in"
                 )
             return _issue_code(emulator, host, app, params, scopes, *found)
-    return render(
-        request,
-        "login.html",
-        {
-            "params": params,
-            "error": None,
-            "username": params.get("login_hint", ""),
-            "host": host,
-            "app": app,
-        },
-    )
+    return _login_form(request, params, host, app, params.get("login_hint", ""))
 
 
 @_route("/services/oauth2/authorize/login", ["POST"])
+@_rejects_answered
 async def authorize_login(request: Request) -> Response:
     """The login form's POST: check the password, then consent (or a code if already approved)."""
     emulator: Emulator = request.app.state.emulator
@@ -283,10 +299,7 @@ async def authorize_login(request: Request) -> Response:
     password = str(form.get("password", ""))
     host = login_host(request)
     with emulator.lock:
-        try:
-            app, scopes = _check_authorize(request, params)
-        except _Reject as reject:
-            return reject.response
+        app, scopes = _check_authorize(request, params)
         found = emulator.find_user(username)
         if (
             found is None
@@ -298,18 +311,7 @@ async def authorize_login(request: Request) -> Response:
                 "Please check your username and password. If you still can't log in, contact your"
                 " Salesforce administrator."
             )
-            return render(
-                request,
-                "login.html",
-                {
-                    "params": params,
-                    "error": message,
-                    "username": username,
-                    "host": host,
-                    "app": app,
-                },
-                200,
-            )
+            return _login_form(request, params, host, app, username, message)
         org, user = found
         if (org.id, user.id, app.client_id) in emulator.approvals:
             return _issue_code(emulator, host, app, params, scopes, org, user)
@@ -323,6 +325,7 @@ async def authorize_login(request: Request) -> Response:
 
 
 @_route("/services/oauth2/authorize/consent", ["POST"])
+@_rejects_answered
 async def authorize_consent(request: Request) -> Response:
     """The consent page's POST: allow (code) or deny (access_denied)."""
     emulator: Emulator = request.app.state.emulator
@@ -333,10 +336,7 @@ async def authorize_consent(request: Request) -> Response:
         if entry is None or time.time() - entry[0] > TICKET_LIFETIME_S:
             return _error_page(request, "invalid_request", "the login expired; start again")
         _created, params, org_id, user_id = entry
-        try:
-            app, scopes = _check_authorize(request, params)
-        except _Reject as reject:
-            return reject.response
+        app, scopes = _check_authorize(request, params)
         org = emulator.orgs[org_id]
         user = org.users_by_id[user_id]
         if form.get("decision") != "allow":

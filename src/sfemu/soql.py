@@ -23,13 +23,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import ids
 from .errors import SalesforceError, malformed_query, unknown_sobject_type
 from .permissions import AccessView, can_see
 from .schema import FieldDef, FieldType, SObjectDef
-from .validation import format_datetime, is_valid_date, parse_datetime
+from .validation import TYPE_NAMES, format_datetime, is_valid_date, parse_datetime
 
 if TYPE_CHECKING:
     from .dml import Caller
@@ -510,17 +511,8 @@ def parse(query: str) -> Query:
 
 # -- compilation ---------------------------------------------------------------------------
 
-_TYPE_NAMES = {
-    FieldType.BOOLEAN: "boolean",
-    FieldType.INT: "int",
-    FieldType.DOUBLE: "double",
-    FieldType.CURRENCY: "double",
-    FieldType.PERCENT: "double",
-    FieldType.DATE: "date",
-    FieldType.DATETIME: "dateTime",
-    FieldType.ID: "id",
-    FieldType.REFERENCE: "id",
-}
+# A filter's errors spell the datetime type as SOQL does.
+_TYPE_NAMES = MappingProxyType({**TYPE_NAMES, FieldType.DATETIME: "dateTime"})
 
 
 # The literals a field of each of these types may be compared with (a date literal such as

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from .errors import RecordError, json_parser_error
@@ -24,15 +25,20 @@ _DATETIME = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?$"
 )
 
-_JSON_TYPE_NAMES = {
-    FieldType.BOOLEAN: "boolean",
-    FieldType.INT: "int",
-    FieldType.DOUBLE: "double",
-    FieldType.CURRENCY: "double",
-    FieldType.PERCENT: "double",
-    FieldType.DATE: "date",
-    FieldType.DATETIME: "datetime",
-}
+# The type Salesforce's error messages name for a field's value (any other field: string).
+TYPE_NAMES = MappingProxyType(
+    {
+        FieldType.BOOLEAN: "boolean",
+        FieldType.INT: "int",
+        FieldType.DOUBLE: "double",
+        FieldType.CURRENCY: "double",
+        FieldType.PERCENT: "double",
+        FieldType.DATE: "date",
+        FieldType.DATETIME: "datetime",
+        FieldType.ID: "id",
+        FieldType.REFERENCE: "id",
+    }
+)
 
 
 def format_datetime(moment: datetime) -> str:
@@ -85,9 +91,7 @@ def _parser_error(fdef: FieldDef, value: Any) -> Exception:
         dict: "START_OBJECT",
         list: "START_ARRAY",
     }.get(type(value), "VALUE_NUMBER_FLOAT" if isinstance(value, float) else "VALUE_NUMBER_INT")
-    type_name = _JSON_TYPE_NAMES.get(
-        fdef.type, "string" if fdef.type not in (FieldType.ID, FieldType.REFERENCE) else "id"
-    )
+    type_name = TYPE_NAMES.get(fdef.type, "string")
     shown = value if not isinstance(value, dict | list) else ""
     return json_parser_error(
         f"Cannot deserialize instance of {type_name} from {token} value {shown} or request may be"

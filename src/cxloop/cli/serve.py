@@ -192,12 +192,7 @@ def worker(
     health_port: int | None = HealthPortOption,
 ) -> None:
     """Run a worker: executes queued work; stops gracefully on SIGTERM or SIGINT."""
-    refuse_generated_keys_in_cluster("worker")
-    tune_garbage_collector()
-    limit_malloc_arenas()
-    built = container()
-    configure_logging(built.settings.log_level, built.settings.log_json)
-    refuse_unless_keys_fit(built)
+    built = start_process("worker")
     if is_process_local(built.huey):
         fail(
             "a separate worker cannot share an in-memory queue (CXLOOP_QUEUE_URL=memory://): "
@@ -237,12 +232,7 @@ def worker(
 
 def scheduler(health_port: int | None = HealthPortOption) -> None:
     """Run the periodic scheduler alone (one per deployment is enough; more are harmless)."""
-    refuse_generated_keys_in_cluster("scheduler")
-    tune_garbage_collector()
-    limit_malloc_arenas()
-    built = container()
-    configure_logging(built.settings.log_level, built.settings.log_json)
-    refuse_unless_keys_fit(built)
+    built = start_process("scheduler")
     sched = built.scheduler()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -257,6 +247,17 @@ def scheduler(health_port: int | None = HealthPortOption) -> None:
     finally:
         stop_all(beats, probes)
         built.close()
+
+
+def start_process(role: str) -> Container:
+    """The container of a separate worker or scheduler process, once its keys may be used."""
+    refuse_generated_keys_in_cluster(role)
+    tune_garbage_collector()
+    limit_malloc_arenas()
+    built = container()
+    configure_logging(built.settings.log_level, built.settings.log_json)
+    refuse_unless_keys_fit(built)
+    return built
 
 
 def start_heartbeats(built: Container, roles: list[str]) -> list[Heartbeat]:

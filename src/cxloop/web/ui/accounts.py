@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cxloop.db.models import Connection
@@ -73,6 +73,15 @@ _ERROR_FIELDS = MappingProxyType(
         "name_taken": "account_name",
     }
 )
+
+
+def _account(connection_id: str, page: Page) -> Connection:
+    return connections.get_connection(page.db, page.user, connection_id)
+
+
+# The account a page of one account is about: the path's connection_id, if the user may see it
+# (404 / 403 as in the API).
+Account = Annotated[Connection, Depends(_account)]
 
 
 def remember_return_to(request: Request, attempt_id: str, return_to: str | None) -> None:
@@ -184,9 +193,7 @@ def add_account(
 
 @router.post(ACCOUNTS_PATH + "/{connection_id}/refresh")
 def refresh_account(
-    connection_id: str,
-    page: Page,
-    return_to: ReturnToForm = ACCOUNTS_PATH,
+    connection_id: str, page: Page, return_to: ReturnToForm = ACCOUNTS_PATH
 ) -> Response:
     """Log in to Salesforce again for this account (the same org only; the same account id,
     so workflows keep working)."""
@@ -202,12 +209,7 @@ def _to_salesforce(page: PageContext, authorize_url: str) -> Response:
 
 
 @router.get(ACCOUNTS_PATH + "/{connection_id}/rename")
-def rename_form(
-    connection_id: str,
-    page: Page,
-    return_to: ReturnToQuery = ACCOUNTS_PATH,
-) -> Response:
-    account = connections.get_connection(page.db, page.user, connection_id)
+def rename_form(account: Account, page: Page, return_to: ReturnToQuery = ACCOUNTS_PATH) -> Response:
     return _account_page(
         page, "ui/accounts/rename.html", account, return_to,
         errors={}, values={"account_name": account.name},
@@ -216,7 +218,7 @@ def rename_form(
 
 @router.post(ACCOUNTS_PATH + "/{connection_id}/rename")
 def rename_account(
-    connection_id: str,
+    account: Account,
     page: Page,
     account_name: Annotated[str, Form(max_length=400)] = "",
     return_to: ReturnToForm = ACCOUNTS_PATH,
@@ -224,9 +226,8 @@ def rename_account(
     """Rename the account; back to the page the menu was on (the accounts page, or a workflow
     builder's task, which is told the old and new name so that its task follows)."""
     return_to = safe_next(return_to, ACCOUNTS_PATH)
-    account = connections.get_connection(page.db, page.user, connection_id)
     try:
-        renamed = connections.rename_connection(page.db, page.user, connection_id, account_name)
+        renamed = connections.rename_connection(page.db, page.user, account.id, account_name)
     except CxloopError as exc:
         if isinstance(exc, Forbidden | NotFound):
             raise
@@ -249,27 +250,17 @@ def with_query(path: str, **values: str) -> str:
 
 
 @router.get(ACCOUNTS_PATH + "/{connection_id}/remove")
-def remove_form(
-    connection_id: str,
-    page: Page,
-    return_to: ReturnToQuery = ACCOUNTS_PATH,
-) -> Response:
-    account = connections.get_connection(page.db, page.user, connection_id)
+def remove_form(account: Account, page: Page, return_to: ReturnToQuery = ACCOUNTS_PATH) -> Response:
     return _account_page(page, "ui/accounts/remove.html", account, return_to)
 
 
 @router.post(ACCOUNTS_PATH + "/{connection_id}/remove")
 def remove_account(
-    connection_id: str,
-    page: Page,
-    return_to: ReturnToForm = ACCOUNTS_PATH,
+    account: Account, page: Page, return_to: ReturnToForm = ACCOUNTS_PATH
 ) -> Response:
     """Revoke the account's access at Salesforce and remove it from cxloop."""
     return_to = safe_next(return_to, ACCOUNTS_PATH)
-    account = connections.get_connection(page.db, page.user, connection_id)
-    result = connections.remove_connection(
-        page.db, page.container.settings, page.user, connection_id
-    )
+    result = connections.remove_connection(page.db, page.container.settings, page.user, account.id)
     if result.revoked_at_salesforce:
         message = page._(
             "Removed %(name)s and revoked its access at Salesforce.", name=account.name
@@ -289,13 +280,10 @@ def remove_account(
 
 @router.get(ACCOUNTS_PATH + "/{connection_id}/check")
 def check_account(
-    connection_id: str,
-    page: Page,
-    return_to: ReturnToQuery = ACCOUNTS_PATH,
+    account: Account, page: Page, return_to: ReturnToQuery = ACCOUNTS_PATH
 ) -> Response:
     """The doctor's findings for this account, each with its fix."""
-    account = connections.get_connection(page.db, page.user, connection_id)
-    report = doctor.run(page.container, page.user, connection_id)
+    report = doctor.run(page.container, page.user, account.id)
     return _account_page(page, "ui/accounts/check.html", account, return_to, report=report)
 
 
