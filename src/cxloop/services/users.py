@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cxloop import security
 from cxloop.caching import TtlCache
+from cxloop.coalescing import CoalescedRead
 from cxloop.db.base import utcnow
 from cxloop.db.models import ApiToken, TokenRevocations, User
 from cxloop.db.uow import Database
@@ -49,7 +50,10 @@ class TokenMemory:
     A remembered token is answered without its two queries as long as no revocation happened
     since it was accepted: each answer reads the revocation generation (`token_revocations`,
     one primary-key row) on a connection kept for that alone, outside the ORM and any
-    transaction, so it costs microseconds and sees every commit of every process at once.
+    transaction, so it sees every commit of every process at once. In-process on SQLite, it
+    costs microseconds; on PostgreSQL it is a round trip, which the API's event loop does not
+    wait for (`user_of_async`: one read in a thread serves the requests that asked before it
+    began).
     """
 
     def __init__(self, db: Database) -> None:
@@ -59,6 +63,8 @@ class TokenMemory:
         )
         self._connection: Any = None  # a pooled connection, kept (see _generation)
         self._lock = threading.Lock()
+        self._in_process = db.engine.dialect.name == "sqlite"
+        self._coalesced_generation = CoalescedRead(self._generation)
 
     def remember(self, digest: str, token: RememberedToken) -> None:
         """Remember a token just accepted."""
@@ -66,12 +72,35 @@ class TokenMemory:
 
     def user_of(self, digest: str) -> User | None:
         """The user of a token accepted moments ago and not revoked since; None otherwise."""
+        remembered = self._remembered(digest)
+        if remembered is None:
+            return None
+        return self._unless_revoked(digest, remembered, self._generation())
+
+    async def user_of_async(self, digest: str) -> User | None:
+        """`user_of` for the event loop: the generation is read in a thread (except on SQLite,
+        where the read is in-process), shared by the requests that asked before it began."""
+        remembered = self._remembered(digest)
+        if remembered is None:
+            return None
+        if self._in_process:
+            generation = self._generation()
+        else:
+            generation = await self._coalesced_generation()
+        return self._unless_revoked(digest, remembered, generation)
+
+    def _remembered(self, digest: str) -> RememberedToken | None:
         remembered = self.accepted.get(digest)
         if remembered is None:
             return None
         if remembered.expires_at is not None and remembered.expires_at <= utcnow():
             return None
-        if self._generation() != remembered.generation:
+        return remembered
+
+    def _unless_revoked(
+        self, digest: str, remembered: RememberedToken, generation: int | None
+    ) -> User | None:
+        if generation != remembered.generation:
             self.accepted.pop(digest)
             return None
         return remembered.user
@@ -388,12 +417,12 @@ def authenticate_token(db: Database, token: str, memory: TokenMemory | None = No
     return user
 
 
-def recently_authenticated(memory: TokenMemory, token: str) -> User | None:
+async def recently_authenticated(memory: TokenMemory, token: str) -> User | None:
     """The user of a token `authenticate_token` accepted in the last few seconds, if nothing
     was revoked since; None otherwise. No ORM and no transaction: the API's async path answers
-    from here without a trip to a worker thread."""
+    from here without a trip to a worker thread of its own."""
     _check_token_shape(token)
-    return memory.user_of(security.hash_api_token(token))
+    return await memory.user_of_async(security.hash_api_token(token))
 
 
 def _check_token_shape(token: str) -> None:

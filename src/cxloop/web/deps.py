@@ -29,9 +29,9 @@ def get_db(request: Request) -> Database:
 async def api_actor(request: Request) -> Actor:
     """The user behind an API request: `Authorization: Bearer cxl_...` is required.
 
-    Async, so that a token accepted moments ago costs no trip to a worker thread (only a read
-    of the revocation generation, by primary key); a token not in memory is looked up in the
-    database, in a thread.
+    Async, so that a token accepted moments ago costs no trip to a worker thread of its own
+    (only a read of the revocation generation, by primary key, shared with the requests
+    around it); a token not in memory is looked up in the database, in a thread.
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -48,7 +48,7 @@ async def api_actor(request: Request) -> Actor:
         )
     container = get_container(request)
     try:
-        user = users.recently_authenticated(container.token_memory, token)
+        user = await users.recently_authenticated(container.token_memory, token)
     except Unauthenticated:
         user = None  # not even shaped like a token: counted as a failure below
     if user is None:
