@@ -14,6 +14,7 @@ from cxloop.bootstrap import Container, build_container
 from cxloop.services import users
 from cxloop.web.app import create_app
 from tests.conftest import Person
+from tests.integration.survey_helpers import make_survey
 
 PROTECTED = [
     ("GET", "/api/v1/surveys"),
@@ -114,6 +115,41 @@ def test_a_revoked_token_is_refused_at_once_by_every_instance(
         assert_error(instance.get("/api/v1/users/me", headers=headers), 401, "token_revoked")
     # Other tokens, remembered before the revocation, still work (looked up again).
     assert other_client.get("/api/v1/users/me", headers=alice.headers).status_code == 200
+
+
+@pytest.mark.parametrize("change", ["token revoked", "user deactivated", "another revoked"])
+def test_the_intakes_group_commit_checks_a_remembered_token_against_revocations(
+    client: TestClient, other_client: TestClient, container: Container, alice: Person, change: str
+) -> None:
+    """A plain `POST .../responses` does not read the revocation generation: the intake's
+    transaction compares it with the one the token was remembered under. A revoked token or
+    a deactivated user stores nothing, from the first request after the change; a token
+    remembered before someone else's revocation is looked up again and stores once."""
+    survey_id = make_survey(client, alice, {"format_version": 1, "questions": []})
+    path = f"/api/v1/surveys/{survey_id}/responses"
+    created = client.post("/api/v1/tokens", json={"name": "ci"}, headers=alice.headers).json()
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    assert client.post(path, json={}, headers=headers).status_code == 201  # remembered
+    if change == "token revoked":
+        revoked = other_client.delete(f"/api/v1/tokens/{created['id']}", headers=alice.headers)
+        assert revoked.status_code == 204
+    elif change == "user deactivated":
+        users.set_active(container.db, alice.email, False)
+    else:
+        other = client.post("/api/v1/tokens", json={"name": "other"}, headers=alice.headers)
+        revoked = other_client.delete(f"/api/v1/tokens/{other.json()['id']}", headers=alice.headers)
+        assert revoked.status_code == 204
+    refused = {"token revoked": "token_revoked", "user deactivated": "user_inactive"}
+    reply = client.post(path, json={}, headers=headers)
+    if change in refused:
+        assert_error(reply, 401, refused[change])
+        stored = 1
+    else:
+        assert reply.status_code == 201, reply.text
+        stored = 2
+    users.set_active(container.db, alice.email, True)
+    listed = client.get(path, headers=alice.headers).json()
+    assert len(listed["items"]) == stored
 
 
 def test_a_token_revoked_by_another_process_is_refused_on_the_next_request(

@@ -42,10 +42,17 @@ class ResponseIntake:
         self._closed = False
 
     def submit(
-        self, actor: Actor, survey_id: str, document: Any, *, source: Source = "api"
+        self,
+        actor: Actor,
+        survey_id: str,
+        document: Any,
+        *,
+        source: Source = "api",
+        token_generation: int | None = None,
     ) -> Future[StoredRow]:
         """Queue one response; the future holds the stored response's row, or the error
-        refusing it."""
+        refusing it (`users.TokenCheckDue` when `token_generation`, the revocation generation
+        the actor's token was remembered under, is not the database's: see `Submission`)."""
         future: Future[StoredRow] = Future()
         with self._lock:
             if self._closed:
@@ -55,7 +62,8 @@ class ResponseIntake:
                     target=self._write_forever, name="cxloop-response-intake", daemon=True
                 )
                 self._thread.start()
-            self._queue.put((Submission(actor, survey_id, document, source), future))
+            submission = Submission(actor, survey_id, document, source, token_generation)
+            self._queue.put((submission, future))
         return future
 
     def close(self) -> None:

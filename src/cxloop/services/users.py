@@ -72,7 +72,7 @@ class TokenMemory:
 
     def user_of(self, digest: str) -> User | None:
         """The user of a token accepted moments ago and not revoked since; None otherwise."""
-        remembered = self._remembered(digest)
+        remembered = self.remembered(digest)
         if remembered is None:
             return None
         return self._unless_revoked(digest, remembered, self._generation())
@@ -80,7 +80,7 @@ class TokenMemory:
     async def user_of_async(self, digest: str) -> User | None:
         """`user_of` for the event loop: the generation is read in a thread (except on SQLite,
         where the read is in-process), shared by the requests that asked before it began."""
-        remembered = self._remembered(digest)
+        remembered = self.remembered(digest)
         if remembered is None:
             return None
         if self._in_process:
@@ -89,7 +89,9 @@ class TokenMemory:
             generation = await self._coalesced_generation()
         return self._unless_revoked(digest, remembered, generation)
 
-    def _remembered(self, digest: str) -> RememberedToken | None:
+    def remembered(self, digest: str) -> RememberedToken | None:
+        """The memory of a token accepted moments ago and not yet expired (whatever was
+        revoked since: the caller compares its generation)."""
         remembered = self.accepted.get(digest)
         if remembered is None:
             return None
@@ -396,7 +398,7 @@ def authenticate_token(db: Database, token: str, memory: TokenMemory | None = No
     with db.reader() as uow:
         # Read before the token: a revocation committed after this read makes the generation
         # remembered below stale, so the next request looks again.
-        generation = _revocations(uow.session)
+        generation = revocation_generation(uow.session)
         record = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         now = utcnow()
         if record is None:
@@ -415,6 +417,19 @@ def authenticate_token(db: Database, token: str, memory: TokenMemory | None = No
     if memory is not None:
         memory.remember(digest, RememberedToken(user, generation, record.expires_at))
     return user
+
+
+class TokenCheckDue(Exception):
+    """A remembered token met a revocation generation other than its own: check it again
+    (`authenticate_token`) before acting for its user."""
+
+
+def remembered_token(memory: TokenMemory, token: str) -> RememberedToken | None:
+    """The memory of a token `authenticate_token` accepted in the last few seconds (not yet
+    expired), without reading the revocation generation: the caller compares the generation in
+    the transaction that acts for the user (`TokenCheckDue` when it differs)."""
+    _check_token_shape(token)
+    return memory.remembered(security.hash_api_token(token))
 
 
 async def recently_authenticated(memory: TokenMemory, token: str) -> User | None:
@@ -440,7 +455,9 @@ _BUMP_REVOCATIONS = text(
 )
 
 
-def _revocations(session: Session) -> int:
+def revocation_generation(session: Session) -> int:
+    """How many API token revocations (and user deactivations) there have been: a token
+    remembered under another generation must be checked again."""
     return session.scalar(_READ_REVOCATIONS) or 0
 
 

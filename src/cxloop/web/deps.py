@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from cxloop.bootstrap import Container
+from cxloop.db.models import User
 from cxloop.db.uow import Database
 from cxloop.errors import Forbidden, Unauthenticated
 from cxloop.services import throttle, users, web_sessions
@@ -33,6 +34,34 @@ async def api_actor(request: Request) -> Actor:
     (only a read of the revocation generation, by primary key, shared with the requests
     around it); a token not in memory is looked up in the database, in a thread.
     """
+    token = _bearer_token(request)
+    container = get_container(request)
+    try:
+        user = await users.recently_authenticated(container.token_memory, token)
+    except Unauthenticated:
+        user = None  # not even shaped like a token: counted as a failure below
+    if user is None:
+        user = await _checked_in_full(request, token)
+    return Actor.of(user)
+
+
+async def remembered_api_actor(request: Request) -> tuple[Actor, int | None]:
+    """`api_actor` without the read of the revocation generation, for a caller that compares
+    it in its own transaction (the intake: `Submission.token_generation`): the user of a token
+    accepted moments ago and the generation it was accepted under; for any other token,
+    `api_actor`'s full check, and None."""
+    token = _bearer_token(request)
+    container = get_container(request)
+    try:
+        remembered = users.remembered_token(container.token_memory, token)
+    except Unauthenticated:
+        remembered = None  # not even shaped like a token: counted as a failure below
+    if remembered is not None:
+        return Actor.of(remembered.user), remembered.generation
+    return Actor.of(await _checked_in_full(request, token)), None
+
+
+def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
@@ -46,21 +75,21 @@ async def api_actor(request: Request) -> Actor:
         raise Unauthenticated(
             "Send the API token as `Authorization: Bearer <token>`.", code="bad_token"
         )
+    return token
+
+
+async def _checked_in_full(request: Request, token: str) -> User:
+    """The token's user, looked up in the database (in a thread), with the failures counted
+    against the client's address."""
     container = get_container(request)
-    try:
-        user = await users.recently_authenticated(container.token_memory, token)
-    except Unauthenticated:
-        user = None  # not even shaped like a token: counted as a failure below
-    if user is None:
-        user = await run_in_threadpool(
-            users.check_token,
-            container.db,
-            throttle.Throttle(container.db, container.settings),
-            token,
-            throttle.client_address(request.client),
-            container.token_memory,
-        )
-    return Actor.of(user)
+    return await run_in_threadpool(
+        users.check_token,
+        container.db,
+        throttle.Throttle(container.db, container.settings),
+        token,
+        throttle.client_address(request.client),
+        container.token_memory,
+    )
 
 
 async def admin_actor(actor: Annotated[Actor, Depends(api_actor)]) -> Actor:

@@ -19,6 +19,7 @@ from cxloop.db.models import Response
 from cxloop.db.response_rows import detached_response, insert_response_rows
 from cxloop.db.uow import Database
 from cxloop.errors import CxloopError
+from cxloop.services import users
 from cxloop.services.access import Actor, SurveyAccess
 from cxloop.services.responses.errors import check_accepting, invalid_response
 from cxloop.services.responses.plan import ResponseDocument, ResponsePlan, Source, parse_document
@@ -36,6 +37,11 @@ class Submission:
     survey_id: str
     document: Any
     source: Source = "api"
+    # The revocation generation the actor's API token was remembered under, when the request
+    # did not read it (`users.remembered_token`): the transaction that stores the response
+    # compares it, and refuses the submission with `TokenCheckDue` when it differs. None: the
+    # token was checked for this request (or there is no token).
+    token_generation: int | None = None
 
 
 def submit_response(
@@ -88,7 +94,15 @@ def _check_submissions(
     plans: dict[str, ResponsePlan] = {}
     now = utcnow()
     outcomes: list[StoredRow | Exception] = []
+    generation = None
+    if any(submission.token_generation is not None for submission in submissions):
+        # One read for the group, in the transaction that stores it: a token revoked before
+        # this read cannot store anything (a revocation bumps the generation as it commits).
+        generation = users.revocation_generation(session)
     for submission in submissions:
+        if submission.token_generation not in (None, generation):
+            outcomes.append(users.TokenCheckDue())
+            continue
         key = (submission.survey_id, submission.actor.id)
         try:
             if key not in surveys:

@@ -23,11 +23,11 @@ from starlette.exceptions import HTTPException
 
 from cxloop.bootstrap import Container
 from cxloop.errors import InvalidInput
-from cxloop.services import idempotency, responses
+from cxloop.services import idempotency, responses, users
 from cxloop.services.access import Actor
 from cxloop.services.responses import ResponseFilter, response_document
 from cxloop.web.api.schemas import OwnMediaType
-from cxloop.web.deps import ApiActor, Db, api_actor, get_container
+from cxloop.web.deps import ApiActor, Db, api_actor, get_container, remembered_api_actor
 
 router = APIRouter(prefix="/api/v1/surveys/{survey_id}/responses", tags=["responses"])
 
@@ -121,9 +121,18 @@ class SubmitRoute(APIRoute):
             payload = await _plain_submission(request)
             if payload is None:
                 return await declared(request)
-            actor = await api_actor(request)
             container = get_container(request)
-            return await _submit_plain(container, actor, request.path_params["survey_id"], payload)
+            survey_id = request.path_params["survey_id"]
+            # The token's revocation generation is compared in the intake's transaction (one
+            # read for the group), not read here for each request.
+            actor, generation = await remembered_api_actor(request)
+            try:
+                return await _submit_plain(
+                    container, actor, survey_id, payload, token_generation=generation
+                )
+            except users.TokenCheckDue:  # a token was revoked since: is it this one?
+                actor = await api_actor(request)
+                return await _submit_plain(container, actor, survey_id, payload)
 
         return handle
 
@@ -152,11 +161,19 @@ async def _plain_submission(request: Request) -> dict[str, Any] | None:
 
 
 async def _submit_plain(
-    container: Container, actor: Actor, survey_id: str, payload: dict[str, Any]
+    container: Container,
+    actor: Actor,
+    survey_id: str,
+    payload: dict[str, Any],
+    *,
+    token_generation: int | None = None,
 ) -> JSONResponse:
     """Store one response without a key or an id: no trip to a thread, the intake stores it
     with whatever else arrived meanwhile (group commit)."""
-    stored = await asyncio.wrap_future(container.response_intake.submit(actor, survey_id, payload))
+    submitted = container.response_intake.submit(
+        actor, survey_id, payload, token_generation=token_generation
+    )
+    stored = await asyncio.wrap_future(submitted)
     return JSONResponse(response_document(stored), status_code=201)
 
 
