@@ -171,10 +171,9 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
         if target.held_until is not None:
             come_back_when_held(container, batch_key, target.held_until)
             return DriveEnd.LEFT
+        # A backlog goes through a Bulk API 2.0 job (the rest is dispatched again).
         if salesforce_bulk.send_if_large(container, batch_key, target, worker):
-            return (
-                DriveEnd.LEFT
-            )  # a backlog goes through a Bulk API 2.0 job (the rest is dispatched again)
+            return DriveEnd.LEFT
         with batch_turn(container, batch_key) as waited:
             if waited is None:
                 return DriveEnd.DONE
@@ -217,7 +216,8 @@ def _drive(container: EngineParts, batch_key: str, senders: list[threading.Threa
         if not batch_owners.own_batch_key(
             db, batch_key, state.worker_id, settings.batch_key_lease_s
         ):
-            return DriveEnd.LEFT  # we stalled past the lease and another process took the key over
+            # We stalled past the lease and another process took the key over.
+            return DriveEnd.LEFT
     return DriveEnd.ROUNDS_USED
 
 
