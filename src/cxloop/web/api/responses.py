@@ -109,9 +109,11 @@ class SubmitRoute(APIRoute):
     parameters and dependencies, its exit stacks) made two-fifths of the request path's Python
     calls (docs/performance.md). The short way does what that handling would
     have done for such a request, in the same order: read and parse the body, authenticate
-    (`api_actor`, whose refusals pass to the same error handlers), call the endpoint's own
-    code. Anything else (another content type, a body that is not a JSON object, an array, a
-    key, an id) goes the declared way, which reads the body already read.
+    (`remembered_api_actor`, whose refusals pass to the same error handlers; the token's
+    revocation generation is compared in the intake's transaction, and a token remembered
+    under another one is checked in full by `api_actor`), call the endpoint's own code.
+    Anything else (another content type, a body that is not a JSON object, an array, a key,
+    an id) goes the declared way, which reads the body already read.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -123,8 +125,6 @@ class SubmitRoute(APIRoute):
                 return await declared(request)
             container = get_container(request)
             survey_id = request.path_params["survey_id"]
-            # The token's revocation generation is compared in the intake's transaction (one
-            # read for the group), not read here for each request.
             actor, generation = await remembered_api_actor(request)
             try:
                 return await _submit_plain(
