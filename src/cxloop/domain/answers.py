@@ -88,6 +88,15 @@ def text_key(qid: str, choice_id: str) -> str:
     return f"{qid}_{choice_id}_TEXT"
 
 
+def text_box_ids(question: Question) -> list[str]:
+    """The ids of the question's choices (or matrix rows) that have a text box, in order."""
+    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+        return [c.id for c in question.choices if c.allow_text_entry]
+    if isinstance(question, MatrixQuestion):
+        return [r.id for r in question.rows if r.allow_text_entry]
+    return []
+
+
 def parse_answer_key(key: Any) -> tuple[str, str | None] | None:
     """``("QID2", None)`` for ``QID2``, ``("QID2", "4")`` for ``QID2_4_TEXT``, else None."""
     if not isinstance(key, str) or len(key) > 200:
@@ -286,14 +295,8 @@ def _visibility(content: SurveyContent, answers: Mapping[str, Any]) -> dict[str,
 
 def _own_keys(question: Question) -> Iterator[str]:
     yield question.qid
-    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
-        for choice in question.choices:
-            if choice.allow_text_entry:
-                yield text_key(question.qid, choice.id)
-    elif isinstance(question, MatrixQuestion):
-        for row in question.rows:
-            if row.allow_text_entry:
-                yield text_key(question.qid, row.id)
+    for box_id in text_box_ids(question):
+        yield text_key(question.qid, box_id)
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -334,7 +337,7 @@ class ResponseRules:
         self._has_logic = any(q.show_if is not None for q in content.questions)
         by_qid = content.questions_by_qid()
         candidates = [q.qid for q in content.questions] + [
-            text_key(q.qid, box_id) for q in content.questions for box_id in _text_box_ids(q)
+            text_key(q.qid, box_id) for q in content.questions for box_id in text_box_ids(q)
         ]
         # Only keys the general check accepts (as it parses them) count as known.
         self._known_keys = frozenset(k for k in candidates if _is_known_key(by_qid, k))
@@ -418,7 +421,7 @@ def _is_known_key(by_qid: Mapping[str, Question], key: str) -> bool:
     question = by_qid.get(parsed[0]) if parsed else None
     if question is None or parsed is None:
         return False
-    return parsed[1] is None or parsed[1] in _text_box_ids(question)
+    return parsed[1] is None or parsed[1] in text_box_ids(question)
 
 
 def _question_test(question: Question) -> _QuestionTest:
@@ -429,7 +432,7 @@ def _question_test(question: Question) -> _QuestionTest:
         return lambda answers, include_required: not _answered(answers.get(qid))
     value_ok = _value_test(question)
     required = question.required
-    boxes = tuple((box_id, text_key(qid, box_id)) for box_id in _text_box_ids(question))
+    boxes = tuple((box_id, text_key(qid, box_id)) for box_id in text_box_ids(question))
 
     def test(answers: Mapping[Any, Any], include_required: bool) -> bool:
         value = answers.get(qid)
@@ -575,7 +578,7 @@ class _Checker:
                     "unknown_question",
                     f"{_quote(key)} is not a question in this survey.",
                 )
-            elif parsed and parsed[1] is not None and parsed[1] not in _text_box_ids(question):
+            elif parsed and parsed[1] is not None and parsed[1] not in text_box_ids(question):
                 self.add(
                     question.qid,
                     "text_not_allowed",
@@ -728,7 +731,7 @@ class _Checker:
 
     def _check_text_boxes(self, question: Question, answers: Mapping[Any, Any]) -> None:
         value = clean_value(question, answers.get(question.qid))
-        for box_id in _text_box_ids(question):
+        for box_id in text_box_ids(question):
             text = answers.get(text_key(question.qid, box_id))
             if is_empty(text):
                 continue
@@ -792,14 +795,6 @@ class _Checker:
                 )
                 continue
             self._check_length(None, value, name)
-
-
-def _text_box_ids(question: Question) -> list[str]:
-    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
-        return [c.id for c in question.choices if c.allow_text_entry]
-    if isinstance(question, MatrixQuestion):
-        return [r.id for r in question.rows if r.allow_text_entry]
-    return []
 
 
 def _is_selected(question: Question, value: Any, box_id: str) -> bool:

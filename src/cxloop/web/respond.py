@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from cxloop.db.base import utcnow
-from cxloop.domain.answers import resolve_answer_field, shown_questions, text_key
+from cxloop.domain.answers import resolve_answer_field, shown_questions, text_box_ids, text_key
 from cxloop.domain.conditions import Condition, compare
 from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.rich_text import looks_like_html, rich_html, text_to_html
@@ -218,7 +218,7 @@ class _FormAnswers:
             value = self._value(question)
             if value is not None:
                 answers[question.qid] = value
-            for box in _text_box_ids(question):
+            for box in text_box_ids(question):
                 text = self._one(text_key(question.qid, box))
                 # A browser keeps what was typed into "other" after another choice is picked;
                 # that text is dropped rather than reported as a problem.
@@ -260,14 +260,6 @@ def _is_picked(value: Any, box: str) -> bool:
     if isinstance(value, dict):  # a matrix: the row is answered
         return bool(value.get(box))
     return value == box or (isinstance(value, list) and box in value)
-
-
-def _text_box_ids(question: Question) -> list[str]:
-    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
-        return [c.id for c in question.choices if c.allow_text_entry]
-    if isinstance(question, MatrixQuestion):
-        return [r.id for r in question.rows if r.allow_text_entry]
-    return []
 
 
 # -- rendering -------------------------------------------------------------------------------
