@@ -26,6 +26,7 @@ from typing import Annotated, Any, Self
 from cryptography.fernet import Fernet
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -111,7 +112,7 @@ class SalesforceApp(BaseModel):
     client_secret: SecretStr
 
 
-def _listed(name: str, value: Any) -> Any:
+def _listed(value: Any, info: ValidationInfo) -> Any:
     """A list setting as given: a list, a JSON array, or comma-separated values (the form an
     environment variable takes most naturally: `CXLOOP_TRUSTED_PROXIES=10.0.0.1,10.0.0.2`)."""
     if not isinstance(value, str):
@@ -122,11 +123,16 @@ def _listed(name: str, value: Any) -> Any:
             parsed = json.loads(text)
         except json.JSONDecodeError:
             raise ValueError(
-                f'{name}: expected a JSON array such as ["a", "b"] or comma-separated '
+                f'{info.field_name}: expected a JSON array such as ["a", "b"] or comma-separated '
                 "values such as a,b"
             ) from None
         return parsed
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# A setting that is a list of text; NoDecode: pydantic-settings would take an environment
+# variable for JSON only, `_listed` takes comma-separated values too.
+ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_listed)]
 
 
 # --- the settings, by area. Each area is a mixin; `Settings` composes them, so every setting
@@ -181,7 +187,7 @@ class WebSettings(BaseModel):
     session_idle_timeout_s: int = Field(
         default=8 * 3600, ge=60, description="A web session unused this long ends."
     )
-    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+    frame_ancestors: ListSetting = Field(
         default_factory=list,
         description="Origins (https://intranet.example.com, comma-separated) allowed to embed "
         "the survey pages (/s/...) in a frame; no page can be framed by default.",
@@ -192,7 +198,7 @@ class WebSettings(BaseModel):
         description="Longest wait for a request's headers, and between two parts of its body; "
         "a slower client is disconnected.",
     )
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+    trusted_proxies: ListSetting = Field(
         default_factory=list,
         description="Reverse proxies (IPs or networks, comma-separated, or `*` for any) whose "
         "X-Forwarded-For gives the client address; empty: the connecting peer is the client.",
@@ -208,7 +214,7 @@ class WebSettings(BaseModel):
         ge=0,
         description="Public survey page submissions per survey a minute (0: no limit).",
     )
-    survey_image_hosts: Annotated[list[str], NoDecode] = Field(
+    survey_image_hosts: ListSetting = Field(
         default_factory=list,
         description="Hosts (such as images.example.org, comma-separated) whose images survey "
         "texts may show; they join the survey pages' CSP img-src. Other images are shown as "
@@ -223,16 +229,6 @@ class WebSettings(BaseModel):
     transfer_offer_days: int = Field(
         default=14, ge=1, le=365, description="How long an offer to take over a survey stays open."
     )
-
-    @field_validator("frame_ancestors", "survey_image_hosts", mode="before")
-    @classmethod
-    def _split_lists(cls, value: Any, info: ValidationInfo) -> Any:
-        return _listed(str(info.field_name), value)
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_proxies(cls, value: Any) -> Any:
-        return _listed("trusted_proxies", value)
 
     @field_validator("frame_ancestors")
     @classmethod
@@ -452,7 +448,7 @@ class SalesforceSettings(BaseModel):
         description="Per login host, another connected app: {host: {client_id, client_secret}} "
         "(JSON). Or in the database: `cxloop salesforce app set --login-url URL`.",
     )
-    salesforce_extra_hosts: Annotated[list[str], NoDecode] = Field(
+    salesforce_extra_hosts: ListSetting = Field(
         default_factory=list,
         description="Hosts (host or host:port, comma-separated) allowed besides Salesforce's "
         "own, for custom and emulator connections. A login host given an app in the database is "
@@ -476,11 +472,6 @@ class SalesforceSettings(BaseModel):
     oauth_bootstrap_ttl_s: int = Field(
         default=300, ge=10, description="How long the link that starts linking in a browser works."
     )
-
-    @field_validator("salesforce_extra_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
-        return _listed("salesforce_extra_hosts", value)
 
     @field_validator("salesforce_apps", mode="before")
     @classmethod
