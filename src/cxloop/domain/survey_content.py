@@ -61,7 +61,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from types import MappingProxyType
@@ -899,19 +899,14 @@ def find_problems(
     ``unparsed`` holds (index, raw document) of questions whose own problems were reported
     already; their QIDs still count, so nothing else is reported twice or wrongly.
     """
-    problems: list[ContentProblem] = []
-    seen_names: dict[str, int] = {}
-    for index, item in enumerate(embedded_data):
-        if item.name in seen_names:
-            problems.append(
-                ContentProblem(
-                    f"embedded_data[{index}].name",
-                    f"'{item.name}' is declared twice "
-                    f"(also embedded_data[{seen_names[item.name]}])",
-                )
-            )
-        else:
-            seen_names[item.name] = index
+    names = [item.name for item in embedded_data]
+    problems = [
+        ContentProblem(
+            f"embedded_data[{index}].name",
+            f"'{names[index]}' is declared twice (also embedded_data[{first}])",
+        )
+        for index, first in _repeats(names)
+    ]
 
     seen_qids: dict[str, int] = {}
     page_of: dict[str, int] = {}
@@ -963,6 +958,14 @@ def find_problems(
     return problems
 
 
+def _repeats(keys: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """(index, index of its first occurrence) of each key that occurred before it."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if first.setdefault(key, index) != index:
+            yield index, first[key]
+
+
 def _item_problems(question: Question, where: str) -> list[ContentProblem]:
     problems: list[ContentProblem] = []
     groups: list[tuple[str, list[Any]]] = []
@@ -971,18 +974,14 @@ def _item_problems(question: Question, where: str) -> list[ContentProblem]:
     if isinstance(question, MatrixQuestion):
         groups += [("rows", question.rows), ("scale", question.scale)]
     for name, items in groups:
-        seen: dict[str, int] = {}
-        for index, item in enumerate(items):
-            if item.id in seen:
-                problems.append(
-                    ContentProblem(
-                        f"{where}.{name}[{index}].id",
-                        f"'{item.id}' is used twice in this question "
-                        f"(also {name}[{seen[item.id]}])",
-                    )
-                )
-            else:
-                seen[item.id] = index
+        ids = [item.id for item in items]
+        problems.extend(
+            ContentProblem(
+                f"{where}.{name}[{index}].id",
+                f"'{ids[index]}' is used twice in this question (also {name}[{first}])",
+            )
+            for index, first in _repeats(ids)
+        )
     if isinstance(question, SingleChoiceQuestion):
         for index, choice in enumerate(question.choices):
             if choice.exclusive:
