@@ -182,15 +182,19 @@ def _checked_event_fields(fields: Any) -> dict[str, Any]:
     return {name: None if value is None else str(value) for name, value in fields.items()}
 
 
-def _blocked_preview(task: SalesforceTask, problem: str) -> dict[str, Any]:
+def _salesforce_task_summary(task: SalesforceTask) -> dict[str, Any]:
+    """What every preview of a Salesforce task starts with: the task and what it writes."""
     return {
         "id": task.id,
         "type": "salesforce",
         "object": task.object,
         "action": task.action,
         "key_field": task.key_field,
-        "problems": [problem],
     }
+
+
+def _blocked_preview(task: SalesforceTask, problem: str) -> dict[str, Any]:
+    return {**_salesforce_task_summary(task), "problems": [problem]}
 
 
 def _salesforce_preview(
@@ -200,35 +204,28 @@ def _salesforce_preview(
     connection: Any,
     owner_email: str,
 ) -> dict[str, Any]:
-    preview: dict[str, Any] = {
-        "id": task.id,
-        "type": "salesforce",
-        "object": task.object,
-        "action": task.action,
-        "key_field": task.key_field,
-    }
     if connection is None:
-        preview["problems"] = [f"{task.connection!r} is not one of {owner_email}'s connections"]
-        return preview
+        return _blocked_preview(
+            task, f"{task.connection!r} is not one of {owner_email}'s connections"
+        )
     try:
         with client_for(
             container.db, container.settings, connection.id, container.describe_cache
         ) as client:
             describe = client.describe(task.object)
     except (ConnectionUnusable, SalesforceError) as exc:
-        preview["problems"] = [f"cannot read {task.object}'s fields from Salesforce: {exc}"]
-        return preview
+        return _blocked_preview(task, f"cannot read {task.object}'s fields from Salesforce: {exc}")
     record = render_record(task, context, describe)
-    preview.update(
-        record={"attributes": {"type": task.object}, **record.fields},
-        key_value=record.key_value,
-        lookups=[
+    return {
+        **_salesforce_task_summary(task),
+        "record": {"attributes": {"type": task.object}, **record.fields},
+        "key_value": record.key_value,
+        "lookups": [
             {"field": f, "query": f"SELECT Id FROM {o} WHERE {m} = '{v}'", "when_missing": w}
             for f, (o, m, v, w) in record.lookups.items()
         ],
-        problems=record.problems,
-    )
-    return preview
+        "problems": record.problems,
+    }
 
 
 def directory_preview(
