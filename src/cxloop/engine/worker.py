@@ -413,13 +413,25 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
     pacing = container.engine_state.pacing
     owner, lease_s = container.engine_state.worker_id, settings.batch_key_lease_s
     started = renewed = time.monotonic()
+
+    def key_lost() -> bool:
+        """Renew the key once a third of its lease has passed; True if it is no longer ours.
+
+        A long wait keeps the key (or finds it taken after a stall: the owner now takes
+        these rows)."""
+        nonlocal renewed
+        if time.monotonic() - renewed < lease_s / 3:
+            return False
+        if not batch_owners.own_batch_key(db, batch_key, owner, lease_s):
+            return True
+        renewed = time.monotonic()
+        return False
+
     count, oldest, newest = claims.ready_summary(db, batch_key)
     while count == 0 and pacing.in_flight.get(batch_key):
-        if time.monotonic() - renewed >= lease_s / 3:
-            if not batch_owners.own_batch_key(db, batch_key, owner, lease_s):
-                yield None
-                return
-            renewed = time.monotonic()
+        if key_lost():
+            yield None
+            return
         time.sleep(_POLL_S)
         count, oldest, newest = claims.ready_summary(db, batch_key)
     if count == 0:
@@ -431,13 +443,9 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
         return
     steady = recently_busy or bool(pacing.in_flight.get(batch_key))
     while count < size:
-        if time.monotonic() - renewed >= lease_s / 3:
-            # A long wait keeps the key (or finds it taken after a stall: the owner now
-            # takes these rows).
-            if not batch_owners.own_batch_key(db, batch_key, owner, lease_s):
-                yield None
-                return
-            renewed = time.monotonic()
+        if key_lost():
+            yield None
+            return
         linger = settings.batch_linger_s
         if steady:
             linger *= _STEADY_LINGERS
