@@ -10,6 +10,7 @@ ALL_OR_NONE_OPERATION_ROLLED_BACK.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from . import ids
@@ -125,7 +126,7 @@ def _finish(
         for result in results:
             if result["success"]:
                 result.clear()
-                result.update({"success": False, "errors": [ROLLED_BACK.as_collection()]})
+                result.update(_failure(ROLLED_BACK))
     return _result(200, results)
 
 
@@ -137,21 +138,13 @@ def _create(ctx: RestContext, payload: Any) -> RestResult:
     create = ctx.dml.create
     for sobject, values, given_id in parsed:
         if given_id:
-            results.append(
-                {
-                    "success": False,
-                    "errors": [
-                        RecordError(
-                            "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"]
-                        ).as_collection()
-                    ],
-                }
-            )
+            error = RecordError("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
+            results.append(_failure(error))
             continue
         try:
             results.append({"id": create(sobject, values), "success": True, "errors": []})
         except RecordFailure as failure:
-            results.append({"success": False, "errors": [failure.error.as_collection()]})
+            results.append(_failure(failure.error))
     return _finish(ctx, results, all_or_none, savepoint)
 
 
@@ -162,17 +155,8 @@ def _update(ctx: RestContext, payload: Any) -> RestResult:
     results: list[dict[str, Any]] = []
     for sobject, values, given_id in parsed:
         if not given_id:
-            results.append(
-                {
-                    "id": None,
-                    "success": False,
-                    "errors": [
-                        RecordError(
-                            "MISSING_ARGUMENT", "Id not specified in an update call", []
-                        ).as_collection()
-                    ],
-                }
-            )
+            error = RecordError("MISSING_ARGUMENT", "Id not specified in an update call", [])
+            results.append({"id": None, **_failure(error)})
             continue
         try:
             record_id = ctx.dml.update(sobject, str(given_id), values)
@@ -204,7 +188,12 @@ def _failed(given_id: Any, failure: RecordFailure) -> dict[str, Any]:
     """A record's failed result, under the id it was given by (normalised to 18 characters
     when it is an id at all)."""
     shown = ids.try_normalize(given_id) or given_id
-    return {"id": shown, "success": False, "errors": [failure.error.as_collection()]}
+    return {"id": shown, **_failure(failure.error)}
+
+
+def _failure(error: RecordError) -> dict[str, Any]:
+    """A record's failed result in a Collections reply (its id, when it has one, goes first)."""
+    return {"success": False, "errors": [error.as_collection()]}
 
 
 def _upsert(ctx: RestContext, sobject: SObjectDef, field_name: str, payload: Any) -> RestResult:
@@ -223,50 +212,32 @@ def _upsert(ctx: RestContext, sobject: SObjectDef, field_name: str, payload: Any
                 400, "INVALID_TYPE", f"All records must be of type {sobject.name}"
             )
     keys = [values.get(fdef.name) if fdef.name != "Id" else given for _t, values, given in parsed]
-    seen: dict[Any, int] = {}
-    for key in keys:
-        if key is not None:
-            normalized = str(key).lower() if not fdef.case_sensitive else key
-            seen[normalized] = seen.get(normalized, 0) + 1
+    # Two records of one call with the same key (as the field compares them) both fail.
+    compared_keys = [
+        None if key is None else (key if fdef.case_sensitive else str(key).lower()) for key in keys
+    ]
+    times = Counter(k for k in compared_keys if k is not None)
     savepoint = ctx.txn.savepoint()
     results: list[dict[str, Any]] = []
-    for (_sobject, values, _given), key in zip(parsed, keys, strict=True):
-        normalized = (
-            (str(key).lower() if not fdef.case_sensitive else key) if key is not None else None
-        )
-        if normalized is not None and seen[normalized] > 1:
-            results.append(
-                {
-                    "success": False,
-                    "errors": [
-                        RecordError(
-                            "DUPLICATE_EXTERNAL_ID",
-                            f"Duplicate external id specified: {key}",
-                            [fdef.name],
-                        ).as_collection()
-                    ],
-                }
+    for (_sobject, values, _given), key, compared in zip(parsed, keys, compared_keys, strict=True):
+        if compared is not None and times[compared] > 1:
+            error = RecordError(
+                "DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {key}", [fdef.name]
             )
+            results.append(_failure(error))
             continue
         try:
             record_id, created = ctx.dml.upsert(sobject, fdef, key, values)
             results.append({"id": record_id, "success": True, "errors": [], "created": created})
         except MultipleMatches as multiple:
-            results.append(
-                {
-                    "success": False,
-                    "errors": [
-                        RecordError(
-                            "DUPLICATE_EXTERNAL_ID",
-                            "more than one record found for external id field:"
-                            f" {multiple.record_ids}",
-                            [fdef.name],
-                        ).as_collection()
-                    ],
-                }
+            error = RecordError(
+                "DUPLICATE_EXTERNAL_ID",
+                f"more than one record found for external id field: {multiple.record_ids}",
+                [fdef.name],
             )
+            results.append(_failure(error))
         except RecordFailure as failure:
-            results.append({"success": False, "errors": [failure.error.as_collection()]})
+            results.append(_failure(failure.error))
     return _finish(ctx, results, all_or_none, savepoint)
 
 
@@ -320,18 +291,9 @@ def lock_failures(method: str, params: dict[str, list[str]], body: bytes) -> lis
     if method == "DELETE":
         record_ids = _split(params.get("ids"))
         return [
-            {
-                "id": rid,
-                "success": False,
-                "errors": [RecordError("UNABLE_TO_LOCK_ROW", f"{message}: {rid}").as_collection()],
-            }
+            {"id": rid, **_failure(RecordError("UNABLE_TO_LOCK_ROW", f"{message}: {rid}"))}
             for rid in record_ids
-        ] or [
-            {
-                "success": False,
-                "errors": [RecordError("UNABLE_TO_LOCK_ROW", message).as_collection()],
-            }
-        ]
+        ] or [_failure(RecordError("UNABLE_TO_LOCK_ROW", message))]
     try:
         records = json.loads(body or b"{}").get("records") or []
     except (ValueError, AttributeError):
@@ -339,14 +301,9 @@ def lock_failures(method: str, params: dict[str, list[str]], body: bytes) -> lis
     results = []
     for record in records:
         record_id = _given_id(record)
-        entry: dict[str, Any] = {
-            "success": False,
-            "errors": [
-                RecordError(
-                    "UNABLE_TO_LOCK_ROW", f"{message}: {record_id}" if record_id else message
-                ).as_collection()
-            ],
-        }
+        entry = _failure(
+            RecordError("UNABLE_TO_LOCK_ROW", f"{message}: {record_id}" if record_id else message)
+        )
         if record_id:
             entry = {"id": record_id, **entry}
         results.append(entry)
