@@ -264,14 +264,7 @@ def create_workflow(
 
     With `checks`, its Salesforce tasks are checked against their orgs first (warnings; with
     `strict`, every warning refuses the save)."""
-    data = _data_of(document)
-    found = salesforce_warnings(db, actor, data, checks, strict=strict, survey_id=survey_id)
-    with db.uow() as uow:
-        survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
-        parsed, warnings = _checked(uow.session, survey, data, actor)
-        workflow = _create(uow.session, actor, survey, parsed, data)
-        _commit(uow, parsed.name)
-    return WorkflowView(workflow, warnings + found, "created")
+    return _save_named(db, actor, survey_id, document, checks, strict=strict, may_update=False)
 
 
 def update_workflow(
@@ -327,16 +320,33 @@ def apply_workflow(
     one revision. `checks` and `strict` as for create (an unchanged document is checked too:
     the org may have changed).
     """
+    return _save_named(db, actor, survey_id, document, checks, strict=strict, may_update=True)
+
+
+def _save_named(
+    db: Database,
+    actor: Actor,
+    survey_id: str,
+    document: Any,
+    checks: SaveChecks | None,
+    *,
+    strict: bool,
+    may_update: bool,
+) -> WorkflowView:
+    """Create the survey's workflow with the document's name, or (`may_update`) update the one
+    that has it. Without `may_update` a name in use is refused (Conflict), as `create` says."""
     data = _data_of(document)
     found = salesforce_warnings(db, actor, data, checks, strict=strict, survey_id=survey_id)
     with db.uow() as uow:
         survey = get_survey_for(uow.session, survey_id, actor, SurveyAccess.EDIT)
         parsed, warnings = _checked(uow.session, survey, data, actor)
-        existing = uow.session.scalar(
-            select(Workflow)
-            .where(Workflow.survey_id == survey.id, Workflow.name == parsed.name)
-            .with_for_update()
-        )
+        existing = None
+        if may_update:
+            existing = uow.session.scalar(
+                select(Workflow)
+                .where(Workflow.survey_id == survey.id, Workflow.name == parsed.name)
+                .with_for_update()
+            )
         if existing is None:
             workflow, outcome = _create(uow.session, actor, survey, parsed, data), "created"
         else:

@@ -28,6 +28,7 @@ from cxloop.services.directory.opt_out import set_opted_out
 from cxloop.services.directory.shared import (
     CONTACT_TEXT_LIMITS,
     ContactFields,
+    add_recorded,
     clean_contact_fields,
     contact_for,
     delete_recorded,
@@ -141,12 +142,7 @@ def create_contact(db: Database, actor: Actor, directory_id: str, fields: Contac
             if find_contact(uow.session, directory.id, email=values["email"]) is not None:
                 raise _email_taken(values["email"])
             contact = Contact(directory_id=directory.id, **values)
-            uow.session.add(contact)
-            uow.session.flush()
-            audit.record(
-                uow.session, actor.id, "contact.create", "contact", contact.id,
-                directory_id=directory.id,
-            )  # fmt: skip
+            add_recorded(uow.session, actor, contact, directory_id=directory.id)
             uow.commit()
     except IntegrityError as exc:
         raise _email_taken(values["email"]) from exc

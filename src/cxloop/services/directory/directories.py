@@ -22,6 +22,7 @@ from cxloop.services.access import Actor
 from cxloop.services.changes import check_changeable, check_name_free
 from cxloop.services.directory.shared import (
     DIRECTORY_ID_SHAPE,
+    add_recorded,
     check_frequency,
     check_name,
     delete_recorded,
@@ -77,11 +78,7 @@ def create_directory(
                 frequency_limit=frequency_limit,
                 frequency_days=frequency_days,
             )
-            uow.session.add(directory)
-            uow.session.flush()
-            audit.record(
-                uow.session, actor.id, "directory.create", "directory", directory.id, name=name
-            )
+            add_recorded(uow.session, actor, directory, name=name)
             uow.commit()
     except IntegrityError as exc:
         raise _directory_name_taken(name) from exc

@@ -148,14 +148,31 @@ def contact_for(session: Session, actor: Actor, contact_id: str) -> Contact:
     return contact
 
 
+def add_recorded(
+    session: Session, actor: Actor, thing: Directory | Contact, **details: Any
+) -> None:
+    """Add a new directory or contact in the caller's transaction, with its audit entry
+    (`directory.create`, `contact.create`). Flushed first, so that its id and any unique
+    constraint it breaks are known here."""
+    session.add(thing)
+    session.flush()
+    kind = _kind(thing)
+    audit.record(session, actor.id, f"{kind}.create", kind, thing.id, **details)
+
+
 def delete_recorded(
     session: Session, actor: Actor, thing: Directory | Contact, **details: Any
 ) -> None:
     """Delete a directory or a contact in the caller's transaction, with its audit entry
     (`directory.delete`, `contact.delete`)."""
-    kind = "directory" if isinstance(thing, Directory) else "contact"
+    kind = _kind(thing)
     audit.record(session, actor.id, f"{kind}.delete", kind, thing.id, **details)
     session.delete(thing)
+
+
+def _kind(thing: Directory | Contact) -> str:
+    """What the audit log calls the thing (its entries' action prefix and subject type)."""
+    return "directory" if isinstance(thing, Directory) else "contact"
 
 
 def check_name(name: Any, what: str) -> str:
