@@ -74,6 +74,7 @@ def build_container(
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        random_page_cost=settings.database_random_page_cost,
     )
     if upgrade_sqlite and settings.is_sqlite:
         migrate.upgrade(engine)

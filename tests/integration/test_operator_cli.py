@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 from typer.testing import CliRunner
 
@@ -147,3 +148,22 @@ def test_the_postgresql_pool_is_sized_by_settings(tmp_path: Path, database_url: 
         return  # SQLite's pool is its own (one writer at a time)
     assert isinstance(pool, QueuePool)
     assert pool.size() == 3 and pool._max_overflow == 4
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "1.1"), (2.5, "2.5"), (0, "4")])
+def test_postgresql_sessions_plan_with_the_random_page_cost_of_the_settings(
+    tmp_path: Path, postgres_session_url: str, setting: float | None, expected: str
+) -> None:
+    """cxloop's own sessions look a batch's rows up by id (1.1 unless set; 0: the server's 4),
+    and options the database URL gives (`?options=`) still apply beside it."""
+    url = f"{postgres_session_url}?options=-c%20work_mem%3D8MB"
+    extra = {} if setting is None else {"database_random_page_cost": setting}
+    settings = make_settings(tmp_path, url, f"sqlite:///{tmp_path / 'queue.db'}", **extra)
+    built = build_container(settings)
+    try:
+        with built.db.engine.connect() as connection:
+            cost = connection.execute(text("SHOW random_page_cost")).scalar()
+            work_mem = connection.execute(text("SHOW work_mem")).scalar()
+    finally:
+        built.close()
+    assert (cost, work_mem) == (expected, "8MB")

@@ -32,6 +32,7 @@ TASK_RUN_STATUSES = tuple(TaskRunStatus)
 READY_STATUSES = (TaskRunStatus.PENDING, TaskRunStatus.WAITING_RETRY)
 # The ready statuses as SQL, the predicate of the partial index of ready rows.
 READY_WHERE = "status IN ('pending', 'waiting_retry')"
+IN_BULK_JOB_WHERE = "bulk_job_id IS NOT NULL"
 OPEN_STATUSES = (
     TaskRunStatus.BLOCKED,
     TaskRunStatus.PENDING,
@@ -49,9 +50,8 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(20), primary_key=True, default=lambda: new_id("RN_"))
     survey_id: Mapped[str] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
     # Run history outlives a deleted workflow: the id goes, the name and revision stay.
-    workflow_id: Mapped[str | None] = mapped_column(
-        ForeignKey("workflows.id", ondelete="SET NULL"), index=True
-    )
+    # Looked up by the unique constraint's index (workflow_id, event_key): migration 0022.
+    workflow_id: Mapped[str | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
     workflow_name: Mapped[str] = mapped_column(String(200))
     workflow_revision: Mapped[int] = mapped_column(Integer)
     event_type: Mapped[str] = mapped_column(String(40))
@@ -69,11 +69,11 @@ class Run(Base):
 
     __table_args__ = (
         UniqueConstraint("workflow_id", "event_key"),
-        Index("ix_runs_survey_created", "survey_id", "created_at"),
         Index("ix_runs_status_created", "status", "created_at"),
         # The run history across all surveys (admins), newest first: migration 0011.
         Index("ix_runs_created_id", "created_at", "id"),
-        # The Workflows tab's 24-hour counts and last statuses, from the index alone: 0015.
+        # The Workflows tab's 24-hour counts and last statuses, from the index alone (0015);
+        # the run history's walks by survey read it too (its prefix was an index until 0022).
         Index("ix_runs_survey_window", "survey_id", "created_at", "workflow_id", "status"),
     )
 
@@ -105,7 +105,7 @@ class TaskRun(Base):
     # Set while the task run rides in a Bulk API 2.0 ingest job (`bulk_jobs`): the job holds it
     # (claimed_by "bulk:<job id>", no lease of its own), so the sweeper never expires it; its
     # outcome clears it. The attempt keeps the job id for run history.
-    bulk_job_id: Mapped[str | None] = mapped_column(String(18), index=True)
+    bulk_job_id: Mapped[str | None] = mapped_column(String(18))
     record_id: Mapped[str | None] = mapped_column(String(18))
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -120,7 +120,6 @@ class TaskRun(Base):
     )
 
     __table_args__ = (
-        Index("ix_task_runs_ready", "batch_key", "status", "next_attempt_at"),
         Index("ix_task_runs_status_next", "status", "next_attempt_at"),
         # Ready rows only, in claim order: the claim, the worker's ready summary and the
         # sweeper's overdue keys read a key's next rows from it without sorting a backlog
@@ -132,6 +131,13 @@ class TaskRun(Base):
             "id",
             postgresql_where=text(READY_WHERE),
             sqlite_where=text(READY_WHERE),
+        ),
+        # Only the rows a Bulk job holds (0022): the others, nearly all, cost no index entry.
+        Index(
+            "ix_task_runs_bulk_job_id",
+            "bulk_job_id",
+            postgresql_where=text(IN_BULK_JOB_WHERE),
+            sqlite_where=text(IN_BULK_JOB_WHERE),
         ),
     )
 
@@ -216,9 +222,8 @@ class OutboundNotification(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(15))
     notification_id: Mapped[str] = mapped_column(String(18))
-    workflow_id: Mapped[str | None] = mapped_column(
-        ForeignKey("workflows.id", ondelete="SET NULL"), index=True
-    )
+    # Looked up by the unique constraint's index (workflow_id, event_key): migration 0022.
+    workflow_id: Mapped[str | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
     action_id: Mapped[str] = mapped_column(String(18), default="")
     sobject: Mapped[str] = mapped_column(String(80))
     record_id: Mapped[str | None] = mapped_column(String(18))

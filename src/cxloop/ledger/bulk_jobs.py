@@ -19,9 +19,9 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from cxloop.db.base import utcnow
-from cxloop.db.run_models import READY_STATUSES, BulkJob, TaskRun
+from cxloop.db.run_models import BulkJob, TaskRun
 from cxloop.db.uow import Database
-from cxloop.ledger.claims import CLAIMED_COLUMNS, ClaimedTaskRun
+from cxloop.ledger.claims import CLAIMED_COLUMNS, IS_READY, ClaimedTaskRun
 
 CHECK_KEY_PREFIX = "bulk|"  # the dispatch key of a job's check: "bulk|<job id>"
 
@@ -83,7 +83,7 @@ def open_job(
         select(_t.id)
         .where(
             _t.batch_key == batch_key,
-            _t.status.in_(READY_STATUSES),
+            IS_READY,  # literals: read from the partial index of ready rows
             _t.next_attempt_at <= now,
         )
         .order_by(_t.next_attempt_at, _t.id)

@@ -61,7 +61,7 @@ _t = TaskRun.__table__.c
 # Ready, written as literals: the partial index `ix_task_runs_ready_queue` (migration 0019) is
 # only chosen when the planner sees the same constants as its WHERE (SQLite never matches a
 # bound parameter against it; PostgreSQL's generic plans would not either).
-_IS_READY = _t.status.in_(
+IS_READY = _t.status.in_(
     bindparam("ready_statuses", [str(s) for s in READY_STATUSES], expanding=True,
               literal_execute=True)
 )  # fmt: skip
@@ -113,7 +113,7 @@ def claim_statement(
     now = utcnow()
     ready = (
         select(_t.id)
-        .where(_t.batch_key == batch_key, _IS_READY, _t.next_attempt_at <= now)
+        .where(_t.batch_key == batch_key, IS_READY, _t.next_attempt_at <= now)
         .order_by(_t.next_attempt_at, _t.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -173,7 +173,7 @@ _READY_OLDEST = (
     select(_t.next_attempt_at.label("at"))
     .where(
         _t.batch_key == bindparam("key"),
-        _IS_READY,
+        IS_READY,
         _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
     )
     .order_by(_t.next_attempt_at)
@@ -204,7 +204,7 @@ _OLDEST_READY_SOURCE = (
     )
     .where(
         _t.batch_key == bindparam("key"),
-        _IS_READY,
+        IS_READY,
         _t.next_attempt_at <= bindparam("now", type_=_t.next_attempt_at.type),
     )
     .order_by(_t.next_attempt_at)
@@ -711,16 +711,16 @@ def overdue_keys_statement(grace_s: float, limit: int = 1000) -> Select[tuple[st
     read every ready row, a million of them every `sweeper_period_s` under a backlog.)
     """
     before = utcnow() - timedelta(seconds=grace_s)
-    first = select(func.min(_t.batch_key).label("key")).where(_IS_READY)
+    first = select(func.min(_t.batch_key).label("key")).where(IS_READY)
     keys = first.cte("ready_keys", recursive=True)
     previous = keys.alias("previous")
     following = (
-        select(func.min(_t.batch_key)).where(_IS_READY, _t.batch_key > previous.c.key)
+        select(func.min(_t.batch_key)).where(IS_READY, _t.batch_key > previous.c.key)
     ).scalar_subquery()
     keys = keys.union_all(select(following).where(previous.c.key.is_not(None)))
     due = (
         select(_t.id)
-        .where(_t.batch_key == keys.c.key, _IS_READY, _t.next_attempt_at <= before)
+        .where(_t.batch_key == keys.c.key, IS_READY, _t.next_attempt_at <= before)
         .exists()
     )
     return select(keys.c.key).where(keys.c.key.is_not(None), due).limit(limit)

@@ -119,10 +119,11 @@ def release_blocked(
 def update_rows(session: Session, table: Table, changes: Sequence[dict[str, Any]]) -> None:
     """Write many rows' changes (each a dict of "_id" and the columns to set) in few statements.
 
-    Rows that set the same columns form a group. A column that every row of a group sets to
-    the same plain value (a status, a time, null) goes into one `UPDATE ... WHERE id IN (...)`;
-    only the columns that differ (a payload, a record id) are sent row by row, in one
-    executemany. Per-row parameters are what such statements cost.
+    Rows that set the same columns form a group. When every row of a group sets each column to
+    the same plain value (a status, a time, null), the group is one `UPDATE ... WHERE id IN
+    (...)`. Otherwise it is one executemany of an UPDATE by id that sets all its columns: a row
+    is written once, never by a shared UPDATE and then again for the columns that differ (on
+    PostgreSQL each UPDATE of a row makes a new version of it, and an entry in every index).
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
@@ -131,21 +132,19 @@ def update_rows(session: Session, table: Table, changes: Sequence[dict[str, Any]
     for keys, rows in groups.items():
         first = rows[0]
         columns = [k for k in keys if k != "_id"]
-        shared = {
-            k: first[k]
-            for k in columns
-            if isinstance(first[k], _PLAIN)
+        if not columns:
+            continue
+        if all(
+            isinstance(first[k], _PLAIN)
             and all(type(r[k]) is type(first[k]) and r[k] == first[k] for r in rows)
-        }
-        if shared:
+            for k in columns
+        ):
             ids = [r["_id"] for r in rows]
-            session.execute(update(table).where(id_column.in_(ids)).values(shared))
-        varying = [k for k in columns if k not in shared]
-        if varying:
             session.execute(
-                update(table).where(id_column == bindparam("_id")),
-                [{"_id": r["_id"], **{k: r[k] for k in varying}} for r in rows],
+                update(table).where(id_column.in_(ids)).values({k: first[k] for k in columns})
             )
+        else:
+            session.execute(update(table).where(id_column == bindparam("_id")), list(rows))
 
 
 _PLAIN = (str, int, float, bool, datetime, type(None))
