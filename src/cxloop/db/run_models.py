@@ -222,8 +222,9 @@ class OutboundNotification(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(15))
     notification_id: Mapped[str] = mapped_column(String(18))
-    # Looked up by the unique constraint's index (workflow_id, event_key): migration 0022.
-    workflow_id: Mapped[str | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
+    workflow_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="SET NULL"), index=True
+    )
     action_id: Mapped[str] = mapped_column(String(18), default="")
     sobject: Mapped[str] = mapped_column(String(80))
     record_id: Mapped[str | None] = mapped_column(String(18))
