@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
 
-from cxloop.db import models  # noqa: F401  (registers every table on the metadata)
+from cxloop.db import migrate, models  # noqa: F401  (models registers every table)
 from cxloop.db.base import Base
 from cxloop.db.engine import create_database_engine
 from tests.conftest import unavailable
@@ -110,3 +110,22 @@ def test_the_models_declare_the_schema_the_migrations_build(database_url: str) -
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_a_database_url_with_percent_signs_migrates(
+    empty_database: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Alembic keeps the URL in a ConfigParser, where `%` means interpolation: a SQLite file in
+    a folder named with `%`, and a PostgreSQL URL with `?options=-c%20...`, still migrate."""
+    if empty_database.dialect.name == "sqlite":
+        folder = tmp_path_factory.mktemp("100% data")
+        url = f"sqlite:///{folder}/cxloop.db"
+    else:
+        url = empty_database.url.render_as_string(hide_password=False)
+        url += "?options=-c%20work_mem%3D8MB"
+    engine = create_database_engine(url)
+    try:
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == revisions()[-1]
+    finally:
+        engine.dispose()

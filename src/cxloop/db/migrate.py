@@ -18,7 +18,10 @@ def alembic_config(engine: Engine) -> Config:
     """An Alembic config bound to `engine` (no alembic.ini needed)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # Alembic keeps its options in a ConfigParser, which reads `%` as interpolation: a URL with
+    # a percent-encoded password or `?options=-c%20...` would otherwise stop the upgrade.
+    url = engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["engine"] = engine
     return config
 
