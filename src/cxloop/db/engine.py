@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from cxloop.files import private_file
 
 READ_ONLY = {"cxloop_read_only": True}
+
+# A pooled PostgreSQL connection is pinged before use only after it sat idle this long: the
+# server may have closed it meanwhile (a restart, an idle timeout, a failover). One that was
+# in use a moment ago is alive but for a restart in that very moment, which fails the statement
+# as it would have failed mid-transaction; a ping on every checkout cost the intake's group
+# commit one round trip in twelve.
+PING_AFTER_IDLE_S = 1.0
+_RETURNED_AT = "cxloop_returned_at"
 
 
 def normalize_database_url(url: str) -> str:
@@ -29,11 +39,13 @@ def create_database_engine(
     pool_size: int = 10,
     max_overflow: int = 20,
     random_page_cost: float = 1.1,
+    ping_after_idle_s: float = PING_AFTER_IDLE_S,
 ) -> Engine:
     """An engine for `url`, tuned for the backend it names. `pool_size` and `max_overflow`
     size PostgreSQL's pool per process (settings `database_pool_size`, `database_max_overflow`);
     SQLite's small pool is fixed (one writer at a time anyway). `random_page_cost` is the
-    planner's cost of a random page read in PostgreSQL sessions (0: the server's own)."""
+    planner's cost of a random page read in PostgreSQL sessions (0: the server's own); a
+    PostgreSQL connection idle for `ping_after_idle_s` is pinged before it is used again."""
     url = normalize_database_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
@@ -49,15 +61,38 @@ def create_database_engine(
         given = make_url(url).query.get("options")  # the URL's own `?options=` stay first
         if options and given:
             options = f"{given if isinstance(given, str) else ' '.join(given)} {options}"
-        return create_engine(
+        engine = create_engine(
             url,
             connect_args={"options": options} if options else {},
-            pool_pre_ping=True,
             pool_size=pool_size,
             max_overflow=max_overflow,
             hide_parameters=True,
         )
+        _ping_after_idle(engine, ping_after_idle_s)
+        return engine
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _ping_after_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled connection at checkout when it was returned more than `idle_s` ago
+    (SQLAlchemy's `pool_pre_ping` pings at every checkout). A dead one is replaced: raising
+    DisconnectionError makes the pool discard it and check out another."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_RETURNED_AT, 0.0) < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise sa_exc.DisconnectionError(str(exc)) from exc
+            raise
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
