@@ -4,6 +4,7 @@ with the rows are looked up for clashes."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from cxloop.bootstrap import Container
 from cxloop.db import response_rows
 from cxloop.db.models import Response
+from cxloop.db.uow import core_connection
 from cxloop.services import responses as response_service
 from cxloop.services.access import Actor
 from tests.integration.conftest import LedgerWatch
@@ -35,8 +37,17 @@ def stored_as_is(container: Container, response_id: str) -> dict[str, Any]:
     return {k: v for k, v in row._mapping.items() if k != "id"}
 
 
+def held_or_not(together: bool, uow: Any) -> AbstractContextManager[None]:
+    """`insert_rows` as it is, or its rows held back to the block's end (`inserts_together`:
+    on PostgreSQL a multi-row INSERT in psycopg's pipeline instead of a COPY)."""
+    if not together:
+        return nullcontext()
+    return response_rows.inserts_together(core_connection(uow.session))
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "together"])
 def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
-    client: TestClient, container: Container
+    client: TestClient, container: Container, together: bool
 ) -> None:
     _, survey_id = setup(client, container)
     now = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -59,13 +70,14 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
     }
     with container.db.uow() as uow:
         uow.session.execute(response_rows.RESPONSE_INSERT, [row | {"id": "R_sqlalchemy00001"}])
-        response_rows.insert_response_rows(
-            uow.session,
-            [
-                row | {"id": "R_driver000000001"},
-                row | {"id": "R_driver000000002", "ended_at": None},
-            ],
-        )
+        with held_or_not(together, uow):
+            response_rows.insert_response_rows(
+                uow.session,
+                [
+                    row | {"id": "R_driver000000001"},
+                    row | {"id": "R_driver000000002", "ended_at": None},
+                ],
+            )
         uow.commit()
     assert stored_as_is(container, "R_driver000000001") == stored_as_is(
         container, "R_sqlalchemy00001"
@@ -76,10 +88,18 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
         assert read is not None
         assert {k: getattr(read, k) for k in row} == row
     # A clash is SQLAlchemy's IntegrityError, as with the INSERT (the import words it so).
-    with container.db.uow() as uow, pytest.raises(IntegrityError):
+    with container.db.uow() as uow, pytest.raises(IntegrityError), held_or_not(together, uow):
         response_rows.insert_response_rows(
             uow.session, [row | {"id": "R_driver000000003"}, row | {"id": "R_driver000000001"}]
         )
+    # Held rows are written at the block's end, and not at all when the block raises.
+    with container.db.uow() as uow:
+        with suppress(RuntimeError), response_rows.inserts_together(core_connection(uow.session)):
+            response_rows.insert_response_rows(uow.session, [row | {"id": "R_driver000000004"}])
+            raise RuntimeError("the group's check failed")
+        uow.commit()
+    with container.db.reader() as uow:
+        assert uow.session.get(Response, "R_driver000000004") is None
 
 
 def test_the_ledger_is_told_of_each_import_batch_once_with_the_rows_as_stored(

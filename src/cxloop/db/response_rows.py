@@ -9,11 +9,17 @@ dialect's `paramstyle` and identifier quoting), so SQLAlchemy may float to its n
 Every row names every column of its table: the driver applies no column defaults, and a None
 is SQL NULL (also in a JSON column, as when the column is left out of a Core INSERT).
 The matcher reads the rows themselves (`ledger.ResponseFacts`): no ORM object is made for them.
+
+`inserts_together` holds back the rows `insert_rows` gets inside a block and writes them at its
+end, on PostgreSQL in one round trip where every table's rows are few: the intake's group
+commit writes a group's responses, runs and task runs that way.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Table
@@ -26,6 +32,11 @@ from cxloop.db.models import Response
 RESPONSE_INSERT = Response.__table__.insert()
 # Where a dialect keeps its prepared INSERTs, by table (each engine has a dialect of its own).
 _PREPARED_ATTRIBUTE = "cxloop_driver_inserts"
+# Where a connection keeps the rows `inserts_together` holds back (its DBAPI connection's info).
+_HELD_ROWS = "cxloop_held_rows"
+# Up to this many rows of a table go as one multi-row INSERT in psycopg's pipeline; more go by
+# COPY, which is cheaper per row but cannot share a round trip with anything.
+PIPELINED_ROWS = 64
 
 
 def _placeholders(dialect: Dialect, names: tuple[str, ...]) -> tuple[str, bool]:
@@ -74,6 +85,9 @@ class _DriverInsert:
         # Columns of one type side by side: a value repeated among them is converted once.
         self.converters = tuple(sorted(converters, key=lambda c: c[1].__qualname__))
         self.copy_sql: str | None = None
+        self._head = f"INSERT INTO {table_name} ({columns}) VALUES "
+        self._row_placeholders = "(" + ", ".join("%s" for _ in names) + ")"
+        self._multi_row_sql: dict[int, str] = {}
         if dialect.driver == "psycopg":
             self.copy_sql = f"COPY {table_name} ({columns}) FROM STDIN"
 
@@ -85,24 +99,24 @@ class _DriverInsert:
                 converted = [dict(zip(self.names, v, strict=True)) for v in converted]
             connection.exec_driver_sql(self.sql, converted)
             return
-        dbapi = self.dialect.loaded_dbapi
-        try:
-            with connection.connection.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
-                for values in converted:
-                    copy.write_row(values)
-        except dbapi.Error as exc:
-            # What SQLAlchemy does with a statement's error: a lost connection leaves the pool.
-            lost = self.dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
-            if lost:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(
-                self.copy_sql,
-                None,
-                exc,
-                dbapi.Error,
-                connection_invalidated=lost,
-                dialect=self.dialect,
-            ) from exc
+        with (
+            driver_errors(connection, self.copy_sql),
+            connection.connection.cursor() as cursor,
+            cursor.copy(self.copy_sql) as copy,
+        ):
+            for values in converted:
+                copy.write_row(values)
+
+    def multi_row(self, rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+        """One INSERT of all the rows, in psycopg's terms: the statement and its parameters
+        (one statement per row count, which psycopg prepares once it recurs)."""
+        count = len(rows)
+        sql = self._multi_row_sql.get(count)
+        if sql is None:
+            sql = self._multi_row_sql[count] = self._head + ", ".join(
+                [self._row_placeholders] * count
+            )
+        return sql, [value for values in self.values(rows) for value in values]
 
     def values(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """Each row's values as the driver takes them, in the statement's order."""
@@ -124,10 +138,24 @@ class _DriverInsert:
         return converted
 
 
-def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """`connection.execute(table.insert(), rows)`, the rows handed to the driver directly (on a
-    session's connection: `db.uow.core_connection`). Every row has every column of the table."""
+@contextmanager
+def driver_errors(connection: Connection, statement: str) -> Iterator[None]:
+    """Raise the driver's errors inside the block as SQLAlchemy's, as a statement's would be;
+    a lost connection leaves the pool, as SQLAlchemy has it."""
     dialect = connection.dialect
+    dbapi = dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, dbapi.Error, connection_invalidated=lost, dialect=dialect
+        ) from exc
+
+
+def _driver_insert(dialect: Dialect, table: Table) -> _DriverInsert:
     prepared: dict[str, _DriverInsert] | None = getattr(dialect, _PREPARED_ATTRIBUTE, None)
     if prepared is None:
         prepared = {}
@@ -135,7 +163,50 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
     insert = prepared.get(table.name)
     if insert is None:
         insert = prepared[table.name] = _DriverInsert(dialect, table)
-    insert.execute(connection, rows)
+    return insert
+
+
+def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """`connection.execute(table.insert(), rows)`, the rows handed to the driver directly (on a
+    session's connection: `db.uow.core_connection`). Every row has every column of the table.
+    Inside `inserts_together` on this connection the rows wait for the end of its block."""
+    held: list[tuple[Table, list[dict[str, Any]]]] | None = connection.info.get(_HELD_ROWS)
+    if held is not None:
+        held.append((table, rows))
+        return
+    _driver_insert(connection.dialect, table).execute(connection, rows)
+
+
+@contextmanager
+def inserts_together(connection: Connection) -> Iterator[None]:
+    """Hold back the rows `insert_rows` gets on `connection` inside the block, and write them at
+    its end, in the order given (the block must not read them meanwhile). On PostgreSQL, when
+    every table's rows are few (`PIPELINED_ROWS`), they go as one multi-row INSERT a table, all
+    in one round trip (psycopg's pipeline mode): a COPY takes two round trips, and the intake's
+    writer waits on each. Otherwise each table's rows go as `insert_rows` sends them. Nothing is
+    written when the block raises."""
+    held: list[tuple[Table, list[dict[str, Any]]]] = []
+    connection.info[_HELD_ROWS] = held
+    try:
+        yield
+    finally:
+        connection.info.pop(_HELD_ROWS, None)
+    inserts = [(_driver_insert(connection.dialect, table), rows) for table, rows in held if rows]
+    if connection.dialect.driver != "psycopg" or any(
+        len(rows) > PIPELINED_ROWS for _, rows in inserts
+    ):
+        for insert, rows in inserts:
+            insert.execute(connection, rows)
+        return
+    statements = [insert.multi_row(rows) for insert, rows in inserts]
+    dbapi_connection = connection.connection.dbapi_connection
+    with (
+        driver_errors(connection, statements[0][0]),
+        dbapi_connection.pipeline(),
+        dbapi_connection.cursor() as cursor,
+    ):
+        for sql, parameters in statements:
+            cursor.execute(sql, parameters)
 
 
 def insert_response_rows(session: Session, rows: list[dict[str, Any]]) -> None:

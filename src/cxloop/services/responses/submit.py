@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from cxloop.db.base import utcnow
 from cxloop.db.models import Response
-from cxloop.db.response_rows import detached_response, insert_response_rows
-from cxloop.db.uow import Database
+from cxloop.db.response_rows import detached_response, insert_response_rows, inserts_together
+from cxloop.db.uow import Database, core_connection
 from cxloop.errors import CxloopError
 from cxloop.services import users
 from cxloop.services.access import Actor, SurveyAccess
@@ -80,8 +80,10 @@ def _submit_together(
         outcomes = _check_submissions(uow.session, submissions)
         rows = [outcome for outcome in outcomes if isinstance(outcome, dict)]
         if rows:
-            insert_response_rows(uow.session, rows)
-            uow.ledger.record_response_events(uow, rows, "created")
+            # The responses, their runs and task runs in one round trip on PostgreSQL.
+            with inserts_together(core_connection(uow.session)):
+                insert_response_rows(uow.session, rows)
+                uow.ledger.record_response_events(uow, rows, "created")
             uow.commit()
     return outcomes
 
