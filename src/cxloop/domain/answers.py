@@ -49,13 +49,13 @@ from cxloop.domain.conditions import evaluate, is_empty
 from cxloop.domain.document_paths import short_value
 from cxloop.domain.survey_content import (
     Choice,
+    ChoiceQuestion,
     DescriptiveQuestion,
     MatrixQuestion,
     MultipleChoiceQuestion,
-    NpsQuestion,
     Question,
-    RatingQuestion,
     ScalePoint,
+    ScaleQuestion,
     SingleChoiceQuestion,
     SurveyContent,
     TextEntryQuestion,
@@ -90,7 +90,7 @@ def text_key(qid: str, choice_id: str) -> str:
 
 def text_box_ids(question: Question) -> list[str]:
     """The ids of the question's choices (or matrix rows) that have a text box, in order."""
-    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+    if isinstance(question, ChoiceQuestion):
         return [c.id for c in question.choices if c.allow_text_entry]
     if isinstance(question, MatrixQuestion):
         return [r.id for r in question.rows if r.allow_text_entry]
@@ -213,7 +213,7 @@ def _resolver(by_qid: Mapping[str, Question], answers: Mapping[str, Any]) -> Cal
 def _recode(question: Question, value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(question, NpsQuestion | RatingQuestion):
+    if isinstance(question, ScaleQuestion):
         return value
     if isinstance(question, SingleChoiceQuestion):
         return _recodes(question.choice, value, many=False)
@@ -247,8 +247,8 @@ def clean_value(question: Question, value: Any) -> Any:
     """
     if is_empty(value):
         return None
-    if isinstance(question, NpsQuestion | RatingQuestion):
-        low, high = (0, 10) if isinstance(question, NpsQuestion) else _scale(question)
+    if isinstance(question, ScaleQuestion):
+        low, high = question.bounds
         valid = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
         return value if valid else None
     if isinstance(question, TextEntryQuestion):
@@ -272,10 +272,6 @@ def clean_value(question: Question, value: Any) -> Any:
                 rows[row_id] = chosen
         return rows or None
     return None
-
-
-def _scale(question: RatingQuestion) -> tuple[int, int]:
-    return question.scale_min, question.scale_max
 
 
 def _visibility(content: SurveyContent, answers: Mapping[str, Any]) -> dict[str, bool]:
@@ -458,8 +454,8 @@ def _question_test(question: Question) -> _QuestionTest:
 
 def _value_test(question: Question) -> Callable[[Any, bool], bool]:
     """Whether a non-empty answer is plainly valid for this question (True: certainly)."""
-    if isinstance(question, NpsQuestion | RatingQuestion):
-        low, high = (0, 10) if isinstance(question, NpsQuestion) else _scale(question)
+    if isinstance(question, ScaleQuestion):
+        low, high = question.bounds
         return lambda value, _: type(value) is int and low <= value <= high
     if isinstance(question, SingleChoiceQuestion):
         choice_ids = frozenset(c.id for c in question.choices)
@@ -597,10 +593,8 @@ class _Checker:
             if question.required:
                 self.add(qid, "required", "This question needs an answer.")
             return
-        if isinstance(question, NpsQuestion):
-            self._check_number(qid, value, 0, 10)
-        elif isinstance(question, RatingQuestion):
-            self._check_number(qid, value, question.scale_min, question.scale_max)
+        if isinstance(question, ScaleQuestion):
+            self._check_number(qid, value, *question.bounds)
         elif isinstance(question, SingleChoiceQuestion):
             self._check_single(question, value)
         elif isinstance(question, MultipleChoiceQuestion):

@@ -55,11 +55,10 @@ from urllib.parse import unquote
 
 from cxloop.domain.answers import clean_value, text_key, visible_answers
 from cxloop.domain.survey_content import (
+    ChoiceQuestion,
     MatrixQuestion,
-    MultipleChoiceQuestion,
-    NpsQuestion,
     Question,
-    RatingQuestion,
+    ScaleQuestion,
     SingleChoiceQuestion,
     SurveyContent,
     TextEntryQuestion,
@@ -436,7 +435,7 @@ def _question_value(
 ) -> Any:
     qid = question.qid
     arg = args[0] if args else None
-    if isinstance(question, NpsQuestion | RatingQuestion):
+    if isinstance(question, ScaleQuestion):
         if selector in ("SelectedChoices", "SelectedChoicesRecode", "ChoiceNumericEntryValue"):
             return value
         return None
@@ -446,7 +445,7 @@ def _question_value(
         if selector == "ChoiceNumericEntryValue" and question.validation == "number":
             return value
         return None
-    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+    if isinstance(question, ChoiceQuestion):
         if isinstance(question, SingleChoiceQuestion):
             selected = [value] if isinstance(value, str) else []
         else:
@@ -827,7 +826,7 @@ def _selector_problem(question: Question, selector: str, args: list[str]) -> str
     arg = args[0] if args else None
     if selector == "QuestionText":
         return None
-    if isinstance(question, NpsQuestion | RatingQuestion):
+    if isinstance(question, ScaleQuestion):
         if selector in ("SelectedChoices", "SelectedChoicesRecode", "ChoiceNumericEntryValue"):
             return None
     elif isinstance(question, TextEntryQuestion):
@@ -835,7 +834,7 @@ def _selector_problem(question: Question, selector: str, args: list[str]) -> str
             return None
         if selector == "ChoiceNumericEntryValue" and question.validation == "number":
             return None
-    elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+    elif isinstance(question, ChoiceQuestion):
         if selector == "ChoiceTextEntryValue":
             if arg is None:
                 if isinstance(question, SingleChoiceQuestion) and any(

@@ -51,13 +51,13 @@ from cxloop.domain.answers import AnswerProblem, text_key
 from cxloop.domain.document_paths import shorten
 from cxloop.domain.survey_content import (
     Choice,
+    ChoiceQuestion,
     DescriptiveQuestion,
     MatrixQuestion,
-    MultipleChoiceQuestion,
-    NpsQuestion,
     Question,
     RatingQuestion,
     ScalePoint,
+    ScaleQuestion,
     SingleChoiceQuestion,
     SurveyContent,
     TextEntryQuestion,
@@ -265,12 +265,12 @@ def _question_cells(question: Question) -> list[_Cell]:
         import_id = f"{qid}_{question.choice_id}"
         name = f"{tag}_{question.choice_id}" if tag else import_id
         cells.append(_Cell(Column(name, label, import_id), "number", qid, qid))
-    elif isinstance(question, NpsQuestion | RatingQuestion):
+    elif isinstance(question, ScaleQuestion):
         cells.append(_Cell(Column(tag or qid, label, qid), "number", qid, qid))
     elif isinstance(question, TextEntryQuestion):
         import_id = f"{qid}_TEXT"
         cells.append(_Cell(Column(tag or import_id, label, import_id), "text", qid, qid))
-    elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+    elif isinstance(question, ChoiceQuestion):
         kind = "choice" if isinstance(question, SingleChoiceQuestion) else "choices"
         options = _Options(question.choices)
         cells.append(_Cell(Column(tag or qid, label, qid), kind, qid, qid, options))

@@ -225,6 +225,11 @@ class NpsQuestion(_AnswerableBase):
 
     type: Literal["nps"]
 
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The lowest and the highest answer: 0 and 10."""
+        return 0, 10
+
 
 class RatingQuestion(_AnswerableBase):
     """A whole number on a scale from ``scale_min`` (0 or 1) to ``scale_max``."""
@@ -244,6 +249,11 @@ class RatingQuestion(_AnswerableBase):
     )
     # The slider's choice id in the reference product: its export column is QID<n>_<id>.
     choice_id: ChoiceId | None = None
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The lowest and the highest answer: `scale_min` and `scale_max`."""
+        return self.scale_min, self.scale_max
 
     @model_validator(mode="after")
     def _scale_is_a_range(self) -> RatingQuestion:
@@ -319,6 +329,9 @@ Question = Annotated[
     | DescriptiveQuestion,
     Field(discriminator="type"),
 ]
+# A question answered with a whole number from its `bounds`.
+ScaleQuestion = NpsQuestion | RatingQuestion
+# A question answered with one or more of its `choices`.
 ChoiceQuestion = SingleChoiceQuestion | MultipleChoiceQuestion
 QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 
@@ -969,7 +982,7 @@ def _repeats(keys: Sequence[str]) -> Iterator[tuple[int, int]]:
 def _item_problems(question: Question, where: str) -> list[ContentProblem]:
     problems: list[ContentProblem] = []
     groups: list[tuple[str, list[Any]]] = []
-    if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+    if isinstance(question, ChoiceQuestion):
         groups.append(("choices", question.choices))
     if isinstance(question, MatrixQuestion):
         groups += [("rows", question.rows), ("scale", question.scale)]
@@ -1055,7 +1068,7 @@ def _field_problem(
     if kind in ("row", "row_recode"):
         return f"{field.qid} is not a matrix and has no rows"
     if kind == "text":
-        if not isinstance(target, SingleChoiceQuestion | MultipleChoiceQuestion):
+        if not isinstance(target, ChoiceQuestion):
             return f"{field.qid} has no choices with a text box; use {field.qid} for its text"
         choice = target.choice(field.item or "")
         if choice is None or not choice.allow_text_entry:
@@ -1065,7 +1078,7 @@ def _field_problem(
         if isinstance(target, TextEntryQuestion):
             return f"{field.qid} is a text entry question and has no recode"
         return None
-    if isinstance(target, SingleChoiceQuestion | MultipleChoiceQuestion):
+    if isinstance(target, ChoiceQuestion):
         if condition.operator in ("is_empty", "is_not_empty"):
             return None
         return _ids_problem(condition, {c.id for c in target.choices}, field.qid, "choice")

@@ -88,10 +88,9 @@ from cxloop.domain.survey_content import (
     ANSWER_FIELD_PATTERN,
     RESPONSE_CHANNELS,
     AnswerPart,
+    ChoiceQuestion,
     DescriptiveQuestion,
     MatrixQuestion,
-    MultipleChoiceQuestion,
-    SingleChoiceQuestion,
     SurveyContent,
     TextEntryQuestion,
     answer_part,
@@ -885,7 +884,7 @@ def _question_field_problem(
         return f"{qid} does not exist in this survey"
     if isinstance(question, DescriptiveQuestion):
         return f"{qid} is descriptive text and has no answer"
-    is_choice = isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion)
+    is_choice = isinstance(question, ChoiceQuestion)
     if isinstance(question, MatrixQuestion):
         if field.part == "text" and field.item:
             row = question.row(field.item)

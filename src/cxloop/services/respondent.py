@@ -38,10 +38,9 @@ from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.signed_links import is_signed
 from cxloop.domain.survey_content import (
     MAX_TEXT,
+    ChoiceQuestion,
     FlowRandomizer,
     MatrixQuestion,
-    MultipleChoiceQuestion,
-    SingleChoiceQuestion,
     SurveyContent,
     flow_fields,
     settable_embedded_data,
@@ -437,7 +436,7 @@ def page_keys(content: SurveyContent, page: int) -> set[str]:
     keys: set[str] = set()
     for question in content.questions_on_page(page):
         keys.add(question.qid)
-        if isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+        if isinstance(question, ChoiceQuestion):
             keys.update(text_key(question.qid, c.id) for c in question.choices)
         elif isinstance(question, MatrixQuestion):
             keys.update(text_key(question.qid, r.id) for r in question.rows)

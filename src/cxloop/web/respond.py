@@ -31,12 +31,14 @@ from cxloop.domain.conditions import Condition, compare
 from cxloop.domain.piped_text import PipedTextContext, render
 from cxloop.domain.rich_text import looks_like_html, rich_html, text_to_html
 from cxloop.domain.survey_content import (
+    ChoiceQuestion,
     DescriptiveQuestion,
     MatrixQuestion,
     MultipleChoiceQuestion,
     NpsQuestion,
     Question,
     RatingQuestion,
+    ScaleQuestion,
     SingleChoiceQuestion,
     SurveyContent,
     TextEntryQuestion,
@@ -237,7 +239,7 @@ class _FormAnswers:
 
     def _value(self, question: Question) -> Any:
         qid = question.qid
-        if isinstance(question, NpsQuestion | RatingQuestion):
+        if isinstance(question, ScaleQuestion):
             value = self._one(qid)
             text = value.strip() if isinstance(value, str) else ""
             return int(text) if text.isdecimal() and len(text) <= 6 else value
@@ -417,10 +419,8 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
         required=getattr(question, "required", False),
         error=error,
     )
-    if isinstance(question, NpsQuestion | RatingQuestion):
-        low, high = (0, 10) if isinstance(question, NpsQuestion) else (
-            question.scale_min, question.scale_max,
-        )  # fmt: skip
+    if isinstance(question, ScaleQuestion):
+        low, high = question.bounds
         view.options = [_Option(str(n), str(n), value == n) for n in range(low, high + 1)]
         if isinstance(question, NpsQuestion):
             view.low_label, view.high_label = "Not at all likely", "Extremely likely"
@@ -450,7 +450,7 @@ def _view(question: Question, answers: Mapping[str, Any], pipe: Any, error: str 
                 "labels": [pipe(label) for label in question.labels]
                 or [label for label in (view.low_label, view.high_label) if label],
             }
-    elif isinstance(question, SingleChoiceQuestion | MultipleChoiceQuestion):
+    elif isinstance(question, ChoiceQuestion):
         selected = value if isinstance(value, list) else [value]
         view.multiple = isinstance(question, MultipleChoiceQuestion)
         view.layout = question.layout

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from cxloop.services import distributions
-from cxloop.web.api.schemas import PageOut, Reply, reply_model
+from cxloop.web.api.schemas import PageOut, reply_model
 from cxloop.web.deps import ApiActor, Db
 
 router = APIRouter(prefix="/api/v1", tags=["distributions"])
@@ -17,19 +16,10 @@ router = APIRouter(prefix="/api/v1", tags=["distributions"])
 InvitationOut = reply_model("InvitationOut", distributions.InvitationView, __name__)
 
 
-class DistributionOut(Reply):
-    id: str
-    survey_id: str
-    directory_id: str
-    mailing_list_id: str | None
-    task_run_id: str | None
-    subject: str
-    from_name: str
-    from_address: str
-    reply_to: str
-    link_expiry_days: int | None
-    created_at: datetime
-    invitation_counts: dict[str, int]
+# A list shows each distribution without its body and invitations (DistributionDetail has them).
+DistributionOut = reply_model(
+    "DistributionOut", distributions.DistributionView, __name__, omit=("body", "invitations")
+)
 
 
 class DistributionDetail(DistributionOut):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, get_type_hints
 
@@ -48,12 +49,18 @@ class Reply(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-def reply_model(name: str, view: type[Any], module: str) -> type[Reply]:
+def reply_model(
+    name: str, view: type[Any], module: str, *, omit: Collection[str] = ()
+) -> type[Reply]:
     """A reply named `name` (declared in `module`, as OpenAPI names it) that carries exactly the
     fields of a service's dataclass `view`, in its order and with its types, every one required:
-    for a reply that is the view as it stands, so the two cannot drift apart."""
+    for a reply that is the view as it stands, so the two cannot drift apart. `omit` names the
+    view's fields the reply leaves out (a list's items, without what only the detail shows)."""
     types = get_type_hints(view)
-    fields: dict[str, Any] = {f.name: (types[f.name], ...) for f in dataclasses.fields(view)}
+    names = [f.name for f in dataclasses.fields(view)]
+    if unknown := set(omit) - set(names):
+        raise TypeError(f"{view.__name__} has no field {', '.join(sorted(unknown))}")
+    fields: dict[str, Any] = {n: (types[n], ...) for n in names if n not in omit}
     return create_model(name, __base__=Reply, __module__=module, **fields)
 
 
