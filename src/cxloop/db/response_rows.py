@@ -86,7 +86,6 @@ class _DriverInsert:
         self.converters = tuple(sorted(converters, key=lambda c: c[1].__qualname__))
         self.copy_sql: str | None = None
         self._head = f"INSERT INTO {table_name} ({columns}) VALUES "
-        self._row_placeholders = "(" + ", ".join("%s" for _ in names) + ")"
         self._multi_row_sql: dict[int, str] = {}
         if dialect.driver == "psycopg":
             self.copy_sql = f"COPY {table_name} ({columns}) FROM STDIN"
@@ -108,13 +107,17 @@ class _DriverInsert:
                 copy.write_row(values)
 
     def multi_row(self, rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
-        """One INSERT of all the rows, in psycopg's terms: the statement and its parameters
-        (one statement per row count, which psycopg prepares once it recurs)."""
+        """One INSERT of all the rows with PostgreSQL's own placeholders (`$1`, for psycopg's
+        RawCursor): the statement and its parameters. One statement per row count, which
+        psycopg prepares once it recurs; with `%s` psycopg would parse every statement of more
+        than 50 parameters anew, at every execution."""
         count = len(rows)
         sql = self._multi_row_sql.get(count)
         if sql is None:
+            width = len(self.names)
             sql = self._multi_row_sql[count] = self._head + ", ".join(
-                [self._row_placeholders] * count
+                "(" + ", ".join(f"${row * width + n}" for n in range(1, width + 1)) + ")"
+                for row in range(count)
             )
         return sql, [value for values in self.values(rows) for value in values]
 
@@ -200,10 +203,11 @@ def inserts_together(connection: Connection) -> Iterator[None]:
         return
     statements = [insert.multi_row(rows) for insert, rows in inserts]
     dbapi_connection = connection.connection.dbapi_connection
+    raw_cursor = connection.dialect.loaded_dbapi.RawCursor
     with (
         driver_errors(connection, statements[0][0]),
         dbapi_connection.pipeline(),
-        dbapi_connection.cursor() as cursor,
+        raw_cursor(dbapi_connection) as cursor,
     ):
         for sql, parameters in statements:
             cursor.execute(sql, parameters)
