@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -290,6 +290,46 @@ def shared_ui_languages() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(i18n, "UiLanguages", languages)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_type_adapters() -> Iterator[None]:
+    """Every app a test process builds shares the pydantic validators of its parameters and
+    bodies. FastAPI makes a TypeAdapter (a core schema built, then compiled) for each parameter,
+    body and response model of each route an app serves, on the app's first requests; a test
+    builds its own app, and this was about 40% of the CPU of the API tests. A TypeAdapter
+    holds nothing of its app: only the type, its constraints and its field's settings, which
+    are the cache's key, so two apps with the same route get equal validators either way.
+    Only FastAPI's `Annotated[type, *constraints, Field(...)]` form is shared; anything whose
+    parts cannot be compared by value builds its own, as before."""
+    from fastapi._compat import v2
+
+    real = v2.TypeAdapter
+    built: dict[tuple[Any, ...], Any] = {}
+
+    def type_adapter(type_: Any, *args: Any, **kwargs: Any) -> Any:
+        if get_origin(type_) is not Annotated:
+            return real(type_, *args, **kwargs)
+        annotation, *constraints, field = get_args(type_)
+        # The field's settings by their repr: a FieldInfo compares by identity.
+        key = (
+            annotation,
+            tuple(constraints),
+            repr(field),
+            repr(args),
+            repr(sorted(kwargs.items())),
+        )
+        try:
+            found = built.get(key)
+        except TypeError:  # a part that cannot be hashed: not shared
+            return real(type_, *args, **kwargs)
+        if found is None:
+            found = built[key] = real(type_, *args, **kwargs)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(v2, "TypeAdapter", type_adapter)
         yield
 
 
