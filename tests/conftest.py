@@ -333,6 +333,54 @@ def shared_type_adapters() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_endpoint_signatures() -> Iterator[None]:
+    """FastAPI reads each endpoint's and dependency's typed signature again for every app that
+    serves it (~5% of the CPU of the API tests, each test building its own app). A signature
+    is the function's own, the same for every app: read once per function."""
+    from fastapi.dependencies import utils
+
+    real = utils.get_typed_signature
+    read: dict[Any, Any] = {}
+
+    def get_typed_signature(call: Any) -> Any:
+        try:
+            found = read.get(call)
+        except TypeError:  # an unhashable callable object: read every time, as before
+            return real(call)
+        if found is None:
+            found = read[call] = real(call)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(utils, "get_typed_signature", get_typed_signature)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_default_ssl_context() -> Iterator[None]:
+    """Every httpx client a test process makes with the default TLS settings (verify=True, no
+    client certificate) shares one SSL context. Making one loads certifi's CA bundle (~20 ms of
+    CPU), and the app makes clients per container and per sign-in (the OAuth identity call),
+    the tests per emulator call: ~8% of the CPU of the tests that link a connection. Clients
+    given a context or a CA file of their own (the TLS emulator) keep theirs."""
+    from httpx._transports import default
+
+    real = default.create_ssl_context
+    shared: list[Any] = []
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None or not trust_env:
+            return real(verify=verify, cert=cert, trust_env=trust_env)
+        if not shared:
+            shared.append(real(verify=verify, cert=cert, trust_env=trust_env))
+        return shared[0]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(default, "create_ssl_context", create_ssl_context)
+        yield
+
+
 def make_settings(
     tmp_path: Path, database_url: str, queue_url: str, **overrides: object
 ) -> Settings:
