@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -296,40 +296,36 @@ def shared_ui_languages() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def shared_type_adapters() -> Iterator[None]:
     """Every app a test process builds shares the pydantic validators of its parameters and
-    bodies. FastAPI makes a TypeAdapter (a core schema built, then compiled) for each parameter,
-    body and response model of each route an app serves, on the app's first requests; a test
-    builds its own app, and this was about 40% of the CPU of the API tests. A TypeAdapter
-    holds nothing of its app: only the type, its constraints and its field's settings, which
-    are the cache's key, so two apps with the same route get equal validators either way.
-    Only FastAPI's `Annotated[type, *constraints, Field(...)]` form is shared; anything whose
-    parts cannot be compared by value builds its own, as before."""
+    bodies. FastAPI makes a ModelField, with a TypeAdapter (a core schema built, then compiled),
+    for each parameter, body and response model of each route an app serves, on the app's
+    first requests; a test builds its own app, and this was about 40% of the CPU of the API
+    tests. A TypeAdapter holds nothing of its app: only what its FieldInfo says (type,
+    constraints, settings) and the model config, which are the cache's key, so two apps with
+    the same route get equal validators either way. Each ModelField is still the app's own;
+    a FieldInfo whose parts cannot be hashed gets a TypeAdapter of its own, as before."""
     from fastapi._compat import v2
 
-    real = v2.TypeAdapter
+    real = v2.ModelField.__post_init__
     built: dict[tuple[Any, ...], Any] = {}
 
-    def type_adapter(type_: Any, *args: Any, **kwargs: Any) -> Any:
-        if get_origin(type_) is not Annotated:
-            return real(type_, *args, **kwargs)
-        annotation, *constraints, field = get_args(type_)
-        # The field's settings by their repr: a FieldInfo compares by identity.
-        key = (
-            annotation,
-            tuple(constraints),
-            repr(field),
-            repr(args),
-            repr(sorted(kwargs.items())),
-        )
+    def post_init(field: Any) -> None:
+        info = field.field_info
+        # The settings by their repr (type, constraints and every attribute set): a FieldInfo
+        # compares by identity.
+        key = (type(info), info.annotation, tuple(info.metadata), repr(info), repr(field.config))
         try:
             found = built.get(key)
         except TypeError:  # a part that cannot be hashed: not shared
-            return real(type_, *args, **kwargs)
+            real(field)
+            return
         if found is None:
-            found = built[key] = real(type_, *args, **kwargs)
-        return found
+            real(field)
+            built[key] = field._type_adapter
+        else:
+            field._type_adapter = found
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(v2, "TypeAdapter", type_adapter)
+        patch.setattr(v2.ModelField, "__post_init__", post_init)
         yield
 
 
