@@ -8,6 +8,11 @@ The same holds for the reference samples of ../shared/reference (`reference_samp
 Under pytest-xdist (`make test` runs one worker per core) each worker has a PostgreSQL database
 and a Redis db of its own (`worker_resources`); everything else a test uses is in its tmp_path or
 on a free port.
+
+Each test builds its own container and app. What an app builds that holds nothing of the app or
+its container is built once per test process instead (the `shared_*` fixtures: the UI's
+languages, FastAPI's validators and endpoint signatures, the default SSL context): rebuilt per
+test it was a third to a half of the CPU of the API and page tests.
 """
 
 from __future__ import annotations
