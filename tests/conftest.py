@@ -8,6 +8,11 @@ The same holds for the reference samples of ../shared/reference (`reference_samp
 Under pytest-xdist (`make test` runs one worker per core) each worker has a PostgreSQL database
 and a Redis db of its own (`worker_resources`); everything else a test uses is in its tmp_path or
 on a free port.
+
+Each test builds its own container and app. What an app builds that holds nothing of the app or
+its container is built once per test process instead (the `shared_*` fixtures: the UI's
+languages, FastAPI's validators and endpoint signatures, the default SSL context): rebuilt per
+test it was a third to a half of the CPU of the API and page tests.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from cxloop.db.engine import create_database_engine
 from cxloop.services import users
 from cxloop.settings import Settings
 from cxloop.web.app import create_app
+from cxloop.web.ui import i18n
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CXLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -271,6 +277,109 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 # --- the app
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_ui_languages() -> Iterator[None]:
+    """Every app a test process builds gets the same `UiLanguages` (the admin UI's catalogues
+    and Jinja environments). The app builds its own at start: parsing the five .po files and
+    compiling each page's templates again cost ~35 ms of CPU an app plus ~12 ms a template,
+    about a fifth of the CPU of the UI page tests, for objects that hold nothing of an app or a
+    container (the languages' texts and templates, read from the package). Only the argument-free
+    construction `ui.install` makes is shared; `UiLanguages(some_dir, ...)` builds its own."""
+    real = i18n.UiLanguages
+    shared = real()
+
+    def languages(*args: Any, **kwargs: Any) -> i18n.UiLanguages:
+        return shared if not args and not kwargs else real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(i18n, "UiLanguages", languages)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_type_adapters() -> Iterator[None]:
+    """Every app a test process builds shares the pydantic validators of its parameters and
+    bodies. FastAPI makes a ModelField, with a TypeAdapter (a core schema built, then compiled),
+    for each parameter, body and response model of each route an app serves, on the app's
+    first requests; a test builds its own app, and this was about 40% of the CPU of the API
+    tests. A TypeAdapter holds nothing of its app: only what its FieldInfo says (type,
+    constraints, settings) and the model config, which are the cache's key, so two apps with
+    the same route get equal validators either way. Each ModelField is still the app's own;
+    a FieldInfo whose parts cannot be hashed gets a TypeAdapter of its own, as before."""
+    from fastapi._compat import v2
+
+    real = v2.ModelField.__post_init__
+    built: dict[tuple[Any, ...], Any] = {}
+
+    def post_init(field: Any) -> None:
+        info = field.field_info
+        # The settings by their repr (type, constraints and every attribute set): a FieldInfo
+        # compares by identity.
+        key = (type(info), info.annotation, tuple(info.metadata), repr(info), repr(field.config))
+        try:
+            found = built.get(key)
+        except TypeError:  # a part that cannot be hashed: not shared
+            real(field)
+            return
+        if found is None:
+            real(field)
+            built[key] = field._type_adapter
+        else:
+            field._type_adapter = found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(v2.ModelField, "__post_init__", post_init)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_endpoint_signatures() -> Iterator[None]:
+    """FastAPI reads each endpoint's and dependency's typed signature again for every app that
+    serves it (~5% of the CPU of the API tests, each test building its own app). A signature
+    is the function's own, the same for every app: read once per function."""
+    from fastapi.dependencies import utils
+
+    real = utils.get_typed_signature
+    read: dict[Any, Any] = {}
+
+    def get_typed_signature(call: Any) -> Any:
+        try:
+            found = read.get(call)
+        except TypeError:  # an unhashable callable object: read every time, as before
+            return real(call)
+        if found is None:
+            found = read[call] = real(call)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(utils, "get_typed_signature", get_typed_signature)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_default_ssl_context() -> Iterator[None]:
+    """Every httpx client a test process makes with the default TLS settings (verify=True, no
+    client certificate) shares one SSL context. Making one loads certifi's CA bundle (~20 ms of
+    CPU), and the app makes clients per container and per sign-in (the OAuth identity call),
+    the tests per emulator call: ~8% of the CPU of the tests that link a connection. Clients
+    given a context or a CA file of their own (the TLS emulator) keep theirs."""
+    from httpx._transports import default
+
+    real = default.create_ssl_context
+    shared: list[Any] = []
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None or not trust_env:
+            return real(verify=verify, cert=cert, trust_env=trust_env)
+        if not shared:
+            shared.append(real(verify=verify, cert=cert, trust_env=trust_env))
+        return shared[0]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(default, "create_ssl_context", create_ssl_context)
+        yield
 
 
 def make_settings(
