@@ -1,9 +1,11 @@
 """Submitting responses whole (the API's POST): one at a time, or together (group commit).
 
-Every accepted response runs the response-event hooks inside its transaction, before the
-commit. A submission gives back the response's row as stored (`StoredRow`), not an ORM
-object: the API answers with its document (`response_document` reads either), and making a
-`Response` for every row only to return it cost about a fifth of the writer's CPU.
+The ledger matches every accepted response to its workflows inside the transaction that stores
+it, before the commit; a group's response rows are written after the matching, together with
+the runs it starts (`response_rows.inserts_together`: one round trip on PostgreSQL).
+A submission gives back the response's row as stored (`StoredRow`), not an ORM object: the API
+answers with its document (`response_document` reads either), and making a `Response` for
+every row only to return it cost about a fifth of the writer's CPU.
 """
 
 from __future__ import annotations
