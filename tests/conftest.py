@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -179,6 +180,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --- PostgreSQL: one fresh database per test process, migrated once, emptied between tests
 
 
+# Who made a test database: the run's process on this machine (its comment in PostgreSQL).
+_OWNER = f"cxloop-test pid={os.getpid()} host={socket.gethostname()}"
+
+
+def made_by_a_live_run(owner: str | None) -> bool:
+    """Whether the test process that made a database (its comment, `_OWNER`) is still running
+    on this machine; a database of an older run has no comment."""
+    found = re.fullmatch(r"cxloop-test pid=(\d+) host=(.+)", owner or "")
+    if found is None or found.group(2) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
 def postgres_session_url(worker_resources: WorkerResources) -> Iterator[str]:
     name = worker_resources.postgres_database
@@ -188,11 +208,17 @@ def postgres_session_url(worker_resources: WorkerResources) -> Iterator[str]:
         )
         with admin.connect() as connection:
             # This worker's databases of earlier runs of this checkout that were killed before
-            # they dropped theirs go first, with their connections (a process such a run left).
-            for (stale,) in connection.execute(text("SELECT datname FROM pg_database")):
-                if stale.startswith(worker_resources.postgres_prefix):
+            # they dropped theirs go first, with their connections (a process such a run left);
+            # not those of a run still going (a second pytest started in the same checkout).
+            listed = connection.execute(
+                text("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database")
+            )
+            for stale, owner in listed:
+                ours = stale.startswith(worker_resources.postgres_prefix)
+                if ours and not made_by_a_live_run(owner):
                     connection.execute(text(f'DROP DATABASE "{stale}" WITH (FORCE)'))
             connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f"COMMENT ON DATABASE \"{name}\" IS '{_OWNER}'"))
     except Exception as exc:
         unavailable("PostgreSQL", f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name

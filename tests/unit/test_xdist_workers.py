@@ -3,11 +3,14 @@ and a Redis db of its own, or two workers empty each other's tables and queues m
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import WorkerResources, worker_resources_for
+from tests.conftest import WorkerResources, made_by_a_live_run, worker_resources_for
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/7"
@@ -69,3 +72,15 @@ def test_a_long_checkout_name_still_makes_a_postgresql_identifier() -> None:
     name = resources("gw11", Path("/srv/" + "A very long checkout-name " * 5)).postgres_database
     assert len(name) <= 63
     assert name.replace("_", "").isalnum() and name == name.lower()
+
+
+def test_a_database_is_stale_only_when_the_run_that_made_it_is_gone() -> None:
+    """A second pytest in the same checkout finds the first's databases by the same prefix: it
+    drops them only when the process that made them (their comment) no longer runs here."""
+    here = socket.gethostname()
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # reaped: its pid runs nothing now
+    assert made_by_a_live_run(f"cxloop-test pid={os.getpid()} host={here}")
+    assert not made_by_a_live_run(f"cxloop-test pid={ended.pid} host={here}")
+    assert not made_by_a_live_run(f"cxloop-test pid={os.getpid()} host=another-machine")
+    assert not made_by_a_live_run(None)  # an older run's: made before databases had comments
