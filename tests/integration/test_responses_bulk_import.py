@@ -92,7 +92,10 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
         response_rows.insert_response_rows(
             uow.session, [row | {"id": "R_driver000000003"}, row | {"id": "R_driver000000001"}]
         )
-    # Held rows are written at the block's end, and not at all when the block raises.
+    # Held rows are written at the block's end, and not at all when the block raises; a block
+    # that held nothing writes nothing.
+    with container.db.uow() as uow, response_rows.inserts_together(core_connection(uow.session)):
+        response_rows.insert_response_rows(uow.session, [])
     with container.db.uow() as uow:
         with suppress(RuntimeError), response_rows.inserts_together(core_connection(uow.session)):
             response_rows.insert_response_rows(uow.session, [row | {"id": "R_driver000000004"}])

@@ -195,6 +195,8 @@ def inserts_together(connection: Connection) -> Iterator[None]:
     finally:
         connection.info.pop(_HELD_ROWS, None)
     inserts = [(_driver_insert(connection.dialect, table), rows) for table, rows in held if rows]
+    if not inserts:
+        return
     if connection.dialect.driver != "psycopg" or any(
         len(rows) > PIPELINED_ROWS for _, rows in inserts
     ):
