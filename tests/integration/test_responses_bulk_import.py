@@ -93,9 +93,17 @@ def test_rows_converted_for_the_driver_are_stored_as_sqlalchemy_stores_them(
             uow.session, [row | {"id": "R_driver000000003"}, row | {"id": "R_driver000000001"}]
         )
     # Held rows are written at the block's end, and not at all when the block raises; a block
-    # that held nothing writes nothing.
+    # that held nothing writes nothing; a block inside another holds its rows for the outer one.
     with container.db.uow() as uow, response_rows.inserts_together(core_connection(uow.session)):
         response_rows.insert_response_rows(uow.session, [])
+    with container.db.uow() as uow:
+        with response_rows.inserts_together(core_connection(uow.session)):
+            with response_rows.inserts_together(core_connection(uow.session)):
+                response_rows.insert_response_rows(uow.session, [row | {"id": "R_driver000000005"}])
+            assert uow.session.get(Response, "R_driver000000005") is None  # still held
+        uow.commit()
+    with container.db.reader() as uow:
+        assert uow.session.get(Response, "R_driver000000005") is not None
     with container.db.uow() as uow:
         with suppress(RuntimeError), response_rows.inserts_together(core_connection(uow.session)):
             response_rows.insert_response_rows(uow.session, [row | {"id": "R_driver000000004"}])

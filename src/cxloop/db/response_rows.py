@@ -187,7 +187,10 @@ def inserts_together(connection: Connection) -> Iterator[None]:
     every table's rows are few (`PIPELINED_ROWS`), they go as one multi-row INSERT a table, all
     in one round trip (psycopg's pipeline mode): a COPY takes two round trips, and the intake's
     writer waits on each. Otherwise each table's rows go as `insert_rows` sends them. Nothing is
-    written when the block raises."""
+    written when the block raises. A block inside another's holds its rows for the outer one."""
+    if _HELD_ROWS in connection.info:
+        yield
+        return
     held: list[tuple[Table, list[dict[str, Any]]]] = []
     connection.info[_HELD_ROWS] = held
     try:
