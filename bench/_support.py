@@ -119,21 +119,22 @@ def cpu_seconds(pid: int, *, children: bool = True) -> float:
     """User + system CPU time so far of a process, and of its children (`serve --processes
     N`) unless `children` is false; Linux /proc, 0 where there is none."""
     if not children:
-        return _cpu_of(Path(f"/proc/{pid}/stat"))[0]
+        return (stat_cpu(Path(f"/proc/{pid}/stat")) or (0.0, ""))[0]
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        seconds, parent = _cpu_of(stat)
+        seconds, parent = stat_cpu(stat) or (0.0, "")
         if stat.parent.name == str(pid) or parent == str(pid):
             total += seconds
     return total
 
 
-def _cpu_of(stat: Path) -> tuple[float, str]:
-    """(CPU seconds, parent pid) of one /proc/PID/stat; (0, "") if it cannot be read."""
+def stat_cpu(stat: Path) -> tuple[float, str] | None:
+    """(CPU seconds, parent pid) of one /proc/PID/stat; None if it cannot be read (the process
+    ended meanwhile)."""
     try:
         fields = stat.read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0, ""
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), fields[1]
 
 

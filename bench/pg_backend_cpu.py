@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from _support import stat_cpu
+
 
 def backend_cpu_seconds(database: str) -> dict[int, float]:
     """CPU seconds (user + system) of each live PostgreSQL backend of `database`."""
-    tick = os.sysconf("SC_CLK_TCK")
     marker = f" {database} ".encode()
     found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
@@ -35,12 +35,13 @@ def backend_cpu_seconds(database: str) -> dict[int, float]:
             continue
         try:
             title = (entry / "cmdline").read_bytes()
-            if not title.startswith(b"postgres: ") or marker not in title:
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended while it was read
             continue
-        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+        if not title.startswith(b"postgres: ") or marker not in title:
+            continue
+        cpu = stat_cpu(entry / "stat")
+        if cpu is not None:  # None: it ended meanwhile, and keeps what was seen of it last
+            found[int(entry.name)] = cpu[0]
     return found
 
 
