@@ -195,7 +195,7 @@ def made_by_a_live_run(owner: str | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process: alive all the same
     return True
 
 
