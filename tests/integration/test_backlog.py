@@ -106,11 +106,11 @@ def test_a_failed_batch_brings_its_retries_back_with_two_messages_per_key() -> N
     now = utcnow()
     retries = [(KEY, now + timedelta(seconds=s)) for s in (1.5, 1.1, 1.9, 1.2)]
     retries += [(OTHER_KEY, now + timedelta(seconds=3))] * 3
-    assert worker.retry_messages(retries) == {
+    assert claims.Settled(retries=retries).retry_messages() == {
         KEY: [now + timedelta(seconds=1.1), now + timedelta(seconds=1.9)],
         OTHER_KEY: [now + timedelta(seconds=3)],
     }
-    assert worker.retry_messages([]) == {}
+    assert claims.Settled().retry_messages() == {}
 
 
 # --- the sweeper resumes paused work without loading it

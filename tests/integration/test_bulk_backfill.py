@@ -307,6 +307,33 @@ def test_passing_record_errors_in_a_job_are_retried(
     assert len(records(emulator)) == 2001
 
 
+def test_a_jobs_failed_rows_are_brought_back_at_their_earliest_and_latest_retry(
+    fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
+) -> None:
+    # Bug: the job's check scheduled one message per key at the retry time of whichever row
+    # came last, so rows due earlier waited for that one, or for the sweeper.
+    backfill(2001)
+    emulator.control.post(
+        "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": 5}
+    ).raise_for_status()
+    (key,) = claims.overdue_keys(fast.db, grace_s=0)
+    worker.process(fast, key)  # created, uploaded, closed; its check is scheduled
+    (job,) = jobs(fast)
+    deadline = time.monotonic() + 60
+    while job.settled_at is None:
+        assert time.monotonic() < deadline, "the job's results were never recorded"
+        worker.process(fast, bulk_jobs.check_key(job.id))
+        (job,) = jobs(fast)
+    due = sorted(t.next_attempt_at for t in task_run_rows(fast) if t.status == "waiting_retry")
+    assert len(due) == 5
+    # With no consumer running, the messages wait in the queue with their time.
+    etas = sorted(t.eta for t in fast.huey.pending() if t.args == (key,) and t.eta is not None)
+    assert len(etas) == 2
+    for eta, at in zip(etas, (due[0], due[-1]), strict=True):
+        # Huey keeps a naive UTC time worked out from a delay: the same moment, give or take.
+        assert abs(eta.replace(tzinfo=at.tzinfo) - at) < timedelta(seconds=2)
+
+
 def test_a_refused_job_leaves_the_backlog_to_collections_calls(
     fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:

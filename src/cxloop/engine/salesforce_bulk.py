@@ -540,10 +540,11 @@ def _record(
     for chunk in in_chunks(outcomes, RECORD_CHUNK):
         settled = claims.record_outcomes(container.db, chunk, started_at=started_at, worker=worker)
         container.ledger.dispatch(settled.ready_keys)
-        for key, at in {k: a for k, a in settled.retries}.items():
-            container.tasks.dispatch.schedule(
-                args=(key,), delay=max((at - utcnow()).total_seconds(), 0.0)
-            )
+        for key, times in settled.retry_messages().items():
+            for at in times:
+                container.tasks.dispatch.schedule(
+                    args=(key,), delay=max((at - utcnow()).total_seconds(), 0.0)
+                )
 
 
 def _schedule_check(container: EngineParts, job_id: str, delay_s: float) -> None:

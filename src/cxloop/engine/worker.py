@@ -344,21 +344,9 @@ def _record(
         connection_health=container.engine_state.connection_health,
     )
     container.ledger.dispatch(settled.ready_keys)
-    for key, times in retry_messages(settled.retries).items():
+    for key, times in settled.retry_messages().items():
         for at in times:
             schedule(container, key, at)
-
-
-def retry_messages(retries: list[tuple[str, datetime]]) -> dict[str, list[datetime]]:
-    """The messages that bring a batch's retries back: per key, one at the earliest retry and
-    one at the latest, not one per row (a batch of 200 failed rows would otherwise put 200
-    messages on the queue, and a backlog a million). The first message claims the rows ready
-    by then; the last one every row left, each at most the jitter of its backoff late."""
-    span: dict[str, list[datetime]] = {}
-    for key, at in retries:
-        times = span.setdefault(key, [at, at])
-        times[0], times[1] = min(times[0], at), max(times[1], at)
-    return {key: sorted(set(times)) for key, times in span.items()}
 
 
 def come_back_when_held(container: EngineParts, batch_key: str, until: datetime) -> None:

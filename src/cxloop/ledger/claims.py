@@ -276,6 +276,18 @@ class Settled:
     ready_keys: list[str] = field(default_factory=list)
     retries: list[tuple[str, datetime]] = field(default_factory=list)
 
+    def retry_messages(self) -> dict[str, list[datetime]]:
+        """The messages that bring the retries back: per key, one at the earliest retry and
+        one at the latest, not one per row (a batch of 200 failed rows would otherwise put 200
+        messages on the queue, and a backlog a million). The first message claims the rows
+        ready by then; the last one every row left, each at most the jitter of its backoff
+        late."""
+        span: dict[str, list[datetime]] = {}
+        for key, at in self.retries:
+            times = span.setdefault(key, [at, at])
+            times[0], times[1] = min(times[0], at), max(times[1], at)
+        return {key: sorted(set(times)) for key, times in span.items()}
+
 
 def record_outcomes(
     db: Database,
