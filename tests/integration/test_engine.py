@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from cxloop.bootstrap import Container
+from cxloop.db.base import utcnow
 from cxloop.db.run_models import Run, TaskRun
 from cxloop.db.workflow_models import Workflow, WorkflowRevision
 from cxloop.domain.workflow import parse_document
@@ -485,15 +487,27 @@ def test_the_request_limit_holds_back_only_that_org_then_work_resumes(
     ).raise_for_status()
     submit(linked, setup, 8)
     key = claims.overdue_keys(linked.db, grace_s=0)[0]
+    before = utcnow()
     worker.process(linked, key)
     (task_run,) = task_runs(linked)
     assert task_run.status == "waiting_retry" and "API limit" in task_run.status_reason
     with linked.db.reader() as uow:
         (throttle,) = uow.session.query(OrgThrottle).all()
     assert throttle.org_id == setup["connection"]["org_id"] and throttle.strikes == 1
-    assert claims.throttled_until(linked.db, throttle.org_id) is not None
+    # Held for limit_backoff_s from when the limit was met. (Asking throttled_until now would
+    # race the half second: under CI load it was over before the question.)
+    assert throttle.until >= before + timedelta(seconds=linked.settings.limit_backoff_s)
     drain(linked)
     assert task_runs(linked)[0].status == "succeeded"
+
+
+def test_an_org_is_held_back_until_its_hold_ends(container: Container) -> None:
+    org_id = "00D000000000001EAA"
+    assert claims.throttled_until(container.db, org_id) is None
+    until = claims.throttle_org(container.db, org_id, 60, "API limit", escalate=True)
+    assert claims.throttled_until(container.db, org_id) == until
+    claims.throttle_org(container.db, org_id, 0, "over", escalate=False)
+    assert claims.throttled_until(container.db, org_id) is None
 
 
 def test_an_org_near_its_daily_allocation_is_slowed_down(
