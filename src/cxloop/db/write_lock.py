@@ -4,7 +4,7 @@ SQLite has one writer at a time. A writer that finds the database locked waits i
 handler, which polls with sleeps that grow to 100 ms: under load, throughput collapses and
 latency climbs. Writers queue on this lock instead, and the kernel wakes the next one the moment
 the last one is done: a thread lock for the threads of a process, and an exclusive POSIX record
-lock (`lockf`) on `<database>-writer.lock` for the processes (`cxloop serve --workers N`,
+lock (`lockf`) on `<database>-writer.lock` for the processes (`cxloop serve --processes N`,
 `cxloop worker`, the CLI) that share the file.
 
 Each `Database` has a lock of its own (the container builds one Database). A POSIX record lock

@@ -1,8 +1,8 @@
 """Matching events to workflows: the facts of a response, whether a workflow starts, and why not.
 
 The matcher takes plain facts (a row as written, or a `Response`), never ORM state, so the
-writers of responses may insert rows any way they like. `start_decision` is the one rule of
-whether a response event starts a workflow; the matcher and the dry run both ask it.
+writers of responses may insert rows any way they like. `response_start_decision` is the one
+rule of whether a response event starts a workflow; the matcher and the dry run both ask it.
 """
 
 from __future__ import annotations
