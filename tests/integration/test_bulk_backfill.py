@@ -108,8 +108,15 @@ def jobs(container: Container) -> list[BulkJob]:
         return list(uow.session.scalars(select(BulkJob).order_by(BulkJob.created_at)))
 
 
+# The backfills here cross a threshold of 100, not the default 2,000: a job of 101 takes the
+# same path as one of 2,001 (a job is rendered and recorded 5,000 rows at a time), for a
+# twentieth of the rows to import, render, send and read back.
+THRESHOLD = 100
+
+
 @pytest.fixture
 def fast(linked: Container) -> Container:
+    linked.settings.bulk_threshold = THRESHOLD
     linked.settings.bulk_poll_s = 0.05
     linked.settings.bulk_poll_max_s = 0.2
     return linked
@@ -127,27 +134,28 @@ def backfill(fast: Container, setup: dict[str, Any]) -> Callable[..., None]:
     return make
 
 
-def test_a_backfill_of_2500_goes_through_one_bulk_job(
+def test_a_backfill_past_the_threshold_goes_through_one_bulk_job(
     fast: Container,
     setup: dict[str, Any],
     emulator: EmulatorServer,
     web: TestClient,
     owner: Person,
 ) -> None:
+    size = 2 * THRESHOLD + 50  # past the threshold, and more than one Collections call (200)
     add_workflow(fast, setup, imported_workflow())
-    import_responses(fast, setup, [f'comment, with "quotes"\nand a line {n}' for n in range(2500)])
+    import_responses(fast, setup, [f'comment, with "quotes"\nand a line {n}' for n in range(size)])
     emulator.control.delete("/api_usage")
     drain(fast)
     calls = api_calls(emulator)
     # describe, create, upload, close, a few looks at the job, successful results
     assert calls <= 10, calls
     (job,) = jobs(fast)
-    assert job.state == "JobComplete" and job.record_count == 2500 and job.settled_at
+    assert job.state == "JobComplete" and job.record_count == size and job.settled_at
     task_runs = task_run_rows(fast)
     assert {t.status for t in task_runs} == {"succeeded"}
     found = records(emulator)
-    assert len(found) == 2500
-    assert len({r["Response_ID__c"] for r in found}) == 2500  # no duplicates
+    assert len(found) == size
+    assert len({r["Response_ID__c"] for r in found}) == size  # no duplicates
     by_response = {r["Response_ID__c"]: r["Id"] for r in found}
     for task_run in task_runs:  # each task run has its own record's id
         assert task_run.record_id == by_response[task_run.payload["Response_ID__c"]]
@@ -190,16 +198,17 @@ def test_records_refused_by_validation_fail_with_salesforces_words(
     slices: int,
 ) -> None:
     # A job is rendered a slice at a time (its contexts never all in memory): three slices of
-    # 700 make the same job as one of 2,100.
-    monkeypatch.setattr(salesforce_bulk, "PREPARE_CHUNK", 2100 // slices)
+    # 70 make the same job as one of 210.
+    size = 210  # past the threshold; a tenth of it refused
+    monkeypatch.setattr(salesforce_bulk, "PREPARE_CHUNK", size // slices)
     add_workflow(fast, setup, imported_workflow("insert", sentiment=True))
-    comments = ["Ecstatic" if n % 10 == 3 else "Positive" for n in range(2100)]
+    comments = ["Ecstatic" if n % 10 == 3 else "Positive" for n in range(size)]
     import_responses(fast, setup, comments)
     drain(fast)
     assert len(jobs(fast)) == 1
     task_runs = task_run_rows(fast)
     refused = [t for t in task_runs if t.status == "failed"]
-    assert len(refused) == 210
+    assert len(refused) == size // 10
     for task_run in refused:
         assert task_run.payload["Sentiment__c"] == "Ecstatic"
         assert task_run.error["error_code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
@@ -207,9 +216,9 @@ def test_records_refused_by_validation_fail_with_salesforces_words(
         assert "Salesforce refused the record" in task_run.status_reason
         assert task_run.attempts == 1
     succeeded = [t for t in task_runs if t.status == "succeeded"]
-    assert len(succeeded) == 1890
+    assert len(succeeded) == size - size // 10
     found = {r["Id"]: r for r in records(emulator)}
-    assert len(found) == 1890  # an insert: each result matched by its row, none twice
+    assert len(found) == len(succeeded)  # an insert: each result matched by its row, none twice
     assert {t.record_id for t in succeeded} == set(found)
     for task_run in succeeded:
         assert found[task_run.record_id]["Response_ID__c"] == task_run.payload["Response_ID__c"]
@@ -247,12 +256,13 @@ def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
     monkeypatch: pytest.MonkeyPatch,
     dies: str,
 ) -> None:
-    backfill(2050, "insert")  # an insert: a resend would duplicate
+    size = THRESHOLD + 50
+    backfill(size, "insert")  # an insert: a resend would duplicate
     die_at(fast, monkeypatch, "close", after=dies == "after_close")
     (job,) = jobs(fast)  # stored before the upload, with its task runs
     with fast.db.reader() as uow:
         held = uow.session.scalar(select(func.count()).where(TaskRun.bulk_job_id == job.id))
-    assert held == 2050
+    assert held == size
     worker.sweep(fast)  # the job's lease is live: the sweeper leaves it and its rows alone
     assert claims.overdue_keys(fast.db, grace_s=0) == []
     assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []
@@ -266,7 +276,7 @@ def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
     task_runs = task_run_rows(fast)
     assert {t.status for t in task_runs} == {"succeeded"}
     found = records(emulator)
-    assert len(found) == 2050 and len({r["Response_ID__c"] for r in found}) == 2050
+    assert len(found) == size and len({r["Response_ID__c"] for r in found}) == size
     all_jobs = jobs(fast)
     if dies == "before_close":  # aborted (never processed), its rows sent in a new job
         assert [j.state for j in all_jobs] == ["Aborted", "JobComplete"]
@@ -280,7 +290,7 @@ def test_a_worker_killed_mid_job_is_found_again_without_duplicates(
 def test_a_close_without_an_answer_is_waited_for_not_resent(
     fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    backfill(2001, "insert")
+    backfill(THRESHOLD + 1, "insert")
     emulator.control.post(
         "/faults",
         json={"mode": "commit_then_drop", "method": "PATCH", "path": "/jobs/ingest", "count": 1},
@@ -288,14 +298,14 @@ def test_a_close_without_an_answer_is_waited_for_not_resent(
     drain(fast)
     assert emulator.control.get("/faults").json()["faults"] == []  # the close got no answer
     assert [j.state for j in jobs(fast)] == ["JobComplete"]
-    assert len(records(emulator)) == 2001
+    assert len(records(emulator)) == THRESHOLD + 1
     assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
 
 
 def test_passing_record_errors_in_a_job_are_retried(
     fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    backfill(2001)
+    backfill(THRESHOLD + 1)
     emulator.control.post(
         "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": 5}
     ).raise_for_status()
@@ -304,7 +314,7 @@ def test_passing_record_errors_in_a_job_are_retried(
     assert {t.status for t in task_runs} == {"succeeded"}
     retried = [t for t in task_runs if t.attempts == 2]
     assert len(retried) == 5  # the five went again (by Collections: fewer than the threshold)
-    assert len(records(emulator)) == 2001
+    assert len(records(emulator)) == THRESHOLD + 1
 
 
 def test_a_jobs_failed_rows_are_brought_back_at_their_earliest_and_latest_retry(
@@ -312,7 +322,7 @@ def test_a_jobs_failed_rows_are_brought_back_at_their_earliest_and_latest_retry(
 ) -> None:
     # Bug: the job's check scheduled one message per key at the retry time of whichever row
     # came last, so rows due earlier waited for that one, or for the sweeper.
-    backfill(2001)
+    backfill(THRESHOLD + 1)
     emulator.control.post(
         "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": 5}
     ).raise_for_status()
@@ -337,7 +347,7 @@ def test_a_jobs_failed_rows_are_brought_back_at_their_earliest_and_latest_retry(
 def test_a_refused_job_leaves_the_backlog_to_collections_calls(
     fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    backfill(2001)
+    backfill(THRESHOLD + 1)
     emulator.control.post(
         "/faults",
         json={"error": "UNKNOWN_EXCEPTION", "method": "POST", "path": "/jobs/ingest"},
@@ -345,20 +355,24 @@ def test_a_refused_job_leaves_the_backlog_to_collections_calls(
     drain(fast)
     assert jobs(fast) == []
     assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
-    assert len(records(emulator)) == 2001
+    assert len(records(emulator)) == THRESHOLD + 1
 
 
 def test_below_the_threshold_collections_calls_as_before(
     fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
-    backfill(450)
+    # Well under the threshold, and under the gathering floor (a quarter of it): Collections
+    # calls, full ones among them (calls of 10 stand in for those of 200 at this size).
+    fast.settings.batch_size = 10
+    size = 22  # calls of 10, 10 and 2
+    backfill(size)
     drain(fast)
     assert jobs(fast) == []
     with fast.db.reader() as uow:
         sizes = set(uow.session.scalars(select(TaskRunAttempt.batch_size)))
         bulk_ids = set(uow.session.scalars(select(TaskRunAttempt.bulk_job_id)))
-    assert max(sizes) == 200 and bulk_ids == {None}
-    assert len(records(emulator)) == 450
+    assert max(sizes) == 10 and bulk_ids == {None}
+    assert len(records(emulator)) == size
 
 
 def test_live_responses_stay_with_collections_calls_however_many_wait(
@@ -387,7 +401,7 @@ def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(
     emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    backfill(2001)
+    backfill(THRESHOLD + 1)
     die_at(fast, monkeypatch, "close")
     (job,) = jobs(fast)
     client = emulator.client()
@@ -401,7 +415,7 @@ def test_a_job_salesforce_no_longer_knows_leaves_its_rows_ambiguous(
     assert [j.state for j in jobs(fast)] == ["Unknown"]
     task_runs = task_run_rows(fast)
     assert {t.status for t in task_runs} == {"succeeded"}  # upserts: exactly once anyway
-    assert len(records(emulator)) == 2001
+    assert len(records(emulator)) == THRESHOLD + 1
 
 
 def test_a_job_salesforce_fails_fails_its_task_runs_with_its_reason(
@@ -411,7 +425,7 @@ def test_a_job_salesforce_fails_fails_its_task_runs_with_its_reason(
     emulator: EmulatorServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    backfill(2001)
+    backfill(THRESHOLD + 1)
     die_at(fast, monkeypatch, "upload")
     (job,) = jobs(fast)
     # Before the check, the Open job gets data Salesforce cannot read, and is closed.
@@ -497,31 +511,50 @@ def test_a_growing_backlog_gathers_into_one_job(
     monkeypatch.setattr(salesforce_bulk, "GATHER_RATE", 20)
     fast.settings.bulk_gather_s = gather_s
     add_workflow(fast, setup, imported_workflow("insert"))
-    import_responses(fast, setup, [f"first{n}" for n in range(2001)])
-    more = threading.Thread(
-        target=lambda: [
-            import_responses(fast, setup, [f"more{part}-{n}" for n in range(300)])
-            for part in range(4)
-        ]
-    )
+    import_responses(fast, setup, [f"first{n}" for n in range(THRESHOLD + 1)])
+    # The rest of the import starts once the worker has counted the backlog it would send, so
+    # what of it the job holds was gathered while the worker waited. It comes in batches of 50
+    # (more than a look's 40) 0.75 s apart, past the first look: all of it joins only if the
+    # worker looks again while the backlog grows.
+    parts, part_size = 4, 50
+    everything = THRESHOLD + 1 + parts * part_size
+    counted = threading.Event()
+    ready_summary = claims.ready_summary
+
+    def spy(db: Any, batch_key: str, *, cap: int = claims.READY_COUNT_CAP) -> Any:
+        summary = ready_summary(db, batch_key, cap=cap)
+        if cap == fast.settings.bulk_max_records + 1:  # counted as far as a job takes
+            counted.set()
+        return summary
+
+    def import_more() -> None:
+        counted.wait()
+        for part in range(parts):
+            time.sleep(0.75 if part and gather_s else 0)
+            import_responses(fast, setup, [f"more{part}-{n}" for n in range(part_size)])
+
+    monkeypatch.setattr(claims, "ready_summary", spy)
+    more = threading.Thread(target=import_more)
     (key,) = claims.overdue_keys(fast.db, grace_s=0)
     if gather_s:  # the import goes on while the worker looks
         more.start()
         try:
             worker.process(fast, key)
         finally:
+            counted.set()  # (should the worker never count, the import still ends)
             more.join()
     else:  # what is there goes at once, whatever comes after
         worker.process(fast, key)
+        counted.set()
         more.start()
         more.join()
     first = jobs(fast)[0]
     if gather_s:
-        assert first.record_count == 3201  # the import's later batches joined the job
+        assert first.record_count == everything  # the import's later batches joined the job
     else:
-        assert first.record_count == 2001
+        assert first.record_count == THRESHOLD + 1
     drain(fast)
-    assert len(records(emulator)) == 3201
+    assert len(records(emulator)) == everything
     assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
 
 
@@ -531,7 +564,7 @@ def test_a_long_upload_keeps_the_jobs_lease(
     import threading
 
     fast.settings.lease_s = 5
-    backfill(2001, "insert")
+    backfill(THRESHOLD + 1, "insert")
     emulator.control.post(
         "/faults",
         json={"mode": "latency", "latency_ms": 9000, "method": "PUT", "path": "/jobs/ingest"},
@@ -549,7 +582,7 @@ def test_a_long_upload_keeps_the_jobs_lease(
     emulator.control.delete("/faults")
     drain(fast)
     assert [j.state for j in jobs(fast)] == ["JobComplete"]
-    assert len(records(emulator)) == 2001
+    assert len(records(emulator)) == THRESHOLD + 1
 
 
 def test_an_upload_whose_job_a_check_took_over_stores_nothing(container: Container) -> None:
@@ -580,7 +613,7 @@ def test_a_job_whose_claim_took_longer_than_a_lease_is_still_its_workers(
     from sqlalchemy import event
 
     fast.settings.lease_s = 5
-    backfill(2001, "insert")
+    backfill(THRESHOLD + 1, "insert")
 
     def slow_claim(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         claiming = statement.startswith("UPDATE task_runs") and "RETURNING" in statement
@@ -597,7 +630,7 @@ def test_a_job_whose_claim_took_longer_than_a_lease_is_still_its_workers(
     finally:
         event.remove(fast.db.engine, "before_cursor_execute", slow_claim)
     job = bulk_jobs.job_of(fast.db, "750SLOW00000001AAA")
-    assert job is not None and job.record_count == 2001
+    assert job is not None and job.record_count == THRESHOLD + 1
     assert job.lease_expires_at > utcnow() + timedelta(seconds=3)
     assert bulk_jobs.overdue_checks(fast.db, grace_s=0) == []
     assert bulk_jobs.claim_job(fast.db, job.id, worker="check", lease_s=5) is None
@@ -629,7 +662,7 @@ def test_a_long_check_keeps_the_jobs_lease(
     import threading
 
     fast.settings.lease_s = 4
-    backfill(2001, "insert")
+    backfill(THRESHOLD + 1, "insert")
     (key,) = claims.overdue_keys(fast.db, grace_s=0)
     worker.process(fast, key)  # created, uploaded, closed; its check is scheduled
     (job,) = jobs(fast)
@@ -673,7 +706,8 @@ def test_updates_and_deletes_by_a_key_field_go_through_a_job(
         else []
     )
     add_workflow(fast, setup, document)
-    import_responses(fast, setup, [f"c{n}" for n in range(2001)])
+    size = 3 * THRESHOLD + 1  # past the threshold, and two key look-ups (300 values each)
+    import_responses(fast, setup, [f"c{n}" for n in range(size)])
     with fast.db.reader() as uow:
         response_ids = list(uow.session.scalars(select(Response.id)))
     # The records the workflow changes exist already (made here with a Bulk job of our own).
@@ -683,11 +717,11 @@ def test_updates_and_deletes_by_a_key_field_go_through_a_job(
         rows = "".join(f"{r},old\n" for r in response_ids)
         bulk.upload(seed.id, f"Response_ID__c,Comment__c\n{rows}".encode())
         bulk.close(seed.id)
-        assert bulk.wait(seed.id, timeout_s=60, every_s=0.05).records_processed == 2001
+        assert bulk.wait(seed.id, timeout_s=60, every_s=0.05).records_processed == size
     emulator.control.delete("/api_usage")
     drain(fast)
-    # describe, 7 key look-ups (300 values each), create, upload, close, looks, results
-    assert api_calls(emulator) <= 16
+    # describe, 2 key look-ups, create, upload, close, looks, results
+    assert api_calls(emulator) <= 11
     (job,) = jobs(fast)
     assert job.operation == action and job.columns[0] == "Id"
     task_runs = task_run_rows(fast)
@@ -696,7 +730,7 @@ def test_updates_and_deletes_by_a_key_field_go_through_a_job(
     if action == "delete":
         assert found == []
     else:
-        assert len(found) == 2001 and all(r["Comment__c"].startswith("changed: c") for r in found)
+        assert len(found) == size and all(r["Comment__c"].startswith("changed: c") for r in found)
         by_id = {r["Id"]: r for r in found}
         for task_run in task_runs:  # each result went to the task run of its record
             assert task_run.record_id == task_run.payload["Id"]
