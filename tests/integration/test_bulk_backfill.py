@@ -353,6 +353,8 @@ def test_a_refused_job_leaves_the_backlog_to_collections_calls(
         json={"error": "UNKNOWN_EXCEPTION", "method": "POST", "path": "/jobs/ingest"},
     ).raise_for_status()
     drain(fast)
+    (fault,) = emulator.control.get("/faults").json()["faults"]
+    assert fault["fired"] >= 1  # a job was asked for, and refused
     assert jobs(fast) == []
     assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
     assert len(records(emulator)) == THRESHOLD + 1
