@@ -290,7 +290,8 @@ def shoot(page: Any, name: str, lang: str, viewport: str) -> Path:
     # Two tests may take the same view (accounts-empty) at once on two xdist workers: each
     # writes its own file and renames it over the shot, so the shot is always a whole picture.
     partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-    partial.write_bytes(page.screenshot(full_page=True))
+    # A long page's full shot waited past the 20 s default once, under a full suite's load.
+    partial.write_bytes(page.screenshot(full_page=True, timeout=60_000))
     partial.replace(path)
     return path
 
