@@ -302,13 +302,18 @@ def test_a_close_without_an_answer_is_waited_for_not_resent(
     assert {t.status for t in task_run_rows(fast)} == {"succeeded"}
 
 
+def lock_rows_of_the_job(emulator: EmulatorServer, count: int) -> None:
+    """The next job's first `count` rows fail with an error worth retrying."""
+    emulator.control.post(
+        "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": count}
+    ).raise_for_status()
+
+
 def test_passing_record_errors_in_a_job_are_retried(
     fast: Container, backfill: Callable[..., None], setup: dict[str, Any], emulator: EmulatorServer
 ) -> None:
     backfill(THRESHOLD + 1)
-    emulator.control.post(
-        "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": 5}
-    ).raise_for_status()
+    lock_rows_of_the_job(emulator, 5)
     drain(fast)
     task_runs = task_run_rows(fast)
     assert {t.status for t in task_runs} == {"succeeded"}
@@ -323,9 +328,7 @@ def test_a_jobs_failed_rows_are_brought_back_at_their_earliest_and_latest_retry(
     # Bug: the job's check scheduled one message per key at the retry time of whichever row
     # came last, so rows due earlier waited for that one, or for the sweeper.
     backfill(THRESHOLD + 1)
-    emulator.control.post(
-        "/faults", json={"target": "bulk", "error": "UNABLE_TO_LOCK_ROW", "count": 5}
-    ).raise_for_status()
+    lock_rows_of_the_job(emulator, 5)
     (key,) = claims.overdue_keys(fast.db, grace_s=0)
     worker.process(fast, key)  # created, uploaded, closed; its check is scheduled
     (job,) = jobs(fast)
