@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cxloop.db.base import in_chunks, utcnow
+from cxloop.engine.follow_up import follow_up
 from cxloop.engine.salesforce_batch import (
     BatchItem,
     client_for,
@@ -539,12 +540,7 @@ def _record(
     records again after a crash changes nothing twice."""
     for chunk in in_chunks(outcomes, RECORD_CHUNK):
         settled = claims.record_outcomes(container.db, chunk, started_at=started_at, worker=worker)
-        container.ledger.dispatch(settled.ready_keys)
-        for key, times in settled.retry_messages().items():
-            for at in times:
-                container.tasks.dispatch.schedule(
-                    args=(key,), delay=max((at - utcnow()).total_seconds(), 0.0)
-                )
+        follow_up(container, settled)
 
 
 def _schedule_check(container: EngineParts, job_id: str, delay_s: float) -> None:

@@ -26,6 +26,7 @@ import structlog
 
 from cxloop.db.base import utcnow
 from cxloop.engine import directory_task, email_task, salesforce_batch, salesforce_bulk
+from cxloop.engine.follow_up import follow_up, schedule
 from cxloop.engine.render import RunGone
 from cxloop.ledger import SalesforceBatchKey, batch_owners, bulk_jobs, claims
 
@@ -343,10 +344,7 @@ def _record(
         worker=worker,
         connection_health=container.engine_state.connection_health,
     )
-    container.ledger.dispatch(settled.ready_keys)
-    for key, times in settled.retry_messages().items():
-        for at in times:
-            schedule(container, key, at)
+    follow_up(container, settled)
 
 
 def come_back_when_held(container: EngineParts, batch_key: str, until: datetime) -> None:
@@ -451,12 +449,6 @@ def batch_turn(container: EngineParts, batch_key: str) -> Iterator[float | None]
         if 0 < quiet_s <= quiet_for:
             break
     yield time.monotonic() - started
-
-
-def schedule(container: EngineParts, batch_key: str, at: datetime) -> None:
-    """Dispatch `batch_key` again at `at` (the sweeper is the safety net if this is lost)."""
-    delay = max((at - utcnow()).total_seconds(), 0.0)
-    container.tasks.dispatch.schedule(args=(batch_key,), delay=delay)
 
 
 def sweep(container: EngineParts) -> None:
