@@ -394,14 +394,12 @@ def shared_default_ssl_context() -> Iterator[None]:
     from httpx._transports import default
 
     real = default.create_ssl_context
-    shared: list[Any] = []
+    shared = real()
 
     def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
         if verify is not True or cert is not None or not trust_env:
             return real(verify=verify, cert=cert, trust_env=trust_env)
-        if not shared:
-            shared.append(real(verify=verify, cert=cert, trust_env=trust_env))
-        return shared[0]
+        return shared
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(default, "create_ssl_context", create_ssl_context)
